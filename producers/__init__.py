@@ -1,0 +1,1 @@
+"""backfill producers: turn a file into an import (open, sniff, split, enqueue)."""

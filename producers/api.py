@@ -1,0 +1,201 @@
+"""The Python API for scripts: enqueue an import, then wait, poll or fetch its report.
+
+>>> from producers.api import enqueue_import
+>>> handle = enqueue_import("orders.csv", trigger=True, trigger_window="none")
+>>> report = handle.wait(timeout=600)
+>>> handle.exit_code()
+0
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+import orjson
+
+from worker import keys
+from worker.chunk import encode_payload
+from worker.errors import ConfigError, FileProblem, ImportNotFound
+from worker.logs import bind_chunk, get_logger
+from worker.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
+from worker.settings import Settings, get_settings
+from worker.spec import ImportSpec, new_import_id
+from worker.timestamps import parse_duration, zone
+
+from .source import Source
+from .split import Plan, chunks, scan
+
+log = get_logger("backfill.producer")
+#: The producer warns when no chunk of its import commits for this long while it waits.
+STALL_WARNING_S = 15.0
+
+
+def _worker():
+    # Imported late: the worker module connects to (or starts) Redis on import.
+    from worker import tasks
+
+    return tasks
+
+
+@dataclasses.dataclass
+class ImportHandle:
+    """A queued (or failed) import: poll it, wait for it, read its report."""
+
+    import_id: str
+
+    def _store(self):
+        return _worker().store()
+
+    def state(self) -> dict[str, str]:
+        """The raw stored state (counters, status); raises ImportNotFound when unknown."""
+        state = self._store().state(self.import_id)
+        if not state:
+            raise ImportNotFound(f"no import {self.import_id!r} (unknown, or expired after its retention)")
+        return state
+
+    @property
+    def status(self) -> str:
+        """queued, running, completed, completed_with_errors or failed."""
+        return self.state().get("status", "unknown")
+
+    def report(self) -> dict | None:
+        """The final report, or None while the import runs."""
+        raw = self.state().get("report")
+        return orjson.loads(raw) if raw else None
+
+    def wait(self, timeout: float | None = None, *, poll_s: float = 0.2,
+             on_progress: Callable[[dict[str, str]], None] | None = None) -> dict | None:
+        """Block until the report exists (returned), or ``timeout`` seconds pass (None returned)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state.get("report"):
+                return orjson.loads(state["report"])
+            if on_progress:
+                on_progress(state)
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(poll_s)
+
+    def exit_code(self) -> int:
+        """The CLI's exit code for this import now (3 while it still runs)."""
+        report = self.report()
+        return EXIT_TIMEOUT if report is None else EXIT_CODES.get(report["status"], 1)
+
+    def problems_csv(self, kind: str = "errors") -> Iterator[str]:
+        """The errors (or warnings) file, as CSV text in pieces."""
+        st = self._store()
+        state = self.state()
+        if "spec" not in state:
+            header, dropped = [], []
+        else:
+            spec = ImportSpec.from_json(state["spec"])
+            header, dropped = list(spec.columns.header), list(spec.columns.dropped)
+        return problems_csv(header, dropped, st.problems(self.import_id, kind), kind)
+
+
+def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
+            dialect: str | None = None, identifier: str | None = None,
+            settings: Settings | None = None, stdin: BinaryIO | None = None) -> tuple[Source, Plan]:
+    """Open and scan a file as an import would, without Redis; raises FileProblem."""
+    settings = settings or get_settings()
+    source = Source.open(path, stdin=stdin)
+    try:
+        plan = scan(source, encoding=encoding, delimiter=delimiter, dialect=dialect,
+                    identifier=identifier, max_columns=settings.max_columns)
+    except BaseException:
+        source.close()
+        raise
+    return source, plan
+
+
+def enqueue_import(
+    path: str | Path,
+    *,
+    identifier: str | None = None,
+    dialect: str | None = None,
+    trigger: bool = False,
+    trigger_window: str | int | None = "72h",
+    timezone: str = "UTC",
+    create_people: bool = False,
+    dry_run: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    stdin: BinaryIO | None = None,
+    settings: Settings | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> ImportHandle:
+    """Scan ``path`` and queue it in chunks; returns at once with a handle.
+
+    A file-level problem (not CSV, no person column, bad quoting...) does not
+    raise: the import is recorded as ``failed`` with one clear message, its report
+    written, and nothing queued. ``handle.report()["failure"]`` says why.
+    Invalid options raise ConfigError.
+    """
+    settings = settings or get_settings()
+    if zone(timezone) is None:
+        raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
+    window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
+    tasks = _worker()
+    st = tasks.store()
+    import_id = new_import_id()
+    handle = ImportHandle(import_id)
+    with bind_chunk(import_id):
+        try:
+            source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
+                                   identifier=identifier, settings=settings, stdin=stdin)
+        except FileProblem as problem:
+            st.r.hset(keys.import_hash(import_id), mapping={
+                "source": str(path), "created_ms": int(time.time() * 1000)})
+            st.r.zadd(keys.IMPORTS_INDEX, {import_id: int(time.time() * 1000)})
+            st.fail_import(import_id, problem.code, str(problem))
+            log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
+            tasks.run_finalize(st, import_id, settings)
+            return handle
+        with source:
+            spec = ImportSpec(
+                import_id=import_id, columns=plan.columns, identifier=plan.identifier,
+                source=str(path), trigger=trigger, trigger_window_s=window, timezone=timezone,
+                create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
+                encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
+            )
+            st.create_import(spec, {
+                "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
+                "encoding_reason": plan.sniffed.encoding_reason,
+            }, settings.retention_s)
+            log.info("import queued", source=str(path), rows=plan.rows, dialect=plan.columns.dialect,
+                     identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
+            count = _queue_chunks(st, tasks, source, plan, import_id, settings, on_chunk)
+        if st.set_total(import_id, count):
+            tasks.finalize_import.apply_async((import_id,))
+    return handle
+
+
+def _queue_chunks(st, tasks, source: Source, plan: Plan, import_id: str, settings: Settings,
+                  on_chunk: Callable[[int], None] | None) -> int:
+    count = 0
+    for chunk in chunks(source, plan, settings.chunk_rows):
+        _wait_for_room(st, import_id, settings)
+        st.put_chunk(import_id, chunk.number, encode_payload(chunk.rows, chunk.row_numbers),
+                     settings.retention_s)
+        tasks.process_chunk.apply_async((import_id, chunk.number))
+        count += 1
+        if on_chunk:
+            on_chunk(count)
+    return count
+
+
+def _wait_for_room(st, import_id: str, settings: Settings) -> None:
+    """Backpressure: pause while too many chunks of this import wait uncommitted."""
+    if st.in_flight(import_id) < settings.max_inflight_chunks:
+        return
+    waited_since = time.monotonic()
+    warned = False
+    while st.in_flight(import_id) >= settings.max_inflight_chunks:
+        if not warned and time.monotonic() - waited_since > STALL_WARNING_S:
+            log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
+                        in_flight=st.in_flight(import_id))
+            warned = True
+        time.sleep(0.02)

@@ -1,0 +1,221 @@
+"""Opening an input file, refusing what is not CSV, and sniffing what is.
+
+A :class:`Source` can be read more than once: the producer scans the whole file
+once (so every file-level problem is found before any chunk is queued, even an
+unterminated quote on the last line or a cp1252 byte at row 900,000), then
+streams it again in chunks. Standard input is spooled to a temporary file for
+that; nothing is ever held in memory whole.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import dataclasses
+import gzip
+import io
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from worker.errors import FileProblem
+
+SAMPLE_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t", "|")
+_SAVE_AS_CSV = "open it in Excel or Google Sheets and use File > Save as (Download) > CSV, then import the .csv"
+_SIGNATURES = (
+    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel workbook (.xls)"),
+    (b"%PDF", "a PDF document"),
+    (b"\xff\xfe", "UTF-16 text (Excel's \"Unicode text\")"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+# Fields above this are refused: no real spreadsheet cell is this long, and a
+# file that is one giant field would otherwise be held in memory whole.
+FIELD_LIMIT = 1024 * 1024
+csv.field_size_limit(FIELD_LIMIT)
+
+
+class Source:
+    """A file that can be opened (as bytes, decompressed) several times."""
+
+    def __init__(self, name: str, path: Path, *, gzipped: bool, temporary: bool = False) -> None:
+        self.name = name
+        self.path = path
+        self.gzipped = gzipped
+        self._temporary = temporary
+
+    @classmethod
+    def open(cls, target: str | Path, *, stdin: BinaryIO | None = None) -> "Source":
+        """Open ``target``: a path, ``.gz`` or not, or ``-`` for standard input."""
+        if str(target) == "-":
+            with tempfile.NamedTemporaryFile(prefix="backfill-stdin-", suffix=".csv", delete=False) as spool:
+                shutil.copyfileobj(stdin or sys.stdin.buffer, spool, 1024 * 1024)
+            path = Path(spool.name)
+            return cls("-", path, gzipped=_is_gzip(path), temporary=True)
+        path = Path(target)
+        if not path.exists():
+            raise FileProblem("not_found", f"{path}: no such file")
+        if path.is_dir():
+            raise FileProblem("not_a_file", f"{path} is a folder, not a CSV file")
+        return cls(str(path), path, gzipped=_is_gzip(path))
+
+    def binary(self) -> BinaryIO:
+        """A fresh binary stream over the (decompressed) content."""
+        if self.gzipped:
+            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+        return self.path.open("rb")
+
+    def close(self) -> None:
+        """Delete the spooled copy of standard input, if any."""
+        if self._temporary:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sniffed:
+    """What the start of a file says about all of it."""
+
+    encoding: str
+    delimiter: str
+    #: True when the first line was Excel's ``sep=;`` hint (skipped when reading)
+    sep_line: bool
+    #: why this encoding: "BOM", "valid UTF-8", "cp1252 fallback", "given"
+    encoding_reason: str
+
+
+def _check_signature(sample: bytes, name: str) -> None:
+    for magic, what in _SIGNATURES:
+        if sample.startswith(magic):
+            raise FileProblem("not_csv", f"{name} is {what}, not a CSV file: {_SAVE_AS_CSV}")
+    if b"\x00" in sample:
+        raise FileProblem(
+            "binary_file",
+            f"{name} is not a text file (it contains NUL bytes): {_SAVE_AS_CSV} (UTF-8)",
+        )
+
+
+def sniff(source: Source, *, encoding: str | None = None, delimiter: str | None = None) -> Sniffed:
+    """Refuse non-CSV content, then pick the encoding and delimiter from a sample."""
+    with source.binary() as stream:
+        try:
+            sample = stream.read(SAMPLE_BYTES)
+        except (OSError, EOFError) as exc:
+            raise FileProblem("unreadable", f"{source.name} cannot be read: {exc}") from None
+    if not sample.strip():
+        raise FileProblem("empty_file", f"{source.name} is empty: a CSV file needs a header row")
+    _check_signature(sample, source.name)
+
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise FileProblem("unknown_encoding", f"unknown encoding {encoding!r}") from None
+        chosen, reason = encoding, "given"
+    elif sample.startswith(codecs.BOM_UTF8):
+        chosen, reason = "utf-8-sig", "BOM"
+    else:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+            chosen, reason = "utf-8", "valid UTF-8"
+        except UnicodeDecodeError:
+            chosen, reason = "cp1252", "cp1252 fallback: not valid UTF-8"
+
+    text = sample.decode(chosen, errors="replace")
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    sep_line = False
+    if first_line.lower().startswith("sep=") and len(first_line) == 5:
+        delimiter, sep_line = delimiter or first_line[4], True
+    if not delimiter:
+        # The header decides: the candidate it holds most of, outside quotes.
+        header = _strip_quoted(first_line)
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        delimiter = best if counts[best] else ","
+    return Sniffed(chosen, delimiter, sep_line, reason)
+
+
+def _strip_quoted(line: str) -> str:
+    out, quoted = [], False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted:
+            out.append(char)
+    return "".join(out)
+
+
+class Records:
+    """Strictly parsed records of a source, with the file row number of each.
+
+    Row numbers count records the way a spreadsheet shows them: the header is
+    row 1, the first data record row 2, whatever newlines quoted fields hold.
+    """
+
+    def __init__(self, source: Source, sniffed: Sniffed) -> None:
+        self.source = source
+        self.sniffed = sniffed
+        self.line = 0  # physical line where the record being read started
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        binary = self.source.binary()
+        text = io.TextIOWrapper(binary, encoding=self.sniffed.encoding, newline="")
+        reader = csv.reader(text, delimiter=self.sniffed.delimiter, skipinitialspace=True, strict=True)
+        row = 0
+        try:
+            if self.sniffed.sep_line:
+                text.readline()
+            offset = 1 if self.sniffed.sep_line else 0
+            while True:
+                self.line = reader.line_num + 1 + offset
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                row += 1
+                yield row, record
+        except csv.Error as exc:
+            raise self._csv_problem(exc, reader.line_num + offset) from None
+        except UnicodeDecodeError as exc:
+            raise FileProblem(
+                "bad_encoding",
+                f"{self.source.name} is not valid {self.sniffed.encoding} near line {self.line} "
+                f"(byte 0x{exc.object[exc.start]:02x}); save it as CSV UTF-8 or pass --encoding",
+                line=self.line,
+            ) from None
+        except (OSError, EOFError) as exc:  # gzip: truncated or corrupt stream
+            raise FileProblem("unreadable", f"{self.source.name} cannot be read: {exc}") from None
+        finally:
+            text.close()
+
+    def _csv_problem(self, exc: csv.Error, last_line: int) -> FileProblem:
+        message = str(exc)
+        if "unexpected end of data" in message or "EOF" in message:
+            return FileProblem(
+                "unterminated_quote",
+                f"unterminated quote: the quoted field that starts on line {self.line} is never closed "
+                f"(the file ends at line {last_line}); nothing was imported",
+                line=self.line,
+            )
+        if "field larger than field limit" in message:
+            return FileProblem(
+                "field_too_large",
+                f"a field starting on line {self.line} is over {FIELD_LIMIT // 1024} KiB: "
+                "most likely a quote that is never closed",
+                line=self.line,
+            )
+        return FileProblem(
+            "bad_csv", f"line {last_line} is not valid CSV ({message}); nothing was imported", line=last_line
+        )

@@ -1,0 +1,168 @@
+"""Scanning a whole file for file-level problems, then streaming it in chunks.
+
+``scan`` reads every record once, holding only counters, so that an import
+either fails before anything is queued or is known to be well formed CSV.
+``chunks`` then yields lists of records (records, not lines: quoted fields may
+hold newlines), each with the file row numbers of its records.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+from worker.dialects import CUSTOMERIO, VERO, Columns, column_letter, plan_columns
+from worker.errors import FileProblem
+from worker.rows import is_email
+
+from .source import Records, Source, Sniffed, sniff
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the producer learned about a file before queueing it."""
+
+    sniffed: Sniffed
+    columns: Columns
+    identifier: str
+    #: data records (blank records excluded)
+    rows: int
+    #: records with no content at all, skipped
+    blank: int
+    #: first three values of each column, for ``backfill inspect``
+    samples: tuple[tuple[str, ...], ...]
+
+
+def _blank(record: list[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+def scan(
+    source: Source,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    dialect: str | None = None,
+    identifier: str | None = None,
+    max_columns: int = 100,
+) -> Plan:
+    """Read the whole file once and return its plan, or raise FileProblem.
+
+    Falls back to cp1252 when UTF-8 was only assumed and a later byte is not UTF-8.
+    """
+    sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
+    try:
+        return _scan(source, sniffed, dialect, identifier, max_columns)
+    except FileProblem as problem:
+        if problem.code != "bad_encoding" or sniffed.encoding != "utf-8" or encoding:
+            raise
+        fallback = dataclasses.replace(
+            sniffed, encoding="cp1252", encoding_reason=f"cp1252 fallback: not valid UTF-8 near line {problem.line}"
+        )
+        return _scan(source, fallback, dialect, identifier, max_columns)
+
+
+def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str | None,
+          max_columns: int) -> Plan:
+    records = iter(Records(source, sniffed))
+    header: list[str] | None = None
+    for _, record in records:
+        if not _blank(record):
+            header = record
+            break
+    if header is None:
+        raise FileProblem("empty_file", f"{source.name} has no header row")
+    columns = plan_columns(header, dialect=dialect, max_columns=max_columns)
+    if identifier is None and columns.dialect == VERO:
+        identifier = "email"
+    if identifier not in (None, "id", "email"):
+        raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
+
+    person, unnamed = columns.person, columns.unnamed
+    samples: list[list[str]] = [[] for _ in columns.header]
+    first_email = first_id = None
+    rows = blank = 0
+    for row, record in records:
+        if _blank(record):
+            blank += 1
+            continue
+        rows += 1
+        if rows <= 3:
+            for index, cell in enumerate(record[: len(samples)]):
+                samples[index].append(cell.strip())
+        for index in unnamed:
+            if index < len(record) and record[index].strip():
+                raise FileProblem(
+                    "unnamed_column",
+                    f"column {column_letter(index)} has no name in the header but row {row} has a value in it; "
+                    "name the column or delete it",
+                    line=row,
+                )
+        if identifier is None and person < len(record):
+            value = record[person].strip()
+            if value:
+                if "@" in value:
+                    first_email = first_email or row
+                else:
+                    first_id = first_id or row
+    if identifier is None:
+        if first_email and first_id:
+            raise FileProblem(
+                "mixed_identifiers",
+                f"column {columns.header[person]!r} mixes e-mail addresses (first on row {first_email}) and ids "
+                f"(first on row {first_id}); a file uses one kind for everybody. If it is e-mails with typos, "
+                "pass --identifier email to get the bad ones as row errors",
+            )
+        identifier = "email" if first_email else "id"
+    return Plan(sniffed, columns, identifier, rows, blank, tuple(tuple(s) for s in samples))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chunk:
+    """A run of records and their file row numbers."""
+
+    number: int
+    rows: list[list[str]]
+    row_numbers: list[int]
+
+    def payload(self) -> dict:
+        """Plain data for the chunk key: row numbers spelled out only when not contiguous."""
+        first = self.row_numbers[0]
+        contiguous = self.row_numbers[-1] - first == len(self.row_numbers) - 1
+        data: dict = {"first_row": first, "rows": self.rows}
+        if not contiguous:
+            data["row_numbers"] = self.row_numbers
+        return data
+
+
+def row_numbers_of(payload: dict) -> list[int]:
+    """The row numbers of a chunk payload made by :meth:`Chunk.payload`."""
+    numbers = payload.get("row_numbers")
+    if numbers is not None:
+        return numbers
+    first = payload["first_row"]
+    return list(range(first, first + len(payload["rows"])))
+
+
+def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
+    """Stream the data records of ``source`` in chunks of ``chunk_rows`` (blank ones skipped)."""
+    records = iter(Records(source, plan.sniffed))
+    for _, record in records:
+        if not _blank(record):
+            break  # the header
+    number = 0
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for row, record in records:
+        if _blank(record):
+            continue
+        rows.append(record)
+        numbers.append(row)
+        if len(rows) == chunk_rows:
+            yield Chunk(number, rows, numbers)
+            number += 1
+            rows, numbers = [], []
+    if rows:
+        yield Chunk(number, rows, numbers)
+
+
+__all__ = ["CUSTOMERIO", "VERO", "Chunk", "Plan", "chunks", "row_numbers_of", "scan"]

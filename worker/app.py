@@ -1,0 +1,71 @@
+"""The Celery application: Redis broker, orjson messages, at-least-once delivery.
+
+Run a worker with ``backfill worker`` (or ``celery -A worker.app worker``).
+"""
+from __future__ import annotations
+
+import orjson
+from celery import Celery, signals
+from kombu import Queue
+from kombu.serialization import register
+
+from . import keys
+from .embedded import broker_url, ensure_redis
+from .logs import configure
+from .settings import get_settings
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+register("orjson", _dumps, orjson.loads, content_type="application/x-orjson", content_encoding="utf-8")
+
+
+def create_app() -> Celery:
+    """Build the app from the settings in force (tests build one per Redis)."""
+    settings = get_settings()
+    url = ensure_redis(settings)
+    app = Celery("backfill", broker=broker_url(url))
+    app.conf.update(
+        broker_connection_retry_on_startup=True,
+        # A task not acked within this is delivered again: keep it well above the chunk time limit.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_serializer="orjson",
+        accept_content=["orjson"],
+        result_serializer="orjson",
+        task_ignore_result=True,
+        result_backend=None,
+        # At least once: ack after the task ran, and redeliver if its process died.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.chunk_soft_time_limit_s,
+        task_time_limit=settings.chunk_time_limit_s,
+        task_default_queue=keys.QUEUE_IMPORTS,
+        task_queues=(Queue(keys.QUEUE_IMPORTS), Queue(keys.QUEUE_REPORTS)),
+        task_routes={
+            "backfill.finalize_import": {"queue": keys.QUEUE_REPORTS},
+            "backfill.move_due_triggers": {"queue": keys.QUEUE_REPORTS},
+        },
+        beat_schedule={
+            "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s},
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+        enable_utc=True,
+        include=["worker.tasks"],
+    )
+    app.conf.backfill_redis_url = url
+    return app
+
+
+@signals.setup_logging.connect
+def _logging(**_: object) -> None:
+    # Connecting this signal stops Celery from installing its own handlers.
+    configure(get_settings())
+
+
+app = create_app()

@@ -1,0 +1,104 @@
+"""From a chunk's records to the one outcome its commit writes. Pure: no I/O.
+
+Two steps around the one read the worker makes (which people exist):
+:func:`validate` then :func:`assemble`.
+"""
+from __future__ import annotations
+
+from datetime import timezone
+
+import orjson
+
+from . import rules
+from .rows import Event, Problem, RowOutcome, dedupe_key, validate_rows
+from .spec import ImportSpec
+from .store import ChunkOutcome
+from .timestamps import iso, zone
+
+
+def decode_payload(raw: bytes) -> tuple[list[list[str]], list[int]]:
+    """Records and row numbers of a stored chunk (see ``producers.split.Chunk.payload``)."""
+    payload = orjson.loads(raw)
+    rows = payload["rows"]
+    numbers = payload.get("row_numbers")
+    if numbers is None:
+        first = payload["first_row"]
+        numbers = list(range(first, first + len(rows)))
+    return rows, numbers
+
+
+def encode_payload(rows: list[list[str]], numbers: list[int]) -> bytes:
+    """The stored form of a chunk: row numbers spelled out only when not contiguous."""
+    data: dict = {"first_row": numbers[0], "rows": rows}
+    if numbers[-1] - numbers[0] != len(numbers) - 1:
+        data["row_numbers"] = numbers
+    return orjson.dumps(data)
+
+
+def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
+             clock_skew_s: float) -> RowOutcome:
+    """Validate a chunk's records under the import's options."""
+    tz = zone(spec.timezone) or timezone.utc
+    return validate_rows(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
+                         clock_skew_s=clock_skew_s)
+
+
+def _problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
+    return orjson.dumps({
+        "row": row, "cells": cells,
+        "problems": [p.text() for p in problems], "codes": [p.code for p in problems],
+    })
+
+
+def assemble(
+    spec: ImportSpec,
+    validated: RowOutcome,
+    rows_by_number: dict[int, list[str]],
+    existing: set[str],
+    campaigns: dict[str, list[rules.Campaign]],
+    now: float,
+    clock_skew_s: float,
+) -> ChunkOutcome:
+    """Apply people lookup and trigger rules; encode everything for the commit."""
+    errors = [_problem_row(r, c, p) for r, c, p in validated.errors]
+    warnings = [_problem_row(r, c, p) for r, c, p in validated.warnings]
+    create: list[tuple[str, str]] = []
+    events: list[tuple[bytes, bytes, bytes | str]] = []
+    kind = spec.identifier
+    person_label = spec.columns.header[spec.columns.person]
+    for event in validated.events:
+        if event.person_key not in existing:
+            if not spec.create_people:
+                errors.append(_problem_row(event.row, rows_by_number[event.row], [Problem(
+                    event.row, person_label, "person_not_found",
+                    f"no person with {kind} {event.person!r}: import people first, or use --create-people")]))
+                continue
+            create.append((event.person_key, event.person))
+        events.append(_encode_event(spec, event, campaigns, now, clock_skew_s))
+    return ChunkOutcome(errors, warnings, create, events)
+
+
+def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rules.Campaign]],
+                  now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str]:
+    ts = event.ts if event.ts is not None else now
+    person = {spec.identifier: event.person}
+    body: dict = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
+                  "timestamp": int(ts) if ts == int(ts) else ts, "time": iso(ts), "data": event.data}
+    if event.event_id is not None:
+        body["id"] = event.event_id
+    decision = rules.decide(
+        trigger=spec.trigger, event_time=event.ts, now=now,
+        campaigns=campaigns.get(event.name, ()), window_s=spec.trigger_window_s,
+        clock_skew_s=clock_skew_s,
+    )
+    if decision.actions:
+        outcome: bytes | str = orjson.dumps([
+            [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({
+                "campaign": a.campaign, "event": event.name, "person": person, "import": spec.import_id,
+                "row": event.row, "event_time": iso(ts), "due": iso(a.at) if a.at is not None else None,
+            }).decode()]
+            for a in decision.actions
+        ])
+    else:
+        outcome = decision.outcome
+    return dedupe_key(event) or b"", orjson.dumps(body), outcome

@@ -1,0 +1,145 @@
+-- commit.lua: one chunk's whole outcome in one atomic step.
+--
+-- A chunk commits exactly once: its number goes into the done-set first, and a
+-- chunk already there changes nothing. Everything else the chunk does (events,
+-- people created, dedupe marks, triggers, counters, problem rows, deleting the
+-- chunk's rows) happens in this same script, so a crash before it leaves no
+-- trace and a crash after it leaves the whole outcome.
+--
+-- Dynamic keys (dedupe shards, person hashes) are derived here from prefixes:
+-- backfill runs on one Redis instance, not a cluster.
+--
+-- KEYS[1]  import hash: counters (HINCRBY) and chunks_total
+-- KEYS[2]  import done-set: chunk numbers already committed
+-- KEYS[3]  the chunk's rows (deleted)
+-- KEYS[4]  import errors list (orjson rows)
+-- KEYS[5]  import warnings list (orjson rows)
+-- KEYS[6]  events stream: one entry per chunk, its events as a JSON array
+-- KEYS[7]  scheduled triggers zset (score = due ms)
+-- KEYS[8]  deliveries stream (triggers sent now)
+-- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
+-- KEYS[10] people sequence (new cio_ids)
+--
+-- ARGV[1]  chunk number
+-- ARGV[2]  "1" for a dry run: count and report, write no data
+-- ARGV[3]  now, ms
+-- ARGV[4]  now, hours since the epoch (dedupe marks hold their expiry hour)
+-- ARGV[5]  expiry hour for marks written now
+-- ARGV[6]  dedupe shard prefix (a mark is shard = prefix..key[1..2], field = key[3..])
+-- ARGV[7]  seconds a touched dedupe shard lives on
+-- ARGV[8]  person hash prefix
+-- ARGV[9]  identifier kind: "email" or "id"
+-- ARGV[10] import id
+-- ARGV[11] problem-list TTL, seconds
+-- then     n, n error rows
+--          n, n warning rows
+--          n, n pairs (person key, value as written) to create if missing
+--          n, n triples (dedupe key or "", event JSON, trigger outcome)
+--          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
+--          JSON array of [kind, due_ms, message] actions for the event's campaigns.
+-- Returns  {committed 0/1, imported, duplicates, finalize 0/1}
+
+local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('SADD', done_set, ARGV[1]) == 0 then
+  return {0, 0, 0, 0}
+end
+local dry = ARGV[2] == '1'
+local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local dd_prefix, dd_ttl, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local ttl = ARGV[11]
+local i = 12
+
+local function push_all(key, first, count)
+  -- RPUSH in slices: unpack() of thousands of values overflows Lua's C stack.
+  local at = first
+  while at < first + count do
+    local last = math.min(at + 499, first + count - 1)
+    redis.call('RPUSH', key, unpack(ARGV, at, last))
+    at = last + 1
+  end
+  if count > 0 then redis.call('EXPIRE', key, ttl) end
+end
+
+local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err); i = i + 1 + n_err
+local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn); i = i + 1 + n_warn
+
+local created = 0
+local n_new = tonumber(ARGV[i]); i = i + 1
+local pending = {}
+for _ = 1, n_new do
+  local key, value = ARGV[i], ARGV[i + 1]; i = i + 2
+  if not pending[key] and redis.call('HEXISTS', KEYS[9], key) == 0 then
+    pending[key] = true
+    created = created + 1
+    if not dry then
+      local cio = string.format('%x', 0xa0000000 + redis.call('INCR', KEYS[10]))
+      redis.call('HSET', KEYS[9], key, cio)
+      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', now_ms)
+    end
+  end
+end
+
+local imported, duplicates = 0, 0
+local counts, blobs, seen, touched = {}, {}, {}, {}
+local n_ev = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_ev do
+  local dk, blob, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  local fresh = true
+  if dk ~= '' then
+    if seen[dk] then
+      fresh = false
+    else
+      seen[dk] = true
+      local shard, field = dd_prefix .. string.sub(dk, 1, 2), string.sub(dk, 3)
+      local expires = redis.call('HGET', shard, field)
+      if expires and tonumber(expires) >= now_h then
+        fresh = false
+      elseif not dry then
+        redis.call('HSET', shard, field, exp_h)
+        touched[shard] = true
+      end
+    end
+  end
+  if fresh then
+    imported = imported + 1
+    blobs[imported] = blob
+    if string.sub(outcome, 1, 1) == '[' then
+      for _, action in ipairs(cjson.decode(outcome)) do
+        local what = action[1]
+        counts[what] = (counts[what] or 0) + 1
+        if not dry then
+          if what == 'scheduled' then
+            redis.call('ZADD', KEYS[7], action[2], action[3])
+          elseif what == 'sent_now' then
+            redis.call('XADD', KEYS[8], '*', 'message', action[3])
+          end
+        end
+      end
+    else
+      counts[outcome] = (counts[outcome] or 0) + 1
+    end
+  else
+    duplicates = duplicates + 1
+  end
+end
+for shard in pairs(touched) do redis.call('EXPIRE', shard, dd_ttl) end
+if imported > 0 and not dry then
+  redis.call('XADD', KEYS[6], '*', 'import', ARGV[10], 'chunk', ARGV[1], 'count', imported,
+             'events', '[' .. table.concat(blobs, ',') .. ']')
+end
+
+redis.call('DEL', chunk_key)
+redis.call('HINCRBY', imp, 'rows', n_err + n_ev)
+redis.call('HINCRBY', imp, 'imported', imported)
+redis.call('HINCRBY', imp, 'duplicates', duplicates)
+redis.call('HINCRBY', imp, 'errors', n_err)
+redis.call('HINCRBY', imp, 'warnings', n_warn)
+if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
+for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
+redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
+redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')
+local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
+local total = redis.call('HGET', imp, 'chunks_total')
+local finalize = 0
+if total and tonumber(total) == done then finalize = 1 end
+return {1, imported, duplicates, finalize}

@@ -1,0 +1,39 @@
+"""The one root exception of backfill, and its two families.
+
+Row problems are data (see ``worker.rows.Problem``), never exceptions. These are
+for everything else: a file that cannot be imported, a setting that is wrong, a
+service that did not answer.
+"""
+from __future__ import annotations
+
+
+class BackfillError(Exception):
+    """Root of every exception backfill raises on purpose."""
+
+
+class PermanentError(BackfillError):
+    """Retrying cannot help: the input or the configuration is wrong."""
+
+
+class TransientError(BackfillError):
+    """Retrying may help: a service was unreachable or busy."""
+
+
+class ConfigError(PermanentError):
+    """A setting is invalid."""
+
+
+class FileProblem(PermanentError):
+    """The file as a whole cannot be imported; nothing of it was queued.
+
+    ``code`` is stable and machine-readable; ``str()`` is the sentence for a person.
+    """
+
+    def __init__(self, code: str, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.line = line
+
+
+class ImportNotFound(PermanentError):
+    """No import has that id (or its records expired)."""

@@ -1,0 +1,82 @@
+"""Every Redis key name backfill uses, in one place.
+
+All keys start with ``bf:`` so an operator can find (and size) them with
+``SCAN MATCH bf:*``. Celery's own keys (the queue lists ``imports`` and
+``reports``, ``unacked``...) are named by kombu, not here.
+"""
+from __future__ import annotations
+
+PREFIX = "bf:"
+
+#: Celery queue names (kombu keeps each as a Redis list of that name).
+QUEUE_IMPORTS = "imports"
+QUEUE_REPORTS = "reports"
+
+#: Append-only stream of imported events, one entry per committed chunk.
+EVENTS_STREAM = PREFIX + "events"
+#: Time-ordered set of scheduled triggers: score = due time (ms), member = orjson.
+TRIGGERS_ZSET = PREFIX + "triggers"
+#: Stream of messages to send now, consumed by the messaging side.
+DELIVERIES_STREAM = PREFIX + "deliveries"
+#: Hash: campaign name -> orjson {name, event, delay_s}.
+CAMPAIGNS = PREFIX + "campaigns"
+#: Sorted set of import ids by creation time (ms), for ``backfill status``.
+IMPORTS_INDEX = PREFIX + "imports"
+
+#: People directory: identifier -> cio_id, and one hash per person.
+PEOPLE_BY_ID = PREFIX + "people:by_id"
+PEOPLE_BY_EMAIL = PREFIX + "people:by_email"
+PEOPLE_SEQ = PREFIX + "people:seq"
+#: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.
+DEDUPE_PREFIX = PREFIX + "dd:"
+
+
+def person(cio_id: str) -> str:
+    """Hash of one person's identifiers and attributes."""
+    return f"{PREFIX}person:{cio_id}"
+
+
+def people_index(identifier: str) -> str:
+    """The index hash for an identifier kind: ``id`` or ``email``."""
+    return PEOPLE_BY_EMAIL if identifier == "email" else PEOPLE_BY_ID
+
+
+def import_hash(import_id: str) -> str:
+    """Hash: the import's spec, status, counters and report."""
+    return f"{PREFIX}imp:{import_id}"
+
+
+def import_done(import_id: str) -> str:
+    """Set of chunk numbers already committed: the per-chunk done-markers."""
+    return f"{PREFIX}imp:{import_id}:done"
+
+
+def import_chunk(import_id: str, chunk: int) -> str:
+    """A chunk's rows (orjson), written by the producer, deleted by the chunk's commit."""
+    return f"{PREFIX}imp:{import_id}:chunk:{chunk}"
+
+
+def import_errors(import_id: str) -> str:
+    """List of error rows (orjson), rendered as the errors CSV."""
+    return f"{PREFIX}imp:{import_id}:errors"
+
+
+def import_warnings(import_id: str) -> str:
+    """List of warning rows (orjson), rendered as the warnings CSV."""
+    return f"{PREFIX}imp:{import_id}:warnings"
+
+
+def import_finalized(import_id: str) -> str:
+    """Set once, by the one finalize_import run that writes the report."""
+    return f"{PREFIX}imp:{import_id}:finalized"
+
+
+def import_keys(import_id: str) -> list[str]:
+    """Every key of one import that expires with its retention: hash and marker first (finalize.lua)."""
+    return [
+        import_hash(import_id),
+        import_finalized(import_id),
+        import_done(import_id),
+        import_errors(import_id),
+        import_warnings(import_id),
+    ]

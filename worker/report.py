@@ -1,0 +1,80 @@
+"""An import's report, and its problem rows as a CSV a spreadsheet can open safely. Pure."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Iterable, Iterator
+
+from .rules import OUTCOMES
+
+#: Final statuses, and the ``backfill import --wait`` exit code of each.
+EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "failed": 1}
+EXIT_TIMEOUT = 3
+_COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
+# A spreadsheet runs a cell starting with one of these as a formula.
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def build_report(state: dict[str, str], spec_info: dict) -> dict:
+    """The summary of a finished import, from its counters."""
+    counts = {name: int(state.get(name, 0) or 0) for name in _COUNTERS}
+    triggers = {name: int(state.get(f"trig_{name}", 0) or 0) for name in OUTCOMES}
+    if state.get("failure"):
+        status = "failed"
+    elif counts["errors"]:
+        status = "completed_with_errors"
+    else:
+        status = "completed"
+    created = int(state.get("created_ms", 0) or 0)
+    finished = int(state.get("last_commit_ms", 0) or created)
+    seconds = max(finished - created, 0) / 1000
+    report = {
+        "status": status,
+        **spec_info,
+        **counts,
+        "rows_expected": int(state.get("rows_expected", 0) or 0),
+        "blank_rows_skipped": int(state.get("blank_rows", 0) or 0),
+        "triggers": triggers,
+        "chunks": int(state.get("chunks_done", 0) or 0),
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(counts["rows"] / seconds) if seconds > 0 else None,
+    }
+    if state.get("failure"):
+        report["failure"] = state["failure"]
+        report["failure_code"] = state.get("failure_code", "")
+    return report
+
+
+def escape_cell(cell: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula; numbers stay numbers."""
+    if cell.startswith(_DANGEROUS) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def problems_csv(header: Iterable[str], dropped: Iterable[int], problems: Iterable[dict],
+                 kind: str) -> Iterator[str]:
+    """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.
+
+    Our own ``_row``/``_errors``/``_warnings`` columns of a re-imported file are
+    left out, so the output re-imports as it is once corrected.
+    """
+    drop = set(dropped)
+    names = [h for i, h in enumerate(header) if i not in drop]
+    width = len(list(header)) if not isinstance(header, (list, tuple)) else len(header)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")  # UTF-8 BOM: Excel then shows accents right
+    writer.writerow([*names, "_row", f"_{kind}"])
+    for count, problem in enumerate(sorted(problems, key=lambda p: p["row"]), 1):
+        cells = list(problem["cells"])[:width]
+        cells += [""] * (width - len(cells))
+        kept = [escape_cell(c) for i, c in enumerate(cells) if i not in drop]
+        writer.writerow([*kept, problem["row"], escape_cell("; ".join(problem["problems"]))])
+        if count % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,101 @@
+"""The trigger rules: may a backfilled event start a campaign, and when?
+
+One pure function, :func:`decide`. For a triggering import and an event at
+time ``t`` processed at ``now``, with campaigns keyed by trigger event name:
+
+1. ``t`` later than ``now`` (+ clock skew): recorded, never triggers (Vero:
+   "It is not possible to trigger for a future date and time").
+2. ``now - t`` above the trigger window (default 72 h, Customer.io; ``None`` =
+   no window, Vero): recorded, not triggered.
+3. Otherwise, per campaign with delay ``D``: ``D == 0`` sends now; ``t + D >
+   now`` schedules at ``t + D``; ``t + D <= now`` is discarded (Vero: "will be
+   discarded immediately").
+
+A missing time means "now", so it always triggers (Customer.io).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Sequence
+
+# Per-event outcomes, and per-campaign actions; these are also the report's counter names.
+PASSIVE = "passive"
+FUTURE = "future"
+OUTSIDE_WINDOW = "outside_window"
+NO_CAMPAIGN = "no_campaign"
+CAMPAIGNS = "campaigns"
+SENT_NOW = "sent_now"
+SCHEDULED = "scheduled"
+DISCARDED = "discarded"
+OUTCOMES = (PASSIVE, FUTURE, OUTSIDE_WINDOW, NO_CAMPAIGN, SENT_NOW, SCHEDULED, DISCARDED)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Campaign:
+    """A campaign triggered by an event name, ``delay_s`` after the event."""
+
+    name: str
+    event: str
+    delay_s: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Action:
+    """What happens for one campaign."""
+
+    campaign: str
+    kind: Literal["sent_now", "scheduled", "discarded"]
+    #: when the message is due (Unix seconds); None for discarded
+    at: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    """The rules' verdict for one event."""
+
+    outcome: str
+    actions: tuple[Action, ...] = ()
+
+
+_PASSIVE = Decision(PASSIVE)
+_FUTURE = Decision(FUTURE)
+_OUTSIDE = Decision(OUTSIDE_WINDOW)
+_NONE = Decision(NO_CAMPAIGN)
+
+
+def decide(
+    *,
+    trigger: bool,
+    event_time: float | None,
+    now: float,
+    campaigns: Sequence[Campaign],
+    window_s: float | None,
+    clock_skew_s: float = 0.0,
+) -> Decision:
+    """Apply the trigger rules to one event; ``campaigns`` are those on its name."""
+    if not trigger:
+        return _PASSIVE
+    t = now if event_time is None else event_time
+    if t > now + clock_skew_s:
+        return _FUTURE
+    if window_s is not None and now - t > window_s:
+        return _OUTSIDE
+    if not campaigns:
+        return _NONE
+    actions = []
+    for campaign in campaigns:
+        if campaign.delay_s == 0:
+            actions.append(Action(campaign.name, SENT_NOW, now))
+        elif t + campaign.delay_s > now:
+            actions.append(Action(campaign.name, SCHEDULED, t + campaign.delay_s))
+        else:
+            actions.append(Action(campaign.name, DISCARDED, None))
+    return Decision(CAMPAIGNS, tuple(actions))
+
+
+def by_event(campaigns: Sequence[Campaign]) -> dict[str, list[Campaign]]:
+    """Index campaigns by their trigger event name."""
+    index: dict[str, list[Campaign]] = {}
+    for campaign in campaigns:
+        index.setdefault(campaign.event, []).append(campaign)
+    return index

@@ -1,0 +1,13 @@
+-- set_total.lua: the producer has queued its last chunk; record how many.
+--
+-- Closes the race with commit.lua: whichever of the two runs second sees
+-- chunks_done == chunks_total and answers 1, so exactly one caller enqueues
+-- finalize_import (a redelivered chunk may ask again; finalize is idempotent).
+--
+-- KEYS[1] import hash
+-- ARGV[1] number of chunks queued
+-- Returns 1 when every chunk is already committed, else 0.
+redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1])
+local done = tonumber(redis.call('HGET', KEYS[1], 'chunks_done') or '0')
+if done == tonumber(ARGV[1]) then return 1 end
+return 0

@@ -1,0 +1,96 @@
+"""Every setting of backfill, in one typed object read from the environment.
+
+Names are ``BACKFILL_<FIELD>`` in upper case, except ``REDIS_URL`` which is the
+name every Redis tool already uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+from .errors import ConfigError
+
+DAY = 86_400
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """The settings in force for this process."""
+
+    #: Redis for the broker and the store; empty = the embedded server under ``home``.
+    redis_url: str = ""
+    #: Where the embedded Redis keeps its socket, data and log.
+    home: Path = Path("~/.backfill").expanduser()
+    #: Records per chunk: large enough that a task's ~1 ms overhead is noise.
+    chunk_rows: int = 1000
+    #: The producer pauses while this many chunks of one import wait uncommitted.
+    max_inflight_chunks: int = 64
+    #: More columns than this is a file error (Customer.io's limit).
+    max_columns: int = 100
+    #: How long an event id or content key is remembered for dedupe.
+    dedupe_window_s: int = 30 * DAY
+    #: Default trigger window; 0 means none (Vero).
+    trigger_window_s: int = 72 * 3600
+    #: Events this far in the future still count as "now" (client clocks drift).
+    clock_skew_s: int = 300
+    #: How long problem rows and reports are kept.
+    retention_s: int = 30 * DAY
+    #: Chunk task limits; the broker's visibility timeout must stay well above them.
+    chunk_soft_time_limit_s: int = 240
+    chunk_time_limit_s: int = 300
+    visibility_timeout_s: int = 3600
+    #: How often beat moves due triggers to the deliveries stream.
+    trigger_tick_s: float = 5.0
+    #: auto (console on a terminal, JSON otherwise), json or console.
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    #: Optional: POST every finished import's summary here.
+    webhook_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.visibility_timeout_s < 2 * self.chunk_time_limit_s:
+            raise ConfigError(
+                "BACKFILL_VISIBILITY_TIMEOUT_S must be at least twice BACKFILL_CHUNK_TIME_LIMIT_S, "
+                "or chunks still running would be delivered to a second worker"
+            )
+        if self.chunk_rows < 1 or self.max_inflight_chunks < 1:
+            raise ConfigError("BACKFILL_CHUNK_ROWS and BACKFILL_MAX_INFLIGHT_CHUNKS must be positive")
+        if self.log_format not in {"auto", "json", "console"}:
+            raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        """Build settings from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            name = "REDIS_URL" if field.name == "redis_url" else f"BACKFILL_{field.name.upper()}"
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            try:
+                if kind == "int":
+                    values[field.name] = int(raw)
+                elif kind == "float":
+                    values[field.name] = float(raw)
+                elif kind == "Path":
+                    values[field.name] = Path(raw).expanduser()
+                else:
+                    values[field.name] = raw
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a valid {kind}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,254 @@
+"""The Redis store: every read and write of backfill's data goes through here.
+
+Key names come from :mod:`worker.keys`; multi-key changes are Lua scripts
+(``*.lua`` beside this file, each key and argument commented there).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from importlib import resources
+from typing import Iterable, Iterator
+
+import orjson
+import redis
+
+from . import keys
+from .rules import Campaign
+from .spec import ImportSpec
+
+
+def _script(name: str) -> str:
+    return resources.files("worker").joinpath(name).read_text()
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
+    return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def now_ms() -> int:
+    """Wall-clock time in ms, the unit of every stored time."""
+    return int(time.time() * 1000)
+
+
+@dataclasses.dataclass(slots=True)
+class CommitResult:
+    """What one chunk commit did."""
+
+    committed: bool
+    imported: int
+    duplicates: int
+    finalize: bool
+
+
+@dataclasses.dataclass(slots=True)
+class ChunkOutcome:
+    """Everything a chunk commits, already encoded for the commit script."""
+
+    errors: list[bytes]
+    warnings: list[bytes]
+    #: (person key, value as written) of people to create when missing
+    create: list[tuple[str, str]]
+    #: (dedupe key or b"", event JSON, trigger outcome) per valid event
+    events: list[tuple[bytes, bytes, bytes | str]]
+
+
+class Store:
+    """backfill's data in one Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._commit = client.register_script(_script("commit.lua"))
+        self._set_total = client.register_script(_script("set_total.lua"))
+        self._finalize = client.register_script(_script("finalize.lua"))
+        self._move_due = client.register_script(_script("move_due.lua"))
+        self._specs: dict[str, ImportSpec] = {}
+
+    # -- imports ---------------------------------------------------------------
+    def create_import(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> None:
+        """Record a new import (status ``queued``) before any chunk of it is queued."""
+        created = now_ms()
+        fields = {k: orjson.dumps(v) if not isinstance(v, (str, int, float, bytes)) else v
+                  for k, v in info.items()}
+        pipe = self.r.pipeline()
+        pipe.hset(keys.import_hash(spec.import_id), mapping={
+            "spec": spec.to_json(), "status": "queued", "created_ms": created,
+            "chunks_done": 0, **fields,
+        })
+        # Until finalize sets the real retention, a lost import still expires.
+        pipe.expire(keys.import_hash(spec.import_id), retention_s)
+        pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
+        pipe.execute()
+
+    def fail_import(self, import_id: str, code: str, message: str) -> None:
+        """Mark an import failed by a file-level problem (no report from workers will come)."""
+        self.r.hset(keys.import_hash(import_id), mapping={
+            "status": "failed", "failure_code": code, "failure": message,
+        })
+
+    def spec(self, import_id: str) -> ImportSpec:
+        """The import's options (cached: they never change)."""
+        spec = self._specs.get(import_id)
+        if spec is None:
+            raw = self.r.hget(keys.import_hash(import_id), "spec")
+            if raw is None:
+                from .errors import ImportNotFound
+                raise ImportNotFound(f"no import {import_id!r} (unknown, or expired)")
+            spec = self._specs[import_id] = ImportSpec.from_json(raw)
+        return spec
+
+    def state(self, import_id: str) -> dict[str, str]:
+        """The import hash, decoded (empty when unknown)."""
+        raw = self.r.hgetall(keys.import_hash(import_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def recent_imports(self, limit: int = 20) -> list[str]:
+        """Ids of the newest imports, newest first."""
+        return [i.decode() for i in self.r.zrevrange(keys.IMPORTS_INDEX, 0, limit - 1)]
+
+    # -- chunks ------------------------------------------------------------------
+    def put_chunk(self, import_id: str, chunk: int, payload: bytes, ttl_s: int) -> None:
+        """Store a chunk's rows for its task; counts it as in flight."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(keys.import_chunk(import_id, chunk), payload, ex=ttl_s)
+        pipe.hincrby(keys.import_hash(import_id), "chunks_queued", 1)
+        pipe.execute()
+
+    def in_flight(self, import_id: str) -> int:
+        """Chunks of an import queued but not yet committed."""
+        queued, done = self.r.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done")
+        return int(queued or 0) - int(done or 0)
+
+    def set_total(self, import_id: str, chunks: int) -> bool:
+        """Record the number of chunks; True when all are already committed."""
+        return bool(self._set_total(keys=[keys.import_hash(import_id)], args=[chunks]))
+
+    def chunk_done(self, import_id: str, chunk: int) -> bool:
+        """True when the chunk's commit already happened."""
+        return bool(self.r.sismember(keys.import_done(import_id), chunk))
+
+    def load_chunk(self, import_id: str, chunk: int) -> bytes | None:
+        """The chunk's rows as the producer stored them, or None once committed."""
+        return self.r.get(keys.import_chunk(import_id, chunk))
+
+    def all_done(self, import_id: str) -> bool:
+        """True when every chunk is committed and the total is known."""
+        total, done = self.r.hmget(keys.import_hash(import_id), "chunks_total", "chunks_done")
+        return total is not None and int(total) == int(done or 0)
+
+    # -- people and campaigns --------------------------------------------------------
+    def existing_people(self, identifier: str, person_keys: list[str]) -> set[str]:
+        """Which of ``person_keys`` the directory knows, in one round trip."""
+        if not person_keys:
+            return set()
+        found = self.r.hmget(keys.people_index(identifier), person_keys)
+        return {key for key, cio in zip(person_keys, found) if cio is not None}
+
+    def add_person(self, identifier: str, value: str) -> str:
+        """Create a person (or find them) and return their cio_id."""
+        from .rows import person_key
+        key = person_key(value, identifier)
+        existing = self.r.hget(keys.people_index(identifier), key)
+        if existing:
+            return existing.decode()
+        cio = f"{0xA0000000 + self.r.incr(keys.PEOPLE_SEQ):x}"
+        if not self.r.hsetnx(keys.people_index(identifier), key, cio):
+            return self.r.hget(keys.people_index(identifier), key).decode()
+        self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value, "created_at": now_ms()})
+        return cio
+
+    def person(self, identifier: str, value: str) -> dict[str, str] | None:
+        """A person's stored fields, by id or e-mail."""
+        from .rows import person_key
+        cio = self.r.hget(keys.people_index(identifier), person_key(value, identifier))
+        if cio is None:
+            return None
+        return {k.decode(): v.decode() for k, v in self.r.hgetall(keys.person(cio.decode())).items()}
+
+    def campaigns(self) -> list[Campaign]:
+        """Every campaign."""
+        return [Campaign(**orjson.loads(v)) for v in self.r.hvals(keys.CAMPAIGNS)]
+
+    def add_campaign(self, campaign: Campaign) -> None:
+        """Create or replace a campaign by name."""
+        self.r.hset(keys.CAMPAIGNS, campaign.name, orjson.dumps(dataclasses.asdict(campaign)))
+
+    def remove_campaign(self, name: str) -> bool:
+        """Delete a campaign; False when there was none of that name."""
+        return bool(self.r.hdel(keys.CAMPAIGNS, name))
+
+    # -- commit --------------------------------------------------------------------
+    def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
+               at_ms: int, retention_s: int) -> CommitResult:
+        """Commit a chunk's whole outcome atomically (see commit.lua)."""
+        iid = spec.import_id
+        hour = at_ms // 3_600_000
+        window_h = -(-spec.dedupe_window_s // 3600)
+        args: list[object] = [
+            chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
+            keys.DEDUPE_PREFIX, spec.dedupe_window_s + 3600, keys.person(""), spec.identifier, iid,
+            retention_s,
+            len(outcome.errors), *outcome.errors,
+            len(outcome.warnings), *outcome.warnings,
+            len(outcome.create),
+        ]
+        for pair in outcome.create:
+            args.extend(pair)
+        args.append(len(outcome.events))
+        for triple in outcome.events:
+            args.extend(triple)
+        committed, imported, duplicates, finalize = self._commit(keys=[
+            keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
+            keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
+            keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
+            keys.PEOPLE_SEQ,
+        ], args=args)
+        return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
+
+    # -- report ----------------------------------------------------------------------
+    def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
+        """Write the report once; True for the call that wrote it."""
+        return bool(self._finalize(
+            keys=keys.import_keys(import_id),
+            args=[status, orjson.dumps(report), now_ms(), retention_s],
+        ))
+
+    def problems(self, import_id: str, kind: str) -> Iterator[dict]:
+        """Stored error (``kind="errors"``) or warning rows, in the order they were committed."""
+        key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
+        start, page = 0, 1000
+        while True:
+            batch = self.r.lrange(key, start, start + page - 1)
+            for raw in batch:
+                yield orjson.loads(raw)
+            if len(batch) < page:
+                return
+            start += page
+
+    # -- triggers --------------------------------------------------------------------------
+    def move_due_triggers(self, at_ms: int, limit: int = 1000) -> int:
+        """Move due scheduled triggers to the deliveries stream; how many moved."""
+        return int(self._move_due(keys=[keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM], args=[at_ms, limit]))
+
+    def scheduled(self) -> list[tuple[dict, float]]:
+        """Every scheduled trigger and its due time (ms)."""
+        return [(orjson.loads(m), s) for m, s in self.r.zrange(keys.TRIGGERS_ZSET, 0, -1, withscores=True)]
+
+    def deliveries(self) -> list[dict]:
+        """Every message in the deliveries stream (for inspection and tests)."""
+        return [orjson.loads(f[b"message"]) for _, f in self.r.xrange(keys.DELIVERIES_STREAM)]
+
+    def events(self, import_id: str | None = None) -> Iterable[dict]:
+        """Events in the events stream, optionally of one import, in stream order."""
+        last = "-"
+        while True:
+            entries = self.r.xrange(keys.EVENTS_STREAM, min=last, count=500)
+            if last != "-":
+                entries = entries[1:]
+            if not entries:
+                return
+            for entry_id, fields in entries:
+                if import_id is None or fields[b"import"].decode() == import_id:
+                    yield from orjson.loads(fields[b"events"])
+            last = entries[-1][0]

@@ -1,0 +1,128 @@
+"""Celery tasks: the chunk task, the report task and the trigger mover.
+
+The task bodies are thin: :func:`run_chunk` and :func:`run_finalize` do the
+work against a :class:`~worker.store.Store`, so tests can call them directly.
+"""
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import orjson
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+
+from . import chunk as core
+from . import rules
+from .app import app
+from .errors import PermanentError, TransientError
+from .logs import bind_chunk, get_logger
+from .report import build_report
+from .settings import Settings, get_settings
+from .store import CommitResult, Store, connect, now_ms
+
+log = get_logger("backfill.worker")
+_store: Store | None = None
+
+
+def store() -> Store:
+    """This process's store (one connection pool per process)."""
+    global _store
+    if _store is None:
+        _store = Store(connect(app.conf.backfill_redis_url))
+    return _store
+
+
+def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now: float | None = None) -> CommitResult:
+    """Validate, decide and commit one chunk; a chunk already committed changes nothing."""
+    if st.chunk_done(import_id, chunk):
+        return CommitResult(False, 0, 0, st.all_done(import_id))
+    spec = st.spec(import_id)
+    raw = st.load_chunk(import_id, chunk)
+    if raw is None:
+        if st.chunk_done(import_id, chunk):  # committed by a twin delivery meanwhile
+            return CommitResult(False, 0, 0, st.all_done(import_id))
+        raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
+    rows, numbers = core.decode_payload(raw)
+    at = time.time() if now is None else now
+    validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
+    existing = st.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
+    campaigns = rules.by_event(st.campaigns()) if spec.trigger else {}
+    outcome = core.assemble(spec, validated, dict(zip(numbers, rows)), existing, campaigns, at,
+                            settings.clock_skew_s)
+    return st.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+
+
+def spec_info(st: Store, import_id: str) -> dict:
+    """The report's description of the import's options."""
+    try:
+        spec = st.spec(import_id)
+    except PermanentError:
+        return {"import_id": import_id}
+    return {
+        "import_id": import_id, "source": spec.source, "kind": spec.kind, "dialect": spec.columns.dialect,
+        "identifier": spec.identifier, "trigger": spec.trigger, "trigger_window_s": spec.trigger_window_s,
+        "dry_run": spec.dry_run, "create_people": spec.create_people, "encoding": spec.encoding,
+        "delimiter": spec.delimiter, "timezone": spec.timezone,
+    }
+
+
+def run_finalize(st: Store, import_id: str, settings: Settings) -> dict | None:
+    """Write the report once and notify; None when another run already did."""
+    report = build_report(st.state(import_id), spec_info(st, import_id))
+    if not st.finalize(import_id, report["status"], report, settings.retention_s):
+        return None
+    notify(report, settings)
+    return report
+
+
+def notify(report: dict, settings: Settings) -> None:
+    """Tell the world an import ended: a log line always, a webhook when configured."""
+    fields = {k: report.get(k) for k in ("status", "rows", "imported", "duplicates", "errors",
+                                          "warnings", "seconds", "rows_per_second", "failure")}
+    with bind_chunk(report["import_id"]):
+        log.info("import finished", **{k: v for k, v in fields.items() if v is not None})
+        if settings.webhook_url:
+            try:
+                request = urllib.request.Request(settings.webhook_url, data=orjson.dumps(report),
+                                                 headers={"Content-Type": "application/json"})
+                urllib.request.urlopen(request, timeout=5).close()
+            except OSError as exc:  # a notification must never fail the import
+                log.warning("webhook failed", url=settings.webhook_url, error=str(exc))
+
+
+_RETRY = dict(autoretry_for=(redis.ConnectionError, redis.TimeoutError, TransientError),
+              retry_backoff=True, retry_backoff_max=60, max_retries=20)
+
+
+@app.task(name="backfill.process_chunk", bind=True, **_RETRY)
+def process_chunk(self, import_id: str, chunk: int) -> None:
+    """Import one chunk; the commit that completes the import enqueues its report."""
+    settings = get_settings()
+    with bind_chunk(import_id, chunk):
+        started = time.perf_counter()
+        try:
+            result = run_chunk(store(), import_id, chunk, settings)
+        except SoftTimeLimitExceeded:
+            log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)
+            raise
+        log.debug("chunk done", committed=result.committed, imported=result.imported,
+                  duplicates=result.duplicates, ms=round((time.perf_counter() - started) * 1000, 1))
+        if result.finalize:
+            finalize_import.apply_async((import_id,))
+
+
+@app.task(name="backfill.finalize_import", bind=True, **_RETRY)
+def finalize_import(self, import_id: str) -> None:
+    """Write the import's report and notify, exactly once however often it runs."""
+    with bind_chunk(import_id):
+        run_finalize(store(), import_id, get_settings())
+
+
+@app.task(name="backfill.move_due_triggers", **_RETRY)
+def move_due_triggers() -> int:
+    """Move scheduled triggers that are due to the deliveries stream."""
+    moved = store().move_due_triggers(now_ms())
+    if moved:
+        log.info("triggers due", moved=moved)
+    return moved
