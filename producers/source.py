@@ -188,17 +188,29 @@ class Records:
                 yield row, record
         except csv.Error as exc:
             raise self._csv_problem(exc, reader.line_num + offset) from None
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError:
+            # The text layer decodes blocks ahead of the parser: find the exact line.
+            line, byte = self._bad_byte()
             raise FileProblem(
                 "bad_encoding",
-                f"{self.source.name} is not valid {self.sniffed.encoding} near line {self.line} "
-                f"(byte 0x{exc.object[exc.start]:02x}); save it as CSV UTF-8 or pass --encoding",
-                line=self.line,
+                f"{self.source.name} is not valid {self.sniffed.encoding}: line {line} has byte 0x{byte:02x}; "
+                "save it as CSV UTF-8 or pass --encoding",
+                line=line,
             ) from None
         except (OSError, EOFError) as exc:  # gzip: truncated or corrupt stream
             raise FileProblem("unreadable", f"{self.source.name} cannot be read: {exc}") from None
         finally:
             text.close()
+
+    def _bad_byte(self) -> tuple[int, int]:
+        """Line number and value of the first byte that does not decode."""
+        with self.source.binary() as stream:
+            for number, line in enumerate(stream, 1):
+                try:
+                    line.decode(self.sniffed.encoding)
+                except UnicodeDecodeError as exc:
+                    return number, line[exc.start]
+        return self.line, 0
 
     def _csv_problem(self, exc: csv.Error, last_line: int) -> FileProblem:
         message = str(exc)

@@ -56,7 +56,7 @@ def scan(
         if problem.code != "bad_encoding" or sniffed.encoding != "utf-8" or encoding:
             raise
         fallback = dataclasses.replace(
-            sniffed, encoding="cp1252", encoding_reason=f"cp1252 fallback: not valid UTF-8 near line {problem.line}"
+            sniffed, encoding="cp1252", encoding_reason=f"cp1252 fallback: not valid UTF-8 (line {problem.line})"
         )
         return _scan(source, fallback, dialect, identifier, max_columns)
 

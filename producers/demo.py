@@ -1,0 +1,99 @@
+"""``backfill demo``: Redis, workers, the example files, their reports, on any machine."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def start_workers(url: str, count: int, *, beat: bool = True, log_dir: Path | None = None,
+                  extra_env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """Start ``count`` solo-pool Celery workers on ``url`` (the first with beat)."""
+    env = {**os.environ, "REDIS_URL": url, **(extra_env or {})}
+    processes = []
+    for index in range(count):
+        args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
+                "--pool", "solo", "-n", f"w{index}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
+        if beat and index == 0 and log_dir is not None:
+            args += ["-B", "-s", str(log_dir / "celerybeat-schedule")]
+        out = open(log_dir / f"worker{index}.log", "wb") if log_dir else subprocess.DEVNULL
+        processes.append(subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT))
+    return processes
+
+
+def wait_ready(app, count: int, timeout: float = 60.0) -> None:
+    """Block until ``count`` workers answer a ping."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=0.5) or []) >= count:
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"workers did not start within {timeout:.0f} s")
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+    """Warm shutdown (SIGTERM), then kill what is left after 20 s."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run(workers: int) -> int:
+    """Run the demo; the exit code is 0 when every example finished as expected."""
+    from worker.app import app
+    from worker.rules import Campaign
+    from worker.settings import get_settings
+    from worker.tasks import store
+
+    from .api import enqueue_import
+    from .cli import _print_report
+
+    settings = get_settings()
+    url = app.conf.backfill_redis_url
+    click.echo(f"Redis: {url}" + ("" if settings.redis_url else "  (embedded; set REDIS_URL to use yours)"))
+    settings.home.mkdir(parents=True, exist_ok=True)
+    processes = start_workers(url, workers, log_dir=settings.home)
+    try:
+        wait_ready(app, workers)
+        click.echo(f"{workers} workers ready (logs in {settings.home})\n")
+        st = store()
+        st.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
+        st.add_campaign(Campaign("purchase thank-you", "purchase", 0))
+        for person in ("cust_1001", "cust_1002", "cust_1003"):
+            st.add_person("id", person)
+        runs = [
+            ("Vero example, passive, creating its person", EXAMPLES / "vero_events.csv",
+             dict(create_people=True), "completed"),
+            ("Customer.io example, triggering, no window (dry run: preview only)",
+             EXAMPLES / "customerio_events.csv", dict(trigger=True, trigger_window="none", dry_run=True),
+             "completed"),
+            ("Customer.io example, for real", EXAMPLES / "customerio_events.csv", {}, "completed"),
+            ("A file with bad rows", EXAMPLES / "events_with_errors.csv", dict(create_people=True),
+             "completed_with_errors"),
+        ]
+        ok = True
+        for title, path, options, expected in runs:
+            click.echo(f"== {title}: backfill import {path.relative_to(EXAMPLES.parent)} ...")
+            report = enqueue_import(path, **options).wait(timeout=60)
+            if report is None:
+                click.echo("   no report within 60 s")
+                ok = False
+                continue
+            _print_report(report)
+            ok &= report["status"] == expected
+            click.echo("")
+        return 0 if ok else 1
+    finally:
+        stop_workers(processes)
