@@ -1,0 +1,86 @@
+"""At-least-once delivery, exactly-once effects: replays commit nothing, the report is written once."""
+from __future__ import annotations
+
+import time
+
+from producers.source import Source
+from producers.split import chunks, scan
+from worker import keys
+from worker.chunk import encode_payload
+from worker.settings import get_settings
+from worker.spec import ImportSpec, new_import_id
+
+from .helpers import counted_once, run_import, write
+
+
+def _staged_import(store, tmp_path, rows: int = 120):
+    """An import whose chunks are stored but not queued, so the test runs them itself."""
+    lines = ["email,event_name,time"] + [f"p{i}@example.com,x,2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z"
+                                         for i in range(rows)]
+    path = write(tmp_path, "staged.csv", "\n".join(lines) + "\n")
+    source = Source.open(path)
+    plan = scan(source)
+    spec = ImportSpec(import_id=new_import_id(), columns=plan.columns, identifier=plan.identifier,
+                      source=str(path), create_people=True)
+    store.create_import(spec, {"rows_expected": plan.rows}, 3600)
+    count = 0
+    for chunk in chunks(source, plan, 50):
+        store.put_chunk(spec.import_id, chunk.number, encode_payload(chunk.rows, chunk.row_numbers), 3600)
+        count += 1
+    return spec, count
+
+
+def test_a_chunk_run_twice_commits_once(store, tmp_path):
+    from worker.tasks import run_chunk
+
+    spec, count = _staged_import(store, tmp_path)
+    first = run_chunk(store, spec.import_id, 0, get_settings())
+    state = store.state(spec.import_id)
+    again = run_chunk(store, spec.import_id, 0, get_settings())
+    assert first.committed and first.imported == 50
+    assert not again.committed and again.imported == 0
+    assert store.state(spec.import_id) == state
+    assert len(list(store.events(spec.import_id))) == 50
+
+
+def test_chunks_committed_out_of_order_and_total_set_last_finalize_once(store, tmp_path):
+    from worker.tasks import run_chunk, run_finalize
+
+    spec, count = _staged_import(store, tmp_path)
+    results = [run_chunk(store, spec.import_id, n, get_settings()) for n in reversed(range(count))]
+    assert not any(r.finalize for r in results)  # total not known yet
+    assert store.set_total(spec.import_id, count)  # ...so the producer's call finalizes
+    assert run_finalize(store, spec.import_id, get_settings())["imported"] == 120
+    assert run_finalize(store, spec.import_id, get_settings()) is None
+    assert store.state(spec.import_id)["finalize_runs"] == "1"
+
+
+def test_last_commit_after_total_asks_for_finalize(store, tmp_path):
+    from worker.tasks import run_chunk
+
+    spec, count = _staged_import(store, tmp_path)
+    assert not store.set_total(spec.import_id, count)
+    results = [run_chunk(store, spec.import_id, n, get_settings()) for n in range(count)]
+    assert [r.finalize for r in results] == [False] * (count - 1) + [True]
+    # a redelivered last chunk commits nothing but still sees the import complete
+    replay = run_chunk(store, spec.import_id, count - 1, get_settings())
+    assert not replay.committed and replay.finalize
+
+
+def test_every_chunk_published_twice_through_real_workers(store, workers, tmp_path):
+    from worker.tasks import process_chunk
+
+    lines = ["email,event_name,time"] + [f"p{i}@example.com,x,2024-01-02T00:00:{i % 60:02d}Z"
+                                         for i in range(300)]
+    report = run_import(write(tmp_path, "twice.csv", "\n".join(lines) + "\n"), create_people=True)
+    iid = report["import_id"]
+    for chunk in range(report["chunks"]):  # every chunk delivered again, and its report asked again
+        process_chunk.apply_async((iid, chunk))
+    deadline = time.monotonic() + 10
+    while store.r.llen(keys.QUEUE_IMPORTS) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    state = store.state(iid)
+    assert state["finalize_runs"] == "1" and state["chunks_done"] == str(report["chunks"])
+    assert state["imported"] == "300" and counted_once(report)
+    assert len(list(store.events(iid))) == 300
