@@ -1,6 +1,7 @@
 """``backfill demo``: Redis, workers, the example files, their reports, on any machine."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -61,6 +62,8 @@ def run(workers: int) -> int:
     from .cli import _print_report
 
     settings = get_settings()
+    # The demo prints reports; the producer's log lines would only interleave with them.
+    logging.getLogger("backfill.producer").setLevel(logging.WARNING)
     url = app.conf.backfill_redis_url
     click.echo(f"Redis: {url}" + ("" if settings.redis_url else "  (embedded; set REDIS_URL to use yours)"))
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -86,13 +89,18 @@ def run(workers: int) -> int:
         ok = True
         for title, path, options, expected in runs:
             click.echo(f"== {title}: backfill import {path.relative_to(EXAMPLES.parent)} ...")
-            report = enqueue_import(path, **options).wait(timeout=60)
+            handle = enqueue_import(path, **options)
+            report = handle.wait(timeout=60)
             if report is None:
                 click.echo("   no report within 60 s")
                 ok = False
                 continue
             _print_report(report)
             ok &= report["status"] == expected
+            if report["errors"]:
+                click.echo(f"\n   backfill errors {report['import_id']}:")
+                for line in "".join(handle.problems_csv("errors")).lstrip("\ufeff").splitlines():
+                    click.echo(f"   {line}")
             click.echo("")
         return 0 if ok else 1
     finally:

@@ -102,3 +102,10 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     else:
         outcome = decision.outcome
     return dedupe_key(event) or b"", orjson.dumps(body), outcome
+
+
+def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str) -> ChunkOutcome:
+    """Every row of a chunk that could not be processed, as an error row."""
+    problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
+                                                 "import these rows again")]
+    return ChunkOutcome([_problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])

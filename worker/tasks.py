@@ -53,6 +53,20 @@ def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now:
     return st.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
 
 
+def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings) -> CommitResult:
+    """Commit a chunk that cannot be processed: every row an error (code ``chunk_failed``).
+
+    The import then completes (with errors) instead of waiting for this chunk forever.
+    """
+    spec = st.spec(import_id)
+    try:
+        rows, numbers = core.decode_payload(st.load_chunk(import_id, chunk) or b"")
+    except (ValueError, KeyError, TypeError):
+        rows, numbers = [], []  # unreadable: the report's rows then fall short of rows_expected
+    outcome = core.failed_chunk(rows, numbers, reason)
+    return st.commit(spec, chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s)
+
+
 def spec_info(st: Store, import_id: str) -> dict:
     """The report's description of the import's options."""
     try:
@@ -103,9 +117,14 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
         started = time.perf_counter()
         try:
             result = run_chunk(store(), import_id, chunk, settings)
+        except _RETRY["autoretry_for"]:
+            raise
         except SoftTimeLimitExceeded:
             log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)
-            raise
+            result = fail_chunk(store(), import_id, chunk, "the chunk ran over its time limit", settings)
+        except Exception as exc:  # a bug or bad state: report the rows, never hang the import
+            log.exception("chunk failed", error=str(exc))
+            result = fail_chunk(store(), import_id, chunk, f"{type(exc).__name__}: {exc}", settings)
         log.debug("chunk done", committed=result.committed, imported=result.imported,
                   duplicates=result.duplicates, ms=round((time.perf_counter() - started) * 1000, 1))
         if result.finalize:

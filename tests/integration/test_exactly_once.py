@@ -84,3 +84,26 @@ def test_every_chunk_published_twice_through_real_workers(store, workers, tmp_pa
     assert state["finalize_runs"] == "1" and state["chunks_done"] == str(report["chunks"])
     assert state["imported"] == "300" and counted_once(report)
     assert len(list(store.events(iid))) == 300
+
+
+def test_a_chunk_that_raises_ends_as_errors_and_the_import_never_hangs(store, workers, tmp_path):
+    import orjson
+
+    from producers.api import ImportHandle
+    from worker.tasks import finalize_import, process_chunk
+
+    spec, count = _staged_import(store, tmp_path)
+    payload = orjson.loads(store.load_chunk(spec.import_id, 1))
+    payload["rows"][7] = 42  # not a record: validation raises inside the worker
+    store.r.set(keys.import_chunk(spec.import_id, 1), orjson.dumps(payload))
+    for chunk in range(count):
+        process_chunk.apply_async((spec.import_id, chunk))
+    if store.set_total(spec.import_id, count):
+        finalize_import.apply_async((spec.import_id,))
+    report = ImportHandle(spec.import_id).wait(timeout=30)
+    assert report is not None, store.state(spec.import_id)
+    assert report["status"] == "completed_with_errors"
+    assert report["errors"] == 50 and report["imported"] == 70 and report["rows"] == 120
+    failed = list(store.problems(spec.import_id, "errors"))
+    assert {p["codes"][0] for p in failed} == {"chunk_failed"}
+    assert sorted(p["row"] for p in failed) == list(range(52, 102))

@@ -1,0 +1,88 @@
+"""End-to-end import throughput on this machine: `backfill import` to the finished report.
+
+Starts its own redis-server (the embedded binary, on a free port) and N real
+Celery worker processes, imports a generated file, and prints rows/s. Figures
+go to a table on the terminal and to a JSON file so runs can be compared.
+
+    python bench/throughput.py --rows 100000 --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--chunk-rows", type=int, default=1000)
+    parser.add_argument("--out", default=str(HERE / "results" / "throughput.json"))
+    args = parser.parse_args()
+
+    from generate import generate
+
+    work = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
+    data = work / f"events-{args.rows}.csv"
+    with data.open("w", newline="") as out:
+        generate(out, args.rows)
+
+    from worker.embedded import start_private
+
+    redis_process, url = start_private(work / "redis")
+    os.environ.update(REDIS_URL=url, BACKFILL_CHUNK_ROWS=str(args.chunk_rows), BACKFILL_LOG_LEVEL="WARNING",
+                      BACKFILL_LOG_FORMAT="json", BACKFILL_HOME=str(work))
+    from producers.demo import start_workers, stop_workers, wait_ready
+    from worker.app import app
+    from producers.api import enqueue_import
+    from worker.tasks import store
+
+    results = []
+    try:
+        for count in args.workers:
+            store().r.flushdb()  # fresh dedupe memory for each run: same work every time
+            processes = start_workers(url, count, beat=False, log_dir=work)
+            try:
+                wait_ready(app, count)
+                started = time.perf_counter()
+                handle = enqueue_import(data, create_people=True)
+                queued = time.perf_counter() - started
+                report = handle.wait(timeout=3600, poll_s=0.05)
+                elapsed = time.perf_counter() - started
+            finally:
+                stop_workers(processes)
+            results.append({
+                "workers": count, "rows": report["rows"], "imported": report["imported"],
+                "duplicates": report["duplicates"], "errors": report["errors"],
+                "seconds": round(elapsed, 2), "rows_per_second": round(report["rows"] / elapsed),
+                "producer_seconds": round(queued, 2),
+            })
+    finally:
+        redis_process.kill()
+
+    print(f"\nbackfill end-to-end import, {args.rows:,} rows, {args.chunk_rows}-row chunks, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{'workers':>8} {'seconds':>9} {'rows/s':>10} {'producer s':>11} {'imported':>10} {'duplicates':>11} {'errors':>8}")
+    for r in results:
+        print(f"{r['workers']:>8} {r['seconds']:>9} {r['rows_per_second']:>10,} {r['producer_seconds']:>11} {r['imported']:>10,} "
+              f"{r['duplicates']:>11,} {r['errors']:>8,}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps({"rows": args.rows, "chunk_rows": args.chunk_rows, "cores": os.cpu_count(),
+                                  "runs": results}, option=orjson.OPT_INDENT_2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
