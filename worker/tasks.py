@@ -10,6 +10,8 @@ import urllib.request
 
 import orjson
 import redis
+import structlog
+from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from . import chunk as core
@@ -103,6 +105,18 @@ def notify(report: dict, settings: Settings) -> None:
                 urllib.request.urlopen(request, timeout=5).close()
             except OSError as exc:  # a notification must never fail the import
                 log.warning("webhook failed", url=settings.webhook_url, error=str(exc))
+
+
+@signals.task_prerun.connect
+def _bind_task(task=None, args=None, **_: object) -> None:
+    # Celery's own lines about a task (received, succeeded, retry) then carry its import and chunk too.
+    if task is not None and task.name in ("backfill.process_chunk", "backfill.finalize_import") and args:
+        structlog.contextvars.bind_contextvars(import_id=args[0], **({"chunk": args[1]} if len(args) > 1 else {}))
+
+
+@signals.task_postrun.connect
+def _unbind_task(**_: object) -> None:
+    structlog.contextvars.unbind_contextvars("import_id", "chunk")
 
 
 _RETRY = dict(autoretry_for=(redis.ConnectionError, redis.TimeoutError, TransientError),

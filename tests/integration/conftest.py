@@ -35,12 +35,18 @@ def redis_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def workers(redis_url, tmp_path_factory):
+def worker_logs(tmp_path_factory):
+    """Where the test workers write their (JSON) logs."""
+    return tmp_path_factory.mktemp("worker-logs")
+
+
+@pytest.fixture(scope="session")
+def workers(redis_url, worker_logs):
     """Two real worker processes (solo pool), the first also running beat."""
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app
 
-    logs = tmp_path_factory.mktemp("worker-logs")
+    logs = worker_logs
     processes = start_workers(redis_url, 2, log_dir=logs, extra_env={"BACKFILL_TRIGGER_TICK_S": "0.5"})
     try:
         wait_ready(app, 2)
