@@ -142,6 +142,7 @@ def enqueue_import(
     st = tasks.store()
     import_id = new_import_id()
     handle = ImportHandle(import_id)
+    started_ms = int(time.time() * 1000)
     with bind_chunk(import_id):
         try:
             source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
@@ -163,7 +164,7 @@ def enqueue_import(
             )
             st.create_import(spec, {
                 "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
-                "encoding_reason": plan.sniffed.encoding_reason,
+                "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
             }, settings.retention_s)
             log.info("import queued", source=str(path), rows=plan.rows, dialect=plan.columns.dialect,
                      identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)

@@ -39,7 +39,11 @@ def _print_report(report: dict) -> None:
     if report.get("failure"):
         click.echo(f"  failure           {report['failure']}")
         return
-    click.echo(f"  rows              {report['rows']}")
+    if report.get("encoding"):
+        reason = report.get("encoding_reason")
+        click.echo(f"  read as           {report['encoding']}" + (f" ({reason})" if reason else ""))
+    blank = report.get("blank_rows_skipped")
+    click.echo(f"  rows              {report['rows']}" + (f" ({blank} blank rows skipped)" if blank else ""))
     click.echo(f"  imported          {report['imported']}")
     click.echo(f"  duplicates        {report['duplicates']}")
     click.echo(f"  errors            {report['errors']}")

@@ -27,7 +27,8 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         status = "completed_with_errors"
     else:
         status = "completed"
-    created = int(state.get("created_ms", 0) or 0)
+    # From the start of the producer's scan (when known) to the last commit.
+    created = int(state.get("started_ms", 0) or state.get("created_ms", 0) or 0)
     finished = int(state.get("last_commit_ms", 0) or created)
     seconds = max(finished - created, 0) / 1000
     report = {
@@ -36,6 +37,7 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         **counts,
         "rows_expected": int(state.get("rows_expected", 0) or 0),
         "blank_rows_skipped": int(state.get("blank_rows", 0) or 0),
+        "encoding_reason": state.get("encoding_reason", ""),
         "triggers": triggers,
         "chunks": int(state.get("chunks_done", 0) or 0),
         "seconds": round(seconds, 3),

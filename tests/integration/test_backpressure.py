@@ -1,0 +1,103 @@
+"""Backpressure, the embedded Redis and the webhook, each against real processes."""
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import redis
+
+from worker import keys
+
+from .helpers import write
+
+
+def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
+    """No worker: the producer queues max_inflight chunks and waits; a worker arrives, all goes through."""
+    from producers.demo import start_workers, stop_workers
+    from worker.embedded import start_private
+
+    server, url = start_private(tmp_path / "redis")
+    env = {**os.environ, "REDIS_URL": url, "BACKFILL_CHUNK_ROWS": "10", "BACKFILL_MAX_INFLIGHT_CHUNKS": "3",
+           "BACKFILL_HOME": str(tmp_path / "home")}
+    lines = ["email,event_name"] + [f"p{i}@example.com,x" for i in range(200)]  # 20 chunks
+    path = write(tmp_path, "big.csv", "\n".join(lines) + "\n")
+    exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
+    producer = subprocess.Popen([exe, "import", str(path), "--create-people", "--wait", "--json"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = redis.Redis.from_url(url)
+    workers = []
+    try:
+        time.sleep(3)
+        assert producer.poll() is None  # still waiting for room
+        [iid] = [k.decode() for k in client.zrange(keys.IMPORTS_INDEX, 0, -1)]
+        assert client.hget(keys.import_hash(iid), "chunks_queued") == b"3"
+        assert client.llen(keys.QUEUE_IMPORTS) == 3
+        assert len(list(client.scan_iter(match=keys.import_chunk(iid, 0)[:-1] + "*"))) == 3
+        workers = start_workers(url, 1, beat=False, log_dir=tmp_path, extra_env=env)
+        out, err = producer.communicate(timeout=60)
+        assert producer.returncode == 0, err
+        report = orjson.loads(out)
+        assert report["imported"] == 200 and report["chunks"] == 20
+        assert not list(client.scan_iter(match=keys.import_chunk(iid, 0)[:-1] + "*"))  # commits deleted rows
+    finally:
+        producer.kill()
+        stop_workers(workers)
+        server.kill()
+
+
+def test_embedded_redis_starts_once_and_is_reused(tmp_path):
+    from worker.embedded import ensure_redis, stop_embedded
+    from worker.settings import Settings
+
+    settings = Settings(home=tmp_path / "h")
+    url = ensure_redis(settings)
+    try:
+        assert url == f"unix://{tmp_path / 'h' / 'redis.sock'}"
+        client = redis.Redis.from_url(url)
+        client.set("probe", "1")
+        assert ensure_redis(settings) == url and client.get("probe") == b"1"  # reused, not restarted
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    finally:
+        assert stop_embedded(settings)
+    assert not stop_embedded(settings)
+
+
+def test_webhook_receives_the_report(store, tmp_path):
+    from tests.integration.test_exactly_once import _staged_import
+    from worker.settings import Settings
+    from worker.tasks import run_chunk, run_finalize
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(orjson.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        spec, count = _staged_import(store, tmp_path)
+        settings = Settings(webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
+        for n in range(count):
+            run_chunk(store, spec.import_id, n, settings)
+        store.set_total(spec.import_id, count)
+        run_finalize(store, spec.import_id, settings)
+        run_finalize(store, spec.import_id, settings)  # a second run notifies nobody
+    finally:
+        server.shutdown()
+    assert len(received) == 1
+    assert received[0]["import_id"] == spec.import_id and received[0]["imported"] == 120
