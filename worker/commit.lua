@@ -31,6 +31,8 @@
 -- ARGV[9]  identifier kind: "email" or "id"
 -- ARGV[10] import id
 -- ARGV[11] problem-list TTL, seconds
+-- ARGV[12] dry runs only: prefix of this import's shadow keys, where a dry run records the
+--          marks and people it would have written, so its later chunks see them ("" otherwise)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (person key, value as written) to create if missing
@@ -46,8 +48,8 @@ end
 local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local dd_prefix, dd_ttl, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local ttl = ARGV[11]
-local i = 12
+local ttl, shadow = ARGV[11], ARGV[12]
+local i = 13
 
 local function push_all(key, first, count)
   -- RPUSH in slices: unpack() of thousands of values overflows Lua's C stack.
@@ -65,19 +67,21 @@ local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn); i = i + 1 + 
 
 local created = 0
 local n_new = tonumber(ARGV[i]); i = i + 1
-local pending = {}
+local shadow_people = shadow .. 'people'
 for _ = 1, n_new do
   local key, value = ARGV[i], ARGV[i + 1]; i = i + 2
-  if not pending[key] and redis.call('HEXISTS', KEYS[9], key) == 0 then
-    pending[key] = true
-    created = created + 1
-    if not dry then
+  if redis.call('HEXISTS', KEYS[9], key) == 0 then
+    if dry then
+      if redis.call('HSETNX', shadow_people, key, 1) == 1 then created = created + 1 end
+    else
+      created = created + 1
       local cio = string.format('%x', 0xa0000000 + redis.call('INCR', KEYS[10]))
       redis.call('HSET', KEYS[9], key, cio)
       redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', now_ms)
     end
   end
 end
+if dry and created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 
 local imported, duplicates = 0, 0
 local counts, blobs, seen, touched = {}, {}, {}, {}
@@ -94,7 +98,11 @@ for _ = 1, n_ev do
       local expires = redis.call('HGET', shard, field)
       if expires and tonumber(expires) >= now_h then
         fresh = false
-      elseif not dry then
+      elseif dry then
+        -- one hash per dry run is enough: it lives only as long as the import's records
+        if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
+        touched[shadow .. 'dd'] = true
+      else
         redis.call('HSET', shard, field, exp_h)
         touched[shard] = true
       end
@@ -122,7 +130,7 @@ for _ = 1, n_ev do
     duplicates = duplicates + 1
   end
 end
-for shard in pairs(touched) do redis.call('EXPIRE', shard, dd_ttl) end
+for shard in pairs(touched) do redis.call('EXPIRE', shard, dry and ttl or dd_ttl) end
 if imported > 0 and not dry then
   redis.call('XADD', KEYS[6], '*', 'import', ARGV[10], 'chunk', ARGV[1], 'count', imported,
              'events', '[' .. table.concat(blobs, ',') .. ']')

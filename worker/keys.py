@@ -66,6 +66,11 @@ def import_warnings(import_id: str) -> str:
     return f"{PREFIX}imp:{import_id}:warnings"
 
 
+def import_shadow(import_id: str) -> str:
+    """Prefix of a dry run's shadow keys (the dedupe marks and people it would have written)."""
+    return f"{PREFIX}imp:{import_id}:dry:"
+
+
 def import_finalized(import_id: str) -> str:
     """Set once, by the one finalize_import run that writes the report."""
     return f"{PREFIX}imp:{import_id}:finalized"

@@ -188,7 +188,7 @@ class Store:
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, spec.dedupe_window_s + 3600, keys.person(""), spec.identifier, iid,
-            retention_s,
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "",
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             len(outcome.create),

@@ -196,3 +196,18 @@ def test_naive_times_in_the_import_time_zone(store, workers, tmp_path):
     [event] = store.events(report["import_id"])
     assert event["time"] == "2024-07-01T10:00:00.000Z"
     assert event["timestamp"] == int(datetime(2024, 7, 1, 10, tzinfo=timezone.utc).timestamp())
+
+
+def test_dry_run_predicts_the_real_run_across_chunks(store, workers, tmp_path):
+    lines = ["email,event_name,time,event_id"]
+    for i in range(160):  # four chunks; people and events repeat across them
+        lines.append(f"p{i % 9}@example.com,viewed,2024-02-01T00:00:{i % 45:02d}Z,")
+    lines.append("p1@example.com,paid,,E-9")
+    lines.append("p2@example.com,paid,,E-9")
+    path = write(tmp_path, "predict.csv", "\n".join(lines) + "\n")
+    dry = run_import(path, dry_run=True, create_people=True)
+    real = run_import(path, create_people=True)
+    for field in ("rows", "imported", "duplicates", "errors", "people_created"):
+        assert dry[field] == real[field], field
+    assert real["people_created"] == 9 and real["duplicates"] > 0
+    assert not list(store.r.scan_iter(match=f"bf:imp:{real['import_id']}:dry:*"))
