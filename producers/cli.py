@@ -8,10 +8,8 @@ bad usage.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 import orjson

@@ -16,8 +16,9 @@ import io
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from worker.errors import FileProblem
 
@@ -47,7 +48,7 @@ class Source:
         self._temporary = temporary
 
     @classmethod
-    def open(cls, target: str | Path, *, stdin: BinaryIO | None = None) -> "Source":
+    def open(cls, target: str | Path, *, stdin: BinaryIO | None = None) -> Source:
         """Open ``target``: a path, ``.gz`` or not, or ``-`` for standard input."""
         if str(target) == "-":
             with tempfile.NamedTemporaryFile(prefix="backfill-stdin-", suffix=".csv", delete=False) as spool:
@@ -72,7 +73,7 @@ class Source:
         if self._temporary:
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,13 +8,12 @@ hold newlines), each with the file row numbers of its records.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
-from worker.dialects import CUSTOMERIO, VERO, Columns, column_letter, plan_columns
+from worker.dialects import VERO, Columns, column_letter, plan_columns
 from worker.errors import FileProblem
-from worker.rows import is_email
 
-from .source import Records, Source, Sniffed, sniff
+from .source import Records, Sniffed, Source, sniff
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,24 +123,6 @@ class Chunk:
     rows: list[list[str]]
     row_numbers: list[int]
 
-    def payload(self) -> dict:
-        """Plain data for the chunk key: row numbers spelled out only when not contiguous."""
-        first = self.row_numbers[0]
-        contiguous = self.row_numbers[-1] - first == len(self.row_numbers) - 1
-        data: dict = {"first_row": first, "rows": self.rows}
-        if not contiguous:
-            data["row_numbers"] = self.row_numbers
-        return data
-
-
-def row_numbers_of(payload: dict) -> list[int]:
-    """The row numbers of a chunk payload made by :meth:`Chunk.payload`."""
-    numbers = payload.get("row_numbers")
-    if numbers is not None:
-        return numbers
-    first = payload["first_row"]
-    return list(range(first, first + len(payload["rows"])))
-
 
 def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
     """Stream the data records of ``source`` in chunks of ``chunk_rows`` (blank ones skipped)."""
@@ -164,5 +145,3 @@ def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
     if rows:
         yield Chunk(number, rows, numbers)
 
-
-__all__ = ["CUSTOMERIO", "VERO", "Chunk", "Plan", "chunks", "row_numbers_of", "scan"]

@@ -5,6 +5,7 @@ Two steps around the one read the worker makes (which people exist):
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import timezone
 
 import orjson
@@ -12,12 +13,23 @@ import orjson
 from . import rules
 from .rows import Event, Problem, RowOutcome, dedupe_key, validate_rows
 from .spec import ImportSpec
-from .store import ChunkOutcome
 from .timestamps import iso, zone
 
 
+@dataclasses.dataclass(slots=True)
+class ChunkOutcome:
+    """Everything a chunk commits, already encoded for the commit script."""
+
+    errors: list[bytes]
+    warnings: list[bytes]
+    #: (person key, value as written) of people to create when missing
+    create: list[tuple[str, str]]
+    #: (dedupe key or b"", event JSON, trigger outcome) per valid event
+    events: list[tuple[bytes, bytes, bytes | str]]
+
+
 def decode_payload(raw: bytes) -> tuple[list[list[str]], list[int]]:
-    """Records and row numbers of a stored chunk (see ``producers.split.Chunk.payload``)."""
+    """Records and row numbers of a stored chunk (see :func:`encode_payload`)."""
     payload = orjson.loads(raw)
     rows = payload["rows"]
     numbers = payload.get("row_numbers")

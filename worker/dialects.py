@@ -86,7 +86,7 @@ class Columns:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Columns":
+    def from_dict(cls, data: dict) -> Columns:
         """Inverse of :meth:`to_dict`."""
         fields = dict(data)
         fields["header"] = tuple(fields["header"])

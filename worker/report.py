@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .rules import OUTCOMES
 

@@ -16,7 +16,8 @@ A missing time means "now", so it always triggers (Customer.io).
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 # Per-event outcomes, and per-campaign actions; these are also the report's counter names.
 PASSIVE = "passive"

@@ -61,7 +61,7 @@ class Settings:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: the process environment)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

@@ -41,7 +41,7 @@ class ImportSpec:
         return orjson.dumps(data)
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "ImportSpec":
+    def from_json(cls, raw: bytes | str) -> ImportSpec:
         """Inverse of :meth:`to_json`."""
         data = orjson.loads(raw)
         data["columns"] = Columns.from_dict(data["columns"])

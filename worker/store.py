@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import Iterable, Iterator
 
 import orjson
 import redis
 
 from . import keys
+from .chunk import ChunkOutcome
+from .errors import ImportNotFound
+from .rows import person_key
 from .rules import Campaign
 from .spec import ImportSpec
 
@@ -40,18 +43,6 @@ class CommitResult:
     imported: int
     duplicates: int
     finalize: bool
-
-
-@dataclasses.dataclass(slots=True)
-class ChunkOutcome:
-    """Everything a chunk commits, already encoded for the commit script."""
-
-    errors: list[bytes]
-    warnings: list[bytes]
-    #: (person key, value as written) of people to create when missing
-    create: list[tuple[str, str]]
-    #: (dedupe key or b"", event JSON, trigger outcome) per valid event
-    events: list[tuple[bytes, bytes, bytes | str]]
 
 
 class Store:
@@ -93,7 +84,6 @@ class Store:
         if spec is None:
             raw = self.r.hget(keys.import_hash(import_id), "spec")
             if raw is None:
-                from .errors import ImportNotFound
                 raise ImportNotFound(f"no import {import_id!r} (unknown, or expired)")
             spec = self._specs[import_id] = ImportSpec.from_json(raw)
         return spec
@@ -147,7 +137,6 @@ class Store:
 
     def add_person(self, identifier: str, value: str) -> str:
         """Create a person (or find them) and return their cio_id."""
-        from .rows import person_key
         key = person_key(value, identifier)
         existing = self.r.hget(keys.people_index(identifier), key)
         if existing:
@@ -160,7 +149,6 @@ class Store:
 
     def person(self, identifier: str, value: str) -> dict[str, str] | None:
         """A person's stored fields, by id or e-mail."""
-        from .rows import person_key
         cio = self.r.hget(keys.people_index(identifier), person_key(value, identifier))
         if cio is None:
             return None

@@ -1,6 +1,12 @@
 import pytest
 
-from worker.dialects import CUSTOMERIO, VERO, column_letter, detect_dialect, plan_columns
+from worker.dialects import (
+    CUSTOMERIO,
+    VERO,
+    column_letter,
+    detect_dialect,
+    plan_columns,
+)
 from worker.errors import FileProblem
 
 
