@@ -211,3 +211,9 @@ def test_dry_run_predicts_the_real_run_across_chunks(store, workers, tmp_path):
         assert dry[field] == real[field], field
     assert real["people_created"] == 9 and real["duplicates"] > 0
     assert not list(store.r.scan_iter(match=f"bf:imp:{real['import_id']}:dry:*"))
+
+
+def test_a_header_only_file_finishes_with_an_empty_report(store, workers, tmp_path):
+    report = run_import(write(tmp_path, "empty.csv", "email,event_name,time\r\n\r\n"))
+    assert report["status"] == "completed" and report["rows"] == 0 and report["chunks"] == 0
+    assert report["blank_rows_skipped"] == 1
