@@ -16,7 +16,6 @@ from typing import BinaryIO
 
 import orjson
 
-from worker import keys
 from worker.chunk import encode_payload
 from worker.errors import ConfigError, FileProblem, ImportNotFound
 from worker.logs import bind_chunk, get_logger
@@ -149,10 +148,7 @@ def enqueue_import(
             source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
                                    identifier=identifier, settings=settings, stdin=stdin)
         except FileProblem as problem:
-            st.r.hset(keys.import_hash(import_id), mapping={
-                "source": str(path), "created_ms": int(time.time() * 1000)})
-            st.r.zadd(keys.IMPORTS_INDEX, {import_id: int(time.time() * 1000)})
-            st.fail_import(import_id, problem.code, str(problem))
+            st.fail_import(import_id, str(path), problem.code, str(problem))
             log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
             tasks.run_finalize(st, import_id, settings)
             return handle

@@ -35,6 +35,14 @@ def _blank(record: list[str]) -> bool:
     return not any(cell.strip() for cell in record)
 
 
+def _header(records: Iterator[tuple[int, list[str]]]) -> list[str] | None:
+    """Consume ``records`` up to and including the header (the first non-blank record)."""
+    for _, record in records:
+        if not _blank(record):
+            return record
+    return None
+
+
 def scan(
     source: Source,
     *,
@@ -63,11 +71,7 @@ def scan(
 def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str | None,
           max_columns: int) -> Plan:
     records = iter(Records(source, sniffed))
-    header: list[str] | None = None
-    for _, record in records:
-        if not _blank(record):
-            header = record
-            break
+    header = _header(records)
     if header is None:
         raise FileProblem("empty_file", f"{source.name} has no header row")
     columns = plan_columns(header, dialect=dialect, max_columns=max_columns)
@@ -127,9 +131,7 @@ class Chunk:
 def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
     """Stream the data records of ``source`` in chunks of ``chunk_rows`` (blank ones skipped)."""
     records = iter(Records(source, plan.sniffed))
-    for _, record in records:
-        if not _blank(record):
-            break  # the header
+    _header(records)
     number = 0
     rows: list[list[str]] = []
     numbers: list[int] = []

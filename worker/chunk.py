@@ -65,7 +65,8 @@ def _problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
 def assemble(
     spec: ImportSpec,
     validated: RowOutcome,
-    rows_by_number: dict[int, list[str]],
+    rows: list[list[str]],
+    numbers: list[int],
     existing: set[str],
     campaigns: dict[str, list[rules.Campaign]],
     now: float,
@@ -78,10 +79,13 @@ def assemble(
     events: list[tuple[bytes, bytes, bytes | str]] = []
     kind = spec.identifier
     person_label = spec.columns.header[spec.columns.person]
+    cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     for event in validated.events:
         if event.person_key not in existing:
             if not spec.create_people:
-                errors.append(_problem_row(event.row, rows_by_number[event.row], [Problem(
+                if cells_of is None:
+                    cells_of = dict(zip(numbers, rows))
+                errors.append(_problem_row(event.row, cells_of[event.row], [Problem(
                     event.row, person_label, "person_not_found",
                     f"no person with {kind} {event.person!r}: import people first, or use --create-people")]))
                 continue

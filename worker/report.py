@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .rules import OUTCOMES
 
@@ -56,7 +56,7 @@ def escape_cell(cell: str) -> str:
     return cell
 
 
-def problems_csv(header: Iterable[str], dropped: Iterable[int], problems: Iterable[dict],
+def problems_csv(header: Sequence[str], dropped: Iterable[int], problems: Iterable[dict],
                  kind: str) -> Iterator[str]:
     """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.
 
@@ -65,7 +65,7 @@ def problems_csv(header: Iterable[str], dropped: Iterable[int], problems: Iterab
     """
     drop = set(dropped)
     names = [h for i, h in enumerate(header) if i not in drop]
-    width = len(list(header)) if not isinstance(header, (list, tuple)) else len(header)
+    width = len(header)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")  # UTF-8 BOM: Excel then shows accents right

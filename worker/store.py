@@ -72,11 +72,15 @@ class Store:
         pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
         pipe.execute()
 
-    def fail_import(self, import_id: str, code: str, message: str) -> None:
-        """Mark an import failed by a file-level problem (no report from workers will come)."""
-        self.r.hset(keys.import_hash(import_id), mapping={
-            "status": "failed", "failure_code": code, "failure": message,
+    def fail_import(self, import_id: str, source: str, code: str, message: str) -> None:
+        """Record an import refused for a file-level problem: nothing of it is queued."""
+        created = now_ms()
+        pipe = self.r.pipeline()
+        pipe.hset(keys.import_hash(import_id), mapping={
+            "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
         })
+        pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+        pipe.execute()
 
     def spec(self, import_id: str) -> ImportSpec:
         """The import's options (cached: they never change)."""

@@ -37,12 +37,11 @@ def store() -> Store:
 
 def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now: float | None = None) -> CommitResult:
     """Validate, decide and commit one chunk; a chunk already committed changes nothing."""
-    if st.chunk_done(import_id, chunk):
-        return CommitResult(False, 0, 0, st.all_done(import_id))
     spec = st.spec(import_id)
     raw = st.load_chunk(import_id, chunk)
     if raw is None:
-        if st.chunk_done(import_id, chunk):  # committed by a twin delivery meanwhile
+        # The commit deletes a chunk's rows, so no rows usually means a redelivery.
+        if st.chunk_done(import_id, chunk):
             return CommitResult(False, 0, 0, st.all_done(import_id))
         raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
     rows, numbers = core.decode_payload(raw)
@@ -50,8 +49,7 @@ def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now:
     validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
     existing = st.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
     campaigns = rules.by_event(st.campaigns()) if spec.trigger else {}
-    outcome = core.assemble(spec, validated, dict(zip(numbers, rows)), existing, campaigns, at,
-                            settings.clock_skew_s)
+    outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s)
     return st.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
 
 
@@ -119,8 +117,9 @@ def _unbind_task(**_: object) -> None:
     structlog.contextvars.unbind_contextvars("import_id", "chunk")
 
 
-_RETRY = dict(autoretry_for=(redis.ConnectionError, redis.TimeoutError, TransientError),
-              retry_backoff=True, retry_backoff_max=60, max_retries=20)
+#: Failures worth retrying (with backoff); anything else in a chunk is recorded as its rows' errors.
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TransientError)
+_RETRY = dict(autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=20)
 
 
 @app.task(name="backfill.process_chunk", bind=True, **_RETRY)
@@ -131,7 +130,7 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
         started = time.perf_counter()
         try:
             result = run_chunk(store(), import_id, chunk, settings)
-        except _RETRY["autoretry_for"]:
+        except _TRANSIENT:
             raise
         except SoftTimeLimitExceeded:
             log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)

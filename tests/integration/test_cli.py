@@ -17,11 +17,24 @@ def test_wait_exit_codes(backfill, tmp_path):
     assert failed.returncode == 1 and b"no person column" in failed.stderr
 
 
-def test_timeout_exit_code(backfill, tmp_path):
-    lines = ["email,event_name"] + [f"p{i}@example.com,x" for i in range(3000)]
-    slow = backfill("import", str(write(tmp_path, "big.csv", "\n".join(lines))), "--create-people",
-                    "--wait", "--timeout", "0")
-    assert slow.returncode == 3 and b"still running" in slow.stderr
+def test_timeout_exit_code(tmp_path):
+    """No worker on this Redis, so the import cannot finish: --wait --timeout must give up with 3."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from worker.embedded import start_private
+
+    server, url = start_private(tmp_path / "redis")
+    try:
+        exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
+        slow = subprocess.run([exe, "import", str(EXAMPLES / "vero_events.csv"), "--wait", "--timeout", "1"],
+                              env={**os.environ, "REDIS_URL": url}, capture_output=True, timeout=60)
+    finally:
+        server.kill()
+    assert slow.returncode == 3 and b"still running after 1.0 s" in slow.stderr
 
 
 def test_errors_command_writes_the_file(backfill, tmp_path):

@@ -76,10 +76,14 @@ def test_every_chunk_published_twice_through_real_workers(store, workers, tmp_pa
     iid = report["import_id"]
     for chunk in range(report["chunks"]):  # every chunk delivered again, and its report asked again
         process_chunk.apply_async((iid, chunk))
-    deadline = time.monotonic() + 10
-    while store.r.llen(keys.QUEUE_IMPORTS) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1)
+
+    def busy() -> bool:  # messages waiting, or taken by a worker and not yet acked (kombu's "unacked")
+        return bool(store.r.llen(keys.QUEUE_IMPORTS) or store.r.llen(keys.QUEUE_REPORTS) or store.r.hlen("unacked"))
+
+    deadline = time.monotonic() + 20
+    while busy() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not busy(), "the replayed chunks were not all processed"
     state = store.state(iid)
     assert state["finalize_runs"] == "1" and state["chunks_done"] == str(report["chunks"])
     assert state["imported"] == "300" and counted_once(report)
