@@ -19,6 +19,7 @@ import orjson
 from worker.chunk import encode_payload
 from worker.errors import ConfigError, FileProblem, ImportNotFound
 from worker.logs import bind_chunk, get_logger
+from worker.people_columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
@@ -97,14 +98,17 @@ class ImportHandle:
 
 
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
-            dialect: str | None = None, identifier: str | None = None,
+            dialect: str | None = None, identifier: str | None = None, kind: str = "events",
+            mapping: dict[str, str] | None = None, skip: tuple[str, ...] = (), data_to_process: str = "all",
             settings: Settings | None = None, stdin: BinaryIO | None = None) -> tuple[Source, Plan]:
     """Open and scan a file as an import would, without Redis; raises FileProblem."""
     settings = settings or get_settings()
+    people = {"mapping": mapping or {}, "skip": tuple(skip), "data_to_process": data_to_process} \
+        if kind == "people" else None
     source = Source.open(path, stdin=stdin)
     try:
         plan = scan(source, encoding=encoding, delimiter=delimiter, dialect=dialect,
-                    identifier=identifier, max_columns=settings.max_columns)
+                    identifier=identifier, max_columns=settings.max_columns, people=people)
     except BaseException:
         source.close()
         raise
@@ -114,8 +118,13 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
 def enqueue_import(
     path: str | Path,
     *,
+    kind: str = "events",
     identifier: str | None = None,
     dialect: str | None = None,
+    data_to_process: str = "all",
+    empty_cells: str = "ignore",
+    mapping: dict[str, str] | None = None,
+    skip: tuple[str, ...] | list[str] = (),
     trigger: bool = False,
     trigger_window: str | int | None = "72h",
     timezone: str = "UTC",
@@ -129,12 +138,24 @@ def enqueue_import(
 ) -> ImportHandle:
     """Scan ``path`` and queue it in chunks; returns at once with a handle.
 
+    ``kind="people"`` imports people (Customer.io's rules): ``identifier`` id, email or
+    cio_id; ``data_to_process`` all, only_new or only_existing; ``empty_cells`` ignore
+    or clear; ``mapping`` {column: attribute}; ``skip`` columns to leave out.
+
     A file-level problem (not CSV, no person column, bad quoting...) does not
     raise: the import is recorded as ``failed`` with one clear message, its report
     written, and nothing queued. ``handle.report()["failure"]`` says why.
     Invalid options raise ConfigError.
     """
     settings = settings or get_settings()
+    if kind not in ("events", "people"):
+        raise ConfigError(f"kind must be events or people, not {kind!r}")
+    if data_to_process not in DATA_TO_PROCESS or empty_cells not in EMPTY_CELLS:
+        raise ConfigError(f"data_to_process must be one of {', '.join(DATA_TO_PROCESS)} and empty_cells one of "
+                          f"{', '.join(EMPTY_CELLS)}")
+    if kind == "events" and (data_to_process != "all" or mapping or skip or empty_cells != "ignore"):
+        raise ConfigError("data_to_process, empty_cells, mapping and skip are options of people imports")
+    id_only = settings.workspace_identifiers == "id_only"
     if zone(timezone) is None:
         raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
     window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
@@ -146,7 +167,12 @@ def enqueue_import(
     with bind_chunk(import_id):
         try:
             source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
-                                   identifier=identifier, settings=settings, stdin=stdin)
+                                   identifier=identifier, kind=kind, mapping=mapping, skip=tuple(skip),
+                                   data_to_process=data_to_process, settings=settings, stdin=stdin)
+            if kind == "events" and create_people and id_only and plan.identifier == "email":
+                source.close()
+                raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
+                                  "(BACKFILL_WORKSPACE_IDENTIFIERS=id_only): --create-people needs a file of ids")
         except FileProblem as problem:
             st.fail_import(import_id, str(path), problem.code, str(problem))
             log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
@@ -154,8 +180,9 @@ def enqueue_import(
             return handle
         with source:
             spec = ImportSpec(
-                import_id=import_id, columns=plan.columns, identifier=plan.identifier,
-                source=str(path), trigger=trigger, trigger_window_s=window, timezone=timezone,
+                import_id=import_id, columns=plan.columns, identifier=plan.identifier, kind=kind,
+                data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
+                source=str(path), trigger=trigger and kind == "events", trigger_window_s=window, timezone=timezone,
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
@@ -163,7 +190,7 @@ def enqueue_import(
                 "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
             }, settings.retention_s)
-            log.info("import queued", source=str(path), rows=plan.rows, dialect=plan.columns.dialect,
+            log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                      identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
             count = _queue_chunks(st, tasks, source, plan, import_id, settings, on_chunk)
         if st.set_total(import_id, count):

@@ -47,6 +47,12 @@ def _print_report(report: dict) -> None:
     click.echo(f"  errors            {report['errors']}")
     click.echo(f"  warnings          {report['warnings']}")
     click.echo(f"  people created    {report['people_created']}")
+    if report.get("kind") == "people":
+        click.echo(f"  people updated    {report['people_updated']}")
+        if report.get("people_skipped"):
+            click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
+        for note in report.get("column_warnings", []):
+            click.echo(f"  column warning    {note}")
     triggers = {k: v for k, v in report.get("triggers", {}).items() if v}
     if triggers:
         click.echo("  triggers")
@@ -87,8 +93,17 @@ def main() -> None:
 
 @main.command("import")
 @click.argument("file")
-@click.option("--type", "kind", type=click.Choice(["events"]), default="events", show_default=True)
-@click.option("--identifier", type=click.Choice(["id", "email"]), help="What the person column holds (default: detected).")
+@click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@click.option("--identifier", type=click.Choice(["id", "email", "cio_id"]),
+              help="Events: what the person column holds. People: what people are looked up by "
+                   "(cio_id: updates only, and may change ids and e-mails). Default: detected.")
+@click.option("--data-to-process", type=click.Choice(["all", "only_new", "only_existing"]), default="all",
+              show_default=True, help="People: add and update, add only, or update only.")
+@click.option("--empty-cells", type=click.Choice(["ignore", "clear"]), default="ignore", show_default=True,
+              help="People: an empty cell leaves the attribute as it is, or removes it.")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE",
+              help="People: import COLUMN as ATTRIBUTE (e.g. Mail=email); repeatable.")
+@click.option("--skip", multiple=True, metavar="COLUMN", help="People: leave COLUMN out; repeatable.")
 @click.option("--dialect", type=click.Choice(DIALECTS), help="Force the dialect (default: from the header).")
 @click.option("--trigger/--no-trigger", default=False, help="Let events trigger campaigns (default: passive).")
 @click.option("--trigger-window", default="72h", show_default=True, help="Oldest event that may trigger: 72h, 10d, or none.")
@@ -100,14 +115,22 @@ def main() -> None:
 @click.option("--wait", is_flag=True, help="Wait for the report; exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
-def import_(file: str, kind: str, identifier, dialect, trigger, trigger_window, timezone, create_people,
-            dry_run, encoding, delimiter, wait, timeout, as_json) -> None:
-    """Import FILE (a path, a .gz, or - for standard input)."""
+def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, dialect, trigger,
+            trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout, as_json) -> None:
+    """Import FILE (a path, a .gz, or - for standard input) of events or people."""
+    from worker.people_columns import parse_mapping
+
     from .api import enqueue_import
 
+    if kind == "events" and identifier == "cio_id":
+        raise click.BadParameter("cio_id identifies people in a people import (--type people)",
+                                 param_hint="--identifier")
     try:
+        people = dict(data_to_process=data_to_process, empty_cells=empty_cells, mapping=parse_mapping(mapping),
+                      skip=skip) if kind == "people" else {}
         handle = enqueue_import(
-            file, identifier=identifier, dialect=dialect, trigger=trigger, trigger_window=trigger_window,
+            file, kind=kind, **people, identifier=identifier, dialect=dialect, trigger=trigger,
+            trigger_window=trigger_window,
             timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding,
             delimiter=delimiter.replace("\\t", "\t") if delimiter else None,
         )
@@ -220,18 +243,25 @@ def warnings(import_id: str, output: str | None) -> None:
 
 @main.command("inspect")
 @click.argument("file")
-@click.option("--identifier", type=click.Choice(["id", "email"]))
+@click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@click.option("--identifier", type=click.Choice(["id", "email", "cio_id"]))
 @click.option("--dialect", type=click.Choice(DIALECTS))
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE")
+@click.option("--skip", multiple=True, metavar="COLUMN")
 @click.option("--encoding")
 @click.option("--delimiter")
 @click.option("--json", "as_json", is_flag=True)
-def inspect_(file: str, identifier, dialect, encoding, delimiter, as_json) -> None:
+def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
     """Show how FILE would be read, without importing anything (no Redis needed)."""
+    from worker.people_columns import parse_mapping
+
     from .api import inspect
 
     try:
         source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
-                               delimiter=delimiter)
+                               delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     except FileProblem as problem:
         raise click.ClickException(f"{problem} [{problem.code}]") from None
     source.close()
@@ -254,7 +284,8 @@ def inspect_(file: str, identifier, dialect, encoding, delimiter, as_json) -> No
     click.echo(f"file        {file}")
     click.echo(f"encoding    {plan.sniffed.encoding} ({plan.sniffed.encoding_reason})")
     click.echo(f"delimiter   {shown}")
-    click.echo(f"dialect     {columns.dialect}, people by {plan.identifier}")
+    click.echo(f"dialect     {columns.dialect}, people by {plan.identifier}" if kind == "events"
+               else f"people      looked up by {plan.identifier}")
     click.echo(f"rows        {plan.rows}" + (f" ({plan.blank} blank skipped)" if plan.blank else ""))
     click.echo("columns")
     for col in info["columns"]:
@@ -262,6 +293,46 @@ def inspect_(file: str, identifier, dialect, encoding, delimiter, as_json) -> No
         click.echo(f"  {col['column']:<3} {col['name']!r:<24} {col['role']:<9} {values}")
     for note in columns.notes:
         click.echo(f"warning: {note}")
+
+
+@main.group()
+def people() -> None:
+    """The people directory."""
+
+
+@people.command("show")
+@click.argument("who")
+@click.option("--by", type=click.Choice(["cio_id", "id", "email"]),
+              help="What WHO is (default: tried as cio_id, then id, then e-mail).")
+@click.option("--json", "as_json", is_flag=True)
+def people_show(who: str, by: str | None, as_json: bool) -> None:
+    """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail)."""
+    from worker.tasks import store
+
+    stored = store().people.find(who.strip(), by)
+    if stored is None:
+        raise click.ClickException(f"no person with {by or 'cio_id, id or e-mail'} {who!r}")
+    identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
+    reserved = {k: stored[k] for k in ("created_at", "unsubscribed") if k in stored}
+    attributes = {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")}
+    topics = {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}
+    if as_json:
+        _echo_json({**identifiers, **reserved, "attributes": attributes, "topics": topics})
+        return
+    for name, value in identifiers.items():
+        click.echo(f"{name:<14}{value}")
+    if "created_at" in reserved:
+        from worker.timestamps import iso
+
+        click.echo(f"{'created_at':<14}{iso(float(reserved['created_at']))} ({reserved['created_at']})")
+    if "unsubscribed" in reserved:
+        click.echo(f"{'unsubscribed':<14}{reserved['unsubscribed']}")
+    click.echo("attributes" + ("" if attributes else "    (none)"))
+    for name, value in attributes.items():
+        click.echo(f"  {name:<24}{value}")
+    click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
+    for name, flag in topics.items():
+        click.echo(f"  {name:<24}{'subscribed' if flag else 'unsubscribed'}")
 
 
 @main.group()

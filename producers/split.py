@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from worker.dialects import VERO, Columns, column_letter, plan_columns
 from worker.errors import FileProblem
+from worker.people_columns import PeopleColumns, plan_people_columns
 
 from .source import Records, Sniffed, Source, sniff
 
@@ -21,7 +22,7 @@ class Plan:
     """Everything the producer learned about a file before queueing it."""
 
     sniffed: Sniffed
-    columns: Columns
+    columns: Columns | PeopleColumns
     identifier: str
     #: data records (blank records excluded)
     rows: int
@@ -51,36 +52,47 @@ def scan(
     dialect: str | None = None,
     identifier: str | None = None,
     max_columns: int = 100,
+    people: dict | None = None,
 ) -> Plan:
     """Read the whole file once and return its plan, or raise FileProblem.
 
-    Falls back to cp1252 when UTF-8 was only assumed and a later byte is not UTF-8.
+    ``people`` (the keyword arguments of :func:`plan_people_columns`: mapping,
+    skip, data_to_process) makes it a people file. Falls back to cp1252 when
+    UTF-8 was only assumed and a later byte is not UTF-8.
     """
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
+    columns_of = (lambda header: plan_people_columns(header, identifier=identifier, max_columns=max_columns,
+                                                     **people)) if people is not None else None
     try:
-        return _scan(source, sniffed, dialect, identifier, max_columns)
+        return _scan(source, sniffed, dialect, identifier, max_columns, columns_of)
     except FileProblem as problem:
         if problem.code != "bad_encoding" or sniffed.encoding != "utf-8" or encoding:
             raise
         fallback = dataclasses.replace(
             sniffed, encoding="cp1252", encoding_reason=f"cp1252 fallback: not valid UTF-8 (line {problem.line})"
         )
-        return _scan(source, fallback, dialect, identifier, max_columns)
+        return _scan(source, fallback, dialect, identifier, max_columns, columns_of)
 
 
 def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str | None,
-          max_columns: int) -> Plan:
+          max_columns: int, columns_of) -> Plan:
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
         raise FileProblem("empty_file", f"{source.name} has no header row")
-    columns = plan_columns(header, dialect=dialect, max_columns=max_columns)
-    if identifier is None and columns.dialect == VERO:
-        identifier = "email"
-    if identifier not in (None, "id", "email"):
-        raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
-
-    person, unnamed = columns.person, columns.unnamed
+    person: int | None = None
+    columns: Columns | PeopleColumns
+    if columns_of is not None:
+        columns = columns_of(header)
+        identifier = columns.identifier
+    else:
+        columns = plan_columns(header, dialect=dialect, max_columns=max_columns)
+        if identifier is None and columns.dialect == VERO:
+            identifier = "email"
+        if identifier not in (None, "id", "email"):
+            raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
+        person = columns.person
+    unnamed = columns.unnamed
     samples: list[list[str]] = [[] for _ in columns.header]
     first_email = first_id = None
     rows = blank = 0
@@ -100,7 +112,7 @@ def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str
                     "name the column or delete it",
                     line=row,
                 )
-        if identifier is None and person < len(record):
+        if identifier is None and person is not None and person < len(record):
             value = record[person].strip()
             if value:
                 if "@" in value:

@@ -55,7 +55,8 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
                          clock_skew_s=clock_skew_s)
 
 
-def _problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
+def problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
+    """One error or warning row, as stored for the errors and warnings files."""
     return orjson.dumps({
         "row": row, "cells": cells,
         "problems": [p.text() for p in problems], "codes": [p.code for p in problems],
@@ -67,27 +68,36 @@ def assemble(
     validated: RowOutcome,
     rows: list[list[str]],
     numbers: list[int],
-    existing: set[str],
+    existing: dict[str, str],
     campaigns: dict[str, list[rules.Campaign]],
     now: float,
     clock_skew_s: float,
 ) -> ChunkOutcome:
-    """Apply people lookup and trigger rules; encode everything for the commit."""
-    errors = [_problem_row(r, c, p) for r, c, p in validated.errors]
-    warnings = [_problem_row(r, c, p) for r, c, p in validated.warnings]
+    """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit."""
+    errors = [problem_row(r, c, p) for r, c, p in validated.errors]
+    warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     create: list[tuple[str, str]] = []
     events: list[tuple[bytes, bytes, bytes | str]] = []
     kind = spec.identifier
     person_label = spec.columns.header[spec.columns.person]
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
+
+    def refuse(event: Event, code: str, message: str) -> None:
+        nonlocal cells_of
+        if cells_of is None:
+            cells_of = dict(zip(numbers, rows))
+        errors.append(problem_row(event.row, cells_of[event.row], [Problem(event.row, person_label, code, message)]))
+
     for event in validated.events:
-        if event.person_key not in existing:
+        found = existing.get(event.person_key)
+        if found is not None and "," in found:
+            refuse(event, "ambiguous_email",
+                   f"{found.count(',') + 1} people have the e-mail {event.person!r}; identify them by id")
+            continue
+        if found is None:
             if not spec.create_people:
-                if cells_of is None:
-                    cells_of = dict(zip(numbers, rows))
-                errors.append(_problem_row(event.row, cells_of[event.row], [Problem(
-                    event.row, person_label, "person_not_found",
-                    f"no person with {kind} {event.person!r}: import people first, or use --create-people")]))
+                refuse(event, "person_not_found",
+                       f"no person with {kind} {event.person!r}: import people first, or use --create-people")
                 continue
             create.append((event.person_key, event.person))
         events.append(_encode_event(spec, event, campaigns, now, clock_skew_s))
@@ -124,4 +134,4 @@ def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str) -> Chun
     """Every row of a chunk that could not be processed, as an error row."""
     problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
                                                  "import these rows again")]
-    return ChunkOutcome([_problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])
+    return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])

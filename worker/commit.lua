@@ -51,19 +51,8 @@ local dd_prefix, dd_ttl, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8], ARGV[9
 local ttl, shadow = ARGV[11], ARGV[12]
 local i = 13
 
-local function push_all(key, first, count)
-  -- RPUSH in slices: unpack() of thousands of values overflows Lua's C stack.
-  local at = first
-  while at < first + count do
-    local last = math.min(at + 499, first + count - 1)
-    redis.call('RPUSH', key, unpack(ARGV, at, last))
-    at = last + 1
-  end
-  if count > 0 then redis.call('EXPIRE', key, ttl) end
-end
-
-local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err); i = i + 1 + n_err
-local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn); i = i + 1 + n_warn
+local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err, ttl); i = i + 1 + n_err
+local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn, ttl); i = i + 1 + n_warn
 
 local created = 0
 local n_new = tonumber(ARGV[i]); i = i + 1
@@ -77,7 +66,8 @@ for _ = 1, n_new do
       created = created + 1
       local cio = string.format('%x', 0xa0000000 + redis.call('INCR', KEYS[10]))
       redis.call('HSET', KEYS[9], key, cio)
-      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', now_ms)
+      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value,
+                 'created_at', math.floor(tonumber(now_ms) / 1000), '_v', 1)
     end
   end
 end

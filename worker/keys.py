@@ -53,7 +53,7 @@ def import_done(import_id: str) -> str:
 
 def import_chunk(import_id: str, chunk: int) -> str:
     """A chunk's rows (orjson), written by the producer, deleted by the chunk's commit."""
-    return f"{PREFIX}imp:{import_id}:chunk:{chunk}"
+    return f"{import_chunk_prefix(import_id)}{chunk}"
 
 
 def import_errors(import_id: str) -> str:
@@ -71,6 +71,21 @@ def import_shadow(import_id: str) -> str:
     return f"{PREFIX}imp:{import_id}:dry:"
 
 
+def import_seen(import_id: str) -> str:
+    """Hash: a people import's memory of identifiers on earlier rows (for its file-level warnings)."""
+    return f"{PREFIX}imp:{import_id}:seen"
+
+
+def import_apply_lease(import_id: str) -> str:
+    """Lease of the one worker applying a people import's chunks, in file order."""
+    return f"{PREFIX}imp:{import_id}:lease"
+
+
+def import_chunk_prefix(import_id: str) -> str:
+    """Prefix of an import's chunk keys (Lua builds ``prefix .. n``)."""
+    return f"{PREFIX}imp:{import_id}:chunk:"
+
+
 def import_finalized(import_id: str) -> str:
     """Set once, by the one finalize_import run that writes the report."""
     return f"{PREFIX}imp:{import_id}:finalized"
@@ -84,4 +99,5 @@ def import_keys(import_id: str) -> list[str]:
         import_done(import_id),
         import_errors(import_id),
         import_warnings(import_id),
+        import_seen(import_id),
     ]

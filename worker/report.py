@@ -43,6 +43,11 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows"] / seconds) if seconds > 0 else None,
     }
+    if spec_info.get("kind") == "people":
+        # People rows are imported as created or updated; people who exist are skipped under only_new.
+        report["people_updated"] = counts["imported"] - counts["people_created"]
+        report["people_skipped"] = int(state.get("people_skipped", 0) or 0)
+        report.pop("triggers")
     if state.get("failure"):
         report["failure"] = state["failure"]
         report["failure_code"] = state.get("failure_code", "")

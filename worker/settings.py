@@ -46,6 +46,11 @@ class Settings:
     #: auto (console on a terminal, JSON otherwise), json or console.
     log_format: str = "auto"
     log_level: str = "INFO"
+    #: How the workspace identifies people: "email_or_id" (either, both unique) or "id_only"
+    #: (Customer.io's classic workspaces: people are added by id; e-mails may be shared).
+    workspace_identifiers: str = "email_or_id"
+    #: How long one chunk task may go on applying a people import's chunks before handing over.
+    people_apply_budget_s: float = 30.0
     #: Optional: POST every finished import's summary here.
     webhook_url: str = ""
 
@@ -57,6 +62,8 @@ class Settings:
             )
         if self.chunk_rows < 1 or self.max_inflight_chunks < 1:
             raise ConfigError("BACKFILL_CHUNK_ROWS and BACKFILL_MAX_INFLIGHT_CHUNKS must be positive")
+        if self.workspace_identifiers not in {"email_or_id", "id_only"}:
+            raise ConfigError("BACKFILL_WORKSPACE_IDENTIFIERS must be email_or_id or id_only")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
 

@@ -8,6 +8,7 @@ import time
 import orjson
 
 from .dialects import Columns
+from .people_columns import PeopleColumns
 
 
 def new_import_id() -> str:
@@ -20,10 +21,12 @@ class ImportSpec:
     """Options of one import, stored once in Redis and read by every chunk task."""
 
     import_id: str
-    columns: Columns
-    #: "email" or "id": what the person column holds, for the whole file
+    #: an events file's columns, or a people file's (``kind`` says which)
+    columns: Columns | PeopleColumns
+    #: events: "email" or "id", what the person column holds; people: "id", "email" or "cio_id"
     identifier: str
     source: str = "-"
+    #: "events" or "people"
     kind: str = "events"
     trigger: bool = False
     #: seconds; None = no window (Vero)
@@ -34,6 +37,12 @@ class ImportSpec:
     dedupe_window_s: int = 30 * 86_400
     encoding: str = "utf-8"
     delimiter: str = ","
+    #: people: all | only_new | only_existing
+    data_to_process: str = "all"
+    #: people: an empty cell leaves the attribute as it is ("ignore") or removes it ("clear")
+    empty_cells: str = "ignore"
+    #: the workspace identifies people by id only (e-mails may be shared), fixed when the import is queued
+    id_only: bool = False
 
     def to_json(self) -> bytes:
         """orjson bytes, for the import hash."""
@@ -44,5 +53,6 @@ class ImportSpec:
     def from_json(cls, raw: bytes | str) -> ImportSpec:
         """Inverse of :meth:`to_json`."""
         data = orjson.loads(raw)
-        data["columns"] = Columns.from_dict(data["columns"])
+        kind = PeopleColumns if data.get("kind") == "people" else Columns
+        data["columns"] = kind.from_dict(data["columns"])
         return cls(**data)

@@ -8,21 +8,22 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from importlib import resources
 
 import orjson
 import redis
 
 from . import keys
 from .chunk import ChunkOutcome
-from .errors import ImportNotFound
+from .errors import ImportNotFound, TransientError
+from .lua import script
+from .people_store import PeopleStore
 from .rows import person_key
 from .rules import Campaign
 from .spec import ImportSpec
 
 
-def _script(name: str) -> str:
-    return resources.files("worker").joinpath(name).read_text()
+#: Failures worth retrying with backoff: the store was unreachable or busy.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TransientError)
 
 
 def connect(url: str) -> redis.Redis:
@@ -50,11 +51,12 @@ class Store:
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._commit = client.register_script(_script("commit.lua"))
-        self._set_total = client.register_script(_script("set_total.lua"))
-        self._finalize = client.register_script(_script("finalize.lua"))
-        self._move_due = client.register_script(_script("move_due.lua"))
+        self._commit = client.register_script(script("commit.lua"))
+        self._set_total = client.register_script(script("set_total.lua"))
+        self._finalize = client.register_script(script("finalize.lua"))
+        self._move_due = client.register_script(script("move_due.lua"))
         self._specs: dict[str, ImportSpec] = {}
+        self.people = PeopleStore(client)
 
     # -- imports ---------------------------------------------------------------
     def create_import(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> None:
@@ -132,12 +134,15 @@ class Store:
         return total is not None and int(total) == int(done or 0)
 
     # -- people and campaigns --------------------------------------------------------
-    def existing_people(self, identifier: str, person_keys: list[str]) -> set[str]:
-        """Which of ``person_keys`` the directory knows, in one round trip."""
+    def existing_people(self, identifier: str, person_keys: list[str]) -> dict[str, str]:
+        """The cio_id of each of ``person_keys`` the directory knows, in one round trip.
+
+        In an id-only workspace an e-mail may name several people: "cio,cio".
+        """
         if not person_keys:
-            return set()
+            return {}
         found = self.r.hmget(keys.people_index(identifier), person_keys)
-        return {key for key, cio in zip(person_keys, found) if cio is not None}
+        return {key: cio.decode() for key, cio in zip(person_keys, found) if cio is not None}
 
     def add_person(self, identifier: str, value: str) -> str:
         """Create a person (or find them) and return their cio_id."""
@@ -148,15 +153,13 @@ class Store:
         cio = f"{0xA0000000 + self.r.incr(keys.PEOPLE_SEQ):x}"
         if not self.r.hsetnx(keys.people_index(identifier), key, cio):
             return self.r.hget(keys.people_index(identifier), key).decode()
-        self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value, "created_at": now_ms()})
+        self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,
+                                               "created_at": now_ms() // 1000, "_v": 1})
         return cio
 
     def person(self, identifier: str, value: str) -> dict[str, str] | None:
-        """A person's stored fields, by id or e-mail."""
-        cio = self.r.hget(keys.people_index(identifier), person_key(value, identifier))
-        if cio is None:
-            return None
-        return {k.decode(): v.decode() for k, v in self.r.hgetall(keys.person(cio.decode())).items()}
+        """A person's stored fields, by id or e-mail (see :mod:`worker.directory` for the fields)."""
+        return self.people.find(person_key(value, identifier), identifier)
 
     def campaigns(self) -> list[Campaign]:
         """Every campaign."""

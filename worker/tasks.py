@@ -9,7 +9,6 @@ import time
 import urllib.request
 
 import orjson
-import redis
 import structlog
 from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
@@ -17,11 +16,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from . import chunk as core
 from . import rules
 from .app import app
-from .errors import PermanentError, TransientError
+from .errors import PermanentError
 from .logs import bind_chunk, get_logger
+from .people_run import run_people
 from .report import build_report
 from .settings import Settings, get_settings
-from .store import CommitResult, Store, connect, now_ms
+from .store import TRANSIENT, CommitResult, Store, connect, now_ms
 
 log = get_logger("backfill.worker")
 _store: Store | None = None
@@ -78,6 +78,8 @@ def spec_info(st: Store, import_id: str) -> dict:
         "identifier": spec.identifier, "trigger": spec.trigger, "trigger_window_s": spec.trigger_window_s,
         "dry_run": spec.dry_run, "create_people": spec.create_people, "encoding": spec.encoding,
         "delimiter": spec.delimiter, "timezone": spec.timezone,
+        **({"data_to_process": spec.data_to_process, "empty_cells": spec.empty_cells, "id_only": spec.id_only,
+            "column_warnings": list(spec.columns.notes)} if spec.kind == "people" else {}),
     }
 
 
@@ -118,7 +120,7 @@ def _unbind_task(**_: object) -> None:
 
 
 #: Failures worth retrying (with backoff); anything else in a chunk is recorded as its rows' errors.
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TransientError)
+_TRANSIENT = TRANSIENT
 _RETRY = dict(autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=20)
 
 
@@ -127,6 +129,12 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
     """Import one chunk; the commit that completes the import enqueues its report."""
     settings = get_settings()
     with bind_chunk(import_id, chunk):
+        if store().spec(import_id).kind == "people":
+            # People chunks apply in file order: this task applies whatever is next (people_run.py).
+            run_people(store(), import_id, settings,
+                       on_finalize=lambda: finalize_import.apply_async((import_id,)),
+                       on_handover=lambda n: process_chunk.apply_async((import_id, n)))
+            return
         started = time.perf_counter()
         try:
             result = run_chunk(store(), import_id, chunk, settings)

@@ -1,0 +1,12 @@
+"""Loading backfill's Lua scripts (the ``*.lua`` files beside this module)."""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+
+@functools.cache
+def script(name: str) -> str:
+    """The source of script ``name`` with lib.lua's helpers in front (Redis scripts cannot import)."""
+    folder = resources.files("worker")
+    return folder.joinpath("lib.lua").read_text() + "\n" + folder.joinpath(name).read_text()

@@ -1,0 +1,115 @@
+-- people_commit.lua: one chunk of a people import, committed whole, in file order, or not at all.
+--
+-- Chunks of a people import commit one after the other: this chunk must be the
+-- import's next_chunk. Its changes were decided against a snapshot of the
+-- directory; they are written only if nothing they overwrite changed since
+-- (each person's version _v, each index entry's value). Otherwise nothing is
+-- written and the caller reads a new snapshot and decides again.
+--
+-- Person hashes and the dry run's shadow keys are derived from prefixes:
+-- backfill runs on one Redis instance, not a cluster.
+--
+-- KEYS[1]  import hash: counters, next_chunk, chunks_done/chunks_total
+-- KEYS[2]  import done-set: chunk numbers already committed
+-- KEYS[3]  the chunk's rows (deleted)
+-- KEYS[4]  import errors list (orjson rows)
+-- KEYS[5]  import warnings list (orjson rows)
+-- KEYS[6]  the import's memory of identifiers on earlier rows (hash)
+-- KEYS[7]  people index by id (a dry run's shadow index for a dry run)
+-- KEYS[8]  people index by e-mail (likewise)
+--
+-- ARGV[1]  chunk number
+-- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
+-- ARGV[3]  now, ms
+-- ARGV[4]  person hash prefix (the dry run's shadow prefix for a dry run)
+-- ARGV[5]  TTL of problem rows, memory and shadow keys, seconds
+-- ARGV[6]  rows imported   ARGV[7] people created   ARGV[8] rows skipped (only_new: person exists)
+-- then     n, n error rows
+--          n, n warning rows
+--          n, n pairs (memory field, value)
+--          n, n quadruples ("id"|"email", key, value read or "", new value or "" to remove)
+--          n, n triples (cio_id, version read or "" for a new person, full new state as a JSON object)
+-- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
+--          since the snapshot; {-2, next_chunk} not this chunk's turn.
+
+local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
+local chunk, dry, now_ms, prefix, ttl = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
+if redis.call('SISMEMBER', done_set, chunk) == 1 then return {0, 0} end
+local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
+if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
+
+-- Find each section's start before checking or writing anything.
+local at = 9
+local function section(width)
+  local n = tonumber(ARGV[at]); local first = at + 1
+  at = first + n * width
+  return first, n
+end
+local err_at, n_err = section(1)
+local warn_at, n_warn = section(1)
+local seen_at, n_seen = section(2)
+local idx_at, n_idx = section(4)
+local per_at, n_per = section(3)
+local index_key = {id = KEYS[7], email = KEYS[8]}
+
+if not dry then
+  for k = 0, n_idx - 1 do
+    local j = idx_at + k * 4
+    if (redis.call('HGET', index_key[ARGV[j]], ARGV[j + 1]) or '') ~= ARGV[j + 2] then return {-1, 0} end
+  end
+  for k = 0, n_per - 1 do
+    local j = per_at + k * 3
+    if (redis.call('HGET', prefix .. ARGV[j], '_v') or '') ~= ARGV[j + 1] then return {-1, 0} end
+  end
+end
+
+redis.call('SADD', done_set, chunk)
+push_all(KEYS[4], err_at, n_err, ttl)
+push_all(KEYS[5], warn_at, n_warn, ttl)
+for k = 0, n_seen - 1 do
+  redis.call('HSET', KEYS[6], ARGV[seen_at + k * 2], ARGV[seen_at + k * 2 + 1])
+end
+if n_seen > 0 then redis.call('EXPIRE', KEYS[6], ttl) end
+
+for k = 0, n_idx - 1 do
+  local j = idx_at + k * 4
+  local key, field, value = index_key[ARGV[j]], ARGV[j + 1], ARGV[j + 3]
+  if value == '' and not dry then
+    redis.call('HDEL', key, field)
+  else
+    -- a dry run records a removal as "" so that it hides the real entry
+    redis.call('HSET', key, field, value)
+  end
+end
+for k = 0, n_per - 1 do
+  local j = per_at + k * 3
+  local key = prefix .. ARGV[j]
+  local flat = {}
+  for name, value in pairs(cjson.decode(ARGV[j + 2])) do
+    flat[#flat + 1] = name; flat[#flat + 1] = value
+  end
+  redis.call('DEL', key)
+  for s = 1, #flat, 400 do
+    redis.call('HSET', key, unpack(flat, s, math.min(s + 399, #flat)))
+  end
+  if dry then redis.call('EXPIRE', key, ttl) end
+end
+if dry and n_idx > 0 then
+  redis.call('EXPIRE', KEYS[7], ttl); redis.call('EXPIRE', KEYS[8], ttl)
+end
+
+local imported, created, skipped = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+redis.call('DEL', chunk_key)
+redis.call('HINCRBY', imp, 'rows', n_err + imported + skipped)
+redis.call('HINCRBY', imp, 'imported', imported)
+redis.call('HINCRBY', imp, 'duplicates', skipped)
+redis.call('HINCRBY', imp, 'people_skipped', skipped)
+redis.call('HINCRBY', imp, 'errors', n_err)
+redis.call('HINCRBY', imp, 'warnings', n_warn)
+redis.call('HINCRBY', imp, 'people_created', created)
+redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
+redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running', 'next_chunk', tonumber(chunk) + 1)
+local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
+local total = redis.call('HGET', imp, 'chunks_total')
+if total and tonumber(total) == done then return {1, 1} end
+return {1, 0}

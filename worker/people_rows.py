@@ -1,0 +1,176 @@
+"""Row validation for people files: cells in, person changes and row problems out. Pure: no I/O.
+
+What a row *means* is decided here, with no knowledge of the directory; what
+it *does* (create, update, refuse) is decided in order by :mod:`worker.directory`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import tzinfo
+
+import orjson
+
+from .people_columns import PeopleColumns
+from .rows import Problem, is_email, unescape
+from .timestamps import ACCEPTED, parse_time
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+@dataclasses.dataclass(slots=True)
+class PersonRow:
+    """One valid row of a people file: who it names and what it sets."""
+
+    row: int
+    cio_id: str | None
+    id: str | None
+    email: str | None
+    #: attribute name -> value, for non-empty cells (reserved ones included: created_at, unsubscribed)
+    set: dict[str, str]
+    #: attributes to remove (empty cells with --empty-cells clear)
+    clear: tuple[str, ...] = ()
+    #: the whole topic map (``cio_subscription_preferences``), replacing every topic; None = not given
+    topics_replace: dict[str, bool] | None = None
+    #: single topics set by topic columns
+    topics: dict[str, bool] = dataclasses.field(default_factory=dict)
+    #: topics reset to their default (empty topic cells with --empty-cells clear)
+    topics_clear: tuple[str, ...] = ()
+
+    @property
+    def email_key(self) -> str | None:
+        """The e-mail as the directory is keyed: addresses are case-insensitive."""
+        return self.email.lower() if self.email else None
+
+
+@dataclasses.dataclass(slots=True)
+class PeopleRows:
+    """What validation made of one chunk of a people file."""
+
+    rows: list[PersonRow] = dataclasses.field(default_factory=list)
+    #: (row, original cells, problems)
+    errors: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
+
+
+def parse_bool(text: str) -> bool | None:
+    """true/false, 1/0, yes/no (any case), or None."""
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+def parse_preferences(text: str) -> dict[str, bool] | str:
+    """The topics of ``{"topics": {"topic_1": true}}``, or the reason it is not that."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return 'not JSON; write {"topics": {"topic_1": true, "topic_2": false}}'
+    if not isinstance(data, dict) or set(data) != {"topics"} or not isinstance(data["topics"], dict):
+        return 'must be an object with one key, "topics", holding {"topic_<id>": true|false, ...}'
+    bad = [k for k, v in data["topics"].items() if not isinstance(v, bool)]
+    if bad:
+        return f"topic {bad[0]!r} must be true or false"
+    return dict(data["topics"])
+
+
+def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleColumns, *,
+                    tz: tzinfo, clear_empty: bool) -> PeopleRows:
+    """Validate a chunk of people records; every record lands in rows or errors, once."""
+    out = PeopleRows()
+    header = columns.header
+    width = len(header)
+    for raw, row in zip(rows, numbers):
+        cells = [c.strip() for c in raw]
+        if columns.from_report:
+            cells = [unescape(c) for c in cells]
+        problems: list[Problem] = []
+        if len(cells) > width:
+            if any(cells[width:]):
+                problems.append(Problem(row, None, "too_many_cells", f"{len(cells)} cells but the header has "
+                                        f"{width} columns; extra: " + ", ".join(repr(c) for c in cells[width:] if c)))
+            cells = cells[:width]
+        elif len(cells) < width:
+            cells.extend([""] * (width - len(cells)))
+
+        def cell(index: int | None) -> str:
+            return cells[index] if index is not None else ""
+
+        cio_id, pid, email = cell(columns.cio_id), cell(columns.id), cell(columns.email)
+        if columns.identifier == "cio_id":
+            if not cio_id:
+                problems.append(Problem(row, header[columns.cio_id], "missing_identifier",  # type: ignore[index]
+                                        "no cio_id: a file identified by cio_id needs it on every row"))
+        elif not pid and not email:
+            named = [header[i] for i in (columns.id, columns.email) if i is not None]
+            problems.append(Problem(row, named[0], "missing_identifier",
+                                    "no identifier: the row needs a value in " + " or ".join(map(repr, named))))
+        if email:
+            label = header[columns.email]  # type: ignore[index]
+            if sum(1 for part in email.replace(";", ",").replace(" ", ",").split(",") if "@" in part) > 1:
+                problems.append(Problem(row, label, "multiple_emails", f"{email!r} holds several addresses; "
+                                                                       "an email cell holds one"))
+            elif not is_email(email):
+                problems.append(Problem(row, label, "invalid_email", f"{email!r} is not an e-mail address"))
+
+        values: dict[str, str] = {}
+        clear: list[str] = []
+        if columns.created_at is not None:
+            text = cells[columns.created_at]
+            if text:
+                ts = parse_time(text, tz)
+                if ts is None:
+                    problems.append(Problem(row, header[columns.created_at], "invalid_time",
+                                            f"{text!r} is not a time; use {ACCEPTED}"))
+                else:
+                    values["created_at"] = str(int(ts))
+            elif clear_empty:
+                clear.append("created_at")
+        if columns.unsubscribed is not None:
+            text = cells[columns.unsubscribed]
+            if text:
+                flag = parse_bool(text)
+                if flag is None:
+                    problems.append(Problem(row, header[columns.unsubscribed], "invalid_boolean",
+                                            f"unsubscribed must be true/false, 1/0 or yes/no, got {text!r}"))
+                else:
+                    values["unsubscribed"] = "true" if flag else "false"
+            elif clear_empty:
+                clear.append("unsubscribed")
+        replace: dict[str, bool] | None = None
+        if columns.preferences is not None:
+            text = cells[columns.preferences]
+            if text:
+                parsed = parse_preferences(text)
+                if isinstance(parsed, str):
+                    problems.append(Problem(row, header[columns.preferences], "invalid_preferences", parsed))
+                else:
+                    replace = parsed
+            elif clear_empty:
+                replace = {}
+        topics: dict[str, bool] = {}
+        topics_clear: list[str] = []
+        for index, topic in columns.topics:
+            text = cells[index]
+            if text:
+                flag = parse_bool(text)
+                if flag is None:
+                    problems.append(Problem(row, header[index], "invalid_boolean",
+                                            f"a topic preference is true/false, 1/0 or yes/no, got {text!r}"))
+                else:
+                    topics[topic] = flag
+            elif clear_empty:
+                topics_clear.append(topic)
+        if problems:
+            out.errors.append((row, list(raw), problems))
+            continue
+        for index, name in columns.attributes:
+            if cells[index]:
+                values[name] = cells[index]
+            elif clear_empty:
+                clear.append(name)
+        out.rows.append(PersonRow(row, cio_id or None, pid or None, email or None, values, tuple(clear),
+                                  replace, topics, tuple(topics_clear)))
+    return out

@@ -1,0 +1,182 @@
+"""The people directory in Redis: snapshots for the rules, the in-order commit, the apply lease.
+
+Layout (names in :mod:`worker.keys`): ``people:by_id`` and ``people:by_email``
+map identifiers to cio_ids; ``person:<cio_id>`` holds a person (see
+:mod:`worker.directory`). A dry run writes the same shapes under its shadow
+prefix and reads them before the real ones, so its later chunks see what its
+earlier chunks would have done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+
+import orjson
+import redis
+
+from . import keys
+from .directory import Changes, Snapshot, digest
+from .lua import script
+from .people_rows import PersonRow
+from .spec import ImportSpec
+
+#: commit outcomes
+COMMITTED, ALREADY, CONFLICT, NOT_ITS_TURN = 1, 0, -1, -2
+
+
+@dataclasses.dataclass(slots=True)
+class PeopleCommit:
+    """What one people-chunk commit did."""
+
+    status: int
+    finalize: bool = False
+
+
+def _decode(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+class PeopleStore:
+    """Reads and writes of the people directory (the Lua scripts are beside this file)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._commit = client.register_script(script("people_commit.lua"))
+        self._lease = client.register_script(script("lease.lua"))
+
+    # -- where a run's directory lives -----------------------------------------------------
+    @staticmethod
+    def _layers(spec: ImportSpec) -> list[tuple[str, str, str]]:
+        """(by_id, by_email, person prefix) to read, first match wins: a dry run's shadow, then the real ones."""
+        real = (keys.PEOPLE_BY_ID, keys.PEOPLE_BY_EMAIL, keys.person(""))
+        if not spec.dry_run:
+            return [real]
+        shadow = keys.import_shadow(spec.import_id)
+        return [(shadow + "by_id", shadow + "by_email", shadow + "person:"), real]
+
+    # -- snapshot --------------------------------------------------------------------------
+    def snapshot(self, spec: ImportSpec, rows: list[PersonRow]) -> Snapshot:
+        """Every directory entry the rows can touch, read in three round trips."""
+        layers = self._layers(spec)
+        ids = sorted({p.id for p in rows if p.id})
+        emails = sorted({p.email_key for p in rows if p.email_key})
+        snap = Snapshot()
+        self._read_index(layers, ids, emails, snap)
+        if rows:
+            fields = sorted({b"e" + digest(p.email_key) for p in rows if p.email_key}
+                            | {b"i" + digest(p.id) for p in rows if p.id and p.email_key})
+            if fields:
+                found = self.r.hmget(keys.import_seen(spec.import_id), fields)
+                snap.seen = {f: v.decode() for f, v in zip(fields, found) if v}
+        cios = {c for v in [*snap.by_id.values(), *snap.by_email.values()] for c in v.split(",") if c}
+        cios |= {p.cio_id for p in rows if p.cio_id}
+        snap.people = self._read_people(layers, sorted(cios))
+        # A person's current id and e-mail entries: changing them removes or edits those entries.
+        more_ids = sorted({s["id"] for s in snap.people.values() if s.get("id")} - set(snap.by_id) - set(ids))
+        more_emails = sorted({s["email"].lower() for s in snap.people.values() if s.get("email")}
+                             - set(snap.by_email) - set(emails))
+        if more_ids or more_emails:
+            self._read_index(layers, more_ids, more_emails, snap)
+        may_create = sum(1 for p in rows if not snap.by_id.get(p.id or "") and not snap.by_email.get(p.email_key or ""))
+        snap.new_ids = self._new_ids(spec, may_create) if spec.identifier != "cio_id" else []
+        return snap
+
+    def _read_index(self, layers, ids: list[str], emails: list[str], snap: Snapshot) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for by_id, by_email, _ in layers:
+            if ids:
+                pipe.hmget(by_id, ids)
+            if emails:
+                pipe.hmget(by_email, emails)
+        answers = iter(pipe.execute())
+        found_id: dict[str, str | None] = {}
+        found_email: dict[str, str | None] = {}
+        for _ in layers:
+            for names, found in ((ids, found_id), (emails, found_email)):
+                if not names:
+                    continue
+                for name, value in zip(names, next(answers)):
+                    if name not in found and value is not None:
+                        found[name] = value.decode()  # "" in a shadow layer: removed by the dry run
+        snap.by_id.update({k: v for k, v in found_id.items() if v})
+        snap.by_email.update({k: v for k, v in found_email.items() if v})
+
+    def _read_people(self, layers, cios: list[str]) -> dict[str, dict[str, str]]:
+        if not cios:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for _, _, prefix in layers:
+            for cio in cios:
+                pipe.hgetall(prefix + cio)
+        answers = pipe.execute()
+        people: dict[str, dict[str, str]] = {}
+        for layer in range(len(layers)):
+            for cio, raw in zip(cios, answers[layer * len(cios):(layer + 1) * len(cios)]):
+                if cio not in people and raw:
+                    people[cio] = {k.decode(): v.decode() for k, v in raw.items()}
+        return people
+
+    def _new_ids(self, spec: ImportSpec, count: int) -> list[str]:
+        if count == 0:
+            return []
+        seq = keys.import_shadow(spec.import_id) + "seq" if spec.dry_run else keys.PEOPLE_SEQ
+        last = self.r.incrby(seq, count)
+        return [f"{0xA0000000 + n:x}" for n in range(last - count + 1, last + 1)]
+
+    # -- commit ----------------------------------------------------------------------------
+    def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
+               *, at_ms: int, retention_s: int) -> PeopleCommit:
+        """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua)."""
+        iid = spec.import_id
+        by_id, by_email, prefix = self._layers(spec)[0]
+        args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
+                              changes.imported, changes.created, changes.skipped,
+                              len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
+        for name, value in changes.seen.items():
+            args += [name, value]
+        args.append(len(changes.index))
+        for (kind, key), (read, new) in changes.index.items():
+            args += [kind, key, read, new]
+        args.append(len(changes.people))
+        for cio, (read, state) in changes.people.items():
+            args += [cio, read, orjson.dumps(state)]
+        status, extra = self._commit(keys=[
+            keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
+            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email,
+        ], args=args)
+        return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
+
+    # -- the apply lease -------------------------------------------------------------------
+    def take_lease(self, import_id: str, lease_ms: int) -> str | None:
+        """The lease on applying this import's chunks, or None when another worker holds it."""
+        token = secrets.token_hex(8)
+        return token if self.r.set(keys.import_apply_lease(import_id), token, nx=True, px=lease_ms) else None
+
+    def keep_lease(self, import_id: str, token: str, lease_ms: int) -> tuple[int, int]:
+        """After a chunk: (1, next) keep applying, (0, next) released, (-1, 0) lost (see lease.lua)."""
+        kept, next_chunk = self._lease(keys=[keys.import_apply_lease(import_id), keys.import_hash(import_id)],
+                                       args=[token, keys.import_chunk_prefix(import_id), lease_ms])
+        return int(kept), int(next_chunk)
+
+    def drop_lease(self, import_id: str, token: str) -> None:
+        """Give the lease up (after an error, or to let another task go on)."""
+        key = keys.import_apply_lease(import_id)
+        if self.r.get(key) == token.encode():
+            self.r.delete(key)
+
+    # -- reading people --------------------------------------------------------------------
+    def find(self, value: str, by: str | None = None) -> dict[str, str] | None:
+        """A person by id, e-mail or cio_id (``by``; default: cio_id, then id, then e-mail)."""
+        order = [by] if by else ["cio_id", "id", "email"]
+        for kind in order:
+            if kind == "cio_id":
+                cios = [value]
+            else:
+                index = keys.PEOPLE_BY_EMAIL if kind == "email" else keys.PEOPLE_BY_ID
+                found = _decode(self.r.hget(index, value.lower() if kind == "email" else value))
+                cios = found.split(",") if found else []
+            for cio in cios:
+                raw = self.r.hgetall(keys.person(cio))
+                if raw:
+                    return {k.decode(): v.decode() for k, v in raw.items()}
+        return None
