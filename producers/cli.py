@@ -290,7 +290,7 @@ def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, deli
     click.echo("columns")
     for col in info["columns"]:
         values = ", ".join(repr(v) for v in col["first_values"])
-        click.echo(f"  {col['column']:<3} {col['name']!r:<24} {col['role']:<9} {values}")
+        click.echo(f"  {col['column']:<3} {col['name']!r:<24} {col['role']:<12} {values}")
     for note in columns.notes:
         click.echo(f"warning: {note}")
 

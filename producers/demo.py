@@ -74,9 +74,8 @@ def run(workers: int) -> int:
         st = store()
         st.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
         st.add_campaign(Campaign("purchase thank-you", "purchase", 0))
-        for person in ("cust_1001", "cust_1002", "cust_1003"):
-            st.add_person("id", person)
         runs = [
+            ("People first (Customer.io people CSV)", EXAMPLES / "people.csv", dict(kind="people"), "completed"),
             ("Vero example, passive, creating its person", EXAMPLES / "vero_events.csv",
              dict(create_people=True), "completed"),
             ("Customer.io example, triggering, no window (dry run: preview only)",

@@ -77,7 +77,9 @@ class PeopleStore:
                              - set(snap.by_email) - set(emails))
         if more_ids or more_emails:
             self._read_index(layers, more_ids, more_emails, snap)
-        may_create = sum(1 for p in rows if not snap.by_id.get(p.id or "") and not snap.by_email.get(p.email_key or ""))
+        # At most one new person per row whose own identifier is unknown (an id, when the row has one:
+        # in an id-only workspace a known e-mail does not stop a new id from adding a person).
+        may_create = sum(1 for p in rows if not (snap.by_id.get(p.id) if p.id else snap.by_email.get(p.email_key or "")))
         snap.new_ids = self._new_ids(spec, may_create) if spec.identifier != "cio_id" else []
         return snap
 

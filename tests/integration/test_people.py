@@ -1,0 +1,250 @@
+"""People imports against a real Redis and real workers: file order, warnings across chunks, people then events."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import orjson
+
+from producers.source import Source
+from producers.split import chunks, scan
+from worker.chunk import encode_payload
+from worker.people_store import CONFLICT, NOT_ITS_TURN
+from worker.settings import get_settings
+from worker.spec import ImportSpec, new_import_id
+
+from .helpers import EXAMPLES, counted_once, run_import, write
+
+
+def people_file(tmp_path, name, header, rows):
+    return write(tmp_path, name, "\n".join([header, *rows]) + "\n")
+
+
+def _plan_order_file(tmp_path, rows=240):
+    """Person 1 on every 7th row with a new plan; its e-mail is given once, on row 149."""
+    lines = []
+    for i in range(rows):
+        row = i + 2
+        if i % 7 == 0:
+            lines.append(f"1,{'one@example.com' if row == 149 else ''},v{row}")
+        else:
+            lines.append(f"{1000 + i},,p{row}")
+    return people_file(tmp_path, "order.csv", "id,email,plan", lines)
+
+
+def _stage(store, path, **options):
+    """A people import whose chunks are stored but not queued, so the test delivers them itself."""
+    source = Source.open(path)
+    plan = scan(source, people={"mapping": {}, "skip": (), "data_to_process": options.get("data_to_process", "all")})
+    spec = ImportSpec(import_id=new_import_id(), columns=plan.columns, identifier=plan.identifier, kind="people",
+                      source=str(path), **options)
+    store.create_import(spec, {"rows_expected": plan.rows}, 3600)
+    stored = [(c.number, encode_payload(c.rows, c.row_numbers)) for c in chunks(source, plan, 50)]
+    source.close()
+    return spec, stored
+
+
+def _expected_last_plan(path):
+    last = None
+    for line in path.read_text().splitlines()[1:]:
+        if line.startswith("1,"):
+            last = line.split(",")[2]
+    return last
+
+
+def test_people_example_imports_and_people_show_prints_a_person(backfill):
+    done = backfill("import", str(EXAMPLES / "people.csv"), "--type", "people", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(done.stdout)
+    assert (report["kind"], report["imported"], report["people_created"], report["errors"]) == ("people", 4, 4, 0)
+    shown = backfill("people", "show", "ann.lee@example.com")
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout.decode()
+    assert "id            cust_1001" in text and "2023-03-01T09:30:00.000Z" in text
+    assert "plan                    pro" in text and "topic_2                 unsubscribed" in text
+    as_json = orjson.loads(backfill("people", "show", "cust_1003", "--json").stdout)
+    assert as_json["unsubscribed"] == "true" and as_json["attributes"]["last_name"] == "Díaz"
+    assert as_json["topics"] == {"topic_1": False}
+    missing = backfill("people", "show", "nobody@example.com")
+    assert missing.returncode == 1 and b"no person" in missing.stderr
+
+
+def test_later_rows_win_across_chunks_with_real_workers(workers, store, tmp_path):
+    path = _plan_order_file(tmp_path)
+    report = run_import(path, kind="people")
+    assert counted_once(report) and report["errors"] == 0 and report["chunks"] == 5
+    person = store.person("id", "1")
+    assert person["a:plan"] == _expected_last_plan(path) and person["email"] == "one@example.com"
+    assert report["people_created"] == 1 + (240 - 35)
+
+
+def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
+    """Chunks 1..4 arrive first: nothing is applied until chunk 0 is there, then all in file order."""
+    from worker.people_run import run_people
+
+    spec, stored = _stage(store, _plan_order_file(tmp_path))
+    calls = []
+    run = lambda: run_people(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),  # noqa: E731
+                             on_handover=calls.append)
+    for number, payload in stored[1:]:
+        store.put_chunk(spec.import_id, number, payload, 3600)
+    assert run() == 0 and store.person("id", "1") is None and store.state(spec.import_id)["chunks_done"] == "0"
+    store.set_total(spec.import_id, len(stored))
+    store.put_chunk(spec.import_id, 0, stored[0][1], 3600)
+    assert run() == len(stored) and calls == ["final"]
+    assert store.person("id", "1")["a:plan"] == _expected_last_plan(tmp_path / "order.csv")
+
+
+def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(store, tmp_path):
+    from worker.people_run import apply_chunk
+
+    spec, stored = _stage(store, _plan_order_file(tmp_path))
+    for number, payload in stored:
+        store.put_chunk(spec.import_id, number, payload, 3600)
+    early = store.people.commit(spec, 1, _changes_of(store, spec, 1), [], [], at_ms=0, retention_s=60)
+    assert early.status == NOT_ITS_TURN and store.state(spec.import_id)["chunks_done"] == "0"
+    # chunk 0 decided against a snapshot, then person 1 changes under it: refused, nothing written
+    apply_chunk(store, spec, 0, get_settings())
+    changes = _changes_of(store, spec, 1)
+    store.r.hincrby("bf:person:" + store.person("id", "1")["cio_id"], "_v", 1)
+    refused = store.people.commit(spec, 1, changes, [], [], at_ms=0, retention_s=60)
+    assert refused.status == CONFLICT and store.state(spec.import_id)["chunks_done"] == "1"
+    assert apply_chunk(store, spec, 1, get_settings()).status == 1  # a fresh snapshot commits
+    assert store.state(spec.import_id)["next_chunk"] == "2"
+
+
+def _changes_of(store, spec, number):
+    from worker import chunk as core
+    from worker.directory import Rules, apply_rows
+    from worker.people_rows import validate_people
+
+    rows, numbers = core.decode_payload(store.load_chunk(spec.import_id, number))
+    from datetime import timezone
+    valid = validate_people(rows, numbers, spec.columns, tz=timezone.utc, clear_empty=False)
+    return apply_rows(valid.rows, store.people.snapshot(spec, valid.rows), Rules(identifier="id", now_s=1))
+
+
+def test_chunk_tasks_delivered_in_reverse_apply_in_file_order(workers, store, tmp_path):
+    from worker.tasks import process_chunk
+
+    path = _plan_order_file(tmp_path)
+    spec, stored = _stage(store, path, data_to_process="all")
+    for number, payload in stored:
+        store.put_chunk(spec.import_id, number, payload, 3600)
+    for number, _ in reversed(stored):
+        process_chunk.apply_async((spec.import_id, number))
+    store.set_total(spec.import_id, len(stored))
+    deadline = time.monotonic() + 30
+    while store.state(spec.import_id).get("chunks_done") != str(len(stored)):
+        assert time.monotonic() < deadline, store.state(spec.import_id)
+        time.sleep(0.05)
+    assert store.person("id", "1")["a:plan"] == _expected_last_plan(path)
+    assert store.person("id", "1")["_v"] == "5"  # one write per chunk that touched person 1
+
+
+def test_only_new_with_repeats_across_chunks_keeps_the_first_row_and_dry_run_previews_it(workers, store, tmp_path):
+    rows = [f"{i % 60},v{i + 2}" for i in range(150)]  # ids 0..59 each on rows i, i+60, i+120
+    path = people_file(tmp_path, "new.csv", "id,plan", rows)
+    preview = run_import(path, kind="people", data_to_process="only_new", dry_run=True)
+    assert store.person("id", "0") is None
+    real = run_import(path, kind="people", data_to_process="only_new")
+    keys = ("rows", "imported", "duplicates", "errors", "people_created", "people_skipped", "people_updated")
+    assert {k: preview[k] for k in keys} == {k: real[k] for k in keys}
+    assert (real["imported"], real["people_created"], real["people_skipped"], real["duplicates"]) == (60, 60, 90, 90)
+    assert counted_once(real)
+    assert store.person("id", "5")["a:plan"] == "v7"  # row 7 is the first row of id 5
+
+
+def test_same_email_in_different_chunks_is_a_warning_naming_the_first_row(workers, store, tmp_path):
+    rows = [f"{i},p{i}@example.com" for i in range(120)]
+    rows[78] = "78,p1@example.com"   # row 80 repeats row 3's e-mail, two chunks later
+    path = people_file(tmp_path, "dupes.csv", "id,email", rows)
+    report = run_import(path, kind="people", settings=dataclasses.replace(get_settings(),
+                                                                         workspace_identifiers="id_only"))
+    assert report["warnings"] == 1 and report["errors"] == 0 and report["imported"] == 120
+    warnings = "".join(report["_handle"].problems_csv("warnings"))
+    assert "78,p1@example.com,80,duplicate_email: 'p1@example.com' is also on row 3" in warnings
+
+
+def test_same_id_with_another_email_in_a_later_chunk_is_a_warning(workers, store, tmp_path):
+    rows = [f"{i},p{i}@example.com" for i in range(120)] + ["5,other@example.com"]
+    path = people_file(tmp_path, "ids.csv", "id,email", rows)
+    id_only = dataclasses.replace(get_settings(), workspace_identifiers="id_only")
+    report = run_import(path, kind="people", settings=id_only)
+    assert report["warnings"] == 1 and report["imported"] == 121
+    assert "id_multiple_emails: id '5' is paired with a different e-mail on row 7" in \
+        "".join(report["_handle"].problems_csv("warnings"))
+    assert store.person("id", "5")["email"] == "other@example.com"
+    # in an email-or-id workspace the same file cannot change person 5's e-mail: a row error
+    for key in store.r.scan_iter(match="bf:*"):
+        store.r.delete(key)
+    strict = run_import(path, kind="people")
+    assert strict["errors"] == 1 and "failed_attribute_change" in "".join(strict["_handle"].problems_csv("errors"))
+
+
+def test_people_then_events_for_the_same_people(workers, store, tmp_path, backfill):
+    people = people_file(tmp_path, "p.csv", "id,email,first_name", [f"{i},u{i}@example.com,U{i}" for i in range(60)])
+    assert run_import(people, kind="people")["people_created"] == 60
+    by_id = write(tmp_path, "e.csv", "_cio_name,_cio_customer_id,_cio_timestamp\n"
+                  + "".join(f"login,{i},{1704067200 + i}\n" for i in range(58, 63)))
+    report = run_import(by_id)
+    assert (report["imported"], report["errors"]) == (2, 3)
+    assert "person_not_found" in "".join(report["_handle"].problems_csv("errors"))
+    by_email = write(tmp_path, "v.csv", "email,event_name\n" + "".join(f"U{i}@Example.com,open\n" for i in range(5)))
+    assert run_import(by_email)["imported"] == 5
+    created = backfill("import", str(by_id), "--create-people", "--wait", "--json")
+    assert orjson.loads(created.stdout)["people_created"] == 3
+    assert store.person("id", "62")["cio_id"]
+
+
+def test_events_by_a_shared_email_in_an_id_only_workspace_are_row_errors(workers, store, tmp_path):
+    id_only = dataclasses.replace(get_settings(), workspace_identifiers="id_only")
+    people = people_file(tmp_path, "p.csv", "id,email", ["1,same@example.com", "2,same@example.com"])
+    assert run_import(people, kind="people", settings=id_only)["people_created"] == 2
+    events = write(tmp_path, "e.csv", "email,event_name\nsame@example.com,open\n")
+    report = run_import(events)
+    assert report["errors"] == 1 and "ambiguous_email" in "".join(report["_handle"].problems_csv("errors"))
+    refused = run_import(events, create_people=True, settings=id_only)
+    assert refused["status"] == "failed" and refused["failure_code"] == "cannot_create_by_email"
+
+
+def test_cio_id_file_changes_identifiers_and_errors_file_reimports(workers, store, tmp_path):
+    run_import(people_file(tmp_path, "p.csv", "id,email", ["1,a@example.com", "2,b@example.com"]), kind="people")
+    cio = store.person("id", "1")["cio_id"]
+    path = people_file(tmp_path, "c.csv", "cio_id,email,plan", [f"{cio},new@example.com,pro", "ffff,x@example.com,pro",
+                                                               f"{cio},b@example.com,pro"])
+    report = run_import(path, kind="people")
+    assert (report["identifier"], report["imported"], report["errors"]) == ("cio_id", 1, 2)
+    assert store.person("email", "new@example.com")["id"] == "1" and store.person("email", "a@example.com") is None
+    errors = "".join(report["_handle"].problems_csv("errors"))
+    assert "person_not_found" in errors and "identifier_taken" in errors
+    fixed = write(tmp_path, "fixed.csv", errors.lstrip("\ufeff").replace("ffff", cio).replace("b@example", "c@example"))
+    again = run_import(fixed, kind="people")
+    assert (again["imported"], again["errors"]) == (2, 0)
+    assert store.person("id", "1")["email"] == "c@example.com"
+
+
+def test_cli_map_skip_empty_cells_and_column_warnings(backfill, tmp_path):
+    first = people_file(tmp_path, "a.csv", "Customer,Mail,first name,secret,News",
+                        ["7,Seven@Example.com,Sev,s3,yes"])
+    options = ("--type", "people", "--map", "Customer=id", "--map", "Mail=email", "--skip", "secret",
+               "--map", "News=cio_subscription_preferences.topics.topic_news")
+    shown = backfill("inspect", str(first), *options[:2], *options[2:])
+    assert shown.returncode == 0, shown.stderr
+    assert b"looked up by id" in shown.stdout and b"'secret'                 dropped" in shown.stdout
+    done = backfill("import", str(first), *options, "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["column_warnings"][0].startswith("column C 'first name' has spaces")
+    person = orjson.loads(backfill("people", "show", "seven@example.com", "--json").stdout)
+    assert person["attributes"] == {"first name": "Sev"} and person["topics"] == {"topic_news": True}
+    second = people_file(tmp_path, "b.csv", "Customer,first name,News", ["7,,"])
+    kept = backfill("import", str(second), *options[:4], "--map", "News=cio_subscription_preferences.topics.t",
+                    "--wait")
+    assert kept.returncode == 0, kept.stderr + kept.stdout
+    assert orjson.loads(backfill("people", "show", "7", "--json").stdout)["attributes"] == {"first name": "Sev"}
+    cleared = backfill("import", str(second), "--type", "people", "--map", "Customer=id", "--empty-cells", "clear",
+                       "--wait")
+    assert cleared.returncode == 0, cleared.stderr + cleared.stdout
+    assert orjson.loads(backfill("people", "show", "7", "--json").stdout)["attributes"] == {}
+    refused = backfill("import", str(second), "--type", "people", "--wait")
+    assert refused.returncode == 1 and b"no identifier column" in refused.stderr
