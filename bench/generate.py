@@ -65,13 +65,43 @@ def generate(out, rows: int, *, seed: int = 7, dialect: str = "vero", people: in
             recent[rng.randrange(1000)] = row
 
 
+PLANS = ["free", "trial", "pro", "enterprise"]
+
+
+def generate_people(out, rows: int, *, seed: int = 7) -> None:
+    """Write ``rows`` people rows: id, email and 5 attributes; ~10 % update an earlier person, ~1 % bad."""
+    rng = random.Random(seed)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "email", "first_name", "plan", "created_at", "unsubscribed",
+                     "cio_subscription_preferences.topics.topic_news"])
+    made = 0
+    for _ in range(rows):
+        if made and rng.random() < 0.10:
+            n = rng.randrange(made)  # an update of someone earlier in the file
+        else:
+            n, made = made, made + 1
+        created = _time(rng, START + timedelta(seconds=rng.randrange(300 * 86_400)))
+        email = f"person{n}@example.com"
+        bad = rng.random()
+        if bad < 0.005:
+            email = email.replace("@", "-at-")
+        elif bad < 0.01:
+            created = "soon"
+        writer.writerow([f"u{n}", email, f"Name{n}", rng.choice(PLANS), created, rng.choice(["true", "false", ""]),
+                         rng.choice(["yes", "no", ""])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("rows", type=int)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--dialect", choices=["vero", "customerio"], default="vero")
+    parser.add_argument("--dialect", choices=["vero", "customerio", "people"], default="vero",
+                        help="an events dialect, or people (a people file)")
     args = parser.parse_args()
-    generate(sys.stdout, args.rows, seed=args.seed, dialect=args.dialect)
+    if args.dialect == "people":
+        generate_people(sys.stdout, args.rows, seed=args.seed)
+    else:
+        generate(sys.stdout, args.rows, seed=args.seed, dialect=args.dialect)
 
 
 if __name__ == "__main__":

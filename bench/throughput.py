@@ -28,15 +28,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunk-rows", type=int, default=1000)
-    parser.add_argument("--out", default=str(HERE / "results" / "throughput.json"))
+    parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events",
+                        help="people: a people file, applied in file order (one worker at a time per import)")
+    parser.add_argument("--out", help="JSON results (default: bench/results/throughput[-people].json)")
     args = parser.parse_args()
 
-    from generate import generate
+    from generate import generate, generate_people
 
     work = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
-    data = work / f"events-{args.rows}.csv"
+    data = work / f"{args.kind}-{args.rows}.csv"
     with data.open("w", newline="") as out:
-        generate(out, args.rows)
+        (generate_people if args.kind == "people" else generate)(out, args.rows)
 
     from worker.embedded import start_private
 
@@ -56,7 +58,8 @@ def main() -> None:
             try:
                 wait_ready(app, count)
                 started = time.perf_counter()
-                handle = enqueue_import(data, create_people=True)
+                options = {"kind": "people"} if args.kind == "people" else {"create_people": True}
+                handle = enqueue_import(data, **options)
                 queued = time.perf_counter() - started
                 report = handle.wait(timeout=3600, poll_s=0.05)
                 elapsed = time.perf_counter() - started
@@ -71,15 +74,15 @@ def main() -> None:
     finally:
         redis_process.kill()
 
-    print(f"\nbackfill end-to-end import, {args.rows:,} rows, {args.chunk_rows}-row chunks, "
+    print(f"\nbackfill end-to-end {args.kind} import, {args.rows:,} rows, {args.chunk_rows}-row chunks, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'workers':>8} {'seconds':>9} {'rows/s':>10} {'producer s':>11} {'imported':>10} {'duplicates':>11} {'errors':>8}")
     for r in results:
         print(f"{r['workers']:>8} {r['seconds']:>9} {r['rows_per_second']:>10,} {r['producer_seconds']:>11} {r['imported']:>10,} "
               f"{r['duplicates']:>11,} {r['errors']:>8,}")
-    out = Path(args.out)
+    out = Path(args.out or HERE / "results" / f"throughput{'-people' if args.kind == 'people' else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps({"rows": args.rows, "chunk_rows": args.chunk_rows, "cores": os.cpu_count(),
+    out.write_bytes(orjson.dumps({"kind": args.kind, "rows": args.rows, "chunk_rows": args.chunk_rows, "cores": os.cpu_count(),
                                   "runs": results}, option=orjson.OPT_INDENT_2))
     print(f"wrote {out}")
 

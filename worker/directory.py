@@ -131,7 +131,8 @@ def _file_warnings(p: PersonRow, changes: Changes, snap: Snapshot, rules: Rules)
         return changes.seen.get(key) or snap.seen.get(key)
 
     if p.email_key:
-        key = b"e" + digest(p.email_key)
+        email_digest = digest(p.email_key)
+        key = b"e" + email_digest
         first = recall(key)
         if first:
             found.append(Problem(p.row, rules.label("email"), "duplicate_email", f"{p.email!r} is also on row {first}"))
@@ -139,7 +140,7 @@ def _file_warnings(p: PersonRow, changes: Changes, snap: Snapshot, rules: Rules)
             changes.seen[key] = str(p.row)
         if p.id:
             key = b"i" + digest(p.id)
-            mine = digest(p.email_key).hex()
+            mine = email_digest.hex()
             first = recall(key)
             if first is None:
                 changes.seen[key] = f"{p.row} {mine}"

@@ -36,11 +36,11 @@ class PersonRow:
     topics: dict[str, bool] = dataclasses.field(default_factory=dict)
     #: topics reset to their default (empty topic cells with --empty-cells clear)
     topics_clear: tuple[str, ...] = ()
+    #: the e-mail as the directory is keyed (addresses are case-insensitive); computed once, read often
+    email_key: str | None = dataclasses.field(init=False)
 
-    @property
-    def email_key(self) -> str | None:
-        """The e-mail as the directory is keyed: addresses are case-insensitive."""
-        return self.email.lower() if self.email else None
+    def __post_init__(self) -> None:
+        self.email_key = self.email.lower() if self.email else None
 
 
 @dataclasses.dataclass(slots=True)
