@@ -99,5 +99,4 @@ def import_keys(import_id: str) -> list[str]:
         import_done(import_id),
         import_errors(import_id),
         import_warnings(import_id),
-        import_seen(import_id),
     ]

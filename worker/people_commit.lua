@@ -22,8 +22,10 @@
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
 -- ARGV[3]  now, ms
 -- ARGV[4]  person hash prefix (the dry run's shadow prefix for a dry run)
--- ARGV[5]  TTL of problem rows, memory and shadow keys, seconds
+-- ARGV[5]  TTL of problem rows, seconds
 -- ARGV[6]  rows imported   ARGV[7] people created   ARGV[8] rows skipped (only_new: person exists)
+-- ARGV[9]  TTL of the import's scratch keys (memory, dry-run shadows), seconds, renewed at each write:
+--          they serve only while the import runs (finalize deletes the memory)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (memory field, value)
@@ -34,12 +36,13 @@
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 local chunk, dry, now_ms, prefix, ttl = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
+local scratch_ttl = ARGV[9]
 if redis.call('SISMEMBER', done_set, chunk) == 1 then return {0, 0} end
 local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
 if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
 
 -- Find each section's start before checking or writing anything.
-local at = 9
+local at = 10
 local function section(width)
   local n = tonumber(ARGV[at]); local first = at + 1
   at = first + n * width
@@ -69,7 +72,7 @@ push_all(KEYS[5], warn_at, n_warn, ttl)
 for k = 0, n_seen - 1 do
   redis.call('HSET', KEYS[6], ARGV[seen_at + k * 2], ARGV[seen_at + k * 2 + 1])
 end
-if n_seen > 0 then redis.call('EXPIRE', KEYS[6], ttl) end
+if n_seen > 0 then redis.call('EXPIRE', KEYS[6], scratch_ttl) end
 
 for k = 0, n_idx - 1 do
   local j = idx_at + k * 4
@@ -92,10 +95,10 @@ for k = 0, n_per - 1 do
   for s = 1, #flat, 400 do
     redis.call('HSET', key, unpack(flat, s, math.min(s + 399, #flat)))
   end
-  if dry then redis.call('EXPIRE', key, ttl) end
+  if dry then redis.call('EXPIRE', key, scratch_ttl) end
 end
 if dry and n_idx > 0 then
-  redis.call('EXPIRE', KEYS[7], ttl); redis.call('EXPIRE', KEYS[8], ttl)
+  redis.call('EXPIRE', KEYS[7], scratch_ttl); redis.call('EXPIRE', KEYS[8], scratch_ttl)
 end
 
 local imported, created, skipped = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])

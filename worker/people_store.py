@@ -20,6 +20,9 @@ from .lua import script
 from .people_rows import PersonRow
 from .spec import ImportSpec
 
+#: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people),
+#: renewed at every write: they serve only while the import runs, unlike its report and problem rows.
+SCRATCH_TTL_S = 86_400
 #: commit outcomes
 COMMITTED, ALREADY, CONFLICT, NOT_ITS_TURN = 1, 0, -1, -2
 
@@ -132,7 +135,7 @@ class PeopleStore:
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped,
+                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S,
                               len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
         for name, value in changes.seen.items():
             args += [name, value]

@@ -204,10 +204,13 @@ class Store:
     # -- report ----------------------------------------------------------------------
     def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
         """Write the report once; True for the call that wrote it."""
-        return bool(self._finalize(
+        wrote = bool(self._finalize(
             keys=keys.import_keys(import_id),
             args=[status, orjson.dumps(report), now_ms(), retention_s],
         ))
+        if wrote:
+            self.r.delete(keys.import_seen(import_id))  # a people import's memory of its rows: done with
+        return wrote
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:
         """Stored error (``kind="errors"``) or warning rows, in the order they were committed."""

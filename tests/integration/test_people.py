@@ -8,6 +8,7 @@ import orjson
 
 from producers.source import Source
 from producers.split import chunks, scan
+from worker import keys
 from worker.chunk import encode_payload
 from worker.people_store import CONFLICT, NOT_ITS_TURN
 from worker.settings import get_settings
@@ -148,8 +149,8 @@ def test_only_new_with_repeats_across_chunks_keeps_the_first_row_and_dry_run_pre
     preview = run_import(path, kind="people", data_to_process="only_new", dry_run=True)
     assert store.person("id", "0") is None
     real = run_import(path, kind="people", data_to_process="only_new")
-    keys = ("rows", "imported", "duplicates", "errors", "people_created", "people_skipped", "people_updated")
-    assert {k: preview[k] for k in keys} == {k: real[k] for k in keys}
+    counters = ("rows", "imported", "duplicates", "errors", "people_created", "people_skipped", "people_updated")
+    assert {k: preview[k] for k in counters} == {k: real[k] for k in counters}
     assert (real["imported"], real["people_created"], real["people_skipped"], real["duplicates"]) == (60, 60, 90, 90)
     assert counted_once(real)
     assert store.person("id", "5")["a:plan"] == "v7"  # row 7 is the first row of id 5
@@ -164,6 +165,7 @@ def test_same_email_in_different_chunks_is_a_warning_naming_the_first_row(worker
     assert report["warnings"] == 1 and report["errors"] == 0 and report["imported"] == 120
     warnings = "".join(report["_handle"].problems_csv("warnings"))
     assert "78,p1@example.com,80,duplicate_email: 'p1@example.com' is also on row 3" in warnings
+    assert not store.r.exists(keys.import_seen(report["import_id"]))  # the memory goes with the finished import
 
 
 def test_same_id_with_another_email_in_a_later_chunk_is_a_warning(workers, store, tmp_path):
