@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration demo bench clean
+.PHONY: setup test unit integration demo bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,12 @@ integration: setup
 demo: setup
 	$(BIN)/backfill demo
 
+# Every figure of the performance brief: 1M and 5M rows, floor, naive baseline, memory (a few minutes).
 bench: setup
+	$(BIN)/python bench/suite.py
+
+# End-to-end rows/s of 100,000 rows with 1 and 2 workers (under a minute).
+bench-quick: setup
 	$(BIN)/python bench/throughput.py
 
 clean:

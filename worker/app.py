@@ -56,7 +56,7 @@ def create_app() -> Celery:
         task_send_sent_event=True,
         timezone="UTC",
         enable_utc=True,
-        include=["worker.tasks"],
+        include=["worker.tasks", "worker.bench_tasks"],
     )
     app.conf.backfill_redis_url = url
     return app

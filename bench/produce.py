@@ -1,0 +1,84 @@
+"""One producer run in its own process, so that its peak memory is its own. Prints one JSON line.
+
+    python bench/produce.py import FILE           # backfill's import, waiting for the report
+    python bench/produce.py floor FILE            # same reading, chunking and queue; tasks do nothing
+    python bench/produce.py naive FILE --rows N   # one Celery task per row, for the first N rows
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import types
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def _wait_done(st, import_id: str, total: int) -> None:
+    while int(st.state(import_id).get("chunks_done", 0)) < total:
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["import", "floor", "naive"])
+    parser.add_argument("file")
+    parser.add_argument("--rows", type=int, default=20_000, help="naive: how many rows")
+    args = parser.parse_args()
+
+    from producers import api
+    from producers.split import chunks
+    from worker import bench_tasks, tasks
+    from worker.settings import get_settings
+    from worker.spec import ImportSpec, new_import_id
+
+    settings = get_settings()
+    st = tasks.store()
+    started = time.perf_counter()
+    result: dict = {"mode": args.mode}
+    if args.mode == "import":
+        handle = api.enqueue_import(args.file, create_people=True)
+        result["queue_seconds"] = round(time.perf_counter() - started, 2)
+        report = handle.wait(poll_s=0.02)
+        result.update(rows=report["rows"], imported=report["imported"], duplicates=report["duplicates"],
+                      errors=report["errors"], import_id=handle.import_id)
+    else:
+        source, plan = api.inspect(args.file)
+        import_id = new_import_id()
+        spec = ImportSpec(import_id=import_id, columns=plan.columns, identifier=plan.identifier,
+                          source=args.file, create_people=True)
+        st.create_import(spec, {"rows_expected": plan.rows}, settings.retention_s)
+        with source:
+            if args.mode == "floor":
+                sender = types.SimpleNamespace(process_chunk=bench_tasks.floor_chunk)
+                total = api._queue_chunks(st, sender, source, plan, import_id, settings, None)
+                rows = plan.rows
+            else:
+                total = 0
+                for chunk in chunks(source, plan, 1000):
+                    for cells, row in zip(chunk.rows, chunk.row_numbers):
+                        if total < args.rows:
+                            bench_tasks.naive_row.apply_async((import_id, row, cells))
+                            total += 1
+                    if total >= args.rows:
+                        break
+                rows = total
+        result["queue_seconds"] = round(time.perf_counter() - started, 2)
+        _wait_done(st, import_id, total)
+        result.update(rows=rows, tasks=total, import_id=import_id)
+    elapsed = time.perf_counter() - started
+    result.update(seconds=round(elapsed, 2), rows_per_second=round(result["rows"] / elapsed),
+                  peak_rss_mb=_peak_rss_mb())
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()

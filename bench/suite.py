@@ -1,0 +1,213 @@
+"""``make bench``: every figure of the performance brief, from one run on this machine.
+
+1. end-to-end rows/s of a 1M-row file with 1 and 2 workers (producer process to finished report);
+2. the floor: the same file read, chunked and queued to tasks that do nothing, and the ratio;
+3. a naive baseline: one Celery task per row (20,000 rows), and the ratio;
+4. peak RSS of the producer and of each worker, for 1M and for 5M rows;
+5. Redis memory per remembered event id, and Redis peak memory during the 5M import;
+6. chunk time p50/p99 (from the workers' "chunk done" lines), and rows/s of the pure core in one process.
+
+Each measured run gets a fresh private redis-server on a free port and fresh worker
+processes. Prints a table and writes bench/results/bench.json.
+
+    python bench/suite.py [--rows 1000000] [--big-rows 5000000] [--naive-rows 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+
+def _vm_hwm_mb(pid: int) -> float | None:
+    """Peak resident memory of a live process (Linux /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _chunk_ms(log_dir: Path) -> list[float]:
+    times = []
+    for log in log_dir.glob("worker*.log"):
+        for line in log.read_bytes().splitlines():
+            if b'"chunk done"' in line:
+                try:
+                    times.append(float(orjson.loads(line)["ms"]))
+                except (ValueError, KeyError):
+                    pass
+    return times
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra: list[str] = ()) -> dict:
+    """One measured run: private Redis, ``workers`` worker processes, the producer in its own process."""
+    from producers.demo import start_workers, stop_workers, wait_ready
+    from worker.embedded import start_private
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-{workers}w-", dir=work))
+    server, url = start_private(run_dir / "redis", aof=False)
+    env = {**os.environ, "REDIS_URL": url, "BACKFILL_CHUNK_ROWS": str(chunk_rows), "BACKFILL_LOG_LEVEL": "INFO",
+           "BACKFILL_LOG_FORMAT": "json", "BACKFILL_HOME": str(run_dir)}
+    os.environ.update(env)
+    from worker.app import create_app
+    from worker.settings import reset_settings
+
+    reset_settings()
+    app = create_app()
+    processes = start_workers(url, workers, beat=False, log_dir=run_dir)
+    try:
+        wait_ready(app, workers)
+        produced = subprocess.run([sys.executable, str(HERE / "produce.py"), mode, str(data), *extra],
+                                  env=env, capture_output=True, timeout=3600, cwd=ROOT)
+        if produced.returncode != 0:
+            raise SystemExit(f"{mode} producer failed:\n{produced.stderr.decode()[-3000:]}")
+        result = orjson.loads(produced.stdout.splitlines()[-1])
+        result["workers"] = workers
+        result["worker_peak_rss_mb"] = [_vm_hwm_mb(p.pid) for p in processes]
+        import redis
+
+        client = redis.Redis.from_url(url)
+        memory = client.info("memory")
+        result["redis_peak_mb"] = round(memory["used_memory_peak"] / 2**20, 1)
+        if mode == "import":
+            result["bytes_per_event_id"] = _bytes_per_mark(client)
+    finally:
+        stop_workers(processes)
+        server.kill()
+        server.wait()
+    times = _chunk_ms(run_dir)
+    if times:
+        result.update(chunks_timed=len(times), chunk_p50_ms=_percentile(times, 0.5),
+                      chunk_p99_ms=_percentile(times, 0.99))
+    return result
+
+
+def _bytes_per_mark(client) -> float | None:
+    """Redis memory of the dedupe shards divided by the event ids they remember."""
+    size = marks = 0
+    for key in client.scan_iter(match="bf:dd:*", count=1000):
+        size += client.memory_usage(key, samples=0) or 0
+        marks += client.hlen(key)
+    return round(size / marks, 1) if marks else None
+
+
+def pure_core(data: Path, chunk_rows: int) -> dict:
+    """Parse + validate + rules of the whole file in this process, no Redis: rows/s."""
+    from producers.api import inspect
+    from producers.split import chunks
+    from worker import chunk as core
+    from worker.spec import ImportSpec
+
+    source, plan = inspect(data)
+    spec = ImportSpec(import_id="bench", columns=plan.columns, identifier=plan.identifier, create_people=True)
+    started = time.perf_counter()
+    rows = 0
+    now = time.time()
+    with source:
+        for chunk in chunks(source, plan, chunk_rows):
+            validated = core.validate(spec, chunk.rows, chunk.row_numbers, now, 300)
+            core.assemble(spec, validated, chunk.rows, chunk.row_numbers, {}, {}, now, 300)
+            rows += len(chunk.rows)
+    elapsed = time.perf_counter() - started
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_second": round(rows / elapsed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=5_000_000, help="0 to skip the big run")
+    parser.add_argument("--naive-rows", type=int, default=20_000)
+    parser.add_argument("--chunk-rows", type=int, default=1000)
+    parser.add_argument("--out", default=str(HERE / "results" / "bench.json"))
+    args = parser.parse_args()
+
+    from generate import generate
+
+    work = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
+    files = {}
+    for rows in sorted({args.rows, args.big_rows} - {0}):
+        files[rows] = work / f"events-{rows}.csv"
+        started = time.perf_counter()
+        with files[rows].open("w", newline="") as out:
+            generate(out, rows)
+        print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+    main_file = files[args.rows]
+    results: dict = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                                 "platform": platform.platform()},
+                     "rows": args.rows, "chunk_rows": args.chunk_rows}
+    step = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    step("pure core ...")
+    results["pure_core"] = pure_core(main_file, args.chunk_rows)
+    results["import"] = []
+    for workers in (1, 2):
+        step(f"import, {workers} worker(s) ...")
+        results["import"].append(run("import", main_file, workers, work, args.chunk_rows))
+    step("floor ...")
+    results["floor"] = run("floor", main_file, 2, work, args.chunk_rows)
+    step("naive ...")
+    results["naive"] = run("naive", main_file, 2, work, args.chunk_rows, ["--rows", str(args.naive_rows)])
+    if args.big_rows:
+        step(f"import of {args.big_rows:,} rows, 2 workers ...")
+        results["big"] = run("import", files[args.big_rows], 2, work, args.chunk_rows)
+
+    best = results["import"][-1]
+    results["ratios"] = {
+        "of_floor": round(best["rows_per_second"] / results["floor"]["rows_per_second"], 3),
+        "over_naive": round(best["rows_per_second"] / results["naive"]["rows_per_second"], 1),
+    }
+    _print(results, args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print(f"wrote {out}")
+
+
+def _print(r: dict, args) -> None:
+    m = r["machine"]
+    print(f"\nbackfill benchmark: {args.rows:,}-row Vero file, {args.chunk_rows}-row chunks, {m['cores']} cores, "
+          f"Python {m['python']}")
+    print(f"{'run':<28}{'seconds':>9}{'rows/s':>11}{'producer MB':>13}{'workers MB':>16}{'redis peak MB':>15}"
+          f"{'chunk p50/p99 ms':>18}")
+    runs = [(f"import, {x['workers']} worker(s)", x) for x in r["import"]]
+    runs += [("floor (tasks do nothing)", r["floor"]), (f"naive, 1 task per row ({r['naive']['rows']:,})", r["naive"])]
+    if "big" in r:
+        runs.append((f"import {r['big']['rows']:,} rows, 2 workers", r["big"]))
+    for name, x in runs:
+        chunk = f"{x.get('chunk_p50_ms')}/{x.get('chunk_p99_ms')}" if x.get("chunk_p50_ms") is not None else "-"
+        workers = "/".join(str(w) for w in x["worker_peak_rss_mb"])
+        print(f"{name:<28}{x['seconds']:>9}{x['rows_per_second']:>11,}{x['peak_rss_mb']:>13}{workers:>16}"
+              f"{x['redis_peak_mb']:>15}{chunk:>18}")
+    pc = r["pure_core"]
+    print(f"{'pure core, one process':<28}{pc['seconds']:>9}{pc['rows_per_second']:>11,}")
+    print(f"\n2 workers = {r['ratios']['of_floor']:.0%} of the floor, {r['ratios']['over_naive']}x the naive baseline; "
+          f"Redis bytes per remembered event id: {r['import'][-1].get('bytes_per_event_id')}")
+    imp = r["import"][-1]
+    print(f"rows {imp['rows']:,}: imported {imp['imported']:,}, duplicates {imp['duplicates']:,}, "
+          f"errors {imp['errors']:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Tasks that exist for ``make bench`` only: the transport floor and the naive one-task-per-row design.
+
+They run on the real workers, through the real queue, so the benchmark can put the
+real pipeline's figure next to what the transport alone costs and next to what
+a design without chunks manages. Nothing else sends them.
+"""
+from __future__ import annotations
+
+import time
+
+from . import chunk as core
+from . import keys
+from .app import app
+from .settings import get_settings
+from .tasks import store
+
+
+@app.task(name="backfill.bench.floor_chunk")
+def floor_chunk(import_id: str, chunk: int) -> None:
+    """Do nothing with a chunk: drop its rows and count it (the producer's backpressure needs the count)."""
+    pipe = store().r.pipeline(transaction=False)
+    pipe.delete(keys.import_chunk(import_id, chunk))
+    pipe.hincrby(keys.import_hash(import_id), "chunks_done", 1)
+    pipe.execute()
+
+
+@app.task(name="backfill.bench.naive_row")
+def naive_row(import_id: str, row: int, cells: list[str]) -> None:
+    """One row, one task: the same validation, lookup, dedupe and commit as a chunk, for a single row."""
+    st, settings = store(), get_settings()
+    spec = st.spec(import_id)
+    at = time.time()
+    validated = core.validate(spec, [cells], [row], at, settings.clock_skew_s)
+    existing = st.existing_people(spec.identifier, [e.person_key for e in validated.events])
+    outcome = core.assemble(spec, validated, [cells], [row], existing, {}, at, settings.clock_skew_s)
+    st.commit(spec, row, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
