@@ -109,9 +109,11 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     ts = event.ts if event.ts is not None else now
     person = {spec.identifier: event.person}
     body: dict = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
-                  "timestamp": int(ts) if ts == int(ts) else ts, "time": iso(ts), "data": event.data}
+                  "timestamp": int(ts) if ts == int(ts) else ts, "data": event.data}
     if event.event_id is not None:
         body["id"] = event.event_id
+    if not spec.trigger:  # the usual import: skip the rules' call for every row
+        return dedupe_key(event) or b"", orjson.dumps(body), rules.PASSIVE
     decision = rules.decide(
         trigger=spec.trigger, event_time=event.ts, now=now,
         campaigns=campaigns.get(event.name, ()), window_s=spec.trigger_window_s,

@@ -36,7 +36,10 @@
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (person key, value as written) to create if missing
---          n, n triples (dedupe key or "", event JSON, trigger outcome)
+--          n, then the n events packed (one ARGV per event would cost more to send than to commit):
+--            dedupe keys: n x 10 bytes, ten zero bytes for an event that has none
+--            event JSONs joined by "\n" (JSON text never holds a raw newline)
+--            the trigger outcome shared by every event, or "" and then n outcomes, one per event
 --          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
 --          JSON array of [kind, due_ms, message] actions for the event's campaigns.
 -- Returns  {committed 0/1, imported, duplicates, finalize 0/1}
@@ -75,25 +78,39 @@ if dry and created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 
 local imported, duplicates = 0, 0
 local counts, blobs, seen, touched = {}, {}, {}, {}
-local n_ev = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n_ev do
-  local dk, blob, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+local n_ev = tonumber(ARGV[i])
+local packed_keys, packed_events, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local no_key = string.rep('\0', 10)
+local pos = 1
+for k = 1, n_ev do
+  local dk = string.sub(packed_keys, k * 10 - 9, k * 10)
+  local stop = string.find(packed_events, '\n', pos, true) or (#packed_events + 1)
+  local blob = string.sub(packed_events, pos, stop - 1)
+  pos = stop + 1
+  local outcome = shared_outcome
+  if outcome == '' then outcome = ARGV[i + 3 + k] end
   local fresh = true
-  if dk ~= '' then
+  if dk ~= no_key then
     if seen[dk] then
       fresh = false
     else
       seen[dk] = true
       local shard, field = dd_prefix .. string.sub(dk, 1, 2), string.sub(dk, 3)
-      local expires = redis.call('HGET', shard, field)
-      if expires and tonumber(expires) >= now_h then
+      if dry then
+        local expires = redis.call('HGET', shard, field)
+        if expires and tonumber(expires) >= now_h then
+          fresh = false
+        else
+          -- one hash per dry run is enough: it lives only as long as the import's records
+          if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
+          touched[shadow .. 'dd'] = true
+        end
+      elseif redis.call('HSETNX', shard, field, exp_h) == 1 then
+        touched[shard] = true  -- a new mark: one call for the usual case
+      elseif tonumber(redis.call('HGET', shard, field)) >= now_h then
         fresh = false
-      elseif dry then
-        -- one hash per dry run is enough: it lives only as long as the import's records
-        if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
-        touched[shadow .. 'dd'] = true
       else
-        redis.call('HSET', shard, field, exp_h)
+        redis.call('HSET', shard, field, exp_h)  -- an expired mark: the event is new again
         touched[shard] = true
       end
     end

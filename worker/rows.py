@@ -101,8 +101,12 @@ def validate_rows(
     from_report = columns.from_report
     future_limit = now + clock_skew_s
 
+    # Locals for the per-row loop: it runs for every row of every file.
+    strip, email_match, properties = str.strip, _EMAIL.fullmatch, columns.properties
+    by_email = identifier == "email"
+    add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):
-        cells = [c.strip() for c in raw]
+        cells = list(map(strip, raw))
         if from_report:
             cells = [unescape(c) for c in cells]
         problems: list[Problem] = []
@@ -118,7 +122,7 @@ def validate_rows(
         person = cells[person_col]
         if not person:
             problems.append(Problem(row, person_label, "missing_person", "no person identifier"))
-        elif identifier == "email" and not is_email(person):
+        elif by_email and email_match(person) is None:
             problems.append(Problem(row, person_label, "invalid_email", f"{person!r} is not an e-mail address"))
         name = cells[name_col]
         if not name:
@@ -143,8 +147,8 @@ def validate_rows(
                 row, header[time_col], "future_time",  # type: ignore[index]
                 "the event time is in the future: recorded, never triggers a campaign")]))
         event_id = cells[id_col] if id_col is not None and cells[id_col] else None
-        data = {key: cells[i] for i, key in columns.properties if cells[i]}
-        outcome.events.append(Event(row, person, person_key(person, identifier), name, ts, event_id, data))
+        data = {key: cells[i] for i, key in properties if cells[i]}
+        add_event(Event(row, person, person.lower() if by_email else person, name, ts, event_id, data))
     return outcome
 
 

@@ -46,6 +46,22 @@ class CommitResult:
     finalize: bool
 
 
+_NO_KEY = b"\0" * 10
+
+
+def _pack_events(events: list[tuple[bytes, bytes, bytes | str]]) -> list[object]:
+    """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
+    outcomes = [outcome for _, _, outcome in events]
+    packed: list[object] = [len(events), b"".join(key or _NO_KEY for key, _, _ in events),
+                            b"\n".join(body for _, body, _ in events)]
+    first = outcomes[0] if outcomes else "passive"
+    if isinstance(first, str) and outcomes.count(first) == len(outcomes):
+        packed.append(first)  # the usual case: every event has the same counter outcome
+    else:
+        packed += ["", *outcomes]
+    return packed
+
+
 class Store:
     """backfill's data in one Redis."""
 
@@ -190,9 +206,7 @@ class Store:
         ]
         for pair in outcome.create:
             args.extend(pair)
-        args.append(len(outcome.events))
-        for triple in outcome.events:
-            args.extend(triple)
+        args.extend(_pack_events(outcome.events))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
