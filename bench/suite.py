@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=5_000_000, help="0 to skip the big run")
     parser.add_argument("--naive-rows", type=int, default=20_000)
-    parser.add_argument("--chunk-rows", type=int, default=1000)
+    parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--out", default=str(HERE / "results" / "bench.json"))
     args = parser.parse_args()
 

@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--chunk-rows", type=int, default=1000)
+    parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events",
                         help="people: a people file, applied in file order (one worker at a time per import)")
     parser.add_argument("--out", help="JSON results (default: bench/results/throughput[-people].json)")
