@@ -47,9 +47,11 @@ def create_app() -> Celery:
         task_routes={
             "backfill.finalize_import": {"queue": keys.QUEUE_REPORTS},
             "backfill.move_due_triggers": {"queue": keys.QUEUE_REPORTS},
+            "backfill.prune_dedupe": {"queue": keys.QUEUE_REPORTS},
         },
         beat_schedule={
             "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s},
+            "prune-dedupe-marks": {"task": "backfill.prune_dedupe", "schedule": settings.dedupe_prune_s},
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=True,

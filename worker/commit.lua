@@ -25,13 +25,14 @@
 -- ARGV[3]  now, ms
 -- ARGV[4]  now, hours since the epoch (dedupe marks hold their expiry hour)
 -- ARGV[5]  expiry hour for marks written now
--- ARGV[6]  dedupe shard prefix (a mark is shard = prefix..key[1..2], field = key[3..])
--- ARGV[7]  seconds a touched dedupe shard lives on
--- ARGV[8]  person hash prefix
--- ARGV[9]  identifier kind: "email" or "id"
--- ARGV[10] import id
--- ARGV[11] problem-list TTL, seconds
--- ARGV[12] dry runs only: prefix of this import's shadow keys, where a dry run records the
+-- ARGV[6]  dedupe shard prefix (a mark is shard = prefix..key[1..2], field = key[3..]); shards
+--          have no TTL: prune.lua removes expired marks (beat runs it), as EXPIRE on every
+--          touched shard cost a quarter of this script
+-- ARGV[7]  person hash prefix
+-- ARGV[8]  identifier kind: "email" or "id"
+-- ARGV[9]  import id
+-- ARGV[10] problem-list TTL, seconds
+-- ARGV[11] dry runs only: prefix of this import's shadow keys, where a dry run records the
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
 -- then     n, n error rows
 --          n, n warning rows
@@ -50,9 +51,9 @@ if redis.call('SADD', done_set, ARGV[1]) == 0 then
 end
 local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local dd_prefix, dd_ttl, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local ttl, shadow = ARGV[11], ARGV[12]
-local i = 13
+local dd_prefix, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8]
+local ttl, shadow = ARGV[10], ARGV[11]
+local i = 12
 
 local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err, ttl); i = i + 1 + n_err
 local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn, ttl); i = i + 1 + n_warn
@@ -77,7 +78,7 @@ end
 if dry and created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 
 local imported, duplicates = 0, 0
-local counts, blobs, seen, touched = {}, {}, {}, {}
+local counts, blobs, shadow_marks = {}, {}, false
 local n_ev = tonumber(ARGV[i])
 local packed_keys, packed_events, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
 local no_key = string.rep('\0', 10)
@@ -90,29 +91,24 @@ for k = 1, n_ev do
   local outcome = shared_outcome
   if outcome == '' then outcome = ARGV[i + 3 + k] end
   local fresh = true
+  -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
   if dk ~= no_key then
-    if seen[dk] then
-      fresh = false
-    else
-      seen[dk] = true
-      local shard, field = dd_prefix .. string.sub(dk, 1, 2), string.sub(dk, 3)
-      if dry then
-        local expires = redis.call('HGET', shard, field)
-        if expires and tonumber(expires) >= now_h then
-          fresh = false
-        else
-          -- one hash per dry run is enough: it lives only as long as the import's records
-          if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
-          touched[shadow .. 'dd'] = true
-        end
-      elseif redis.call('HSETNX', shard, field, exp_h) == 1 then
-        touched[shard] = true  -- a new mark: one call for the usual case
-      elseif tonumber(redis.call('HGET', shard, field)) >= now_h then
+    local shard, field = dd_prefix .. string.sub(dk, 1, 2), string.sub(dk, 3)
+    if dry then
+      local expires = redis.call('HGET', shard, field)
+      if expires and tonumber(expires) >= now_h then
         fresh = false
       else
-        redis.call('HSET', shard, field, exp_h)  -- an expired mark: the event is new again
-        touched[shard] = true
+        -- one hash per dry run is enough: it lives only as long as the import's records
+        if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
+        shadow_marks = true
       end
+    elseif redis.call('HSETNX', shard, field, exp_h) == 1 then
+      -- a new mark: one call for the usual case
+    elseif tonumber(redis.call('HGET', shard, field)) >= now_h then
+      fresh = false
+    else
+      redis.call('HSET', shard, field, exp_h)  -- an expired mark (not pruned yet): the event is new again
     end
   end
   if fresh then
@@ -137,9 +133,9 @@ for k = 1, n_ev do
     duplicates = duplicates + 1
   end
 end
-for shard in pairs(touched) do redis.call('EXPIRE', shard, dry and ttl or dd_ttl) end
+if shadow_marks then redis.call('EXPIRE', shadow .. 'dd', ttl) end
 if imported > 0 and not dry then
-  redis.call('XADD', KEYS[6], '*', 'import', ARGV[10], 'chunk', ARGV[1], 'count', imported,
+  redis.call('XADD', KEYS[6], '*', 'import', ARGV[9], 'chunk', ARGV[1], 'count', imported,
              'events', '[' .. table.concat(blobs, ',') .. ']')
 end
 

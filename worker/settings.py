@@ -32,6 +32,8 @@ class Settings:
     max_columns: int = 100
     #: How long an event id or content key is remembered for dedupe.
     dedupe_window_s: int = 30 * DAY
+    #: How often beat removes expired dedupe marks (their memory; they are ignored once expired).
+    dedupe_prune_s: float = 3600.0
     #: Default trigger window; 0 means none (Vero).
     trigger_window_s: int = 72 * 3600
     #: Events this far in the future still count as "now" (client clocks drift).

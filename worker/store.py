@@ -71,6 +71,7 @@ class Store:
         self._set_total = client.register_script(script("set_total.lua"))
         self._finalize = client.register_script(script("finalize.lua"))
         self._move_due = client.register_script(script("move_due.lua"))
+        self._prune = client.register_script(script("prune.lua"))
         self._specs: dict[str, ImportSpec] = {}
         self.people = PeopleStore(client)
 
@@ -198,7 +199,7 @@ class Store:
         window_h = -(-spec.dedupe_window_s // 3600)
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
-            keys.DEDUPE_PREFIX, spec.dedupe_window_s + 3600, keys.person(""), spec.identifier, iid,
+            keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
             retention_s, keys.import_shadow(iid) if spec.dry_run else "",
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
@@ -214,6 +215,21 @@ class Store:
             keys.PEOPLE_SEQ,
         ], args=args)
         return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
+
+    def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
+        """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""
+        now_h = at_ms // 3_600_000
+        removed = 0
+        shards = self.r.scan_iter(match=keys.DEDUPE_PREFIX + "*", count=1000)
+        while True:
+            pipe = self.r.pipeline(transaction=False)
+            queued = 0
+            for _, shard in zip(range(batch), shards):
+                self._prune(keys=[shard], args=[now_h], client=pipe)
+                queued += 1
+            if queued == 0:  # (a pipeline is always truthy: count instead)
+                return removed
+            removed += sum(int(n) for n in pipe.execute())
 
     # -- report ----------------------------------------------------------------------
     def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:

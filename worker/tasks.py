@@ -167,3 +167,12 @@ def move_due_triggers() -> int:
     if moved:
         log.info("triggers due", moved=moved)
     return moved
+
+
+@app.task(name="backfill.prune_dedupe", **_RETRY)
+def prune_dedupe() -> int:
+    """Give back the memory of expired dedupe marks (commit.lua already ignores them)."""
+    removed = store().prune_dedupe(now_ms())
+    if removed:
+        log.info("dedupe marks pruned", removed=removed)
+    return removed

@@ -66,6 +66,25 @@ def test_importing_the_same_file_twice_imports_nothing_the_second_time(store, wo
     assert len(list(store.events())) == 4
 
 
+def test_expired_marks_are_ignored_then_pruned(store, workers):
+    run_import(EXAMPLES / "customerio_events.csv", create_people=True)
+    shards = list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))
+    marks = sum(store.r.hlen(s) for s in shards)
+    assert marks == 4 and all(store.r.ttl(s) == -1 for s in shards)  # no TTL: pruning frees them
+    now_ms = int(time.time() * 1000)
+    assert store.prune_dedupe(now_ms) == 0  # nothing expired yet
+    for shard in shards:  # the dedupe window passes: every mark's expiry hour is behind us
+        for field in store.r.hkeys(shard):
+            store.r.hset(shard, field, now_ms // 3_600_000 - 1)
+    again = run_import(EXAMPLES / "customerio_events.csv", create_people=True)
+    assert (again["imported"], again["duplicates"]) == (4, 0)  # expired marks do not count
+    for shard in shards:
+        for field in store.r.hkeys(shard):
+            store.r.hset(shard, field, now_ms // 3_600_000 - 1)
+    assert store.prune_dedupe(now_ms) == 4
+    assert not list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))  # an emptied hash is gone
+
+
 def test_duplicates_within_a_file_across_chunks_and_by_event_id(store, workers, tmp_path):
     lines = ["email,event_name,time,event_id"]
     for i in range(120):
