@@ -10,7 +10,6 @@ import argparse
 import resource
 import sys
 import time
-import types
 from pathlib import Path
 
 import orjson
@@ -58,8 +57,7 @@ def main() -> None:
         st.create_import(spec, {"rows_expected": plan.rows}, settings.retention_s)
         with source:
             if args.mode == "floor":
-                sender = types.SimpleNamespace(process_chunk=bench_tasks.floor_chunk)
-                total = api._queue_chunks(st, sender, source, plan, import_id, settings, None)
+                total = api.queue_chunks(st, bench_tasks.floor_chunk, source, plan, import_id, settings)
                 rows = plan.rows
             else:
                 total = 0

@@ -192,20 +192,21 @@ def enqueue_import(
             }, settings.retention_s)
             log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                      identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
-            count = _queue_chunks(st, tasks, source, plan, import_id, settings, on_chunk)
+            count = queue_chunks(st, tasks.process_chunk, source, plan, import_id, settings, on_chunk)
         if st.set_total(import_id, count):
             tasks.finalize_import.apply_async((import_id,))
     return handle
 
 
-def _queue_chunks(st, tasks, source: Source, plan: Plan, import_id: str, settings: Settings,
-                  on_chunk: Callable[[int], None] | None) -> int:
+def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings: Settings,
+                 on_chunk: Callable[[int], None] | None = None) -> int:
+    """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many."""
     count = 0
     for chunk in chunks(source, plan, settings.chunk_rows):
         _wait_for_room(st, import_id, settings)
         st.put_chunk(import_id, chunk.number, encode_payload(chunk.rows, chunk.row_numbers),
                      settings.retention_s)
-        tasks.process_chunk.apply_async((import_id, chunk.number))
+        task.apply_async((import_id, chunk.number))
         count += 1
         if on_chunk:
             on_chunk(count)

@@ -16,6 +16,7 @@ import orjson
 
 from worker.dialects import DIALECTS, column_letter
 from worker.errors import BackfillError, FileProblem
+from worker.people_columns import DATA_TO_PROCESS, EMPTY_CELLS, IDENTIFIERS, parse_mapping
 from worker.report import EXIT_TIMEOUT
 
 _TRIGGER_LABELS = {
@@ -94,12 +95,12 @@ def main() -> None:
 @main.command("import")
 @click.argument("file")
 @click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
-@click.option("--identifier", type=click.Choice(["id", "email", "cio_id"]),
+@click.option("--identifier", type=click.Choice(IDENTIFIERS),
               help="Events: what the person column holds. People: what people are looked up by "
                    "(cio_id: updates only, and may change ids and e-mails). Default: detected.")
-@click.option("--data-to-process", type=click.Choice(["all", "only_new", "only_existing"]), default="all",
+@click.option("--data-to-process", type=click.Choice(DATA_TO_PROCESS), default="all",
               show_default=True, help="People: add and update, add only, or update only.")
-@click.option("--empty-cells", type=click.Choice(["ignore", "clear"]), default="ignore", show_default=True,
+@click.option("--empty-cells", type=click.Choice(EMPTY_CELLS), default="ignore", show_default=True,
               help="People: an empty cell leaves the attribute as it is, or removes it.")
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE",
               help="People: import COLUMN as ATTRIBUTE (e.g. Mail=email); repeatable.")
@@ -118,8 +119,6 @@ def main() -> None:
 def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, dialect, trigger,
             trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout, as_json) -> None:
     """Import FILE (a path, a .gz, or - for standard input) of events or people."""
-    from worker.people_columns import parse_mapping
-
     from .api import enqueue_import
 
     if kind == "events" and identifier == "cio_id":
@@ -244,7 +243,7 @@ def warnings(import_id: str, output: str | None) -> None:
 @main.command("inspect")
 @click.argument("file")
 @click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
-@click.option("--identifier", type=click.Choice(["id", "email", "cio_id"]))
+@click.option("--identifier", type=click.Choice(IDENTIFIERS))
 @click.option("--dialect", type=click.Choice(DIALECTS))
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE")
 @click.option("--skip", multiple=True, metavar="COLUMN")
@@ -253,8 +252,6 @@ def warnings(import_id: str, output: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
     """Show how FILE would be read, without importing anything (no Redis needed)."""
-    from worker.people_columns import parse_mapping
-
     from .api import inspect
 
     try:
@@ -302,7 +299,7 @@ def people() -> None:
 
 @people.command("show")
 @click.argument("who")
-@click.option("--by", type=click.Choice(["cio_id", "id", "email"]),
+@click.option("--by", type=click.Choice(IDENTIFIERS),
               help="What WHO is (default: tried as cio_id, then id, then e-mail).")
 @click.option("--json", "as_json", is_flag=True)
 def people_show(who: str, by: str | None, as_json: bool) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 
-from . import chunk as core
 from . import keys
 from .app import app
 from .settings import get_settings
-from .tasks import store
+from .tasks import commit_rows, store
 
 
 @app.task(name="backfill.bench.floor_chunk")
@@ -27,10 +26,5 @@ def floor_chunk(import_id: str, chunk: int) -> None:
 @app.task(name="backfill.bench.naive_row")
 def naive_row(import_id: str, row: int, cells: list[str]) -> None:
     """One row, one task: the same validation, lookup, dedupe and commit as a chunk, for a single row."""
-    st, settings = store(), get_settings()
-    spec = st.spec(import_id)
-    at = time.time()
-    validated = core.validate(spec, [cells], [row], at, settings.clock_skew_s)
-    existing = st.existing_people(spec.identifier, [e.person_key for e in validated.events])
-    outcome = core.assemble(spec, validated, [cells], [row], existing, {}, at, settings.clock_skew_s)
-    st.commit(spec, row, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+    st = store()
+    commit_rows(st, st.spec(import_id), row, [cells], [row], get_settings(), time.time())

@@ -137,3 +137,13 @@ def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str) -> Chun
     problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
                                                  "import these rows again")]
     return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])
+
+
+def failed_payload(raw: bytes | None, reason: str) -> ChunkOutcome:
+    """:func:`failed_chunk` for a stored chunk; rows that cannot even be read give no error rows
+    (the report's rows then fall short of rows_expected)."""
+    try:
+        rows, numbers = decode_payload(raw or b"")
+    except (ValueError, KeyError, TypeError):
+        rows, numbers = [], []
+    return failed_chunk(rows, numbers, reason)

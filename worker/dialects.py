@@ -68,7 +68,7 @@ class Columns:
     @property
     def from_report(self) -> bool:
         """True for a file we wrote (an errors or warnings CSV): its cells carry our escapes."""
-        return any(self.header[i].lower() in ("_errors", "_warnings") for i in self.dropped)
+        return is_report_file(self.header, self.dropped)
 
     def role_of(self, index: int) -> str:
         """The role name of column ``index`` ("person", "property", ...)."""
@@ -106,8 +106,11 @@ def detect_dialect(header: list[str]) -> str | None:
     return None
 
 
-def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: int = 100) -> Columns:
-    """Map a header row to column roles; raise FileProblem when it cannot be imported."""
+def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The trimmed header cells, and each lower-cased name's column index.
+
+    Raises FileProblem when the header is wider than ``max_columns`` or repeats a name.
+    """
     cells = tuple(cell.strip() for cell in header)
     if len(cells) > max_columns:
         raise FileProblem(
@@ -115,16 +118,6 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
             f"the file has {len(cells)} columns; the limit is {max_columns} "
             "(set BACKFILL_MAX_COLUMNS to raise it)",
         )
-    chosen = dialect or detect_dialect(list(cells))
-    if chosen is None:
-        raise FileProblem(
-            "no_person_column",
-            "no person column: the header needs `email` (Vero) or `_cio_customer_id` (Customer.io); "
-            f"it has: {', '.join(cells) or '(nothing)'}",
-        )
-    if chosen not in ROLES:
-        raise FileProblem("unknown_dialect", f"unknown dialect {chosen!r}; use one of {', '.join(DIALECTS)}")
-
     seen: dict[str, int] = {}
     for index, cell in enumerate(cells):
         if not cell:
@@ -137,6 +130,26 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
                 f"{column_letter(index)} have the same name",
             )
         seen[key] = index
+    return cells, seen
+
+
+def is_report_file(header: tuple[str, ...], dropped: tuple[int, ...]) -> bool:
+    """True for a file we wrote (an errors or warnings CSV): its cells carry our escapes."""
+    return any(header[i].lower() in ("_errors", "_warnings") for i in dropped)
+
+
+def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: int = 100) -> Columns:
+    """Map a header row to column roles; raise FileProblem when it cannot be imported."""
+    cells, seen = header_names(header, max_columns)
+    chosen = dialect or detect_dialect(list(cells))
+    if chosen is None:
+        raise FileProblem(
+            "no_person_column",
+            "no person column: the header needs `email` (Vero) or `_cio_customer_id` (Customer.io); "
+            f"it has: {', '.join(cells) or '(nothing)'}",
+        )
+    if chosen not in ROLES:
+        raise FileProblem("unknown_dialect", f"unknown dialect {chosen!r}; use one of {', '.join(DIALECTS)}")
 
     roles: dict[str, int | None] = {}
     for role, names in ROLES[chosen].items():

@@ -96,30 +96,30 @@ class _Directory:
         self.states: dict[str, dict[str, str]] = {}
         self.new_ids = iter(snap.new_ids)
 
+    def _read(self, kind: str, key: str) -> str:
+        """The index entry as the snapshot read it ("" = none)."""
+        return (self.snap.by_id if kind == "id" else self.snap.by_email).get(key, "")
+
     def lookup(self, kind: str, key: str | None) -> list[str]:
         if not key:
             return []
         entry = self.changes.index.get((kind, key))
-        value = entry[1] if entry else (self.snap.by_id if kind == "id" else self.snap.by_email).get(key, "")
+        value = entry[1] if entry else self._read(kind, key)
         return [v for v in value.split(",") if v]
 
     def set_index(self, kind: str, key: str, cios: list[str]) -> None:
         old = self.changes.index.get((kind, key))
-        read = old[0] if old else (self.snap.by_id if kind == "id" else self.snap.by_email).get(key, "")
-        self.changes.index[(kind, key)] = (read, ",".join(cios))
+        self.changes.index[(kind, key)] = (old[0] if old else self._read(kind, key), ",".join(cios))
 
     def person(self, cio: str) -> dict[str, str] | None:
         if cio in self.states:
             return self.states[cio]
-        stored = self.snap.people.get(cio)
-        return None if not stored else stored
+        return self.snap.people.get(cio) or None
 
     def write(self, cio: str, state: dict[str, str]) -> None:
-        if cio not in self.changes.people:
-            read = self.snap.people.get(cio, {}).get("_v", "")
-            self.changes.people[cio] = (read, state)
-        else:
-            self.changes.people[cio] = (self.changes.people[cio][0], state)
+        earlier = self.changes.people.get(cio)
+        read = earlier[0] if earlier else self.snap.people.get(cio, {}).get("_v", "")
+        self.changes.people[cio] = (read, state)
         self.states[cio] = state
 
 

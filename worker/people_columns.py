@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .dialects import REPORT_COLUMNS, column_letter
+from .dialects import REPORT_COLUMNS, column_letter, header_names, is_report_file
 from .errors import FileProblem
 
 IDENTIFIERS = ("cio_id", "id", "email")
@@ -54,7 +54,7 @@ class PeopleColumns:
     @property
     def from_report(self) -> bool:
         """True for a file we wrote (an errors or warnings CSV): its cells carry our escapes."""
-        return any(self.header[i].lower() in ("_errors", "_warnings") for i in self.dropped)
+        return is_report_file(self.header, self.dropped)
 
     def role_of(self, index: int) -> str:
         """The role of column ``index``, for ``backfill inspect``."""
@@ -105,26 +105,13 @@ def plan_people_columns(
     max_columns: int = 100,
 ) -> PeopleColumns:
     """Map a people file's header to roles; raise FileProblem when it cannot be imported."""
-    cells = tuple(cell.strip() for cell in header)
-    if len(cells) > max_columns:
-        raise FileProblem("too_many_columns", f"the file has {len(cells)} columns; the limit is {max_columns} "
-                                              "(set BACKFILL_MAX_COLUMNS to raise it)")
+    cells, lowered = header_names(header, max_columns)
     mapping = mapping or {}
-    lowered = {c.lower(): i for i, c in enumerate(cells) if c}
     for name in [*mapping, *(s.lower() for s in skip)]:
         if name not in lowered:
             raise FileProblem("unknown_column", f"--map/--skip name a column {name!r} that the header does not have; "
                                                 f"it has: {', '.join(c for c in cells if c)}")
     skipped = {s.strip().lower() for s in skip}
-
-    seen: dict[str, int] = {}
-    for index, cell in enumerate(cells):
-        if cell and cell.lower() in seen:
-            raise FileProblem("duplicate_header", f"duplicate column {cell!r}: columns "
-                                                  f"{column_letter(seen[cell.lower()])} and {column_letter(index)} "
-                                                  "have the same name")
-        if cell:
-            seen[cell.lower()] = index
 
     roles: dict[str, int] = {}
     topics: list[tuple[int, str]] = []

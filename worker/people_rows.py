@@ -11,7 +11,7 @@ from datetime import tzinfo
 import orjson
 
 from .people_columns import PeopleColumns
-from .rows import Problem, is_email, unescape
+from .rows import Problem, fit_cells, is_email
 from .timestamps import ACCEPTED, parse_time
 
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -82,18 +82,9 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
     out = PeopleRows()
     header = columns.header
     width = len(header)
+    from_report = columns.from_report
     for raw, row in zip(rows, numbers):
-        cells = [c.strip() for c in raw]
-        if columns.from_report:
-            cells = [unescape(c) for c in cells]
-        problems: list[Problem] = []
-        if len(cells) > width:
-            if any(cells[width:]):
-                problems.append(Problem(row, None, "too_many_cells", f"{len(cells)} cells but the header has "
-                                        f"{width} columns; extra: " + ", ".join(repr(c) for c in cells[width:] if c)))
-            cells = cells[:width]
-        elif len(cells) < width:
-            cells.extend([""] * (width - len(cells)))
+        cells, problems = fit_cells([c.strip() for c in raw], row, width, from_report)
 
         def cell(index: int | None) -> str:
             return cells[index] if index is not None else ""

@@ -21,8 +21,7 @@ from .directory import Changes, Rules, apply_rows
 from .errors import TransientError
 from .logs import get_logger
 from .people_rows import validate_people
-from .people_store import ALREADY, COMMITTED, CONFLICT, PeopleCommit
-from .rows import Problem
+from .people_store import COMMITTED, CONFLICT, PeopleCommit
 from .settings import Settings
 from .spec import ImportSpec
 from .store import TRANSIENT, Store
@@ -64,13 +63,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
 
 def fail_people_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings) -> PeopleCommit:
     """Commit a chunk that cannot be applied as errors (code ``chunk_failed``), so the next ones can go on."""
-    try:
-        rows, numbers = core.decode_payload(st.load_chunk(spec.import_id, chunk) or b"")
-    except (ValueError, KeyError, TypeError):
-        rows, numbers = [], []
-    problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
-                                                 "import these rows again")]
-    errors = [core.problem_row(n, r, problem) for r, n in zip(rows, numbers)]
+    errors = core.failed_payload(st.load_chunk(spec.import_id, chunk), reason).errors
     return st.people.commit(spec, chunk, Changes(), errors, [], at_ms=round(time.time() * 1000),
                             retention_s=settings.retention_s)
 
@@ -108,8 +101,7 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
                 result = fail_people_chunk(st, spec, next_chunk, f"{type(exc).__name__}: {exc}", settings)
             if result is None:
                 continue  # committed by a holder whose lease had expired: look again
-            if result.status in (COMMITTED, ALREADY):
-                applied += result.status == COMMITTED
+            applied += result.status == COMMITTED
             if result.finalize:
                 on_finalize()
     except BaseException:

@@ -81,6 +81,25 @@ def unescape(cell: str) -> str:
     return cell[1:] if _ESCAPED.match(cell) else cell
 
 
+def fit_cells(cells: list[str], row: int, width: int, from_report: bool) -> tuple[list[str], list[Problem]]:
+    """A row's stripped cells made as wide as the header, undoing our own escapes in a file we wrote.
+
+    Extra cells that hold values are a ``too_many_cells`` problem; empty ones are dropped.
+    """
+    if from_report:
+        cells = [unescape(c) for c in cells]
+    problems = []
+    if len(cells) > width:
+        if any(cells[width:]):
+            problems.append(Problem(row, None, "too_many_cells",
+                                    f"{len(cells)} cells but the header has {width} columns; extra: "
+                                    + ", ".join(repr(c) for c in cells[width:] if c)))
+        cells = cells[:width]
+    elif len(cells) < width:
+        cells = cells + [""] * (width - len(cells))
+    return cells, problems
+
+
 def validate_rows(
     rows: list[list[str]],
     row_numbers: list[int],
@@ -107,17 +126,9 @@ def validate_rows(
     add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):
         cells = list(map(strip, raw))
-        if from_report:
-            cells = [unescape(c) for c in cells]
         problems: list[Problem] = []
-        if len(cells) > width:
-            if any(cells[width:]):
-                problems.append(Problem(row, None, "too_many_cells",
-                                        f"{len(cells)} cells but the header has {width} columns; extra: "
-                                        + ", ".join(repr(c) for c in cells[width:] if c)))
-            cells = cells[:width]
-        elif len(cells) < width:
-            cells.extend([""] * (width - len(cells)))
+        if from_report or len(cells) != width:  # (the usual row skips the call)
+            cells, problems = fit_cells(cells, row, width, from_report)
 
         person = cells[person_col]
         if not person:

@@ -22,6 +22,7 @@ from .logs import bind_chunk, get_logger
 from .people_run import run_people
 from .report import build_report
 from .settings import Settings, get_settings
+from .spec import ImportSpec
 from .store import TRANSIENT, CommitResult, Store, connect, now_ms
 
 log = get_logger("backfill.worker")
@@ -46,7 +47,12 @@ def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now:
             return CommitResult(False, 0, 0, st.all_done(import_id))
         raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
     rows, numbers = core.decode_payload(raw)
-    at = time.time() if now is None else now
+    return commit_rows(st, spec, chunk, rows, numbers, settings, time.time() if now is None else now)
+
+
+def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], numbers: list[int],
+                settings: Settings, at: float) -> CommitResult:
+    """Validate rows, look up their people, apply the trigger rules, and commit them as ``chunk``."""
     validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
     existing = st.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
     campaigns = rules.by_event(st.campaigns()) if spec.trigger else {}
@@ -59,13 +65,8 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
 
     The import then completes (with errors) instead of waiting for this chunk forever.
     """
-    spec = st.spec(import_id)
-    try:
-        rows, numbers = core.decode_payload(st.load_chunk(import_id, chunk) or b"")
-    except (ValueError, KeyError, TypeError):
-        rows, numbers = [], []  # unreadable: the report's rows then fall short of rows_expected
-    outcome = core.failed_chunk(rows, numbers, reason)
-    return st.commit(spec, chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s)
+    outcome = core.failed_payload(st.load_chunk(import_id, chunk), reason)
+    return st.commit(st.spec(import_id), chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s)
 
 
 def spec_info(st: Store, import_id: str) -> dict:
@@ -129,8 +130,7 @@ def _unbind_task(**_: object) -> None:
 
 
 #: Failures worth retrying (with backoff); anything else in a chunk is recorded as its rows' errors.
-_TRANSIENT = TRANSIENT
-_RETRY = dict(autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=20)
+_RETRY = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=20)
 
 
 @app.task(name="backfill.process_chunk", bind=True, **_RETRY)
@@ -147,7 +147,7 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
         started = time.perf_counter()
         try:
             result = run_chunk(store(), import_id, chunk, settings)
-        except _TRANSIENT:
+        except TRANSIENT:
             raise
         except SoftTimeLimitExceeded:
             log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)

@@ -115,12 +115,13 @@ def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(stor
 
 
 def _changes_of(store, spec, number):
+    from datetime import timezone
+
     from worker import chunk as core
     from worker.directory import Rules, apply_rows
     from worker.people_rows import validate_people
 
     rows, numbers = core.decode_payload(store.load_chunk(spec.import_id, number))
-    from datetime import timezone
     valid = validate_people(rows, numbers, spec.columns, tz=timezone.utc, clear_empty=False)
     return apply_rows(valid.rows, store.people.snapshot(spec, valid.rows), Rules(identifier="id", now_s=1))
 
