@@ -16,10 +16,6 @@ from .spec import ImportSpec
 from .timestamps import iso, zone
 
 
-#: The dedupe key of an event that has none (it cannot be named, so it is never a duplicate).
-NO_KEY = b"\0" * 10
-
-
 @dataclasses.dataclass(slots=True)
 class ChunkOutcome:
     """Everything a chunk commits, already encoded for the commit script."""
@@ -28,12 +24,8 @@ class ChunkOutcome:
     warnings: list[bytes]
     #: (person key, value as written) of people to create when missing
     create: list[tuple[str, str]]
-    #: The valid events, packed as commit.lua takes them: their 10-byte dedupe keys (ten zero bytes
-    #: for none), their JSON joined by "\n", and one trigger outcome each. Packed as they are made,
-    #: because keeping one bytes object per event alive cost more than encoding it (see bench/README).
-    keys: bytearray = dataclasses.field(default_factory=bytearray)
-    bodies: bytearray = dataclasses.field(default_factory=bytearray)
-    outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
+    #: (dedupe key or b"", event JSON, trigger outcome) per valid event
+    events: list[tuple[bytes, bytes, bytes | str]]
 
 
 def decode_payload(raw: bytes) -> tuple[list[list[str]], list[int]]:
@@ -85,8 +77,7 @@ def assemble(
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     create: list[tuple[str, str]] = []
-    out = ChunkOutcome(errors, warnings, create)
-    packed_keys, bodies, outcomes = out.keys, out.bodies, out.outcomes
+    events: list[tuple[bytes, bytes, bytes | str]] = []
     kind = spec.identifier
     person_label = spec.columns.header[spec.columns.person]
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
@@ -109,18 +100,12 @@ def assemble(
                        f"no person with {kind} {event.person!r}: import people first, or use --create-people")
                 continue
             create.append((event.person_key, event.person))
-        key, body, outcome = _encode_event(spec, event, campaigns, now, clock_skew_s)
-        if outcomes:
-            bodies += b"\n"
-        packed_keys += key
-        bodies += body  # (the bytes object dies here: see ChunkOutcome)
-        outcomes.append(outcome)
-    return out
+        events.append(_encode_event(spec, event, campaigns, now, clock_skew_s))
+    return ChunkOutcome(errors, warnings, create, events)
 
 
 def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rules.Campaign]],
                   now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str]:
-    """(dedupe key or NO_KEY, event JSON, trigger outcome) of one valid event."""
     ts = event.ts if event.ts is not None else now
     person = {spec.identifier: event.person}
     body: dict = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
@@ -128,7 +113,7 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     if event.event_id is not None:
         body["id"] = event.event_id
     if not spec.trigger:  # the usual import: skip the rules' call for every row
-        return dedupe_key(event) or NO_KEY, orjson.dumps(body), rules.PASSIVE
+        return dedupe_key(event) or b"", orjson.dumps(body), rules.PASSIVE
     decision = rules.decide(
         trigger=spec.trigger, event_time=event.ts, now=now,
         campaigns=campaigns.get(event.name, ()), window_s=spec.trigger_window_s,
@@ -144,14 +129,14 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
         ])
     else:
         outcome = decision.outcome
-    return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome
+    return dedupe_key(event) or b"", orjson.dumps(body), outcome
 
 
 def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str) -> ChunkOutcome:
     """Every row of a chunk that could not be processed, as an error row."""
     problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
                                                  "import these rows again")]
-    return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [])
+    return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])
 
 
 def failed_payload(raw: bytes | None, reason: str) -> ChunkOutcome:

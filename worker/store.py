@@ -46,10 +46,14 @@ class CommitResult:
     finalize: bool
 
 
-def _pack_events(outcome: ChunkOutcome) -> list[object]:
+_NO_KEY = b"\0" * 10
+
+
+def _pack_events(events: list[tuple[bytes, bytes, bytes | str]]) -> list[object]:
     """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
-    outcomes = outcome.outcomes
-    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies)]
+    outcomes = [outcome for _, _, outcome in events]
+    packed: list[object] = [len(events), b"".join(key or _NO_KEY for key, _, _ in events),
+                            b"\n".join(body for _, body, _ in events)]
     first = outcomes[0] if outcomes else "passive"
     if isinstance(first, str) and outcomes.count(first) == len(outcomes):
         packed.append(first)  # the usual case: every event has the same counter outcome
@@ -203,7 +207,7 @@ class Store:
         ]
         for pair in outcome.create:
             args.extend(pair)
-        args.extend(_pack_events(outcome))
+        args.extend(_pack_events(outcome.events))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
