@@ -48,11 +48,17 @@ def create_app() -> Celery:
             "backfill.finalize_import": {"queue": keys.QUEUE_REPORTS},
             "backfill.move_due_triggers": {"queue": keys.QUEUE_REPORTS},
             "backfill.prune_dedupe": {"queue": keys.QUEUE_REPORTS},
+            "backfill.sweep": {"queue": keys.QUEUE_REPORTS},
         },
         beat_schedule={
             "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s},
             "prune-dedupe-marks": {"task": "backfill.prune_dedupe", "schedule": settings.dedupe_prune_s},
+            "sweep-pending-work": {"task": "backfill.sweep", "schedule": settings.sweep_every_s},
         },
+        # SIGTERM is Celery's warm shutdown: take no new task, finish the chunk in hand (bounded by
+        # the chunk time limit). A cold shutdown (SIGQUIT, a second SIGTERM) still gives that chunk
+        # this long, then returns it to the queue (acks_late) for another worker.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_s,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,

@@ -132,18 +132,22 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     return dedupe_key(event) or b"", orjson.dumps(body), outcome
 
 
-def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str) -> ChunkOutcome:
+#: Why a chunk's rows can all be errors: it raised, or it stopped its worker too often.
+CHUNK_FAILED, CHUNK_POISON = "chunk_failed", "chunk_poison"
+
+
+def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
     """Every row of a chunk that could not be processed, as an error row."""
-    problem = [Problem(0, None, "chunk_failed", f"this part of the file could not be processed ({reason}); "
-                                                 "import these rows again")]
+    problem = [Problem(0, None, code, f"this part of the file could not be processed ({reason}); "
+                                      "import these rows again")]
     return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [], [])
 
 
-def failed_payload(raw: bytes | None, reason: str) -> ChunkOutcome:
+def failed_payload(raw: bytes | None, reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
     """:func:`failed_chunk` for a stored chunk; rows that cannot even be read give no error rows
     (the report's rows then fall short of rows_expected)."""
     try:
         rows, numbers = decode_payload(raw or b"")
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
-    return failed_chunk(rows, numbers, reason)
+    return failed_chunk(rows, numbers, reason, code)

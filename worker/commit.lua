@@ -19,6 +19,8 @@
 -- KEYS[8]  deliveries stream (triggers sent now)
 -- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
 -- KEYS[10] people sequence (new cio_ids)
+-- KEYS[11] pending work (zset): the chunk's member leaves it; the report's enters it when this
+--          commit completes the import (the sweeper sends again whatever stays there too long)
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: count and report, write no data
@@ -30,7 +32,7 @@
 --          touched shard cost a quarter of this script
 -- ARGV[7]  person hash prefix
 -- ARGV[8]  identifier kind: "email" or "id"
--- ARGV[9]  import id
+-- ARGV[9]  import id (pending members are "<import id>/<chunk>" and "<import id>/report")
 -- ARGV[10] problem-list TTL, seconds
 -- ARGV[11] dry runs only: prefix of this import's shadow keys, where a dry run records the
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
@@ -46,6 +48,7 @@
 -- Returns  {committed 0/1, imported, duplicates, finalize 0/1}
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
+redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
 if redis.call('SADD', done_set, ARGV[1]) == 0 then
   return {0, 0, 0, 0}
 end
@@ -152,5 +155,8 @@ redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')
 local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
 local total = redis.call('HGET', imp, 'chunks_total')
 local finalize = 0
-if total and tonumber(total) == done then finalize = 1 end
+if total and tonumber(total) == done then
+  finalize = 1
+  redis.call('ZADD', KEYS[11], now_ms, ARGV[9] .. '/report')
+end
 return {1, imported, duplicates, finalize}

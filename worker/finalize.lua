@@ -2,17 +2,22 @@
 --
 -- KEYS[1]   import hash
 -- KEYS[2]   finalized marker (SET NX: only the first run writes)
--- KEYS[3..] keys that expire with the import's retention
+-- KEYS[3]   pending work (zset): the report's member is removed, whichever run comes
+-- KEYS[4..] keys that expire with the import's retention
 -- ARGV[1]   final status
 -- ARGV[2]   report JSON
 -- ARGV[3]   finished at, ms
 -- ARGV[4]   retention, seconds
+-- ARGV[5]   the report's member of KEYS[3]
 -- Returns 1 for the run that wrote the report, 0 for any later one.
+
+redis.call('ZREM', KEYS[3], ARGV[5])
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'report', ARGV[2], 'finished_ms', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'finalize_runs', 1)
-for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+for k = 4, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1

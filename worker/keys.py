@@ -27,6 +27,12 @@ IMPORTS_INDEX = PREFIX + "imports"
 PEOPLE_BY_ID = PREFIX + "people:by_id"
 PEOPLE_BY_EMAIL = PREFIX + "people:by_email"
 PEOPLE_SEQ = PREFIX + "people:seq"
+#: Sorted set of work that must still happen: member ``<import id>/<chunk>`` for a stored chunk not yet
+#: committed, ``<import id>/report`` for a report not yet written; score = ms of its last sign of life
+#: (queued, started). The sweeper sends again what went quiet (a lost message, a dead worker).
+PENDING = PREFIX + "pending"
+#: The pending member of an import's report.
+REPORT = "report"
 #: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.
 DEDUPE_PREFIX = PREFIX + "dd:"
 
@@ -54,6 +60,16 @@ def import_done(import_id: str) -> str:
 def import_chunk(import_id: str, chunk: int) -> str:
     """A chunk's rows (orjson), written by the producer, deleted by the chunk's commit."""
     return f"{import_chunk_prefix(import_id)}{chunk}"
+
+
+def pending_member(import_id: str, part: int | str) -> str:
+    """The :data:`PENDING` member of a chunk (its number) or of the report (:data:`REPORT`)."""
+    return f"{import_id}/{part}"
+
+
+def import_tries(import_id: str) -> str:
+    """Hash: chunk number -> deliveries that started and never finished (their worker died)."""
+    return f"{PREFIX}imp:{import_id}:tries"
 
 
 def import_errors(import_id: str) -> str:
@@ -99,4 +115,5 @@ def import_keys(import_id: str) -> list[str]:
         import_done(import_id),
         import_errors(import_id),
         import_warnings(import_id),
+        import_tries(import_id),
     ]

@@ -17,6 +17,8 @@
 -- KEYS[6]  the import's memory of identifiers on earlier rows (hash)
 -- KEYS[7]  people index by id (a dry run's shadow index for a dry run)
 -- KEYS[8]  people index by e-mail (likewise)
+-- KEYS[9]  pending work (zset): the chunk's member leaves it, the report's enters it when this
+--          commit completes the import
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
@@ -26,6 +28,7 @@
 -- ARGV[6]  rows imported   ARGV[7] people created   ARGV[8] rows skipped (only_new: person exists)
 -- ARGV[9]  TTL of the import's scratch keys (memory, dry-run shadows), seconds, renewed at each write:
 --          they serve only while the import runs (finalize deletes the memory)
+-- ARGV[10] the import id (pending members are "<import id>/<chunk>" and "<import id>/report")
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (memory field, value)
@@ -37,12 +40,15 @@
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 local chunk, dry, now_ms, prefix, ttl = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
 local scratch_ttl = ARGV[9]
-if redis.call('SISMEMBER', done_set, chunk) == 1 then return {0, 0} end
+if redis.call('SISMEMBER', done_set, chunk) == 1 then
+  redis.call('ZREM', KEYS[9], ARGV[10] .. '/' .. chunk)
+  return {0, 0}
+end
 local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
 if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
 
 -- Find each section's start before checking or writing anything.
-local at = 10
+local at = 11
 local function section(width)
   local n = tonumber(ARGV[at]); local first = at + 1
   at = first + n * width
@@ -67,6 +73,7 @@ if not dry then
 end
 
 redis.call('SADD', done_set, chunk)
+redis.call('ZREM', KEYS[9], ARGV[10] .. '/' .. chunk)
 push_all(KEYS[4], err_at, n_err, ttl)
 push_all(KEYS[5], warn_at, n_warn, ttl)
 for k = 0, n_seen - 1 do
@@ -114,5 +121,8 @@ redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
 redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running', 'next_chunk', tonumber(chunk) + 1)
 local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
 local total = redis.call('HGET', imp, 'chunks_total')
-if total and tonumber(total) == done then return {1, 1} end
+if total and tonumber(total) == done then
+  redis.call('ZADD', KEYS[9], now_ms, ARGV[10] .. '/report')
+  return {1, 1}
+end
 return {1, 0}

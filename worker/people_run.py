@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timezone
 
 from . import chunk as core
+from .deliveries import delivery, poison_reason
 from .directory import Changes, Rules, apply_rows
 from .errors import TransientError
 from .logs import get_logger
@@ -61,9 +62,10 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     raise TransientError(f"chunk {chunk}: the same people kept changing under it ({MAX_CONFLICTS} tries)")
 
 
-def fail_people_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings) -> PeopleCommit:
-    """Commit a chunk that cannot be applied as errors (code ``chunk_failed``), so the next ones can go on."""
-    errors = core.failed_payload(st.load_chunk(spec.import_id, chunk), reason).errors
+def fail_people_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings,
+                      code: str = core.CHUNK_FAILED) -> PeopleCommit:
+    """Commit a chunk that cannot be applied as errors (``code``), so the next ones can go on."""
+    errors = core.failed_payload(st.load_chunk(spec.import_id, chunk), reason, code).errors
     return st.people.commit(spec, chunk, Changes(), errors, [], at_ms=round(time.time() * 1000),
                             retention_s=settings.retention_s)
 
@@ -92,13 +94,18 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
                 st.people.drop_lease(import_id, token)
                 on_handover(next_chunk)
                 return applied
-            try:
-                result = apply_chunk(st, spec, next_chunk, settings, now=now)
-            except TRANSIENT:
-                raise
-            except Exception as exc:  # a bug or bad data: report the rows, never stall the import
-                log.exception("chunk failed", chunk=next_chunk, error=str(exc))
-                result = fail_people_chunk(st, spec, next_chunk, f"{type(exc).__name__}: {exc}", settings)
+            with delivery(st, import_id, next_chunk, settings.max_chunk_tries) as deaths:
+                try:
+                    if deaths:
+                        result = fail_people_chunk(st, spec, next_chunk, poison_reason(deaths), settings,
+                                                   core.CHUNK_POISON)
+                    else:
+                        result = apply_chunk(st, spec, next_chunk, settings, now=now)
+                except TRANSIENT:
+                    raise
+                except Exception as exc:  # a bug or bad data: report the rows, never stall the import
+                    log.exception("chunk failed", chunk=next_chunk, error=str(exc))
+                    result = fail_people_chunk(st, spec, next_chunk, f"{type(exc).__name__}: {exc}", settings)
             if result is None:
                 continue  # committed by a holder whose lease had expired: look again
             applied += result.status == COMMITTED

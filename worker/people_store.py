@@ -135,7 +135,7 @@ class PeopleStore:
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S,
+                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid,
                               len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
         for name, value in changes.seen.items():
             args += [name, value]
@@ -147,7 +147,7 @@ class PeopleStore:
             args += [cio, read, orjson.dumps(state)]
         status, extra = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
-            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email,
+            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING,
         ], args=args)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
 

@@ -3,11 +3,19 @@
 -- Closes the race with commit.lua: whichever of the two runs second sees
 -- chunks_done == chunks_total and answers 1, so exactly one caller enqueues
 -- finalize_import (a redelivered chunk may ask again; finalize is idempotent).
+-- The report is then pending work: if that message is lost, the sweeper sends it again.
 --
 -- KEYS[1] import hash
+-- KEYS[2] pending work (zset)
 -- ARGV[1] number of chunks queued
+-- ARGV[2] now, ms
+-- ARGV[3] the report's member of KEYS[2]
 -- Returns 1 when every chunk is already committed, else 0.
+
 redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1])
 local done = tonumber(redis.call('HGET', KEYS[1], 'chunks_done') or '0')
-if done == tonumber(ARGV[1]) then return 1 end
+if done == tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  return 1
+end
 return 0

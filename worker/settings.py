@@ -44,6 +44,16 @@ class Settings:
     chunk_soft_time_limit_s: int = 240
     chunk_time_limit_s: int = 300
     visibility_timeout_s: int = 3600
+    #: A chunk delivered this many times that each killed its worker is committed as errors (chunk_poison).
+    max_chunk_tries: int = 5
+    #: Pending work (a chunk, a report) with no sign of life this long is sent again (a lost message,
+    #: a dead worker); above the chunk time limit, so a chunk still running is not sent twice.
+    requeue_after_s: float = 600.0
+    #: How often beat looks for such work.
+    sweep_every_s: float = 30.0
+    #: On a cold shutdown (SIGQUIT) a worker finishes the chunk in hand for up to this long, then gives it
+    #: back; SIGTERM (warm) always lets it finish, within the chunk time limit.
+    soft_shutdown_s: float = 60.0
     #: How often beat moves due triggers to the deliveries stream.
     trigger_tick_s: float = 5.0
     #: auto (console on a terminal, JSON otherwise), json or console.
@@ -63,6 +73,9 @@ class Settings:
                 "BACKFILL_VISIBILITY_TIMEOUT_S must be at least twice BACKFILL_CHUNK_TIME_LIMIT_S, "
                 "or chunks still running would be delivered to a second worker"
             )
+        if self.requeue_after_s <= self.chunk_time_limit_s:
+            raise ConfigError("BACKFILL_REQUEUE_AFTER_S must be above BACKFILL_CHUNK_TIME_LIMIT_S, "
+                              "or chunks still running would be sent again")
         if self.chunk_rows < 1 or self.max_inflight_chunks < 1:
             raise ConfigError("BACKFILL_CHUNK_ROWS and BACKFILL_MAX_INFLIGHT_CHUNKS must be positive")
         if self.workspace_identifiers not in {"email_or_id", "id_only"}:

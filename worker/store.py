@@ -16,7 +16,7 @@ from . import keys
 from .chunk import ChunkOutcome
 from .errors import ImportNotFound, TransientError
 from .lua import script
-from .people_store import PeopleStore
+from .people_store import SCRATCH_TTL_S, PeopleStore
 from .rows import person_key
 from .rules import Campaign
 from .spec import ImportSpec
@@ -122,10 +122,11 @@ class Store:
 
     # -- chunks ------------------------------------------------------------------
     def put_chunk(self, import_id: str, chunk: int, payload: bytes, ttl_s: int) -> None:
-        """Store a chunk's rows for its task; counts it as in flight."""
-        pipe = self.r.pipeline(transaction=False)
+        """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper)."""
+        pipe = self.r.pipeline()  # MULTI: the rows are never stored without their pending entry
         pipe.set(keys.import_chunk(import_id, chunk), payload, ex=ttl_s)
         pipe.hincrby(keys.import_hash(import_id), "chunks_queued", 1)
+        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()})
         pipe.execute()
 
     def in_flight(self, import_id: str) -> int:
@@ -135,11 +136,38 @@ class Store:
 
     def set_total(self, import_id: str, chunks: int) -> bool:
         """Record the number of chunks; True when all are already committed."""
-        return bool(self._set_total(keys=[keys.import_hash(import_id)], args=[chunks]))
+        return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING],
+                                    args=[chunks, now_ms(), keys.pending_member(import_id, keys.REPORT)]))
 
     def chunk_done(self, import_id: str, chunk: int) -> bool:
         """True when the chunk's commit already happened."""
         return bool(self.r.sismember(keys.import_done(import_id), chunk))
+
+    def begin_try(self, import_id: str, chunk: int) -> int:
+        """A delivery of ``chunk`` starts: its pending entry shows life; how many deliveries of it
+        started without finishing, this one included (more than one: earlier ones killed their worker)."""
+        pipe = self.r.pipeline()
+        pipe.hincrby(keys.import_tries(import_id), chunk, 1)
+        pipe.expire(keys.import_tries(import_id), SCRATCH_TTL_S)
+        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()}, xx=True)
+        return int(pipe.execute()[0])
+
+    def end_try(self, import_id: str, chunk: int) -> None:
+        """The delivery begun by :meth:`begin_try` finished (whatever its outcome): it did not kill its worker."""
+        self.r.hincrby(keys.import_tries(import_id), chunk, -1)
+
+    def stale_work(self, older_than_ms: int, limit: int = 1000) -> list[tuple[str, str]]:
+        """Pending (import id, chunk number or "report") with no sign of life since ``older_than_ms``."""
+        members = self.r.zrangebyscore(keys.PENDING, "-inf", older_than_ms, start=0, num=limit)
+        return [tuple(m.decode().rsplit("/", 1)) for m in members]  # type: ignore[misc]
+
+    def touch_work(self, import_id: str, part: int | str) -> bool:
+        """Note that pending work was sent again now; False when it is no longer pending."""
+        return bool(self.r.zadd(keys.PENDING, {keys.pending_member(import_id, part): now_ms()}, xx=True, ch=True))
+
+    def drop_work(self, import_id: str, part: int | str) -> None:
+        """Forget pending work that can never happen (its import expired)."""
+        self.r.zrem(keys.PENDING, keys.pending_member(import_id, part))
 
     def load_chunk(self, import_id: str, chunk: int) -> bytes | None:
         """The chunk's rows as the producer stored them, or None once committed."""
@@ -212,7 +240,7 @@ class Store:
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
-            keys.PEOPLE_SEQ,
+            keys.PEOPLE_SEQ, keys.PENDING,
         ], args=args)
         return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
 
@@ -234,9 +262,10 @@ class Store:
     # -- report ----------------------------------------------------------------------
     def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
         """Write the report once; True for the call that wrote it."""
+        hash_key, marker, *rest = keys.import_keys(import_id)
         wrote = bool(self._finalize(
-            keys=keys.import_keys(import_id),
-            args=[status, orjson.dumps(report), now_ms(), retention_s],
+            keys=[hash_key, marker, keys.PENDING, *rest],
+            args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT)],
         ))
         if wrote:
             self.r.delete(keys.import_seen(import_id))  # a people import's memory of its rows: done with

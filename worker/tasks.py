@@ -5,6 +5,7 @@ work against a :class:`~worker.store.Store`, so tests can call them directly.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 import urllib.request
@@ -15,11 +16,12 @@ from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from . import chunk as core
-from . import rules
+from . import rules, sweeper
 from .app import app
+from .deliveries import delivery, poison_reason
 from .errors import PermanentError
 from .logs import bind_chunk, get_logger
-from .people_run import run_people
+from .people_run import fail_people_chunk, run_people
 from .report import build_report
 from .settings import Settings, get_settings
 from .spec import ImportSpec
@@ -60,12 +62,13 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
     return st.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
 
 
-def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings) -> CommitResult:
-    """Commit a chunk that cannot be processed: every row an error (code ``chunk_failed``).
+def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings,
+               code: str = core.CHUNK_FAILED) -> CommitResult:
+    """Commit a chunk that cannot be processed: every row an error (``code``).
 
     The import then completes (with errors) instead of waiting for this chunk forever.
     """
-    outcome = core.failed_payload(st.load_chunk(import_id, chunk), reason)
+    outcome = core.failed_payload(st.load_chunk(import_id, chunk), reason, code)
     return st.commit(st.spec(import_id), chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s)
 
 
@@ -145,16 +148,21 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
                        on_handover=lambda n: process_chunk.apply_async((import_id, n)))
             return
         started = time.perf_counter()
-        try:
-            result = run_chunk(store(), import_id, chunk, settings)
-        except TRANSIENT:
-            raise
-        except SoftTimeLimitExceeded:
-            log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)
-            result = fail_chunk(store(), import_id, chunk, "the chunk ran over its time limit", settings)
-        except Exception as exc:  # a bug or bad state: report the rows, never hang the import
-            log.exception("chunk failed", error=str(exc))
-            result = fail_chunk(store(), import_id, chunk, f"{type(exc).__name__}: {exc}", settings)
+        with delivery(store(), import_id, chunk, settings.max_chunk_tries) as deaths:
+            try:
+                if deaths:
+                    result = fail_chunk(store(), import_id, chunk, poison_reason(deaths), settings,
+                                        core.CHUNK_POISON)
+                else:
+                    result = run_chunk(store(), import_id, chunk, settings)
+            except TRANSIENT:
+                raise
+            except SoftTimeLimitExceeded:
+                log.error("chunk over its time limit", limit_s=settings.chunk_soft_time_limit_s)
+                result = fail_chunk(store(), import_id, chunk, "the chunk ran over its time limit", settings)
+            except Exception as exc:  # a bug or bad state: report the rows, never hang the import
+                log.exception("chunk failed", error=str(exc))
+                result = fail_chunk(store(), import_id, chunk, f"{type(exc).__name__}: {exc}", settings)
         # One line per chunk (not per row): operators and the benchmark read chunk times from it.
         log.info("chunk done", committed=result.committed, imported=result.imported,
                  duplicates=result.duplicates, ms=round((time.perf_counter() - started) * 1000, 1))
@@ -176,6 +184,25 @@ def move_due_triggers() -> int:
     if moved:
         log.info("triggers due", moved=moved)
     return moved
+
+
+@app.task(name="backfill.sweep", **_RETRY)
+def sweep_pending() -> dict:
+    """Send again the chunks and reports that went quiet (see :mod:`worker.sweeper`)."""
+    settings = get_settings()
+    st = store()
+
+    def fail_lost(import_id: str, chunk: int) -> None:
+        reason = "its rows expired before a worker processed them"
+        if st.spec(import_id).kind == "people":
+            fail_people_chunk(st, st.spec(import_id), chunk, reason, settings)
+        elif fail_chunk(st, import_id, chunk, reason, settings).finalize:
+            finalize_import.apply_async((import_id,))
+
+    swept = sweeper.sweep(st, settings.requeue_after_s,
+                          send_chunk=lambda i, c: process_chunk.apply_async((i, c)),
+                          send_report=lambda i: finalize_import.apply_async((i,)), fail_chunk=fail_lost)
+    return dataclasses.asdict(swept)
 
 
 @app.task(name="backfill.prune_dedupe", **_RETRY)

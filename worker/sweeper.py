@@ -1,0 +1,68 @@
+"""The sweeper: work that went quiet is sent again.
+
+Celery on Redis delivers at least once, but not always: a message popped by a
+worker that dies before recording it is gone (celery#7950, kombu#1836), and a
+worker killed outright gives its message back only after the broker's visibility
+timeout. So every stored chunk, and every report due, is *pending work* in one
+sorted set (``keys.PENDING``), scored by its last sign of life: queued, started.
+Commits and the report remove their member atomically with what they write.
+Beat runs :func:`sweep` every ``BACKFILL_SWEEP_EVERY_S``; whatever has shown no
+life for ``BACKFILL_REQUEUE_AFTER_S`` is sent again. Sending twice is safe: a
+chunk commits once (its done-set) and a report is written once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from . import keys
+from .logs import bind_chunk, get_logger
+from .store import Store, now_ms
+
+log = get_logger("backfill.sweeper")
+
+
+@dataclasses.dataclass(slots=True)
+class Swept:
+    """What one sweep did."""
+
+    chunks: int = 0
+    reports: int = 0
+    dropped: int = 0
+
+
+def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int], None],
+          send_report: Callable[[str], None], fail_chunk: Callable[[str, int], None],
+          limit: int = 1000) -> Swept:
+    """Send again the pending work quiet for ``requeue_after_s``; returns what it did.
+
+    ``fail_chunk`` is called for a chunk whose rows are gone (expired) before it
+    committed, so its import completes instead of waiting for it forever.
+    """
+    swept = Swept()
+    for import_id, part in st.stale_work(now_ms() - int(requeue_after_s * 1000), limit):
+        with bind_chunk(import_id):
+            if not st.state(import_id):  # the import expired: nothing can happen any more
+                st.drop_work(import_id, part)
+                swept.dropped += 1
+                continue
+            if part == keys.REPORT:
+                if st.touch_work(import_id, part):
+                    log.warning("report sent again: its message was lost or its worker died")
+                    send_report(import_id)
+                    swept.reports += 1
+                continue
+            chunk = int(part)
+            if st.chunk_done(import_id, chunk):  # (its commit removes it: a race with this sweep)
+                st.drop_work(import_id, part)
+                continue
+            if st.load_chunk(import_id, chunk) is None:
+                log.error("chunk rows gone before their commit: the chunk is failed", chunk=chunk)
+                fail_chunk(import_id, chunk)
+                swept.dropped += 1
+                continue
+            if st.touch_work(import_id, part):
+                log.warning("chunk sent again: its message was lost or its worker died", chunk=chunk)
+                send_chunk(import_id, chunk)
+                swept.chunks += 1
+    return swept
