@@ -36,6 +36,15 @@ _SIGNATURES = (
 # file that is one giant field would otherwise be held in memory whole.
 FIELD_LIMIT = 1024 * 1024
 csv.field_size_limit(FIELD_LIMIT)
+# Physical lines above this are refused before the CSV parser sees them: a 200 MB line of
+# commas would otherwise become a list of a hundred million fields.
+LINE_LIMIT = 2 * FIELD_LIMIT
+# A gzip file is refused when it inflates past this many times its compressed size (real CSV
+# compresses 5-20 times; a "bomb" a thousand times), judged once this much has come out...
+GZIP_MAX_RATIO = 100
+GZIP_RATIO_AFTER = 16 * 1024 * 1024
+# ...or when it inflates past this size at all.
+GZIP_MAX_BYTES = 20 * 1024**3
 
 
 class Source:
@@ -65,7 +74,7 @@ class Source:
     def binary(self) -> BinaryIO:
         """A fresh binary stream over the (decompressed) content."""
         if self.gzipped:
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return io.BufferedReader(_CappedGzip(self.path, self.name), 1024 * 1024)  # type: ignore[return-value]
         return self.path.open("rb")
 
     def close(self) -> None:
@@ -78,6 +87,35 @@ class Source:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _CappedGzip(io.RawIOBase):
+    """A gzip stream that refuses to inflate past :data:`GZIP_MAX_BYTES` or :data:`GZIP_MAX_RATIO`."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self._raw = path.open("rb")
+        self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
+        self._name = name
+        self._out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._gzip.readinto(buffer)
+        self._out += n
+        if self._out > GZIP_MAX_BYTES:
+            raise FileProblem("too_large", f"{self._name} inflates to more than {GZIP_MAX_BYTES // 1024**3} GiB: "
+                              "split it into several files")
+        if self._out > GZIP_RATIO_AFTER and self._out > GZIP_MAX_RATIO * max(self._raw.tell(), 1):
+            raise FileProblem("gzip_bomb", f"{self._name} inflates more than {GZIP_MAX_RATIO} times its size, "
+                              "which no real CSV file does: refused as a decompression bomb")
+        return n
+
+    def close(self) -> None:
+        self._gzip.close()
+        self._raw.close()
+        super().close()
 
 
 def _is_gzip(path: Path) -> bool:
@@ -101,6 +139,8 @@ def _check_signature(sample: bytes, name: str) -> None:
     for magic, what in _SIGNATURES:
         if sample.startswith(magic):
             raise FileProblem("not_csv", f"{name} is {what}, not a CSV file: {_SAVE_AS_CSV}")
+    if sample.count(0) > len(sample) // 4:  # ASCII text in UTF-16 without a BOM: every other byte is 0
+        raise FileProblem("not_csv", f"{name} is UTF-16 text, not a CSV file: {_SAVE_AS_CSV} (UTF-8)")
     if b"\x00" in sample:
         raise FileProblem(
             "binary_file",
@@ -173,11 +213,12 @@ class Records:
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         binary = self.source.binary()
         text = io.TextIOWrapper(binary, encoding=self.sniffed.encoding, newline="")
-        reader = csv.reader(text, delimiter=self.sniffed.delimiter, skipinitialspace=True, strict=True)
+        lines = self._lines(text)
+        reader = csv.reader(lines, delimiter=self.sniffed.delimiter, skipinitialspace=True, strict=True)
         row = 0
         try:
             if self.sniffed.sep_line:
-                text.readline()
+                next(lines, None)
             offset = 1 if self.sniffed.sep_line else 0
             while True:
                 self.line = reader.line_num + 1 + offset
@@ -202,6 +243,23 @@ class Records:
             raise FileProblem("unreadable", f"{self.source.name} cannot be read: {exc}") from None
         finally:
             text.close()
+
+    def _lines(self, text: io.TextIOWrapper) -> Iterator[str]:
+        """The file's physical lines, each checked (length, NUL bytes) before the CSV parser reads it."""
+        readline = text.readline
+        number = 0
+        while True:
+            line = readline(LINE_LIMIT)
+            if not line:
+                return
+            number += 1
+            if len(line) == LINE_LIMIT and line[-1] not in "\r\n":
+                raise FileProblem("line_too_long", f"line {number} of {self.source.name} is over "
+                                  f"{LINE_LIMIT // 1024**2} MiB: this is not a spreadsheet's CSV", line=number)
+            if "\x00" in line:
+                raise FileProblem("binary_file", f"line {number} of {self.source.name} holds a NUL byte: "
+                                  f"this is not a text CSV file; {_SAVE_AS_CSV} (UTF-8)", line=number)
+            yield line
 
     def _bad_byte(self) -> tuple[int, int]:
         """Line number and value of the first byte that does not decode."""

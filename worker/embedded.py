@@ -108,7 +108,7 @@ def start_private(directory: Path, *, port: int | None = None, aof: bool = False
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     args = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-            "--save", "", "--appendonly", "yes" if aof else "no", "--maxmemory-policy", "noeviction"]
+            "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ})
     url = f"redis://127.0.0.1:{port}/0"
