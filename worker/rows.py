@@ -87,7 +87,8 @@ def fit_cells(cells: list[str], row: int, width: int, from_report: bool) -> tupl
     Extra cells that hold values are a ``too_many_cells`` problem; empty ones are dropped.
     """
     if from_report:
-        cells = [unescape(c) for c in cells]
+        # strip again: under our quote a cell may begin with the tab or CR the escape protected
+        cells = [unescape(c).strip() for c in cells]
     problems = []
     if len(cells) > width:
         if any(cells[width:]):

@@ -1,0 +1,58 @@
+"""Errors files are opened in spreadsheets: every cell a spreadsheet would run is neutralized,
+numbers are kept, and a corrected errors file imports exactly what the original rows would have."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timezone
+
+from worker.dialects import plan_columns
+from worker.rows import validate_rows
+
+from .helpers import run_import
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "=HYPERLINK(\"http://evil.example\",\"x\")",
+           "\t=1+1", "\r=1+1", "\t@SUM(A1)"]
+NUMBERS = ["-12.5", "-3", "+7", "-1e5", "-0.5"]
+PLAIN = ["a=b", "plain text", "50%"]
+
+
+def _file(cells: list[str], time: str) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["email", "event_name", "time", "note"])
+    for n, cell in enumerate(cells):
+        writer.writerow([f"p{n}@example.com", "Ordered", time, cell])
+    return out.getvalue()
+
+
+def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, tmp_path):
+    cells = HOSTILE + NUMBERS + PLAIN
+    original = tmp_path / "hostile.csv"
+    original.write_text(_file(cells, "yesterday"), newline="")
+    report = run_import(original, create_people=True)
+    assert report["errors"] == len(cells) and report["imported"] == 0  # every row: invalid_time
+
+    text = "".join(report["_handle"].problems_csv("errors"))
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline="")))
+    notes = {int(r["_row"]): r["note"] for r in rows}
+    for n, cell in enumerate(cells):
+        written = notes[n + 2]
+        if cell in HOSTILE:
+            assert written == "'" + cell, (cell, written)  # a spreadsheet shows it as text
+        else:
+            assert written == cell, (cell, written)  # numbers and plain text untouched
+    assert not any(r["_errors"].startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows)
+
+    fixed = tmp_path / "errors-fixed.csv"
+    fixed.write_text(text.replace("yesterday", "2024-01-02T00:00:00Z"), encoding="utf-8", newline="")
+    again = run_import(fixed, create_people=True)
+    assert again["status"] == "completed" and again["imported"] == len(cells)
+
+    # What the original rows, once corrected, import when read directly: the round trip must equal it.
+    corrected = list(csv.reader(io.StringIO(_file(cells, "2024-01-02T00:00:00Z"), newline="")))
+    direct = validate_rows(corrected[1:], list(range(2, 2 + len(cells))), plan_columns(corrected[0]),
+                           identifier="email", tz=timezone.utc, now=1_800_000_000.0, clock_skew_s=300)
+    expected = {e.person: e.data for e in direct.events}
+    imported = {e["person"]["email"]: e["data"] for e in store.events(again["import_id"])}
+    assert imported == expected and len(imported) == len(cells)
