@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration demo bench bench-quick clean
+.PHONY: setup test unit integration chaos demo bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -36,3 +36,7 @@ bench-quick: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
+
+# The full reliability bar (kills, Redis crashes, duplicate deliveries, hostile files): a table (minutes).
+chaos: setup
+	$(BIN)/python -m tests.chaos.run

@@ -1,0 +1,49 @@
+"""Faults the chaos harness injects into real worker processes (loaded with ``celery worker -I``).
+
+Read from the environment of the worker:
+
+- ``CHAOS_SLOW_MS``: every events chunk sleeps this long before its work, so that
+  a kill sent at a random moment lands in the middle of a chunk;
+- ``CHAOS_RAISE_CHUNK``: that chunk number raises an unexpected error;
+- ``CHAOS_POISON_CHUNK``: processing that chunk number kills its process (SIGKILL
+  to itself, as the out-of-memory killer would), every time it is delivered;
+- ``CHAOS_BUSY_DIR``: while a process works on a chunk, a file named by its pid
+  exists there, so the harness can kill processes that are mid-chunk.
+
+Nothing here is imported by backfill itself.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from worker import tasks
+
+_real_run_chunk = tasks.run_chunk
+SLOW_S = int(os.environ.get("CHAOS_SLOW_MS", "0")) / 1000
+RAISE_CHUNK = int(os.environ.get("CHAOS_RAISE_CHUNK", "-1"))
+POISON_CHUNK = int(os.environ.get("CHAOS_POISON_CHUNK", "-1"))
+BUSY_DIR = os.environ.get("CHAOS_BUSY_DIR")
+
+
+def run_chunk(st, import_id, chunk, settings, **kwargs):
+    """The real chunk task body, with the configured faults in front of it."""
+    busy = Path(BUSY_DIR) / str(os.getpid()) if BUSY_DIR else None
+    if busy is not None:
+        busy.write_text(f"{import_id} {chunk}")
+    try:
+        if SLOW_S:
+            time.sleep(SLOW_S)
+        if chunk == RAISE_CHUNK:
+            raise RuntimeError(f"chaos: chunk {chunk} raises")
+        if chunk == POISON_CHUNK:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _real_run_chunk(st, import_id, chunk, settings, **kwargs)
+    finally:
+        if busy is not None:
+            busy.unlink(missing_ok=True)
+
+
+tasks.run_chunk = run_chunk

@@ -1,0 +1,268 @@
+"""The chaos harness: a private cluster (redis-server with AOF, real workers, beat), an
+oracle, and the scenarios of the reliability bar.
+
+Each scenario starts its own cluster, imports a seeded events file while it
+breaks something (kills pool children, worker processes or Redis, publishes
+every task twice, makes a chunk raise or kill its worker), waits for the report
+and compares the import with the oracle: the same file processed in this process
+by the pure core, one chunk after the other. Run all of it with ``make chaos``
+(``python -m tests.chaos.run``); ``tests/chaos/test_chaos.py`` runs smaller
+versions of the same scenarios in ``make test``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from generate import generate  # noqa: E402
+
+from worker import keys  # noqa: E402
+from worker.embedded import free_port, start_private  # noqa: E402
+from worker.rows import dedupe_key  # noqa: E402
+
+
+# -- the oracle --------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Expected:
+    """What an import of a file must give, whatever happened to the cluster."""
+
+    rows: int
+    imported: int
+    duplicates: int
+    error_rows: set[int]
+    #: the event ids that must be in the events stream, each exactly once
+    event_ids: set[str]
+    #: row numbers of each chunk, by chunk number
+    chunk_rows: dict[int, list[int]]
+
+
+def oracle(path: Path, chunk_rows: int, failed_chunks: frozenset[int] = frozenset()) -> Expected:
+    """Process ``path`` in this process, one chunk after the other; ``failed_chunks`` count as errors."""
+    from producers.api import inspect
+    from producers.split import chunks
+    from worker import chunk as core
+    from worker.spec import ImportSpec
+    from worker.settings import Settings
+
+    source, plan = inspect(path, settings=Settings())
+    spec = ImportSpec(import_id="oracle", columns=plan.columns, identifier=plan.identifier, create_people=True)
+    seen: set[bytes] = set()
+    expected = Expected(0, 0, 0, set(), set(), {})
+    now = time.time()
+    with source:
+        for chunk in chunks(source, plan, chunk_rows):
+            expected.rows += len(chunk.rows)
+            expected.chunk_rows[chunk.number] = list(chunk.row_numbers)
+            if chunk.number in failed_chunks:
+                expected.error_rows.update(chunk.row_numbers)
+                continue
+            validated = core.validate(spec, chunk.rows, chunk.row_numbers, now, 300)
+            expected.error_rows.update(row for row, _, _ in validated.errors)
+            for event in validated.events:
+                key = dedupe_key(event)
+                if key is not None and key in seen:
+                    expected.duplicates += 1
+                    continue
+                if key is not None:
+                    seen.add(key)
+                expected.imported += 1
+                expected.event_ids.add(event.event_id)
+    return expected
+
+
+# -- the cluster ---------------------------------------------------------------------------------
+class Cluster:
+    """redis-server (AOF, everysec), worker processes and beat, all private to one scenario."""
+
+    def __init__(self, base: Path, *, pool: str = "prefork", concurrency: int = 2,
+                 settings: dict[str, str] | None = None) -> None:
+        self.base = base
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.pool, self.concurrency = pool, concurrency
+        self.env = {
+            **os.environ, "REDIS_URL": self.url, "BACKFILL_HOME": str(base / "home"), "BACKFILL_LOG_FORMAT": "json",
+            "BACKFILL_CHUNK_ROWS": "200", "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S": "3", "BACKFILL_CHUNK_TIME_LIMIT_S": "4",
+            "BACKFILL_VISIBILITY_TIMEOUT_S": "10", "BACKFILL_REQUEUE_AFTER_S": "5", "BACKFILL_SWEEP_EVERY_S": "1",
+            "BACKFILL_MAX_CHUNK_TRIES": "10", "PYTHONPATH": str(ROOT), "CHAOS_BUSY_DIR": str(base / "busy"),
+            **(settings or {}),
+        }
+        self.redis: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.beat: subprocess.Popen | None = None
+        self._started = 0
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.env["BACKFILL_CHUNK_ROWS"])
+
+    # redis ----------------------------------------------------------------------------------------
+    def start_redis(self) -> None:
+        self.redis, _ = start_private(self.base / "redis", port=self.port, aof=True)
+
+    def kill_redis(self) -> None:
+        """kill -9 the server: what it had not yet written to its AOF (up to about a second) is lost."""
+        assert self.redis is not None
+        self.redis.kill()
+        self.redis.wait()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    # workers ----------------------------------------------------------------------------------------
+    def start_worker(self) -> subprocess.Popen:
+        index = self._started
+        self._started += 1
+        args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
+                "-I", "tests.chaos.faults", "--pool", self.pool, "-n", f"chaos{index}@%h",
+                "--without-mingle", "--without-gossip"]
+        if self.pool == "prefork":
+            args += ["-c", str(self.concurrency)]
+        log = open(self.base / f"worker{index}.log", "wb")
+        process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.workers.append(process)
+        return process
+
+    def start(self, workers: int = 2) -> Cluster:
+        (self.base / "busy").mkdir(parents=True, exist_ok=True)
+        self.start_redis()
+        for _ in range(workers):
+            self.start_worker()
+        self.beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "-s", str(self.base / "beat-schedule")],
+            env=self.env, stdout=open(self.base / "beat.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        self._wait_ready(workers)
+        return self
+
+    def _wait_ready(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_count(" ready.") >= count:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"workers not ready in {timeout} s:\n{self.logs()[-3000:]}")
+
+    def alive_workers(self) -> list[subprocess.Popen]:
+        return [w for w in self.workers if w.poll() is None]
+
+    @staticmethod
+    def pool_children(worker: subprocess.Popen) -> list[int]:
+        """The prefork pool's child processes of a worker (the pool respawns them from other threads,
+        so every thread's children count)."""
+        pids = []
+        for task in Path(f"/proc/{worker.pid}/task").glob("*"):
+            try:
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return pids
+
+    def busy(self, pids: list[int]) -> list[int]:
+        """Those of ``pids`` in the middle of a chunk right now."""
+        marked = {int(p.name) for p in (self.base / "busy").iterdir()}
+        return [pid for pid in pids if pid in marked]
+
+    def jobs_lost(self) -> int:
+        """Tasks whose pool child was killed while running them (billiard's WorkerLostError, one per job)."""
+        lost = set()
+        for path in self.base.glob("worker*.log"):
+            lost.update((path.name, job) for job in re.findall(r"signal 9 \(SIGKILL\) Job: (\d+)", path.read_text()))
+        return len(lost)
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.base.glob("worker*.log")))
+
+    def log_count(self, text: str) -> int:
+        return self.logs().count(text)
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.beat]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers, self.beat]:
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.kill()
+            self.redis.wait()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # imports ------------------------------------------------------------------------------------------
+    def enqueue(self, path: Path, *, twice: bool = False, drop_every: int = 0) -> str:
+        """Queue ``path`` from a producer process of its own; the import id."""
+        args = [sys.executable, "-m", "tests.chaos.produce", str(path), *(["--twice"] if twice else []),
+                "--drop-every", str(drop_every)]
+        done = subprocess.run(args, env=self.env, capture_output=True, cwd=ROOT, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.decode()[-3000:])
+        return done.stdout.decode().split()[-1]
+
+    def report(self, import_id: str) -> dict | None:
+        """The report, None while the import runs or while Redis is down."""
+        try:
+            raw = self.client().hget(keys.import_hash(import_id), "report")
+        except redis.RedisError:
+            return None
+        return orjson.loads(raw) if raw else None
+
+    def wait_report(self, import_id: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            report = self.report(import_id)
+            if report is not None:
+                return report
+            time.sleep(0.2)
+        state = self.client().hgetall(keys.import_hash(import_id))
+        raise AssertionError(f"import {import_id} did not finish in {timeout} s: {state}\n{self.logs()[-4000:]}")
+
+    def check(self, import_id: str, report: dict, expected: Expected) -> dict:
+        """Compare an import with the oracle: what was lost, what was doubled."""
+        from worker.store import Store
+
+        st = Store(self.client())
+        ids = collections.Counter(event["id"] for event in st.events(import_id))
+        error_rows = collections.Counter(problem["row"] for problem in st.problems(import_id, "errors"))
+        lost = len(expected.event_ids - ids.keys()) + len(expected.error_rows - error_rows.keys())
+        doubled = sum(n - 1 for n in ids.values() if n > 1) + sum(n - 1 for n in error_rows.values() if n > 1)
+        extra = len(ids.keys() - expected.event_ids) + len(error_rows.keys() - expected.error_rows)
+        state = st.state(import_id)
+        return {
+            "rows": expected.rows, "lost": lost, "doubled": doubled, "unexpected": extra,
+            "report_matches": (report["rows"], report["imported"], report["duplicates"], report["errors"])
+            == (expected.rows, expected.imported, expected.duplicates, len(expected.error_rows)),
+            "report_runs": int(state.get("finalize_runs", 0)),
+            "finished_lines": self.log_count('"import finished"'),
+            "status": report["status"],
+        }
+
+
+def events_file(base: Path, rows: int, seed: int) -> Path:
+    """A seeded events file of the benchmark's kind: ~10 % duplicates, ~1 % bad rows, every event an id."""
+    path = base / f"events-{rows}-{seed}.csv"
+    with path.open("w", newline="") as out:
+        generate(out, rows, seed=seed)
+    return path
+

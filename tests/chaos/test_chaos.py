@@ -1,0 +1,84 @@
+"""The reliability bar in a bounded form (``make chaos`` runs it in full).
+
+Each test runs a cluster of its own: redis-server with AOF, real worker processes,
+beat (for the sweeper). See harness.py for the oracle.
+"""
+from __future__ import annotations
+
+import pytest
+
+from . import hostile, scenarios
+
+
+def _assert_exact(row: dict) -> None:
+    assert (row["lost"], row["doubled"], row["unexpected"]) == (0, 0, 0), row
+    assert row["report_matches"], row
+    assert row["report_runs"] == 1 and row["finished_lines"] == 1, row
+    assert row["ok"], row
+
+
+def test_pool_children_killed_mid_chunk(tmp_path):
+    row = scenarios.pool_child_kills(tmp_path, kills=5)
+    assert row["broke"].startswith("5 kills") and not row["broke"].endswith(" 0 mid-chunk"), row
+    _assert_exact(row)
+
+
+def test_worker_processes_killed_mid_chunk(tmp_path):
+    row = scenarios.worker_kills(tmp_path, kills=3)
+    assert row["broke"] == "3 kills"
+    _assert_exact(row)
+
+
+def test_every_chunk_published_twice(tmp_path):
+    _assert_exact(scenarios.duplicate_publish(tmp_path, rows=4000))
+
+
+def test_redis_killed_and_restarted_on_its_aof(tmp_path):
+    row = scenarios.redis_kills(tmp_path, kills=2)
+    assert row["broke"] == "2 kills"
+    _assert_exact(row)
+
+
+def test_a_raising_chunk_becomes_errors_and_the_import_ends(tmp_path):
+    row = scenarios.raising_chunk(tmp_path, rows=2000)
+    assert row["chunk_errors"] and row["status"] == "completed_with_errors"
+    _assert_exact(row)
+
+
+def test_a_poison_chunk_is_set_aside_after_its_tries(tmp_path):
+    row = scenarios.poison_chunk(tmp_path, rows=2000, tries=2)
+    assert row["chunk_errors"] and row["status"] == "completed_with_errors"
+    _assert_exact(row)
+
+
+@pytest.mark.parametrize("case", hostile.CASES, ids=[name for _, name, _ in hostile.CASES])
+def test_hostile_file_refused_quickly_in_bounded_memory(tmp_path, case):
+    build, name, code = case
+    path = tmp_path / name
+    build(path, 0.25)
+    from worker.embedded import start_private
+
+    server, url = start_private(tmp_path / "redis")
+    try:
+        result = hostile.refuse(path, url, tmp_path)
+    finally:
+        server.kill()
+        server.wait()
+    assert result["code"] == code and result["exit"] == 1, result
+    assert result["seconds"] < 5 and result["rss_mb"] < 256, result
+    # one sentence for a person: what the file is, and where, when a line is to blame
+    assert len(result["message"]) > 30, result
+    if code in ("line_too_long", "binary_file", "unterminated_quote"):
+        assert "line " in result["message"], result
+
+
+def test_lost_messages_are_swept_and_sent_again(tmp_path):
+    row = scenarios.lost_messages(tmp_path, rows=4000, every=5)
+    assert row["broke"].startswith("4 of 20 tasks never sent"), row
+    _assert_exact(row)
+
+
+def test_sigterm_finishes_the_chunk_in_hand(tmp_path):
+    row = scenarios.sigterm_shutdowns(tmp_path, stops=1)
+    assert row["broke"] == "1 stops: 1 exited 0, 1 finished their chunk", row
+    _assert_exact(row)
