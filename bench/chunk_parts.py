@@ -1,0 +1,78 @@
+"""Where a chunk task's time goes: validate, people lookup, assemble (rules + encoding), commit.
+
+    python bench/chunk_parts.py [--rows 100000] [--chunk-rows 2000]
+
+Generates a seeded events file, then runs the chunk task's four steps in this
+process against a private redis-server, chunk after chunk, and prints the
+milliseconds per chunk of each (wall time; the commit includes Redis running
+commit.lua). The collector is tuned as in a worker (gc.freeze, threshold 100,000).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from generate import generate  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--chunk-rows", type=int, default=2000)
+    args = parser.parse_args()
+
+    from producers.api import inspect
+    from producers.split import chunks
+    from worker import chunk as core
+    from worker.embedded import start_private
+    from worker.settings import Settings
+    from worker.spec import ImportSpec
+    from worker.store import Store, connect
+
+    work = Path(tempfile.mkdtemp(prefix="backfill-parts-"))
+    path = work / "events.csv"
+    with path.open("w", newline="") as out:
+        generate(out, args.rows)
+    server, url = start_private(work / "redis")
+    try:
+        st = Store(connect(url))
+        source, plan = inspect(path, settings=Settings())
+        spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, create_people=True)
+        st.create_import(spec, {}, 3600)
+        with source:
+            loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+        totals = dict.fromkeys(("validate", "lookup", "assemble", "commit"), 0.0)
+        for number, (rows, numbers) in enumerate(loaded):
+            at = time.time()
+            t0 = time.perf_counter()
+            validated = core.validate(spec, rows, numbers, at, 300)
+            t1 = time.perf_counter()
+            existing = st.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
+            t2 = time.perf_counter()
+            outcome = core.assemble(spec, validated, rows, numbers, existing, {}, at, 300)
+            t3 = time.perf_counter()
+            st.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
+            t4 = time.perf_counter()
+            for name, spent in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                totals[name] += spent
+        per_chunk = {name: round(spent * 1000 / len(loaded), 2) for name, spent in totals.items()}
+        print(f"{args.rows:,} rows, {len(loaded)} chunks of {args.chunk_rows:,}: ms per chunk")
+        for name, ms in per_chunk.items():
+            print(f"  {name:<9}{ms:>8}")
+        print(f"  {'total':<9}{round(sum(per_chunk.values()), 2):>8}")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
