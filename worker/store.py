@@ -163,7 +163,11 @@ class Store:
 
     def touch_work(self, import_id: str, part: int | str) -> bool:
         """Note that pending work was sent again now; False when it is no longer pending."""
-        return bool(self.r.zadd(keys.PENDING, {keys.pending_member(import_id, part): now_ms()}, xx=True, ch=True))
+        member = keys.pending_member(import_id, part)
+        pipe = self.r.pipeline()
+        pipe.zscore(keys.PENDING, member)
+        pipe.zadd(keys.PENDING, {member: now_ms()}, xx=True)
+        return pipe.execute()[0] is not None
 
     def drop_work(self, import_id: str, part: int | str) -> None:
         """Forget pending work that can never happen (its import expired)."""

@@ -1,0 +1,75 @@
+"""The sweeper against a real Redis: what it sends again, what it leaves, what it forgets."""
+from __future__ import annotations
+
+from worker import keys, sweeper
+from worker.chunk import encode_payload
+from worker.dialects import plan_columns
+from worker.spec import ImportSpec
+
+
+def _import(store, import_id: str, chunks: int) -> ImportSpec:
+    spec = ImportSpec(import_id=import_id, columns=plan_columns(["email", "event_name"]), identifier="email",
+                      create_people=True)
+    store.create_import(spec, {}, 3600)
+    for n in range(chunks):
+        store.put_chunk(import_id, n, encode_payload([["a@b.co", "x"]], [n + 2]), 3600)
+    return spec
+
+
+def _sweep(store, after_s: float = 0.0):
+    sent: dict[str, list] = {"chunks": [], "reports": [], "failed": []}
+    swept = sweeper.sweep(store, after_s, send_chunk=lambda i, c: sent["chunks"].append((i, c)),
+                          send_report=lambda i: sent["reports"].append(i),
+                          fail_chunk=lambda i, c: sent["failed"].append((i, c)))
+    return swept, sent
+
+
+def test_quiet_chunks_are_sent_again_and_recent_ones_left(store):
+    _import(store, "imp1", 3)
+    swept, sent = _sweep(store, after_s=3600)  # nothing is an hour old
+    assert sent == {"chunks": [], "reports": [], "failed": []} and swept.chunks == 0
+    swept, sent = _sweep(store)
+    assert sorted(sent["chunks"]) == [("imp1", 0), ("imp1", 1), ("imp1", 2)] and swept.chunks == 3
+    # sending again is a sign of life: the next sweep within the delay leaves them
+    assert _sweep(store, after_s=60)[1]["chunks"] == []
+
+
+def test_committed_chunks_leave_and_the_report_becomes_pending(store):
+    from worker.tasks import run_chunk
+    from worker.settings import get_settings
+
+    _import(store, "imp2", 2)
+    store.set_total("imp2", 2)
+    run_chunk(store, "imp2", 0, get_settings())
+    assert [m.decode() for m in store.r.zrange(keys.PENDING, 0, -1)] == ["imp2/1"]
+    assert run_chunk(store, "imp2", 1, get_settings()).finalize
+    assert [m.decode() for m in store.r.zrange(keys.PENDING, 0, -1)] == ["imp2/report"]
+    swept, sent = _sweep(store)
+    assert sent["reports"] == ["imp2"] and swept.reports == 1 and not sent["chunks"]
+    from worker.tasks import run_finalize
+
+    run_finalize(store, "imp2", get_settings())
+    assert store.r.zcard(keys.PENDING) == 0
+
+
+def test_lost_rows_fail_the_chunk_and_expired_imports_are_forgotten(store):
+    _import(store, "imp3", 2)
+    store.r.delete(keys.import_chunk("imp3", 1))  # its rows expired before any worker got it
+    store.r.zadd(keys.PENDING, {"gone/0": 1})  # an import that expired altogether
+    swept, sent = _sweep(store)
+    assert sent["chunks"] == [("imp3", 0)] and sent["failed"] == [("imp3", 1)]
+    assert swept.dropped == 2 and store.r.zscore(keys.PENDING, "gone/0") is None
+
+
+def test_deliveries_that_never_ended_are_counted(store):
+    from worker.deliveries import delivery
+
+    _import(store, "imp4", 1)
+    with delivery(store, "imp4", 0, max_tries=2) as deaths:
+        assert deaths == 0
+    store.begin_try("imp4", 0)  # three deliveries that died with their worker
+    store.begin_try("imp4", 0)
+    store.begin_try("imp4", 0)
+    with delivery(store, "imp4", 0, max_tries=2) as deaths:
+        assert deaths == 3
+    assert int(store.r.hget(keys.import_tries("imp4"), 0)) == 3
