@@ -64,8 +64,12 @@ class Settings:
     workspace_identifiers: str = "email_or_id"
     #: How long one chunk task may go on applying a people import's chunks before handing over.
     people_apply_budget_s: float = 30.0
-    #: Optional: POST every finished import's summary here.
+    #: Optional: POST every finished import's report here (JSON), signed with the secret (HMAC-SHA256).
     webhook_url: str = ""
+    webhook_secret: str = ""
+    #: Retries of a failed webhook delivery, the first after this many seconds, doubling (at most 10 min).
+    webhook_retries: int = 8
+    webhook_backoff_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.visibility_timeout_s < 2 * self.chunk_time_limit_s:

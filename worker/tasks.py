@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
-import urllib.request
 
 import orjson
 import structlog
@@ -16,7 +15,7 @@ from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from . import chunk as core
-from . import rules, sweeper
+from . import notify, rules, sweeper
 from .app import app
 from .deliveries import delivery, poison_reason
 from .errors import PermanentError
@@ -89,27 +88,15 @@ def spec_info(st: Store, import_id: str) -> dict:
 
 
 def run_finalize(st: Store, import_id: str, settings: Settings) -> dict | None:
-    """Write the report once and notify; None when another run already did."""
+    """Write the report once and announce it; None when another run already did."""
     report = build_report(st.state(import_id), spec_info(st, import_id))
     if not st.finalize(import_id, report["status"], report, settings.retention_s):
         return None
-    notify(report, settings)
+    with bind_chunk(import_id):
+        log.info("import finished", **notify.log_fields(report))
+    if settings.webhook_url:
+        send_webhook.apply_async((import_id,))  # its own task: a slow endpoint never holds the report
     return report
-
-
-def notify(report: dict, settings: Settings) -> None:
-    """Tell the world an import ended: a log line always, a webhook when configured."""
-    fields = {k: report.get(k) for k in ("status", "rows", "imported", "duplicates", "errors",
-                                          "warnings", "seconds", "rows_per_second", "failure")}
-    with bind_chunk(report["import_id"]):
-        log.info("import finished", **{k: v for k, v in fields.items() if v is not None})
-        if settings.webhook_url:
-            try:
-                request = urllib.request.Request(settings.webhook_url, data=orjson.dumps(report),
-                                                 headers={"Content-Type": "application/json"})
-                urllib.request.urlopen(request, timeout=5).close()
-            except OSError as exc:  # a notification must never fail the import
-                log.warning("webhook failed", url=settings.webhook_url, error=str(exc))
 
 
 @signals.worker_init.connect
@@ -175,6 +162,27 @@ def finalize_import(self, import_id: str) -> None:
     """Write the import's report and notify, exactly once however often it runs."""
     with bind_chunk(import_id):
         run_finalize(store(), import_id, get_settings())
+
+
+@app.task(name="backfill.webhook", bind=True, max_retries=None)
+def send_webhook(self, import_id: str) -> int | None:
+    """POST the import's report to BACKFILL_WEBHOOK_URL, signed; retried with backoff when it fails."""
+    settings = get_settings()
+    raw = store().state(import_id).get("report")
+    if not raw or not settings.webhook_url:
+        return None
+    with bind_chunk(import_id):
+        try:
+            status = notify.post(settings.webhook_url, orjson.loads(raw), settings.webhook_secret)
+        except notify.WebhookFailed as exc:
+            if self.request.retries >= settings.webhook_retries:
+                log.error("webhook gave up", url=settings.webhook_url, error=str(exc), tries=self.request.retries + 1)
+                return None
+            delay = notify.backoff_s(self.request.retries, settings.webhook_backoff_s)
+            log.warning("webhook failed, will retry", url=settings.webhook_url, error=str(exc), in_s=delay)
+            raise self.retry(countdown=delay) from None
+        log.info("webhook delivered", url=settings.webhook_url, status=status, tries=self.request.retries + 1)
+        return status
 
 
 @app.task(name="backfill.move_due_triggers", **_RETRY)

@@ -5,12 +5,15 @@ binding keys are kept, or published messages would have nowhere to go).
 """
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +43,50 @@ def worker_logs(tmp_path_factory):
     return tmp_path_factory.mktemp("worker-logs")
 
 
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records every request; answers 503 to the first two of an import from a
+    file whose name holds "flaky", 200 otherwise."""
+
+    received: list[dict] = []
+    failures: dict[str, int] = {}
+
+    def do_POST(self):  # noqa: N802
+        payload = self.rfile.read(int(self.headers["Content-Length"]))
+        report = orjson.loads(payload)
+        self.received.append({"headers": dict(self.headers), "body": payload, "report": report})
+        seen = self.failures.setdefault(report["import_id"], 0)
+        if "flaky" in str(report.get("source")) and seen < 2:
+            self.failures[report["import_id"]] = seen + 1
+            self.send_response(503)
+        else:
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+WEBHOOK_SECRET = "test-secret"
+
+
 @pytest.fixture(scope="session")
-def workers(redis_url, worker_logs):
+def webhook(redis_url):
+    """A real HTTP server on loopback that every finished import of the session notifies."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    os.environ["BACKFILL_WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}/hooks/backfill"
+    os.environ["BACKFILL_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+    os.environ["BACKFILL_WEBHOOK_BACKOFF_S"] = "0.2"
+    from worker.settings import reset_settings
+
+    reset_settings()
+    yield Hook
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def workers(redis_url, worker_logs, webhook):
     """Two real worker processes (solo pool), the first also running beat."""
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app

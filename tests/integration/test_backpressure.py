@@ -1,12 +1,10 @@
 """Backpressure, the embedded Redis and the webhook, each against real processes."""
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -68,36 +66,3 @@ def test_embedded_redis_starts_once_and_is_reused(tmp_path):
     finally:
         assert stop_embedded(settings)
     assert not stop_embedded(settings)
-
-
-def test_webhook_receives_the_report(store, tmp_path):
-    from tests.integration.test_exactly_once import _staged_import
-    from worker.settings import Settings
-    from worker.tasks import run_chunk, run_finalize
-
-    received: list[dict] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(orjson.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        spec, count = _staged_import(store, tmp_path)
-        settings = Settings(webhook_url=f"http://127.0.0.1:{server.server_port}/hook")
-        for n in range(count):
-            run_chunk(store, spec.import_id, n, settings)
-        store.set_total(spec.import_id, count)
-        run_finalize(store, spec.import_id, settings)
-        run_finalize(store, spec.import_id, settings)  # a second run notifies nobody
-    finally:
-        server.shutdown()
-    assert len(received) == 1
-    assert received[0]["import_id"] == spec.import_id and received[0]["imported"] == 120
