@@ -42,9 +42,11 @@ def configure(settings: Settings, *, stream=None) -> None:
     )
     renderer = structlog.processors.JSONRenderer(serializer=_json) if use_json \
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    # JSON needs the traceback turned into text first (the console renderer prints it itself).
+    tracebacks = [structlog.processors.format_exc_info] if use_json else []
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tracebacks, renderer],
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)

@@ -1,0 +1,25 @@
+"""JSON log lines keep their tracebacks, for our lines and Celery's alike."""
+import io
+import logging
+
+import orjson
+
+from worker.logs import configure, get_logger
+from worker.settings import Settings, get_settings
+
+
+def test_json_lines_carry_the_traceback_as_text():
+    stream = io.StringIO()
+    configure(Settings(log_format="json"), stream=stream)
+    try:
+        raise ValueError("file descriptor is None")
+    except ValueError:
+        logging.getLogger("celery.worker").critical("Unrecoverable error", exc_info=True)
+        get_logger("backfill.worker").exception("chunk failed")
+    finally:
+        configure(get_settings())
+    foreign, ours = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    for line in (foreign, ours):
+        assert "Traceback (most recent call last)" in line["exception"]
+        assert "ValueError: file descriptor is None" in line["exception"] and "exc_info" not in line
+    assert foreign["logger"] == "celery.worker" and ours["event"] == "chunk failed"
