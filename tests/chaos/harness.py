@@ -94,7 +94,7 @@ class Cluster:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.pool, self.concurrency = pool, concurrency
         self.env = {
-            **os.environ, "REDIS_URL": self.url, "BACKFILL_HOME": str(base / "home"), "BACKFILL_LOG_FORMAT": "json",
+            **{k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}, "REDIS_URL": self.url, "BACKFILL_HOME": str(base / "home"), "BACKFILL_LOG_FORMAT": "json",
             "BACKFILL_CHUNK_ROWS": "200", "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S": "3", "BACKFILL_CHUNK_TIME_LIMIT_S": "4",
             "BACKFILL_VISIBILITY_TIMEOUT_S": "10", "BACKFILL_REQUEUE_AFTER_S": "5", "BACKFILL_SWEEP_EVERY_S": "1",
             "BACKFILL_MAX_CHUNK_TRIES": "10", "PYTHONPATH": str(ROOT), "CHAOS_BUSY_DIR": str(base / "busy"),
@@ -104,6 +104,9 @@ class Cluster:
         self.workers: list[subprocess.Popen] = []
         self.beat: subprocess.Popen | None = None
         self._started = 0
+        #: workers that exited on their own and were started again, as a supervisor would
+        self.restarts = 0
+        self._stopped: set[int] = set()
 
     @property
     def chunk_rows(self) -> int:
@@ -154,6 +157,19 @@ class Cluster:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"workers not ready in {timeout} s:\n{self.logs()[-3000:]}")
+
+    def supervise(self) -> None:
+        """Start a new worker for each one that exited on its own, as systemd (Restart=always) or
+        Kubernetes would: a worker can die when its broker restarts under it (see the README)."""
+        for worker in list(self.workers):
+            if worker.poll() is not None and worker.pid not in self._stopped:
+                self._stopped.add(worker.pid)
+                self.restarts += 1
+                self.start_worker()
+
+    def stopped(self, worker: subprocess.Popen) -> None:
+        """Note a worker the scenario stopped or killed itself (not to be restarted by :meth:`supervise`)."""
+        self._stopped.add(worker.pid)
 
     def alive_workers(self) -> list[subprocess.Popen]:
         return [w for w in self.workers if w.poll() is None]
@@ -234,6 +250,7 @@ class Cluster:
             report = self.report(import_id)
             if report is not None:
                 return report
+            self.supervise()
             time.sleep(0.2)
         state = self.client().hgetall(keys.import_hash(import_id))
         raise AssertionError(f"import {import_id} did not finish in {timeout} s: {state}\n{self.logs()[-4000:]}")
@@ -255,7 +272,7 @@ class Cluster:
             == (expected.rows, expected.imported, expected.duplicates, len(expected.error_rows)),
             "report_runs": int(state.get("finalize_runs", 0)),
             "finished_lines": self.log_count('"import finished"'),
-            "status": report["status"],
+            "status": report["status"], "restarts": self.restarts,
         }
 
 

@@ -99,23 +99,21 @@ CASES = [  # (builder, file name, the refusal's code)
 
 
 def refuse(path: Path, url: str, home: Path) -> dict:
-    """Run ``backfill import path`` in its own process: seconds, peak RSS (MB), exit code, refusal code, message."""
-    exe = str(Path(sys.executable).parent / "backfill")
+    """Run ``backfill import path`` in its own process: seconds, its peak RSS (MB), exit code, refusal code,
+    message."""
     env = {**os.environ, "REDIS_URL": url, "BACKFILL_HOME": str(home), "BACKFILL_LOG_FORMAT": "json"}
+    peak = home / "peak-kb.txt"
     started = time.monotonic()
     with open(home / "out.txt", "wb") as out, open(home / "err.txt", "wb") as err:
-        process = subprocess.Popen([exe, "import", str(path), "--create-people"], env=env, cwd=ROOT,
-                                   stdout=out, stderr=err)
-        # wait4 rather than wait: it gives this child's own peak RSS
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        done = subprocess.run([sys.executable, "-m", "tests.chaos.peak", str(peak), "import", str(path),
+                               "--create-people"], env=env, cwd=ROOT, stdout=out, stderr=err, timeout=120)
     seconds = time.monotonic() - started
     message = (home / "err.txt").read_text(errors="replace")
     found = re.search(r"import (\w+) failed: (.*)", message)
     code = None
     if found:
         code = redis.Redis.from_url(url).hget(keys.import_hash(found.group(1)), "failure_code")
-    return {"seconds": round(seconds, 2), "rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": process.returncode,
+    return {"seconds": round(seconds, 2), "rss_mb": round(int(peak.read_text()) / 1024, 1), "exit": done.returncode,
             "code": code.decode() if code else None, "message": found.group(2) if found else message[-300:]}
 
 

@@ -74,6 +74,7 @@ def worker_kills(base: Path, kills: int = 10) -> dict:
                 continue
             chosen = rng.choice(busy)
             victim = next(w for w in cluster.alive_workers() if w.pid == chosen)
+            cluster.stopped(victim)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
             done += 1
@@ -120,6 +121,7 @@ def sigterm_shutdowns(base: Path, stops: int = 3) -> dict:
                 continue
             victim = rng.choice(victims)
             _, chunk = busy[victim.pid]
+            cluster.stopped(victim)
             victim.send_signal(signal.SIGTERM)
             clean += victim.wait(timeout=60) == 0
             finished += bool(cluster.client().sismember(keys.import_done(import_id), chunk))
@@ -144,8 +146,10 @@ def redis_kills(base: Path, kills: int = 5) -> dict:
             time.sleep(rng.uniform(0.2, 1.0))
             cluster.start_redis()
             done += 1
+            cluster.supervise()
         report = cluster.wait_report(import_id, timeout=240)
-        return _row("redis kill -9", f"{done} kills", started, cluster.check(import_id, report, expected),
+        restarts = f", {cluster.restarts} workers restarted" if cluster.restarts else ""
+        return _row("redis kill -9", f"{done} kills{restarts}", started, cluster.check(import_id, report, expected),
                     complete=done == kills)
 
 

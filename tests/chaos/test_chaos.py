@@ -35,7 +35,7 @@ def test_every_chunk_published_twice(tmp_path):
 
 def test_redis_killed_and_restarted_on_its_aof(tmp_path):
     row = scenarios.redis_kills(tmp_path, kills=2)
-    assert row["broke"] == "2 kills"
+    assert row["broke"].startswith("2 kills"), row
     _assert_exact(row)
 
 
