@@ -168,9 +168,17 @@ def _handle(import_id: str):
 @main.command()
 @click.argument("import_id", required=False)
 @click.option("--json", "as_json", is_flag=True)
-def status(import_id: str | None, as_json: bool) -> None:
+@click.option("--watch", is_flag=True, help="Refresh one import's progress until it ends; exit with its code.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes with --watch.")
+def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """Show one import, or the most recent ones."""
     from worker.tasks import store
+
+    if watch:
+        if not import_id:
+            raise click.UsageError("--watch needs an import id")
+        _watch(import_id, interval)
+        return
 
     ids = [import_id] if import_id else store().recent_imports(20)
     rows = []
@@ -192,6 +200,64 @@ def status(import_id: str | None, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['import_id']}  {r['status']:<22} {r['rows']:>9}/{r['rows_expected']:<9} rows  "
                    f"{r['imported']:>9} imported  {r['errors']:>7} errors  {r['source']}")
+
+
+def _watch(import_id: str, interval: float) -> None:
+    from worker.store import now_ms
+
+    from . import watch
+
+    handle = _handle(import_id)
+
+    def frame() -> tuple[str, bool]:
+        try:
+            state = handle.state()
+        except BackfillError as exc:
+            raise click.ClickException(str(exc)) from None
+        return watch.render_one(watch.progress(import_id, state, now_ms())), "report" in state
+
+    watch.run(frame, interval)
+    sys.exit(handle.exit_code())
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--once", is_flag=True, help="Print one frame and exit (for scripts).")
+def top(interval: float, once: bool) -> None:
+    """Live view of the imports in flight (rows done, rows/s, ETA, errors) and of the queues."""
+    from worker import keys
+    from worker.store import now_ms
+    from worker.tasks import store
+
+    from . import watch
+
+    st = store()
+
+    def frame() -> tuple[str, bool]:
+        flying = []
+        for iid in st.recent_imports(200):
+            state = st.state(iid)
+            if state.get("status") in watch.IN_FLIGHT:
+                flying.append(watch.progress(iid, state, now_ms()))
+        queues = {name: st.r.llen(name) for name in (keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS)}
+        at = time.strftime("%Y-%m-%d %H:%M:%S")
+        return watch.render_top(flying, queues, st.r.zcard(keys.PENDING), at), False
+
+    watch.run(frame, interval, once=once)
+
+
+@main.command()
+@click.option("--port", default=9808, show_default=True, help="Port of the /metrics endpoint.")
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+def metrics(port: int, bind: str) -> None:
+    """Serve Prometheus metrics (rows by outcome, imports, chunk times, queues, triggers) from Redis."""
+    from worker.metrics import serve
+    from worker.tasks import store
+
+    serve(store().r, port, bind)
+    click.echo(f"metrics on http://{bind}:{port}/metrics", err=True)
+    while True:
+        time.sleep(3600)
 
 
 @main.command()

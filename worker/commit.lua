@@ -21,6 +21,7 @@
 -- KEYS[10] people sequence (new cio_ids)
 -- KEYS[11] pending work (zset): the chunk's member leaves it; the report's enters it when this
 --          commit completes the import (the sweeper sends again whatever stays there too long)
+-- KEYS[12] counters across imports (metrics): rows by outcome, for real runs
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: count and report, write no data
@@ -149,6 +150,11 @@ redis.call('HINCRBY', imp, 'duplicates', duplicates)
 redis.call('HINCRBY', imp, 'errors', n_err)
 redis.call('HINCRBY', imp, 'warnings', n_warn)
 if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
+if not dry then
+  redis.call('HINCRBY', KEYS[12], 'rows_imported', imported)
+  redis.call('HINCRBY', KEYS[12], 'rows_duplicate', duplicates)
+  redis.call('HINCRBY', KEYS[12], 'rows_error', n_err)
+end
 for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
 redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
 redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')

@@ -3,7 +3,8 @@
 -- KEYS[1]   import hash
 -- KEYS[2]   finalized marker (SET NX: only the first run writes)
 -- KEYS[3]   pending work (zset): the report's member is removed, whichever run comes
--- KEYS[4..] keys that expire with the import's retention
+-- KEYS[4]   counters across imports (metrics): imports_<status> counts finished imports
+-- KEYS[5..] keys that expire with the import's retention
 -- ARGV[1]   final status
 -- ARGV[2]   report JSON
 -- ARGV[3]   finished at, ms
@@ -17,7 +18,8 @@ if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'report', ARGV[2], 'finished_ms', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'finalize_runs', 1)
+redis.call('HINCRBY', KEYS[4], 'imports_' .. ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-for k = 4, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
+for k = 5, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1

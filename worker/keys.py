@@ -31,6 +31,12 @@ PEOPLE_SEQ = PREFIX + "people:seq"
 #: committed, ``<import id>/report`` for a report not yet written; score = ms of its last sign of life
 #: (queued, started). The sweeper sends again what went quiet (a lost message, a dead worker).
 PENDING = PREFIX + "pending"
+#: Hash of counters across all imports, for the metrics endpoint: rows_imported, rows_duplicate,
+#: rows_error (real runs only), imports_created, imports_<final status>.
+METRICS = PREFIX + "metrics"
+#: Hash: chunk processing time histogram, field = bucket upper bound in seconds (or "+Inf"),
+#: plus "sum" and "count" (see worker/metrics.py).
+CHUNK_SECONDS = PREFIX + "metrics:chunk_seconds"
 #: The pending member of an import's report.
 REPORT = "report"
 #: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.

@@ -19,6 +19,7 @@
 -- KEYS[8]  people index by e-mail (likewise)
 -- KEYS[9]  pending work (zset): the chunk's member leaves it, the report's enters it when this
 --          commit completes the import
+-- KEYS[10] counters across imports (metrics): rows by outcome, for real runs
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
@@ -117,6 +118,11 @@ redis.call('HINCRBY', imp, 'people_skipped', skipped)
 redis.call('HINCRBY', imp, 'errors', n_err)
 redis.call('HINCRBY', imp, 'warnings', n_warn)
 redis.call('HINCRBY', imp, 'people_created', created)
+if not dry then
+  redis.call('HINCRBY', KEYS[10], 'rows_imported', imported)
+  redis.call('HINCRBY', KEYS[10], 'rows_duplicate', skipped)
+  redis.call('HINCRBY', KEYS[10], 'rows_error', n_err)
+end
 redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
 redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running', 'next_chunk', tonumber(chunk) + 1)
 local done = redis.call('HINCRBY', imp, 'chunks_done', 1)

@@ -94,6 +94,7 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
                 st.people.drop_lease(import_id, token)
                 on_handover(next_chunk)
                 return applied
+            chunk_started = time.perf_counter()
             with delivery(st, import_id, next_chunk, settings.max_chunk_tries) as deaths:
                 try:
                     if deaths:
@@ -108,7 +109,9 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
                     result = fail_people_chunk(st, spec, next_chunk, f"{type(exc).__name__}: {exc}", settings)
             if result is None:
                 continue  # committed by a holder whose lease had expired: look again
-            applied += result.status == COMMITTED
+            if result.status == COMMITTED:
+                applied += 1
+                st.observe_chunk(time.perf_counter() - chunk_started)
             if result.finalize:
                 on_finalize()
     except BaseException:

@@ -147,7 +147,7 @@ class PeopleStore:
             args += [cio, read, orjson.dumps(state)]
         status, extra = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
-            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING,
+            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING, keys.METRICS,
         ], args=args)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
 

@@ -49,6 +49,15 @@ class CommitResult:
 _NO_KEY = b"\0" * 10
 
 
+#: Upper bounds (seconds) of the chunk time histogram's buckets.
+CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def bucket_of(seconds: float) -> str:
+    """The histogram field counting ``seconds``: the smallest bound it does not exceed."""
+    return next((repr(b) for b in CHUNK_BUCKETS if seconds <= b), "+Inf")
+
+
 def _pack_events(events: list[tuple[bytes, bytes, bytes | str]]) -> list[object]:
     """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
     outcomes = [outcome for _, _, outcome in events]
@@ -89,6 +98,7 @@ class Store:
         # Until finalize sets the real retention, a lost import still expires.
         pipe.expire(keys.import_hash(spec.import_id), retention_s)
         pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
+        pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
 
     def fail_import(self, import_id: str, source: str, code: str, message: str) -> None:
@@ -99,6 +109,7 @@ class Store:
             "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
         })
         pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+        pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
 
     def spec(self, import_id: str) -> ImportSpec:
@@ -244,9 +255,17 @@ class Store:
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
-            keys.PEOPLE_SEQ, keys.PENDING,
+            keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS,
         ], args=args)
         return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
+
+    def observe_chunk(self, seconds: float) -> None:
+        """Count one chunk's processing time in the shared histogram (worker/metrics.py)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hincrby(keys.CHUNK_SECONDS, bucket_of(seconds), 1)
+        pipe.hincrbyfloat(keys.CHUNK_SECONDS, "sum", seconds)
+        pipe.hincrby(keys.CHUNK_SECONDS, "count", 1)
+        pipe.execute()
 
     def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
         """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""
@@ -268,7 +287,7 @@ class Store:
         """Write the report once; True for the call that wrote it."""
         hash_key, marker, *rest = keys.import_keys(import_id)
         wrote = bool(self._finalize(
-            keys=[hash_key, marker, keys.PENDING, *rest],
+            keys=[hash_key, marker, keys.PENDING, keys.METRICS, *rest],
             args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT)],
         ))
         if wrote:

@@ -151,8 +151,11 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
                 log.exception("chunk failed", error=str(exc))
                 result = fail_chunk(store(), import_id, chunk, f"{type(exc).__name__}: {exc}", settings)
         # One line per chunk (not per row): operators and the benchmark read chunk times from it.
+        seconds = time.perf_counter() - started
         log.info("chunk done", committed=result.committed, imported=result.imported,
-                 duplicates=result.duplicates, ms=round((time.perf_counter() - started) * 1000, 1))
+                 duplicates=result.duplicates, ms=round(seconds * 1000, 1))
+        if result.committed:
+            store().observe_chunk(seconds)
         if result.finalize:
             finalize_import.apply_async((import_id,))
 
