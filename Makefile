@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration chaos demo bench bench-quick clean
+.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "backfill needs Python 3.11 or later on PATH" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,ops]"
 	@touch $@
 
 test: setup
@@ -25,6 +25,14 @@ integration: setup
 
 demo: setup
 	$(BIN)/backfill demo
+
+# Flower (the Celery dashboard) on http://localhost:5555, on the same Redis as `backfill worker`.
+flower: setup
+	$(BIN)/celery -A worker.app flower --port=5555
+
+# The Prometheus endpoint on http://localhost:9808/metrics.
+metrics: setup
+	$(BIN)/backfill metrics --port 9808
 
 # Every figure of the performance brief: 1M and 5M rows, floor, naive baseline, memory (a few minutes).
 bench: setup
