@@ -14,7 +14,7 @@ from worker.dialects import VERO, Columns, column_letter, plan_columns
 from worker.errors import FileProblem
 from worker.people_columns import PeopleColumns, plan_people_columns
 
-from .source import Records, Sniffed, Source, sniff
+from .source import Records, Sniffed, Source, check_bytes, sniff
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +65,7 @@ def scan(
     UTF-8 was only assumed and a later byte is not UTF-8.
     """
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
+    check_bytes(source)
     columns_of = (lambda header: plan_people_columns(header, identifier=identifier, max_columns=max_columns,
                                                      **people)) if people is not None else None
     try:
