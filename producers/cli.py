@@ -48,6 +48,8 @@ def _print_report(report: dict) -> None:
     click.echo(f"  errors            {report['errors']}")
     click.echo(f"  warnings          {report['warnings']}")
     click.echo(f"  people created    {report['people_created']}")
+    if report.get("chunks_failed"):
+        click.echo(f"  chunks failed     {report['chunks_failed']} (not processed: their rows are in the errors file)")
     if report.get("kind") == "people":
         click.echo(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):

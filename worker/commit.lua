@@ -37,6 +37,8 @@
 -- ARGV[10] problem-list TTL, seconds
 -- ARGV[11] dry runs only: prefix of this import's shadow keys, where a dry run records the
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
+-- ARGV[12] "1" when the chunk could not be processed and its rows are all errors (chunk_failed,
+--          chunk_poison): counted in chunks_failed, and the import ends partially_failed
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (person key, value as written) to create if missing
@@ -57,7 +59,7 @@ local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local dd_prefix, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8]
 local ttl, shadow = ARGV[10], ARGV[11]
-local i = 12
+local i = 13
 
 local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err, ttl); i = i + 1 + n_err
 local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn, ttl); i = i + 1 + n_warn
@@ -150,6 +152,7 @@ redis.call('HINCRBY', imp, 'duplicates', duplicates)
 redis.call('HINCRBY', imp, 'errors', n_err)
 redis.call('HINCRBY', imp, 'warnings', n_warn)
 if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
+if ARGV[12] == '1' then redis.call('HINCRBY', imp, 'chunks_failed', 1) end
 if not dry then
   redis.call('HINCRBY', KEYS[12], 'rows_imported', imported)
   redis.call('HINCRBY', KEYS[12], 'rows_duplicate', duplicates)

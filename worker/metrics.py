@@ -24,7 +24,7 @@ from . import keys
 from .store import CHUNK_BUCKETS
 
 #: Final statuses an import can end in (worker/report.py).
-STATUSES = ("completed", "completed_with_errors", "failed")
+STATUSES = ("completed", "completed_with_errors", "partially_failed", "failed")
 
 
 class RedisCollector:

@@ -30,6 +30,7 @@
 -- ARGV[9]  TTL of the import's scratch keys (memory, dry-run shadows), seconds, renewed at each write:
 --          they serve only while the import runs (finalize deletes the memory)
 -- ARGV[10] the import id (pending members are "<import id>/<chunk>" and "<import id>/report")
+-- ARGV[11] "1" when the chunk could not be applied and its rows are all errors (chunks_failed)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (memory field, value)
@@ -49,7 +50,7 @@ local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
 if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
 
 -- Find each section's start before checking or writing anything.
-local at = 11
+local at = 12
 local function section(width)
   local n = tonumber(ARGV[at]); local first = at + 1
   at = first + n * width
@@ -118,6 +119,7 @@ redis.call('HINCRBY', imp, 'people_skipped', skipped)
 redis.call('HINCRBY', imp, 'errors', n_err)
 redis.call('HINCRBY', imp, 'warnings', n_warn)
 redis.call('HINCRBY', imp, 'people_created', created)
+if ARGV[11] == '1' then redis.call('HINCRBY', imp, 'chunks_failed', 1) end
 if not dry then
   redis.call('HINCRBY', KEYS[10], 'rows_imported', imported)
   redis.call('HINCRBY', KEYS[10], 'rows_duplicate', skipped)

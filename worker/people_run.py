@@ -67,7 +67,7 @@ def fail_people_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, sett
     """Commit a chunk that cannot be applied as errors (``code``), so the next ones can go on."""
     errors = core.failed_payload(st.load_chunk(spec.import_id, chunk), reason, code).errors
     return st.people.commit(spec, chunk, Changes(), errors, [], at_ms=round(time.time() * 1000),
-                            retention_s=settings.retention_s)
+                            retention_s=settings.retention_s, failed=True)
 
 
 def run_people(st: Store, import_id: str, settings: Settings, *,

@@ -130,12 +130,12 @@ class PeopleStore:
 
     # -- commit ----------------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
-               *, at_ms: int, retention_s: int) -> PeopleCommit:
+               *, at_ms: int, retention_s: int, failed: bool = False) -> PeopleCommit:
         """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua)."""
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid,
+                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, "1" if failed else "0",
                               len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
         for name, value in changes.seen.items():
             args += [name, value]

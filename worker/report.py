@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from .rules import OUTCOMES
 
 #: Final statuses, and the ``backfill import --wait`` exit code of each.
-EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "failed": 1}
+EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4, "failed": 1}
 EXIT_TIMEOUT = 3
 _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
 # A spreadsheet runs a cell starting with one of these as a formula.
@@ -21,8 +21,11 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     """The summary of a finished import, from its counters."""
     counts = {name: int(state.get(name, 0) or 0) for name in _COUNTERS}
     triggers = {name: int(state.get(f"trig_{name}", 0) or 0) for name in OUTCOMES}
+    chunks_failed = int(state.get("chunks_failed", 0) or 0)
     if state.get("failure"):
         status = "failed"
+    elif chunks_failed:
+        status = "partially_failed"  # some chunks could not be processed: their rows are chunk_* errors
     elif counts["errors"]:
         status = "completed_with_errors"
     else:
@@ -40,6 +43,7 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         "encoding_reason": state.get("encoding_reason", ""),
         "triggers": triggers,
         "chunks": int(state.get("chunks_done", 0) or 0),
+        "chunks_failed": chunks_failed,
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows"] / seconds) if seconds > 0 else None,
     }

@@ -235,15 +235,16 @@ class Store:
 
     # -- commit --------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
-               at_ms: int, retention_s: int) -> CommitResult:
-        """Commit a chunk's whole outcome atomically (see commit.lua)."""
+               at_ms: int, retention_s: int, failed: bool = False) -> CommitResult:
+        """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
+        are all errors because it could not be processed."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
-            retention_s, keys.import_shadow(iid) if spec.dry_run else "",
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "", "1" if failed else "0",
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             len(outcome.create),

@@ -68,7 +68,8 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
     The import then completes (with errors) instead of waiting for this chunk forever.
     """
     outcome = core.failed_payload(st.load_chunk(import_id, chunk), reason, code)
-    return st.commit(st.spec(import_id), chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s)
+    return st.commit(st.spec(import_id), chunk, outcome, at_ms=now_ms(), retention_s=settings.retention_s,
+                     failed=True)
 
 
 def spec_info(st: Store, import_id: str) -> dict:

@@ -81,7 +81,7 @@ def late_open_quote(path: Path, scale: float) -> None:
     with path.open("wb") as out:
         out.write(HEADER)
         block = ROW * 20_000
-        for _ in range(int(100 * MIB * scale) // len(block) + 1):
+        for _ in range(int(50 * MIB * scale) // len(block) + 1):
             out.write(block)
         out.write(b'bob@example.com,"Bought,2024-01-01,1\n' + ROW * 100)
 

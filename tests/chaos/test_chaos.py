@@ -41,13 +41,13 @@ def test_redis_killed_and_restarted_on_its_aof(tmp_path):
 
 def test_a_raising_chunk_becomes_errors_and_the_import_ends(tmp_path):
     row = scenarios.raising_chunk(tmp_path, rows=2000)
-    assert row["chunk_errors"] and row["status"] == "completed_with_errors"
+    assert row["chunk_errors"] and row["status"] == "partially_failed"
     _assert_exact(row)
 
 
 def test_a_poison_chunk_is_set_aside_after_its_tries(tmp_path):
     row = scenarios.poison_chunk(tmp_path, rows=2000, tries=2)
-    assert row["chunk_errors"] and row["status"] == "completed_with_errors"
+    assert row["chunk_errors"] and row["status"] == "partially_failed"
     _assert_exact(row)
 
 

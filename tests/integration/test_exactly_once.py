@@ -106,7 +106,7 @@ def test_a_chunk_that_raises_ends_as_errors_and_the_import_never_hangs(store, wo
         finalize_import.apply_async((spec.import_id,))
     report = ImportHandle(spec.import_id).wait(timeout=30)
     assert report is not None, store.state(spec.import_id)
-    assert report["status"] == "completed_with_errors"
+    assert report["status"] == "partially_failed" and report["chunks_failed"] == 1
     assert report["errors"] == 50 and report["imported"] == 70 and report["rows"] == 120
     failed = list(store.problems(spec.import_id, "errors"))
     assert {p["codes"][0] for p in failed} == {"chunk_failed"}
