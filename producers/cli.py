@@ -19,73 +19,10 @@ from worker.errors import BackfillError, FileProblem
 from worker.people_columns import DATA_TO_PROCESS, EMPTY_CELLS, IDENTIFIERS, parse_mapping
 from worker.report import EXIT_TIMEOUT
 
-_TRIGGER_LABELS = {
-    "passive": "passive (trigger off)", "sent_now": "sent now", "scheduled": "scheduled",
-    "discarded": "discarded (delay already passed)", "outside_window": "outside the trigger window",
-    "future": "future-dated (never triggers)", "no_campaign": "no campaign on that event",
-}
-
+from . import render
 
 def _echo_json(data: object) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def _print_report(report: dict) -> None:
-    title = "DRY RUN (nothing written) " if report.get("dry_run") else ""
-    click.echo(f"{title}import {report['import_id']}: {report['status']}")
-    if report.get("source"):
-        click.echo(f"  file              {report['source']}")
-    if report.get("failure"):
-        click.echo(f"  failure           {report['failure']}")
-        return
-    if report.get("encoding"):
-        reason = report.get("encoding_reason")
-        click.echo(f"  read as           {report['encoding']}" + (f" ({reason})" if reason else ""))
-    blank = report.get("blank_rows_skipped")
-    click.echo(f"  rows              {report['rows']}" + (f" ({blank} blank rows skipped)" if blank else ""))
-    click.echo(f"  imported          {report['imported']}")
-    click.echo(f"  duplicates        {report['duplicates']}")
-    click.echo(f"  errors            {report['errors']}")
-    click.echo(f"  warnings          {report['warnings']}")
-    click.echo(f"  people created    {report['people_created']}")
-    if report.get("chunks_failed"):
-        click.echo(f"  chunks failed     {report['chunks_failed']} (not processed: their rows are in the errors file)")
-    if report.get("kind") == "people":
-        click.echo(f"  people updated    {report['people_updated']}")
-        if report.get("people_skipped"):
-            click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
-        for note in report.get("column_warnings", []):
-            click.echo(f"  column warning    {note}")
-    triggers = {k: v for k, v in report.get("triggers", {}).items() if v}
-    if triggers:
-        click.echo("  triggers")
-        for name, count in triggers.items():
-            click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
-    rate = report.get("rows_per_second")
-    click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
-    if report["errors"]:
-        click.echo(f"  errors file       backfill errors {report['import_id']} -o errors.csv")
-    if report["warnings"]:
-        click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
-
-
-def _progress_printer(total_rows: int):
-    tty = sys.stderr.isatty()
-    started = time.monotonic()
-    last = [0.0]
-
-    def show(state: dict[str, str]) -> None:
-        now = time.monotonic()
-        if now - last[0] < (0.2 if tty else 5.0):
-            return
-        last[0] = now
-        rows = int(state.get("rows", 0) or 0)
-        rate = rows / max(now - started, 1e-6)
-        eta = f", ETA {(total_rows - rows) / rate:.0f} s" if rate > 0 and total_rows else ""
-        line = f"{rows}/{total_rows} rows, {int(state.get('errors', 0) or 0)} errors, {rate:.0f} rows/s{eta}"
-        click.echo(("\r" + line + "   ") if tty else line, err=True, nl=not tty)
-
-    return show
 
 
 @click.group()
@@ -151,13 +88,13 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
             else click.echo(handle.import_id)
         return
     total = int(handle.state().get("rows_expected", 0) or 0)
-    report = handle.wait(timeout, on_progress=None if as_json else _progress_printer(total))
+    report = handle.wait(timeout, on_progress=None if as_json else render.progress_printer(total))
     if not as_json and sys.stderr.isatty():
         click.echo("", err=True)
     if report is None:
         click.echo(f"import {handle.import_id} still running after {timeout} s", err=True)
         sys.exit(EXIT_TIMEOUT)
-    _echo_json(report) if as_json else _print_report(report)
+    _echo_json(report) if as_json else render.print_report(report)
     sys.exit(handle.exit_code())
 
 
@@ -274,7 +211,7 @@ def report(import_id: str, as_json: bool) -> None:
     if data is None:
         click.echo(f"import {import_id} is still running", err=True)
         sys.exit(EXIT_TIMEOUT)
-    _echo_json(data) if as_json else _print_report(data)
+    _echo_json(data) if as_json else render.print_report(data)
 
 
 def _problems(import_id: str, kind: str, output: str | None) -> None:

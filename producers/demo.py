@@ -59,7 +59,7 @@ def run(workers: int) -> int:
     from worker.tasks import store
 
     from .api import enqueue_import
-    from .cli import _print_report
+    from .render import print_report
 
     settings = get_settings()
     # The demo prints reports; the producer's log lines would only interleave with them.
@@ -94,7 +94,7 @@ def run(workers: int) -> int:
                 click.echo("   no report within 60 s")
                 ok = False
                 continue
-            _print_report(report)
+            print_report(report)
             ok &= report["status"] == expected
             if report["errors"]:
                 click.echo(f"\n   backfill errors {report['import_id']}:")

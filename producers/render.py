@@ -1,0 +1,73 @@
+"""How the CLI prints a report and an import's progress (text for people; --json elsewhere)."""
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+_TRIGGER_LABELS = {
+    "passive": "passive (trigger off)", "sent_now": "sent now", "scheduled": "scheduled",
+    "discarded": "discarded (delay already passed)", "outside_window": "outside the trigger window",
+    "future": "future-dated (never triggers)", "no_campaign": "no campaign on that event",
+}
+
+
+def print_report(report: dict) -> None:
+    """The report as the terminal shows it."""
+    title = "DRY RUN (nothing written) " if report.get("dry_run") else ""
+    click.echo(f"{title}import {report['import_id']}: {report['status']}")
+    if report.get("source"):
+        click.echo(f"  file              {report['source']}")
+    if report.get("failure"):
+        click.echo(f"  failure           {report['failure']}")
+        return
+    if report.get("encoding"):
+        reason = report.get("encoding_reason")
+        click.echo(f"  read as           {report['encoding']}" + (f" ({reason})" if reason else ""))
+    blank = report.get("blank_rows_skipped")
+    click.echo(f"  rows              {report['rows']}" + (f" ({blank} blank rows skipped)" if blank else ""))
+    click.echo(f"  imported          {report['imported']}")
+    click.echo(f"  duplicates        {report['duplicates']}")
+    click.echo(f"  errors            {report['errors']}")
+    click.echo(f"  warnings          {report['warnings']}")
+    click.echo(f"  people created    {report['people_created']}")
+    if report.get("chunks_failed"):
+        click.echo(f"  chunks failed     {report['chunks_failed']} (not processed: their rows are in the errors file)")
+    if report.get("kind") == "people":
+        click.echo(f"  people updated    {report['people_updated']}")
+        if report.get("people_skipped"):
+            click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
+        for note in report.get("column_warnings", []):
+            click.echo(f"  column warning    {note}")
+    triggers = {k: v for k, v in report.get("triggers", {}).items() if v}
+    if triggers:
+        click.echo("  triggers")
+        for name, count in triggers.items():
+            click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
+    rate = report.get("rows_per_second")
+    click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
+    if report["errors"]:
+        click.echo(f"  errors file       backfill errors {report['import_id']} -o errors.csv")
+    if report["warnings"]:
+        click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
+
+
+def progress_printer(total_rows: int):
+    """A callback for ImportHandle.wait: one progress line, redrawn on a terminal, every 5 s otherwise."""
+    tty = sys.stderr.isatty()
+    started = time.monotonic()
+    last = [0.0]
+
+    def show(state: dict[str, str]) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.2 if tty else 5.0):
+            return
+        last[0] = now
+        rows = int(state.get("rows", 0) or 0)
+        rate = rows / max(now - started, 1e-6)
+        eta = f", ETA {(total_rows - rows) / rate:.0f} s" if rate > 0 and total_rows else ""
+        line = f"{rows}/{total_rows} rows, {int(state.get('errors', 0) or 0)} errors, {rate:.0f} rows/s{eta}"
+        click.echo(("\r" + line + "   ") if tty else line, err=True, nl=not tty)
+
+    return show
