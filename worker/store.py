@@ -46,9 +46,6 @@ class CommitResult:
     finalize: bool
 
 
-_NO_KEY = b"\0" * 10
-
-
 #: Upper bounds (seconds) of the chunk time histogram's buckets.
 CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -58,11 +55,10 @@ def bucket_of(seconds: float) -> str:
     return next((repr(b) for b in CHUNK_BUCKETS if seconds <= b), "+Inf")
 
 
-def _pack_events(events: list[tuple[bytes, bytes, bytes | str]]) -> list[object]:
+def _pack_events(outcome: ChunkOutcome) -> list[object]:
     """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
-    outcomes = [outcome for _, _, outcome in events]
-    packed: list[object] = [len(events), b"".join(key or _NO_KEY for key, _, _ in events),
-                            b"\n".join(body for _, body, _ in events)]
+    outcomes = outcome.outcomes
+    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies)]
     first = outcomes[0] if outcomes else "passive"
     if isinstance(first, str) and outcomes.count(first) == len(outcomes):
         packed.append(first)  # the usual case: every event has the same counter outcome
@@ -251,7 +247,7 @@ class Store:
         ]
         for pair in outcome.create:
             args.extend(pair)
-        args.extend(_pack_events(outcome.events))
+        args.extend(_pack_events(outcome))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,

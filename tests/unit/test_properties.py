@@ -40,7 +40,7 @@ def read_back(data: bytes, chunk_rows: int) -> list[list[str]]:
 def test_records_read_equal_records_written(width, delimiter, quote_all, chunk_rows, data):
     cell = CELL if quote_all else CELL.map(str.lstrip)  # unquoted leading spaces are skipped, as Excel does
     records = data.draw(st.lists(st.lists(cell, min_size=width, max_size=width), max_size=30))
-    records = [r for r in records if any(r)]  # blank records are not rows
+    records = [r for r in records if any(c.strip() for c in r)]  # blank records (whitespace only) are skipped
     out = io.StringIO(newline="")
     # Spreadsheets quote any cell holding a CR or LF; Python's writer quotes only the characters of
     # its line terminator, so minimal quoting is written with "\r\n" (Excel's) to hold both.
@@ -75,7 +75,9 @@ def test_every_event_row_counted_once(rows, chunk_rows):
         assert sorted([e.row for e in validated.events] + [r for r, _, _ in validated.errors]) == numbers
         outcome = core.assemble(spec, validated, part, numbers, {}, {}, 1_800_000_000.0, 300)
         # nobody exists yet: every event is kept, and asks for its person to be created
-        assert len(outcome.events) == len(outcome.create) == len(validated.events)
+        assert len(outcome.outcomes) == len(outcome.create) == len(validated.events)
+        assert len(outcome.keys) == 10 * len(outcome.outcomes)
+        assert outcome.bodies.count(b"\n") == max(len(outcome.outcomes) - 1, 0)
         errors += len(outcome.errors)
         for event in validated.events:
             key = dedupe_key(event)
