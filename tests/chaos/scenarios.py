@@ -138,7 +138,7 @@ def redis_kills(base: Path, kills: int = 5) -> dict:
     started = time.monotonic()
     rng = random.Random(4)
     with Cluster(base, settings={"CHAOS_SLOW_MS": "300"}).start(2) as cluster:
-        expected, import_id = _start_import(cluster, kills * 8000, 14)
+        expected, import_id = _start_import(cluster, max(24_000, kills * 8000), 14)
         done = 0
         while done < kills and cluster.report(import_id) is None:
             time.sleep(rng.uniform(1.0, 2.0))
