@@ -146,26 +146,8 @@ if imported > 0 and not dry then
 end
 
 redis.call('DEL', chunk_key)
-redis.call('HINCRBY', imp, 'rows', n_err + n_ev)
-redis.call('HINCRBY', imp, 'imported', imported)
-redis.call('HINCRBY', imp, 'duplicates', duplicates)
-redis.call('HINCRBY', imp, 'errors', n_err)
-redis.call('HINCRBY', imp, 'warnings', n_warn)
 if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
-if ARGV[12] == '1' then redis.call('HINCRBY', imp, 'chunks_failed', 1) end
-if not dry then
-  redis.call('HINCRBY', KEYS[12], 'rows_imported', imported)
-  redis.call('HINCRBY', KEYS[12], 'rows_duplicate', duplicates)
-  redis.call('HINCRBY', KEYS[12], 'rows_error', n_err)
-end
 for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
-redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
-redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')
-local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
-local total = redis.call('HGET', imp, 'chunks_total')
-local finalize = 0
-if total and tonumber(total) == done then
-  finalize = 1
-  redis.call('ZADD', KEYS[11], now_ms, ARGV[9] .. '/report')
-end
+local finalize = count_chunk(imp, KEYS[12], KEYS[11], ARGV[9], now_ms, dry, ARGV[12] == '1',
+                             imported, duplicates, n_err, n_warn)
 return {1, imported, duplicates, finalize}

@@ -11,3 +11,30 @@ local function push_all(key, first, count, ttl)
   end
   if count > 0 then redis.call('EXPIRE', key, ttl) end
 end
+
+-- A committed chunk's counters, and whether it completes its import: the import's counters, the
+-- counters across imports (metrics: real runs only), chunks_failed for a chunk committed as errors,
+-- and, for the last chunk, the report's entry in the pending-work set. Returns 1 or 0.
+local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, failed,
+                           imported, duplicates, errors, warnings)
+  redis.call('HINCRBY', imp, 'rows', imported + duplicates + errors)
+  redis.call('HINCRBY', imp, 'imported', imported)
+  redis.call('HINCRBY', imp, 'duplicates', duplicates)
+  redis.call('HINCRBY', imp, 'errors', errors)
+  redis.call('HINCRBY', imp, 'warnings', warnings)
+  if failed then redis.call('HINCRBY', imp, 'chunks_failed', 1) end
+  if not dry then
+    redis.call('HINCRBY', metrics, 'rows_imported', imported)
+    redis.call('HINCRBY', metrics, 'rows_duplicate', duplicates)
+    redis.call('HINCRBY', metrics, 'rows_error', errors)
+  end
+  redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
+  redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')
+  local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
+  local total = redis.call('HGET', imp, 'chunks_total')
+  if total and tonumber(total) == done then
+    redis.call('ZADD', pending, now_ms, import_id .. '/report')
+    return 1
+  end
+  return 0
+end

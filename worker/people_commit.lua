@@ -112,25 +112,9 @@ end
 
 local imported, created, skipped = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 redis.call('DEL', chunk_key)
-redis.call('HINCRBY', imp, 'rows', n_err + imported + skipped)
-redis.call('HINCRBY', imp, 'imported', imported)
-redis.call('HINCRBY', imp, 'duplicates', skipped)
 redis.call('HINCRBY', imp, 'people_skipped', skipped)
-redis.call('HINCRBY', imp, 'errors', n_err)
-redis.call('HINCRBY', imp, 'warnings', n_warn)
 redis.call('HINCRBY', imp, 'people_created', created)
-if ARGV[11] == '1' then redis.call('HINCRBY', imp, 'chunks_failed', 1) end
-if not dry then
-  redis.call('HINCRBY', KEYS[10], 'rows_imported', imported)
-  redis.call('HINCRBY', KEYS[10], 'rows_duplicate', skipped)
-  redis.call('HINCRBY', KEYS[10], 'rows_error', n_err)
-end
-redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
-redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running', 'next_chunk', tonumber(chunk) + 1)
-local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
-local total = redis.call('HGET', imp, 'chunks_total')
-if total and tonumber(total) == done then
-  redis.call('ZADD', KEYS[9], now_ms, ARGV[10] .. '/report')
-  return {1, 1}
-end
-return {1, 0}
+redis.call('HSET', imp, 'next_chunk', tonumber(chunk) + 1)
+-- skipped rows (only_new: the person exists) count as duplicates
+return {1, count_chunk(imp, KEYS[10], KEYS[9], ARGV[10], now_ms, dry, ARGV[11] == '1',
+                       imported, skipped, n_err, n_warn)}

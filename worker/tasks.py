@@ -206,9 +206,10 @@ def sweep_pending() -> dict:
 
     def fail_lost(import_id: str, chunk: int) -> None:
         reason = "its rows expired before a worker processed them"
-        if st.spec(import_id).kind == "people":
-            fail_people_chunk(st, st.spec(import_id), chunk, reason, settings)
-        elif fail_chunk(st, import_id, chunk, reason, settings).finalize:
+        spec = st.spec(import_id)
+        result = fail_people_chunk(st, spec, chunk, reason, settings) if spec.kind == "people" \
+            else fail_chunk(st, import_id, chunk, reason, settings)
+        if result.finalize:
             finalize_import.apply_async((import_id,))
 
     swept = sweeper.sweep(st, settings.requeue_after_s,

@@ -41,7 +41,7 @@ def test_metrics_count_rows_imports_chunks_queues_and_triggers(store, workers, b
     assert got[("backfill_chunk_duration_seconds_count", ())] == chunks
     assert got[("backfill_chunk_duration_seconds_bucket", (("le", "+Inf"),))] == chunks
     assert got[("backfill_chunk_duration_seconds_sum", ())] > 0
-    assert got[("backfill_queue_length", (("queue", "imports"),))] >= 0
+    assert ("backfill_queue_length", (("queue", "imports"),)) in got  # (drained by now: its value varies)
     assert got[("backfill_pending_chunks", ())] == 0  # everything committed, the report written
     assert got[("backfill_triggers_scheduled", ())] == 120 and got[("backfill_triggers_due", ())] == 0
 
