@@ -30,11 +30,11 @@ def main() -> None:
 
     from producers.api import inspect
     from producers.split import chunks
-    from worker import chunk as core
-    from worker.embedded import start_private
+    from worker.events import chunk as core
     from worker.settings import Settings
     from worker.spec import ImportSpec
     from worker.store import Store, connect
+    from worker.store.embedded import start_private
 
     work = Path(tempfile.mkdtemp(prefix="backfill-parts-"))
     path = work / "events.csv"

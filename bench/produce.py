@@ -33,9 +33,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="naive: how many rows")
     args = parser.parse_args()
 
+    from bench import tasks as bench_tasks
     from producers import api
     from producers.split import chunks
-    from worker import bench_tasks, tasks
+    from worker import tasks
     from worker.settings import get_settings
     from worker.spec import ImportSpec, new_import_id
 

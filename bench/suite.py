@@ -64,7 +64,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra: list[str] = ()) -> dict:
     """One measured run: private Redis, ``workers`` worker processes, the producer in its own process."""
     from producers.demo import start_workers, stop_workers, wait_ready
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-{workers}w-", dir=work))
     server, url = start_private(run_dir / "redis", aof=False)
@@ -76,7 +76,7 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
 
     reset_settings()
     app = create_app()
-    processes = start_workers(url, workers, beat=False, log_dir=run_dir)
+    processes = start_workers(url, workers, beat=False, log_dir=run_dir, include=("bench.tasks",))
     try:
         wait_ready(app, workers)
         produced = subprocess.run([sys.executable, str(HERE / "produce.py"), mode, str(data), *extra],
@@ -117,7 +117,7 @@ def pure_core(data: Path, chunk_rows: int) -> dict:
     """Parse + validate + rules of the whole file in this process, no Redis: rows/s."""
     from producers.api import inspect
     from producers.split import chunks
-    from worker import chunk as core
+    from worker.events import chunk as core
     from worker.spec import ImportSpec
 
     source, plan = inspect(data)

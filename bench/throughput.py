@@ -40,7 +40,7 @@ def main() -> None:
     with data.open("w", newline="") as out:
         (generate_people if args.kind == "people" else generate)(out, args.rows)
 
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     redis_process, url = start_private(work / "redis")
     os.environ.update(REDIS_URL=url, BACKFILL_CHUNK_ROWS=str(args.chunk_rows), BACKFILL_LOG_LEVEL="WARNING",

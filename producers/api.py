@@ -16,11 +16,11 @@ from typing import BinaryIO
 
 import orjson
 
-from worker.chunk import encode_payload
 from worker.errors import ConfigError, FileProblem, ImportNotFound
+from worker.events.chunk import encode_payload
 from worker.logs import bind_chunk, get_logger
-from worker.people_columns import DATA_TO_PROCESS, EMPTY_CELLS
-from worker.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
+from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
+from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
 from worker.timestamps import parse_duration, zone

@@ -14,12 +14,18 @@ import time
 import click
 import orjson
 
-from worker.dialects import DIALECTS, column_letter
 from worker.errors import BackfillError, FileProblem
-from worker.people_columns import DATA_TO_PROCESS, EMPTY_CELLS, IDENTIFIERS, parse_mapping
-from worker.report import EXIT_TIMEOUT
+from worker.events.dialects import DIALECTS, column_letter
+from worker.ops.report import EXIT_TIMEOUT
+from worker.people.columns import (
+    DATA_TO_PROCESS,
+    EMPTY_CELLS,
+    IDENTIFIERS,
+    parse_mapping,
+)
 
 from . import render
+
 
 def _echo_json(data: object) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -190,7 +196,7 @@ def top(interval: float, once: bool) -> None:
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
 def metrics(port: int, bind: str) -> None:
     """Serve Prometheus metrics (rows by outcome, imports, chunk times, queues, triggers) from Redis."""
-    from worker.metrics import serve
+    from worker.ops.metrics import serve
     from worker.tasks import store
 
     serve(store().r, port, bind)
@@ -348,7 +354,7 @@ def campaigns() -> None:
 @click.option("--delay", default="0", show_default=True, help="Delay after the event: 0, 30m, 10d...")
 def campaigns_add(name: str, event: str, delay: str) -> None:
     """Create or replace campaign NAME."""
-    from worker.rules import Campaign
+    from worker.events.rules import Campaign
     from worker.tasks import store
     from worker.timestamps import parse_duration
 

@@ -15,13 +15,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def start_workers(url: str, count: int, *, beat: bool = True, log_dir: Path | None = None,
-                  extra_env: dict[str, str] | None = None) -> list[subprocess.Popen]:
-    """Start ``count`` solo-pool Celery workers on ``url`` (the first with beat)."""
+                  extra_env: dict[str, str] | None = None, include: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+    """Start ``count`` solo-pool Celery workers on ``url`` (the first with beat); ``include``: more
+    task modules to load (the benchmark's)."""
     env = {**os.environ, "REDIS_URL": url, **(extra_env or {})}
     processes = []
     for index in range(count):
         args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
                 "--pool", "solo", "-n", f"w{index}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
+        for module in include:
+            args += ["-I", module]
         if beat and index == 0 and log_dir is not None:
             args += ["-B", "-s", str(log_dir / "celerybeat-schedule")]
         out = open(log_dir / f"worker{index}.log", "wb") if log_dir else subprocess.DEVNULL
@@ -54,7 +57,7 @@ def stop_workers(processes: list[subprocess.Popen]) -> None:
 def run(workers: int) -> int:
     """Run the demo; the exit code is 0 when every example finished as expected."""
     from worker.app import app
-    from worker.rules import Campaign
+    from worker.events.rules import Campaign
     from worker.settings import get_settings
     from worker.tasks import store
 

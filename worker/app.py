@@ -9,10 +9,10 @@ from celery import Celery, signals
 from kombu import Queue
 from kombu.serialization import register
 
-from . import keys
-from .embedded import broker_url, ensure_redis
-from .logs import configure
-from .settings import get_settings
+from worker import keys
+from worker.logs import configure
+from worker.settings import get_settings
+from worker.store.embedded import broker_url, ensure_redis
 
 
 def _dumps(obj: object) -> str:
@@ -65,7 +65,7 @@ def create_app() -> Celery:
         task_send_sent_event=True,
         timezone="UTC",
         enable_utc=True,
-        include=["worker.tasks", "worker.bench_tasks"],
+        include=["worker.tasks"],
     )
     app.conf.backfill_redis_url = url
     return app

@@ -1,6 +1,6 @@
 """The one root exception of backfill, and its two families.
 
-Row problems are data (see ``worker.rows.Problem``), never exceptions. These are
+Row problems are data (see ``worker.events.rows.Problem``), never exceptions. These are
 for everything else: a file that cannot be imported, a setting that is wrong, a
 service that did not answer.
 """

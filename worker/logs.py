@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import orjson
 import structlog
 
-from .settings import Settings
+from worker.settings import Settings
 
 _configured = False
 
@@ -59,7 +59,7 @@ def configure(settings: Settings, *, stream=None) -> None:
 def get_logger(name: str = "backfill") -> structlog.stdlib.BoundLogger:
     """A structlog logger (configures defaults on first use)."""
     if not _configured:
-        from .settings import get_settings
+        from worker.settings import get_settings
         configure(get_settings())
     return structlog.get_logger(name)
 

@@ -10,7 +10,7 @@ import functools
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from worker.errors import ConfigError
 
 DAY = 86_400
 

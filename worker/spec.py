@@ -7,8 +7,8 @@ import time
 
 import orjson
 
-from .dialects import Columns
-from .people_columns import PeopleColumns
+from worker.events.dialects import Columns
+from worker.people.columns import PeopleColumns
 
 
 def new_import_id() -> str:

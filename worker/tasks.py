@@ -14,17 +14,18 @@ import structlog
 from celery import signals
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import chunk as core
-from . import notify, rules, sweeper
-from .app import app
-from .deliveries import delivery, poison_reason
-from .errors import PermanentError
-from .logs import bind_chunk, get_logger
-from .people_run import fail_people_chunk, run_people
-from .report import build_report
-from .settings import Settings, get_settings
-from .spec import ImportSpec
-from .store import TRANSIENT, CommitResult, Store, connect, now_ms
+from worker.app import app
+from worker.errors import PermanentError
+from worker.events import chunk as core
+from worker.events import rules
+from worker.logs import bind_chunk, get_logger
+from worker.ops import notify, sweeper
+from worker.ops.poison import delivery, poison_reason
+from worker.ops.report import build_report
+from worker.people.apply import fail_people_chunk, run_people
+from worker.settings import Settings, get_settings
+from worker.spec import ImportSpec
+from worker.store import TRANSIENT, CommitResult, Store, connect, now_ms
 
 log = get_logger("backfill.worker")
 _store: Store | None = None
@@ -200,7 +201,7 @@ def move_due_triggers() -> int:
 
 @app.task(name="backfill.sweep", **_RETRY)
 def sweep_pending() -> dict:
-    """Send again the chunks and reports that went quiet (see :mod:`worker.sweeper`)."""
+    """Send again the chunks and reports that went quiet (see :mod:`worker.ops.sweeper`)."""
     settings = get_settings()
     st = store()
 

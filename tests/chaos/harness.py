@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
 
 from worker import keys  # noqa: E402
-from worker.embedded import free_port, start_private  # noqa: E402
-from worker.rows import dedupe_key  # noqa: E402
+from worker.events.rows import dedupe_key  # noqa: E402
+from worker.store.embedded import free_port, start_private  # noqa: E402
 
 
 # -- the oracle --------------------------------------------------------------------------------
@@ -53,9 +53,9 @@ def oracle(path: Path, chunk_rows: int, failed_chunks: frozenset[int] = frozense
     """Process ``path`` in this process, one chunk after the other; ``failed_chunks`` count as errors."""
     from producers.api import inspect
     from producers.split import chunks
-    from worker import chunk as core
-    from worker.spec import ImportSpec
+    from worker.events import chunk as core
     from worker.settings import Settings
+    from worker.spec import ImportSpec
 
     source, plan = inspect(path, settings=Settings())
     spec = ImportSpec(import_id="oracle", columns=plan.columns, identifier=plan.identifier, create_people=True)

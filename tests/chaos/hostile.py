@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from worker import keys
-from worker.embedded import start_private
+from worker.store.embedded import start_private
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = b"email,event_name,time,price\n"

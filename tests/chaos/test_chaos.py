@@ -56,7 +56,7 @@ def test_hostile_file_refused_quickly_in_bounded_memory(tmp_path, case):
     build, name, code = case
     path = tmp_path / name
     build(path, 0.25)
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     server, url = start_private(tmp_path / "redis")
     try:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     process, url = start_private(tmp_path_factory.mktemp("redis"))
     os.environ["REDIS_URL"] = url

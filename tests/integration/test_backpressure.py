@@ -19,7 +19,7 @@ from .helpers import write
 def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
     """No worker: the producer queues max_inflight chunks and waits; a worker arrives, all goes through."""
     from producers.demo import start_workers, stop_workers
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     server, url = start_private(tmp_path / "redis")
     env = {**os.environ, "REDIS_URL": url, "BACKFILL_CHUNK_ROWS": "10", "BACKFILL_MAX_INFLIGHT_CHUNKS": "3",
@@ -51,8 +51,8 @@ def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
 
 
 def test_embedded_redis_starts_once_and_is_reused(tmp_path):
-    from worker.embedded import ensure_redis, stop_embedded
     from worker.settings import Settings
+    from worker.store.embedded import ensure_redis, stop_embedded
 
     settings = Settings(home=tmp_path / "h")
     url = ensure_redis(settings)

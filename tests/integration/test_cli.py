@@ -25,7 +25,7 @@ def test_timeout_exit_code(tmp_path):
     import sys
     from pathlib import Path
 
-    from worker.embedded import start_private
+    from worker.store.embedded import start_private
 
     server, url = start_private(tmp_path / "redis")
     try:

@@ -6,7 +6,7 @@ import time
 from producers.source import Source
 from producers.split import chunks, scan
 from worker import keys
-from worker.chunk import encode_payload
+from worker.events.chunk import encode_payload
 from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
 

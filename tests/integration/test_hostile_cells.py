@@ -6,8 +6,8 @@ import csv
 import io
 from datetime import timezone
 
-from worker.dialects import plan_columns
-from worker.rows import validate_rows
+from worker.events.dialects import plan_columns
+from worker.events.rows import validate_rows
 
 from .helpers import run_import
 

@@ -180,7 +180,7 @@ def test_file_problems_fail_before_anything_is_queued(store, workers, tmp_path):
 
 
 def test_dry_run_writes_nothing_and_previews_triggers(store, workers, tmp_path):
-    from worker.rules import Campaign
+    from worker.events.rules import Campaign
 
     store.add_campaign(Campaign("thanks", "purchase", 0))
     store.add_campaign(Campaign("later", "purchase", 10 * 86400))

@@ -7,7 +7,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.embedded import free_port
+from worker.store.embedded import free_port
 
 from .helpers import run_import, write
 
@@ -19,7 +19,7 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 
 def test_metrics_count_rows_imports_chunks_queues_and_triggers(store, workers, backfill, tmp_path):
-    from worker.metrics import serve
+    from worker.ops.metrics import serve
 
     port = free_port()
     server = serve(store.r, port, "127.0.0.1")

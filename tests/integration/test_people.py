@@ -9,10 +9,10 @@ import orjson
 from producers.source import Source
 from producers.split import chunks, scan
 from worker import keys
-from worker.chunk import encode_payload
-from worker.people_store import CONFLICT, NOT_ITS_TURN
+from worker.events.chunk import encode_payload
 from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
+from worker.store.people import CONFLICT, NOT_ITS_TURN
 
 from .helpers import EXAMPLES, counted_once, run_import, write
 
@@ -81,7 +81,7 @@ def test_later_rows_win_across_chunks_with_real_workers(workers, store, tmp_path
 
 def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
     """Chunks 1..4 arrive first: nothing is applied until chunk 0 is there, then all in file order."""
-    from worker.people_run import run_people
+    from worker.people.apply import run_people
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))
     calls = []
@@ -97,7 +97,7 @@ def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
 
 
 def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(store, tmp_path):
-    from worker.people_run import apply_chunk
+    from worker.people.apply import apply_chunk
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))
     for number, payload in stored:
@@ -117,9 +117,9 @@ def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(stor
 def _changes_of(store, spec, number):
     from datetime import timezone
 
-    from worker import chunk as core
-    from worker.directory import Rules, apply_rows
-    from worker.people_rows import validate_people
+    from worker.events import chunk as core
+    from worker.people.directory import Rules, apply_rows
+    from worker.people.rows import validate_people
 
     rows, numbers = core.decode_payload(store.load_chunk(spec.import_id, number))
     valid = validate_people(rows, numbers, spec.columns, tz=timezone.utc, clear_empty=False)

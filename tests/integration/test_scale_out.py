@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 import re
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chaos.harness import Cluster, events_file, oracle
-from worker.metrics import RedisCollector
+from worker.ops.metrics import RedisCollector
 
 
 def test_three_workers_one_import_exact_totals(tmp_path):

@@ -1,9 +1,10 @@
 """The sweeper against a real Redis: what it sends again, what it leaves, what it forgets."""
 from __future__ import annotations
 
-from worker import keys, sweeper
-from worker.chunk import encode_payload
-from worker.dialects import plan_columns
+from worker import keys
+from worker.events.chunk import encode_payload
+from worker.events.dialects import plan_columns
+from worker.ops import sweeper
 from worker.spec import ImportSpec
 
 
@@ -35,8 +36,8 @@ def test_quiet_chunks_are_sent_again_and_recent_ones_left(store):
 
 
 def test_committed_chunks_leave_and_the_report_becomes_pending(store):
-    from worker.tasks import run_chunk
     from worker.settings import get_settings
+    from worker.tasks import run_chunk
 
     _import(store, "imp2", 2)
     store.set_total("imp2", 2)
@@ -62,7 +63,7 @@ def test_lost_rows_fail_the_chunk_and_expired_imports_are_forgotten(store):
 
 
 def test_deliveries_that_never_ended_are_counted(store):
-    from worker.deliveries import delivery
+    from worker.ops.poison import delivery
 
     _import(store, "imp4", 1)
     with delivery(store, "imp4", 0, max_tries=2) as deaths:

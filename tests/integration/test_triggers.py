@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from worker.rules import Campaign
+from worker.events.rules import Campaign
 
 from .helpers import run_import, write
 

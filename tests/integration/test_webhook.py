@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from worker.notify import SIGNATURE_HEADER, signature
+from worker.ops.notify import SIGNATURE_HEADER, signature
 
 from .conftest import WEBHOOK_SECRET
 from .helpers import run_import, write

@@ -1,13 +1,13 @@
 import pytest
 
-from worker.dialects import (
+from worker.errors import FileProblem
+from worker.events.dialects import (
     CUSTOMERIO,
     VERO,
     column_letter,
     detect_dialect,
     plan_columns,
 )
-from worker.errors import FileProblem
 
 
 def test_vero_header_with_spaces_after_commas():

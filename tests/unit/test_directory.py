@@ -1,9 +1,9 @@
 """The people rules, one test per rule, against an in-memory directory."""
 from datetime import timezone
 
-from worker.directory import Changes, Rules, Snapshot, apply_rows
-from worker.people_columns import plan_people_columns
-from worker.people_rows import validate_people
+from worker.people.columns import plan_people_columns
+from worker.people.directory import Changes, Rules, Snapshot, apply_rows
+from worker.people.rows import validate_people
 
 
 class World:

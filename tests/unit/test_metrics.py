@@ -1,5 +1,5 @@
 """The chunk-time histogram: which bucket a time lands in, and the cumulative form Prometheus reads."""
-from worker.metrics import _histogram
+from worker.ops.metrics import _histogram
 from worker.store import CHUNK_BUCKETS, bucket_of
 
 

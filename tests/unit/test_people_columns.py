@@ -3,8 +3,8 @@ from datetime import timezone
 import pytest
 
 from worker.errors import FileProblem
-from worker.people_columns import parse_mapping, plan_people_columns
-from worker.people_rows import parse_bool, validate_people
+from worker.people.columns import parse_mapping, plan_people_columns
+from worker.people.rows import parse_bool, validate_people
 
 
 def plan(header, **options):

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from producers.source import Source
 from producers.split import chunks, scan
-from worker import chunk as core
-from worker.dialects import plan_columns
-from worker.people_columns import plan_people_columns
-from worker.people_rows import validate_people
-from worker.rows import dedupe_key, validate_rows
+from worker.events import chunk as core
+from worker.events.dialects import plan_columns
+from worker.events.rows import dedupe_key, validate_rows
+from worker.people.columns import plan_people_columns
+from worker.people.rows import validate_people
 from worker.spec import ImportSpec
 
 # Any text a cell can hold: not NUL (refused as binary), not lone surrogates (not encodable).

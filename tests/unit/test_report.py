@@ -1,7 +1,7 @@
 import csv
 import io
 
-from worker.report import build_report, escape_cell, problems_csv
+from worker.ops.report import build_report, escape_cell, problems_csv
 
 
 def test_dangerous_cells_are_escaped_and_numbers_kept():

@@ -1,6 +1,6 @@
 """The worked cases of DESIGN.md, each its own test."""
-from worker import rules
-from worker.rules import Campaign, decide
+from worker.events import rules
+from worker.events.rules import Campaign, decide
 
 DAY, HOUR = 86_400, 3_600
 NOW = 1_800_000_000.0

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import keys
-from .logs import bind_chunk, get_logger
-from .store import Store, now_ms
+from worker import keys
+from worker.logs import bind_chunk, get_logger
+from worker.store import Store, now_ms
 
 log = get_logger("backfill.sweeper")
 

@@ -13,8 +13,8 @@ from datetime import tzinfo
 
 import orjson
 
-from .dialects import Columns
-from .timestamps import ACCEPTED, parse_time
+from worker.events.dialects import Columns
+from worker.timestamps import ACCEPTED, parse_time
 
 #: Event data a vendor reads as e-mail addresses (Customer.io's reserved data).
 RESERVED_EMAIL_DATA = ("recipient", "from_address", "reply_to")

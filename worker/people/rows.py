@@ -1,7 +1,7 @@
 """Row validation for people files: cells in, person changes and row problems out. Pure: no I/O.
 
 What a row *means* is decided here, with no knowledge of the directory; what
-it *does* (create, update, refuse) is decided in order by :mod:`worker.directory`.
+it *does* (create, update, refuse) is decided in order by :mod:`worker.people.directory`.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import tzinfo
 
 import orjson
 
-from .people_columns import PeopleColumns
-from .rows import Problem, fit_cells, is_email
-from .timestamps import ACCEPTED, parse_time
+from worker.events.rows import Problem, fit_cells, is_email
+from worker.people.columns import PeopleColumns
+from worker.timestamps import ACCEPTED, parse_time
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}

@@ -16,17 +16,17 @@ import time
 from collections.abc import Callable
 from datetime import timezone
 
-from . import chunk as core
-from .deliveries import delivery, poison_reason
-from .directory import Changes, Rules, apply_rows
-from .errors import TransientError
-from .logs import get_logger
-from .people_rows import validate_people
-from .people_store import COMMITTED, CONFLICT, PeopleCommit
-from .settings import Settings
-from .spec import ImportSpec
-from .store import TRANSIENT, Store
-from .timestamps import zone
+from worker.errors import TransientError
+from worker.events import chunk as core
+from worker.logs import get_logger
+from worker.ops.poison import delivery, poison_reason
+from worker.people.directory import Changes, Rules, apply_rows
+from worker.people.rows import validate_people
+from worker.settings import Settings
+from worker.spec import ImportSpec
+from worker.store import TRANSIENT, Store
+from worker.store.people import COMMITTED, CONFLICT, PeopleCommit
+from worker.timestamps import zone
 
 log = get_logger("backfill.worker")
 #: Commits refused because other writers changed the same people, before giving up (and retrying later).

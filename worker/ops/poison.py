@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from .logs import get_logger
-from .store import TRANSIENT, Store
+from worker.logs import get_logger
+from worker.store import TRANSIENT, Store
 
 log = get_logger("backfill.worker")
 

@@ -6,7 +6,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from .rules import OUTCOMES
+from worker.events.rules import OUTCOMES
 
 #: Final statuses, and the ``backfill import --wait`` exit code of each.
 EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4, "failed": 1}

@@ -2,7 +2,7 @@
 
 Layout (names in :mod:`worker.keys`): ``people:by_id`` and ``people:by_email``
 map identifiers to cio_ids; ``person:<cio_id>`` holds a person (see
-:mod:`worker.directory`). A dry run writes the same shapes under its shadow
+:mod:`worker.people.directory`). A dry run writes the same shapes under its shadow
 prefix and reads them before the real ones, so its later chunks see what its
 earlier chunks would have done.
 """
@@ -14,11 +14,11 @@ import secrets
 import orjson
 import redis
 
-from . import keys
-from .directory import Changes, Snapshot, digest
-from .lua import script
-from .people_rows import PersonRow
-from .spec import ImportSpec
+from worker import keys
+from worker.people.directory import Changes, Snapshot, digest
+from worker.people.rows import PersonRow
+from worker.spec import ImportSpec
+from worker.store.lua import script
 
 #: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people),
 #: renewed at every write: they serve only while the import runs, unlike its report and problem rows.

@@ -17,7 +17,7 @@ import urllib.request
 
 import orjson
 
-from .errors import TransientError
+from worker.errors import TransientError
 
 SIGNATURE_HEADER = "X-Backfill-Signature-256"
 #: The report fields of the one log line every finished import gets.

@@ -18,10 +18,15 @@ from wsgiref.simple_server import WSGIServer
 
 import redis
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
-from . import keys
-from .store import CHUNK_BUCKETS
+from worker import keys
+from worker.store import CHUNK_BUCKETS
 
 #: Final statuses an import can end in (worker/report.py).
 STATUSES = ("completed", "completed_with_errors", "partially_failed", "failed")

@@ -1,4 +1,4 @@
-"""Loading backfill's Lua scripts (the ``*.lua`` files beside this module)."""
+"""Loading backfill's Lua scripts (the ``*.lua`` files in ``scripts/`` beside this module)."""
 from __future__ import annotations
 
 import functools
@@ -8,5 +8,5 @@ from importlib import resources
 @functools.cache
 def script(name: str) -> str:
     """The source of script ``name`` with lib.lua's helpers in front (Redis scripts cannot import)."""
-    folder = resources.files("worker")
+    folder = resources.files("worker.store").joinpath("scripts")
     return folder.joinpath("lib.lua").read_text() + "\n" + folder.joinpath(name).read_text()

@@ -12,15 +12,14 @@ from collections.abc import Iterable, Iterator
 import orjson
 import redis
 
-from . import keys
-from .chunk import ChunkOutcome
-from .errors import ImportNotFound, TransientError
-from .lua import script
-from .people_store import SCRATCH_TTL_S, PeopleStore
-from .rows import person_key
-from .rules import Campaign
-from .spec import ImportSpec
-
+from worker import keys
+from worker.errors import ImportNotFound, TransientError
+from worker.events.chunk import ChunkOutcome
+from worker.events.rows import person_key
+from worker.events.rules import Campaign
+from worker.spec import ImportSpec
+from worker.store.lua import script
+from worker.store.people import SCRATCH_TTL_S, PeopleStore
 
 #: Failures worth retrying with backoff: the store was unreachable or busy.
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TransientError)
@@ -214,7 +213,7 @@ class Store:
         return cio
 
     def person(self, identifier: str, value: str) -> dict[str, str] | None:
-        """A person's stored fields, by id or e-mail (see :mod:`worker.directory` for the fields)."""
+        """A person's stored fields, by id or e-mail (see :mod:`worker.people.directory` for the fields)."""
         return self.people.find(person_key(value, identifier), identifier)
 
     def campaigns(self) -> list[Campaign]:

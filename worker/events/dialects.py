@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .errors import FileProblem
+from worker.errors import FileProblem
 
 VERO = "vero"
 CUSTOMERIO = "customerio"

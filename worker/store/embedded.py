@@ -17,8 +17,8 @@ from pathlib import Path
 
 import redis
 
-from .errors import ConfigError, TransientError
-from .settings import Settings
+from worker.errors import ConfigError, TransientError
+from worker.settings import Settings
 
 
 def server_binary() -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from . import keys
-from .app import app
-from .settings import get_settings
-from .tasks import commit_rows, store
+from worker import keys
+from worker.app import app
+from worker.settings import get_settings
+from worker.tasks import commit_rows, store
 
 
 @app.task(name="backfill.bench.floor_chunk")

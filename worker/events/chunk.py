@@ -10,11 +10,10 @@ from datetime import timezone
 
 import orjson
 
-from . import rules
-from .rows import Event, Problem, RowOutcome, dedupe_key, validate_rows
-from .spec import ImportSpec
-from .timestamps import iso, zone
-
+from worker.events import rules
+from worker.events.rows import Event, Problem, RowOutcome, dedupe_key, validate_rows
+from worker.spec import ImportSpec
+from worker.timestamps import iso, zone
 
 #: The dedupe key of an event that has none (it cannot be named, so it is never a duplicate).
 NO_KEY = b"\0" * 10

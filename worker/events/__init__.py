@@ -1,0 +1,1 @@
+"""The events core: dialects, row validation, trigger rules, and the chunk pipeline."""

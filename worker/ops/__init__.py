@@ -1,0 +1,1 @@
+"""Operations: the sweeper, poison chunks, reports, notifications and metrics."""

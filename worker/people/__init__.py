@@ -1,0 +1,1 @@
+"""The people core: columns, rows, the directory rules, and the in-order apply."""
