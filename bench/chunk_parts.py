@@ -45,7 +45,7 @@ def main() -> None:
         st = Store(connect(url))
         source, plan = inspect(path, settings=Settings())
         spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, create_people=True)
-        st.create_import(spec, {}, 3600)
+        st.imports.create(spec, {}, 3600)
         with source:
             loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
         gc.freeze()
@@ -56,11 +56,11 @@ def main() -> None:
             t0 = time.perf_counter()
             validated = core.validate(spec, rows, numbers, at, 300)
             t1 = time.perf_counter()
-            existing = st.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
+            existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
             t2 = time.perf_counter()
             outcome = core.assemble(spec, validated, rows, numbers, existing, {}, at, 300)
             t3 = time.perf_counter()
-            st.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
+            st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
             t4 = time.perf_counter()
             for name, spent in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 totals[name] += spent

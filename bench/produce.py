@@ -22,7 +22,7 @@ def _peak_rss_mb() -> float:
 
 
 def _wait_done(st, import_id: str, total: int) -> None:
-    while int(st.state(import_id).get("chunks_done", 0)) < total:
+    while int(st.imports.state(import_id).get("chunks_done", 0)) < total:
         time.sleep(0.02)
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         import_id = new_import_id()
         spec = ImportSpec(import_id=import_id, columns=plan.columns, identifier=plan.identifier,
                           source=args.file, create_people=True)
-        st.create_import(spec, {"rows_expected": plan.rows}, settings.retention_s)
+        st.imports.create(spec, {"rows_expected": plan.rows}, settings.retention_s)
         with source:
             if args.mode == "floor":
                 total = api.queue_chunks(st, bench_tasks.floor_chunk, source, plan, import_id, settings)

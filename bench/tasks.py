@@ -10,8 +10,9 @@ import time
 
 from worker import keys
 from worker.app import app
+from worker.events.pipeline import commit_rows
 from worker.settings import get_settings
-from worker.tasks import commit_rows, store
+from worker.tasks import store
 
 
 @app.task(name="backfill.bench.floor_chunk")
@@ -27,4 +28,4 @@ def floor_chunk(import_id: str, chunk: int) -> None:
 def naive_row(import_id: str, row: int, cells: list[str]) -> None:
     """One row, one task: the same validation, lookup, dedupe and commit as a chunk, for a single row."""
     st = store()
-    commit_rows(st, st.spec(import_id), row, [cells], [row], get_settings(), time.time())
+    commit_rows(st, st.imports.spec(import_id), row, [cells], [row], get_settings(), time.time())

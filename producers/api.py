@@ -17,7 +17,6 @@ from typing import BinaryIO
 import orjson
 
 from worker.errors import ConfigError, FileProblem, ImportNotFound
-from worker.events.chunk import encode_payload
 from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
@@ -51,7 +50,7 @@ class ImportHandle:
 
     def state(self) -> dict[str, str]:
         """The raw stored state (counters, status); raises ImportNotFound when unknown."""
-        state = self._store().state(self.import_id)
+        state = self._store().imports.state(self.import_id)
         if not state:
             raise ImportNotFound(f"no import {self.import_id!r} (unknown, or expired after its retention)")
         return state
@@ -94,7 +93,7 @@ class ImportHandle:
         else:
             spec = ImportSpec.from_json(state["spec"])
             header, dropped = list(spec.columns.header), list(spec.columns.dropped)
-        return problems_csv(header, dropped, st.problems(self.import_id, kind), kind)
+        return problems_csv(header, dropped, st.imports.problems(self.import_id, kind), kind)
 
 
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
@@ -174,7 +173,7 @@ def enqueue_import(
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
                                   "(BACKFILL_WORKSPACE_IDENTIFIERS=id_only): --create-people needs a file of ids")
         except FileProblem as problem:
-            st.fail_import(import_id, str(path), problem.code, str(problem))
+            st.imports.refuse(import_id, str(path), problem.code, str(problem))
             log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
             tasks.run_finalize(st, import_id, settings)
             return handle
@@ -186,14 +185,14 @@ def enqueue_import(
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
-            st.create_import(spec, {
+            st.imports.create(spec, {
                 "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
             }, settings.retention_s)
             log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                      identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
             count = queue_chunks(st, tasks.process_chunk, source, plan, import_id, settings, on_chunk)
-        if st.set_total(import_id, count):
+        if st.work.set_total(import_id, count):
             tasks.finalize_import.apply_async((import_id,))
     return handle
 
@@ -204,7 +203,7 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
     count = 0
     for chunk in chunks(source, plan, settings.chunk_rows):
         _wait_for_room(st, import_id, settings)
-        st.put_chunk(import_id, chunk.number, encode_payload(chunk.rows, chunk.row_numbers),
+        st.work.put_chunk(import_id, chunk.number, chunk.rows, chunk.row_numbers,
                      settings.retention_s)
         task.apply_async((import_id, chunk.number))
         count += 1
@@ -215,13 +214,13 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
 
 def _wait_for_room(st, import_id: str, settings: Settings) -> None:
     """Backpressure: pause while too many chunks of this import wait uncommitted."""
-    if st.in_flight(import_id) < settings.max_inflight_chunks:
+    if st.work.in_flight(import_id) < settings.max_inflight_chunks:
         return
     waited_since = time.monotonic()
     warned = False
-    while st.in_flight(import_id) >= settings.max_inflight_chunks:
+    while st.work.in_flight(import_id) >= settings.max_inflight_chunks:
         if not warned and time.monotonic() - waited_since > STALL_WARNING_S:
             log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
-                        in_flight=st.in_flight(import_id))
+                        in_flight=st.work.in_flight(import_id))
             warned = True
         time.sleep(0.02)

@@ -56,13 +56,13 @@ def stop_workers(processes: list[subprocess.Popen]) -> None:
 
 def run(workers: int) -> int:
     """Run the demo; the exit code is 0 when every example finished as expected."""
+    from producers.cli.render import print_report
     from worker.app import app
     from worker.events.rules import Campaign
     from worker.settings import get_settings
     from worker.tasks import store
 
     from .api import enqueue_import
-    from .render import print_report
 
     settings = get_settings()
     # The demo prints reports; the producer's log lines would only interleave with them.
@@ -75,8 +75,8 @@ def run(workers: int) -> int:
         wait_ready(app, workers)
         click.echo(f"{workers} workers ready (logs in {settings.home})\n")
         st = store()
-        st.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
-        st.add_campaign(Campaign("purchase thank-you", "purchase", 0))
+        st.triggers.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
+        st.triggers.add_campaign(Campaign("purchase thank-you", "purchase", 0))
         runs = [
             ("People first (Customer.io people CSV)", EXAMPLES / "people.csv", dict(kind="people"), "completed"),
             ("Vero example, passive, creating its person", EXAMPLES / "vero_events.csv",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from worker.cells import column_letter
 from worker.errors import FileProblem
-from worker.events.dialects import VERO, Columns, column_letter, plan_columns
+from worker.events.dialects import VERO, Columns, plan_columns
 from worker.people.columns import PeopleColumns, plan_people_columns
 
 from .source import Records, Sniffed, Source, check_bytes, sniff

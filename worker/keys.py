@@ -35,7 +35,7 @@ PENDING = PREFIX + "pending"
 #: rows_error (real runs only), imports_created, imports_<final status>.
 METRICS = PREFIX + "metrics"
 #: Hash: chunk processing time histogram, field = bucket upper bound in seconds (or "+Inf"),
-#: plus "sum" and "count" (see worker/metrics.py).
+#: plus "sum" and "count" (see worker/store/metrics.py).
 CHUNK_SECONDS = PREFIX + "metrics:chunk_seconds"
 #: The pending member of an import's report.
 REPORT = "report"

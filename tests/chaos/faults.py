@@ -19,9 +19,9 @@ import signal
 import time
 from pathlib import Path
 
-from worker import tasks
+from worker.events import pipeline
 
-_real_run_chunk = tasks.run_chunk
+_real_run_chunk = pipeline.run_chunk
 SLOW_S = int(os.environ.get("CHAOS_SLOW_MS", "0")) / 1000
 RAISE_CHUNK = int(os.environ.get("CHAOS_RAISE_CHUNK", "-1"))
 POISON_CHUNK = int(os.environ.get("CHAOS_POISON_CHUNK", "-1"))
@@ -29,7 +29,7 @@ BUSY_DIR = os.environ.get("CHAOS_BUSY_DIR")
 
 
 def run_chunk(st, import_id, chunk, settings, **kwargs):
-    """The real chunk task body, with the configured faults in front of it."""
+    """The real events pipeline, with the configured faults in front of it."""
     busy = Path(BUSY_DIR) / str(os.getpid()) if BUSY_DIR else None
     if busy is not None:
         busy.write_text(f"{import_id} {chunk}")
@@ -46,4 +46,4 @@ def run_chunk(st, import_id, chunk, settings, **kwargs):
             busy.unlink(missing_ok=True)
 
 
-tasks.run_chunk = run_chunk
+pipeline.run_chunk = run_chunk

@@ -260,12 +260,12 @@ class Cluster:
         from worker.store import Store
 
         st = Store(self.client())
-        ids = collections.Counter(event["id"] for event in st.events(import_id))
-        error_rows = collections.Counter(problem["row"] for problem in st.problems(import_id, "errors"))
+        ids = collections.Counter(event["id"] for event in st.events.read(import_id))
+        error_rows = collections.Counter(problem["row"] for problem in st.imports.problems(import_id, "errors"))
         lost = len(expected.event_ids - ids.keys()) + len(expected.error_rows - error_rows.keys())
         doubled = sum(n - 1 for n in ids.values() if n > 1) + sum(n - 1 for n in error_rows.values() if n > 1)
         extra = len(ids.keys() - expected.event_ids) + len(error_rows.keys() - expected.error_rows)
-        state = st.state(import_id)
+        state = st.imports.state(import_id)
         return {
             "rows": expected.rows, "lost": lost, "doubled": doubled, "unexpected": extra,
             "report_matches": (report["rows"], report["imported"], report["duplicates"], report["errors"])

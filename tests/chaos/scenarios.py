@@ -180,7 +180,7 @@ def _codes(cluster: Cluster, import_id: str, rows: list[int]) -> set[str]:
     from worker.store import Store
 
     wanted = set(rows)
-    problems = [p for p in Store(cluster.client()).problems(import_id, "errors") if p["row"] in wanted]
+    problems = [p for p in Store(cluster.client()).imports.problems(import_id, "errors") if p["row"] in wanted]
     assert {p["row"] for p in problems} == wanted, "some rows of the failed chunk are not in the errors"
     return {code for p in problems for code in p["codes"]}
 

@@ -6,7 +6,6 @@ import time
 from producers.source import Source
 from producers.split import chunks, scan
 from worker import keys
-from worker.events.chunk import encode_payload
 from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
 
@@ -22,44 +21,45 @@ def _staged_import(store, tmp_path, rows: int = 120):
     plan = scan(source)
     spec = ImportSpec(import_id=new_import_id(), columns=plan.columns, identifier=plan.identifier,
                       source=str(path), create_people=True)
-    store.create_import(spec, {"rows_expected": plan.rows}, 3600)
+    store.imports.create(spec, {"rows_expected": plan.rows}, 3600)
     count = 0
     for chunk in chunks(source, plan, 50):
-        store.put_chunk(spec.import_id, chunk.number, encode_payload(chunk.rows, chunk.row_numbers), 3600)
+        store.work.put_chunk(spec.import_id, chunk.number, chunk.rows, chunk.row_numbers, 3600)
         count += 1
     return spec, count
 
 
 def test_a_chunk_run_twice_commits_once(store, tmp_path):
-    from worker.tasks import run_chunk
+    from worker.events.pipeline import run_chunk
 
     spec, count = _staged_import(store, tmp_path)
     first = run_chunk(store, spec.import_id, 0, get_settings())
-    state = store.state(spec.import_id)
+    state = store.imports.state(spec.import_id)
     again = run_chunk(store, spec.import_id, 0, get_settings())
     assert first.committed and first.imported == 50
     assert not again.committed and again.imported == 0
-    assert store.state(spec.import_id) == state
-    assert len(list(store.events(spec.import_id))) == 50
+    assert store.imports.state(spec.import_id) == state
+    assert len(list(store.events.read(spec.import_id))) == 50
 
 
 def test_chunks_committed_out_of_order_and_total_set_last_finalize_once(store, tmp_path):
-    from worker.tasks import run_chunk, run_finalize
+    from worker.events.pipeline import run_chunk
+    from worker.tasks import run_finalize
 
     spec, count = _staged_import(store, tmp_path)
     results = [run_chunk(store, spec.import_id, n, get_settings()) for n in reversed(range(count))]
     assert not any(r.finalize for r in results)  # total not known yet
-    assert store.set_total(spec.import_id, count)  # ...so the producer's call finalizes
+    assert store.work.set_total(spec.import_id, count)  # ...so the producer's call finalizes
     assert run_finalize(store, spec.import_id, get_settings())["imported"] == 120
     assert run_finalize(store, spec.import_id, get_settings()) is None
-    assert store.state(spec.import_id)["finalize_runs"] == "1"
+    assert store.imports.state(spec.import_id)["finalize_runs"] == "1"
 
 
 def test_last_commit_after_total_asks_for_finalize(store, tmp_path):
-    from worker.tasks import run_chunk
+    from worker.events.pipeline import run_chunk
 
     spec, count = _staged_import(store, tmp_path)
-    assert not store.set_total(spec.import_id, count)
+    assert not store.work.set_total(spec.import_id, count)
     results = [run_chunk(store, spec.import_id, n, get_settings()) for n in range(count)]
     assert [r.finalize for r in results] == [False] * (count - 1) + [True]
     # a redelivered last chunk commits nothing but still sees the import complete
@@ -84,10 +84,10 @@ def test_every_chunk_published_twice_through_real_workers(store, workers, tmp_pa
     while busy() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not busy(), "the replayed chunks were not all processed"
-    state = store.state(iid)
+    state = store.imports.state(iid)
     assert state["finalize_runs"] == "1" and state["chunks_done"] == str(report["chunks"])
     assert state["imported"] == "300" and counted_once(report)
-    assert len(list(store.events(iid))) == 300
+    assert len(list(store.events.read(iid))) == 300
 
 
 def test_a_chunk_that_raises_ends_as_errors_and_the_import_never_hangs(store, workers, tmp_path):
@@ -97,17 +97,17 @@ def test_a_chunk_that_raises_ends_as_errors_and_the_import_never_hangs(store, wo
     from worker.tasks import finalize_import, process_chunk
 
     spec, count = _staged_import(store, tmp_path)
-    payload = orjson.loads(store.load_chunk(spec.import_id, 1))
+    payload = orjson.loads(store.r.get(keys.import_chunk(spec.import_id, 1)))
     payload["rows"][7] = 42  # not a record: validation raises inside the worker
     store.r.set(keys.import_chunk(spec.import_id, 1), orjson.dumps(payload))
     for chunk in range(count):
         process_chunk.apply_async((spec.import_id, chunk))
-    if store.set_total(spec.import_id, count):
+    if store.work.set_total(spec.import_id, count):
         finalize_import.apply_async((spec.import_id,))
     report = ImportHandle(spec.import_id).wait(timeout=30)
-    assert report is not None, store.state(spec.import_id)
+    assert report is not None, store.imports.state(spec.import_id)
     assert report["status"] == "partially_failed" and report["chunks_failed"] == 1
     assert report["errors"] == 50 and report["imported"] == 70 and report["rows"] == 120
-    failed = list(store.problems(spec.import_id, "errors"))
+    failed = list(store.imports.problems(spec.import_id, "errors"))
     assert {p["codes"][0] for p in failed} == {"chunk_failed"}
     assert sorted(p["row"] for p in failed) == list(range(52, 102))

@@ -54,5 +54,5 @@ def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, t
     direct = validate_rows(corrected[1:], list(range(2, 2 + len(cells))), plan_columns(corrected[0]),
                            identifier="email", tz=timezone.utc, now=1_800_000_000.0, clock_skew_s=300)
     expected = {e.person: e.data for e in direct.events}
-    imported = {e["person"]["email"]: e["data"] for e in store.events(again["import_id"])}
+    imported = {e["person"]["email"]: e["data"] for e in store.events.read(again["import_id"])}
     assert imported == expected and len(imported) == len(cells)

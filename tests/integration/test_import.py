@@ -20,10 +20,10 @@ VERO_PUBLISHED = (
 
 
 def test_published_vero_example(store, workers, tmp_path):
-    store.add_person("email", "tyrion.lannister@casterlyrock.com")
+    store.people.add("email", "tyrion.lannister@casterlyrock.com")
     report = run_import(write(tmp_path, "vero.csv", VERO_PUBLISHED))
     assert report["status"] == "completed" and report["imported"] == 3 and report["dialect"] == "vero"
-    events = sorted(store.events(report["import_id"]), key=lambda e: e["row"])
+    events = sorted(store.events.read(report["import_id"]), key=lambda e: e["row"])
     assert [e["person"] for e in events] == [{"email": "tyrion.lannister@casterlyrock.com"}] * 3
     assert {e["name"] for e in events} == {"Completes checkout"}
     assert [iso(e["timestamp"]) for e in events] == ["2022-01-02T03:05:00.000Z", "2022-01-14T16:00:00.000Z",
@@ -34,14 +34,14 @@ def test_published_vero_example(store, workers, tmp_path):
 
 def test_published_customerio_columns(store, workers, tmp_path):
     for person in ("cust_1", "cust_2"):
-        store.add_person("id", person)
+        store.people.add("id", person)
     path = write(tmp_path, "cio.csv",
                  "_cio_name,_cio_customer_id,_cio_timestamp,property.subproperty,plan\n"
                  " purchase ,cust_1,1642212000,x,pro\n"
                  "purchase,cust_2,2022-01-15T02:00:00+02:00,,basic\n")
     report = run_import(path)
     assert report["status"] == "completed" and report["dialect"] == "customerio" and report["identifier"] == "id"
-    first, second = sorted(store.events(report["import_id"]), key=lambda e: e["row"])
+    first, second = sorted(store.events.read(report["import_id"]), key=lambda e: e["row"])
     assert first["name"] == "purchase"  # trimmed
     assert first["person"] == {"id": "cust_1"} and iso(first["timestamp"]) == "2022-01-15T02:00:00.000Z"
     assert first["data"] == {"property.subproperty": "x", "plan": "pro"}  # flat: the literal key
@@ -54,7 +54,7 @@ def test_unknown_people_are_row_errors_unless_created(store, workers):
     assert "person_not_found" in "".join(report["_handle"].problems_csv("errors"))
     created = run_import(EXAMPLES / "vero_events.csv", create_people=True)
     assert created["imported"] == 3 and created["people_created"] == 1
-    person = store.person("email", "Tyrion.Lannister@casterlyrock.com")
+    person = store.people.find("Tyrion.Lannister@casterlyrock.com", "email")
     assert person["email"] == "tyrion.lannister@casterlyrock.com" and person["cio_id"]
 
 
@@ -63,7 +63,7 @@ def test_importing_the_same_file_twice_imports_nothing_the_second_time(store, wo
     second = run_import(EXAMPLES / "customerio_events.csv", create_people=True)
     assert first["imported"] == 4 and first["duplicates"] == 0
     assert second["imported"] == 0 and second["duplicates"] == 4 and second["status"] == "completed"
-    assert len(list(store.events())) == 4
+    assert len(list(store.events.read())) == 4
 
 
 def test_expired_marks_are_ignored_then_pruned(store, workers):
@@ -72,7 +72,7 @@ def test_expired_marks_are_ignored_then_pruned(store, workers):
     marks = sum(store.r.hlen(s) for s in shards)
     assert marks == 4 and all(store.r.ttl(s) == -1 for s in shards)  # no TTL: pruning frees them
     now_ms = int(time.time() * 1000)
-    assert store.prune_dedupe(now_ms) == 0  # nothing expired yet
+    assert store.events.prune_dedupe(now_ms) == 0  # nothing expired yet
     for shard in shards:  # the dedupe window passes: every mark's expiry hour is behind us
         for field in store.r.hkeys(shard):
             store.r.hset(shard, field, now_ms // 3_600_000 - 1)
@@ -81,7 +81,7 @@ def test_expired_marks_are_ignored_then_pruned(store, workers):
     for shard in shards:
         for field in store.r.hkeys(shard):
             store.r.hset(shard, field, now_ms // 3_600_000 - 1)
-    assert store.prune_dedupe(now_ms) == 4
+    assert store.events.prune_dedupe(now_ms) == 4
     assert not list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))  # an emptied hash is gone
 
 
@@ -117,7 +117,7 @@ def test_bad_rows_sprinkled_through_a_file_are_each_counted_once(store, workers,
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     assert {int(r["_row"]) for r in rows} == bad
     assert all(r["_errors"] for r in rows)
-    imported_rows = {e["row"] for e in store.events(report["import_id"])}
+    imported_rows = {e["row"] for e in store.events.read(report["import_id"])}
     assert imported_rows == set(range(2, 503)) - bad
 
 
@@ -137,7 +137,7 @@ def test_errors_csv_round_trips_once_corrected(store, workers, tmp_path):
     errors_file.write_text("\ufeff" + fixed, encoding="utf-8")
     again = run_import(errors_file, create_people=True)
     assert again["status"] == "completed" and again["imported"] == 2
-    events = {e["person"]["email"]: e for e in store.events(again["import_id"])}
+    events = {e["person"]["email"]: e for e in store.events.read(again["import_id"])}
     assert events["bob@example.com"]["data"] == {"note": "@SUM(A1)"}  # our escape undone
     assert events["grace@example.com"]["data"] == {"note": "-12.5"}
     assert all("_row" not in e["data"] and "_errors" not in e["data"] for e in events.values())
@@ -153,7 +153,7 @@ def test_bom_cp1252_semicolon_and_multiline_files(store, workers, tmp_path):
     for path in (bom, cp, semi, multi):
         report = run_import(path, create_people=True)
         assert report["status"] == "completed", report
-        results[path.name] = (report, sorted(store.events(report["import_id"]), key=lambda e: e["row"]))
+        results[path.name] = (report, sorted(store.events.read(report["import_id"]), key=lambda e: e["row"]))
     assert results["bom.csv"][1][0]["data"] == {"city": "Orléans"}
     assert results["cp.csv"][0]["encoding"] == "cp1252"
     assert results["cp.csv"][1][0]["name"] == "Commandé" and results["cp.csv"][1][0]["data"] == {"city": "Zürich"}
@@ -176,14 +176,14 @@ def test_file_problems_fail_before_anything_is_queued(store, workers, tmp_path):
         iid = report["import_id"]
         assert not list(store.r.scan_iter(match=keys.import_chunk(iid, 0) + "*"))
         assert report["_handle"].exit_code() == 1
-    assert not list(store.events())
+    assert not list(store.events.read())
 
 
 def test_dry_run_writes_nothing_and_previews_triggers(store, workers, tmp_path):
     from worker.events.rules import Campaign
 
-    store.add_campaign(Campaign("thanks", "purchase", 0))
-    store.add_campaign(Campaign("later", "purchase", 10 * 86400))
+    store.triggers.add_campaign(Campaign("thanks", "purchase", 0))
+    store.triggers.add_campaign(Campaign("later", "purchase", 10 * 86400))
     now = time.time()
     path = write(tmp_path, "dry.csv", "_cio_name,_cio_customer_id,_cio_timestamp\n"
                  f"purchase,new_1,{int(now - 3600)}\npurchase,new_2,{int(now - 20 * 86400)}\n")
@@ -191,8 +191,8 @@ def test_dry_run_writes_nothing_and_previews_triggers(store, workers, tmp_path):
     assert report["dry_run"] and report["imported"] == 2 and report["people_created"] == 2
     assert report["triggers"]["sent_now"] == 2 and report["triggers"]["scheduled"] == 1
     assert report["triggers"]["discarded"] == 1
-    assert not list(store.events()) and not store.scheduled() and not store.deliveries()
-    assert store.person("id", "new_1") is None
+    assert not list(store.events.read()) and not store.triggers.scheduled() and not store.triggers.deliveries()
+    assert store.people.find("new_1", "id") is None
     assert not list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))
 
 
@@ -212,7 +212,7 @@ def test_stdin_and_gzip(store, workers, tmp_path):
 def test_naive_times_in_the_import_time_zone(store, workers, tmp_path):
     path = write(tmp_path, "tz.csv", "email,event_name,time\na@example.com,x,2024-07-01 12:00\n")
     report = run_import(path, create_people=True, timezone="Europe/Paris")
-    [event] = store.events(report["import_id"])
+    [event] = store.events.read(report["import_id"])
     assert event["timestamp"] == int(datetime(2024, 7, 1, 10, tzinfo=timezone.utc).timestamp())
 
 

@@ -53,9 +53,9 @@ def test_status_watch_follows_an_import_to_its_end(store, workers, backfill, tmp
     producer = threading.Thread(target=backfill, args=("import", str(path), "--create-people"))
     producer.start()
     deadline = time.monotonic() + 30
-    while not store.recent_imports(1) and time.monotonic() < deadline:
+    while not store.imports.recent(1) and time.monotonic() < deadline:
         time.sleep(0.02)
-    [import_id] = store.recent_imports(1)
+    [import_id] = store.imports.recent(1)
     watched = backfill("status", import_id, "--watch", "--interval", "0.1", timeout=120)
     producer.join()
     frames = watched.stdout.decode().splitlines()
@@ -65,7 +65,7 @@ def test_status_watch_follows_an_import_to_its_end(store, workers, backfill, tmp
 
 
 def test_top_shows_queues_and_what_is_in_flight(store, workers, backfill):
-    from producers import watch
+    from producers.cli import watch
 
     shown = backfill("top", "--once")
     assert shown.returncode == 0 and "queues  imports" in shown.stdout.decode()

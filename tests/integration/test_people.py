@@ -9,7 +9,6 @@ import orjson
 from producers.source import Source
 from producers.split import chunks, scan
 from worker import keys
-from worker.events.chunk import encode_payload
 from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
 from worker.store.people import CONFLICT, NOT_ITS_TURN
@@ -39,8 +38,8 @@ def _stage(store, path, **options):
     plan = scan(source, people={"mapping": {}, "skip": (), "data_to_process": options.get("data_to_process", "all")})
     spec = ImportSpec(import_id=new_import_id(), columns=plan.columns, identifier=plan.identifier, kind="people",
                       source=str(path), **options)
-    store.create_import(spec, {"rows_expected": plan.rows}, 3600)
-    stored = [(c.number, encode_payload(c.rows, c.row_numbers)) for c in chunks(source, plan, 50)]
+    store.imports.create(spec, {"rows_expected": plan.rows}, 3600)
+    stored = [(c.number, (c.rows, c.row_numbers)) for c in chunks(source, plan, 50)]
     source.close()
     return spec, stored
 
@@ -74,7 +73,7 @@ def test_later_rows_win_across_chunks_with_real_workers(workers, store, tmp_path
     path = _plan_order_file(tmp_path)
     report = run_import(path, kind="people")
     assert counted_once(report) and report["errors"] == 0 and report["chunks"] == 5
-    person = store.person("id", "1")
+    person = store.people.find("1", "id")
     assert person["a:plan"] == _expected_last_plan(path) and person["email"] == "one@example.com"
     assert report["people_created"] == 1 + (240 - 35)
 
@@ -88,40 +87,39 @@ def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
     run = lambda: run_people(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),  # noqa: E731
                              on_handover=calls.append)
     for number, payload in stored[1:]:
-        store.put_chunk(spec.import_id, number, payload, 3600)
-    assert run() == 0 and store.person("id", "1") is None and store.state(spec.import_id)["chunks_done"] == "0"
-    store.set_total(spec.import_id, len(stored))
-    store.put_chunk(spec.import_id, 0, stored[0][1], 3600)
+        store.work.put_chunk(spec.import_id, number, *payload, 3600)
+    assert run() == 0 and store.people.find("1", "id") is None and store.imports.state(spec.import_id)["chunks_done"] == "0"
+    store.work.set_total(spec.import_id, len(stored))
+    store.work.put_chunk(spec.import_id, 0, *stored[0][1], 3600)
     assert run() == len(stored) and calls == ["final"]
-    assert store.person("id", "1")["a:plan"] == _expected_last_plan(tmp_path / "order.csv")
+    assert store.people.find("1", "id")["a:plan"] == _expected_last_plan(tmp_path / "order.csv")
 
 
 def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(store, tmp_path):
-    from worker.people.apply import apply_chunk
+    from worker.people.pipeline import apply_chunk
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))
     for number, payload in stored:
-        store.put_chunk(spec.import_id, number, payload, 3600)
+        store.work.put_chunk(spec.import_id, number, *payload, 3600)
     early = store.people.commit(spec, 1, _changes_of(store, spec, 1), [], [], at_ms=0, retention_s=60)
-    assert early.status == NOT_ITS_TURN and store.state(spec.import_id)["chunks_done"] == "0"
+    assert early.status == NOT_ITS_TURN and store.imports.state(spec.import_id)["chunks_done"] == "0"
     # chunk 0 decided against a snapshot, then person 1 changes under it: refused, nothing written
     apply_chunk(store, spec, 0, get_settings())
     changes = _changes_of(store, spec, 1)
-    store.r.hincrby("bf:person:" + store.person("id", "1")["cio_id"], "_v", 1)
+    store.r.hincrby("bf:person:" + store.people.find("1", "id")["cio_id"], "_v", 1)
     refused = store.people.commit(spec, 1, changes, [], [], at_ms=0, retention_s=60)
-    assert refused.status == CONFLICT and store.state(spec.import_id)["chunks_done"] == "1"
+    assert refused.status == CONFLICT and store.imports.state(spec.import_id)["chunks_done"] == "1"
     assert apply_chunk(store, spec, 1, get_settings()).status == 1  # a fresh snapshot commits
-    assert store.state(spec.import_id)["next_chunk"] == "2"
+    assert store.imports.state(spec.import_id)["next_chunk"] == "2"
 
 
 def _changes_of(store, spec, number):
     from datetime import timezone
 
-    from worker.events import chunk as core
     from worker.people.directory import Rules, apply_rows
     from worker.people.rows import validate_people
 
-    rows, numbers = core.decode_payload(store.load_chunk(spec.import_id, number))
+    rows, numbers = store.work.load_chunk(spec.import_id, number)
     valid = validate_people(rows, numbers, spec.columns, tz=timezone.utc, clear_empty=False)
     return apply_rows(valid.rows, store.people.snapshot(spec, valid.rows), Rules(identifier="id", now_s=1))
 
@@ -132,29 +130,29 @@ def test_chunk_tasks_delivered_in_reverse_apply_in_file_order(workers, store, tm
     path = _plan_order_file(tmp_path)
     spec, stored = _stage(store, path, data_to_process="all")
     for number, payload in stored:
-        store.put_chunk(spec.import_id, number, payload, 3600)
+        store.work.put_chunk(spec.import_id, number, *payload, 3600)
     for number, _ in reversed(stored):
         process_chunk.apply_async((spec.import_id, number))
-    store.set_total(spec.import_id, len(stored))
+    store.work.set_total(spec.import_id, len(stored))
     deadline = time.monotonic() + 30
-    while store.state(spec.import_id).get("chunks_done") != str(len(stored)):
-        assert time.monotonic() < deadline, store.state(spec.import_id)
+    while store.imports.state(spec.import_id).get("chunks_done") != str(len(stored)):
+        assert time.monotonic() < deadline, store.imports.state(spec.import_id)
         time.sleep(0.05)
-    assert store.person("id", "1")["a:plan"] == _expected_last_plan(path)
-    assert store.person("id", "1")["_v"] == "5"  # one write per chunk that touched person 1
+    assert store.people.find("1", "id")["a:plan"] == _expected_last_plan(path)
+    assert store.people.find("1", "id")["_v"] == "5"  # one write per chunk that touched person 1
 
 
 def test_only_new_with_repeats_across_chunks_keeps_the_first_row_and_dry_run_previews_it(workers, store, tmp_path):
     rows = [f"{i % 60},v{i + 2}" for i in range(150)]  # ids 0..59 each on rows i, i+60, i+120
     path = people_file(tmp_path, "new.csv", "id,plan", rows)
     preview = run_import(path, kind="people", data_to_process="only_new", dry_run=True)
-    assert store.person("id", "0") is None
+    assert store.people.find("0", "id") is None
     real = run_import(path, kind="people", data_to_process="only_new")
     counters = ("rows", "imported", "duplicates", "errors", "people_created", "people_skipped", "people_updated")
     assert {k: preview[k] for k in counters} == {k: real[k] for k in counters}
     assert (real["imported"], real["people_created"], real["people_skipped"], real["duplicates"]) == (60, 60, 90, 90)
     assert counted_once(real)
-    assert store.person("id", "5")["a:plan"] == "v7"  # row 7 is the first row of id 5
+    assert store.people.find("5", "id")["a:plan"] == "v7"  # row 7 is the first row of id 5
 
 
 def test_same_email_in_different_chunks_is_a_warning_naming_the_first_row(workers, store, tmp_path):
@@ -177,7 +175,7 @@ def test_same_id_with_another_email_in_a_later_chunk_is_a_warning(workers, store
     assert report["warnings"] == 1 and report["imported"] == 121
     assert "id_multiple_emails: id '5' is paired with a different e-mail on row 7" in \
         "".join(report["_handle"].problems_csv("warnings"))
-    assert store.person("id", "5")["email"] == "other@example.com"
+    assert store.people.find("5", "id")["email"] == "other@example.com"
     # in an email-or-id workspace the same file cannot change person 5's e-mail: a row error
     for key in store.r.scan_iter(match="bf:*"):
         store.r.delete(key)
@@ -197,7 +195,7 @@ def test_people_then_events_for_the_same_people(workers, store, tmp_path, backfi
     assert run_import(by_email)["imported"] == 5
     created = backfill("import", str(by_id), "--create-people", "--wait", "--json")
     assert orjson.loads(created.stdout)["people_created"] == 3
-    assert store.person("id", "62")["cio_id"]
+    assert store.people.find("62", "id")["cio_id"]
 
 
 def test_events_by_a_shared_email_in_an_id_only_workspace_are_row_errors(workers, store, tmp_path):
@@ -213,18 +211,18 @@ def test_events_by_a_shared_email_in_an_id_only_workspace_are_row_errors(workers
 
 def test_cio_id_file_changes_identifiers_and_errors_file_reimports(workers, store, tmp_path):
     run_import(people_file(tmp_path, "p.csv", "id,email", ["1,a@example.com", "2,b@example.com"]), kind="people")
-    cio = store.person("id", "1")["cio_id"]
+    cio = store.people.find("1", "id")["cio_id"]
     path = people_file(tmp_path, "c.csv", "cio_id,email,plan", [f"{cio},new@example.com,pro", "ffff,x@example.com,pro",
                                                                f"{cio},b@example.com,pro"])
     report = run_import(path, kind="people")
     assert (report["identifier"], report["imported"], report["errors"]) == ("cio_id", 1, 2)
-    assert store.person("email", "new@example.com")["id"] == "1" and store.person("email", "a@example.com") is None
+    assert store.people.find("new@example.com", "email")["id"] == "1" and store.people.find("a@example.com", "email") is None
     errors = "".join(report["_handle"].problems_csv("errors"))
     assert "person_not_found" in errors and "identifier_taken" in errors
     fixed = write(tmp_path, "fixed.csv", errors.lstrip("\ufeff").replace("ffff", cio).replace("b@example", "c@example"))
     again = run_import(fixed, kind="people")
     assert (again["imported"], again["errors"]) == (2, 0)
-    assert store.person("id", "1")["email"] == "c@example.com"
+    assert store.people.find("1", "id")["email"] == "c@example.com"
 
 
 def test_cli_map_skip_empty_cells_and_column_warnings(backfill, tmp_path):

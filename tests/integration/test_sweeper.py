@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from worker import keys
-from worker.events.chunk import encode_payload
 from worker.events.dialects import plan_columns
 from worker.ops import sweeper
 from worker.spec import ImportSpec
@@ -11,9 +10,9 @@ from worker.spec import ImportSpec
 def _import(store, import_id: str, chunks: int) -> ImportSpec:
     spec = ImportSpec(import_id=import_id, columns=plan_columns(["email", "event_name"]), identifier="email",
                       create_people=True)
-    store.create_import(spec, {}, 3600)
+    store.imports.create(spec, {}, 3600)
     for n in range(chunks):
-        store.put_chunk(import_id, n, encode_payload([["a@b.co", "x"]], [n + 2]), 3600)
+        store.work.put_chunk(import_id, n, [["a@b.co", "x"]], [n + 2], 3600)
     return spec
 
 
@@ -36,11 +35,11 @@ def test_quiet_chunks_are_sent_again_and_recent_ones_left(store):
 
 
 def test_committed_chunks_leave_and_the_report_becomes_pending(store):
+    from worker.events.pipeline import run_chunk
     from worker.settings import get_settings
-    from worker.tasks import run_chunk
 
     _import(store, "imp2", 2)
-    store.set_total("imp2", 2)
+    store.work.set_total("imp2", 2)
     run_chunk(store, "imp2", 0, get_settings())
     assert [m.decode() for m in store.r.zrange(keys.PENDING, 0, -1)] == ["imp2/1"]
     assert run_chunk(store, "imp2", 1, get_settings()).finalize
@@ -63,14 +62,15 @@ def test_lost_rows_fail_the_chunk_and_expired_imports_are_forgotten(store):
 
 
 def test_deliveries_that_never_ended_are_counted(store):
-    from worker.ops.poison import delivery
+    from worker.ops.poison import attempt
+
+    def deliver():
+        return attempt(store.work, "imp4", 0, 2, run=lambda: "processed", fail=lambda reason, code: code)
 
     _import(store, "imp4", 1)
-    with delivery(store, "imp4", 0, max_tries=2) as deaths:
-        assert deaths == 0
-    store.begin_try("imp4", 0)  # three deliveries that died with their worker
-    store.begin_try("imp4", 0)
-    store.begin_try("imp4", 0)
-    with delivery(store, "imp4", 0, max_tries=2) as deaths:
-        assert deaths == 3
+    assert deliver() == "processed"
+    store.work.begin_try("imp4", 0)  # three deliveries that died with their worker
+    store.work.begin_try("imp4", 0)
+    store.work.begin_try("imp4", 0)
+    assert deliver() == "chunk_poison"
     assert int(store.r.hget(keys.import_tries("imp4"), 0)) == 3

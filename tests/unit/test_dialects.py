@@ -1,13 +1,8 @@
 import pytest
 
+from worker.cells import column_letter
 from worker.errors import FileProblem
-from worker.events.dialects import (
-    CUSTOMERIO,
-    VERO,
-    column_letter,
-    detect_dialect,
-    plan_columns,
-)
+from worker.events.dialects import CUSTOMERIO, VERO, detect_dialect, plan_columns
 
 
 def test_vero_header_with_spaces_after_commas():

@@ -1,6 +1,6 @@
 """The chunk-time histogram: which bucket a time lands in, and the cumulative form Prometheus reads."""
 from worker.ops.metrics import _histogram
-from worker.store import CHUNK_BUCKETS, bucket_of
+from worker.store.metrics import CHUNK_BUCKETS, bucket_of
 
 
 def test_a_time_lands_in_the_smallest_bound_it_does_not_exceed():

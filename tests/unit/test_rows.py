@@ -1,7 +1,8 @@
 from datetime import timezone
 
+from worker.cells import is_email
 from worker.events.dialects import plan_columns
-from worker.events.rows import dedupe_key, is_email, validate_rows
+from worker.events.rows import dedupe_key, validate_rows
 
 NOW = 1_800_000_000.0
 VERO = plan_columns(["email", "event_name", "time", "id", "item", "recipient"])

@@ -11,7 +11,8 @@ from datetime import timezone
 import orjson
 
 from worker.events import rules
-from worker.events.rows import Event, Problem, RowOutcome, dedupe_key, validate_rows
+from worker.events.rows import Event, RowOutcome, dedupe_key, validate_rows
+from worker.problems import CHUNK_FAILED, Problem, failed_rows, problem_row
 from worker.spec import ImportSpec
 from worker.timestamps import iso, zone
 
@@ -36,39 +37,12 @@ class ChunkOutcome:
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
 
 
-def decode_payload(raw: bytes) -> tuple[list[list[str]], list[int]]:
-    """Records and row numbers of a stored chunk (see :func:`encode_payload`)."""
-    payload = orjson.loads(raw)
-    rows = payload["rows"]
-    numbers = payload.get("row_numbers")
-    if numbers is None:
-        first = payload["first_row"]
-        numbers = list(range(first, first + len(rows)))
-    return rows, numbers
-
-
-def encode_payload(rows: list[list[str]], numbers: list[int]) -> bytes:
-    """The stored form of a chunk: row numbers spelled out only when not contiguous."""
-    data: dict = {"first_row": numbers[0], "rows": rows}
-    if numbers[-1] - numbers[0] != len(numbers) - 1:
-        data["row_numbers"] = numbers
-    return orjson.dumps(data)
-
-
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
              clock_skew_s: float) -> RowOutcome:
     """Validate a chunk's records under the import's options."""
     tz = zone(spec.timezone) or timezone.utc
     return validate_rows(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
                          clock_skew_s=clock_skew_s)
-
-
-def problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
-    """One error or warning row, as stored for the errors and warnings files."""
-    return orjson.dumps({
-        "row": row, "cells": cells,
-        "problems": [p.text() for p in problems], "codes": [p.code for p in problems],
-    })
 
 
 def assemble(
@@ -147,22 +121,6 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome
 
 
-#: Why a chunk's rows can all be errors: it raised, or it stopped its worker too often.
-CHUNK_FAILED, CHUNK_POISON = "chunk_failed", "chunk_poison"
-
-
-def failed_chunk(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
-    """Every row of a chunk that could not be processed, as an error row."""
-    problem = [Problem(0, None, code, f"this part of the file could not be processed ({reason}); "
-                                      "import these rows again")]
-    return ChunkOutcome([problem_row(n, r, problem) for r, n in zip(rows, numbers)], [], [])
-
-
-def failed_payload(raw: bytes | None, reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
-    """:func:`failed_chunk` for a stored chunk; rows that cannot even be read give no error rows
-    (the report's rows then fall short of rows_expected)."""
-    try:
-        rows, numbers = decode_payload(raw or b"")
-    except (ValueError, KeyError, TypeError):
-        rows, numbers = [], []
-    return failed_chunk(rows, numbers, reason, code)
+def failed(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
+    """The outcome of a chunk that could not be processed: every row an error (``code``)."""
+    return ChunkOutcome(failed_rows(rows, numbers, reason, code), [], [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from worker.cells import REPORT_COLUMNS, column_letter, header_names, is_report_file
 from worker.errors import FileProblem
 
 VERO = "vero"
@@ -31,19 +32,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "event_id": ("_cio_id",),
     },
 }
-#: Columns our own errors/warnings files add: dropped so a corrected file re-imports as it is.
-REPORT_COLUMNS = ("_row", "_errors", "_warnings")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
-
-
-def column_letter(index: int) -> str:
-    """Spreadsheet letter of a 0-based column index: 0 -> A, 26 -> AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,38 +93,6 @@ def detect_dialect(header: list[str]) -> str | None:
     if names & {"email", "event_name"} or ("name" in names and "email" in names):
         return VERO
     return None
-
-
-def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], dict[str, int]]:
-    """The trimmed header cells, and each lower-cased name's column index.
-
-    Raises FileProblem when the header is wider than ``max_columns`` or repeats a name.
-    """
-    cells = tuple(cell.strip() for cell in header)
-    if len(cells) > max_columns:
-        raise FileProblem(
-            "too_many_columns",
-            f"the file has {len(cells)} columns; the limit is {max_columns} "
-            "(set BACKFILL_MAX_COLUMNS to raise it)",
-        )
-    seen: dict[str, int] = {}
-    for index, cell in enumerate(cells):
-        if not cell:
-            continue
-        key = cell.lower()
-        if key in seen:
-            raise FileProblem(
-                "duplicate_header",
-                f"duplicate column {cell!r}: columns {column_letter(seen[key])} and "
-                f"{column_letter(index)} have the same name",
-            )
-        seen[key] = index
-    return cells, seen
-
-
-def is_report_file(header: tuple[str, ...], dropped: tuple[int, ...]) -> bool:
-    """True for a file we wrote (an errors or warnings CSV): its cells carry our escapes."""
-    return any(header[i].lower() in ("_errors", "_warnings") for i in dropped)
 
 
 def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: int = 100) -> Columns:

@@ -1,45 +1,24 @@
 """Row validation for events files: cells in, events and row problems out.
 
-Problems are data: every one has a stable ``code``, the file row and the
-column it is about. Errors keep a row out of the import; warnings do not.
+Problems are data (:class:`worker.problems.Problem`): errors keep a row out of
+the import; warnings do not.
 Pure: no I/O, no clock (``now`` is an argument).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from datetime import tzinfo
 
 import orjson
 
+from worker.cells import EMAIL, fit_cells, is_email
 from worker.events.dialects import Columns
+from worker.problems import Problem
 from worker.timestamps import ACCEPTED, parse_time
 
 #: Event data a vendor reads as e-mail addresses (Customer.io's reserved data).
 RESERVED_EMAIL_DATA = ("recipient", "from_address", "reply_to")
-# Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 accepts
-# addresses no mail system delivers to, and rejecting real ones is worse.
-_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
-# Cells we escaped in our own errors files: a quote before a formula trigger.
-_ESCAPED = re.compile(r"'[=+\-@\t\r]")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with one row."""
-
-    row: int
-    column: str | None
-    code: str
-    message: str
-
-    def text(self) -> str:
-        """One line for the ``_errors``/``_warnings`` cell."""
-        where = f" (column {self.column!r})" if self.column else ""
-        return f"{self.code}: {self.message}{where}"
-
-
 @dataclasses.dataclass(slots=True)
 class Event:
     """A valid event, ready to be looked up, deduped and committed."""
@@ -66,39 +45,9 @@ class RowOutcome:
     warnings: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
 
 
-def is_email(value: str) -> bool:
-    """True when ``value`` looks like one deliverable e-mail address."""
-    return _EMAIL.fullmatch(value) is not None
-
-
 def person_key(value: str, identifier: str) -> str:
     """The directory key of a person identifier: e-mails are case-insensitive."""
     return value.lower() if identifier == "email" else value
-
-
-def unescape(cell: str) -> str:
-    """Undo the formula escape our errors files add (``'=x`` -> ``=x``)."""
-    return cell[1:] if _ESCAPED.match(cell) else cell
-
-
-def fit_cells(cells: list[str], row: int, width: int, from_report: bool) -> tuple[list[str], list[Problem]]:
-    """A row's stripped cells made as wide as the header, undoing our own escapes in a file we wrote.
-
-    Extra cells that hold values are a ``too_many_cells`` problem; empty ones are dropped.
-    """
-    if from_report:
-        # strip again: under our quote a cell may begin with the tab or CR the escape protected
-        cells = [unescape(c).strip() for c in cells]
-    problems = []
-    if len(cells) > width:
-        if any(cells[width:]):
-            problems.append(Problem(row, None, "too_many_cells",
-                                    f"{len(cells)} cells but the header has {width} columns; extra: "
-                                    + ", ".join(repr(c) for c in cells[width:] if c)))
-        cells = cells[:width]
-    elif len(cells) < width:
-        cells = cells + [""] * (width - len(cells))
-    return cells, problems
 
 
 def validate_rows(
@@ -122,7 +71,7 @@ def validate_rows(
     future_limit = now + clock_skew_s
 
     # Locals for the per-row loop: it runs for every row of every file.
-    strip, email_match, properties = str.strip, _EMAIL.fullmatch, columns.properties
+    strip, email_match, properties = str.strip, EMAIL.fullmatch, columns.properties
     by_email = identifier == "email"
     add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):

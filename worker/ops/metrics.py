@@ -12,7 +12,6 @@ Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
@@ -25,10 +24,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-from worker import keys
-from worker.store import CHUNK_BUCKETS
+from worker.store.metrics import CHUNK_BUCKETS, Metrics
 
-#: Final statuses an import can end in (worker/report.py).
+#: Final statuses an import can end in (worker/ops/report.py).
 STATUSES = ("completed", "completed_with_errors", "partially_failed", "failed")
 
 
@@ -36,22 +34,11 @@ class RedisCollector:
     """A prometheus_client collector reading backfill's shared figures from Redis at each scrape."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.r = client
+        self.metrics = Metrics(client)
 
     def collect(self) -> Iterator[Metric]:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(keys.METRICS)
-        pipe.hgetall(keys.CHUNK_SECONDS)
-        pipe.llen(keys.QUEUE_IMPORTS)
-        pipe.llen(keys.QUEUE_REPORTS)
-        pipe.zcard(keys.PENDING)
-        pipe.zrange(keys.PENDING, 0, 0, withscores=True)
-        pipe.zcard(keys.TRIGGERS_ZSET)
-        now = time.time()
-        pipe.zcount(keys.TRIGGERS_ZSET, "-inf", int(now * 1000))
-        counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due = pipe.execute()
-        counters = {k.decode(): int(v) for k, v in counters.items()}
-
+        figures = self.metrics.figures()
+        counters = figures.counters
         rows = CounterMetricFamily("backfill_rows", "Rows of real imports by outcome", labels=["outcome"])
         for outcome in ("imported", "duplicate", "error"):
             rows.add_metric([outcome], counters.get(f"rows_{outcome}", 0))
@@ -63,19 +50,19 @@ class RedisCollector:
         done = sum(counters.get(f"imports_{s}", 0) for s in STATUSES)
         yield GaugeMetricFamily("backfill_imports_running", "Imports queued or running (created, not finished)",
                                 value=max(counters.get("imports_created", 0) - done, 0))
-        yield _histogram({k.decode(): v.decode() for k, v in chunk_seconds.items()})
+        yield _histogram(figures.chunk_seconds)
         queues = GaugeMetricFamily("backfill_queue_length", "Messages waiting in a Celery queue", labels=["queue"])
-        queues.add_metric([keys.QUEUE_IMPORTS], q_imports)
-        queues.add_metric([keys.QUEUE_REPORTS], q_reports)
+        for queue, length in figures.queues.items():
+            queues.add_metric([queue], length)
         yield queues
         yield GaugeMetricFamily("backfill_pending_chunks", "Chunks (and reports) stored and not yet done",
-                                value=pending)
-        age = now - oldest[0][1] / 1000 if oldest else 0.0
+                                value=figures.pending)
         yield GaugeMetricFamily("backfill_oldest_pending_seconds",
-                                "Age of the pending work with the oldest sign of life", value=max(age, 0.0))
-        yield GaugeMetricFamily("backfill_triggers_scheduled", "Campaign triggers scheduled", value=scheduled)
+                                "Age of the pending work with the oldest sign of life", value=figures.oldest_pending_s)
+        yield GaugeMetricFamily("backfill_triggers_scheduled", "Campaign triggers scheduled",
+                                value=figures.triggers_scheduled)
         yield GaugeMetricFamily("backfill_triggers_due", "Scheduled triggers already due (not yet moved)",
-                                value=due)
+                                value=figures.triggers_due)
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:

@@ -1,21 +1,30 @@
-"""Counting a chunk's deliveries that never finish, and setting a poison chunk aside.
+"""One delivery of a chunk, guarded: deliveries that never finish are counted, failures become rows.
 
 A chunk whose processing kills its worker (a crash in a C extension, the out-of-memory
 killer, the hard time limit) is delivered again, and would kill the next worker too,
 forever. Each delivery is counted when it starts and uncounted when it ends, whatever
 its outcome; a count left over is a delivery that took its worker down with it. When a
 chunk starts with more than ``BACKFILL_MAX_CHUNK_TRIES`` such deaths behind it, it is
-committed as errors (code ``chunk_poison``) instead of being processed again.
+committed as errors (code ``chunk_poison``) instead of being processed again. A chunk
+that raises (a bug, bad state, its soft time limit) is committed as errors too
+(``chunk_failed``), so its import ends instead of waiting for it; a passing failure of
+Redis is raised, for the task to retry. Both kinds of chunk (events, people) go
+through :func:`attempt`, once per chunk.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import TypeVar
 
-from worker.logs import get_logger
-from worker.store import TRANSIENT, Store
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker.logs import bind_chunk, get_logger
+from worker.problems import CHUNK_FAILED, CHUNK_POISON
+from worker.store import TRANSIENT
+from worker.store.work import Work
 
 log = get_logger("backfill.worker")
+R = TypeVar("R")
 
 
 def poison_reason(deaths: int) -> str:
@@ -24,17 +33,28 @@ def poison_reason(deaths: int) -> str:
             "so it was set aside")
 
 
-@contextlib.contextmanager
-def delivery(st: Store, import_id: str, chunk: int, max_tries: int) -> Iterator[int]:
-    """Count this delivery of ``chunk`` while the block runs; yields the deaths before it
-    when they exceed ``max_tries`` (the block must then fail the chunk), else 0."""
-    deaths = st.begin_try(import_id, chunk) - 1
-    if deaths > max_tries:
-        log.error("poison chunk: it stopped its worker every time", chunk=chunk, deaths=deaths)
-    try:
-        yield deaths if deaths > max_tries else 0
-    finally:
+def attempt(work: Work, import_id: str, chunk: int, max_tries: int, *,
+            run: Callable[[], R], fail: Callable[[str, str], R]) -> R:
+    """One counted delivery of ``chunk``: ``run()`` it, or ``fail(reason, code)`` it when it
+    killed too many workers before or raises now. Transient failures are raised."""
+    with bind_chunk(import_id, chunk):
+        deaths = work.begin_try(import_id, chunk) - 1
         try:
-            st.end_try(import_id, chunk)
-        except TRANSIENT as exc:  # Redis is down: this delivery then counts as one death, no more
-            log.warning("could not record the end of a delivery", chunk=chunk, error=str(exc))
+            if deaths > max_tries:
+                log.error("poison chunk: it stopped its worker every time", deaths=deaths)
+                return fail(poison_reason(deaths), CHUNK_POISON)
+            try:
+                return run()
+            except TRANSIENT:
+                raise
+            except SoftTimeLimitExceeded:
+                log.error("chunk over its time limit")
+                return fail("the chunk ran over its time limit", CHUNK_FAILED)
+            except Exception as exc:  # a bug or bad state: report the rows, never hang the import
+                log.exception("chunk failed", error=str(exc))
+                return fail(f"{type(exc).__name__}: {exc}", CHUNK_FAILED)
+        finally:
+            try:
+                work.end_try(import_id, chunk)
+            except TRANSIENT as exc:  # Redis is down: this delivery then counts as one death, no more
+                log.warning("could not record the end of a delivery", error=str(exc))

@@ -40,28 +40,28 @@ def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int],
     committed, so its import completes instead of waiting for it forever.
     """
     swept = Swept()
-    for import_id, part in st.stale_work(now_ms() - int(requeue_after_s * 1000), limit):
+    for import_id, part in st.work.stale(now_ms() - int(requeue_after_s * 1000), limit):
         with bind_chunk(import_id):
-            if not st.state(import_id):  # the import expired: nothing can happen any more
-                st.drop_work(import_id, part)
+            if not st.imports.state(import_id):  # the import expired: nothing can happen any more
+                st.work.drop(import_id, part)
                 swept.dropped += 1
                 continue
             if part == keys.REPORT:
-                if st.touch_work(import_id, part):
+                if st.work.touch(import_id, part):
                     log.warning("report sent again: its message was lost or its worker died")
                     send_report(import_id)
                     swept.reports += 1
                 continue
             chunk = int(part)
-            if st.chunk_done(import_id, chunk):  # (its commit removes it: a race with this sweep)
-                st.drop_work(import_id, part)
+            if st.work.chunk_done(import_id, chunk):  # (its commit removes it: a race with this sweep)
+                st.work.drop(import_id, part)
                 continue
-            if st.load_chunk(import_id, chunk) is None:
+            if not st.work.has_rows(import_id, chunk):
                 log.error("chunk rows gone before their commit: the chunk is failed", chunk=chunk)
                 fail_chunk(import_id, chunk)
                 swept.dropped += 1
                 continue
-            if st.touch_work(import_id, part):
+            if st.work.touch(import_id, part):
                 log.warning("chunk sent again: its message was lost or its worker died", chunk=chunk)
                 send_chunk(import_id, chunk)
                 swept.chunks += 1

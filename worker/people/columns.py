@@ -13,13 +13,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from worker.cells import REPORT_COLUMNS, column_letter, header_names, is_report_file
 from worker.errors import FileProblem
-from worker.events.dialects import (
-    REPORT_COLUMNS,
-    column_letter,
-    header_names,
-    is_report_file,
-)
 
 IDENTIFIERS = ("cio_id", "id", "email")
 DATA_TO_PROCESS = ("all", "only_new", "only_existing")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from worker.events.rows import Problem
 from worker.people.rows import PersonRow
+from worker.problems import Problem
 
 #: attributes stored under their own name; every other attribute is ``a:<name>``
 RESERVED_FIELDS = ("created_at", "unsubscribed")

@@ -10,8 +10,9 @@ from datetime import tzinfo
 
 import orjson
 
-from worker.events.rows import Problem, fit_cells, is_email
+from worker.cells import fit_cells, is_email
 from worker.people.columns import PeopleColumns
+from worker.problems import Problem
 from worker.timestamps import ACCEPTED, parse_time
 
 _TRUE = {"true", "1", "yes", "y", "t"}

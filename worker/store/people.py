@@ -15,14 +15,14 @@ import orjson
 import redis
 
 from worker import keys
+from worker.events.rows import person_key
 from worker.people.directory import Changes, Snapshot, digest
 from worker.people.rows import PersonRow
 from worker.spec import ImportSpec
+from worker.store.client import now_ms
 from worker.store.lua import script
+from worker.store.work import SCRATCH_TTL_S
 
-#: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people),
-#: renewed at every write: they serve only while the import runs, unlike its report and problem rows.
-SCRATCH_TTL_S = 86_400
 #: commit outcomes
 COMMITTED, ALREADY, CONFLICT, NOT_ITS_TURN = 1, 0, -1, -2
 
@@ -39,8 +39,8 @@ def _decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
-class PeopleStore:
-    """Reads and writes of the people directory (the Lua scripts are beside this file)."""
+class People:
+    """Reads and writes of the people directory (people_commit.lua, lease.lua)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
@@ -169,7 +169,21 @@ class PeopleStore:
         if self.r.get(key) == token.encode():
             self.r.delete(key)
 
-    # -- reading people --------------------------------------------------------------------
+    # -- reading people, and adding one -----------------------------------------------------
+    def add(self, identifier: str, value: str) -> str:
+        """Create a person (or find them) by id or e-mail and return their cio_id."""
+        key = person_key(value, identifier)
+        index = keys.people_index(identifier)
+        existing = self.r.hget(index, key)
+        if existing:
+            return existing.decode()
+        cio = f"{0xA0000000 + self.r.incr(keys.PEOPLE_SEQ):x}"
+        if not self.r.hsetnx(index, key, cio):
+            return self.r.hget(index, key).decode()
+        self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,
+                                               "created_at": now_ms() // 1000, "_v": 1})
+        return cio
+
     def find(self, value: str, by: str | None = None) -> dict[str, str] | None:
         """A person by id, e-mail or cio_id (``by``; default: cio_id, then id, then e-mail)."""
         order = [by] if by else ["cio_id", "id", "email"]

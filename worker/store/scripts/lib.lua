@@ -1,4 +1,4 @@
--- lib.lua: helpers prepended to every backfill script when it is loaded (store.py, _script).
+-- lib.lua: helpers prepended to every backfill script when it is loaded (worker/store/lua.py).
 
 -- RPUSH ARGV[first .. first+count-1] onto key, then EXPIRE it (when anything was pushed).
 -- In slices: unpack() of thousands of values overflows Lua's C stack.

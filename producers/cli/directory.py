@@ -1,0 +1,97 @@
+"""The people directory and the campaigns: ``people show``, ``campaigns add|list|remove``."""
+from __future__ import annotations
+
+import click
+
+from producers.cli.common import echo_json
+from worker.people.columns import IDENTIFIERS
+
+
+@click.group()
+def people() -> None:
+    """The people directory."""
+
+
+@people.command("show")
+@click.argument("who")
+@click.option("--by", type=click.Choice(IDENTIFIERS),
+              help="What WHO is (default: tried as cio_id, then id, then e-mail).")
+@click.option("--json", "as_json", is_flag=True)
+def people_show(who: str, by: str | None, as_json: bool) -> None:
+    """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail)."""
+    from worker.tasks import store
+
+    stored = store().people.find(who.strip(), by)
+    if stored is None:
+        raise click.ClickException(f"no person with {by or 'cio_id, id or e-mail'} {who!r}")
+    identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
+    reserved = {k: stored[k] for k in ("created_at", "unsubscribed") if k in stored}
+    attributes = {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")}
+    topics = {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}
+    if as_json:
+        echo_json({**identifiers, **reserved, "attributes": attributes, "topics": topics})
+        return
+    for name, value in identifiers.items():
+        click.echo(f"{name:<14}{value}")
+    if "created_at" in reserved:
+        from worker.timestamps import iso
+
+        click.echo(f"{'created_at':<14}{iso(float(reserved['created_at']))} ({reserved['created_at']})")
+    if "unsubscribed" in reserved:
+        click.echo(f"{'unsubscribed':<14}{reserved['unsubscribed']}")
+    click.echo("attributes" + ("" if attributes else "    (none)"))
+    for name, value in attributes.items():
+        click.echo(f"  {name:<24}{value}")
+    click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
+    for name, flag in topics.items():
+        click.echo(f"  {name:<24}{'subscribed' if flag else 'unsubscribed'}")
+
+
+@click.group()
+def campaigns() -> None:
+    """Campaigns that events trigger (name, trigger event, delay)."""
+
+
+@campaigns.command("add")
+@click.argument("name")
+@click.option("--event", required=True, help="The event name that triggers it.")
+@click.option("--delay", default="0", show_default=True, help="Delay after the event: 0, 30m, 10d...")
+def campaigns_add(name: str, event: str, delay: str) -> None:
+    """Create or replace campaign NAME."""
+    from worker.events.rules import Campaign
+    from worker.tasks import store
+    from worker.timestamps import parse_duration
+
+    try:
+        seconds = parse_duration(delay) or 0
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--delay") from None
+    store().triggers.add_campaign(Campaign(name, event.strip(), seconds))
+    click.echo(f"campaign {name!r}: on {event.strip()!r}, delay {seconds} s")
+
+
+@campaigns.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def campaigns_list(as_json: bool) -> None:
+    """List campaigns."""
+    from worker.tasks import store
+
+    found = sorted(store().triggers.campaigns(), key=lambda c: c.name)
+    if as_json:
+        echo_json([{"name": c.name, "event": c.event, "delay_s": c.delay_s} for c in found])
+        return
+    for c in found:
+        click.echo(f"{c.name:<30} on {c.event!r:<30} delay {c.delay_s} s")
+
+
+@campaigns.command("remove")
+@click.argument("name")
+def campaigns_remove(name: str) -> None:
+    """Delete campaign NAME."""
+    from worker.tasks import store
+
+    if not store().triggers.remove_campaign(name):
+        raise click.ClickException(f"no campaign {name!r}")
+    click.echo(f"removed {name!r}")
+
+

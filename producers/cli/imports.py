@@ -1,0 +1,140 @@
+"""``backfill import`` and ``backfill inspect``: reading a file, and queueing it."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from producers.cli import render
+from producers.cli.common import echo_json
+from worker.cells import column_letter
+from worker.errors import BackfillError, FileProblem
+from worker.events.dialects import DIALECTS
+from worker.ops.report import EXIT_TIMEOUT
+from worker.people.columns import (
+    DATA_TO_PROCESS,
+    EMPTY_CELLS,
+    IDENTIFIERS,
+    parse_mapping,
+)
+
+
+@click.command("import")
+@click.argument("file")
+@click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@click.option("--identifier", type=click.Choice(IDENTIFIERS),
+              help="Events: what the person column holds. People: what people are looked up by "
+                   "(cio_id: updates only, and may change ids and e-mails). Default: detected.")
+@click.option("--data-to-process", type=click.Choice(DATA_TO_PROCESS), default="all",
+              show_default=True, help="People: add and update, add only, or update only.")
+@click.option("--empty-cells", type=click.Choice(EMPTY_CELLS), default="ignore", show_default=True,
+              help="People: an empty cell leaves the attribute as it is, or removes it.")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE",
+              help="People: import COLUMN as ATTRIBUTE (e.g. Mail=email); repeatable.")
+@click.option("--skip", multiple=True, metavar="COLUMN", help="People: leave COLUMN out; repeatable.")
+@click.option("--dialect", type=click.Choice(DIALECTS), help="Force the dialect (default: from the header).")
+@click.option("--trigger/--no-trigger", default=False, help="Let events trigger campaigns (default: passive).")
+@click.option("--trigger-window", default="72h", show_default=True, help="Oldest event that may trigger: 72h, 10d, or none.")
+@click.option("--timezone", default="UTC", show_default=True, help="Zone of times written without an offset.")
+@click.option("--create-people", is_flag=True, help="Create people the directory does not know.")
+@click.option("--dry-run", is_flag=True, help="Run everything, write nothing, report what would happen.")
+@click.option("--encoding", help="Force the encoding (default: UTF-8, else cp1252).")
+@click.option("--delimiter", help="Force the delimiter (default: sniffed among , ; tab |).")
+@click.option("--wait", is_flag=True, help="Wait for the report; exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
+@click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
+def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, dialect, trigger,
+            trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout, as_json) -> None:
+    """Import FILE (a path, a .gz, or - for standard input) of events or people."""
+    from producers.api import enqueue_import
+
+    if kind == "events" and identifier == "cio_id":
+        raise click.BadParameter("cio_id identifies people in a people import (--type people)",
+                                 param_hint="--identifier")
+    try:
+        people = dict(data_to_process=data_to_process, empty_cells=empty_cells, mapping=parse_mapping(mapping),
+                      skip=skip) if kind == "people" else {}
+        handle = enqueue_import(
+            file, kind=kind, **people, identifier=identifier, dialect=dialect, trigger=trigger,
+            trigger_window=trigger_window,
+            timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding,
+            delimiter=delimiter.replace("\\t", "\t") if delimiter else None,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    except BackfillError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = handle.report()
+    if report and report["status"] == "failed":
+        if as_json:
+            echo_json(report)
+        else:
+            click.echo(f"import {handle.import_id} failed: {report['failure']}", err=True)
+        sys.exit(1)
+    if not wait:
+        echo_json({"import_id": handle.import_id, "status": handle.status}) if as_json \
+            else click.echo(handle.import_id)
+        return
+    total = int(handle.state().get("rows_expected", 0) or 0)
+    report = handle.wait(timeout, on_progress=None if as_json else render.progress_printer(total))
+    if not as_json and sys.stderr.isatty():
+        click.echo("", err=True)
+    if report is None:
+        click.echo(f"import {handle.import_id} still running after {timeout} s", err=True)
+        sys.exit(EXIT_TIMEOUT)
+    echo_json(report) if as_json else render.print_report(report)
+    sys.exit(handle.exit_code())
+
+
+@click.command("inspect")
+@click.argument("file")
+@click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@click.option("--identifier", type=click.Choice(IDENTIFIERS))
+@click.option("--dialect", type=click.Choice(DIALECTS))
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE")
+@click.option("--skip", multiple=True, metavar="COLUMN")
+@click.option("--encoding")
+@click.option("--delimiter")
+@click.option("--json", "as_json", is_flag=True)
+def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
+    """Show how FILE would be read, without importing anything (no Redis needed)."""
+    from producers.api import inspect
+
+    try:
+        source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
+                               delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    except FileProblem as problem:
+        raise click.ClickException(f"{problem} [{problem.code}]") from None
+    source.close()
+    columns = plan.columns
+    info = {
+        "file": file, "encoding": plan.sniffed.encoding, "encoding_reason": plan.sniffed.encoding_reason,
+        "delimiter": plan.sniffed.delimiter, "dialect": columns.dialect, "identifier": plan.identifier,
+        "rows": plan.rows, "blank_rows": plan.blank,
+        "columns": [
+            {"column": column_letter(i), "name": name, "role": columns.role_of(i),
+             "first_values": list(plan.samples[i])}
+            for i, name in enumerate(columns.header)
+        ],
+        "warnings": list(columns.notes),
+    }
+    if as_json:
+        echo_json(info)
+        return
+    shown = {"\t": "tab"}.get(plan.sniffed.delimiter, plan.sniffed.delimiter)
+    click.echo(f"file        {file}")
+    click.echo(f"encoding    {plan.sniffed.encoding} ({plan.sniffed.encoding_reason})")
+    click.echo(f"delimiter   {shown}")
+    click.echo(f"dialect     {columns.dialect}, people by {plan.identifier}" if kind == "events"
+               else f"people      looked up by {plan.identifier}")
+    click.echo(f"rows        {plan.rows}" + (f" ({plan.blank} blank skipped)" if plan.blank else ""))
+    click.echo("columns")
+    for col in info["columns"]:
+        values = ", ".join(repr(v) for v in col["first_values"])
+        click.echo(f"  {col['column']:<3} {col['name']!r:<24} {col['role']:<12} {values}")
+    for note in columns.notes:
+        click.echo(f"warning: {note}")
+
+

@@ -1,0 +1,50 @@
+"""Running backfill's processes: ``worker``, ``metrics``, ``demo``."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+
+@click.command()
+@click.option("--port", default=9808, show_default=True, help="Port of the /metrics endpoint.")
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+def metrics(port: int, bind: str) -> None:
+    """Serve Prometheus metrics (rows by outcome, imports, chunk times, queues, triggers) from Redis."""
+    from worker.ops.metrics import serve
+    from worker.tasks import store
+
+    serve(store().r, port, bind)
+    click.echo(f"metrics on http://{bind}:{port}/metrics", err=True)
+    while True:
+        time.sleep(3600)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--beat/--no-beat", default=True, help="Also run the trigger scheduler (one per deployment).")
+@click.pass_context
+def worker(ctx: click.Context, beat: bool) -> None:
+    """Run a Celery worker on the imports and reports queues (extra options go to celery)."""
+    from worker.app import app  # starts the embedded Redis when REDIS_URL is not set
+    from worker.settings import get_settings
+
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("REDIS_URL", app.conf.backfill_redis_url)
+    scheduler = ["-B", "-s", str(home / "celerybeat-schedule")] if beat else []
+    args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
+            "--pool", "solo", *scheduler, *ctx.args]
+    os.execv(sys.executable, args)
+
+
+@click.command()
+@click.option("--workers", default=2, show_default=True, help="Worker processes to start.")
+def demo(workers: int) -> None:
+    """Start Redis and workers, import the example files, print the reports."""
+    from .demo import run
+
+    sys.exit(run(workers))
+
+

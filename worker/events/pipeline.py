@@ -1,0 +1,58 @@
+"""An events chunk's route to the store: load, validate, look up, decide, commit.
+
+The pure steps are :mod:`worker.events.chunk` (validate, assemble); the store is
+read twice (the chunk's rows, which of its people exist; the campaigns on a
+triggering import) and written once, by the chunk's atomic commit. A chunk that
+was already committed changes nothing. Failure handling and poison counting wrap
+this from outside (:mod:`worker.ops.poison`).
+"""
+from __future__ import annotations
+
+import time
+
+from worker.errors import PermanentError
+from worker.events import chunk as core
+from worker.events import rules
+from worker.problems import CHUNK_FAILED
+from worker.settings import Settings
+from worker.spec import ImportSpec
+from worker.store import CommitResult, Store, now_ms
+
+
+def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now: float | None = None) -> CommitResult:
+    """Validate, decide and commit one chunk; a chunk already committed changes nothing."""
+    spec = st.imports.spec(import_id)
+    loaded = st.work.load_chunk(import_id, chunk)
+    if loaded is None:
+        # The commit deletes a chunk's rows, so no rows usually means a redelivery.
+        if st.work.chunk_done(import_id, chunk):
+            return CommitResult(False, 0, 0, st.work.all_done(import_id))
+        raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
+    rows, numbers = loaded
+    return commit_rows(st, spec, chunk, rows, numbers, settings, time.time() if now is None else now)
+
+
+def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], numbers: list[int],
+                settings: Settings, at: float) -> CommitResult:
+    """Validate rows, look up their people, apply the trigger rules, and commit them as ``chunk``."""
+    validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
+    existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
+    campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else {}
+    outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s)
+    return st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+
+
+def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings,
+               code: str = CHUNK_FAILED) -> CommitResult:
+    """Commit a chunk that cannot be processed: every row an error (``code``).
+
+    The import then completes (with errors) instead of waiting for this chunk forever.
+    Rows that cannot even be read give no error rows (the report's rows then fall short
+    of rows_expected).
+    """
+    try:
+        rows, numbers = st.work.load_chunk(import_id, chunk) or ([], [])
+    except (ValueError, KeyError, TypeError):
+        rows, numbers = [], []
+    return st.events.commit(st.imports.spec(import_id), chunk, core.failed(rows, numbers, reason, code),
+                            at_ms=now_ms(), retention_s=settings.retention_s, failed=True)

@@ -1,0 +1,66 @@
+"""A people chunk's route to the store: load, validate, read a snapshot, decide, commit in order.
+
+The pure steps are :mod:`worker.people.rows` (what a row means) and
+:mod:`worker.people.directory` (what it does, in file order, against a snapshot of
+the directory). The commit is a compare-and-set (people_commit.lua): if another
+writer changed the same people since the snapshot, nothing is written and the chunk
+is decided again on a fresh snapshot. Which chunk is next, and who applies it, is
+:mod:`worker.people.apply`'s business.
+"""
+from __future__ import annotations
+
+import time
+from datetime import timezone
+
+from worker.errors import TransientError
+from worker.people.directory import Changes, Rules, apply_rows
+from worker.people.rows import validate_people
+from worker.problems import CHUNK_FAILED, failed_rows, problem_row
+from worker.settings import Settings
+from worker.spec import ImportSpec
+from worker.store import Store
+from worker.store.people import CONFLICT, PeopleCommit
+from worker.timestamps import zone
+
+#: Commits refused because other writers changed the same people, before giving up (and retrying later).
+MAX_CONFLICTS = 10
+
+
+def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
+                now: float | None = None) -> PeopleCommit | None:
+    """Validate, decide and commit one chunk of a people import; None when its rows are not stored."""
+    loaded = st.work.load_chunk(spec.import_id, chunk)
+    if loaded is None:
+        return None
+    rows, numbers = loaded
+    at = time.time() if now is None else now
+    columns = spec.columns
+    validated = validate_people(rows, numbers, columns,  # type: ignore[arg-type]
+                                tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear")
+    labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")  # type: ignore[union-attr]
+                   if (i := getattr(columns, role)) is not None)
+    rules = Rules(spec.data_to_process, spec.id_only, spec.identifier, int(at), labels)
+    errors = [problem_row(r, c, p) for r, c, p in validated.errors]
+    cells_of = dict(zip(numbers, rows))
+    for _ in range(MAX_CONFLICTS):
+        changes = apply_rows(validated.rows, st.people.snapshot(spec, validated.rows), rules)
+        result = st.people.commit(
+            spec, chunk, changes,
+            errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
+            [problem_row(r, cells_of[r], p) for r, p in changes.warnings],
+            at_ms=round(at * 1000), retention_s=settings.retention_s,
+        )
+        if result.status != CONFLICT:
+            return result
+    raise TransientError(f"chunk {chunk}: the same people kept changing under it ({MAX_CONFLICTS} tries)")
+
+
+def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings,
+               code: str = CHUNK_FAILED) -> PeopleCommit:
+    """Commit a chunk that cannot be applied as errors (``code``), so the next ones can go on."""
+    try:
+        rows, numbers = st.work.load_chunk(spec.import_id, chunk) or ([], [])
+    except (ValueError, KeyError, TypeError):
+        rows, numbers = [], []
+    return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, reason, code), [],
+                            at_ms=round(time.time() * 1000), retention_s=settings.retention_s, failed=True)

@@ -1,0 +1,115 @@
+"""Event commits: one chunk's whole outcome in one atomic step, and what it wrote.
+
+:meth:`Events.commit` runs commit.lua (each key and argument is commented there):
+events, people created, dedupe marks, triggers, counters, problem rows, the
+chunk's done-marker and its pending entry, all or nothing. The dedupe memory is
+a set of hash shards (``keys.DEDUPE_PREFIX``); expired marks are pruned by beat.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import orjson
+import redis
+
+from worker import keys
+from worker.events.chunk import ChunkOutcome
+from worker.spec import ImportSpec
+from worker.store.lua import script
+
+
+@dataclasses.dataclass(slots=True)
+class CommitResult:
+    """What one chunk commit did."""
+
+    committed: bool
+    imported: int
+    duplicates: int
+    finalize: bool
+
+
+def _pack_events(outcome: ChunkOutcome) -> list[object]:
+    """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
+    outcomes = outcome.outcomes
+    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies)]
+    first = outcomes[0] if outcomes else "passive"
+    if isinstance(first, str) and outcomes.count(first) == len(outcomes):
+        packed.append(first)  # the usual case: every event has the same counter outcome
+    else:
+        packed += ["", *outcomes]
+    return packed
+
+
+class Events:
+    """Committing events chunks; the people lookup they need; the dedupe memory; the events stream."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._commit = client.register_script(script("commit.lua"))
+        self._prune = client.register_script(script("prune.lua"))
+
+    def existing_people(self, identifier: str, person_keys: list[str]) -> dict[str, str]:
+        """The cio_id of each of ``person_keys`` the directory knows, in one round trip.
+
+        In an id-only workspace an e-mail may name several people: "cio,cio".
+        """
+        if not person_keys:
+            return {}
+        found = self.r.hmget(keys.people_index(identifier), person_keys)
+        return {key: cio.decode() for key, cio in zip(person_keys, found) if cio is not None}
+
+    def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
+               at_ms: int, retention_s: int, failed: bool = False) -> CommitResult:
+        """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
+        are all errors because it could not be processed."""
+        iid = spec.import_id
+        hour = at_ms // 3_600_000
+        window_h = -(-spec.dedupe_window_s // 3600)
+        args: list[object] = [
+            chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
+            keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "", "1" if failed else "0",
+            len(outcome.errors), *outcome.errors,
+            len(outcome.warnings), *outcome.warnings,
+            len(outcome.create),
+        ]
+        for pair in outcome.create:
+            args.extend(pair)
+        args.extend(_pack_events(outcome))
+        committed, imported, duplicates, finalize = self._commit(keys=[
+            keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
+            keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
+            keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
+            keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS,
+        ], args=args)
+        return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
+
+    def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
+        """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""
+        now_h = at_ms // 3_600_000
+        removed = 0
+        shards = self.r.scan_iter(match=keys.DEDUPE_PREFIX + "*", count=1000)
+        while True:
+            pipe = self.r.pipeline(transaction=False)
+            queued = 0
+            for _, shard in zip(range(batch), shards):
+                self._prune(keys=[shard], args=[now_h], client=pipe)
+                queued += 1
+            if queued == 0:  # (a pipeline is always truthy: count instead)
+                return removed
+            removed += sum(int(n) for n in pipe.execute())
+
+    def read(self, import_id: str | None = None) -> Iterable[dict]:
+        """Events in the events stream, optionally of one import, in stream order."""
+        last = "-"
+        while True:
+            entries = self.r.xrange(keys.EVENTS_STREAM, min=last, count=500)
+            if last != "-":
+                entries = entries[1:]
+            if not entries:
+                return
+            for _, fields in entries:
+                if import_id is None or fields[b"import"].decode() == import_id:
+                    yield from orjson.loads(fields[b"events"])
+            last = entries[-1][0]

@@ -1,0 +1,95 @@
+"""Imports and their reports: the import hash, the index of recent imports, problem rows.
+
+An import is one hash (``keys.import_hash``): its spec, status, counters and,
+once written, its report. The report is written once (finalize.lua).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import redis
+
+from worker import keys
+from worker.errors import ImportNotFound
+from worker.spec import ImportSpec
+from worker.store.client import now_ms
+from worker.store.lua import script
+
+
+class Imports:
+    """Creating, reading and finishing imports."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._finalize = client.register_script(script("finalize.lua"))
+        self._specs: dict[str, ImportSpec] = {}
+
+    def create(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> None:
+        """Record a new import (status ``queued``) before any chunk of it is queued."""
+        created = now_ms()
+        fields = {k: orjson.dumps(v) if not isinstance(v, (str, int, float, bytes)) else v
+                  for k, v in info.items()}
+        pipe = self.r.pipeline()
+        pipe.hset(keys.import_hash(spec.import_id), mapping={
+            "spec": spec.to_json(), "status": "queued", "created_ms": created,
+            "chunks_done": 0, **fields,
+        })
+        # Until finalize sets the real retention, a lost import still expires.
+        pipe.expire(keys.import_hash(spec.import_id), retention_s)
+        pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
+        pipe.hincrby(keys.METRICS, "imports_created", 1)
+        pipe.execute()
+
+    def refuse(self, import_id: str, source: str, code: str, message: str) -> None:
+        """Record an import refused for a file-level problem: nothing of it is queued."""
+        created = now_ms()
+        pipe = self.r.pipeline()
+        pipe.hset(keys.import_hash(import_id), mapping={
+            "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
+        })
+        pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+        pipe.hincrby(keys.METRICS, "imports_created", 1)
+        pipe.execute()
+
+    def spec(self, import_id: str) -> ImportSpec:
+        """The import's options (cached: they never change)."""
+        spec = self._specs.get(import_id)
+        if spec is None:
+            raw = self.r.hget(keys.import_hash(import_id), "spec")
+            if raw is None:
+                raise ImportNotFound(f"no import {import_id!r} (unknown, or expired)")
+            spec = self._specs[import_id] = ImportSpec.from_json(raw)
+        return spec
+
+    def state(self, import_id: str) -> dict[str, str]:
+        """The import hash, decoded (empty when unknown)."""
+        raw = self.r.hgetall(keys.import_hash(import_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def recent(self, limit: int = 20) -> list[str]:
+        """Ids of the newest imports, newest first."""
+        return [i.decode() for i in self.r.zrevrange(keys.IMPORTS_INDEX, 0, limit - 1)]
+
+    def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
+        """Write the report once; True for the call that wrote it."""
+        hash_key, marker, *rest = keys.import_keys(import_id)
+        wrote = bool(self._finalize(
+            keys=[hash_key, marker, keys.PENDING, keys.METRICS, *rest],
+            args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT)],
+        ))
+        if wrote:
+            self.r.delete(keys.import_seen(import_id))  # a people import's memory of its rows: done with
+        return wrote
+
+    def problems(self, import_id: str, kind: str) -> Iterator[dict]:
+        """Stored error (``kind="errors"``) or warning rows, in the order they were committed."""
+        key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
+        start, page = 0, 1000
+        while True:
+            batch = self.r.lrange(key, start, start + page - 1)
+            for raw in batch:
+                yield orjson.loads(raw)
+            if len(batch) < page:
+                return
+            start += page

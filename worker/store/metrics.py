@@ -1,0 +1,78 @@
+"""The shared figures behind the metrics endpoint: counters, the chunk-time histogram, queue depths.
+
+Rows by outcome and finished imports are counted by the commit and report scripts
+themselves; chunk times go to one histogram hash every worker process adds to. So
+the figures are right however many processes and machines produced them, and
+:meth:`Metrics.figures` reads them all in one round trip.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import redis
+
+from worker import keys
+
+#: Upper bounds (seconds) of the chunk time histogram's buckets.
+CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def bucket_of(seconds: float) -> str:
+    """The histogram field counting ``seconds``: the smallest bound it does not exceed."""
+    return next((repr(b) for b in CHUNK_BUCKETS if seconds <= b), "+Inf")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figures:
+    """Everything the metrics endpoint shows, as read at one moment."""
+
+    #: rows_<outcome>, imports_created, imports_<final status>
+    counters: dict[str, int]
+    #: histogram field (bucket bound, "+Inf", "sum", "count") -> value
+    chunk_seconds: dict[str, str]
+    #: queue name -> messages waiting
+    queues: dict[str, int]
+    pending: int
+    #: age of the pending work with the oldest sign of life (0 when none)
+    oldest_pending_s: float
+    triggers_scheduled: int
+    triggers_due: int
+
+
+class Metrics:
+    """Writing chunk times; reading every shared figure."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def observe_chunk(self, seconds: float) -> None:
+        """Count one chunk's processing time in the shared histogram."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hincrby(keys.CHUNK_SECONDS, bucket_of(seconds), 1)
+        pipe.hincrbyfloat(keys.CHUNK_SECONDS, "sum", seconds)
+        pipe.hincrby(keys.CHUNK_SECONDS, "count", 1)
+        pipe.execute()
+
+    def figures(self) -> Figures:
+        """Every shared figure, in one round trip."""
+        now = time.time()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(keys.METRICS)
+        pipe.hgetall(keys.CHUNK_SECONDS)
+        pipe.llen(keys.QUEUE_IMPORTS)
+        pipe.llen(keys.QUEUE_REPORTS)
+        pipe.zcard(keys.PENDING)
+        pipe.zrange(keys.PENDING, 0, 0, withscores=True)
+        pipe.zcard(keys.TRIGGERS_ZSET)
+        pipe.zcount(keys.TRIGGERS_ZSET, "-inf", int(now * 1000))
+        counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due = pipe.execute()
+        return Figures(
+            counters={k.decode(): int(v) for k, v in counters.items()},
+            chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
+            queues={keys.QUEUE_IMPORTS: q_imports, keys.QUEUE_REPORTS: q_reports},
+            pending=pending,
+            oldest_pending_s=max(now - oldest[0][1] / 1000, 0.0) if oldest else 0.0,
+            triggers_scheduled=scheduled,
+            triggers_due=due,
+        )

@@ -1,0 +1,116 @@
+"""Chunks and pending work: a chunk's stored rows, its deliveries, and what must still happen.
+
+The producer stores each chunk's rows (orjson) under its own key and sends only
+the key's coordinates through the queue; the chunk's commit deletes them. Every
+stored chunk, and every report due, is a member of the pending-work set
+(``keys.PENDING``), scored by its last sign of life, for the sweeper
+(:mod:`worker.ops.sweeper`).
+"""
+from __future__ import annotations
+
+import orjson
+import redis
+
+from worker import keys
+from worker.store.client import now_ms
+from worker.store.lua import script
+
+#: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people, the
+#: count of its deliveries), renewed at every write: they serve only while the import runs.
+SCRATCH_TTL_S = 86_400
+
+
+def encode_rows(rows: list[list[str]], numbers: list[int]) -> bytes:
+    """The stored form of a chunk: row numbers spelled out only when not contiguous."""
+    data: dict = {"first_row": numbers[0], "rows": rows}
+    if numbers[-1] - numbers[0] != len(numbers) - 1:
+        data["row_numbers"] = numbers
+    return orjson.dumps(data)
+
+
+def decode_rows(raw: bytes) -> tuple[list[list[str]], list[int]]:
+    """Records and row numbers of a stored chunk (see :func:`encode_rows`)."""
+    payload = orjson.loads(raw)
+    rows = payload["rows"]
+    numbers = payload.get("row_numbers")
+    if numbers is None:
+        first = payload["first_row"]
+        numbers = list(range(first, first + len(rows)))
+    return rows, numbers
+
+
+class Work:
+    """Stored chunks, their deliveries, and the pending-work set."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._set_total = client.register_script(script("set_total.lua"))
+
+    # -- chunks ----------------------------------------------------------------------
+    def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> None:
+        """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper)."""
+        pipe = self.r.pipeline()  # MULTI: the rows are never stored without their pending entry
+        pipe.set(keys.import_chunk(import_id, chunk), encode_rows(rows, numbers), ex=ttl_s)
+        pipe.hincrby(keys.import_hash(import_id), "chunks_queued", 1)
+        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()})
+        pipe.execute()
+
+    def load_chunk(self, import_id: str, chunk: int) -> tuple[list[list[str]], list[int]] | None:
+        """The chunk's records and row numbers as the producer stored them, or None once committed."""
+        raw = self.r.get(keys.import_chunk(import_id, chunk))
+        return None if raw is None else decode_rows(raw)
+
+    def has_rows(self, import_id: str, chunk: int) -> bool:
+        """True while the chunk's rows are stored (until its commit, or their expiry)."""
+        return bool(self.r.exists(keys.import_chunk(import_id, chunk)))
+
+    def in_flight(self, import_id: str) -> int:
+        """Chunks of an import queued but not yet committed."""
+        queued, done = self.r.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done")
+        return int(queued or 0) - int(done or 0)
+
+    def set_total(self, import_id: str, chunks: int) -> bool:
+        """Record the number of chunks; True when all are already committed."""
+        return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING],
+                                    args=[chunks, now_ms(), keys.pending_member(import_id, keys.REPORT)]))
+
+    def chunk_done(self, import_id: str, chunk: int) -> bool:
+        """True when the chunk's commit already happened."""
+        return bool(self.r.sismember(keys.import_done(import_id), chunk))
+
+    def all_done(self, import_id: str) -> bool:
+        """True when every chunk is committed and the total is known."""
+        total, done = self.r.hmget(keys.import_hash(import_id), "chunks_total", "chunks_done")
+        return total is not None and int(total) == int(done or 0)
+
+    # -- deliveries ------------------------------------------------------------------
+    def begin_try(self, import_id: str, chunk: int) -> int:
+        """A delivery of ``chunk`` starts: its pending entry shows life; how many deliveries of it
+        started without finishing, this one included (more than one: earlier ones killed their worker)."""
+        pipe = self.r.pipeline()
+        pipe.hincrby(keys.import_tries(import_id), chunk, 1)
+        pipe.expire(keys.import_tries(import_id), SCRATCH_TTL_S)
+        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()}, xx=True)
+        return int(pipe.execute()[0])
+
+    def end_try(self, import_id: str, chunk: int) -> None:
+        """The delivery begun by :meth:`begin_try` finished (whatever its outcome): it did not kill its worker."""
+        self.r.hincrby(keys.import_tries(import_id), chunk, -1)
+
+    # -- pending work ----------------------------------------------------------------
+    def stale(self, older_than_ms: int, limit: int = 1000) -> list[tuple[str, str]]:
+        """Pending (import id, chunk number or "report") with no sign of life since ``older_than_ms``."""
+        members = self.r.zrangebyscore(keys.PENDING, "-inf", older_than_ms, start=0, num=limit)
+        return [tuple(m.decode().rsplit("/", 1)) for m in members]  # type: ignore[misc]
+
+    def touch(self, import_id: str, part: int | str) -> bool:
+        """Note that pending work was sent again now; False when it is no longer pending."""
+        member = keys.pending_member(import_id, part)
+        pipe = self.r.pipeline()
+        pipe.zscore(keys.PENDING, member)
+        pipe.zadd(keys.PENDING, {member: now_ms()}, xx=True)
+        return pipe.execute()[0] is not None
+
+    def drop(self, import_id: str, part: int | str) -> None:
+        """Forget pending work that can never happen (its import expired)."""
+        self.r.zrem(keys.PENDING, keys.pending_member(import_id, part))
