@@ -31,6 +31,7 @@ def main() -> None:
     from producers.api import inspect
     from producers.split import chunks
     from worker.events import chunk as core
+    from worker.events import rules
     from worker.settings import Settings
     from worker.spec import ImportSpec
     from worker.store import Store, connect
@@ -58,7 +59,7 @@ def main() -> None:
             t1 = time.perf_counter()
             existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
             t2 = time.perf_counter()
-            outcome = core.assemble(spec, validated, rows, numbers, existing, {}, at, 300)
+            outcome = core.assemble(spec, validated, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300)
             t3 = time.perf_counter()
             st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
             t4 = time.perf_counter()

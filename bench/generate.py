@@ -32,7 +32,7 @@ def generate(out, rows: int, *, seed: int = 7, dialect: str = "vero", people: in
     rng = random.Random(seed)
     writer = csv.writer(out, lineterminator="\n")
     if dialect == "vero":
-        writer.writerow(["email", "event_name", "time", "id", "item_type", "price", "currency", "coupon", "channel"])
+        writer.writerow(["email", "event_name", "time", "event_id", "item_type", "price", "currency", "coupon", "channel"])
     else:
         writer.writerow(["_cio_name", "_cio_customer_id", "_cio_timestamp", "_cio_id", "item_type", "price",
                          "currency", "coupon", "channel"])

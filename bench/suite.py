@@ -118,6 +118,7 @@ def pure_core(data: Path, chunk_rows: int) -> dict:
     from producers.api import inspect
     from producers.split import chunks
     from worker.events import chunk as core
+    from worker.events import rules
     from worker.spec import ImportSpec
 
     source, plan = inspect(data)
@@ -128,7 +129,7 @@ def pure_core(data: Path, chunk_rows: int) -> dict:
     with source:
         for chunk in chunks(source, plan, chunk_rows):
             validated = core.validate(spec, chunk.rows, chunk.row_numbers, now, 300)
-            core.assemble(spec, validated, chunk.rows, chunk.row_numbers, {}, {}, now, 300)
+            core.assemble(spec, validated, chunk.rows, chunk.row_numbers, {}, rules.NO_CAMPAIGNS, now, 300)
             rows += len(chunk.rows)
     elapsed = time.perf_counter() - started
     return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_second": round(rows / elapsed)}

@@ -22,7 +22,7 @@ from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
-from worker.timestamps import parse_duration, zone
+from worker.timestamps import check_formats, parse_duration, zone
 
 from .source import Source
 from .split import Plan, chunks, scan
@@ -30,6 +30,8 @@ from .split import Plan, chunks, scan
 log = get_logger("backfill.producer")
 #: The producer warns when no chunk of its import commits for this long while it waits.
 STALL_WARNING_S = 15.0
+#: The longest pause between two tries of a wait whose reads of Redis fail.
+WAIT_RETRY_MAX_S = 5.0
 
 
 def _worker():
@@ -67,10 +69,29 @@ class ImportHandle:
 
     def wait(self, timeout: float | None = None, *, poll_s: float = 0.2,
              on_progress: Callable[[dict[str, str]], None] | None = None) -> dict | None:
-        """Block until the report exists (returned), or ``timeout`` seconds pass (None returned)."""
+        """Block until the report exists (returned), or ``timeout`` seconds pass (None returned).
+
+        Waiting survives Redis pausing or restarting: a failed read is tried again with a growing
+        pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log.
+        """
+        from worker.store import TRANSIENT
+
         deadline = None if timeout is None else time.monotonic() + timeout
+        retry_s = 0.0
         while True:
-            state = self.state()
+            try:
+                state = self.state()
+            except TRANSIENT as exc:
+                if not retry_s:
+                    log.warning("Redis did not answer; still waiting for the import", error=str(exc))
+                retry_s = min(max(retry_s * 2, poll_s), WAIT_RETRY_MAX_S)
+                if deadline is not None and time.monotonic() + retry_s >= deadline:
+                    return None
+                time.sleep(retry_s)
+                continue
+            if retry_s:
+                log.info("Redis answers again")
+                retry_s = 0.0
             if state.get("report"):
                 return orjson.loads(state["report"])
             if on_progress:
@@ -88,26 +109,46 @@ class ImportHandle:
         """The errors (or warnings) file, as CSV text in pieces."""
         st = self._store()
         state = self.state()
-        if "spec" not in state:
-            header, dropped = [], []
-        else:
+        header: list[str] = []
+        dropped: list[int] = []
+        delimiter = ","
+        if "spec" in state:
             spec = ImportSpec.from_json(state["spec"])
-            header, dropped = list(spec.columns.header), list(spec.columns.dropped)
-        return problems_csv(header, dropped, st.imports.problems(self.import_id, kind), kind)
+            header, dropped, delimiter = list(spec.columns.header), list(spec.columns.dropped), spec.delimiter
+        return problems_csv(header, dropped, st.imports.problem_runs(self.import_id, kind), kind,
+                            delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind))
+
+
+#: What ``--delimiter`` accepts besides the character itself.
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def delimiter_of(text: str | None) -> str | None:
+    """The delimiter ``text`` names: a character, ``tab`` (or ``\\t``), ``comma``, ``semicolon``, ``pipe``;
+    raises ConfigError for anything else."""
+    if text is None or text == "":
+        return None
+    chosen = DELIMITER_NAMES.get(text.lower(), text)
+    if len(chosen) != 1 or chosen in "\"\r\n" or chosen.isalnum():
+        raise ConfigError(f"--delimiter {text!r}: give one character (, ; |) or tab")
+    return chosen
 
 
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
             dialect: str | None = None, identifier: str | None = None, kind: str = "events",
             mapping: dict[str, str] | None = None, skip: tuple[str, ...] = (), data_to_process: str = "all",
             settings: Settings | None = None, stdin: BinaryIO | None = None) -> tuple[Source, Plan]:
-    """Open and scan a file as an import would, without Redis; raises FileProblem."""
+    """Open and scan a file as an import would, without Redis; raises FileProblem (ConfigError for
+    a bad option)."""
     settings = settings or get_settings()
     people = {"mapping": mapping or {}, "skip": tuple(skip), "data_to_process": data_to_process} \
         if kind == "people" else None
+    chosen = delimiter_of(delimiter)
     source = Source.open(path, stdin=stdin)
     try:
-        plan = scan(source, encoding=encoding, delimiter=delimiter, dialect=dialect,
-                    identifier=identifier, max_columns=settings.max_columns, people=people)
+        plan = scan(source, encoding=encoding, delimiter=chosen, dialect=dialect,
+                    identifier=identifier, max_columns=settings.max_columns, people=people,
+                    mapping=None if people else mapping, skip=() if people else tuple(skip))
     except BaseException:
         source.close()
         raise
@@ -131,6 +172,7 @@ def enqueue_import(
     dry_run: bool = False,
     encoding: str | None = None,
     delimiter: str | None = None,
+    date_formats: tuple[str, ...] | list[str] = (),
     stdin: BinaryIO | None = None,
     settings: Settings | None = None,
     on_chunk: Callable[[int], None] | None = None,
@@ -139,7 +181,10 @@ def enqueue_import(
 
     ``kind="people"`` imports people (Customer.io's rules): ``identifier`` id, email or
     cio_id; ``data_to_process`` all, only_new or only_existing; ``empty_cells`` ignore
-    or clear; ``mapping`` {column: attribute}; ``skip`` columns to leave out.
+    or clear. ``mapping`` {column: attribute} renames columns (events: {column: role}, a
+    role being email, id, event_name, time or event_id, anything else a property name);
+    ``skip`` lists columns to leave out. ``date_formats``: strptime patterns (or
+    ``"excel"``) read besides ISO 8601 and Unix times.
 
     A file-level problem (not CSV, no person column, bad quoting...) does not
     raise: the import is recorded as ``failed`` with one clear message, its report
@@ -152,8 +197,12 @@ def enqueue_import(
     if data_to_process not in DATA_TO_PROCESS or empty_cells not in EMPTY_CELLS:
         raise ConfigError(f"data_to_process must be one of {', '.join(DATA_TO_PROCESS)} and empty_cells one of "
                           f"{', '.join(EMPTY_CELLS)}")
-    if kind == "events" and (data_to_process != "all" or mapping or skip or empty_cells != "ignore"):
-        raise ConfigError("data_to_process, empty_cells, mapping and skip are options of people imports")
+    if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
+        raise ConfigError("data_to_process and empty_cells are options of people imports")
+    try:
+        formats = check_formats(tuple(date_formats))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     id_only = settings.workspace_identifiers == "id_only"
     if zone(timezone) is None:
         raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
@@ -183,6 +232,7 @@ def enqueue_import(
                 data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
                 source=str(path), trigger=trigger and kind == "events", trigger_window_s=window, timezone=timezone,
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
+                date_formats=formats,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
             st.imports.create(spec, {

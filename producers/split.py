@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from worker.cells import column_letter
+from worker.cells import clean_cell, column_letter
 from worker.errors import FileProblem
-from worker.events.dialects import VERO, Columns, plan_columns
+from worker.events.dialects import Columns, plan_columns
 from worker.people.columns import PeopleColumns, plan_people_columns
 
-from .source import Records, Sniffed, Source, check_bytes, sniff
+from .source import Records, Sniffed, Source, check_bytes, choose_encoding, sniff
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,43 +58,47 @@ def scan(
     identifier: str | None = None,
     max_columns: int = 100,
     people: dict | None = None,
+    mapping: dict[str, str] | None = None,
+    skip: tuple[str, ...] = (),
 ) -> Plan:
     """Read the whole file once and return its plan, or raise FileProblem.
 
     ``people`` (the keyword arguments of :func:`plan_people_columns`: mapping,
-    skip, data_to_process) makes it a people file. Falls back to cp1252 when
-    UTF-8 was only assumed and a later byte is not UTF-8.
+    skip, data_to_process) makes it a people file; ``mapping`` and ``skip`` are an
+    events file's ``--map`` and ``--skip``. The encoding is chosen from the whole
+    file (:func:`~producers.source.choose_encoding`). A file whose strict reading
+    fails on spaces after a closing quote (``"x" , "y"``) is read again with those
+    spaces removed.
     """
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
-    check_bytes(source)
-    columns_of = (lambda header: plan_people_columns(header, identifier=identifier, max_columns=max_columns,
-                                                     **people)) if people is not None else None
+    sniffed = choose_encoding(sniffed, check_bytes(source), source.name)
+    if people is not None:
+        def columns_of(header: list[str]) -> PeopleColumns:
+            return plan_people_columns(header, identifier=identifier, max_columns=max_columns, **people)
+    else:
+        def columns_of(header: list[str]) -> Columns:
+            return plan_columns(header, dialect=dialect, max_columns=max_columns, identifier=identifier,
+                                mapping=mapping, skip=skip)
     try:
-        return _scan(source, sniffed, dialect, identifier, max_columns, columns_of)
+        return _scan(source, sniffed, identifier, columns_of)
     except FileProblem as problem:
-        if problem.code != "bad_encoding" or sniffed.encoding != "utf-8" or encoding:
+        if problem.code != "bad_csv" or "expected after" not in str(problem):
             raise
-        fallback = dataclasses.replace(
-            sniffed, encoding="cp1252", encoding_reason=f"cp1252 fallback: not valid UTF-8 (line {problem.line})"
-        )
-        return _scan(source, fallback, dialect, identifier, max_columns, columns_of)
+    return _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of)
 
 
-def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str | None,
-          max_columns: int, columns_of) -> Plan:
+def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of) -> Plan:
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
         raise FileProblem("empty_file", f"{source.name} has no header row")
     person: int | None = None
     columns: Columns | PeopleColumns
-    if columns_of is not None:
-        columns = columns_of(header)
+    columns = columns_of(header)
+    if isinstance(columns, PeopleColumns):
         identifier = columns.identifier
     else:
-        columns = plan_columns(header, dialect=dialect, max_columns=max_columns)
-        if identifier is None and columns.dialect == VERO:
-            identifier = "email"
+        identifier = columns.person_kind or identifier
         if identifier not in (None, "id", "email"):
             raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
         person = columns.person
@@ -109,7 +113,7 @@ def _scan(source: Source, sniffed: Sniffed, dialect: str | None, identifier: str
         rows += 1
         if rows <= 3:
             for index, cell in enumerate(record[: len(samples)]):
-                samples[index].append(cell.strip())
+                samples[index].append(clean_cell(cell))
         for index in unnamed:
             if index < len(record) and record[index].strip():
                 raise FileProblem(

@@ -1,9 +1,17 @@
 """Header cells and row cells, as both kinds of file share them. Pure: no I/O.
 
-Column letters as a spreadsheet shows them, the trimmed header and its names,
-our own report columns (``_row``, ``_errors``, ``_warnings``), the escape our
-errors files add, fitting a row to the header's width, and what an e-mail
+Column letters as a spreadsheet shows them, the cleaned header and its names,
+our own report columns (``_row``, ``_errors``, ``_warnings``), reading a cell
+(:func:`clean_cell`) and writing it back so it reads the same (:func:`escape_cell`),
+fitting a row to the header's width, invisible characters, and what an e-mail
 address looks like.
+
+A leading apostrophe is a spreadsheet's "text" marker (Excel hides it; Shopify
+exports ids as ``'7985351721238``): reading a cell removes one, in every file.
+Writing a cell that starts with an apostrophe, or with a character a
+spreadsheet would run as a formula, puts one in front, so that
+``clean_cell(escape_cell(v)) == v`` for every value: an errors file imports
+exactly as the rows it holds, with or without its ``_row``/``_errors`` columns.
 """
 from __future__ import annotations
 
@@ -15,10 +23,25 @@ from worker.problems import Problem
 #: Columns our own errors/warnings files add: dropped so a corrected file re-imports as it is.
 REPORT_COLUMNS = ("_row", "_errors", "_warnings")
 # Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 accepts
-# addresses no mail system delivers to, and rejecting real ones is worse.
-EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
-# Cells we escaped in our own errors files: a quote before a formula trigger.
-_ESCAPED = re.compile(r"'[=+\-@\t\r]")
+# addresses no mail system delivers to, and rejecting real ones is worse. A "mailto:"
+# link is not an address.
+EMAIL = re.compile(r"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+# Characters that print as nothing: zero-width space, word joiner, soft hyphen, BOM, direction
+# marks, embeddings and isolates. In a name or an identifier they only break matching
+# ("Completes checkout\u200b" never triggers "Completes checkout").
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# The same, but zero-width (non-)joiners stay: they shape Persian words and emoji sequences.
+INVISIBLE_IN_TEXT = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# A long number Excel shortened to scientific notation: its digits are lost for good.
+SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE]\+?\d+")
+# A spreadsheet runs a cell starting with one of these as a formula.
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "'")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NAMES = {"\u00ad": "SOFT HYPHEN", "\u200b": "ZERO WIDTH SPACE", "\u200c": "ZERO WIDTH NON-JOINER",
+          "\u200d": "ZERO WIDTH JOINER", "\u200e": "LEFT-TO-RIGHT MARK", "\u200f": "RIGHT-TO-LEFT MARK",
+          "\u2060": "WORD JOINER", "\ufeff": "BYTE ORDER MARK"}
+#: The longest text a spreadsheet cell holds; longer problem texts are cut to it.
+CELL_LIMIT = 32_767
 
 
 def column_letter(index: int) -> str:
@@ -31,12 +54,44 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], dict[str, int]]:
-    """The trimmed header cells, and each lower-cased name's column index.
+def clean_cell(cell: str) -> str:
+    """A cell as it is read: trimmed, and without one leading apostrophe (the text marker)."""
+    cell = cell.strip()
+    return cell[1:].strip() if cell[:1] == "'" else cell
 
+
+def clean_cells(raw: list[str]) -> list[str]:
+    """:func:`clean_cell` of every cell; the usual row (no apostrophe anywhere) costs two C calls."""
+    cells = [c.strip() for c in raw]
+    if "'" in "".join(cells):
+        return [c[1:].strip() if c[:1] == "'" else c for c in cells]
+    return cells
+
+
+def escape_cell(value: str) -> str:
+    """``value`` written so a spreadsheet never runs it and :func:`clean_cell` reads it back as it is.
+
+    Numbers (``-12.5``, ``+7``) stay as they are.
+    """
+    value = clean_cell(value)
+    if value.startswith(_DANGEROUS) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def header_key(name: str) -> str:
+    """How header names are compared: case, spaces, underscores and hyphens aside (``Event Name``
+    is ``event_name``)."""
+    return re.sub(r"[\s_\-]+", "", name.lower())
+
+
+def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The cleaned header cells, and each lower-cased name's column index.
+
+    Invisible characters (a BOM written twice, zero-width spaces) are removed from names.
     Raises FileProblem when the header is wider than ``max_columns`` or repeats a name.
     """
-    cells = tuple(cell.strip() for cell in header)
+    cells = tuple(INVISIBLE.sub("", clean_cell(cell)).strip() for cell in header)
     if len(cells) > max_columns:
         raise FileProblem(
             "too_many_columns",
@@ -59,7 +114,7 @@ def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], 
 
 
 def is_report_file(header: tuple[str, ...], dropped: tuple[int, ...]) -> bool:
-    """True for a file we wrote (an errors or warnings CSV): its cells carry our escapes."""
+    """True for a file we wrote (an errors or warnings CSV)."""
     return any(header[i].lower() in ("_errors", "_warnings") for i in dropped)
 
 
@@ -68,25 +123,48 @@ def is_email(value: str) -> bool:
     return EMAIL.fullmatch(value) is not None
 
 
-def unescape(cell: str) -> str:
-    """Undo the formula escape our errors files add (``'=x`` -> ``=x``)."""
-    return cell[1:] if _ESCAPED.match(cell) else cell
+def email_problem(value: str, what: str = "") -> str:
+    """The message for a value that is not an e-mail address (``what``: "recipient must be an e-mail
+    address, got "...)."""
+    if value[:7].lower() == "mailto:":
+        return f"{value!r} is a mailto: link, not an address: write {value[7:]!r}"
+    return f"{what}{value!r}" if what else f"{value!r} is not an e-mail address"
 
 
-def fit_cells(cells: list[str], row: int, width: int, from_report: bool) -> tuple[list[str], list[Problem]]:
-    """A row's stripped cells made as wide as the header, undoing our own escapes in a file we wrote.
+def mangled_problem(value: str) -> str:
+    """The message for an id a spreadsheet turned into scientific notation (see :data:`SCIENTIFIC`)."""
+    return (f"{value!r} is a long number that a spreadsheet shortened to scientific notation: its digits are "
+            "lost. Format the column as Text in the spreadsheet, export the CSV again")
+
+
+def without_invisible(value: str, pattern: re.Pattern = INVISIBLE) -> tuple[str, str]:
+    """``value`` without invisible characters, and the names of those removed ("" when none)."""
+    found = sorted(set(pattern.findall(value)))
+    if not found:
+        return value, ""
+    names = ", ".join(f"U+{ord(c):04X} {_NAMES.get(c, 'FORMAT CHARACTER')}" for c in found)
+    return pattern.sub("", value).strip(), names
+
+
+def shorten(text: str, limit: int = CELL_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    return text if len(text) <= limit else text[: limit - 40] + f"... ({len(text) - limit + 40} more characters)"
+
+
+def fit_cells(cells: list[str], row: int, width: int) -> tuple[list[str], list[Problem]]:
+    """A row's cleaned cells made as wide as the header.
 
     Extra cells that hold values are a ``too_many_cells`` problem; empty ones are dropped.
     """
-    if from_report:
-        # strip again: under our quote a cell may begin with the tab or CR the escape protected
-        cells = [unescape(c).strip() for c in cells]
     problems = []
     if len(cells) > width:
-        if any(cells[width:]):
+        extra = [c for c in cells[width:] if c]
+        if extra:
+            listed = shorten(", ".join(repr(c) for c in extra[:20]), 500) + (" ..." if len(extra) > 20 else "")
             problems.append(Problem(row, None, "too_many_cells",
-                                    f"{len(cells)} cells but the header has {width} columns; extra: "
-                                    + ", ".join(repr(c) for c in cells[width:] if c)))
+                                    f"{len(cells)} cells but the header has {width} columns; "
+                                    f"{len(extra)} extra with values: {listed}. An unquoted comma in a value "
+                                    "splits it: quote the value, or fix the row"))
         cells = cells[:width]
     elif len(cells) < width:
         cells = cells + [""] * (width - len(cells))

@@ -83,6 +83,11 @@ def import_errors(import_id: str) -> str:
     return f"{PREFIX}imp:{import_id}:errors"
 
 
+def import_problem_runs(import_id: str) -> str:
+    """Hash: ``e<chunk>``/``w<chunk>`` -> "start:count" of that chunk's rows in the errors/warnings list."""
+    return f"{PREFIX}imp:{import_id}:runs"
+
+
 def import_warnings(import_id: str) -> str:
     """List of warning rows (orjson), rendered as the warnings CSV."""
     return f"{PREFIX}imp:{import_id}:warnings"
@@ -91,6 +96,12 @@ def import_warnings(import_id: str) -> str:
 def import_shadow(import_id: str) -> str:
     """Prefix of a dry run's shadow keys (the dedupe marks and people it would have written)."""
     return f"{PREFIX}imp:{import_id}:dry:"
+
+
+def import_event_ids(import_id: str) -> str:
+    """Hash: an events import's memory of its event ids (digest -> content digest and first row),
+    for the warning on an id reused for a different event; deleted when the report is written."""
+    return f"{PREFIX}imp:{import_id}:ids"
 
 
 def import_seen(import_id: str) -> str:
@@ -122,4 +133,5 @@ def import_keys(import_id: str) -> list[str]:
         import_errors(import_id),
         import_warnings(import_id),
         import_tries(import_id),
+        import_problem_runs(import_id),
     ]

@@ -43,6 +43,8 @@ class ImportSpec:
     empty_cells: str = "ignore"
     #: the workspace identifies people by id only (e-mails may be shared), fixed when the import is queued
     id_only: bool = False
+    #: ``--date-format`` strptime patterns (or "excel") read besides ISO 8601 and Unix times
+    date_formats: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         """orjson bytes, for the import hash."""
@@ -55,4 +57,5 @@ class ImportSpec:
         data = orjson.loads(raw)
         kind = PeopleColumns if data.get("kind") == "people" else Columns
         data["columns"] = kind.from_dict(data["columns"])
+        data["date_formats"] = tuple(data.get("date_formats", ()))
         return cls(**data)

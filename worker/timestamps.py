@@ -1,25 +1,37 @@
-"""Event times: every format the vendors publish, to Unix seconds (UTC).
+"""Event times: every format the vendors publish, to Unix seconds (UTC). Pure: no I/O.
 
-Accepted:
+Accepted without asking:
 - ISO 8601 / RFC 3339: ``2022-01-15T02:00:00Z``, ``2022-01-15T02:00:00+10:00``,
-  ``2022-01-15 02:00``, ``2022-01-15`` (midnight);
+  ``2022-01-15 02:00``, ``2022-01-15`` (midnight), ``20220115`` (a date, midnight);
 - Vero's hour-only offsets: ``2022-01-02 13:05+10`` (and ``+1000``);
-- Unix seconds (``1642212000``, ``1642212000.5``) and milliseconds (13 digits).
+- Unix seconds as exactly 10 digits (``1642212000``, ``1642212000.5``: 2001-09-09 to 2286)
+  and milliseconds as exactly 13 digits.
 
-Times without an offset are read in the import's time zone. Pure: no I/O.
+Any other bare number is refused, never read as a time: ``2024`` or ``45356.58`` (an Excel
+date serial) would otherwise land in January 1970. Local formats (``10/18/2010``) are read
+only with an explicit ``--date-format`` (strptime patterns, several allowed; a value that
+two of them read as different times is refused as ambiguous), and Excel serials only with
+``--date-format excel``. Times without an offset are read in the import's time zone.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ACCEPTED = "ISO 8601 (2022-01-15T02:00:00Z, 2022-01-02 13:05+10), Unix seconds or milliseconds"
+ACCEPTED = ("ISO 8601 (2022-01-15T02:00:00Z, 2022-01-02 13:05+10, 20220115), Unix seconds (10 digits) "
+            "or milliseconds (13 digits), or a format given with --date-format")
+#: the --date-format value that reads Excel's date serial numbers (days since 1899-12-30)
+EXCEL = "excel"
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-# Below this a number is seconds (1e11 s is the year 5138); below 1e14, milliseconds.
-_SECONDS_LIMIT = 1e11
-_MILLIS_LIMIT = 1e14
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?|[+-]?\.\d+")
+_SECONDS = re.compile(r"\d{10}(?:\.\d+)?")
+_MILLIS = re.compile(r"\d{13}(?:\.\d+)?")
+_YYYYMMDD = re.compile(r"\d{8}")
+# Excel's serials of 1900-01-01 .. 9999-12-31; below ~20000 (1954) a number is rarely a date.
+_EXCEL_MIN, _EXCEL_MAX, _EXCEL_LIKELY = 1, 2_958_465, 20_000
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_LOCAL_DATE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2})(:\d{2})?)?")
 
 
 def zone(name: str) -> tzinfo | None:
@@ -32,19 +44,44 @@ def zone(name: str) -> tzinfo | None:
         return None
 
 
-def parse_time(text: str, tz: tzinfo = timezone.utc) -> float | None:
-    """Unix seconds for ``text``, or None when it is not a time we accept.
+def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate ``--date-format`` values (strptime patterns or ``excel``); raises ValueError."""
+    for pattern in formats:
+        if pattern == EXCEL:
+            continue
+        if "%" not in pattern:
+            raise ValueError(f"--date-format {pattern!r} is not a strptime pattern like '%m/%d/%Y' (or excel)")
+        try:
+            datetime.now().strftime(pattern)
+        except ValueError as exc:
+            raise ValueError(f"--date-format {pattern!r}: {exc}") from None
+    return tuple(formats)
+
+
+def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = ()) -> float | None:
+    """Unix seconds for ``text``, or None when it is not a time we accept (see :func:`time_problem`).
 
     ``text`` must already be stripped and non-empty.
     """
     if _NUMBER.fullmatch(text):
-        value = float(text)
-        magnitude = abs(value)
-        if magnitude < _SECONDS_LIMIT:
-            return value
-        if magnitude < _MILLIS_LIMIT:
-            return value / 1000.0
+        if _SECONDS.fullmatch(text):
+            return float(text)
+        if _MILLIS.fullmatch(text):
+            return float(text) / 1000.0
+        if _YYYYMMDD.fullmatch(text):
+            return _iso(text, tz)
+        if EXCEL in formats:
+            return _excel(text, tz)
         return None
+    found = _iso(text, tz)
+    if found is None and formats:
+        readings = _custom(text, tz, formats)
+        if len(readings) == 1:
+            return readings.pop()
+    return found
+
+
+def _iso(text: str, tz: tzinfo) -> float | None:
     # fromisoformat is C code and, since 3.11, takes every ISO 8601 shape we list,
     # Vero's "+10" offsets included; it rejects nonsense like "2022-02-30".
     try:
@@ -54,6 +91,62 @@ def parse_time(text: str, tz: tzinfo = timezone.utc) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed.timestamp()
+
+
+def _excel(text: str, tz: tzinfo) -> float | None:
+    value = float(text)
+    if not _EXCEL_MIN <= value <= _EXCEL_MAX:
+        return None
+    return (_EXCEL_EPOCH + timedelta(days=value)).replace(tzinfo=tz).timestamp()
+
+
+def _custom(text: str, tz: tzinfo, formats: tuple[str, ...]) -> set[float]:
+    """Every distinct reading of ``text`` under the strptime patterns in ``formats``."""
+    readings = set()
+    for pattern in formats:
+        if pattern == EXCEL:
+            continue
+        try:
+            parsed = datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        readings.add(parsed.timestamp())
+    return readings
+
+
+def time_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(code, message) for a value :func:`parse_time` refused: what it looks like and how to fix it."""
+    if formats and len(readings := _custom(text, tz, formats)) > 1:
+        shown = ", ".join(sorted(iso(r) for r in readings))
+        return "ambiguous_time", (f"{text!r} reads as different times under the given --date-format patterns "
+                                  f"({shown}); give only the pattern the file uses")
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+        if _EXCEL_LIKELY <= value <= _EXCEL_MAX and not text.startswith(("+", "-")):
+            moment = (_EXCEL_EPOCH + timedelta(days=value)).strftime("%Y-%m-%d %H:%M")
+            return "invalid_time", (f"{text!r} looks like an Excel date serial number ({moment}); format the "
+                                    "column as a date (yyyy-mm-dd hh:mm) before saving, or pass --date-format excel")
+        return "invalid_time", (f"{text!r} is a number but not a time: Unix times have 10 digits (seconds) "
+                                "or 13 (milliseconds)")
+    local = _LOCAL_DATE.fullmatch(text)
+    if local:
+        return "invalid_time", f"{text!r} is a local date format; {_suggest(local)}"
+    return "invalid_time", f"{text!r} is not a time; use {ACCEPTED}"
+
+
+def _suggest(match: re.Match) -> str:
+    first, sep, second, year, clock, seconds = match.groups()
+    tail = (" %H:%M" + (":%S" if seconds else "")) if clock else ""
+    y = "%Y" if len(year) == 4 else "%y"
+    month_first, day_first = f"%m{sep}%d{sep}{y}{tail}", f"%d{sep}%m{sep}{y}{tail}"
+    if int(first) > 12 >= int(second):
+        return f"it reads as day{sep}month: pass --date-format '{day_first}'"
+    if int(second) > 12 >= int(first):
+        return f"it reads as month{sep}day: pass --date-format '{month_first}'"
+    return (f"it could be month{sep}day or day{sep}month: pass --date-format '{month_first}' "
+            f"or '{day_first}', whichever the file uses")
 
 
 def iso(ts: float) -> str:

@@ -39,12 +39,14 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
         click.echo(f"{'created_at':<14}{iso(float(reserved['created_at']))} ({reserved['created_at']})")
     if "unsubscribed" in reserved:
         click.echo(f"{'unsubscribed':<14}{reserved['unsubscribed']}")
+    # Names as wide as the longest (at least 22), so a long attribute name never runs into its value.
+    width = max([22, *(len(n) for n in [*attributes, *topics])]) + 2
     click.echo("attributes" + ("" if attributes else "    (none)"))
     for name, value in attributes.items():
-        click.echo(f"  {name:<24}{value}")
+        click.echo(f"  {name:<{width}}{value}")
     click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
     for name, flag in topics.items():
-        click.echo(f"  {name:<24}{'subscribed' if flag else 'unsubscribed'}")
+        click.echo(f"  {name:<{width}}{'subscribed' if flag else 'unsubscribed'}")
 
 
 @click.group()
@@ -56,7 +58,10 @@ def campaigns() -> None:
 @click.argument("name")
 @click.option("--event", required=True, help="The event name that triggers it.")
 @click.option("--delay", default="0", show_default=True, help="Delay after the event: 0, 30m, 10d...")
-def campaigns_add(name: str, event: str, delay: str) -> None:
+@click.option("--match", type=click.Choice(["exact", "loose"]), default="exact", show_default=True,
+              help="loose: event names match whatever their case, spaces and underscores "
+                   "(completes_checkout triggers 'Completes checkout'); a dry run lists the rows matched so.")
+def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
     """Create or replace campaign NAME."""
     from worker.events.rules import Campaign
     from worker.tasks import store
@@ -66,8 +71,8 @@ def campaigns_add(name: str, event: str, delay: str) -> None:
         seconds = parse_duration(delay) or 0
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--delay") from None
-    store().triggers.add_campaign(Campaign(name, event.strip(), seconds))
-    click.echo(f"campaign {name!r}: on {event.strip()!r}, delay {seconds} s")
+    store().triggers.add_campaign(Campaign(name, event.strip(), seconds, match))
+    click.echo(f"campaign {name!r}: on {event.strip()!r} ({match} match), delay {seconds} s")
 
 
 @campaigns.command("list")
@@ -78,10 +83,10 @@ def campaigns_list(as_json: bool) -> None:
 
     found = sorted(store().triggers.campaigns(), key=lambda c: c.name)
     if as_json:
-        echo_json([{"name": c.name, "event": c.event, "delay_s": c.delay_s} for c in found])
+        echo_json([{"name": c.name, "event": c.event, "delay_s": c.delay_s, "match": c.match} for c in found])
         return
     for c in found:
-        click.echo(f"{c.name:<30} on {c.event!r:<30} delay {c.delay_s} s")
+        click.echo(f"{c.name:<30} on {c.event!r:<30} {c.match:<6} delay {c.delay_s} s")
 
 
 @campaigns.command("remove")

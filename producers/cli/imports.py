@@ -8,7 +8,7 @@ import click
 from producers.cli import render
 from producers.cli.common import echo_json
 from worker.cells import column_letter
-from worker.errors import BackfillError, FileProblem
+from worker.errors import BackfillError, ConfigError, FileProblem
 from worker.events.dialects import DIALECTS
 from worker.ops.report import EXIT_TIMEOUT
 from worker.people.columns import (
@@ -29,9 +29,13 @@ from worker.people.columns import (
               show_default=True, help="People: add and update, add only, or update only.")
 @click.option("--empty-cells", type=click.Choice(EMPTY_CELLS), default="ignore", show_default=True,
               help="People: an empty cell leaves the attribute as it is, or removes it.")
-@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE",
-              help="People: import COLUMN as ATTRIBUTE (e.g. Mail=email); repeatable.")
-@click.option("--skip", multiple=True, metavar="COLUMN", help="People: leave COLUMN out; repeatable.")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=NAME",
+              help="Read COLUMN as NAME: people, an attribute (Mail=email); events, a role (email, id, "
+                   "event_name, time, event_id) or a property name. Repeatable.")
+@click.option("--skip", multiple=True, metavar="COLUMN", help="Leave COLUMN out; repeatable.")
+@click.option("--date-format", "date_formats", multiple=True, metavar="PATTERN",
+              help="Also read times written like PATTERN (strptime: '%m/%d/%Y %H:%M'), or 'excel' for Excel "
+                   "date serials; repeatable (a value two patterns read differently is an error).")
 @click.option("--dialect", type=click.Choice(DIALECTS), help="Force the dialect (default: from the header).")
 @click.option("--trigger/--no-trigger", default=False, help="Let events trigger campaigns (default: passive).")
 @click.option("--trigger-window", default="72h", show_default=True, help="Oldest event that may trigger: 72h, 10d, or none.")
@@ -39,12 +43,13 @@ from worker.people.columns import (
 @click.option("--create-people", is_flag=True, help="Create people the directory does not know.")
 @click.option("--dry-run", is_flag=True, help="Run everything, write nothing, report what would happen.")
 @click.option("--encoding", help="Force the encoding (default: UTF-8, else cp1252).")
-@click.option("--delimiter", help="Force the delimiter (default: sniffed among , ; tab |).")
+@click.option("--delimiter", help="Force the delimiter: a character, or tab (default: sniffed among , ; tab |).")
 @click.option("--wait", is_flag=True, help="Wait for the report; exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
-def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, dialect, trigger,
-            trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout, as_json) -> None:
+def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, date_formats, dialect,
+            trigger, trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout,
+            as_json) -> None:
     """Import FILE (a path, a .gz, or - for standard input) of events or people."""
     from producers.api import enqueue_import
 
@@ -52,16 +57,14 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
         raise click.BadParameter("cio_id identifies people in a people import (--type people)",
                                  param_hint="--identifier")
     try:
-        people = dict(data_to_process=data_to_process, empty_cells=empty_cells, mapping=parse_mapping(mapping),
-                      skip=skip) if kind == "people" else {}
+        people = dict(data_to_process=data_to_process, empty_cells=empty_cells) if kind == "people" else {}
         handle = enqueue_import(
-            file, kind=kind, **people, identifier=identifier, dialect=dialect, trigger=trigger,
-            trigger_window=trigger_window,
-            timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding,
-            delimiter=delimiter.replace("\\t", "\t") if delimiter else None,
+            file, kind=kind, **people, mapping=parse_mapping(mapping), skip=skip, identifier=identifier,
+            dialect=dialect, trigger=trigger, trigger_window=trigger_window, date_formats=date_formats,
+            timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding, delimiter=delimiter,
         )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    except (ValueError, ConfigError) as exc:  # an option is wrong: bad usage
+        raise click.UsageError(str(exc)) from None
     except BackfillError as exc:
         raise click.ClickException(str(exc)) from None
     report = handle.report()
@@ -91,10 +94,10 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
 @click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
 @click.option("--identifier", type=click.Choice(IDENTIFIERS))
 @click.option("--dialect", type=click.Choice(DIALECTS))
-@click.option("--map", "mapping", multiple=True, metavar="COLUMN=ATTRIBUTE")
-@click.option("--skip", multiple=True, metavar="COLUMN")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=NAME", help="As for import.")
+@click.option("--skip", multiple=True, metavar="COLUMN", help="As for import.")
 @click.option("--encoding")
-@click.option("--delimiter")
+@click.option("--delimiter", help="A character, or tab.")
 @click.option("--json", "as_json", is_flag=True)
 def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
     """Show how FILE would be read, without importing anything (no Redis needed)."""
@@ -103,10 +106,12 @@ def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, deli
     try:
         source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
                                delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    except (ValueError, ConfigError) as exc:
+        raise click.UsageError(str(exc)) from None
     except FileProblem as problem:
         raise click.ClickException(f"{problem} [{problem.code}]") from None
+    except BackfillError as exc:
+        raise click.ClickException(str(exc)) from None
     source.close()
     columns = plan.columns
     info = {

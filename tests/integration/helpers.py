@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / "shared" / "reference"
 EXAMPLES = ROOT / "examples"
 
 

@@ -62,7 +62,7 @@ def test_inspect_shows_roles_and_samples(backfill):
 def test_campaigns_commands(backfill):
     assert backfill("campaigns", "add", "follow-up", "--event", "Completes checkout", "--delay", "10d").returncode == 0
     listed = orjson.loads(backfill("campaigns", "list", "--json").stdout)
-    assert listed == [{"name": "follow-up", "event": "Completes checkout", "delay_s": 864000}]
+    assert listed == [{"name": "follow-up", "event": "Completes checkout", "delay_s": 864000, "match": "exact"}]
     assert backfill("campaigns", "remove", "follow-up").returncode == 0
     assert backfill("campaigns", "remove", "follow-up").returncode == 1
 

@@ -15,6 +15,8 @@ HOSTILE = ["=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "=HYPERLINK(\"http:
            "\t=1+1", "\r=1+1", "\t@SUM(A1)"]
 NUMBERS = ["-12.5", "-3", "+7", "-1e5", "-0.5"]
 PLAIN = ["a=b", "plain text", "50%"]
+# A leading apostrophe is the spreadsheet's text marker: read without it, written back with it.
+MARKED = ["'=literal", "'+44 20 7946 0000", "''kept one", "'7985351721238"]
 
 
 def _file(cells: list[str], time: str) -> str:
@@ -27,7 +29,7 @@ def _file(cells: list[str], time: str) -> str:
 
 
 def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, tmp_path):
-    cells = HOSTILE + NUMBERS + PLAIN
+    cells = HOSTILE + NUMBERS + PLAIN + MARKED
     original = tmp_path / "hostile.csv"
     original.write_text(_file(cells, "yesterday"), newline="")
     report = run_import(original, create_people=True)
@@ -39,7 +41,9 @@ def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, t
     for n, cell in enumerate(cells):
         written = notes[n + 2]
         if cell in HOSTILE:
-            assert written == "'" + cell, (cell, written)  # a spreadsheet shows it as text
+            assert written == "'" + cell.strip(), (cell, written)  # a spreadsheet shows it as text
+        elif cell in MARKED:
+            assert written == {"'7985351721238": "7985351721238"}.get(cell, cell), (cell, written)
         else:
             assert written == cell, (cell, written)  # numbers and plain text untouched
     assert not any(r["_errors"].startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows)
@@ -56,3 +60,15 @@ def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, t
     expected = {e.person: e.data for e in direct.events}
     imported = {e["person"]["email"]: e["data"] for e in store.events.read(again["import_id"])}
     assert imported == expected and len(imported) == len(cells)
+    assert expected["p16@example.com"] == {"note": "=literal"} and expected["p18@example.com"] == {"note": "'kept one"}
+
+    # A user deletes the _row and _errors columns before importing again: the same events.
+    table = list(csv.reader(io.StringIO(text.lstrip("\ufeff").replace("yesterday", "2024-01-02T00:00:00Z"),
+                                        newline="")))
+    trimmed = tmp_path / "errors-trimmed.csv"
+    with trimmed.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(row[:-2] for row in table)
+    store.r.delete(*store.r.keys("bf:dd:*"))  # the same events again: forget they were imported
+    third = run_import(trimmed, create_people=True)
+    assert third["imported"] == len(cells)
+    assert {e["person"]["email"]: e["data"] for e in store.events.read(third["import_id"])} == expected

@@ -26,7 +26,7 @@ def test_metrics_count_rows_imports_chunks_queues_and_triggers(store, workers, b
     try:
         assert backfill("campaigns", "add", "later", "--event", "Signed up", "--delay", "1h").returncode == 0
         lines = [f"p{n}@example.com,Signed up,,ev{n}" for n in range(120)] + ["bad,Signed up,,x1", "p1@example.com,,,x2"]
-        path = write(tmp_path, "signups.csv", "email,event_name,time,id\n" + "\n".join(lines + lines[:10]) + "\n")
+        path = write(tmp_path, "signups.csv", "email,event_name,time,event_id\n" + "\n".join(lines + lines[:10]) + "\n")
         report = run_import(path, create_people=True, trigger=True)
         got = _scrape(port)
     finally:
@@ -48,7 +48,7 @@ def test_metrics_count_rows_imports_chunks_queues_and_triggers(store, workers, b
 
 def test_status_watch_follows_an_import_to_its_end(store, workers, backfill, tmp_path):
     lines = "".join(f"p{n}@example.com,Ordered,,o{n}\n" for n in range(20_000))
-    path = write(tmp_path, "orders.csv", "email,event_name,time,id\n" + lines + "oops,Ordered,,o-bad\n")
+    path = write(tmp_path, "orders.csv", "email,event_name,time,event_id\n" + lines + "oops,Ordered,,o-bad\n")
     # The producer only returns once its last chunk is queued: watch while it still queues.
     producer = threading.Thread(target=backfill, args=("import", str(path), "--create-people"))
     producer.start()

@@ -136,3 +136,10 @@ def test_empty_cells_are_ignored_by_default_and_cleared_on_request():
 def test_identifier_cells_are_never_attributes():
     row = rows_of(["cio_id", "id", "email", "name"], ["a1", "7", "x@y.com", "N"]).rows[0]
     assert (row.cio_id, row.id, row.email, row.set) == ("a1", "7", "x@y.com", {"name": "N"})
+
+
+def test_reserved_names_as_people_write_them():
+    cols = plan(["ID", "Email Address", "Created At", "first name"])
+    assert (cols.id, cols.email, cols.created_at, cols.attributes) == (0, 1, 2, ((3, "first name"),))
+    with pytest.raises(FileProblem, match="both set 'email'"):
+        plan(["id", "email", "E-mail"])

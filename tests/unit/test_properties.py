@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from producers.source import Source
 from producers.split import chunks, scan
 from worker.events import chunk as core
+from worker.events import rules
 from worker.events.dialects import plan_columns
 from worker.events.rows import dedupe_key, validate_rows
 from worker.people.columns import plan_people_columns
@@ -63,7 +64,7 @@ RAGGED = st.one_of(EVENT_ROW, EVENT_ROW.map(lambda r: r[:3]), EVENT_ROW.map(lamb
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(RAGGED, max_size=60), chunk_rows=st.integers(1, 20))
 def test_every_event_row_counted_once(rows, chunk_rows):
-    columns = plan_columns(["email", "event_name", "time", "id", "item", "recipient"])
+    columns = plan_columns(["email", "event_name", "time", "event_id", "item", "recipient"])
     spec = ImportSpec(import_id="p", columns=columns, identifier="email", create_people=True)
     seen: set[bytes] = set()
     imported = duplicates = errors = 0
@@ -73,7 +74,7 @@ def test_every_event_row_counted_once(rows, chunk_rows):
         validated = validate_rows(part, numbers, columns, identifier="email", tz=timezone.utc,
                                   now=1_800_000_000.0, clock_skew_s=300)
         assert sorted([e.row for e in validated.events] + [r for r, _, _ in validated.errors]) == numbers
-        outcome = core.assemble(spec, validated, part, numbers, {}, {}, 1_800_000_000.0, 300)
+        outcome = core.assemble(spec, validated, part, numbers, {}, rules.NO_CAMPAIGNS, 1_800_000_000.0, 300)
         # nobody exists yet: every event is kept, and asks for its person to be created
         assert len(outcome.outcomes) == len(outcome.create) == len(validated.events)
         assert len(outcome.keys) == 10 * len(outcome.outcomes)

@@ -1,14 +1,27 @@
 import csv
 import io
 
-from worker.ops.report import build_report, escape_cell, problems_csv
+import pytest
+
+from worker.cells import clean_cell, escape_cell
+from worker.ops.report import build_report, problems_csv
 
 
 def test_dangerous_cells_are_escaped_and_numbers_kept():
-    for cell in ("=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "\tx", "\rx", "=1"):
+    for cell in ("=cmd|' /C calc'!A0", "+1+1", "@SUM(A1)", "-2+3", "=1"):
         assert escape_cell(cell) == "'" + cell
+    assert escape_cell("''twice") == "''twice" and escape_cell("'once") == "once"  # one apostrophe is a marker
     for cell in ("-12.5", "+3", "-1e5", "plain", "", "a=b"):
         assert escape_cell(cell) == cell
+    assert escape_cell("\t=1") == "'=1"  # what the cell is read as, escaped: the tab was trimmed
+
+
+@pytest.mark.parametrize("value", ["=1+2", "'=literal", "+44 20 7946 0958", "'+44 20 7946 0000", "@ann", "''x",
+                                   "'7985351721238", "-12.5", "plain", "a'b", "'"])
+def test_the_escape_reverses_exactly_whatever_the_cell(value):
+    """Reading what was written gives what was read: with or without the _row/_errors columns."""
+    read = clean_cell(value)
+    assert clean_cell(escape_cell(value)) == read
 
 
 def test_problems_csv_has_bom_original_columns_row_and_errors():
@@ -16,7 +29,7 @@ def test_problems_csv_has_bom_original_columns_row_and_errors():
         {"row": 9, "cells": ["b@x.co", "=HYPERLINK()", "2", "old"], "problems": ["invalid_time: bad"]},
         {"row": 3, "cells": ["a@x.co", "-12.5"], "problems": ["missing_event_name: no", "x: y"]},
     ]
-    text = "".join(problems_csv(["email", "amount", "_row", "_errors"], [2, 3], problems, "errors"))
+    text = "".join(problems_csv(["email", "amount", "_row", "_errors"], [2, 3], [problems], "errors"))
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text[1:])))
     assert rows[0] == ["email", "amount", "_row", "_errors"]
@@ -33,3 +46,20 @@ def test_report_status_and_counts():
     assert report["triggers"]["scheduled"] == 3 and report["rows_per_second"] == 5
     assert build_report({"rows": "1", "imported": "1"}, {})["status"] == "completed"
     assert build_report({"failure": "bad"}, {})["status"] == "failed"
+
+
+def test_problems_csv_keeps_extra_cells_uses_the_delimiter_and_escapes_the_header():
+    problems = [{"row": 2, "cells": ["a@x.co", "Main St", " 5", "Springfield"], "problems": ["too_many_cells: x"]},
+                {"row": 3, "cells": ["b@x.co"], "problems": ["y: z"]}]
+    text = "".join(problems_csv(["email", "=HYPERLINK(1)"], [], [problems], "errors", delimiter=";", width=4))
+    rows = list(csv.reader(io.StringIO(text[1:]), delimiter=";"))
+    assert rows[0] == ["email", "'=HYPERLINK(1)", "", "", "_row", "_errors"]
+    assert rows[1] == ["a@x.co", "Main St", "5", "Springfield", "2", "too_many_cells: x"]
+    assert rows[2] == ["b@x.co", "", "", "", "3", "y: z"]
+
+
+def test_problems_csv_comes_out_in_row_order_run_by_run():
+    runs = [[{"row": 5, "cells": [], "problems": []}, {"row": 2, "cells": [], "problems": []}],
+            [{"row": 9, "cells": [], "problems": []}, {"row": 7, "cells": [], "problems": []}]]
+    rows = list(csv.reader(io.StringIO("".join(problems_csv(["a"], [], runs, "errors"))[1:])))
+    assert [r[1] for r in rows[1:]] == ["2", "5", "7", "9"]

@@ -5,7 +5,7 @@ from worker.events.dialects import plan_columns
 from worker.events.rows import dedupe_key, validate_rows
 
 NOW = 1_800_000_000.0
-VERO = plan_columns(["email", "event_name", "time", "id", "item", "recipient"])
+VERO = plan_columns(["email", "event_name", "time", "event_id", "item", "recipient"])
 
 
 def run(rows, cols=VERO, identifier="email", first=2):

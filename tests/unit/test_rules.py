@@ -65,4 +65,13 @@ def test_each_campaign_decided_on_its_own():
 
 def test_by_event_index():
     index = rules.by_event([Campaign("a", "x", 0), Campaign("b", "y", 0), Campaign("c", "x", 1)])
-    assert [c.name for c in index["x"]] == ["a", "c"]
+    assert [c.name for c in index.exact["x"]] == ["a", "c"]
+
+
+def test_a_loose_campaign_matches_case_spaces_and_underscores_alike():
+    exact, loose = Campaign("e", "Completes checkout", 0), Campaign("l", "Completes checkout", 0, match="loose")
+    index = rules.by_event([exact, loose])
+    assert index.match("Completes checkout") == ([exact, loose], [])
+    assert index.match("completes_checkout") == ([loose], [loose])
+    assert index.match("COMPLETES-CHECKOUT ") == ([loose], [loose])
+    assert index.match("completes checkouts") == ([], [])

@@ -6,6 +6,7 @@ Two steps around the one read the worker makes (which people exist):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import timezone
 
 import orjson
@@ -35,6 +36,8 @@ class ChunkOutcome:
     keys: bytearray = dataclasses.field(default_factory=bytearray)
     bodies: bytearray = dataclasses.field(default_factory=bytearray)
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
+    #: (id field, content digest + row) of the event ids this chunk uses first in its import
+    remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
 
 
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
@@ -42,7 +45,25 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
     """Validate a chunk's records under the import's options."""
     tz = zone(spec.timezone) or timezone.utc
     return validate_rows(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
+                         formats=spec.date_formats,
                          clock_skew_s=clock_skew_s)
+
+
+def id_field(event_id: str) -> bytes:
+    """8-byte name of an event id in the import's memory of the ids it has seen."""
+    return hashlib.blake2b(b"id\0" + event_id.encode(), digest_size=8).digest()
+
+
+def content_digest(event: Event) -> bytes:
+    """8 bytes that differ when two events differ in person, name, time or properties."""
+    material = orjson.dumps([event.person_key, event.name, None if event.ts is None else round(event.ts * 1000),
+                             event.data], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(material, digest_size=8).digest()
+
+
+def id_fields(validated: RowOutcome) -> list[bytes]:
+    """The memory fields of the chunk's event ids (to read before :func:`assemble`)."""
+    return list({id_field(e.event_id) for e in validated.events if e.event_id is not None})
 
 
 def assemble(
@@ -51,25 +72,41 @@ def assemble(
     rows: list[list[str]],
     numbers: list[int],
     existing: dict[str, str],
-    campaigns: dict[str, list[rules.Campaign]],
+    campaigns: rules.CampaignIndex,
     now: float,
     clock_skew_s: float,
+    seen_ids: dict[bytes, bytes] | None = None,
 ) -> ChunkOutcome:
-    """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit."""
+    """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
+
+    ``seen_ids``: the import's memory of event ids committed by earlier chunks (id field -> content
+    digest + row). An event id used again with different content gets an ``event_id_reused``
+    warning naming the row where it was first seen (the event is a duplicate by its id); the ids
+    this chunk uses first go to :attr:`ChunkOutcome.remember`, for the commit to record.
+    """
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
-    warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
+    warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
-    out = ChunkOutcome(errors, warnings, create)
+    out = ChunkOutcome(errors, [], create)
     packed_keys, bodies, outcomes = out.keys, out.bodies, out.outcomes
     kind = spec.identifier
-    person_label = spec.columns.header[spec.columns.person]
+    header = spec.columns.header
+    person_label = header[spec.columns.person]
+    id_label = header[spec.columns.event_id] if spec.columns.event_id is not None else None
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
+    seen = dict(seen_ids or {})
 
-    def refuse(event: Event, code: str, message: str) -> None:
+    def cells(row: int) -> list[str]:
         nonlocal cells_of
         if cells_of is None:
             cells_of = dict(zip(numbers, rows))
-        errors.append(problem_row(event.row, cells_of[event.row], [Problem(event.row, person_label, code, message)]))
+        return cells_of[row]
+
+    def refuse(event: Event, code: str, message: str) -> None:
+        errors.append(problem_row(event.row, cells(event.row), [Problem(event.row, person_label, code, message)]))
+
+    def warn(row: int, problem: Problem) -> None:
+        warned.setdefault(row, (cells(row), []))[1].append(problem)
 
     for event in validated.events:
         found = existing.get(event.person_key)
@@ -83,18 +120,35 @@ def assemble(
                        f"no person with {kind} {event.person!r}: import people first, or use --create-people")
                 continue
             create.append((event.person_key, event.person))
-        key, body, outcome = _encode_event(spec, event, campaigns, now, clock_skew_s)
+        if event.event_id is not None:
+            field, content = id_field(event.event_id), content_digest(event)
+            first = seen.get(field)
+            if first is None:
+                seen[field] = content + str(event.row).encode()
+                out.remember.append((field, seen[field]))
+            elif first[:8] != content:
+                warn(event.row, Problem(event.row, id_label, "event_id_reused",
+                                        f"event id {event.event_id!r} was first used on row {int(first[8:])} for a "
+                                        "different event (person, name, time or properties): this row is a "
+                                        "duplicate of it and is not imported; give each event its own id"))
+        key, body, outcome, loosely = _encode_event(spec, event, campaigns, now, clock_skew_s)
+        if loosely and spec.dry_run:
+            warn(event.row, Problem(event.row, header[spec.columns.name], "loose_match",
+                                    f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
+                                                                           for c in loosely)
+                                    + " by a loose match (case, spaces and underscores aside)"))
         if outcomes:
             bodies += b"\n"
         packed_keys += key
         bodies += body  # (the bytes object dies here: see ChunkOutcome)
         outcomes.append(outcome)
+    out.warnings = [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())]
     return out
 
 
-def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rules.Campaign]],
-                  now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str]:
-    """(dedupe key or NO_KEY, event JSON, trigger outcome) of one valid event."""
+def _encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
+                  now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str, list[rules.Campaign]]:
+    """(dedupe key or NO_KEY, event JSON, trigger outcome, campaigns matched loosely) of one valid event."""
     ts = event.ts if event.ts is not None else now
     person = {spec.identifier: event.person}
     body: dict = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
@@ -102,10 +156,11 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
     if event.event_id is not None:
         body["id"] = event.event_id
     if not spec.trigger:  # the usual import: skip the rules' call for every row
-        return dedupe_key(event) or NO_KEY, orjson.dumps(body), rules.PASSIVE
+        return dedupe_key(event) or NO_KEY, orjson.dumps(body), rules.PASSIVE, []
+    matched, loosely = campaigns.match(event.name)
     decision = rules.decide(
         trigger=spec.trigger, event_time=event.ts, now=now,
-        campaigns=campaigns.get(event.name, ()), window_s=spec.trigger_window_s,
+        campaigns=matched, window_s=spec.trigger_window_s,
         clock_skew_s=clock_skew_s,
     )
     if decision.actions:
@@ -118,7 +173,7 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: dict[str, list[rule
         ])
     else:
         outcome = decision.outcome
-    return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome
+    return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome, loosely
 
 
 def failed(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:

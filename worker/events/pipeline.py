@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 
-from worker.errors import PermanentError
+from worker.errors import PermanentError, TransientError
 from worker.events import chunk as core
 from worker.events import rules
 from worker.problems import CHUNK_FAILED
 from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import CommitResult, Store, now_ms
+
+#: Commits refused because another chunk recorded the same event ids meanwhile, before giving up (and retrying).
+MAX_CONFLICTS = 10
 
 
 def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now: float | None = None) -> CommitResult:
@@ -36,10 +39,16 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
                 settings: Settings, at: float) -> CommitResult:
     """Validate rows, look up their people, apply the trigger rules, and commit them as ``chunk``."""
     validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
-    existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
-    campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else {}
-    outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s)
-    return st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+    campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else rules.NO_CAMPAIGNS
+    person_keys, id_fields = list({e.person_key for e in validated.events}), core.id_fields(validated)
+    for _ in range(MAX_CONFLICTS):
+        existing, seen_ids = st.events.lookup(spec.identifier, person_keys, spec.import_id, id_fields)
+        outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
+                                seen_ids)
+        result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+        if not result.conflict:
+            return result
+    raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")
 
 
 def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings,

@@ -12,10 +12,21 @@ from datetime import tzinfo
 
 import orjson
 
-from worker.cells import EMAIL, fit_cells, is_email
+from worker.cells import (
+    EMAIL,
+    INVISIBLE,
+    INVISIBLE_IN_TEXT,
+    SCIENTIFIC,
+    clean_cells,
+    email_problem,
+    fit_cells,
+    is_email,
+    mangled_problem,
+    without_invisible,
+)
 from worker.events.dialects import Columns
 from worker.problems import Problem
-from worker.timestamps import ACCEPTED, parse_time
+from worker.timestamps import parse_time, time_problem
 
 #: Event data a vendor reads as e-mail addresses (Customer.io's reserved data).
 RESERVED_EMAIL_DATA = ("recipient", "from_address", "reply_to")
@@ -59,58 +70,86 @@ def validate_rows(
     tz: tzinfo,
     now: float,
     clock_skew_s: float,
+    formats: tuple[str, ...] = (),
 ) -> RowOutcome:
-    """Validate a chunk of records; every record lands in events or errors, once."""
+    """Validate a chunk of records; every record lands in events or errors, once.
+
+    Errors: no person, an address that is not one (a ``mailto:`` link included), no event name,
+    a time that is not one (:func:`worker.timestamps.time_problem` says what it looks like), an
+    id Excel turned into scientific notation (``1.23457E+15``: its digits are gone), reserved data
+    that is not an address. Warnings: invisible characters removed from the person, the event's
+    name or its id; a time in the future.
+    """
     outcome = RowOutcome()
     header = columns.header
     width = len(header)
     person_col, name_col, time_col, id_col = columns.person, columns.name, columns.time, columns.event_id
     person_label, name_label = header[person_col], header[name_col]
+    id_label = header[id_col] if id_col is not None else ""
     reserved = [(i, key) for i, key in columns.properties if key.lower() in RESERVED_EMAIL_DATA]
-    from_report = columns.from_report
     future_limit = now + clock_skew_s
 
     # Locals for the per-row loop: it runs for every row of every file.
-    strip, email_match, properties = str.strip, EMAIL.fullmatch, columns.properties
+    email_match, invisible, scientific, properties = EMAIL.fullmatch, INVISIBLE.search, SCIENTIFIC.fullmatch, \
+        columns.properties
     by_email = identifier == "email"
     add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):
-        cells = list(map(strip, raw))
+        cells = clean_cells(raw)
         problems: list[Problem] = []
-        if from_report or len(cells) != width:  # (the usual row skips the call)
-            cells, problems = fit_cells(cells, row, width, from_report)
+        notes: list[Problem] = []
+        if len(cells) != width:  # (the usual row skips the call)
+            cells, problems = fit_cells(cells, row, width)
 
         person = cells[person_col]
+        name = cells[name_col]
+        event_id = cells[id_col] if id_col is not None else ""
+        if invisible(person) or invisible(name) or invisible(event_id):
+            person = _visible(person, person_label, row, notes)
+            name = _visible(name, name_label, row, notes, INVISIBLE_IN_TEXT)
+            event_id = _visible(event_id, id_label, row, notes)
         if not person:
             problems.append(Problem(row, person_label, "missing_person", "no person identifier"))
-        elif by_email and email_match(person) is None:
-            problems.append(Problem(row, person_label, "invalid_email", f"{person!r} is not an e-mail address"))
-        name = cells[name_col]
+        elif by_email:
+            if email_match(person) is None:
+                problems.append(Problem(row, person_label, "invalid_email", email_problem(person)))
+        elif scientific(person):
+            problems.append(Problem(row, person_label, "mangled_number", mangled_problem(person)))
         if not name:
             problems.append(Problem(row, name_label, "missing_event_name", "no event name"))
+        if event_id and scientific(event_id):
+            problems.append(Problem(row, id_label, "mangled_number", mangled_problem(event_id)))
         ts: float | None = None
         if time_col is not None and cells[time_col]:
-            ts = parse_time(cells[time_col], tz)
+            ts = parse_time(cells[time_col], tz, formats)
             if ts is None:
-                problems.append(Problem(row, header[time_col], "invalid_time",
-                                        f"{cells[time_col]!r} is not a time; use {ACCEPTED}"))
+                problems.append(Problem(row, header[time_col], *time_problem(cells[time_col], tz, formats)))
         for index, key in reserved:
             value = cells[index]
             if value and not is_email(value):
                 problems.append(Problem(row, key, "invalid_email",
-                                        f"{key} must be an e-mail address, got {value!r}"))
+                                        email_problem(value, f"{key} must be an e-mail address, got ")))
         if problems:
             outcome.errors.append((row, list(raw), problems))
             continue
 
         if ts is not None and ts > future_limit:
-            outcome.warnings.append((row, list(raw), [Problem(
-                row, header[time_col], "future_time",  # type: ignore[index]
-                "the event time is in the future: recorded, never triggers a campaign")]))
-        event_id = cells[id_col] if id_col is not None and cells[id_col] else None
+            notes.append(Problem(row, header[time_col], "future_time",  # type: ignore[index]
+                                 "the event time is in the future: recorded, never triggers a campaign"))
+        if notes:
+            outcome.warnings.append((row, list(raw), notes))
         data = {key: cells[i] for i, key in properties if cells[i]}
-        add_event(Event(row, person, person.lower() if by_email else person, name, ts, event_id, data))
+        add_event(Event(row, person, person.lower() if by_email else person, name, ts, event_id or None, data))
     return outcome
+
+
+def _visible(value: str, label: str, row: int, notes: list[Problem], pattern=INVISIBLE) -> str:
+    """``value`` without invisible characters; a warning in ``notes`` saying which were removed."""
+    cleaned, removed = without_invisible(value, pattern)
+    if removed:
+        notes.append(Problem(row, label, "invisible_characters",
+                             f"removed invisible characters ({removed}) from {cleaned!r}"))
+    return cleaned
 
 
 def dedupe_key(event: Event) -> bytes | None:

@@ -38,6 +38,9 @@ class Campaign:
     name: str
     event: str
     delay_s: int
+    #: "exact": the event's name must be ``event`` as written; "loose": case, spaces and
+    #: underscores aside (``completes_checkout`` triggers ``Completes checkout``)
+    match: str = "exact"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,9 +97,38 @@ def decide(
     return Decision(CAMPAIGNS, tuple(actions))
 
 
-def by_event(campaigns: Sequence[Campaign]) -> dict[str, list[Campaign]]:
-    """Index campaigns by their trigger event name."""
-    index: dict[str, list[Campaign]] = {}
+MATCHES = ("exact", "loose")
+
+
+def loose_name(name: str) -> str:
+    """An event name with case, spaces, underscores and hyphens set aside."""
+    return "".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CampaignIndex:
+    """Campaigns by the event names that trigger them."""
+
+    exact: dict[str, list[Campaign]] = dataclasses.field(default_factory=dict)
+    loose: dict[str, list[Campaign]] = dataclasses.field(default_factory=dict)
+
+    def match(self, name: str) -> tuple[list[Campaign], list[Campaign]]:
+        """(every campaign ``name`` triggers, those of them it matches only loosely)."""
+        found = self.exact.get(name, [])
+        if not self.loose:
+            return found, []
+        loosely = [c for c in self.loose.get(loose_name(name), ()) if c.event != name]
+        return (found + loosely, loosely) if loosely else (found, [])
+
+
+NO_CAMPAIGNS = CampaignIndex()
+
+
+def by_event(campaigns: Sequence[Campaign]) -> CampaignIndex:
+    """Index campaigns by their trigger event name (loose ones also by :func:`loose_name`)."""
+    index = CampaignIndex()
     for campaign in campaigns:
-        index.setdefault(campaign.event, []).append(campaign)
+        index.exact.setdefault(campaign.event, []).append(campaign)
+        if campaign.match == "loose":
+            index.loose.setdefault(loose_name(campaign.event), []).append(campaign)
     return index

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator, Sequence
 
+from worker.cells import escape_cell, shorten
 from worker.events.rules import OUTCOMES
 
 #: Final statuses, and the ``backfill import --wait`` exit code of each.
 EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4, "failed": 1}
 EXIT_TIMEOUT = 3
 _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
-# A spreadsheet runs a cell starting with one of these as a formula.
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def build_report(state: dict[str, str], spec_info: dict) -> dict:
@@ -58,34 +55,35 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     return report
 
 
-def escape_cell(cell: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula; numbers stay numbers."""
-    if cell.startswith(_DANGEROUS) and not _NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
-
-
-def problems_csv(header: Sequence[str], dropped: Iterable[int], problems: Iterable[dict],
-                 kind: str) -> Iterator[str]:
+def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[list[dict]], kind: str, *,
+                 delimiter: str = ",", width: int = 0) -> Iterator[str]:
     """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.
 
-    Our own ``_row``/``_errors``/``_warnings`` columns of a re-imported file are
-    left out, so the output re-imports as it is once corrected.
+    ``runs`` are the stored problem rows chunk by chunk in file order (each run is sorted here, so
+    the file comes out in row order holding one chunk's rows at a time). ``width``: the most cells
+    any problem row has; rows with more cells than the header keep them all, under unnamed columns,
+    so the row can be fixed. Written with the input's ``delimiter``; our own ``_row``/``_errors``/
+    ``_warnings`` columns of a re-imported file are left out, so the output re-imports as it is
+    once corrected. Every cell, header included, goes through :func:`escape_cell`.
     """
     drop = set(dropped)
-    names = [h for i, h in enumerate(header) if i not in drop]
-    width = len(header)
+    names = [escape_cell(h) for i, h in enumerate(header) if i not in drop]
+    extra = max(width - len(header), 0)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
     buffer.write("\ufeff")  # UTF-8 BOM: Excel then shows accents right
-    writer.writerow([*names, "_row", f"_{kind}"])
-    for count, problem in enumerate(sorted(problems, key=lambda p: p["row"]), 1):
-        cells = list(problem["cells"])[:width]
-        cells += [""] * (width - len(cells))
-        kept = [escape_cell(c) for i, c in enumerate(cells) if i not in drop]
-        writer.writerow([*kept, problem["row"], escape_cell("; ".join(problem["problems"]))])
-        if count % 1000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    writer.writerow([*names, *[""] * extra, "_row", f"_{kind}"])
+    full = len(header) + extra
+    count = 0
+    for run in runs:
+        for problem in sorted(run, key=lambda p: p["row"]):
+            cells = list(problem["cells"])
+            cells += [""] * (full - len(cells))
+            kept = [escape_cell(c) for i, c in enumerate(cells) if i not in drop]
+            writer.writerow([*kept, problem["row"], escape_cell(shorten("; ".join(problem["problems"])))])
+            count += 1
+            if count % 1000 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue()

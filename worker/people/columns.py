@@ -13,7 +13,13 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from worker.cells import REPORT_COLUMNS, column_letter, header_names, is_report_file
+from worker.cells import (
+    REPORT_COLUMNS,
+    column_letter,
+    header_key,
+    header_names,
+    is_report_file,
+)
 from worker.errors import FileProblem
 
 IDENTIFIERS = ("cio_id", "id", "email")
@@ -22,6 +28,9 @@ EMPTY_CELLS = ("ignore", "clear")
 PREFERENCES = "cio_subscription_preferences"
 TOPIC_PREFIX = PREFERENCES + ".topics."
 _RESERVED = ("cio_id", "id", "email", "created_at", "unsubscribed", PREFERENCES)
+# Reserved names as people write them (compared by header_key: case, spaces, underscores aside).
+_ALIASES = {"cioid": "cio_id", "email": "email", "emailaddress": "email", "createdat": "created_at",
+            "unsubscribed": "unsubscribed", "ciosubscriptionpreferences": PREFERENCES}
 # Names a template can use as {{customer.name}}: anything else needs {{customer["na me"]}}.
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -90,7 +99,7 @@ def parse_mapping(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         column, sep, attribute = pair.partition("=")
         if not sep or not column.strip() or not attribute.strip():
-            raise ValueError(f"--map takes COLUMN=ATTRIBUTE, got {pair!r}")
+            raise ValueError(f"--map takes COLUMN=NAME, got {pair!r}")
         mapping[column.strip().lower()] = attribute.strip()
     return mapping
 
@@ -126,6 +135,8 @@ def plan_people_columns(
             continue
         target = mapping.get(cell.lower(), cell)
         key = target.lower()
+        if cell.lower() not in mapping and key not in _RESERVED and header_key(target) in _ALIASES:
+            key = target = _ALIASES[header_key(target)]  # "Email Address", "Created At", "CIO ID"
         if key in targets:
             raise FileProblem("duplicate_attribute", f"columns {column_letter(targets[key])} and {column_letter(index)} "
                                                      f"both set {target!r}; a file has at most one of each "

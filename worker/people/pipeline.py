@@ -36,18 +36,20 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     at = time.time() if now is None else now
     columns = spec.columns
     validated = validate_people(rows, numbers, columns,  # type: ignore[arg-type]
-                                tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear")
+                                tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",
+                                formats=spec.date_formats)
     labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")  # type: ignore[union-attr]
                    if (i := getattr(columns, role)) is not None)
     rules = Rules(spec.data_to_process, spec.id_only, spec.identifier, int(at), labels)
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
+    warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     cells_of = dict(zip(numbers, rows))
     for _ in range(MAX_CONFLICTS):
         changes = apply_rows(validated.rows, st.people.snapshot(spec, validated.rows), rules)
         result = st.people.commit(
             spec, chunk, changes,
             errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
-            [problem_row(r, cells_of[r], p) for r, p in changes.warnings],
+            warnings + [problem_row(r, cells_of[r], p) for r, p in changes.warnings],
             at_ms=round(at * 1000), retention_s=settings.retention_s,
         )
         if result.status != CONFLICT:

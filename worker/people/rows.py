@@ -10,10 +10,19 @@ from datetime import tzinfo
 
 import orjson
 
-from worker.cells import fit_cells, is_email
+from worker.cells import (
+    INVISIBLE,
+    SCIENTIFIC,
+    clean_cells,
+    email_problem,
+    fit_cells,
+    is_email,
+    mangled_problem,
+    without_invisible,
+)
 from worker.people.columns import PeopleColumns
 from worker.problems import Problem
-from worker.timestamps import ACCEPTED, parse_time
+from worker.timestamps import parse_time, time_problem
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -51,6 +60,8 @@ class PeopleRows:
     rows: list[PersonRow] = dataclasses.field(default_factory=list)
     #: (row, original cells, problems)
     errors: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
+    #: (row, original cells, problems) of rows imported with a warning
+    warnings: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
 
 
 def parse_bool(text: str) -> bool | None:
@@ -78,19 +89,28 @@ def parse_preferences(text: str) -> dict[str, bool] | str:
 
 
 def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleColumns, *,
-                    tz: tzinfo, clear_empty: bool) -> PeopleRows:
+                    tz: tzinfo, clear_empty: bool, formats: tuple[str, ...] = ()) -> PeopleRows:
     """Validate a chunk of people records; every record lands in rows or errors, once."""
     out = PeopleRows()
     header = columns.header
     width = len(header)
-    from_report = columns.from_report
     for raw, row in zip(rows, numbers):
-        cells, problems = fit_cells([c.strip() for c in raw], row, width, from_report)
+        cells, problems = fit_cells(clean_cells(raw), row, width)
+        notes: list[Problem] = []
 
         def cell(index: int | None) -> str:
-            return cells[index] if index is not None else ""
+            value = cells[index] if index is not None else ""
+            if INVISIBLE.search(value):
+                value, removed = without_invisible(value)
+                notes.append(Problem(row, header[index], "invisible_characters",  # type: ignore[index]
+                                     f"removed invisible characters ({removed}) from {value!r}"))
+            return value
 
         cio_id, pid, email = cell(columns.cio_id), cell(columns.id), cell(columns.email)
+        for value, index in ((pid, columns.id), (cio_id, columns.cio_id)):
+            if value and SCIENTIFIC.fullmatch(value):
+                problems.append(Problem(row, header[index], "mangled_number",  # type: ignore[index]
+                                        mangled_problem(value)))
         if columns.identifier == "cio_id":
             if not cio_id:
                 problems.append(Problem(row, header[columns.cio_id], "missing_identifier",  # type: ignore[index]
@@ -105,17 +125,16 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
                 problems.append(Problem(row, label, "multiple_emails", f"{email!r} holds several addresses; "
                                                                        "an email cell holds one"))
             elif not is_email(email):
-                problems.append(Problem(row, label, "invalid_email", f"{email!r} is not an e-mail address"))
+                problems.append(Problem(row, label, "invalid_email", email_problem(email)))
 
         values: dict[str, str] = {}
         clear: list[str] = []
         if columns.created_at is not None:
             text = cells[columns.created_at]
             if text:
-                ts = parse_time(text, tz)
+                ts = parse_time(text, tz, formats)
                 if ts is None:
-                    problems.append(Problem(row, header[columns.created_at], "invalid_time",
-                                            f"{text!r} is not a time; use {ACCEPTED}"))
+                    problems.append(Problem(row, header[columns.created_at], *time_problem(text, tz, formats)))
                 else:
                     values["created_at"] = str(int(ts))
             elif clear_empty:
@@ -163,6 +182,8 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
                 values[name] = cells[index]
             elif clear_empty:
                 clear.append(name)
+        if notes:
+            out.warnings.append((row, list(raw), notes))
         out.rows.append(PersonRow(row, cio_id or None, pid or None, email or None, values, tuple(clear),
                                   replace, topics, tuple(topics_clear)))
     return out

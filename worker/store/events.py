@@ -17,6 +17,7 @@ from worker import keys
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
+from worker.store.work import SCRATCH_TTL_S
 
 
 @dataclasses.dataclass(slots=True)
@@ -27,6 +28,8 @@ class CommitResult:
     imported: int
     duplicates: int
     finalize: bool
+    #: another chunk recorded one of this chunk's event ids since they were read: decide again
+    conflict: bool = False
 
 
 def _pack_events(outcome: ChunkOutcome) -> list[object]:
@@ -54,10 +57,22 @@ class Events:
 
         In an id-only workspace an e-mail may name several people: "cio,cio".
         """
-        if not person_keys:
-            return {}
-        found = self.r.hmget(keys.people_index(identifier), person_keys)
-        return {key: cio.decode() for key, cio in zip(person_keys, found) if cio is not None}
+        return self.lookup(identifier, person_keys, "", [])[0]
+
+    def lookup(self, identifier: str, person_keys: list[str], import_id: str,
+               id_fields: list[bytes]) -> tuple[dict[str, str], dict[bytes, bytes]]:
+        """What a chunk reads before it decides, in one round trip: the cio_id of each of ``person_keys``
+        the directory knows, and what the import remembers of each of its event ids (``id_fields``)."""
+        pipe = self.r.pipeline(transaction=False)
+        if person_keys:
+            pipe.hmget(keys.people_index(identifier), person_keys)
+        if id_fields:
+            pipe.hmget(keys.import_event_ids(import_id), id_fields)
+        answers = iter(pipe.execute()) if person_keys or id_fields else iter(())
+        people = {key: cio.decode() for key, cio in zip(person_keys, next(answers)) if cio is not None} \
+            if person_keys else {}
+        seen = {f: v for f, v in zip(id_fields, next(answers)) if v is not None} if id_fields else {}
+        return people, seen
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
                at_ms: int, retention_s: int, failed: bool = False) -> CommitResult:
@@ -69,9 +84,10 @@ class Events:
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
-            retention_s, keys.import_shadow(iid) if spec.dry_run else "", "1" if failed else "0",
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "", "1" if failed else "0", SCRATCH_TTL_S,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
+            len(outcome.remember), *(part for pair in outcome.remember for part in pair),
             len(outcome.create),
         ]
         for pair in outcome.create:
@@ -81,9 +97,10 @@ class Events:
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
-            keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS,
+            keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
         ], args=args)
-        return CommitResult(bool(committed), int(imported), int(duplicates), bool(finalize))
+        return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
+                            conflict=int(committed) == -1)
 
     def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
         """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""

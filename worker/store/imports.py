@@ -79,17 +79,26 @@ class Imports:
             args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT)],
         ))
         if wrote:
-            self.r.delete(keys.import_seen(import_id))  # a people import's memory of its rows: done with
+            # the import's memories of its rows (people: identifiers; events: event ids): done with
+            self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id))
         return wrote
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:
-        """Stored error (``kind="errors"``) or warning rows, in the order they were committed."""
+        """Stored error (``kind="errors"``) or warning rows, chunk by chunk in file order."""
+        for run in self.problem_runs(import_id, kind):
+            yield from run
+
+    def problem_runs(self, import_id: str, kind: str) -> Iterator[list[dict]]:
+        """Stored error (``kind="errors"``) or warning rows as one list per chunk, in chunk order
+        (rows within a run in the order they were found): one chunk's rows in memory at a time."""
         key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
-        start, page = 0, 1000
-        while True:
-            batch = self.r.lrange(key, start, start + page - 1)
-            for raw in batch:
-                yield orjson.loads(raw)
-            if len(batch) < page:
-                return
-            start += page
+        prefix = b"e" if kind == "errors" else b"w"
+        runs = sorted((int(field[1:]), value) for field, value in
+                      self.r.hgetall(keys.import_problem_runs(import_id)).items() if field[:1] == prefix)
+        for _, where in runs:
+            start, count = (int(n) for n in where.split(b":"))
+            yield [orjson.loads(raw) for raw in self.r.lrange(key, start, start + count - 1)]
+
+    def problems_width(self, import_id: str, kind: str) -> int:
+        """The most cells any stored error (or warning) row has."""
+        return max((len(p["cells"]) for run in self.problem_runs(import_id, kind) for p in run), default=0)

@@ -22,6 +22,8 @@
 -- KEYS[11] pending work (zset): the chunk's member leaves it; the report's enters it when this
 --          commit completes the import (the sweeper sends again whatever stays there too long)
 -- KEYS[12] counters across imports (metrics): rows by outcome, for real runs
+-- KEYS[13] import problem runs (hash): where each chunk's error and warning rows start
+-- KEYS[14] the import's memory of its event ids (hash): id digest -> content digest .. row
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: count and report, write no data
@@ -39,8 +41,12 @@
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
 -- ARGV[12] "1" when the chunk could not be processed and its rows are all errors (chunk_failed,
 --          chunk_poison): counted in chunks_failed, and the import ends partially_failed
+-- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
 -- then     n, n error rows
 --          n, n warning rows
+--          n, n pairs (event id digest, content digest .. row) this chunk uses first: if another
+--            chunk recorded one of them since this chunk read the memory, nothing is written and
+--            {-1, 0, 0, 0} asks the caller to read it again and decide again
 --          n, n pairs (person key, value as written) to create if missing
 --          n, then the n events packed (one ARGV per event would cost more to send than to commit):
 --            dedupe keys: n x 10 bytes, ten zero bytes for an event that has none
@@ -48,21 +54,33 @@
 --            the trigger outcome shared by every event, or "" and then n outcomes, one per event
 --          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
 --          JSON array of [kind, due_ms, message] actions for the event's campaigns.
--- Returns  {committed 0/1, imported, duplicates, finalize 0/1}
+-- Returns  {committed 1/0/-1, imported, duplicates, finalize 0/1}
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
-redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
-if redis.call('SADD', done_set, ARGV[1]) == 0 then
+if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
+  redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
   return {0, 0, 0, 0}
 end
+-- Find each section before writing anything: the id check may refuse the whole commit.
+local i = 14
+local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
+local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
+local ids_at, n_ids = i + 1, tonumber(ARGV[i]); i = ids_at + 2 * n_ids
+for k = 0, n_ids - 1 do
+  if redis.call('HEXISTS', KEYS[14], ARGV[ids_at + 2 * k]) == 1 then return {-1, 0, 0, 0} end
+end
+redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
+redis.call('SADD', done_set, ARGV[1])
 local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local dd_prefix, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8]
 local ttl, shadow = ARGV[10], ARGV[11]
-local i = 13
-
-local n_err = tonumber(ARGV[i]); push_all(KEYS[4], i + 1, n_err, ttl); i = i + 1 + n_err
-local n_warn = tonumber(ARGV[i]); push_all(KEYS[5], i + 1, n_warn, ttl); i = i + 1 + n_warn
+push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
+push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
+for k = 0, n_ids - 1 do
+  redis.call('HSET', KEYS[14], ARGV[ids_at + 2 * k], ARGV[ids_at + 2 * k + 1])
+end
+if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 
 local created = 0
 local n_new = tonumber(ARGV[i]); i = i + 1

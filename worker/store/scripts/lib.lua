@@ -1,8 +1,13 @@
 -- lib.lua: helpers prepended to every backfill script when it is loaded (worker/store/lua.py).
 
--- RPUSH ARGV[first .. first+count-1] onto key, then EXPIRE it (when anything was pushed).
+-- RPUSH ARGV[first .. first+count-1] onto key, then EXPIRE it (when anything was pushed), and
+-- record where this chunk's run starts in runs (field = run_name, value = "start:count"), so the
+-- problem files are read chunk by chunk in file order, one chunk's rows in memory at a time.
 -- In slices: unpack() of thousands of values overflows Lua's C stack.
-local function push_all(key, first, count, ttl)
+local function push_all(key, first, count, ttl, runs, run_name)
+  if count == 0 then return end
+  redis.call('HSET', runs, run_name, redis.call('LLEN', key) .. ':' .. count)
+  redis.call('EXPIRE', runs, ttl)
   local at = first
   while at < first + count do
     local last = math.min(at + 499, first + count - 1)

@@ -20,6 +20,7 @@
 -- KEYS[9]  pending work (zset): the chunk's member leaves it, the report's enters it when this
 --          commit completes the import
 -- KEYS[10] counters across imports (metrics): rows by outcome, for real runs
+-- KEYS[11] import problem runs (hash): where each chunk's error and warning rows start
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
@@ -76,8 +77,8 @@ end
 
 redis.call('SADD', done_set, chunk)
 redis.call('ZREM', KEYS[9], ARGV[10] .. '/' .. chunk)
-push_all(KEYS[4], err_at, n_err, ttl)
-push_all(KEYS[5], warn_at, n_warn, ttl)
+push_all(KEYS[4], err_at, n_err, ttl, KEYS[11], 'e' .. chunk)
+push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[11], 'w' .. chunk)
 for k = 0, n_seen - 1 do
   redis.call('HSET', KEYS[6], ARGV[seen_at + k * 2], ARGV[seen_at + k * 2 + 1])
 end
