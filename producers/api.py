@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import orjson
 
@@ -32,6 +32,9 @@ log = get_logger("backfill.producer")
 STALL_WARNING_S = 15.0
 #: The longest pause between two tries of a wait whose reads of Redis fail.
 WAIT_RETRY_MAX_S = 5.0
+#: How often a producer waiting for room says it is alive (the sweeper interrupts silent ones).
+HEARTBEAT_S = 5.0
+T = TypeVar("T")
 
 
 def _worker():
@@ -99,6 +102,18 @@ class ImportHandle:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             time.sleep(poll_s)
+
+    def cancel(self) -> bool:
+        """Stop the import: its producer queues no more chunks, queued chunks are skipped (their rows
+        become ``cancelled`` errors), chunks in flight finish, and it ends ``cancelled`` with its report.
+        False when it had already stopped or ended."""
+        tasks = _worker()
+        stopped, due = self._store().imports.stop(self.import_id, "cancelled")
+        if stopped == -1:
+            raise ImportNotFound(f"no import {self.import_id!r} (unknown, or expired after its retention)")
+        if due:
+            tasks.finalize_import.apply_async((self.import_id,))
+        return stopped == 1
 
     def exit_code(self) -> int:
         """The CLI's exit code for this import now (3 while it still runs)."""
@@ -241,36 +256,87 @@ def enqueue_import(
             }, settings.retention_s)
             log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                      identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
-            count = queue_chunks(st, tasks.process_chunk, source, plan, import_id, settings, on_chunk)
-        if st.work.set_total(import_id, count):
+            try:
+                count = queue_chunks(st, tasks.process_chunk, source, plan, import_id, settings, on_chunk)
+            except BaseException:  # Ctrl-C, a Redis that stayed away: what was queued ends as interrupted
+                _interrupt(st, tasks, import_id)
+                raise
+        if not st.work.room(import_id).stop and st.work.set_total(import_id, count):
             tasks.finalize_import.apply_async((import_id,))
     return handle
 
 
+def _interrupt(st, tasks, import_id: str) -> None:
+    """Best effort: end an import whose producer is stopping (the sweeper does it otherwise)."""
+    try:
+        _, due = st.imports.stop(import_id, "interrupted")
+        if due:
+            tasks.finalize_import.apply_async((import_id,))
+        log.warning("producer stopped: the import ends as interrupted with what was queued")
+    except Exception as exc:  # Redis is gone too: the sweeper will notice the silent producer
+        log.warning("producer stopped; the sweeper will end the import", error=str(exc))
+
+
 def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings: Settings,
                  on_chunk: Callable[[int], None] | None = None) -> int:
-    """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many."""
+    """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many.
+
+    Stops early when the import is cancelled (or was declared interrupted). A passing failure of
+    Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
+    """
     count = 0
     for chunk in chunks(source, plan, settings.chunk_rows):
-        _wait_for_room(st, import_id, settings)
-        st.work.put_chunk(import_id, chunk.number, chunk.rows, chunk.row_numbers,
-                     settings.retention_s)
-        task.apply_async((import_id, chunk.number))
+        if not _wait_for_room(st, import_id, settings):
+            break
+        stored = _retrying(settings, "store a chunk", lambda: st.work.put_chunk(
+            import_id, chunk.number, chunk.rows, chunk.row_numbers, settings.retention_s))
+        if not stored:
+            break  # stopped between the room check and the store
+        _retrying(settings, "queue a task", lambda: task.apply_async((import_id, chunk.number)))
         count += 1
         if on_chunk:
             on_chunk(count)
     return count
 
 
-def _wait_for_room(st, import_id: str, settings: Settings) -> None:
-    """Backpressure: pause while too many chunks of this import wait uncommitted."""
-    if st.work.in_flight(import_id) < settings.max_inflight_chunks:
-        return
-    waited_since = time.monotonic()
+def _wait_for_room(st, import_id: str, settings: Settings) -> bool:
+    """Backpressure: pause while too many chunks of this import wait uncommitted, beating the
+    producer's heartbeat meanwhile. False when the import has stopped (cancelled)."""
+    room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
+    waited_since = beat = time.monotonic()
     warned = False
-    while st.work.in_flight(import_id) >= settings.max_inflight_chunks:
-        if not warned and time.monotonic() - waited_since > STALL_WARNING_S:
+    while not room.stop and room.in_flight >= settings.max_inflight_chunks:
+        now = time.monotonic()
+        if not warned and now - waited_since > STALL_WARNING_S:
             log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
-                        in_flight=st.work.in_flight(import_id))
+                        in_flight=room.in_flight)
             warned = True
+        if now - beat > HEARTBEAT_S:
+            _retrying(settings, "beat", lambda: st.work.heartbeat(import_id))
+            beat = now
         time.sleep(0.02)
+        room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
+    if room.stop:
+        log.warning("import stopped: no more chunks are queued", reason=room.stop)
+    return not room.stop
+
+
+def _retrying(settings: Settings, what: str, operation: Callable[[], T]) -> T:
+    """``operation()``, tried again with a growing pause while Redis or the broker fails passingly
+    (unreachable, busy loading, out of memory), for at most ``settings.producer_retry_s``."""
+    from kombu.exceptions import OperationalError
+
+    from worker.store import TRANSIENT
+
+    deadline = time.monotonic() + settings.producer_retry_s
+    pause = 0.1
+    while True:
+        try:
+            return operation()
+        except (*TRANSIENT, OperationalError) as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("Redis failed; the producer waits and tries again", doing=what, error=str(exc),
+                        retry_in_s=round(pause, 1))
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)

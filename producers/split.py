@@ -15,7 +15,9 @@ from worker.errors import FileProblem
 from worker.events.dialects import Columns, plan_columns
 from worker.people.columns import PeopleColumns, plan_people_columns
 
-from .source import Records, Sniffed, Source, check_bytes, choose_encoding, sniff
+from .records import Records
+from .sniff import Sniffed, check_bytes, choose_encoding, sniff
+from .source import Source
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def scan(
     ``people`` (the keyword arguments of :func:`plan_people_columns`: mapping,
     skip, data_to_process) makes it a people file; ``mapping`` and ``skip`` are an
     events file's ``--map`` and ``--skip``. The encoding is chosen from the whole
-    file (:func:`~producers.source.choose_encoding`). A file whose strict reading
+    file (:func:`~producers.sniff.choose_encoding`). A file whose strict reading
     fails on spaces after a closing quote (``"x" , "y"``) is read again with those
     spaces removed.
     """

@@ -49,7 +49,7 @@ def create_app() -> Celery:
             "backfill.move_due_triggers": {"queue": keys.QUEUE_REPORTS},
             "backfill.prune_dedupe": {"queue": keys.QUEUE_REPORTS},
             "backfill.sweep": {"queue": keys.QUEUE_REPORTS},
-            "backfill.webhook": {"queue": keys.QUEUE_REPORTS},
+            "backfill.notify": {"queue": keys.QUEUE_REPORTS},
         },
         beat_schedule={
             "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s},

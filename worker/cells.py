@@ -29,15 +29,19 @@ EMAIL = re.compile(r"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s
 # Characters that print as nothing: zero-width space, word joiner, soft hyphen, BOM, direction
 # marks, embeddings and isolates. In a name or an identifier they only break matching
 # ("Completes checkout\u200b" never triggers "Completes checkout").
-INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# No-break spaces (copied from web pages and Excel) look like spaces and are not: they are made
+# ordinary spaces.
+INVISIBLE = re.compile("[\u00a0\u00ad\u2007\u200b-\u200f\u202a-\u202f\u2060-\u2064\u2066-\u2069\ufeff]")
 # The same, but zero-width (non-)joiners stay: they shape Persian words and emoji sequences.
-INVISIBLE_IN_TEXT = re.compile("[\u00ad\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+INVISIBLE_IN_TEXT = re.compile("[\u00a0\u00ad\u2007\u200b\u200e\u200f\u202a-\u202f\u2060-\u2064\u2066-\u2069\ufeff]")
+_SPACES = {"\u00a0": " ", "\u2007": " ", "\u202f": " "}
 # A long number Excel shortened to scientific notation: its digits are lost for good.
 SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE]\+?\d+")
 # A spreadsheet runs a cell starting with one of these as a formula.
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "'")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_NAMES = {"\u00ad": "SOFT HYPHEN", "\u200b": "ZERO WIDTH SPACE", "\u200c": "ZERO WIDTH NON-JOINER",
+_NAMES = {"\u00a0": "NO-BREAK SPACE, made a space", "\u2007": "FIGURE SPACE, made a space",
+          "\u202f": "NARROW NO-BREAK SPACE, made a space", "\u00ad": "SOFT HYPHEN", "\u200b": "ZERO WIDTH SPACE", "\u200c": "ZERO WIDTH NON-JOINER",
           "\u200d": "ZERO WIDTH JOINER", "\u200e": "LEFT-TO-RIGHT MARK", "\u200f": "RIGHT-TO-LEFT MARK",
           "\u2060": "WORD JOINER", "\ufeff": "BYTE ORDER MARK"}
 #: The longest text a spreadsheet cell holds; longer problem texts are cut to it.
@@ -91,7 +95,7 @@ def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], 
     Invisible characters (a BOM written twice, zero-width spaces) are removed from names.
     Raises FileProblem when the header is wider than ``max_columns`` or repeats a name.
     """
-    cells = tuple(INVISIBLE.sub("", clean_cell(cell)).strip() for cell in header)
+    cells = tuple(without_invisible(clean_cell(cell))[0] for cell in header)
     if len(cells) > max_columns:
         raise FileProblem(
             "too_many_columns",
@@ -143,7 +147,7 @@ def without_invisible(value: str, pattern: re.Pattern = INVISIBLE) -> tuple[str,
     if not found:
         return value, ""
     names = ", ".join(f"U+{ord(c):04X} {_NAMES.get(c, 'FORMAT CHARACTER')}" for c in found)
-    return pattern.sub("", value).strip(), names
+    return " ".join(pattern.sub(lambda m: _SPACES.get(m.group(), ""), value).split()), names
 
 
 def shorten(text: str, limit: int = CELL_LIMIT) -> str:

@@ -31,14 +31,18 @@ PEOPLE_SEQ = PREFIX + "people:seq"
 #: committed, ``<import id>/report`` for a report not yet written; score = ms of its last sign of life
 #: (queued, started). The sweeper sends again what went quiet (a lost message, a dead worker).
 PENDING = PREFIX + "pending"
+#: Sorted set of imports whose producer is still queueing chunks: score = its last heartbeat (ms).
+#: The sweeper ends imports whose producer went silent (killed, out of memory) as "interrupted".
+PRODUCING = PREFIX + "producing"
 #: Hash of counters across all imports, for the metrics endpoint: rows_imported, rows_duplicate,
 #: rows_error (real runs only), imports_created, imports_<final status>.
 METRICS = PREFIX + "metrics"
 #: Hash: chunk processing time histogram, field = bucket upper bound in seconds (or "+Inf"),
 #: plus "sum" and "count" (see worker/store/metrics.py).
 CHUNK_SECONDS = PREFIX + "metrics:chunk_seconds"
-#: The pending member of an import's report.
+#: The pending members of an import's report, and of the notification that follows it.
 REPORT = "report"
+NOTIFY = "notify"
 #: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.
 DEDUPE_PREFIX = PREFIX + "dd:"
 

@@ -11,8 +11,9 @@ import dataclasses
 
 import orjson
 
-#: Why a chunk's rows can all be errors: it raised, or it stopped its worker too often.
-CHUNK_FAILED, CHUNK_POISON = "chunk_failed", "chunk_poison"
+#: Why a chunk's rows can all be errors: it raised, it stopped its worker too often, or its import was
+#: cancelled before it was processed.
+CHUNK_FAILED, CHUNK_POISON, CANCELLED = "chunk_failed", "chunk_poison", "cancelled"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ def problem_row(row: int, cells: list[str], problems: list[Problem]) -> bytes:
 
 def failed_rows(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> list[bytes]:
     """Every row of a chunk that could not be processed, as an error row (``code``)."""
-    problem = [Problem(0, None, code, f"this part of the file could not be processed ({reason}); "
-                                      "import these rows again")]
+    text = ("the import was cancelled before this row was processed; import it again to complete it"
+            if code == CANCELLED else f"this part of the file could not be processed ({reason}); import these rows again")
+    problem = [Problem(0, None, code, text)]
     return [problem_row(n, r, problem) for r, n in zip(rows, numbers)]

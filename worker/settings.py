@@ -51,6 +51,12 @@ class Settings:
     requeue_after_s: float = 600.0
     #: How often beat looks for such work.
     sweep_every_s: float = 30.0
+    #: A producer silent this long (no chunk stored, no heartbeat; it beats every 5 s while it waits)
+    #: before it recorded its total was killed or lost its Redis: the sweeper ends its import as
+    #: "interrupted" with what was queued.
+    producer_timeout_s: float = 300.0
+    #: How long a producer keeps trying when Redis or the broker fails passingly (unreachable, full).
+    producer_retry_s: float = 120.0
     #: On a cold shutdown (SIGQUIT) a worker finishes the chunk in hand for up to this long, then gives it
     #: back; SIGTERM (warm) always lets it finish, within the chunk time limit.
     soft_shutdown_s: float = 60.0
@@ -80,6 +86,8 @@ class Settings:
         if self.requeue_after_s <= self.chunk_time_limit_s:
             raise ConfigError("BACKFILL_REQUEUE_AFTER_S must be above BACKFILL_CHUNK_TIME_LIMIT_S, "
                               "or chunks still running would be sent again")
+        if self.producer_timeout_s < 30:
+            raise ConfigError("BACKFILL_PRODUCER_TIMEOUT_S must be at least 30: producers beat every 5 s")
         if self.chunk_rows < 1 or self.max_inflight_chunks < 1:
             raise ConfigError("BACKFILL_CHUNK_ROWS and BACKFILL_MAX_INFLIGHT_CHUNKS must be positive")
         if self.workspace_identifiers not in {"email_or_id", "id_only"}:

@@ -16,6 +16,7 @@ import orjson
 import structlog
 from celery import signals
 
+from worker import keys
 from worker.app import app
 from worker.events import pipeline as events
 from worker.logs import bind_chunk, get_logger
@@ -40,8 +41,8 @@ def store() -> Store:
 
 
 def run_finalize(st: Store, import_id: str, settings: Settings) -> dict | None:
-    """Write the import's report once and announce it (the webhook as its own task)."""
-    return finalize(st, import_id, settings, send_webhook=lambda i: send_webhook.apply_async((i,)))
+    """Write the import's report once and queue its notification (its own task)."""
+    return finalize(st, import_id, settings, send_notify=lambda i: notify_finished.apply_async((i,)))
 
 
 @signals.worker_init.connect
@@ -66,6 +67,7 @@ def _unbind_task(**_: object) -> None:
 
 #: Failures worth retrying (with backoff); anything else in a chunk is recorded as its rows' errors.
 _RETRY = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=20)
+_RETRY_REDIS = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60)
 
 
 @app.task(name="backfill.process_chunk", bind=True, **_RETRY)
@@ -100,25 +102,32 @@ def finalize_import(self, import_id: str) -> None:
     run_finalize(store(), import_id, get_settings())
 
 
-@app.task(name="backfill.webhook", bind=True, max_retries=None)
-def send_webhook(self, import_id: str) -> int | None:
-    """POST the import's report to BACKFILL_WEBHOOK_URL, signed; retried with backoff when it fails."""
+@app.task(name="backfill.notify", bind=True, max_retries=None, **_RETRY_REDIS)
+def notify_finished(self, import_id: str, announced: bool = False) -> int | None:
+    """Announce a finished import: the ``import finished`` line, then the signed webhook when
+    BACKFILL_WEBHOOK_URL is set (retried with backoff). At least once: pending work until done."""
     settings = get_settings()
-    raw = store().imports.state(import_id).get("report")
-    if not raw or not settings.webhook_url:
-        return None
+    st = store()
+    raw = st.imports.state(import_id).get("report")
+    status = None
     with bind_chunk(import_id):
-        try:
-            status = notify.post(settings.webhook_url, orjson.loads(raw), settings.webhook_secret)
-        except notify.WebhookFailed as exc:
-            if self.request.retries >= settings.webhook_retries:
+        if raw and not announced:
+            log.info("import finished", **notify.log_fields(orjson.loads(raw)))
+        if raw and settings.webhook_url:
+            try:
+                status = notify.post(settings.webhook_url, orjson.loads(raw), settings.webhook_secret)
+            except notify.WebhookFailed as exc:
+                if self.request.retries < settings.webhook_retries:
+                    delay = notify.backoff_s(self.request.retries, settings.webhook_backoff_s)
+                    log.warning("webhook failed, will retry", url=settings.webhook_url, error=str(exc), in_s=delay)
+                    st.work.touch(import_id, keys.NOTIFY)  # alive: the sweeper leaves it to the retry
+                    raise self.retry(countdown=delay, kwargs={"announced": True}) from None
                 log.error("webhook gave up", url=settings.webhook_url, error=str(exc), tries=self.request.retries + 1)
-                return None
-            delay = notify.backoff_s(self.request.retries, settings.webhook_backoff_s)
-            log.warning("webhook failed, will retry", url=settings.webhook_url, error=str(exc), in_s=delay)
-            raise self.retry(countdown=delay) from None
-        log.info("webhook delivered", url=settings.webhook_url, status=status, tries=self.request.retries + 1)
-        return status
+            else:
+                log.info("webhook delivered", url=settings.webhook_url, status=status,
+                         tries=self.request.retries + 1)
+    st.work.drop(import_id, keys.NOTIFY)
+    return status
 
 
 @app.task(name="backfill.move_due_triggers", **_RETRY)
@@ -146,7 +155,9 @@ def sweep_pending() -> dict:
 
     swept = sweeper.sweep(st, settings.requeue_after_s,
                           send_chunk=lambda i, c: process_chunk.apply_async((i, c)),
-                          send_report=lambda i: finalize_import.apply_async((i,)), fail_chunk=fail_lost)
+                          send_report=lambda i: finalize_import.apply_async((i,)), fail_chunk=fail_lost,
+                          send_notify=lambda i: notify_finished.apply_async((i,)),
+                          producer_timeout_s=settings.producer_timeout_s)
     return dataclasses.asdict(swept)
 
 

@@ -9,7 +9,8 @@ Accepted without asking:
 
 Any other bare number is refused, never read as a time: ``2024`` or ``45356.58`` (an Excel
 date serial) would otherwise land in January 1970. Local formats (``10/18/2010``) are read
-only with an explicit ``--date-format`` (strptime patterns, several allowed; a value that
+only with an explicit ``--date-format`` (strptime patterns, several allowed; they are tried
+first, on every value, so ``2024030110`` under ``%Y%m%d%H`` is not a Unix time; a value that
 two of them read as different times is refused as ambiguous), and Excel serials only with
 ``--date-format excel``. Times without an offset are read in the import's time zone.
 """
@@ -25,13 +26,13 @@ ACCEPTED = ("ISO 8601 (2022-01-15T02:00:00Z, 2022-01-02 13:05+10, 20220115), Uni
 EXCEL = "excel"
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?|[+-]?\.\d+")
-_SECONDS = re.compile(r"\d{10}(?:\.\d+)?")
-_MILLIS = re.compile(r"\d{13}(?:\.\d+)?")
+_SECONDS = re.compile(r"[1-9]\d{9}(?:\.\d+)?")
+_MILLIS = re.compile(r"[1-9]\d{12}(?:\.\d+)?")
 _YYYYMMDD = re.compile(r"\d{8}")
 # Excel's serials of 1900-01-01 .. 9999-12-31; below ~20000 (1954) a number is rarely a date.
 _EXCEL_MIN, _EXCEL_MAX, _EXCEL_LIKELY = 1, 2_958_465, 20_000
 _EXCEL_EPOCH = datetime(1899, 12, 30)
-_LOCAL_DATE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2})(:\d{2})?)?")
+_LOCAL_DATE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2})(:\d{2})?\s*([AaPp][Mm])?)?")
 
 
 def zone(name: str) -> tzinfo | None:
@@ -63,6 +64,17 @@ def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = 
 
     ``text`` must already be stripped and non-empty.
     """
+    if formats:
+        # The patterns the user gave come first, numbers included (2024030110 under '%Y%m%d%H' is
+        # not a Unix time); a value two of them read differently is refused (time_problem says so).
+        readings = _custom(text, tz, formats)
+        if readings:
+            return readings.pop() if len(readings) == 1 else None
+    return _builtin(text, tz, formats)
+
+
+def _builtin(text: str, tz: tzinfo, formats: tuple[str, ...]) -> float | None:
+    """ISO 8601, 10/13-digit Unix times, YYYYMMDD, and Excel serials when asked for."""
     if _NUMBER.fullmatch(text):
         if _SECONDS.fullmatch(text):
             return float(text)
@@ -73,12 +85,7 @@ def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = 
         if EXCEL in formats:
             return _excel(text, tz)
         return None
-    found = _iso(text, tz)
-    if found is None and formats:
-        readings = _custom(text, tz, formats)
-        if len(readings) == 1:
-            return readings.pop()
-    return found
+    return _iso(text, tz)
 
 
 def _iso(text: str, tz: tzinfo) -> float | None:
@@ -97,7 +104,12 @@ def _excel(text: str, tz: tzinfo) -> float | None:
     value = float(text)
     if not _EXCEL_MIN <= value <= _EXCEL_MAX:
         return None
-    return (_EXCEL_EPOCH + timedelta(days=value)).replace(tzinfo=tz).timestamp()
+    return _excel_moment(value).replace(tzinfo=tz).timestamp()
+
+
+def _excel_moment(value: float) -> datetime:
+    # Excel counts a 29 February 1900 that never was (serial 60): before it, days start a day later.
+    return (_EXCEL_EPOCH if value >= 61 else _EXCEL_EPOCH + timedelta(days=1)) + timedelta(days=value)
 
 
 def _custom(text: str, tz: tzinfo, formats: tuple[str, ...]) -> set[float]:
@@ -118,18 +130,24 @@ def _custom(text: str, tz: tzinfo, formats: tuple[str, ...]) -> set[float]:
 
 def time_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = ()) -> tuple[str, str]:
     """(code, message) for a value :func:`parse_time` refused: what it looks like and how to fix it."""
-    if formats and len(readings := _custom(text, tz, formats)) > 1:
-        shown = ", ".join(sorted(iso(r) for r in readings))
-        return "ambiguous_time", (f"{text!r} reads as different times under the given --date-format patterns "
-                                  f"({shown}); give only the pattern the file uses")
+    if formats:
+        readings = _custom(text, tz, formats)
+        if len(readings) > 1:
+            shown = ", ".join(sorted(iso(r) for r in readings))
+            return "ambiguous_time", (f"{text!r} reads as different times under the given --date-format patterns "
+                                      f"({shown}); give only the pattern the file uses")
+        given = ", ".join(repr(f) for f in formats)
+        return "invalid_time", f"{text!r} matches none of the given --date-format patterns ({given}) nor {ACCEPTED}"
     if _NUMBER.fullmatch(text):
         value = float(text)
-        if _EXCEL_LIKELY <= value <= _EXCEL_MAX and not text.startswith(("+", "-")):
-            moment = (_EXCEL_EPOCH + timedelta(days=value)).strftime("%Y-%m-%d %H:%M")
+        if _YYYYMMDD.fullmatch(text):
+            return "invalid_time", f"{text!r} is not a date written as YYYYMMDD (nor a Unix time)"
+        if _EXCEL_LIKELY <= value <= _EXCEL_MAX and text[:1].isdigit() and text[:1] != "0":
+            moment = _excel_moment(value).strftime("%Y-%m-%d %H:%M")
             return "invalid_time", (f"{text!r} looks like an Excel date serial number ({moment}); format the "
                                     "column as a date (yyyy-mm-dd hh:mm) before saving, or pass --date-format excel")
         return "invalid_time", (f"{text!r} is a number but not a time: Unix times have 10 digits (seconds) "
-                                "or 13 (milliseconds)")
+                                "or 13 (milliseconds), dates 8 (YYYYMMDD); --date-format reads other layouts")
     local = _LOCAL_DATE.fullmatch(text)
     if local:
         return "invalid_time", f"{text!r} is a local date format; {_suggest(local)}"
@@ -137,8 +155,8 @@ def time_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] 
 
 
 def _suggest(match: re.Match) -> str:
-    first, sep, second, year, clock, seconds = match.groups()
-    tail = (" %H:%M" + (":%S" if seconds else "")) if clock else ""
+    first, sep, second, year, clock, seconds, half = match.groups()
+    tail = ((" %I:%M" if half else " %H:%M") + (":%S" if seconds else "") + (" %p" if half else "")) if clock else ""
     y = "%Y" if len(year) == 4 else "%y"
     month_first, day_first = f"%m{sep}%d{sep}{y}{tail}", f"%d{sep}%m{sep}{y}{tail}"
     if int(first) > 12 >= int(second):

@@ -1,8 +1,8 @@
 """``backfill``: import CSV files of events, watch them, read their reports.
 
 Exit codes of ``import --wait``: 0 every row imported (duplicates included),
-4 finished with row errors, 1 failed (nothing imported), 3 ``--timeout`` ran
-out while the import goes on. Other commands: 0 on success, 1 on error, 2 on
+4 finished with row errors, 1 failed (nothing imported), 5 cancelled or
+interrupted (part imported), 3 ``--timeout`` ran out while the import goes on. Other commands: 0 on success, 1 on error, 2 on
 bad usage.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ def main() -> None:
     """Import CSV files of customer events into the messaging platform's store."""
 
 
-for command in (imports.import_, imports.inspect_, progress.status, progress.top, progress.report, progress.errors,
+for command in (imports.import_, imports.inspect_, imports.cancel, progress.status, progress.top, progress.report, progress.errors,
                 progress.warnings, directory.people, directory.campaigns, service.worker, service.metrics,
                 service.demo):
     main.add_command(command)

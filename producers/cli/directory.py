@@ -39,14 +39,22 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
         click.echo(f"{'created_at':<14}{iso(float(reserved['created_at']))} ({reserved['created_at']})")
     if "unsubscribed" in reserved:
         click.echo(f"{'unsubscribed':<14}{reserved['unsubscribed']}")
-    # Names as wide as the longest (at least 22), so a long attribute name never runs into its value.
-    width = max([22, *(len(n) for n in [*attributes, *topics])]) + 2
+    # Names as wide as the longest (22 to 40 characters), so a name never runs into its value; a
+    # longer name stands on its own line, its value under it.
+    width = min(max([22, *(len(n) for n in [*attributes, *topics])]), 40) + 2
     click.echo("attributes" + ("" if attributes else "    (none)"))
     for name, value in attributes.items():
-        click.echo(f"  {name:<{width}}{value}")
+        _echo_pair(name, value, width)
     click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
     for name, flag in topics.items():
-        click.echo(f"  {name:<{width}}{'subscribed' if flag else 'unsubscribed'}")
+        _echo_pair(name, "subscribed" if flag else "unsubscribed", width)
+
+
+def _echo_pair(name: str, value: str, width: int) -> None:
+    if len(name) < width:
+        click.echo(f"  {name:<{width}}{value}")
+    else:
+        click.echo(f"  {name}\n  {'':<{width}}{value}")
 
 
 @click.group()

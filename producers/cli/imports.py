@@ -143,3 +143,30 @@ def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, deli
         click.echo(f"warning: {note}")
 
 
+
+
+@click.command()
+@click.argument("import_id")
+@click.option("--wait", is_flag=True, help="Wait for the report (exit 5 once cancelled).")
+@click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
+def cancel(import_id: str, wait: bool, timeout: float | None) -> None:
+    """Cancel an import: no more chunks are queued, queued ones are skipped (their rows are `cancelled`
+    errors, to import again), chunks in flight finish; it ends `cancelled` with its report."""
+    from producers.cli.common import handle_of
+
+    handle = handle_of(import_id)
+    try:
+        stopped = handle.cancel()
+    except BackfillError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not stopped:
+        click.echo(f"import {import_id} had already ended or stopped: {handle.status}", err=True)
+    else:
+        click.echo(f"import {import_id}: cancelling (chunks in flight finish, the rest are skipped)", err=True)
+    if wait:
+        report = handle.wait(timeout)
+        if report is None:
+            click.echo(f"import {import_id} still running after {timeout} s", err=True)
+            sys.exit(EXIT_TIMEOUT)
+        render.print_report(report)
+        sys.exit(handle.exit_code())

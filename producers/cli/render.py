@@ -32,14 +32,21 @@ def print_report(report: dict) -> None:
     click.echo(f"  errors            {report['errors']}")
     click.echo(f"  warnings          {report['warnings']}")
     click.echo(f"  people created    {report['people_created']}")
+    if "rows_not_queued" in report:
+        click.echo(f"  not queued        {report['rows_not_queued']} rows (queueing stopped after row "
+                   f"{report['last_row_queued']})")
+        if report.get("rows_cancelled"):
+            click.echo(f"  skipped           {report['rows_cancelled']} queued rows (errors, code cancelled)")
+        if report.get("resume"):
+            click.echo(f"  to complete it    {report['resume']}")
     if report.get("chunks_failed"):
         click.echo(f"  chunks failed     {report['chunks_failed']} (not processed: their rows are in the errors file)")
     if report.get("kind") == "people":
         click.echo(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):
             click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
-        for note in report.get("column_warnings", []):
-            click.echo(f"  column warning    {note}")
+    for note in report.get("column_warnings", []):
+        click.echo(f"  column warning    {note}")
     triggers = {k: v for k, v in report.get("triggers", {}).items() if v}
     if triggers:
         click.echo("  triggers")

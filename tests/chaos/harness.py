@@ -260,6 +260,11 @@ class Cluster:
         from worker.store import Store
 
         st = Store(self.client())
+        # The notification (the "import finished" line) is its own task, pending work until done.
+        deadline = time.monotonic() + 60
+        while st.r.zscore(keys.PENDING, keys.pending_member(import_id, keys.NOTIFY)) is not None:
+            assert time.monotonic() < deadline, f"import {import_id}: its notification never happened"
+            time.sleep(0.1)
         ids = collections.Counter(event["id"] for event in st.events.read(import_id))
         error_rows = collections.Counter(problem["row"] for problem in st.imports.problems(import_id, "errors"))
         lost = len(expected.event_ids - ids.keys()) + len(expected.error_rows - error_rows.keys())

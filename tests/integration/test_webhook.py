@@ -1,10 +1,9 @@
 """Every finished import notifies: a log line always, and a signed, retried webhook to a real HTTP server."""
 from __future__ import annotations
 
-import hmac
 import time
 
-from worker.ops.notify import SIGNATURE_HEADER, signature
+from worker.ops.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 from .conftest import WEBHOOK_SECRET
 from .helpers import run_import, write
@@ -25,8 +24,11 @@ def test_webhook_posts_the_signed_report_once(store, workers, webhook, tmp_path)
     report = run_import(path, create_people=True)
     [delivery] = _deliveries(webhook, report["import_id"], 1)
     body, headers = delivery["body"], delivery["headers"]
-    assert hmac.compare_digest(headers[SIGNATURE_HEADER], signature(WEBHOOK_SECRET, body))
-    assert not hmac.compare_digest(headers[SIGNATURE_HEADER], signature("another secret", body))
+    assert verify(WEBHOOK_SECRET, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER])
+    assert not verify("another secret", body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER])
+    assert not verify(WEBHOOK_SECRET, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER],
+                      now=time.time() + 600)  # replayed ten minutes later
+    assert not verify(WEBHOOK_SECRET, body, None, None) and not verify(WEBHOOK_SECRET, body, "sha256=é", "1")
     assert headers["X-Backfill-Event"] == "import.finished" and headers["X-Backfill-Delivery"] == report["import_id"]
     sent = delivery["report"]
     assert sent["event"] == "import.finished" and sent["status"] == "completed_with_errors"
@@ -52,3 +54,60 @@ def test_a_refused_file_notifies_too(store, workers, webhook, tmp_path):
     assert report["status"] == "failed"
     [delivery] = _deliveries(webhook, report["import_id"], 1)
     assert delivery["report"]["failure_code"] == "not_csv" and "not a CSV file" in delivery["report"]["failure"]
+
+
+def test_the_notification_is_pending_work_until_done(store, workers, webhook, tmp_path):
+    """The worker that wrote the report died before queueing the notification: the sweeper sends it."""
+    from worker import keys
+    from worker.ops import sweeper
+    from worker.tasks import notify_finished
+
+    store.r.hset("bf:imp:lost-notify", mapping={"status": "running", "source": "x.csv", "rows": 1, "imported": 1})
+    assert store.imports.finalize("lost-notify", "completed", {"import_id": "lost-notify", "status": "completed"}, 60)
+    member = keys.pending_member("lost-notify", keys.NOTIFY)
+    assert store.r.zscore(keys.PENDING, member) is not None
+    store.r.zadd(keys.PENDING, {member: 1})  # quiet since long ago
+    swept = sweeper.sweep(store, 1, send_chunk=None, send_report=None, fail_chunk=None,
+                          send_notify=lambda i: notify_finished.apply_async((i,)), producer_timeout_s=300)
+    assert swept.notifications == 1
+    [delivery] = _deliveries(webhook, "lost-notify", 1)
+    assert delivery["report"]["status"] == "completed"
+    deadline = time.monotonic() + 10
+    while store.r.zscore(keys.PENDING, member) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.r.zscore(keys.PENDING, member) is None  # done: no longer pending
+
+
+def test_redirects_are_failures_and_slow_endpoints_are_cut_off():
+    import http.server
+    import threading
+
+    from worker.ops import notify
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/slow":
+                time.sleep(3)
+            self.send_response(302 if self.path == "/moved" else 200)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert notify.post(base + "/ok", {"import_id": "x"}, "s") == 200
+        for path, words in (("/moved", "302 (a redirect"), ("/slow", "no answer within 1 s")):
+            started = time.monotonic()
+            try:
+                notify.post(base + path, {"import_id": "x"}, "s", timeout_s=1)
+            except notify.WebhookFailed as exc:
+                assert words in str(exc) and time.monotonic() - started < 2.5
+            else:
+                raise AssertionError(f"{path} counted as delivered")
+    finally:
+        server.shutdown()

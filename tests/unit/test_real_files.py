@@ -174,3 +174,48 @@ def test_quotes_that_are_really_malformed_are_still_refused(tmp_path):
 def test_a_doubled_bom_still_reads_the_header(tmp_path):
     plan, rows = read(tmp_path, "\ufeff\ufeffemail,event_name\na@b.co,x\n".encode())
     assert plan.columns.header == ("email", "event_name") and rows == [["a@b.co", "x"]]
+
+
+# Found by trying the product with real exports ------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["Timestamp (UTC)", "Occurred At", "created_at", "Date/Time", "event_timestamp",
+                                  "Purchase Date", "ts", "createdAt"])
+def test_a_column_named_like_a_time_that_is_not_read_as_one_refuses_the_file(name):
+    """Otherwise every event happens "now": a 2023 order would trigger its campaign today."""
+    with pytest.raises(FileProblem) as caught:
+        plan_columns(["Email", "Event Name", name, "Order Total"])
+    assert caught.value.code == "unread_time_column" and f"--map '{name}=time'" in str(caught.value)
+    assert plan_columns(["Email", "Event Name", name], mapping={name: "time"}).time == 2
+    assert plan_columns(["Email", "Event Name", name], mapping={name: name}).properties == ((2, name),)
+    assert plan_columns(["email", "event_name", "candidate", "lifetime_value"]).time is None  # no time word
+
+
+def test_event_beside_name_is_refused_as_ambiguous_not_guessed():
+    with pytest.raises(FileProblem, match="'Name' and 'Event' could each be the event name"):
+        plan_columns(["Name", "Email", "Event", "Date"])
+    assert plan_columns(["Email", "Event", "Date"]).name == 1
+
+
+def test_given_date_formats_come_first_for_digits_too():
+    assert parse_time("2024030110", formats=("%Y%m%d%H",)) == at(2024, 3, 1, 10)  # not Unix seconds in 2034
+    assert parse_time("20240301", formats=("%Y%d%m",)) == at(2024, 1, 3)
+    assert parse_time("2024-03-01T10:00:00Z", formats=("%m/%d/%Y",)) == at(2024, 3, 1, 10)
+    assert "matches none of the given --date-format" in time_problem("yesterday", formats=("%m/%d/%Y",))[1]
+
+
+def test_unix_times_have_no_leading_zero_and_excel_serials_match_excel():
+    assert parse_time("0000000000") is None and parse_time("0000000000000") is None
+    assert parse_time("1", formats=(EXCEL,)) == at(1900, 1, 1) and parse_time("61", formats=(EXCEL,)) == at(1900, 3, 1)
+    assert "--date-format '%m/%d/%Y %I:%M %p'" in time_problem("10/18/2010 2:30 PM")[1]
+    assert "YYYYMMDD" in time_problem("20221301")[1] and "Excel" not in time_problem("01032024")[1]
+
+
+def test_a_no_break_space_in_an_event_name_becomes_a_space_with_a_warning():
+    out = validate(["email", "event_name"], [["a@b.co", "Completes\u00a0Order"]])
+    assert out.events[0].name == "Completes Order"
+    assert "U+00A0 NO-BREAK SPACE, made a space" in out.warnings[0][2][0].message
+
+
+def test_a_header_that_ties_between_delimiters_is_settled_by_the_rows(tmp_path):
+    plan, rows = read(tmp_path, b"email;event_name;Amount, gross, EUR\na@b.co;x;1,5\n")
+    assert plan.sniffed.delimiter == ";" and rows == [["a@b.co", "x", "1,5"]]

@@ -35,7 +35,7 @@ ROLES: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
     VERO: {
         "email": (("email", "emailaddress"),),
         "id": (("id", "userid", "customerid"),),
-        "name": (("eventname",), ("name",)),
+        "name": (("eventname",), ("event", "name")),
         "time": (("eventtime", "eventdate"), ("time", "timestamp", "date", "datetime")),
         "event_id": (("eventid",),),
     },
@@ -49,6 +49,8 @@ ROLES: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
 #: What ``--map COLUMN=ROLE`` may name (anything else renames the property).
 MAP_ROLES = {"email": "email", "id": "id", "person": "person", "event_name": "name", "name": "name",
              "time": "time", "timestamp": "time", "event_id": "event_id"}
+_MAP_NAME = {"email": "email", "id": "id", "person": "person", "name": "event_name", "time": "time",
+             "event_id": "event_id"}
 _LABELS = {"email": "person (e-mail)", "id": "person (id)", "person": "person", "name": "event name",
            "time": "event time", "event_id": "event id"}
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -132,6 +134,24 @@ def _mapped(cells: tuple[str, ...], mapping: dict[str, str], skip: tuple[str, ..
     return targets, {by_name[s.strip().lower()] for s in skip}
 
 
+# Words in a header that say "this is when it happened".
+_TIME_WORDS = re.compile(r"(^|[^a-z])(time|date|timestamp|datetime|when|occurred)([^a-z]|$)|[_ ]at$|^ts$", re.IGNORECASE)
+_CAMEL_AT = re.compile(r"[a-z]At$")  # createdAt, occurredAt
+
+
+def _refuse_an_unread_time(cells: tuple[str, ...], dropped: set[int], targets: dict[int, str]) -> None:
+    """No column is the event's time, but one is named like a time: every event would silently happen
+    "now" (and trigger now). Refused, saying how to use it or to keep it a property."""
+    for index, cell in enumerate(cells):
+        if cell and index not in dropped and index not in targets and (_TIME_WORDS.search(cell)
+                                                                      or _CAMEL_AT.search(cell)):
+            raise FileProblem(
+                "unread_time_column",
+                f"no column is the event's time, but column {column_letter(index)} {cell!r} looks like one: "
+                f"without a time every event happens when it is imported. Use it with --map '{cell}=time', "
+                f"or keep it a property with --map '{cell}={cell}'")
+
+
 def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: int = 100,
                  identifier: str | None = None, mapping: dict[str, str] | None = None,
                  skip: tuple[str, ...] | list[str] = ()) -> Columns:
@@ -173,7 +193,7 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
                     both = " and ".join(repr(cells[i]) for i in matches)
                     raise FileProblem("ambiguous_column",
                                       f"columns {both} could each be the {_LABELS[role]}; keep one, or say which "
-                                      f"with --map (e.g. --map {cells[matches[0]]!r}={role})")
+                                      f"with --map (e.g. --map '{cells[matches[-1]]}={_MAP_NAME[role]}')")
                 found = matches[0] if matches else None
                 continue
             for other in matches:
@@ -191,8 +211,11 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
         else:
             roles["person"], other, person_kind = email, pid, "email"
         if roles["person"] is None:
-            raise FileProblem("no_person_column", f"no person column: --identifier {identifier} needs a column "
-                                                  f"{'`id`' if identifier == 'id' else '`email`'} (or --map COLUMN={identifier})")
+            wanted = identifier or "email"
+            raise FileProblem("no_person_column", f"no person column: the file needs a column `{wanted}`"
+                                                  + ("" if identifier else " or `id`")
+                                                  + f" (or --map COLUMN={wanted}); it has: "
+                                                  + ", ".join(c for i, c in enumerate(cells) if c and i not in dropped))
         if other is not None:
             notes.append(f"column {column_letter(other)} {cells[other]!r} is imported as a property: people are "
                          f"matched by {person_kind} (--identifier {'email' if person_kind == 'id' else 'id'} "
@@ -204,6 +227,8 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
         raise FileProblem("no_event_name_column", f"no event name column: a {chosen} events file needs {wanted} "
                                                   "(or --map COLUMN=event_name)")
 
+    if roles["time"] is None:
+        _refuse_an_unread_time(cells, dropped, targets)
     taken = {i for i in roles.values() if i is not None}
     unnamed = tuple(i for i, c in enumerate(cells) if not c)
     properties = tuple((i, targets.get(i, c)) for i, c in enumerate(cells)

@@ -13,7 +13,7 @@ import time
 from worker.errors import PermanentError, TransientError
 from worker.events import chunk as core
 from worker.events import rules
-from worker.problems import CHUNK_FAILED
+from worker.problems import CANCELLED, CHUNK_FAILED
 from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import CommitResult, Store, now_ms
@@ -25,14 +25,16 @@ MAX_CONFLICTS = 10
 def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now: float | None = None) -> CommitResult:
     """Validate, decide and commit one chunk; a chunk already committed changes nothing."""
     spec = st.imports.spec(import_id)
-    loaded = st.work.load_chunk(import_id, chunk)
-    if loaded is None:
+    stored = st.work.load(import_id, chunk)
+    if stored is None:
         # The commit deletes a chunk's rows, so no rows usually means a redelivery.
         if st.work.chunk_done(import_id, chunk):
             return CommitResult(False, 0, 0, st.work.all_done(import_id))
         raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
-    rows, numbers = loaded
-    return commit_rows(st, spec, chunk, rows, numbers, settings, time.time() if now is None else now)
+    if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
+        return st.events.commit(spec, chunk, core.failed(stored.rows, stored.numbers, "", CANCELLED), at_ms=now_ms(),
+                                retention_s=settings.retention_s, cancelled=len(stored.rows))
+    return commit_rows(st, spec, chunk, stored.rows, stored.numbers, settings, time.time() if now is None else now)
 
 
 def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], numbers: list[int],

@@ -8,7 +8,7 @@ worker process adds to. Run it with ``backfill metrics`` (one per deployment).
 
 Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``imports_running``, ``chunk_duration_seconds`` (histogram), ``queue_length{queue}``,
-``pending_chunks``, ``oldest_pending_seconds``, ``triggers_scheduled``, ``triggers_due``.
+``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``.
 """
 from __future__ import annotations
 
@@ -24,10 +24,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from worker.ops.report import STATUSES
 from worker.store.metrics import CHUNK_BUCKETS, Metrics
-
-#: Final statuses an import can end in (worker/ops/report.py).
-STATUSES = ("completed", "completed_with_errors", "partially_failed", "failed")
 
 
 class RedisCollector:
@@ -59,6 +57,9 @@ class RedisCollector:
                                 value=figures.pending)
         yield GaugeMetricFamily("backfill_oldest_pending_seconds",
                                 "Age of the pending work with the oldest sign of life", value=figures.oldest_pending_s)
+        yield GaugeMetricFamily("backfill_oldest_producer_silence_seconds",
+                                "How long the most silent producer still queueing has said nothing",
+                                value=figures.oldest_producer_s)
         yield GaugeMetricFamily("backfill_triggers_scheduled", "Campaign triggers scheduled",
                                 value=figures.triggers_scheduled)
         yield GaugeMetricFamily("backfill_triggers_due", "Scheduled triggers already due (not yet moved)",

@@ -1,10 +1,15 @@
 """Telling the world an import ended: a log line always, a signed webhook when configured.
 
-The webhook is a JSON POST of the report, sent by its own task after the report is
-written, so a slow or failing endpoint never delays or fails the import. It is
-signed like GitHub's: ``X-Backfill-Signature-256: sha256=<hex HMAC-SHA256 of the body>``
-with ``BACKFILL_WEBHOOK_SECRET``; verify it with :func:`signature` and a constant-time
-comparison. A failed delivery (no answer, or any status but 2xx) is retried with
+The notification is its own task, queued after the report is written and pending work
+from the moment the report is (finalize.lua), so it happens at least once even when a
+worker dies between the two: the sweeper sends it again. The webhook is a JSON POST of
+the report. It is signed: ``X-Backfill-Timestamp: <unix seconds>`` and
+``X-Backfill-Signature-256: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with
+``BACKFILL_WEBHOOK_SECRET``; a receiver checks both with :func:`verify` (a constant-time
+comparison, and a timestamp within five minutes, so a captured request cannot be
+replayed later). A delivery succeeds only on a 2xx answer: a redirect is a failure
+(following it would send the body and its signature to another address). Each request
+is bounded as a whole (:data:`REQUEST_TIMEOUT_S`). A failed delivery is retried with
 exponential backoff, ``BACKFILL_WEBHOOK_RETRIES`` times; the same import is always the
 same ``X-Backfill-Delivery``, so a receiver can ignore a repeat.
 """
@@ -12,14 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import urllib.error
-import urllib.request
+import http.client
+import threading
+import time
+import urllib.parse
 
 import orjson
 
 from worker.errors import TransientError
 
 SIGNATURE_HEADER = "X-Backfill-Signature-256"
+TIMESTAMP_HEADER = "X-Backfill-Timestamp"
+#: A webhook request (connect, send, answer) takes at most this long, whatever the endpoint does.
+REQUEST_TIMEOUT_S = 10.0
+#: How old a signed timestamp :func:`verify` accepts.
+TOLERANCE_S = 300
 #: The report fields of the one log line every finished import gets.
 LOG_FIELDS = ("status", "rows", "imported", "duplicates", "errors", "warnings", "seconds", "rows_per_second",
               "failure")
@@ -39,9 +51,24 @@ def body(report: dict) -> bytes:
     return orjson.dumps({"event": "import.finished", **report})
 
 
-def signature(secret: str, payload: bytes) -> str:
-    """The value of :data:`SIGNATURE_HEADER` for ``payload``."""
-    return "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+def signature(secret: str, payload: bytes, timestamp: int) -> str:
+    """The value of :data:`SIGNATURE_HEADER` for ``payload`` sent at ``timestamp``."""
+    signed = str(timestamp).encode() + b"." + payload
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, payload: bytes, signature_header: str | None, timestamp_header: str | None,
+           *, now: float | None = None) -> bool:
+    """True when a request carries a valid signature made within :data:`TOLERANCE_S` (a receiver's check).
+
+    Missing, malformed or non-ASCII headers are simply invalid.
+    """
+    if not signature_header or not timestamp_header or not timestamp_header.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp_header)) > TOLERANCE_S:
+        return False
+    expected = signature(secret, payload, int(timestamp_header)).encode()
+    return hmac.compare_digest(expected, signature_header.encode("utf-8", "replace"))
 
 
 def backoff_s(retries: int, base_s: float, cap_s: float = 600.0) -> float:
@@ -49,18 +76,44 @@ def backoff_s(retries: int, base_s: float, cap_s: float = 600.0) -> float:
     return min(base_s * 2 ** retries, cap_s)
 
 
-def post(url: str, report: dict, secret: str, timeout_s: float = 10.0) -> int:
-    """POST the report to ``url``; its HTTP status, or WebhookFailed."""
+def post(url: str, report: dict, secret: str, timeout_s: float = REQUEST_TIMEOUT_S) -> int:
+    """POST the report to ``url``; its 2xx HTTP status, or WebhookFailed (any other answer, a redirect
+    included, no answer, or no answer within ``timeout_s`` for the whole request)."""
     payload = body(report)
     headers = {"Content-Type": "application/json", "User-Agent": "backfill",
                "X-Backfill-Event": "import.finished", "X-Backfill-Delivery": str(report.get("import_id", ""))}
     if secret:
-        headers[SIGNATURE_HEADER] = signature(secret, payload)
-    request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:
-        raise WebhookFailed(f"{url} answered {exc.code}") from None
-    except OSError as exc:  # refused, unreachable, timed out
-        raise WebhookFailed(f"{url}: {exc}") from None
+        stamp = int(time.time())
+        headers[TIMESTAMP_HEADER] = str(stamp)
+        headers[SIGNATURE_HEADER] = signature(secret, payload, stamp)
+    target = urllib.parse.urlsplit(url)
+    if target.scheme not in ("http", "https") or not target.hostname:
+        raise WebhookFailed(f"{url}: not an http(s) URL")
+    answer: list = []
+
+    def request() -> None:
+        kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+        connection = kind(target.hostname, target.port, timeout=timeout_s)
+        try:
+            path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+            connection.request("POST", path, body=payload, headers=headers)
+            answer.append(connection.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            answer.append(exc)
+        finally:
+            connection.close()
+
+    # The socket timeout bounds each step; the thread bounds the whole (an endpoint that answers a
+    # byte every few seconds would otherwise hold the task for ever).
+    worker = threading.Thread(target=request, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not answer:
+        raise WebhookFailed(f"{url}: no answer within {timeout_s:.0f} s")
+    status = answer[0]
+    if isinstance(status, Exception):
+        raise WebhookFailed(f"{url}: {status}")
+    if not 200 <= status < 300:
+        kind = "a redirect, which is not followed" if 300 <= status < 400 else "not 2xx"
+        raise WebhookFailed(f"{url} answered {status} ({kind})")
+    return status

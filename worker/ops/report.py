@@ -8,8 +8,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from worker.cells import escape_cell, shorten
 from worker.events.rules import OUTCOMES
 
-#: Final statuses, and the ``backfill import --wait`` exit code of each.
-EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4, "failed": 1}
+#: Final statuses, and the ``backfill import --wait`` exit code of each. "cancelled": ``backfill cancel``
+#: stopped it; "interrupted": its producer stopped before queueing every row (killed, Redis lost the
+#: end of its work) and the sweeper ended it; both report what was committed and what was not queued.
+EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4, "failed": 1,
+              "cancelled": 5, "interrupted": 5}
+STATUSES = tuple(EXIT_CODES)
 EXIT_TIMEOUT = 3
 _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
 
@@ -19,8 +23,14 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     counts = {name: int(state.get(name, 0) or 0) for name in _COUNTERS}
     triggers = {name: int(state.get(f"trig_{name}", 0) or 0) for name in OUTCOMES}
     chunks_failed = int(state.get("chunks_failed", 0) or 0)
+    cancelled_rows = int(state.get("rows_cancelled", 0) or 0)
+    expected = int(state.get("rows_expected", 0) or 0)
+    not_queued = max(expected - counts["rows"], 0)
+    stop = state.get("stop", "")
     if state.get("failure"):
         status = "failed"
+    elif stop == "cancelled" or (stop == "interrupted" and not_queued):
+        status = stop  # (a producer that stopped after queueing every row lost only its last word)
     elif chunks_failed:
         status = "partially_failed"  # some chunks could not be processed: their rows are chunk_* errors
     elif counts["errors"]:
@@ -35,7 +45,7 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         "status": status,
         **spec_info,
         **counts,
-        "rows_expected": int(state.get("rows_expected", 0) or 0),
+        "rows_expected": expected,
         "blank_rows_skipped": int(state.get("blank_rows", 0) or 0),
         "encoding_reason": state.get("encoding_reason", ""),
         "triggers": triggers,
@@ -44,6 +54,15 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         "seconds": round(seconds, 3),
         "rows_per_second": round(counts["rows"] / seconds) if seconds > 0 else None,
     }
+    if stop:
+        report["rows_cancelled"] = cancelled_rows
+        report["rows_not_queued"] = not_queued
+        last = int(state.get("last_row_queued", 0) or 0)
+        report["last_row_queued"] = last
+        if not_queued or cancelled_rows:
+            parts = [f"import the file's rows after row {last} again"] if not_queued else []
+            parts += ["the errors file holds the rows skipped (code cancelled)"] if cancelled_rows else []
+            report["resume"] = "; ".join(parts)
     if spec_info.get("kind") == "people":
         # People rows are imported as created or updated; people who exist are skipped under only_new.
         report["people_updated"] = counts["imported"] - counts["people_created"]

@@ -28,29 +28,43 @@ class Swept:
 
     chunks: int = 0
     reports: int = 0
+    notifications: int = 0
     dropped: int = 0
+    #: imports ended as interrupted: their producer went silent before recording its total
+    interrupted: int = 0
 
 
 def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int], None],
           send_report: Callable[[str], None], fail_chunk: Callable[[str, int], None],
-          limit: int = 1000) -> Swept:
-    """Send again the pending work quiet for ``requeue_after_s``; returns what it did.
+          send_notify: Callable[[str], None], producer_timeout_s: float, limit: int = 1000) -> Swept:
+    """Send again the pending work quiet for ``requeue_after_s``, and end the imports whose producer
+    has been silent for ``producer_timeout_s``; returns what it did.
 
     ``fail_chunk`` is called for a chunk whose rows are gone (expired) before it
     committed, so its import completes instead of waiting for it forever.
     """
     swept = Swept()
+    for import_id in st.work.silent_producers(now_ms() - int(producer_timeout_s * 1000)):
+        with bind_chunk(import_id):
+            stopped, due = st.imports.stop(import_id, "interrupted")
+            if stopped == 1:
+                log.warning("the producer went silent before queueing every row: the import ends as interrupted "
+                            "with what it queued", silent_s=producer_timeout_s)
+                swept.interrupted += 1
+            if due:
+                send_report(import_id)
     for import_id, part in st.work.stale(now_ms() - int(requeue_after_s * 1000), limit):
         with bind_chunk(import_id):
             if not st.imports.state(import_id):  # the import expired: nothing can happen any more
                 st.work.drop(import_id, part)
                 swept.dropped += 1
                 continue
-            if part == keys.REPORT:
+            if part in (keys.REPORT, keys.NOTIFY):
                 if st.work.touch(import_id, part):
-                    log.warning("report sent again: its message was lost or its worker died")
-                    send_report(import_id)
-                    swept.reports += 1
+                    log.warning(f"{part} sent again: its message was lost or its worker died")
+                    (send_report if part == keys.REPORT else send_notify)(import_id)
+                    swept.reports += part == keys.REPORT
+                    swept.notifications += part == keys.NOTIFY
                 continue
             chunk = int(part)
             if st.work.chunk_done(import_id, chunk):  # (its commit removes it: a race with this sweep)

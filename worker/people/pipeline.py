@@ -15,7 +15,7 @@ from datetime import timezone
 from worker.errors import TransientError
 from worker.people.directory import Changes, Rules, apply_rows
 from worker.people.rows import validate_people
-from worker.problems import CHUNK_FAILED, failed_rows, problem_row
+from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
 from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import Store
@@ -29,11 +29,14 @@ MAX_CONFLICTS = 10
 def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
                 now: float | None = None) -> PeopleCommit | None:
     """Validate, decide and commit one chunk of a people import; None when its rows are not stored."""
-    loaded = st.work.load_chunk(spec.import_id, chunk)
-    if loaded is None:
+    stored = st.work.load(spec.import_id, chunk)
+    if stored is None:
         return None
-    rows, numbers = loaded
+    rows, numbers = stored.rows, stored.numbers
     at = time.time() if now is None else now
+    if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
+        return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, "", CANCELLED), [],
+                                at_ms=round(at * 1000), retention_s=settings.retention_s, cancelled=len(rows))
     columns = spec.columns
     validated = validate_people(rows, numbers, columns,  # type: ignore[arg-type]
                                 tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",

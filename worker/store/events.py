@@ -17,7 +17,7 @@ from worker import keys
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
-from worker.store.work import SCRATCH_TTL_S
+from worker.store.work import SCRATCH_TTL_S, chunk_state
 
 
 @dataclasses.dataclass(slots=True)
@@ -75,16 +75,17 @@ class Events:
         return people, seen
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
-               at_ms: int, retention_s: int, failed: bool = False) -> CommitResult:
+               at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
-        are all errors because it could not be processed."""
+        are all errors because it could not be processed; ``cancelled``: the rows of a chunk skipped
+        because its import was cancelled (the outcome is then empty)."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
-            retention_s, keys.import_shadow(iid) if spec.dry_run else "", "1" if failed else "0", SCRATCH_TTL_S,
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "", chunk_state(failed, cancelled), SCRATCH_TTL_S,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             len(outcome.remember), *(part for pair in outcome.remember for part in pair),

@@ -23,6 +23,7 @@ class Imports:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._finalize = client.register_script(script("finalize.lua"))
+        self._stop = client.register_script(script("stop.lua"))
         self._specs: dict[str, ImportSpec] = {}
 
     def create(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> None:
@@ -38,6 +39,7 @@ class Imports:
         # Until finalize sets the real retention, a lost import still expires.
         pipe.expire(keys.import_hash(spec.import_id), retention_s)
         pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
+        pipe.zadd(keys.PRODUCING, {spec.import_id: created})
         pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
 
@@ -51,6 +53,13 @@ class Imports:
         pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
         pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
+
+    def stop(self, import_id: str, reason: str) -> tuple[int, bool]:
+        """Stop queueing the import (``reason``: "cancelled" or "interrupted"; see stop.lua): (1 stopped
+        now, 0 already stopped or ended, -1 unknown; True when its report is now due)."""
+        status, done = self._stop(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+                                  args=[reason, now_ms(), keys.pending_member(import_id, keys.REPORT), import_id])
+        return int(status), bool(done)
 
     def spec(self, import_id: str) -> ImportSpec:
         """The import's options (cached: they never change)."""
@@ -76,7 +85,8 @@ class Imports:
         hash_key, marker, *rest = keys.import_keys(import_id)
         wrote = bool(self._finalize(
             keys=[hash_key, marker, keys.PENDING, keys.METRICS, *rest],
-            args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT)],
+            args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT),
+                  keys.pending_member(import_id, keys.NOTIFY)],
         ))
         if wrote:
             # the import's memories of its rows (people: identifiers; events: event ids): done with

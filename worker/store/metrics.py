@@ -38,6 +38,8 @@ class Figures:
     oldest_pending_s: float
     triggers_scheduled: int
     triggers_due: int
+    #: how long the most silent producer still queueing has said nothing (0 when none queues)
+    oldest_producer_s: float = 0.0
 
 
 class Metrics:
@@ -66,7 +68,8 @@ class Metrics:
         pipe.zrange(keys.PENDING, 0, 0, withscores=True)
         pipe.zcard(keys.TRIGGERS_ZSET)
         pipe.zcount(keys.TRIGGERS_ZSET, "-inf", int(now * 1000))
-        counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due = pipe.execute()
+        pipe.zrange(keys.PRODUCING, 0, 0, withscores=True)
+        counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer = pipe.execute()
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -75,4 +78,5 @@ class Metrics:
             oldest_pending_s=max(now - oldest[0][1] / 1000, 0.0) if oldest else 0.0,
             triggers_scheduled=scheduled,
             triggers_due=due,
+            oldest_producer_s=max(now - producer[0][1] / 1000, 0.0) if producer else 0.0,
         )

@@ -21,7 +21,7 @@ from worker.people.rows import PersonRow
 from worker.spec import ImportSpec
 from worker.store.client import now_ms
 from worker.store.lua import script
-from worker.store.work import SCRATCH_TTL_S
+from worker.store.work import SCRATCH_TTL_S, chunk_state
 
 #: commit outcomes
 COMMITTED, ALREADY, CONFLICT, NOT_ITS_TURN = 1, 0, -1, -2
@@ -130,12 +130,12 @@ class People:
 
     # -- commit ----------------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
-               *, at_ms: int, retention_s: int, failed: bool = False) -> PeopleCommit:
+               *, at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0) -> PeopleCommit:
         """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua)."""
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, "1" if failed else "0",
+                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, chunk_state(failed, cancelled),
                               len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
         for name, value in changes.seen.items():
             args += [name, value]

@@ -8,6 +8,8 @@ stored chunk, and every report due, is a member of the pending-work set
 """
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import redis
 
@@ -39,21 +41,69 @@ def decode_rows(raw: bytes) -> tuple[list[list[str]], list[int]]:
     return rows, numbers
 
 
+def chunk_state(failed: bool, cancelled: int) -> str:
+    """The commit scripts' chunk-state argument (see lib.lua: chunk_state)."""
+    return f"c{cancelled}" if cancelled else ("1" if failed else "0")
+
+
+@dataclasses.dataclass(slots=True)
+class StoredChunk:
+    """A chunk's records as the producer stored them, and whether its import was cancelled since."""
+
+    rows: list[list[str]]
+    numbers: list[int]
+    cancelled: bool
+
+
+@dataclasses.dataclass(slots=True)
+class Room:
+    """What the producer checks before each chunk: chunks waiting uncommitted, and a stop."""
+
+    in_flight: int
+    #: "cancelled" or "interrupted" once the import stopped, else ""
+    stop: str
+
+
 class Work:
     """Stored chunks, their deliveries, and the pending-work set."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._set_total = client.register_script(script("set_total.lua"))
+        self._put_chunk = client.register_script(script("put_chunk.lua"))
 
     # -- chunks ----------------------------------------------------------------------
-    def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> None:
-        """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper)."""
-        pipe = self.r.pipeline()  # MULTI: the rows are never stored without their pending entry
-        pipe.set(keys.import_chunk(import_id, chunk), encode_rows(rows, numbers), ex=ttl_s)
-        pipe.hincrby(keys.import_hash(import_id), "chunks_queued", 1)
-        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()})
-        pipe.execute()
+    def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> bool:
+        """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper),
+        and as the producer's heartbeat. False (nothing stored) once the import has stopped (put_chunk.lua)."""
+        return bool(self._put_chunk(
+            keys=[keys.import_chunk(import_id, chunk), keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+            args=[encode_rows(rows, numbers), ttl_s, now_ms(), keys.pending_member(import_id, chunk), import_id,
+                  numbers[-1]]))
+
+    def load(self, import_id: str, chunk: int) -> StoredChunk | None:
+        """The chunk's records and whether its import was cancelled, in one round trip; None once committed."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(keys.import_chunk(import_id, chunk))
+        pipe.hget(keys.import_hash(import_id), "stop")
+        raw, stop = pipe.execute()
+        if raw is None:
+            return None
+        rows, numbers = decode_rows(raw)
+        return StoredChunk(rows, numbers, stop == b"cancelled")
+
+    def heartbeat(self, import_id: str) -> None:
+        """The producer is alive (while it waits for room, between chunks)."""
+        self.r.zadd(keys.PRODUCING, {import_id: now_ms()}, xx=True)
+
+    def room(self, import_id: str) -> Room:
+        """Chunks of the import waiting uncommitted, and whether it has stopped."""
+        queued, done, stop = self.r.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done", "stop")
+        return Room(int(queued or 0) - int(done or 0), (stop or b"").decode())
+
+    def silent_producers(self, older_than_ms: int, limit: int = 100) -> list[str]:
+        """Imports whose producer has shown no sign of life since ``older_than_ms``."""
+        return [i.decode() for i in self.r.zrangebyscore(keys.PRODUCING, "-inf", older_than_ms, start=0, num=limit)]
 
     def load_chunk(self, import_id: str, chunk: int) -> tuple[list[list[str]], list[int]] | None:
         """The chunk's records and row numbers as the producer stored them, or None once committed."""
@@ -71,8 +121,8 @@ class Work:
 
     def set_total(self, import_id: str, chunks: int) -> bool:
         """Record the number of chunks; True when all are already committed."""
-        return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING],
-                                    args=[chunks, now_ms(), keys.pending_member(import_id, keys.REPORT)]))
+        return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+                                    args=[chunks, now_ms(), keys.pending_member(import_id, keys.REPORT), import_id]))
 
     def chunk_done(self, import_id: str, chunk: int) -> bool:
         """True when the chunk's commit already happened."""

@@ -39,8 +39,9 @@
 -- ARGV[10] problem-list TTL, seconds
 -- ARGV[11] dry runs only: prefix of this import's shadow keys, where a dry run records the
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
--- ARGV[12] "1" when the chunk could not be processed and its rows are all errors (chunk_failed,
---          chunk_poison): counted in chunks_failed, and the import ends partially_failed
+-- ARGV[12] the chunk's state: "0" processed; "1" could not be processed, its rows are all errors
+--          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
+--          "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
 -- then     n, n error rows
 --          n, n warning rows
@@ -69,8 +70,10 @@ local ids_at, n_ids = i + 1, tonumber(ARGV[i]); i = ids_at + 2 * n_ids
 for k = 0, n_ids - 1 do
   if redis.call('HEXISTS', KEYS[14], ARGV[ids_at + 2 * k]) == 1 then return {-1, 0, 0, 0} end
 end
-redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
+-- The first write is one Redis refuses when memory is full (SADD; ZREM is allowed): a full Redis
+-- then refuses the whole script cleanly, before it changes anything.
 redis.call('SADD', done_set, ARGV[1])
+redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
 local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local dd_prefix, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8]
@@ -166,6 +169,6 @@ end
 redis.call('DEL', chunk_key)
 if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
 for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
-local finalize = count_chunk(imp, KEYS[12], KEYS[11], ARGV[9], now_ms, dry, ARGV[12] == '1',
+local finalize = count_chunk(imp, KEYS[12], KEYS[11], ARGV[9], now_ms, dry, ARGV[12],
                              imported, duplicates, n_err, n_warn)
 return {1, imported, duplicates, finalize}

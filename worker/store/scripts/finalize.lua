@@ -10,13 +10,18 @@
 -- ARGV[3]   finished at, ms
 -- ARGV[4]   retention, seconds
 -- ARGV[5]   the report's member of KEYS[3]
+-- ARGV[6]   the notification's member of KEYS[3]: due from now on, removed once it is done
 -- Returns 1 for the run that wrote the report, 0 for any later one.
 
-redis.call('ZREM', KEYS[3], ARGV[5])
+-- The first write is one a full Redis refuses (SET): the script then changes nothing, and the
+-- task is retried.
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then
+  redis.call('ZREM', KEYS[3], ARGV[5])
   return 0
 end
+redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'report', ARGV[2], 'finished_ms', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'finalize_runs', 1)
 redis.call('HINCRBY', KEYS[4], 'imports_' .. ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])

@@ -17,11 +17,21 @@ local function push_all(key, first, count, ttl, runs, run_name)
   if count > 0 then redis.call('EXPIRE', key, ttl) end
 end
 
+-- How a chunk is committed, from the commit scripts' chunk-state argument: "0" processed, "1" failed
+-- (its rows are all errors), "c<n>" cancelled (its n rows were skipped). Returns failed, cancelled rows.
+local function chunk_state(arg)
+  if string.sub(arg, 1, 1) == 'c' then return false, tonumber(string.sub(arg, 2)) end
+  return arg == '1', 0
+end
+
 -- A committed chunk's counters, and whether it completes its import: the import's counters, the
 -- counters across imports (metrics: real runs only), chunks_failed for a chunk committed as errors,
--- and, for the last chunk, the report's entry in the pending-work set. Returns 1 or 0.
-local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, failed,
+-- rows_cancelled for a chunk skipped because its import was cancelled, and, for the last chunk, the
+-- report's entry in the pending-work set. Returns 1 or 0.
+local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, state,
                            imported, duplicates, errors, warnings)
+  local failed, cancelled = chunk_state(state)
+  if cancelled > 0 then redis.call('HINCRBY', imp, 'rows_cancelled', cancelled) end
   redis.call('HINCRBY', imp, 'rows', imported + duplicates + errors)
   redis.call('HINCRBY', imp, 'imported', imported)
   redis.call('HINCRBY', imp, 'duplicates', duplicates)

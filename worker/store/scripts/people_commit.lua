@@ -31,7 +31,8 @@
 -- ARGV[9]  TTL of the import's scratch keys (memory, dry-run shadows), seconds, renewed at each write:
 --          they serve only while the import runs (finalize deletes the memory)
 -- ARGV[10] the import id (pending members are "<import id>/<chunk>" and "<import id>/report")
--- ARGV[11] "1" when the chunk could not be applied and its rows are all errors (chunks_failed)
+-- ARGV[11] the chunk's state: "0" applied; "1" could not be applied, its rows are all errors
+--          (chunks_failed); "c<n>": its import was cancelled, its n rows are skipped (rows_cancelled)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (memory field, value)
@@ -117,5 +118,5 @@ redis.call('HINCRBY', imp, 'people_skipped', skipped)
 redis.call('HINCRBY', imp, 'people_created', created)
 redis.call('HSET', imp, 'next_chunk', tonumber(chunk) + 1)
 -- skipped rows (only_new: the person exists) count as duplicates
-return {1, count_chunk(imp, KEYS[10], KEYS[9], ARGV[10], now_ms, dry, ARGV[11] == '1',
+return {1, count_chunk(imp, KEYS[10], KEYS[9], ARGV[10], now_ms, dry, ARGV[11],
                        imported, skipped, n_err, n_warn)}
