@@ -285,7 +285,7 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
     Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
     """
     count = 0
-    for chunk in chunks(source, plan, settings.chunk_rows):
+    for chunk in chunks(source, plan, settings.chunk_rows, settings.chunk_bytes):
         if not _wait_for_room(st, import_id, settings):
             break
         stored = _retrying(settings, "store a chunk", lambda: st.work.put_chunk(

@@ -19,6 +19,10 @@ from .records import Records
 from .sniff import Sniffed, check_bytes, choose_encoding, sniff
 from .source import Source
 
+#: The most text one row may hold (characters): its cells are bounded one by one (FIELD_LIMIT) and
+#: a physical line is too (LINE_LIMIT), but a quoted field may hold newlines.
+ROW_LIMIT = 2 * 1024 * 1024
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
@@ -82,14 +86,14 @@ def scan(
             return plan_columns(header, dialect=dialect, max_columns=max_columns, identifier=identifier,
                                 mapping=mapping, skip=skip)
     try:
-        return _scan(source, sniffed, identifier, columns_of)
+        return _scan(source, sniffed, identifier, columns_of, max_columns)
     except FileProblem as problem:
         if problem.code != "bad_csv" or "expected after" not in str(problem):
             raise
-    return _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of)
+    return _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of, max_columns)
 
 
-def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of) -> Plan:
+def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, max_columns: int) -> Plan:
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
@@ -105,6 +109,7 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of) 
             raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
         person = columns.person
     unnamed = columns.unnamed
+    most_cells = 2 * max(len(columns.header), max_columns)
     samples: list[list[str]] = [[] for _ in columns.header]
     first_email = first_id = None
     rows = blank = 0
@@ -113,6 +118,8 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of) 
             blank += 1
             continue
         rows += 1
+        if len(record) > most_cells or len(record) + sum(map(len, record)) > ROW_LIMIT:
+            raise _row_problem(row, record, len(columns.header))
         if rows <= 3:
             for index, cell in enumerate(record[: len(samples)]):
                 samples[index].append(clean_cell(cell))
@@ -152,11 +159,22 @@ class Chunk:
     row_numbers: list[int]
 
 
-def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
-    """Stream the data records of ``source`` in chunks of ``chunk_rows`` (blank ones skipped)."""
+def _row_problem(row: int, record: list[str], width: int) -> FileProblem:
+    size = len(record) + sum(map(len, record))
+    if size > ROW_LIMIT:
+        return FileProblem("row_too_large", f"row {row} holds {size // 1024:,} KiB of text; the limit is "
+                                            f"{ROW_LIMIT // 1024 // 1024} MiB a row (a spreadsheet cell holds 32,767 "
+                                            "characters): this is not a spreadsheet's CSV", line=row)
+    return FileProblem("row_too_wide", f"row {row} has {len(record):,} cells where the header has {width}: this is "
+                                       "not a spreadsheet's CSV (a stray quote or delimiter?)", line=row)
+
+
+def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1024 * 1024) -> Iterator[Chunk]:
+    """Stream the data records of ``source`` in chunks of ``chunk_rows`` records or about ``chunk_bytes``
+    of text, whichever comes first (blank records skipped)."""
     records = iter(Records(source, plan.sniffed))
     _header(records)
-    number = 0
+    number = size = 0
     rows: list[list[str]] = []
     numbers: list[int] = []
     for row, record in records:
@@ -164,9 +182,11 @@ def chunks(source: Source, plan: Plan, chunk_rows: int) -> Iterator[Chunk]:
             continue
         rows.append(record)
         numbers.append(row)
-        if len(rows) == chunk_rows:
+        size += len(record) + sum(map(len, record))
+        if len(rows) == chunk_rows or size >= chunk_bytes:
             yield Chunk(number, rows, numbers)
             number += 1
+            size = 0
             rows, numbers = [], []
     if rows:
         yield Chunk(number, rows, numbers)

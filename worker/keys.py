@@ -78,7 +78,7 @@ def pending_member(import_id: str, part: int | str) -> str:
 
 
 def import_tries(import_id: str) -> str:
-    """Hash: chunk number -> deliveries that started and never finished (their worker died)."""
+    """Hash: ``<chunk>:<token>`` of each delivery in flight; one left behind is a delivery whose worker died."""
     return f"{PREFIX}imp:{import_id}:tries"
 
 
@@ -106,6 +106,11 @@ def import_event_ids(import_id: str) -> str:
     """Hash: an events import's memory of its event ids (digest -> content digest and first row),
     for the warning on an id reused for a different event; deleted when the report is written."""
     return f"{PREFIX}imp:{import_id}:ids"
+
+
+#: The keys under a dry run's shadow prefix that finalize deletes (dedupe marks, people created by
+#: events, the shadow directory's indexes and sequence); shadow person hashes expire by themselves.
+SHADOW_PARTS = ("dd", "people", "by_id", "by_email", "seq")
 
 
 def import_seen(import_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -41,7 +42,7 @@ def configure(settings: Settings, *, stream=None) -> None:
         cache_logger_on_first_use=True,
     )
     renderer = structlog.processors.JSONRenderer(serializer=_json) if use_json \
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty() and not os.environ.get("NO_COLOR"))
     # JSON needs the traceback turned into text first (the console renderer prints it itself).
     tracebacks = [structlog.processors.format_exc_info] if use_json else []
     formatter = structlog.stdlib.ProcessorFormatter(

@@ -26,6 +26,8 @@ class Settings:
     #: Records per chunk: large enough that a task's ~1-2 ms of Celery overhead is noise
     #: (2,000 measured ~8 % faster end to end than 1,000 on 2 cores; see bench/README.md).
     chunk_rows: int = 2000
+    #: ...or this much text (bytes, about), whichever comes first: a chunk of wide rows stays small.
+    chunk_bytes: int = 8 * 1024 * 1024
     #: The producer pauses while this many chunks of one import wait uncommitted.
     max_inflight_chunks: int = 64
     #: More columns than this is a file error (Customer.io's limit).

@@ -7,12 +7,30 @@ bad usage.
 """
 from __future__ import annotations
 
+import os
+
 import click
 
 from producers.cli import directory, imports, progress, service
 
 
-@click.group()
+class _Backfill(click.Group):
+    """The command group: a Redis that does not answer, or a wrong setting, is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from worker.errors import ConfigError
+        from worker.store import TRANSIENT
+
+        try:
+            return super().invoke(ctx)
+        except TRANSIENT as exc:
+            url = os.environ.get("REDIS_URL") or "the embedded server (REDIS_URL is not set)"
+            raise click.ClickException(f"Redis did not answer at {url}: {exc}") from None
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Backfill)
 @click.version_option(package_name="backfill")
 def main() -> None:
     """Import CSV files of customer events into the messaging platform's store."""

@@ -27,12 +27,16 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
         _watch(import_id, interval)
         return
 
-    ids = [import_id] if import_id else store().imports.recent(20)
+    from worker.settings import get_settings
+
+    ids = [import_id] if import_id else store().imports.recent(20, get_settings().retention_s)
     rows = []
     for iid in ids:
         try:
             state = handle_of(iid).state()
         except BackfillError as exc:
+            if not import_id:
+                continue  # expired between the listing and now
             raise click.ClickException(str(exc)) from None
         rows.append({
             "import_id": iid, "status": state.get("status"), "source": state.get("source"),

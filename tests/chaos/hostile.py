@@ -86,6 +86,22 @@ def late_open_quote(path: Path, scale: float) -> None:
         out.write(b'bob@example.com,"Bought,2024-01-01,1\n' + ROW * 100)
 
 
+def wide_rows(path: Path, scale: float) -> None:
+    """A normal header, then 40 rows of a million commas each (40 MB): a million cells a row."""
+    with path.open("wb") as out:
+        out.write(HEADER + ROW * 100)
+        for _ in range(max(int(40 * scale), 2)):
+            out.write(b"ann@example.com,Bought" + b"," * MIB + b"\n")
+
+
+def huge_row(path: Path, scale: float) -> None:
+    """One record of quoted fields holding newlines: every line and field within its limit, the row 3 MB."""
+    field = b'"' + (b"y" * 999 + b"\n") * 900 + b'"'
+    with path.open("wb") as out:
+        out.write(HEADER + ROW * 100)
+        out.write(b"ann@example.com,Bought," + field + b"," + field + b"," + field + b"\n")
+
+
 CASES = [  # (builder, file name, the refusal's code)
     (gzip_bomb, "bomb.csv.gz", "gzip_bomb"),
     (long_line, "long-line.csv", "line_too_long"),
@@ -95,6 +111,8 @@ CASES = [  # (builder, file name, the refusal's code)
     (xlsx_renamed, "book.csv", "not_csv"),
     (many_columns, "wide.csv", "too_many_columns"),
     (late_open_quote, "late-quote.csv", "unterminated_quote"),
+    (wide_rows, "wide-rows.csv", "row_too_wide"),
+    (huge_row, "huge-row.csv", "row_too_large"),
 ]
 
 

@@ -176,6 +176,76 @@ def poison_chunk(base: Path, rows: int = 6000, tries: int = 3) -> dict:
         return _row("poison chunk", f"chunk 3 kills its worker, {tries} tries", started, result)
 
 
+def full_redis(base: Path, rows: int = 40_000, seconds: float = 8.0) -> dict:
+    """Redis runs out of memory (maxmemory, noeviction) in the middle of an import for ``seconds``: every
+    script refuses before its first write, workers and the producer wait and retry, nothing is lost."""
+    import threading
+
+    started = time.monotonic()
+    with Cluster(base, settings={"CHAOS_SLOW_MS": "50"}).start(2) as cluster:
+        client = cluster.client()
+        squeezed: list[bool] = []
+
+        def squeeze() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                done = sum(int(client.hget(k, "chunks_done") or 0) for k in client.scan_iter(match="bf:imp:*")
+                           if client.type(k) == b"hash" and client.hexists(k, "spec"))
+                if done >= 5:
+                    break
+                time.sleep(0.05)
+            client.config_set("maxmemory", client.info("memory")["used_memory"] + 64 * 1024)
+            squeezed.append(True)
+            time.sleep(seconds)
+            client.config_set("maxmemory", 0)
+
+        thread = threading.Thread(target=squeeze)
+        thread.start()
+        expected, import_id = _start_import(cluster, rows, 19)
+        thread.join()
+        report = cluster.wait_report(import_id, timeout=240)
+        refused = cluster.log_count("OOM command not allowed")
+        return _row("full Redis", f"maxmemory for {seconds:.0f} s, {refused} writes refused", started,
+                    cluster.check(import_id, report, expected), complete=bool(squeezed) and refused > 0)
+
+
+def producer_killed(base: Path, rows: int = 60_000) -> dict:
+    """The producer is SIGKILLed while it queues (the out-of-memory killer): the sweeper ends the import
+    as interrupted once the producer has been silent for BACKFILL_PRODUCER_TIMEOUT_S; every queued row
+    is imported once, the report says how many rows were never queued."""
+    import subprocess
+    import sys
+
+    from .harness import ROOT
+
+    started = time.monotonic()
+    settings = {"CHAOS_SLOW_MS": "50", "BACKFILL_PRODUCER_TIMEOUT_S": "30"}
+    with Cluster(base, settings=settings).start(2) as cluster:
+        path = events_file(cluster.base, rows, seed=20)
+        expected = oracle(path, cluster.chunk_rows)
+        producer = subprocess.Popen([sys.executable, "-m", "tests.chaos.produce", str(path)], env=cluster.env,
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        client = cluster.client()
+        deadline = time.monotonic() + 60
+        while not client.zcard(keys.PRODUCING) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [import_id] = [m.decode() for m in client.zrange(keys.PRODUCING, 0, -1)]
+        while int(client.hget(keys.import_hash(import_id), "chunks_queued") or 0) < 40:
+            time.sleep(0.05)
+        producer.kill()
+        producer.wait()
+        report = cluster.wait_report(import_id, timeout=240)
+        result = cluster.check(import_id, report, expected)
+        queued = report["rows"]
+        ok = (report["status"] == "interrupted" and result["doubled"] == 0 and result["unexpected"] == 0
+              and queued + report["rows_not_queued"] == expected.rows
+              and report["imported"] + report["duplicates"] + report["errors"] == queued and 0 < queued < expected.rows)
+        row = _row("producer SIGKILL", f"killed after {queued} rows queued, {report['rows_not_queued']} never queued",
+                   started, {**result, "lost": 0, "report_matches": ok})
+        row["report"] = f"interrupted: {queued} rows counted once, {report['rows_not_queued']} not queued"
+        return row
+
+
 def _codes(cluster: Cluster, import_id: str, rows: list[int]) -> set[str]:
     from worker.store import Store
 
@@ -186,4 +256,4 @@ def _codes(cluster: Cluster, import_id: str, rows: list[int]) -> set[str]:
 
 
 ALL = [pool_child_kills, worker_kills, sigterm_shutdowns, lost_messages, duplicate_publish, redis_kills,
-       raising_chunk, poison_chunk]
+       raising_chunk, poison_chunk, full_redis, producer_killed]

@@ -82,3 +82,13 @@ def test_sigterm_finishes_the_chunk_in_hand(tmp_path):
     row = scenarios.sigterm_shutdowns(tmp_path, stops=1)
     assert row["broke"] == "1 stops: 1 exited 0, 1 finished their chunk", row
     _assert_exact(row)
+
+
+def test_a_full_redis_refuses_cleanly_and_the_import_completes_when_memory_is_back(tmp_path):
+    row = scenarios.full_redis(tmp_path, rows=8000, seconds=4)
+    assert row["ok"], row
+
+
+def test_a_killed_producer_ends_its_import_as_interrupted(tmp_path):
+    row = scenarios.producer_killed(tmp_path, rows=20_000)
+    assert row["ok"], row

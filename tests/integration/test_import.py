@@ -194,6 +194,8 @@ def test_dry_run_writes_nothing_and_previews_triggers(store, workers, tmp_path):
     assert not list(store.events.read()) and not store.triggers.scheduled() and not store.triggers.deliveries()
     assert store.people.find("new_1", "id") is None
     assert not list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))
+    # Its shadow memory of what it would have written goes with the report: nothing lingers for a month.
+    assert not list(store.r.scan_iter(match=keys.import_shadow(report["import_id"]) + "*"))
 
 
 def test_stdin_and_gzip(store, workers, tmp_path):

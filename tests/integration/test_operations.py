@@ -76,3 +76,38 @@ def test_top_shows_queues_and_what_is_in_flight(store, workers, backfill):
     frame = watch.render_top([p], {"imports": 7, "reports": 0}, 12, "now")
     assert "imports 7" in frame and "pending chunks 12" in frame
     assert "500/2000" in frame and " 25.0%" in frame and "15 s" in frame and "big.csv" in frame
+
+
+def test_an_unreachable_redis_is_one_line_and_metrics_say_backfill_up_0(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis
+
+    from worker.ops.metrics import serve
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+    exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
+    for args in (["status"], ["import", str(write(tmp_path, "a.csv", "email,event_name\na@b.co,x\n"))]):
+        done = subprocess.run([exe, *args], env={**os.environ, "REDIS_URL": dead}, capture_output=True, timeout=60)
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+        assert done.stderr.decode().startswith(f"Error: Redis did not answer at {dead}"), done.stderr
+    port = free_port()
+    server = serve(redis.Redis.from_url(dead, socket_connect_timeout=0.5), port, "127.0.0.1")
+    try:
+        assert _scrape(port) == {("backfill_up", ()): 0.0}
+    finally:
+        server.shutdown()
+
+
+def test_status_skips_and_trims_imports_that_expired(store, workers, backfill, tmp_path):
+    from worker import keys
+
+    report = run_import(write(tmp_path, "a.csv", "email,event_name\na@b.co,x\n"), create_people=True)
+    store.r.zadd(keys.IMPORTS_INDEX, {"gone-long-ago": 10**12 * 2})  # newer than any, but its hash expired
+    shown = backfill("status")
+    assert shown.returncode == 0 and report["import_id"] in shown.stdout.decode(), shown.stderr
+    assert store.r.zscore(keys.IMPORTS_INDEX, "gone-long-ago") is None

@@ -106,7 +106,7 @@ def test_redirects_are_failures_and_slow_endpoints_are_cut_off():
             try:
                 notify.post(base + path, {"import_id": "x"}, "s", timeout_s=1)
             except notify.WebhookFailed as exc:
-                assert words in str(exc) and time.monotonic() - started < 2.5
+                assert words in str(exc) and time.monotonic() - started < 2.9
             else:
                 raise AssertionError(f"{path} counted as delivered")
     finally:

@@ -23,3 +23,22 @@ def test_json_lines_carry_the_traceback_as_text():
         assert "Traceback (most recent call last)" in line["exception"]
         assert "ValueError: file descriptor is None" in line["exception"] and "exc_info" not in line
     assert foreign["logger"] == "celery.worker" and ours["event"] == "chunk failed"
+
+
+def test_no_color_turns_the_console_colours_off():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    import os
+
+    for no_color, coloured in (("", True), ("1", False)):
+        stream = Terminal()
+        os.environ["NO_COLOR"] = no_color
+        try:
+            configure(Settings(log_format="console"), stream=stream)
+            get_logger("backfill.test").warning("hello", n=1)
+        finally:
+            del os.environ["NO_COLOR"]
+            configure(get_settings())
+        assert ("\x1b[" in stream.getvalue()) is coloured, stream.getvalue()

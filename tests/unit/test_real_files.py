@@ -219,3 +219,18 @@ def test_a_no_break_space_in_an_event_name_becomes_a_space_with_a_warning():
 def test_a_header_that_ties_between_delimiters_is_settled_by_the_rows(tmp_path):
     plan, rows = read(tmp_path, b"email;event_name;Amount, gross, EUR\na@b.co;x;1,5\n")
     assert plan.sniffed.delimiter == ";" and rows == [["a@b.co", "x", "1,5"]]
+
+
+def test_chunks_are_bounded_by_bytes_as_well_as_rows(tmp_path):
+    path = tmp_path / "big-cells.csv"
+    path.write_text("email,event_name,note\n" + "".join(f"p{n}@b.co,x,{'z' * 30_000}\n" for n in range(100)))
+    source = Source.open(path)
+    plan = scan(source)
+    sizes = [len(c.rows) for c in chunks(source, plan, 2000, chunk_bytes=300_000)]
+    assert sizes == [10] * 10  # 30 KB rows, 300 KB chunks
+
+
+def test_a_row_of_a_million_cells_is_refused_at_the_scan(tmp_path):
+    with pytest.raises(FileProblem) as caught:
+        read(tmp_path, b"email,event_name\na@b.co,x\na@b.co,x" + b"," * 100_000 + b"\n")
+    assert caught.value.code == "row_too_wide" and caught.value.line == 3

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 )
 
 from worker.ops.report import STATUSES
+from worker.store import TRANSIENT
 from worker.store.metrics import CHUNK_BUCKETS, Metrics
 
 
@@ -35,7 +36,12 @@ class RedisCollector:
         self.metrics = Metrics(client)
 
     def collect(self) -> Iterator[Metric]:
-        figures = self.metrics.figures()
+        try:
+            figures = self.metrics.figures()
+        except TRANSIENT:  # Redis is away: say so, and only that (the endpoint itself keeps answering)
+            yield GaugeMetricFamily("backfill_up", "1 when Redis answered this scrape", value=0)
+            return
+        yield GaugeMetricFamily("backfill_up", "1 when Redis answered this scrape", value=1)
         counters = figures.counters
         rows = CounterMetricFamily("backfill_rows", "Rows of real imports by outcome", labels=["outcome"])
         for outcome in ("imported", "duplicate", "error"):

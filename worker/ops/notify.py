@@ -108,7 +108,7 @@ def post(url: str, report: dict, secret: str, timeout_s: float = REQUEST_TIMEOUT
     worker = threading.Thread(target=request, daemon=True)
     worker.start()
     worker.join(timeout_s)
-    if not answer:
+    if not answer or isinstance(answer[0], TimeoutError):
         raise WebhookFailed(f"{url}: no answer within {timeout_s:.0f} s")
     status = answer[0]
     if isinstance(status, Exception):

@@ -13,6 +13,7 @@ through :func:`attempt`, once per chunk.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -38,7 +39,8 @@ def attempt(work: Work, import_id: str, chunk: int, max_tries: int, *,
     """One counted delivery of ``chunk``: ``run()`` it, or ``fail(reason, code)`` it when it
     killed too many workers before or raises now. Transient failures are raised."""
     with bind_chunk(import_id, chunk):
-        deaths = work.begin_try(import_id, chunk) - 1
+        _flush_unrecorded_ends(work)
+        deaths, token = work.begin_try(import_id, chunk)
         try:
             if deaths > max_tries:
                 log.error("poison chunk: it stopped its worker every time", deaths=deaths)
@@ -54,7 +56,31 @@ def attempt(work: Work, import_id: str, chunk: int, max_tries: int, *,
                 log.exception("chunk failed", error=str(exc))
                 return fail(f"{type(exc).__name__}: {exc}", CHUNK_FAILED)
         finally:
-            try:
-                work.end_try(import_id, chunk)
-            except TRANSIENT as exc:  # Redis is down: this delivery then counts as one death, no more
-                log.warning("could not record the end of a delivery", error=str(exc))
+            _end(work, import_id, chunk, token)
+
+
+#: Ends of deliveries that Redis did not take (it was down): recorded at this process's next delivery.
+_unrecorded: list[tuple[str, int, str]] = []
+
+
+def _end(work: Work, import_id: str, chunk: int, token: str) -> None:
+    """Record the end of a delivery, trying again through a short Redis blip; a blip is not a death."""
+    for pause in (0.2, 0.5, 1.0, 2.0, None):
+        try:
+            work.end_try(import_id, chunk, token)
+            return
+        except TRANSIENT as exc:
+            if pause is None:
+                # Still down: kept, and recorded at the next delivery in this process (only a delivery
+                # whose process dies for good is ever counted as a death).
+                log.warning("could not record the end of a delivery; will record it later", error=str(exc))
+                _unrecorded.append((import_id, chunk, token))
+                return
+            time.sleep(pause)
+
+
+def _flush_unrecorded_ends(work: Work) -> None:
+    while _unrecorded:
+        import_id, chunk, token = _unrecorded[0]
+        work.end_try(import_id, chunk, token)  # (raises while Redis is down: the task is retried)
+        _unrecorded.pop(0)

@@ -7,8 +7,9 @@ import redis
 
 from worker.errors import TransientError
 
-#: Failures worth retrying with backoff: the store was unreachable or busy.
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, TransientError)
+#: Failures worth retrying with backoff: the store was unreachable, busy (loading its data), or full
+#: (maxmemory with noeviction: it refuses writes until memory is given back or raised).
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, TransientError)
 
 
 def connect(url: str) -> redis.Redis:

@@ -76,9 +76,27 @@ class Imports:
         raw = self.r.hgetall(keys.import_hash(import_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def recent(self, limit: int = 20) -> list[str]:
-        """Ids of the newest imports, newest first."""
-        return [i.decode() for i in self.r.zrevrange(keys.IMPORTS_INDEX, 0, limit - 1)]
+    def recent(self, limit: int = 20, retention_s: int | None = None) -> list[str]:
+        """Ids of the newest imports that still exist, newest first. Entries of imports that expired
+        are dropped from the index on the way (and, given ``retention_s``, every entry older than it)."""
+        if retention_s is not None:
+            self.r.zremrangebyscore(keys.IMPORTS_INDEX, "-inf", now_ms() - retention_s * 1000)
+        found: list[str] = []
+        start = 0
+        while len(found) < limit:
+            ids = self.r.zrevrange(keys.IMPORTS_INDEX, start, start + limit - 1)
+            if not ids:
+                break
+            pipe = self.r.pipeline(transaction=False)
+            for i in ids:
+                pipe.exists(keys.import_hash(i.decode()))
+            alive = pipe.execute()
+            gone = [i for i, present in zip(ids, alive) if not present]
+            if gone:
+                self.r.zrem(keys.IMPORTS_INDEX, *gone)
+            found += [i.decode() for i, present in zip(ids, alive) if present]
+            start += len(ids) - len(gone)
+        return found[:limit]
 
     def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
         """Write the report once; True for the call that wrote it."""
@@ -89,8 +107,11 @@ class Imports:
                   keys.pending_member(import_id, keys.NOTIFY)],
         ))
         if wrote:
-            # the import's memories of its rows (people: identifiers; events: event ids): done with
-            self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id))
+            # Done with: the import's memories of its rows (people: identifiers; events: event ids), and a
+            # dry run's shadow dedupe marks and directory (shadow person hashes expire within a day).
+            shadow = keys.import_shadow(import_id)
+            self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id),
+                          *(shadow + name for name in keys.SHADOW_PARTS))
         return wrote
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:

@@ -9,6 +9,7 @@ stored chunk, and every report due, is a member of the pending-work set
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 import orjson
 import redis
@@ -134,18 +135,24 @@ class Work:
         return total is not None and int(total) == int(done or 0)
 
     # -- deliveries ------------------------------------------------------------------
-    def begin_try(self, import_id: str, chunk: int) -> int:
-        """A delivery of ``chunk`` starts: its pending entry shows life; how many deliveries of it
-        started without finishing, this one included (more than one: earlier ones killed their worker)."""
+    def begin_try(self, import_id: str, chunk: int) -> tuple[int, str]:
+        """A delivery of ``chunk`` starts: its pending entry shows life, and it leaves a mark that
+        :meth:`end_try` removes. Returns (how many marks of earlier deliveries of the chunk are left,
+        i.e. deliveries that took their worker down with them; this delivery's token)."""
+        token = secrets.token_hex(4)
         pipe = self.r.pipeline()
-        pipe.hincrby(keys.import_tries(import_id), chunk, 1)
+        pipe.hset(keys.import_tries(import_id), f"{chunk}:{token}", 1)
         pipe.expire(keys.import_tries(import_id), SCRATCH_TTL_S)
         pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()}, xx=True)
-        return int(pipe.execute()[0])
+        pipe.hkeys(keys.import_tries(import_id))  # (as many fields as deliveries in flight or dead)
+        marks = pipe.execute()[3]
+        prefix = f"{chunk}:".encode()
+        return sum(1 for m in marks if m.startswith(prefix)) - 1, token
 
-    def end_try(self, import_id: str, chunk: int) -> None:
-        """The delivery begun by :meth:`begin_try` finished (whatever its outcome): it did not kill its worker."""
-        self.r.hincrby(keys.import_tries(import_id), chunk, -1)
+    def end_try(self, import_id: str, chunk: int, token: str) -> None:
+        """The delivery begun by :meth:`begin_try` finished (whatever its outcome): it did not kill its
+        worker. HDEL, which Redis runs even when its memory is full: a full Redis is no death."""
+        self.r.hdel(keys.import_tries(import_id), f"{chunk}:{token}")
 
     # -- pending work ----------------------------------------------------------------
     def stale(self, older_than_ms: int, limit: int = 1000) -> list[tuple[str, str]]:
