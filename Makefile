@@ -3,15 +3,17 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean
+.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean constraints
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the versions the tests last passed with (reproducible installs);
+# refresh it with `make constraints` after changing pyproject.toml's dependencies.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "backfill needs Python 3.11 or later on PATH" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,ops]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,ops]"
 	@touch $@
 
 test: setup
@@ -41,6 +43,9 @@ bench: setup
 # End-to-end rows/s of 100,000 rows with 1 and 2 workers (under a minute).
 bench-quick: setup
 	$(BIN)/python bench/throughput.py
+
+constraints: setup
+	$(BIN)/pip freeze --exclude-editable | grep -v '^ruff==' > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import click
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: The example files, shipped inside the package (so `backfill demo` runs from an installed wheel too).
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def start_workers(url: str, count: int, *, beat: bool = True, log_dir: Path | None = None,
                   extra_env: dict[str, str] | None = None, include: tuple[str, ...] = ()) -> list[subprocess.Popen]:
-    """Start ``count`` solo-pool Celery workers on ``url`` (the first with beat); ``include``: more
-    task modules to load (the benchmark's)."""
+    """Start ``count`` Celery workers on ``url``, each a prefork pool of one process (so chunk time limits
+    hold), the first with beat; ``include``: more task modules to load (the benchmark's)."""
     env = {**os.environ, "REDIS_URL": url, **(extra_env or {})}
     processes = []
     for index in range(count):
         args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
-                "--pool", "solo", "-n", f"w{index}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"]
+                "--pool", "prefork", "--concurrency", "1", "-n", f"w{index}-{os.getpid()}@%h",
+                "--without-mingle", "--without-gossip"]
         for module in include:
             args += ["-I", module]
         if beat and index == 0 and log_dir is not None:
@@ -90,7 +92,7 @@ def run(workers: int) -> int:
         ]
         ok = True
         for title, path, options, expected in runs:
-            click.echo(f"== {title}: backfill import {path.relative_to(EXAMPLES.parent)} ...")
+            click.echo(f"== {title}: backfill import {path.relative_to(EXAMPLES.parent.parent)} ...")
             handle = enqueue_import(path, **options)
             report = handle.wait(timeout=60)
             if report is None:

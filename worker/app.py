@@ -5,7 +5,7 @@ Run a worker with ``backfill worker`` (or ``celery -A worker.app worker``).
 from __future__ import annotations
 
 import orjson
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from kombu import Queue
 from kombu.serialization import register
 
@@ -22,11 +22,25 @@ def _dumps(obj: object) -> str:
 register("orjson", _dumps, orjson.loads, content_type="application/x-orjson", content_encoding="utf-8")
 
 
+class WorkerLimitsTask(Task):
+    """Messages carry no time limits, so the worker's own settings decide.
+
+    Celery writes the sending process's task time limits into every message, and a worker obeys
+    the message: a producer with default settings would override the limits the workers run with.
+    """
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
+                    shadow=None, **options):
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
+
+
 def create_app() -> Celery:
     """Build the app from the settings in force (tests build one per Redis)."""
     settings = get_settings()
     url = ensure_redis(settings)
-    app = Celery("backfill", broker=broker_url(url))
+    app = Celery("backfill", broker=broker_url(url), task_cls=WorkerLimitsTask)
     app.conf.update(
         broker_connection_retry_on_startup=True,
         # A task not acked within this is delivered again: keep it well above the chunk time limit.
@@ -51,10 +65,15 @@ def create_app() -> Celery:
             "backfill.sweep": {"queue": keys.QUEUE_REPORTS},
             "backfill.notify": {"queue": keys.QUEUE_REPORTS},
         },
+        # Each tick expires when the next is due: with no worker up for a day, thousands of stale ticks
+        # would otherwise wait in the queue and all run on recovery.
         beat_schedule={
-            "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s},
-            "prune-dedupe-marks": {"task": "backfill.prune_dedupe", "schedule": settings.dedupe_prune_s},
-            "sweep-pending-work": {"task": "backfill.sweep", "schedule": settings.sweep_every_s},
+            "move-due-triggers": {"task": "backfill.move_due_triggers", "schedule": settings.trigger_tick_s,
+                                  "options": {"expires": settings.trigger_tick_s}},
+            "prune-dedupe-marks": {"task": "backfill.prune_dedupe", "schedule": settings.dedupe_prune_s,
+                                   "options": {"expires": settings.dedupe_prune_s}},
+            "sweep-pending-work": {"task": "backfill.sweep", "schedule": settings.sweep_every_s,
+                                   "options": {"expires": settings.sweep_every_s}},
         },
         # SIGTERM is Celery's warm shutdown: take no new task, finish the chunk in hand (bounded by
         # the chunk time limit). A cold shutdown (SIGQUIT, a second SIGTERM) still gives that chunk

@@ -23,6 +23,10 @@ class Settings:
     redis_url: str = ""
     #: Where the embedded Redis keeps its socket, data and log.
     home: Path = Path("~/.backfill").expanduser()
+    #: With no REDIS_URL, start (or reuse) the embedded Redis under ``home``. Off by default, so a worker
+    #: or a script meant for a real Redis never quietly works on a private one: the ``backfill`` command
+    #: on a laptop, the demo and ``backfill worker --embedded`` turn it on.
+    embedded: bool = False
     #: Records per chunk: large enough that a task's ~1-2 ms of Celery overhead is noise
     #: (2,000 measured ~8 % faster end to end than 1,000 on 2 cores; see bench/README.md).
     chunk_rows: int = 2000
@@ -109,7 +113,11 @@ class Settings:
                 continue
             kind = field.type if isinstance(field.type, str) else field.type.__name__
             try:
-                if kind == "int":
+                if kind == "bool":
+                    if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                        raise ValueError(raw)
+                    values[field.name] = raw.lower() in ("1", "true", "yes")
+                elif kind == "int":
                     values[field.name] = int(raw)
                 elif kind == "float":
                     values[field.name] = float(raw)

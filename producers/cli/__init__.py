@@ -21,6 +21,9 @@ class _Backfill(click.Group):
         from worker.errors import ConfigError
         from worker.store import TRANSIENT
 
+        # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
+        # only when asked (backfill worker --embedded), so they never serve a private Redis by mistake.
+        os.environ.setdefault("BACKFILL_EMBEDDED", "1")
         try:
             return super().invoke(ctx)
         except TRANSIENT as exc:

@@ -24,10 +24,20 @@ def metrics(port: int, bind: str) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--beat/--no-beat", default=True, help="Also run the trigger scheduler (one per deployment).")
+@click.option("--concurrency", default=1, show_default=True, help="Pool processes (prefork: time limits hold).")
+@click.option("--embedded", is_flag=True, help="With no REDIS_URL, use (and start) the embedded Redis.")
 @click.pass_context
-def worker(ctx: click.Context, beat: bool) -> None:
-    """Run a Celery worker on the imports and reports queues (extra options go to celery)."""
-    from worker.app import app  # starts the embedded Redis when REDIS_URL is not set
+def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool) -> None:
+    """Run a Celery worker on the imports and reports queues (extra options go to celery).
+
+    It needs REDIS_URL (or --embedded). The prefork pool, even with one process, lets Celery
+    stop a chunk over its time limits; the solo pool could not.
+    """
+    if not os.environ.get("REDIS_URL") and not embedded:
+        raise click.ClickException("REDIS_URL is not set: point it at the Redis your producers use "
+                                   "(redis://host:6379/0), or pass --embedded to use backfill's own")
+    os.environ["BACKFILL_EMBEDDED"] = "1" if embedded else "0"
+    from worker.app import app  # starts the embedded Redis when asked
     from worker.settings import get_settings
 
     home = get_settings().home
@@ -35,7 +45,7 @@ def worker(ctx: click.Context, beat: bool) -> None:
     os.environ.setdefault("REDIS_URL", app.conf.backfill_redis_url)
     scheduler = ["-B", "-s", str(home / "celerybeat-schedule")] if beat else []
     args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
-            "--pool", "solo", *scheduler, *ctx.args]
+            "--pool", "prefork", "--concurrency", str(concurrency), *scheduler, *ctx.args]
     os.execv(sys.executable, args)
 
 

@@ -54,7 +54,13 @@ def test_embedded_redis_starts_once_and_is_reused(tmp_path):
     from worker.settings import Settings
     from worker.store.embedded import ensure_redis, stop_embedded
 
-    settings = Settings(home=tmp_path / "h")
+    import pytest
+
+    from worker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="REDIS_URL is not set"):
+        ensure_redis(Settings(home=tmp_path / "h"))  # only when asked for
+    settings = Settings(home=tmp_path / "h", embedded=True)
     url = ensure_redis(settings)
     try:
         assert url == f"unix://{tmp_path / 'h' / 'redis.sock'}"
@@ -63,6 +69,12 @@ def test_embedded_redis_starts_once_and_is_reused(tmp_path):
         assert ensure_redis(settings) == url and client.get("probe") == b"1"  # reused, not restarted
         assert client.config_get("appendonly")["appendonly"] == "yes"
         assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        client.set("more", "x")
+        client.bgrewriteaof()
+        home = tmp_path / "h"
+        assert home.stat().st_mode & 0o777 == 0o700
+        files = [p for p in home.rglob("*") if p.is_file()]
+        assert files and all(p.stat().st_mode & 0o077 == 0 for p in files), [(p, oct(p.stat().st_mode)) for p in files]
     finally:
         assert stop_embedded(settings)
     assert not stop_embedded(settings)

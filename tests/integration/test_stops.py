@@ -155,3 +155,36 @@ def test_a_total_lost_with_redis_after_every_chunk_was_queued_completes_normally
     assert _sweep(url)["interrupted"] == 1
     report = _handle(st, iid).wait(timeout=30)
     assert report["status"] == "completed" and report["rows_not_queued"] == 0 and report["imported"] == 120
+
+
+def test_a_chunk_over_its_time_limit_is_stopped_and_its_rows_reported(own_redis, tmp_path):
+    """Workers run a prefork pool (even of one process) so that Celery enforces the chunk time limits."""
+    from producers.demo import start_workers
+
+    url, st, processes = own_redis
+    slow = {"BACKFILL_CHUNK_ROWS": "50", "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S": "1", "BACKFILL_CHUNK_TIME_LIMIT_S": "2",
+            "CHAOS_SLOW_MS": "5000", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    processes += start_workers(url, 1, beat=False, log_dir=tmp_path, extra_env=slow, include=("tests.chaos.faults",))
+    log = tmp_path / "worker0.log"
+    _wait_until(lambda: log.exists() and " ready." in log.read_text(), timeout=60)
+    started = time.monotonic()
+    done = subprocess.run([BACKFILL, "import", str(_file(tmp_path, 50)), "--create-people", "--wait", "--json"],
+                          env=_env(url), capture_output=True, timeout=60)
+    assert done.returncode == 4, done.stderr
+    import orjson
+
+    report = orjson.loads(done.stdout)
+    assert report["status"] == "partially_failed" and report["errors"] == 50 and time.monotonic() - started < 4.5
+    [message] = {p["problems"][0] for p in st.imports.problems(report["import_id"], "errors")}
+    assert "ran over its time limit" in message
+
+
+def test_workers_need_a_redis_url_or_embedded(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BACKFILL_EMBEDDED")}
+    env["BACKFILL_HOME"] = str(tmp_path / "home")
+    done = subprocess.run([BACKFILL, "worker", "--no-beat"], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 1 and b"REDIS_URL is not set" in done.stderr and b"Traceback" not in done.stderr
+    celery = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "worker"], env=env,
+                            capture_output=True, timeout=60)
+    assert celery.returncode != 0 and b"REDIS_URL is not set" in celery.stderr + celery.stdout
+    assert not (tmp_path / "home" / "redis.sock").exists()  # no private server was started

@@ -71,4 +71,5 @@ def test_due_triggers_move_to_deliveries(store, workers, people, tmp_path):
         time.sleep(0.2)  # beat runs move_due_triggers every 0.5 s in the test workers
     [delivery] = store.triggers.deliveries()
     assert delivery["campaign"] == "nudge" and delivery["person"] == {"id": "p5"}
+    assert delivery["delivery_id"] == f"{report['import_id']}:{delivery['row']}:nudge"  # stable: consumers dedupe
     assert not store.triggers.scheduled()

@@ -166,7 +166,9 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex
     if decision.actions:
         outcome: bytes | str = orjson.dumps([
             [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({
-                "campaign": a.campaign, "event": event.name, "person": person, "import": spec.import_id,
+                # Stable whatever happens to the commit (a chunk committed again after a Redis crash):
+                # consumers of the deliveries stream dedupe on it.
+                "delivery_id": f"{spec.import_id}:{event.row}:{a.campaign}", "campaign": a.campaign, "event": event.name, "person": person, "import": spec.import_id,
                 "row": event.row, "event_time": iso(ts), "due": iso(a.at) if a.at is not None else None,
             }).decode()]
             for a in decision.actions

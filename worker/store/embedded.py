@@ -52,17 +52,21 @@ def _ping(url: str) -> bool:
 
 
 def ensure_redis(settings: Settings) -> str:
-    """The Redis URL to use, starting the embedded server when none is configured."""
+    """The Redis URL to use, starting the embedded server when none is configured and that is allowed."""
     if settings.redis_url:
         return settings.redis_url
+    if not settings.embedded:
+        raise ConfigError("REDIS_URL is not set: point it at your Redis (redis://host:6379/0), or set "
+                          "BACKFILL_EMBEDDED=1 to use backfill's own embedded server (backfill worker --embedded)")
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)  # its data (every imported event) is the user's alone
     sock = home / "redis.sock"
     url = f"unix://{sock}"
     if _ping(url):
         return url
     # One starter at a time: a CLI and a worker starting together must not race.
-    with open(home / "redis.lock", "w") as lock:
+    with open(home / "redis.lock", "w", opener=lambda path, flags: os.open(path, flags, 0o600)) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _ping(url):
             return url
@@ -74,7 +78,7 @@ def ensure_redis(settings: Settings) -> str:
                 "--logfile", str(home / "redis.log"), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--maxmemory-policy", "noeviction",
             ],
-            check=True,
+            check=True, umask=0o077,  # the AOF, log and pid files: 0600
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -1,0 +1,22 @@
+"""What `pip install .` ships: the wheel holds everything the commands need outside the checkout."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_wheel_ships_the_lua_scripts_and_the_demo_examples(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+                          capture_output=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    [wheel] = tmp_path.glob("backfill-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    examples = {p.name for p in (ROOT / "producers" / "examples").glob("*.csv")}
+    scripts = {p.name for p in (ROOT / "worker" / "store" / "scripts").glob("*.lua")}
+    assert {f"producers/examples/{n}" for n in examples} <= names, sorted(names)
+    assert {f"worker/store/scripts/{n}" for n in scripts} <= names
+    assert not any(n.startswith(("tests/", "bench/")) for n in names)
