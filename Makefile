@@ -3,7 +3,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean constraints
+.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean constraints deploy-check
 
 setup: $(VENV)/.installed
 
@@ -17,10 +17,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not promtool"
 
 unit: setup
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -m "not promtool" tests/unit
 
 integration: setup
 	$(BIN)/pytest -q tests/integration
@@ -46,6 +46,11 @@ bench-quick: setup
 
 constraints: setup
 	$(BIN)/pip freeze --exclude-editable | grep -v '^ruff==' > constraints.txt
+
+# The alert rules compiled and unit-tested by promtool (Debian: apt-get install prometheus).
+deploy-check: setup
+	@command -v promtool >/dev/null || { echo "deploy-check needs promtool (Debian: apt-get install prometheus)" >&2; exit 1; }
+	$(BIN)/pytest -q -m promtool tests/unit/test_deploy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -12,7 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
 import orjson
 
@@ -24,17 +24,14 @@ from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
 from worker.timestamps import check_formats, parse_duration, zone
 
+from .queueing import Queueing
 from .source import Source
-from .split import Plan, chunks, scan
+from .split import Plan, scan
 
 log = get_logger("backfill.producer")
-#: The producer warns when no chunk of its import commits for this long while it waits.
-STALL_WARNING_S = 15.0
 #: The longest pause between two tries of a wait whose reads of Redis fail.
 WAIT_RETRY_MAX_S = 5.0
-#: How often a producer waiting for room says it is alive (the sweeper interrupts silent ones).
-HEARTBEAT_S = 5.0
-T = TypeVar("T")
+
 
 
 def _worker():
@@ -49,6 +46,20 @@ class ImportHandle:
     """A queued (or failed) import: poll it, wait for it, read its report."""
 
     import_id: str
+    #: the chunks being queued by this process, if it queues them
+    queueing: Queueing | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def queued(self, timeout: float | None = None) -> bool:
+        """Wait until this process has queued every chunk (or stopped); True when done. Raises what
+        stopped the queueing (a Redis that stayed away); the import then ends as interrupted."""
+        if self.queueing is None:
+            return True
+        return self.queueing.join(timeout)
+
+    def stop_queueing(self) -> None:
+        """Stop queueing (Ctrl-C): what was queued is imported, the import ends as interrupted."""
+        if self.queueing is not None:
+            self.queueing.stop()
 
     def _store(self):
         return _worker().store()
@@ -191,8 +202,12 @@ def enqueue_import(
     stdin: BinaryIO | None = None,
     settings: Settings | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    background: bool = True,
 ) -> ImportHandle:
-    """Scan ``path`` and queue it in chunks; returns at once with a handle.
+    """Scan ``path`` (the whole file: file-level problems are found before anything is queued), record
+    the import, and return a handle while its chunks are queued in a thread of its own (the process
+    stays up until they are; ``handle.queued()`` waits for it, ``handle.stop_queueing()`` ends it as
+    interrupted). ``background=False`` queues before returning.
 
     ``kind="people"`` imports people (Customer.io's rules): ``identifier`` id, email or
     cio_id; ``data_to_process`` all, only_new or only_existing; ``empty_cells`` ignore
@@ -241,7 +256,7 @@ def enqueue_import(
             log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
             tasks.run_finalize(st, import_id, settings)
             return handle
-        with source:
+        try:
             spec = ImportSpec(
                 import_id=import_id, columns=plan.columns, identifier=plan.identifier, kind=kind,
                 data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
@@ -254,89 +269,11 @@ def enqueue_import(
                 "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
             }, settings.retention_s)
-            log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
-                     identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
-            try:
-                count = queue_chunks(st, tasks.process_chunk, source, plan, import_id, settings, on_chunk)
-            except BaseException:  # Ctrl-C, a Redis that stayed away: what was queued ends as interrupted
-                _interrupt(st, tasks, import_id)
-                raise
-        if not st.work.room(import_id).stop and st.work.set_total(import_id, count):
-            tasks.finalize_import.apply_async((import_id,))
+        except BaseException:
+            source.close()
+            raise
+        log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
+                 identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
+    handle.queueing = Queueing(st, tasks, source, plan, import_id, settings, on_chunk)
+    handle.queueing.start(background)
     return handle
-
-
-def _interrupt(st, tasks, import_id: str) -> None:
-    """Best effort: end an import whose producer is stopping (the sweeper does it otherwise)."""
-    try:
-        _, due = st.imports.stop(import_id, "interrupted")
-        if due:
-            tasks.finalize_import.apply_async((import_id,))
-        log.warning("producer stopped: the import ends as interrupted with what was queued")
-    except Exception as exc:  # Redis is gone too: the sweeper will notice the silent producer
-        log.warning("producer stopped; the sweeper will end the import", error=str(exc))
-
-
-def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings: Settings,
-                 on_chunk: Callable[[int], None] | None = None) -> int:
-    """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many.
-
-    Stops early when the import is cancelled (or was declared interrupted). A passing failure of
-    Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
-    """
-    count = 0
-    for chunk in chunks(source, plan, settings.chunk_rows, settings.chunk_bytes):
-        if not _wait_for_room(st, import_id, settings):
-            break
-        stored = _retrying(settings, "store a chunk", lambda: st.work.put_chunk(
-            import_id, chunk.number, chunk.rows, chunk.row_numbers, settings.retention_s))
-        if not stored:
-            break  # stopped between the room check and the store
-        _retrying(settings, "queue a task", lambda: task.apply_async((import_id, chunk.number)))
-        count += 1
-        if on_chunk:
-            on_chunk(count)
-    return count
-
-
-def _wait_for_room(st, import_id: str, settings: Settings) -> bool:
-    """Backpressure: pause while too many chunks of this import wait uncommitted, beating the
-    producer's heartbeat meanwhile. False when the import has stopped (cancelled)."""
-    room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
-    waited_since = beat = time.monotonic()
-    warned = False
-    while not room.stop and room.in_flight >= settings.max_inflight_chunks:
-        now = time.monotonic()
-        if not warned and now - waited_since > STALL_WARNING_S:
-            log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
-                        in_flight=room.in_flight)
-            warned = True
-        if now - beat > HEARTBEAT_S:
-            _retrying(settings, "beat", lambda: st.work.heartbeat(import_id))
-            beat = now
-        time.sleep(0.02)
-        room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
-    if room.stop:
-        log.warning("import stopped: no more chunks are queued", reason=room.stop)
-    return not room.stop
-
-
-def _retrying(settings: Settings, what: str, operation: Callable[[], T]) -> T:
-    """``operation()``, tried again with a growing pause while Redis or the broker fails passingly
-    (unreachable, busy loading, out of memory), for at most ``settings.producer_retry_s``."""
-    from kombu.exceptions import OperationalError
-
-    from worker.store import TRANSIENT
-
-    deadline = time.monotonic() + settings.producer_retry_s
-    pause = 0.1
-    while True:
-        try:
-            return operation()
-        except (*TRANSIENT, OperationalError) as exc:
-            if time.monotonic() + pause > deadline:
-                raise
-            log.warning("Redis failed; the producer waits and tries again", doing=what, error=str(exc),
-                        retry_in_s=round(pause, 1))
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)

@@ -12,6 +12,7 @@ from kombu.serialization import register
 from worker import keys
 from worker.logs import configure
 from worker.settings import get_settings
+from worker.store.client import tls_options
 from worker.store.embedded import broker_url, ensure_redis
 
 
@@ -42,6 +43,8 @@ def create_app() -> Celery:
     url = ensure_redis(settings)
     app = Celery("backfill", broker=broker_url(url), task_cls=WorkerLimitsTask)
     app.conf.update(
+        # rediss://: kombu checks the certificate only when told to (redis-py does by default).
+        broker_use_ssl=tls_options(url, settings.redis_ca_file, settings.redis_tls_verify),
         broker_connection_retry_on_startup=True,
         # A task not acked within this is delivered again: keep it well above the chunk time limit.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},

@@ -21,6 +21,10 @@ class Settings:
 
     #: Redis for the broker and the store; empty = the embedded server under ``home``.
     redis_url: str = ""
+    #: ``rediss://`` only: the CA bundle that signed the server's certificate (default: the system's),
+    #: and whether to check it at all (true: a false here is an explicit, logged opt-out).
+    redis_ca_file: str = ""
+    redis_tls_verify: bool = True
     #: Where the embedded Redis keeps its socket, data and log.
     home: Path = Path("~/.backfill").expanduser()
     #: With no REDIS_URL, start (or reuse) the embedded Redis under ``home``. Off by default, so a worker

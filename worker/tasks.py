@@ -36,7 +36,8 @@ def store() -> Store:
     """This process's store (one connection pool per process)."""
     global _store
     if _store is None:
-        _store = Store(connect(app.conf.backfill_redis_url))
+        settings = get_settings()
+        _store = Store(connect(app.conf.backfill_redis_url, settings.redis_ca_file, settings.redis_tls_verify))
     return _store
 
 

@@ -74,12 +74,21 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
         else:
             click.echo(f"import {handle.import_id} failed: {report['failure']}", err=True)
         sys.exit(1)
-    if not wait:
-        echo_json({"import_id": handle.import_id, "status": handle.status}) if as_json \
-            else click.echo(handle.import_id)
-        return
-    total = int(handle.state().get("rows_expected", 0) or 0)
-    report = handle.wait(timeout, on_progress=None if as_json else render.progress_printer(total))
+    try:
+        if not wait:
+            echo_json({"import_id": handle.import_id, "status": handle.status}) if as_json \
+                else click.echo(handle.import_id)
+            _queued(handle)
+            return
+        report = handle.wait(timeout, on_progress=None if as_json else render.progress_printer(handle.import_id))
+        _queued(handle)
+    except KeyboardInterrupt:
+        # Ctrl-C: what was queued is imported; the import ends as interrupted, with its report.
+        handle.stop_queueing()
+        _queued(handle)
+        click.echo(f"\nimport {handle.import_id}: stopped queueing; it ends as interrupted with what was queued "
+                   f"(backfill status {handle.import_id})", err=True)
+        sys.exit(130)
     if not as_json and sys.stderr.isatty():
         click.echo("", err=True)
     if report is None:
@@ -87,6 +96,15 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
         sys.exit(EXIT_TIMEOUT)
     echo_json(report) if as_json else render.print_report(report)
     sys.exit(handle.exit_code())
+
+
+def _queued(handle) -> None:
+    """Wait until this process has queued the whole file; a queueing that failed is exit 1."""
+    try:
+        handle.queued()
+    except Exception as exc:  # noqa: BLE001 - said in one line: the import ends as interrupted
+        raise click.ClickException(f"import {handle.import_id}: queueing stopped ({exc}); it ends as "
+                                   "interrupted with what was queued") from None
 
 
 @click.command("inspect")

@@ -60,10 +60,15 @@ def print_report(report: dict) -> None:
         click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
 
 
-def progress_printer(total_rows: int):
-    """A callback for ImportHandle.wait: one progress line, redrawn on a terminal, every 5 s otherwise."""
+def progress_printer(import_id: str):
+    """A callback for ImportHandle.wait: one progress line, redrawn on a terminal, every 5 s otherwise.
+
+    Rows/s and the ETA are counted from the import's first commit (:func:`watch.progress`), so the
+    first lines are right; before any commit the line says how many chunks are queued.
+    """
+    from producers.cli import watch
+
     tty = sys.stderr.isatty()
-    started = time.monotonic()
     last = [0.0]
 
     def show(state: dict[str, str]) -> None:
@@ -71,10 +76,13 @@ def progress_printer(total_rows: int):
         if now - last[0] < (0.2 if tty else 5.0):
             return
         last[0] = now
-        rows = int(state.get("rows", 0) or 0)
-        rate = rows / max(now - started, 1e-6)
-        eta = f", ETA {(total_rows - rows) / rate:.0f} s" if rate > 0 and total_rows else ""
-        line = f"{rows}/{total_rows} rows, {int(state.get('errors', 0) or 0)} errors, {rate:.0f} rows/s{eta}"
+        p = watch.progress(import_id, state, int(time.time() * 1000))
+        if not p["rows"]:
+            line = f"queued {int(state.get('chunks_queued', 0) or 0)} chunks of {p['rows_expected']} rows, waiting for workers"
+        else:
+            eta = f", ETA {p['eta_s']} s" if p["eta_s"] is not None else ""
+            line = (f"{p['rows']}/{p['rows_expected']} rows, {p['errors']} errors, "
+                    f"{p['rows_per_second']} rows/s{eta}")
         click.echo(("\r" + line + "   ") if tty else line, err=True, nl=not tty)
 
     return show

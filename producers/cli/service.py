@@ -10,7 +10,8 @@ import click
 
 @click.command()
 @click.option("--port", default=9808, show_default=True, help="Port of the /metrics endpoint.")
-@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface, e.g. in a container).")
 def metrics(port: int, bind: str) -> None:
     """Serve Prometheus metrics (rows by outcome, imports, chunk times, queues, triggers) from Redis."""
     from worker.ops.metrics import serve

@@ -51,12 +51,11 @@ def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
 
 
 def test_embedded_redis_starts_once_and_is_reused(tmp_path):
-    from worker.settings import Settings
-    from worker.store.embedded import ensure_redis, stop_embedded
-
     import pytest
 
     from worker.errors import ConfigError
+    from worker.settings import Settings
+    from worker.store.embedded import ensure_redis, stop_embedded
 
     with pytest.raises(ConfigError, match="REDIS_URL is not set"):
         ensure_redis(Settings(home=tmp_path / "h"))  # only when asked for

@@ -1,0 +1,169 @@
+"""Queueing an import's chunks: backpressure, heartbeats, retries, and stopping cleanly.
+
+A :class:`Queueing` stores each chunk's rows and sends its task, in a thread of its own so
+that ``enqueue_import`` returns at once and progress shows from the first chunk. It pauses
+while too many chunks wait uncommitted (beating the producer's heartbeat, so the sweeper
+knows it is alive), retries passing Redis and broker failures, and stops when the import is
+cancelled, when asked (Ctrl-C), or when Redis stays away: what it queued is then imported
+and the import ends as interrupted.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from worker.logs import bind_chunk, get_logger
+from worker.settings import Settings
+
+from .source import Source
+from .split import Plan, chunks
+
+log = get_logger("backfill.producer")
+#: The producer warns when no chunk of its import commits for this long while it waits.
+STALL_WARNING_S = 15.0
+#: How often a producer waiting for room says it is alive (the sweeper interrupts silent ones).
+HEARTBEAT_S = 5.0
+T = TypeVar("T")
+
+
+class Queueing:
+    """One import's chunks, being queued by this process."""
+
+    def __init__(self, st, tasks, source: Source, plan: Plan, import_id: str, settings: Settings,
+                 on_chunk: Callable[[int], None] | None = None) -> None:
+        self.st, self.tasks, self.source, self.plan = st, tasks, source, plan
+        self.import_id, self.settings, self.on_chunk = import_id, settings, on_chunk
+        self.count = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, background: bool) -> None:
+        """Queue in a thread of its own (not a daemon: the process stays up until it is done), or now."""
+        if background:
+            self._thread = threading.Thread(target=self._run, name=f"queue-{self.import_id}")
+            self._thread.start()
+        else:
+            self._run()
+            if self.error is not None:
+                raise self.error
+
+    def stop(self) -> None:
+        """Queue no more chunks; the import ends as interrupted with what was queued."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """True once queueing ended (raises its error, if it failed)."""
+        # Waiting on an Event, not Thread.join: a Ctrl-C that interrupts Thread.join can leave the thread
+        # marked as ended while it runs (CPython 3.11), and the interpreter would then exit under it.
+        if not self._done.wait(timeout):
+            return False
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def _run(self) -> None:
+        try:
+            self._queue()
+        finally:
+            self._done.set()
+
+    def _queue(self) -> None:
+        st, tasks, import_id = self.st, self.tasks, self.import_id
+        with bind_chunk(import_id), self.source:
+            try:
+                self.count = queue_chunks(st, tasks.process_chunk, self.source, self.plan, import_id, self.settings,
+                                          self.on_chunk, self._stop)
+                if self._stop.is_set():
+                    _interrupt(st, tasks, import_id)
+                elif not st.work.room(import_id).stop and st.work.set_total(import_id, self.count):
+                    tasks.finalize_import.apply_async((import_id,))
+            except BaseException as exc:  # a Redis that stayed away: what was queued ends as interrupted
+                self.error = exc
+                log.error("queueing failed", error=str(exc), chunks_queued=self.count)
+                _interrupt(st, tasks, import_id)
+
+
+def _interrupt(st, tasks, import_id: str) -> None:
+    """Best effort: end an import whose producer is stopping (the sweeper does it otherwise)."""
+    try:
+        _, due = st.imports.stop(import_id, "interrupted")
+        if due:
+            tasks.finalize_import.apply_async((import_id,))
+        log.warning("producer stopped: the import ends as interrupted with what was queued")
+    except Exception as exc:  # Redis is gone too: the sweeper will notice the silent producer
+        log.warning("producer stopped; the sweeper will end the import", error=str(exc))
+
+
+def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings: Settings,
+                 on_chunk: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> int:
+    """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many.
+
+    Stops early when the import is cancelled (or was declared interrupted). A passing failure of
+    Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
+    """
+    count = 0
+    for chunk in chunks(source, plan, settings.chunk_rows, settings.chunk_bytes):
+        if stop is not None and stop.is_set():
+            break
+        if not _wait_for_room(st, import_id, settings, stop):
+            break
+        stored = _retrying(settings, "store a chunk", lambda: st.work.put_chunk(
+            import_id, chunk.number, chunk.rows, chunk.row_numbers, settings.retention_s))
+        if not stored:
+            break  # stopped between the room check and the store
+        _retrying(settings, "queue a task", lambda: task.apply_async((import_id, chunk.number)))
+        count += 1
+        if on_chunk:
+            on_chunk(count)
+    return count
+
+
+def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event | None = None) -> bool:
+    """Backpressure: pause while too many chunks of this import wait uncommitted, beating the
+    producer's heartbeat meanwhile. False when the import has stopped (cancelled)."""
+    room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
+    waited_since = beat = time.monotonic()
+    warned = False
+    while not room.stop and room.in_flight >= settings.max_inflight_chunks:
+        if stop is not None and stop.is_set():
+            return False
+        now = time.monotonic()
+        if not warned and now - waited_since > STALL_WARNING_S:
+            log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
+                        in_flight=room.in_flight)
+            warned = True
+        if now - beat > HEARTBEAT_S:
+            _retrying(settings, "beat", lambda: st.work.heartbeat(import_id))
+            beat = now
+        time.sleep(0.02)
+        room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
+    if room.stop:
+        log.warning("import stopped: no more chunks are queued", reason=room.stop)
+    return not room.stop
+
+
+def _retrying(settings: Settings, what: str, operation: Callable[[], T]) -> T:
+    """``operation()``, tried again with a growing pause while Redis or the broker fails passingly
+    (unreachable, busy loading, out of memory), for at most ``settings.producer_retry_s``."""
+    from kombu.exceptions import OperationalError
+
+    from worker.store.client import is_transient
+
+    deadline = time.monotonic() + settings.producer_retry_s
+    pause = 0.1
+    while True:
+        try:
+            return operation()
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, OperationalError)) or time.monotonic() + pause > deadline:
+                raise
+            log.warning("Redis failed; the producer waits and tries again", doing=what, error=str(exc),
+                        retry_in_s=round(pause, 1))
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
