@@ -42,6 +42,10 @@ class Settings:
     max_columns: int = 100
     #: How long an event id or content key is remembered for dedupe.
     dedupe_window_s: int = 30 * DAY
+    #: How many of a dedupe key's first bits name its shard (16 to 24). A shard is compact up to 512
+    #: marks: keep live marks / 2**bits under ~400 (the README's sizing rule). Changing it forgets the
+    #: marks written before (their events could be imported again within the window).
+    dedupe_shard_bits: int = 16
     #: How often beat removes expired dedupe marks (their memory; they are ignored once expired).
     dedupe_prune_s: float = 3600.0
     #: Default trigger window; 0 means none (Vero).
@@ -96,6 +100,8 @@ class Settings:
         if self.requeue_after_s <= self.chunk_time_limit_s:
             raise ConfigError("BACKFILL_REQUEUE_AFTER_S must be above BACKFILL_CHUNK_TIME_LIMIT_S, "
                               "or chunks still running would be sent again")
+        if not 16 <= self.dedupe_shard_bits <= 24:
+            raise ConfigError("BACKFILL_DEDUPE_SHARD_BITS must be between 16 and 24")
         if self.producer_timeout_s < 30:
             raise ConfigError("BACKFILL_PRODUCER_TIMEOUT_S must be at least 30: producers beat every 5 s")
         if self.chunk_rows < 1 or self.max_inflight_chunks < 1:

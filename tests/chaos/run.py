@@ -22,7 +22,11 @@ def main() -> int:
             if args.only and args.only not in scenario.__name__:
                 continue
             print(f"{scenario.__name__} ...", flush=True)
-            result = scenario(Path(tmp) / f"s{index}")
+            try:
+                result = scenario(Path(tmp) / f"s{index}")
+            except Exception as exc:  # noqa: BLE001 - a scenario that breaks is a failed row, not a lost table
+                result = {"scenario": scenario.__name__, "broke": "", "report": f"ERROR {type(exc).__name__}: {exc}"[:200],
+                          "ok": False}
             rows.extend(result if isinstance(result, list) else [result])
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS))

@@ -111,3 +111,24 @@ def test_a_chunk_that_raises_ends_as_errors_and_the_import_never_hangs(store, wo
     failed = list(store.imports.problems(spec.import_id, "errors"))
     assert {p["codes"][0] for p in failed} == {"chunk_failed"}
     assert sorted(p["row"] for p in failed) == list(range(52, 102))
+
+
+def test_more_dedupe_shard_bits_make_more_shards_and_still_dedupe(store):
+    import dataclasses
+    import time as clock
+
+    from worker import keys as k
+    from worker.events.dialects import plan_columns
+    from worker.events.pipeline import commit_rows
+    from worker.settings import get_settings
+
+    settings = dataclasses.replace(get_settings(), dedupe_shard_bits=20)
+    spec = ImportSpec(import_id=new_import_id(), columns=plan_columns(["email", "event_name", "event_id"]),
+                      identifier="email", create_people=True)
+    store.imports.create(spec, {}, 3600)
+    rows, numbers = [[f"p{n}@x.co", "x", f"E{n}"] for n in range(300)], list(range(2, 302))
+    first = commit_rows(store, spec, 0, rows, numbers, settings, clock.time())
+    again = commit_rows(store, spec, 1, rows, numbers, settings, clock.time())
+    assert (first.imported, again.imported, again.duplicates) == (300, 0, 300)
+    shards = list(store.r.scan_iter(match=k.DEDUPE_PREFIX + "*"))
+    assert shards and {len(s) - len(k.DEDUPE_PREFIX) for s in shards} == {3}  # two bytes and four more bits

@@ -47,7 +47,8 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
         existing, seen_ids = st.events.lookup(spec.identifier, person_keys, spec.import_id, id_fields)
         outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
                                 seen_ids)
-        result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s)
+        result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
+                                  shard_bits=settings.dedupe_shard_bits)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")

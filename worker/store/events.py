@@ -74,8 +74,8 @@ class Events:
         seen = {f: v for f, v in zip(id_fields, next(answers)) if v is not None} if id_fields else {}
         return people, seen
 
-    def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *,
-               at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0) -> CommitResult:
+    def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
+               failed: bool = False, cancelled: int = 0, shard_bits: int = 16) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
         are all errors because it could not be processed; ``cancelled``: the rows of a chunk skipped
         because its import was cancelled (the outcome is then empty)."""
@@ -85,7 +85,7 @@ class Events:
         args: list[object] = [
             chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
-            retention_s, keys.import_shadow(iid) if spec.dry_run else "", chunk_state(failed, cancelled), SCRATCH_TTL_S,
+            retention_s, keys.import_shadow(iid) if spec.dry_run else "", chunk_state(failed, cancelled), SCRATCH_TTL_S, shard_bits,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             len(outcome.remember), *(part for pair in outcome.remember for part in pair),

@@ -43,6 +43,7 @@
 --          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
 --          "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
+-- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (event id digest, content digest .. row) this chunk uses first: if another
@@ -63,7 +64,7 @@ if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
   return {0, 0, 0, 0}
 end
 -- Find each section before writing anything: the id check may refuse the whole commit.
-local i = 14
+local i = 15
 local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
 local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
 local ids_at, n_ids = i + 1, tonumber(ARGV[i]); i = ids_at + 2 * n_ids
@@ -76,7 +77,7 @@ redis.call('SADD', done_set, ARGV[1])
 redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
 local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local dd_prefix, person_prefix, kind = ARGV[6], ARGV[7], ARGV[8]
+local dd_prefix, person_prefix, kind, shard_bits = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[14])
 local ttl, shadow = ARGV[10], ARGV[11]
 push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
 push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
@@ -120,7 +121,7 @@ for k = 1, n_ev do
   local fresh = true
   -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
   if dk ~= no_key then
-    local shard, field = dd_prefix .. string.sub(dk, 1, 2), string.sub(dk, 3)
+    local shard, field = dedupe_slot(dd_prefix, dk, shard_bits)
     if dry then
       local expires = redis.call('HGET', shard, field)
       if expires and tonumber(expires) >= now_h then

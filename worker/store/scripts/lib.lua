@@ -17,6 +17,18 @@ local function push_all(key, first, count, ttl, runs, run_name)
   if count > 0 then redis.call('EXPIRE', key, ttl) end
 end
 
+-- The dedupe shard of a 10-byte key and its field: shard = prefix .. the key's first `bits` bits
+-- (16: its first two bytes; up to 24: and the top of the third), field = its last 8 bytes. More
+-- bits, more and smaller shards: a shard stays a compact listpack only up to
+-- hash-max-listpack-entries (512) fields (see the README's sizing rule).
+local function dedupe_slot(prefix, dk, bits)
+  local shard = prefix .. string.sub(dk, 1, 2)
+  if bits > 16 then
+    shard = shard .. string.char(math.floor(string.byte(dk, 3) / 2 ^ (24 - bits)))
+  end
+  return shard, string.sub(dk, 3)
+end
+
 -- How a chunk is committed, from the commit scripts' chunk-state argument: "0" processed, "1" failed
 -- (its rows are all errors), "c<n>" cancelled (its n rows were skipped). Returns failed, cancelled rows.
 local function chunk_state(arg)

@@ -1,0 +1,77 @@
+"""Redis memory per remembered event id, by number of live marks and shard bits.
+
+    python bench/dedupe_memory.py                    # 1M and 50M marks, 16 and 17 shard bits
+    python bench/dedupe_memory.py --marks 1000000 --bits 16
+
+Marks are written straight into a private redis-server by a Lua script that names shards and
+fields exactly as commit.lua does (lib.lua's dedupe_slot), in batches, from random 10-byte keys:
+the same shapes, without the millions of events around them. Prints bytes per mark for each
+run: the sizing rule in the README comes from these figures.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# KEYS: none. ARGV[1] shard prefix, ARGV[2] shard bits, ARGV[3] how many marks, ARGV[4] seed,
+# ARGV[5] the expiry hour the marks hold. Writes random marks as commit.lua would; returns how many.
+FILL = """
+math.randomseed(tonumber(ARGV[4]))
+local bits, n = tonumber(ARGV[2]), tonumber(ARGV[3])
+local bytes = {}
+for _ = 1, n do
+  for b = 1, 10 do bytes[b] = math.random(0, 255) end
+  local shard, field = dedupe_slot(ARGV[1], string.char(unpack(bytes)), bits)
+  redis.call('HSET', shard, field, ARGV[5])
+end
+return n
+"""
+
+
+def measure(marks: int, bits: int, batch: int = 200_000) -> dict:
+    import redis
+
+    from worker import keys
+    from worker.store.embedded import start_private
+    from worker.store.lua import with_lib
+
+    work = Path(tempfile.mkdtemp(prefix="backfill-dedupe-"))
+    server, url = start_private(work / "redis")
+    try:
+        client = redis.Redis.from_url(url)
+        fill = client.register_script(with_lib(FILL))
+        before = client.info("memory")["used_memory"]
+        started = time.perf_counter()
+        for seed, start in enumerate(range(0, marks, batch), 1):
+            fill(args=[keys.DEDUPE_PREFIX, bits, min(batch, marks - start), seed, 500_000])
+        seconds = time.perf_counter() - started
+        used = client.info("memory")["used_memory"] - before
+        shards = client.dbsize()
+        return {"marks": marks, "bits": bits, "shards": shards, "marks_per_shard": round(marks / shards),
+                "bytes_per_mark": round(used / marks, 1), "seconds": round(seconds, 1)}
+    finally:
+        server.kill()
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--marks", type=int, action="append", help="live marks (repeatable; default 1M and 50M)")
+    parser.add_argument("--bits", type=int, action="append", help="shard bits (repeatable; default 16 and 17)")
+    args = parser.parse_args()
+    print(f"{'marks':>12} {'bits':>4} {'shards':>8} {'marks/shard':>11} {'bytes/mark':>10} {'seconds':>8}")
+    for marks in args.marks or [1_000_000, 50_000_000]:
+        for bits in args.bits or [16, 17]:
+            r = measure(marks, bits)
+            print(f"{r['marks']:>12,} {r['bits']:>4} {r['shards']:>8,} {r['marks_per_shard']:>11,} "
+                  f"{r['bytes_per_mark']:>10} {r['seconds']:>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
