@@ -36,7 +36,7 @@ class ChunkOutcome:
     keys: bytearray = dataclasses.field(default_factory=bytearray)
     bodies: bytearray = dataclasses.field(default_factory=bytearray)
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
-    #: (id field, content digest + row) of the event ids this chunk uses first in its import
+    #: (id field, id_value) of the event ids this chunk uses first in its import
     remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
 
 
@@ -52,6 +52,16 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
 def id_field(event_id: str) -> bytes:
     """8-byte name of an event id in the import's memory of the ids it has seen."""
     return hashlib.blake2b(b"id\0" + event_id.encode(), digest_size=8).digest()
+
+
+def id_value(content: bytes, row: int) -> bytes:
+    """What the import remembers of an event id: its event's content digest and its row (12 bytes)."""
+    return content + row.to_bytes(4, "big")
+
+
+def id_row(value: bytes) -> int:
+    """The row of an :func:`id_value`."""
+    return int.from_bytes(value[8:12], "big")
 
 
 def content_digest(event: Event) -> bytes:
@@ -124,11 +134,11 @@ def assemble(
             field, content = id_field(event.event_id), content_digest(event)
             first = seen.get(field)
             if first is None:
-                seen[field] = content + str(event.row).encode()
+                seen[field] = id_value(content, event.row)
                 out.remember.append((field, seen[field]))
             elif first[:8] != content:
                 warn(event.row, Problem(event.row, id_label, "event_id_reused",
-                                        f"event id {event.event_id!r} was first used on row {int(first[8:])} for a "
+                                        f"event id {event.event_id!r} was first used on row {id_row(first)} for a "
                                         "different event (person, name, time or properties): this row is a "
                                         "duplicate of it and is not imported; give each event its own id"))
         key, body, outcome, loosely = _encode_event(spec, event, campaigns, now, clock_skew_s)

@@ -44,6 +44,13 @@ def _pack_events(outcome: ChunkOutcome) -> list[object]:
     return packed
 
 
+def _pack_ids(remember: list[tuple[bytes, bytes]]) -> list[object]:
+    """commit.lua's packed form of the event ids a chunk uses first: count, digests, values."""
+    if not remember:
+        return [0]
+    return [len(remember), b"".join(f for f, _ in remember), b"".join(v for _, v in remember)]
+
+
 class Events:
     """Committing events chunks; the people lookup they need; the dedupe memory; the events stream."""
 
@@ -88,7 +95,7 @@ class Events:
             retention_s, keys.import_shadow(iid) if spec.dry_run else "", chunk_state(failed, cancelled), SCRATCH_TTL_S, shard_bits,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
-            len(outcome.remember), *(part for pair in outcome.remember for part in pair),
+            *_pack_ids(outcome.remember),
             len(outcome.create),
         ]
         for pair in outcome.create:

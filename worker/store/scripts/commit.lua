@@ -46,9 +46,10 @@
 -- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
 -- then     n, n error rows
 --          n, n warning rows
---          n, n pairs (event id digest, content digest .. row) this chunk uses first: if another
---            chunk recorded one of them since this chunk read the memory, nothing is written and
---            {-1, 0, 0, 0} asks the caller to read it again and decide again
+--          n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
+--            12-byte values (content digest, then the row as 4 bytes); if another chunk recorded one
+--            of them since this chunk read the memory, nothing is written and {-1, 0, 0, 0} asks
+--            the caller to read it again and decide again
 --          n, n pairs (person key, value as written) to create if missing
 --          n, then the n events packed (one ARGV per event would cost more to send than to commit):
 --            dedupe keys: n x 10 bytes, ten zero bytes for an event that has none
@@ -67,12 +68,20 @@ end
 local i = 15
 local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
 local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
-local ids_at, n_ids = i + 1, tonumber(ARGV[i]); i = ids_at + 2 * n_ids
-for k = 0, n_ids - 1 do
-  if redis.call('HEXISTS', KEYS[14], ARGV[ids_at + 2 * k]) == 1 then return {-1, 0, 0, 0} end
+local n_ids = tonumber(ARGV[i])
+local id_fields, id_values = ARGV[i + 1], ARGV[i + 2]
+i = i + (n_ids > 0 and 3 or 1)
+-- The event ids first, each with one HSETNX (Redis refuses it when memory is full, so a full
+-- Redis refuses the whole script here, before it changes anything). One taken by another chunk
+-- meanwhile: the ones set here are taken back, and the caller decides again.
+for k = 1, n_ids do
+  local field = string.sub(id_fields, k * 8 - 7, k * 8)
+  if redis.call('HSETNX', KEYS[14], field, string.sub(id_values, k * 12 - 11, k * 12)) == 0 then
+    for back = 1, k - 1 do redis.call('HDEL', KEYS[14], string.sub(id_fields, back * 8 - 7, back * 8)) end
+    return {-1, 0, 0, 0}
+  end
 end
--- The first write is one Redis refuses when memory is full (SADD; ZREM is allowed): a full Redis
--- then refuses the whole script cleanly, before it changes anything.
+-- Then a write Redis refuses when memory is full (SADD; ZREM is allowed), for a chunk without ids.
 redis.call('SADD', done_set, ARGV[1])
 redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
 local dry = ARGV[2] == '1'
@@ -81,9 +90,6 @@ local dd_prefix, person_prefix, kind, shard_bits = ARGV[6], ARGV[7], ARGV[8], to
 local ttl, shadow = ARGV[10], ARGV[11]
 push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
 push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
-for k = 0, n_ids - 1 do
-  redis.call('HSET', KEYS[14], ARGV[ids_at + 2 * k], ARGV[ids_at + 2 * k + 1])
-end
 if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 
 local created = 0
