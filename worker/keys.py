@@ -12,8 +12,10 @@ PREFIX = "bf:"
 QUEUE_IMPORTS = "imports"
 QUEUE_REPORTS = "reports"
 
-#: Append-only stream of imported events, one entry per committed chunk.
+#: Append-only stream of imported events, one entry per committed chunk: the outbox the sink drains.
 EVENTS_STREAM = PREFIX + "events"
+#: The consumer group of the sinks that write the outbox to the results store.
+SINK_GROUP = "sink"
 #: Time-ordered set of scheduled triggers: score = due time (ms), member = orjson.
 TRIGGERS_ZSET = PREFIX + "triggers"
 #: Stream of messages to send now, consumed by the messaging side.

@@ -1,7 +1,7 @@
 """Every setting of backfill, in one typed object read from the environment.
 
-Names are ``BACKFILL_<FIELD>`` in upper case, except ``REDIS_URL`` which is the
-name every Redis tool already uses.
+Names are ``BACKFILL_<FIELD>`` in upper case, except ``REDIS_URL`` and ``DATABASE_URL``,
+the names every tool already uses.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 from worker.errors import ConfigError
 
 DAY = 86_400
+#: Settings read under the names every tool already uses.
+_PLAIN_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +86,14 @@ class Settings:
     workspace_identifiers: str = "email_or_id"
     #: How long one chunk task may go on applying a people import's chunks before handing over.
     people_apply_budget_s: float = 30.0
+    #: The results store: postgresql://... (not yet) or sqlite:///path; empty = SQLite at home/results.db.
+    database_url: str = ""
+    #: Outbox entries (committed chunks) a sink writes in one database transaction.
+    sink_batch: int = 50
+    #: How long a sink waits for new entries before looking again.
+    sink_block_ms: int = 1000
+    #: Entries a sink read and did not acknowledge for this long are claimed by another (it died).
+    sink_claim_idle_ms: int = 60_000
     #: Optional: POST every finished import's report here (JSON), signed with the secret (HMAC-SHA256).
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -117,7 +127,7 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
-            name = "REDIS_URL" if field.name == "redis_url" else f"BACKFILL_{field.name.upper()}"
+            name = _PLAIN_NAMES.get(field.name, f"BACKFILL_{field.name.upper()}")
             raw = env.get(name)
             if raw is None or raw == "":
                 continue

@@ -18,7 +18,7 @@ CORE = [
     "worker.cells", "worker.errors", "worker.keys", "worker.problems", "worker.settings", "worker.spec",
     "worker.timestamps", "worker.events.dialects", "worker.events.rows", "worker.events.rules",
     "worker.events.chunk", "worker.people.columns", "worker.people.rows", "worker.people.directory",
-    "worker.ops.report",
+    "worker.ops.report", "worker.sink.schema", "worker.sink.stored",
 ]
 EDGES = ("redis", "celery", "kombu", "click", "prometheus_client", "hiredis")
 BLOCKER = f"""

@@ -1,0 +1,113 @@
+"""The results store: ``sink`` (drain the outbox into it), ``db upgrade``, ``events`` (ask it)."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import sys
+from datetime import datetime, timezone
+
+import click
+import orjson
+
+from worker.cells import escape_cell
+
+
+def _results():
+    from worker.settings import get_settings
+    from worker.sink.results import open_results
+
+    return open_results(get_settings())
+
+
+@click.command()
+@click.option("--name", default=None, help="This sink's consumer name (default: host and pid).")
+def sink(name: str | None) -> None:
+    """Write imported events from the Redis outbox to the results database, until stopped."""
+    from worker.settings import get_settings
+    from worker.sink.drain import run
+    from worker.store.outbox import Outbox
+    from worker.tasks import store
+
+    settings = get_settings()
+    results = _results()
+    results.check()
+    consumer = name or f"{socket.gethostname()}-{os.getpid()}"
+    click.echo(f"sink {consumer}: Redis outbox -> {getattr(results, 'path', 'results')}", err=True)
+    try:
+        run(Outbox(store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
+            claim_idle_ms=settings.sink_claim_idle_ms)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        results.close()
+
+
+@click.group()
+def db() -> None:
+    """The results database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the results database to this backfill's schema."""
+    results = _results()
+    applied = results.upgrade()
+    click.echo(f"applied {', '.join(map(str, applied))}" if applied else "already up to date")
+    results.close()
+
+
+def _ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from worker.timestamps import parse_time
+
+    found = parse_time(text.strip())
+    if found is None:
+        raise click.BadParameter(f"{text!r} is not a time (ISO 8601 or Unix seconds)")
+    return round(found * 1000)
+
+
+@click.command()
+@click.option("--import", "import_id", help="Only this import's events.")
+@click.option("--person", help="Only this person's (an id, or an e-mail in any case).")
+@click.option("--name", help="Only events of this name.")
+@click.option("--since", help="From this time (ISO 8601 or Unix seconds).")
+@click.option("--until", help="Before this time.")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "ndjson"]), default="table", show_default=True)
+def events(import_id, person, name, since, until, limit, fmt) -> None:
+    """Stored events, by time (the results database)."""
+    from worker.sink.stored import EventQuery
+
+    query = EventQuery(import_id=import_id, person=person.strip().lower() if person and "@" in person else person,
+                       name=name, since_ms=_ms(since), until_ms=_ms(until), limit=limit)
+    results = _results()
+    results.check()
+    found = list(results.events(query))
+    results.close()
+    if fmt == "ndjson":
+        for e in found:
+            sys.stdout.write(orjson.dumps({"import": e.import_id, "row": e.row, e.person_kind: e.person,
+                                           "name": e.name, "timestamp_ms": e.ts_ms, "id": e.event_id,
+                                           "data": e.data}).decode() + "\n")
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["import", "row", "person", "name", "time", "event_id", "data"])
+        for e in found:
+            writer.writerow([escape_cell(str(v)) for v in (e.import_id, e.row, e.person, e.name, _iso(e.ts_ms),
+                                                           e.event_id or "", orjson.dumps(e.data).decode())])
+        sys.stdout.write(out.getvalue())
+        return
+    if not found:
+        click.echo("no stored events match", err=True)
+    for e in found:
+        click.echo(f"{_iso(e.ts_ms)}  {e.person:<30} {e.name:<28} {e.import_id}:{e.row}  "
+                   f"{orjson.dumps(e.data).decode()}")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,102 @@
+"""The sink against a real Redis and real workers: what the imports committed lands in SQLite once,
+whatever dies, and the outbox is emptied."""
+from __future__ import annotations
+
+from worker import keys
+from worker.sink.drain import drain_once
+from worker.sink.sqlite import SQLiteResults
+from worker.sink.stored import EventQuery, event_rows
+from worker.store.outbox import Outbox
+
+from .helpers import counted_once, run_import, write
+
+
+def _drain_all(outbox: Outbox, results, claim_idle_ms: int = 60_000) -> int:
+    stored = 0
+    while True:
+        drained = drain_once(outbox, results, batch=7, block_ms=50, claim_idle_ms=claim_idle_ms)
+        if not drained.entries:
+            return stored
+        stored += drained.new_events
+
+
+def _results(tmp_path) -> SQLiteResults:
+    results = SQLiteResults(tmp_path / "results.db")
+    results.upgrade()
+    return results
+
+
+def test_an_import_lands_in_the_database_once_and_the_outbox_is_trimmed(store, workers, tmp_path):
+    lines = [f"p{n}@example.com,Ordered,2024-03-01T10:{n % 60:02}:00Z,E{n}" for n in range(500)] + ["bad,x,,y"]
+    report = run_import(write(tmp_path, "orders.csv", "email,event_name,time,event_id\n" + "\n".join(lines) + "\n"),
+                        create_people=True)
+    assert counted_once(report) and report["imported"] == 500
+    streamed = {(e["row"], e["person"]["email"], e["id"]) for e in store.events.read(report["import_id"])}
+    results, outbox = _results(tmp_path), Outbox(store.r, "sink-a")
+    outbox.ensure_group()
+    assert _drain_all(outbox, results) == 500
+    assert results.count_events(report["import_id"]) == 500
+    assert store.r.xlen(keys.EVENTS_STREAM) == 0  # every entry stored, acknowledged and trimmed
+    stored = {(e.row, e.person, e.event_id) for e in results.events(EventQuery(import_id=report["import_id"],
+                                                                                limit=1000))}
+    assert stored == streamed and len(stored) == 500
+
+
+def test_a_sink_that_died_before_acknowledging_is_claimed_and_nothing_doubles(store, workers, tmp_path):
+    report = run_import(write(tmp_path, "a.csv", "email,event_name\n" + "".join(
+        f"p{n}@example.com,Signed up\n" for n in range(300))), create_people=True)
+    results = _results(tmp_path)
+    dead, alive = Outbox(store.r, "sink-dead"), Outbox(store.r, "sink-alive")
+    dead.ensure_group()
+    taken = dead.read(count=3, block_ms=50)  # read, then the process dies: never written, never acknowledged
+    assert taken and store.r.xpending(keys.EVENTS_STREAM, keys.SINK_GROUP)["pending"] == len(taken)
+    # A sink also writes a batch and dies before acknowledging it: written twice is harmless.
+    results.write_events([row for _, fields in taken for row in event_rows(fields)])
+    assert _drain_all(alive, results, claim_idle_ms=0) >= 0
+    assert results.count_events(report["import_id"]) == 300
+    assert store.r.xpending(keys.EVENTS_STREAM, keys.SINK_GROUP)["pending"] == 0
+    assert store.r.xlen(keys.EVENTS_STREAM) == 0
+
+
+def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, tmp_path):
+    import csv
+    import io
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import orjson
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    os.environ["DATABASE_URL"] = db
+    try:
+        refused = backfill("events")
+        assert refused.returncode == 1 and b"backfill db upgrade" in refused.stderr
+        assert backfill("db", "upgrade").stdout.startswith(b"applied 1")
+        done = backfill("import", str(write(tmp_path, "e.csv", "email,event_name,time,note\n"
+                                            "Ann@Example.com,Ordered,2024-03-01T10:00:00Z,=1+2\n"
+                                            "bob@example.com,Viewed,2024-03-02T10:00:00Z,hi\n")),
+                        "--create-people", "--wait", "--json")
+        import_id = orjson.loads(done.stdout)["import_id"]
+        exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
+        sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while store.r.xlen(keys.EVENTS_STREAM) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            sink.send_signal(signal.SIGINT)
+            sink.wait(timeout=20)
+        shown = backfill("events", "--person", "ANN@example.com", "--format", "csv")
+        rows = list(csv.reader(io.StringIO(shown.stdout.decode())))
+        assert rows[0][:4] == ["import", "row", "person", "name"] and len(rows) == 2
+        assert rows[1][:4] == [import_id, "2", "ann@example.com", "Ordered"] and rows[1][4] == "2024-03-01T10:00:00Z"
+        assert '"=1+2"' in rows[1][6]  # the data cell starts with { : nothing for a spreadsheet to run
+        lines = backfill("events", "--import", import_id, "--format", "ndjson").stdout.splitlines()
+        assert [orjson.loads(x)["name"] for x in lines] == ["Ordered", "Viewed"]
+    finally:
+        del os.environ["DATABASE_URL"]

@@ -1,0 +1,67 @@
+"""The sink's loop: outbox entries in, one database transaction per batch, then acknowledged.
+
+Order of a batch: claim what a dead sink left (XAUTOCLAIM), else read new entries; write their
+events in one transaction (unique on import + row, so a batch written twice changes nothing);
+acknowledge; trim what every group acknowledged. A sink that dies between the write and the
+acknowledgement leaves its batch pending: another sink (or itself, restarted) claims it after
+``claim_idle_ms`` and writes it again, harmlessly. Several sinks may run: events carry no order
+between them (each is its own row), so batches go in parallel.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+from worker.logs import get_logger
+from worker.sink.stored import event_rows
+from worker.store.outbox import Outbox
+
+log = get_logger("backfill.sink")
+
+
+@dataclasses.dataclass(slots=True)
+class Drained:
+    """What one batch did."""
+
+    entries: int = 0
+    events: int = 0
+    new_events: int = 0
+    claimed: bool = False
+
+
+def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int) -> Drained:
+    """One batch: claimed or read, written, acknowledged, trimmed."""
+    entries = outbox.claim_dead(claim_idle_ms, batch)
+    drained = Drained(claimed=bool(entries))
+    if not entries:
+        entries = outbox.read(batch, block_ms)
+    if not entries:
+        return drained
+    rows = [row for _, fields in entries for row in event_rows(fields)]
+    drained.entries, drained.events = len(entries), len(rows)
+    drained.new_events = results.write_events(rows)
+    outbox.ack([entry_id for entry_id, _ in entries])
+    outbox.trim()
+    return drained
+
+
+def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
+        stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0) -> None:
+    """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
+    outbox keeps what is not stored)."""
+    outbox.ensure_group()
+    pause = 0.5
+    while not stop():
+        try:
+            drained = drain_once(outbox, results, batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
+            pause = 0.5
+        except Exception as exc:  # noqa: BLE001 - logged, retried: nothing is acknowledged that is not stored
+            log.warning("sink failed; retrying", error=f"{type(exc).__name__}: {exc}", retry_in_s=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, retry_max_s)
+            continue
+        if drained.claimed:
+            log.warning("claimed a dead sink's entries", entries=drained.entries)
+        if drained.entries:
+            log.debug("stored", entries=drained.entries, events=drained.events, new=drained.new_events)

@@ -1,0 +1,76 @@
+"""The outbox: the events stream read by sinks in a consumer group, acknowledged, trimmed.
+
+Every sink is a consumer of :data:`keys.SINK_GROUP`. It reads new entries, or first claims the
+entries a dead sink left pending too long (XAUTOCLAIM), writes them to the results store, then
+acknowledges them (XACK). Entries that every group has acknowledged are trimmed (XTRIM MINID),
+so the stream holds at most what is not yet stored.
+"""
+from __future__ import annotations
+
+import time
+
+import redis
+
+from worker import keys
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class Outbox:
+    """One sink's view of the events stream."""
+
+    def __init__(self, client: redis.Redis, consumer: str, stream: str = keys.EVENTS_STREAM,
+                 group: str = keys.SINK_GROUP) -> None:
+        self.r, self.consumer, self.stream, self.group = client, consumer, stream, group
+
+    def ensure_group(self) -> None:
+        """Create the group (from the stream's start, so nothing already there is missed) if it is not there."""
+        try:
+            self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def claim_dead(self, idle_ms: int, count: int) -> list[Entry]:
+        """Entries another sink read and did not acknowledge for ``idle_ms`` (it died): now this sink's."""
+        _, entries, *_ = self.r.xautoclaim(self.stream, self.group, self.consumer, idle_ms, "0-0", count=count)
+        return [e for e in entries if e[1]]  # (an entry trimmed meanwhile comes back empty)
+
+    def read(self, count: int, block_ms: int) -> list[Entry]:
+        """New entries for this sink, waiting up to ``block_ms`` for some."""
+        answer = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        return answer[0][1] if answer else []
+
+    def ack(self, ids: list[bytes]) -> None:
+        """These entries are stored."""
+        if ids:
+            self.r.xack(self.stream, self.group, *ids)
+
+    def trim(self) -> int:
+        """Remove the entries every group has acknowledged; how many were removed."""
+        groups = self.r.xinfo_groups(self.stream)
+        if not groups:
+            return 0
+        floors = []
+        for group in groups:
+            pending = self.r.xpending(self.stream, group["name"])
+            floors.append(pending["min"] if pending["pending"] else _next(group["last-delivered-id"]))
+        return int(self.r.xtrim(self.stream, minid=min(floors, key=_id_key), approximate=False))
+
+    def backlog(self) -> tuple[int, float]:
+        """(entries not yet stored, age in seconds of the oldest): acknowledged entries are trimmed after
+        every batch, so what the stream holds is what waits (give or take the batch in hand)."""
+        length = self.r.xlen(self.stream)
+        first = self.r.xrange(self.stream, count=1)
+        age = time.time() - _id_key(first[0][0])[0] / 1000 if first else 0.0
+        return length, max(age, 0.0)
+
+
+def _id_key(entry_id: bytes | str) -> tuple[int, int]:
+    ms, seq = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")
+    return int(ms), int(seq)
+
+
+def _next(entry_id: bytes | str) -> str:
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"
