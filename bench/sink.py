@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50, help="entries a transaction")
+    parser.add_argument("--postgres", action="store_true", help="into a private PostgreSQL instead of SQLite")
     args = parser.parse_args()
 
     import redis
@@ -49,7 +50,14 @@ def main() -> None:
             if chunk % 50 == 49:
                 pipe.execute()
         pipe.execute()
-        results = SQLiteResults(work / "results.db")
+        if args.postgres:
+            from tests.integration.postgres import start_postgres
+            from worker.sink.postgres import PostgresResults
+
+            pg_url, stop_pg = start_postgres()
+            results, kind = PostgresResults(pg_url), "PostgreSQL"
+        else:
+            results, kind, stop_pg = SQLiteResults(work / "results.db"), "SQLite", (lambda: None)
         results.upgrade()
         outbox = Outbox(client, "bench-sink")
         outbox.ensure_group()
@@ -61,7 +69,9 @@ def main() -> None:
                 break
             stored += drained.new_events
         seconds = time.perf_counter() - started
-        print(f"sink, SQLite: {stored:,} events in {seconds:.2f} s = {stored / seconds:,.0f} events/s "
+        results.close()
+        stop_pg()
+        print(f"sink, {kind}: {stored:,} events in {seconds:.2f} s = {stored / seconds:,.0f} events/s "
               f"({args.chunk}-event entries, {args.batch} entries a transaction); "
               f"stream left: {client.xlen(keys.EVENTS_STREAM)} entries")
     finally:

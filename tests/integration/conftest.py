@@ -127,3 +127,28 @@ def backfill(redis_url, workers, store):
                               env={**os.environ}, cwd=ROOT)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A private PostgreSQL for the session (see tests/integration/postgres.py)."""
+    from .postgres import start_postgres
+
+    url, stop = start_postgres()
+    yield url
+    stop()
+
+
+@pytest.fixture
+def postgres(postgres_url):
+    """An empty results database on the session's PostgreSQL, upgraded to the current schema."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE IF EXISTS events, schema_version")
+    from worker.sink.postgres import PostgresResults
+
+    results = PostgresResults(postgres_url)
+    results.upgrade()
+    yield results
+    results.close()

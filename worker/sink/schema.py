@@ -26,3 +26,15 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 LATEST = max(MIGRATIONS)
+
+
+def check_version(found: int, where: str) -> None:
+    """Refuse a schema other than this code's (``where`` names the database), saying what to do."""
+    from worker.errors import ConfigError
+
+    if found < LATEST:
+        raise ConfigError(f"the results database {where} is at schema version {found}, this backfill needs "
+                          f"{LATEST}: run `backfill db upgrade`")
+    if found > LATEST:
+        raise ConfigError(f"the results database {where} is at schema version {found}, newer than this "
+                          f"backfill knows ({LATEST}): upgrade backfill")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from worker.errors import ConfigError
-from worker.sink.schema import LATEST, MIGRATIONS
+from worker.sink.schema import LATEST, MIGRATIONS, check_version
 from worker.sink.stored import EventQuery, StoredEvent
 
 
@@ -51,13 +50,7 @@ class SQLiteResults:
 
     def check(self) -> None:
         """Refuse a schema other than this code's, saying what to do."""
-        found = self.version()
-        if found < LATEST:
-            raise ConfigError(f"the results database {self.path} is at schema version {found}, this backfill "
-                              f"needs {LATEST}: run `backfill db upgrade`")
-        if found > LATEST:
-            raise ConfigError(f"the results database {self.path} is at schema version {found}, newer than this "
-                              f"backfill knows ({LATEST}): upgrade backfill")
+        check_version(self.version(), str(self.path))
 
     def write_events(self, events: list[tuple]) -> int:
         """Insert events (rows of :data:`StoredEvent` fields) in one transaction; how many were new."""

@@ -35,18 +35,18 @@ class EventQuery:
     until_ms: int | None = None
     limit: int = 100
 
-    def where(self) -> tuple[str, list]:
-        """The WHERE clause and its arguments (``?`` placeholders)."""
+    def where(self, mark: str = "?") -> tuple[str, list]:
+        """The WHERE clause and its arguments (``mark``: the driver's placeholder, ``?`` or ``%s``)."""
         clauses, args = [], []
         for column, value in (("import_id", self.import_id), ("person", self.person), ("name", self.name)):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"{column} = {mark}")
                 args.append(value)
         if self.since_ms is not None:
-            clauses.append("ts_ms >= ?")
+            clauses.append(f"ts_ms >= {mark}")
             args.append(self.since_ms)
         if self.until_ms is not None:
-            clauses.append("ts_ms < ?")
+            clauses.append(f"ts_ms < {mark}")
             args.append(self.until_ms)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 

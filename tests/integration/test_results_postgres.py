@@ -1,0 +1,58 @@
+"""The PostgreSQL results store against a real server the tests start: migrations, COPY batches that
+replay harmlessly, questions, a sink draining into it, and clear errors for bad configuration."""
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from worker.errors import ConfigError, TransientError
+from worker.sink.drain import drain_once
+from worker.sink.postgres import PostgresResults
+from worker.sink.stored import EventQuery, event_rows
+from worker.store.embedded import free_port
+from worker.store.outbox import Outbox
+
+from ..unit.test_results_sqlite import EVENTS, _entry
+from .helpers import run_import, write
+
+
+def test_migrations_batches_and_questions(postgres):
+    with pytest.raises(ConfigError, match="newer than this backfill"):
+        postgres.db.execute("INSERT INTO schema_version VALUES (99)")
+        postgres.check()
+    postgres.db.execute("DELETE FROM schema_version WHERE version = 99")
+    postgres.check()
+    rows = event_rows(_entry("i1", EVENTS))
+    assert postgres.write_events(rows) == 3 and postgres.write_events(rows) == 0
+    ann = list(postgres.events(EventQuery(person="ann@example.com")))
+    assert [(e.row, e.ts_ms, e.data) for e in ann] == [(2, 1700000000000, {"price": "9.99"}),
+                                                         (4, 1700000200000, {"price": "1"})]
+    assert [e.row for e in postgres.events(EventQuery(name="Ordered", since_ms=1700000100000))] == [4]
+
+
+def test_a_sink_drains_an_import_into_postgres_once(store, workers, postgres, tmp_path):
+    report = run_import(write(tmp_path, "p.csv", "email,event_name,event_id\n" + "".join(
+        f"p{n}@example.com,Ordered,E{n}\n" for n in range(400))), create_people=True)
+    outbox = Outbox(store.r, "pg-sink")
+    outbox.ensure_group()
+    while drain_once(outbox, postgres, batch=3, block_ms=50, claim_idle_ms=60_000).entries:
+        pass
+    assert postgres.count_events(report["import_id"]) == 400
+
+
+def test_bad_database_configuration_gets_a_clear_error(postgres_url):
+    with pytest.raises(TransientError, match="did not answer"):
+        PostgresResults(f"postgresql://nobody:secret@127.0.0.1:{free_port()}/none")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("DROP SCHEMA IF EXISTS locked CASCADE")
+        admin.execute("DROP ROLE IF EXISTS reader")
+        admin.execute("CREATE ROLE reader LOGIN")
+        admin.execute("CREATE SCHEMA locked")
+        admin.execute("GRANT USAGE ON SCHEMA locked TO reader")  # it may look, not create tables
+    try:
+        with pytest.raises(ConfigError, match="refuses to create tables"):
+            PostgresResults(postgres_url.replace("backfill@", "reader@") + "?options=-csearch_path%3Dlocked")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("DROP SCHEMA locked CASCADE")
+            admin.execute("DROP ROLE reader")
