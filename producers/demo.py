@@ -56,6 +56,30 @@ def stop_workers(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
+def _show_stored(st) -> bool:
+    """Wait for the workers' sinks to store what was imported, then read a person's events back."""
+    from worker import keys
+    from worker.settings import get_settings
+    from worker.sink.results import open_results
+    from worker.sink.stored import EventQuery
+
+    deadline = time.monotonic() + 30
+    while st.r.xlen(keys.EVENTS_STREAM) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    results = open_results(get_settings())
+    try:
+        found = list(results.events(EventQuery(person="tyrion.lannister@casterlyrock.com")))
+    finally:
+        results.close()
+    where = get_settings().database_url or get_settings().home / "results.db"
+    click.echo(f"== Read back from the results database ({where}):")
+    click.echo("   backfill events --person tyrion.lannister@casterlyrock.com")
+    for e in found:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.ts_ms / 1000))
+        click.echo(f"   {moment}  {e.person}  {e.name}  {e.data}")
+    return len(found) >= 3
+
+
 def run(workers: int) -> int:
     """Run the demo; the exit code is 0 when every example finished as expected."""
     from producers.cli.render import print_report
@@ -72,7 +96,7 @@ def run(workers: int) -> int:
     url = app.conf.backfill_redis_url
     click.echo(f"Redis: {url}" + ("" if settings.redis_url else "  (embedded; set REDIS_URL to use yours)"))
     settings.home.mkdir(parents=True, exist_ok=True)
-    processes = start_workers(url, workers, log_dir=settings.home)
+    processes = start_workers(url, workers, log_dir=settings.home, extra_env={"BACKFILL_WORKER_SINK": "1"})
     try:
         wait_ready(app, workers)
         click.echo(f"{workers} workers ready (logs in {settings.home})\n")
@@ -106,6 +130,7 @@ def run(workers: int) -> int:
                 for line in "".join(handle.problems_csv("errors")).lstrip("\ufeff").splitlines():
                     click.echo(f"   {line}")
             click.echo("")
+        ok &= _show_stored(st)
         return 0 if ok else 1
     finally:
         stop_workers(processes)

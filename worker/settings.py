@@ -88,6 +88,8 @@ class Settings:
     people_apply_budget_s: float = 30.0
     #: The results store: postgresql://... (not yet) or sqlite:///path; empty = SQLite at home/results.db.
     database_url: str = ""
+    #: The worker's main process also runs a sink (``backfill worker`` turns it on; --no-sink off).
+    worker_sink: bool = False
     #: Outbox entries (committed chunks) a sink writes in one database transaction.
     sink_batch: int = 50
     #: How long a sink waits for new entries before looking again.

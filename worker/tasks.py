@@ -54,6 +54,21 @@ def _tune_gc(**_: object) -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+@signals.worker_ready.connect
+def _start_sink(**_: object) -> None:
+    if get_settings().worker_sink:
+        from worker.sink import thread
+
+        thread.start(store().r, get_settings())
+
+
+@signals.worker_shutting_down.connect
+def _stop_sink(**_: object) -> None:
+    from worker.sink import thread
+
+    thread.stop()
+
+
 @signals.task_prerun.connect
 def _bind_task(task=None, args=None, **_: object) -> None:
     # Celery's own lines about a task (received, succeeded, retry) then carry its import and chunk too.

@@ -27,8 +27,9 @@ def metrics(port: int, bind: str) -> None:
 @click.option("--beat/--no-beat", default=True, help="Also run the trigger scheduler (one per deployment).")
 @click.option("--concurrency", default=1, show_default=True, help="Pool processes (prefork: time limits hold).")
 @click.option("--embedded", is_flag=True, help="With no REDIS_URL, use (and start) the embedded Redis.")
+@click.option("--sink/--no-sink", default=True, help="Also drain the outbox into the results database.")
 @click.pass_context
-def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool) -> None:
+def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool, sink: bool) -> None:
     """Run a Celery worker on the imports and reports queues (extra options go to celery).
 
     It needs REDIS_URL (or --embedded). The prefork pool, even with one process, lets Celery
@@ -38,6 +39,7 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool) -> 
         raise click.ClickException("REDIS_URL is not set: point it at the Redis your producers use "
                                    "(redis://host:6379/0), or pass --embedded to use backfill's own")
     os.environ["BACKFILL_EMBEDDED"] = "1" if embedded else "0"
+    os.environ["BACKFILL_WORKER_SINK"] = "1" if sink else "0"
     from worker.app import app  # starts the embedded Redis when asked
     from worker.settings import get_settings
 
@@ -54,7 +56,7 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool) -> 
 @click.option("--workers", default=2, show_default=True, help="Worker processes to start.")
 def demo(workers: int) -> None:
     """Start Redis and workers, import the example files, print the reports."""
-    from .demo import run
+    from producers.demo import run
 
     sys.exit(run(workers))
 

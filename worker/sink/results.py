@@ -13,7 +13,9 @@ def open_results(settings: Settings):
     ``BACKFILL_HOME``."""
     url = settings.database_url
     if not url:
-        return SQLiteResults(settings.home / "results.db")
+        results = SQLiteResults(settings.home / "results.db")
+        results.upgrade()  # the embedded default is this machine's own file: it is kept up to date
+        return results
     if url.startswith("sqlite:///"):
         return SQLiteResults(Path(url[len("sqlite:///"):]).expanduser())
     if url.startswith(("postgres://", "postgresql://")):
