@@ -45,7 +45,7 @@ def main() -> None:
                        "person": {"email": f"person{n % 50_000}@example.com"}, "timestamp": 1_700_000_000 + n,
                        "data": {"item_type": "shirt", "price": "19.99", "currency": "EUR"}, "id": f"evt-{n}"}
                       for n in range(start, min(start + args.chunk, args.events))]
-            pipe.xadd(keys.EVENTS_STREAM, {"import": "bench", "chunk": chunk, "count": len(events),
+            pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": chunk, "count": len(events),
                                            "events": orjson.dumps(events)})
             if chunk % 50 == 49:
                 pipe.execute()
@@ -73,7 +73,7 @@ def main() -> None:
         stop_pg()
         print(f"sink, {kind}: {stored:,} events in {seconds:.2f} s = {stored / seconds:,.0f} events/s "
               f"({args.chunk}-event entries, {args.batch} entries a transaction); "
-              f"stream left: {client.xlen(keys.EVENTS_STREAM)} entries")
+              f"stream left: {client.xlen(keys.OUTBOX)} entries")
     finally:
         server.kill()
         server.wait()

@@ -64,7 +64,7 @@ def _show_stored(st) -> bool:
     from worker.sink.stored import EventQuery
 
     deadline = time.monotonic() + 30
-    while st.r.xlen(keys.EVENTS_STREAM) and time.monotonic() < deadline:
+    while st.r.xlen(keys.OUTBOX) and time.monotonic() < deadline:
         time.sleep(0.2)
     results = open_results(get_settings())
     try:

@@ -12,8 +12,12 @@ PREFIX = "bf:"
 QUEUE_IMPORTS = "imports"
 QUEUE_REPORTS = "reports"
 
-#: Append-only stream of imported events, one entry per committed chunk: the outbox the sink drains.
-EVENTS_STREAM = PREFIX + "events"
+#: The outbox: a stream of what the results database must hold, appended in the same atomic step as
+#: the change it records and drained by the sinks (worker/sink/). Entries: a committed events chunk
+#: (fields import, chunk, count, events: event JSONs joined by "\n", decisions: trigger decisions,
+#: people: people it created), a committed people chunk (import, chunk, people: each person's new
+#: state), scheduled triggers sent (sent, at), a finished import (import, record).
+OUTBOX = PREFIX + "outbox"
 #: The consumer group of the sinks that write the outbox to the results store.
 SINK_GROUP = "sink"
 #: Time-ordered set of scheduled triggers: score = due time (ms), member = orjson.

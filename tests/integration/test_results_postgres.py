@@ -6,13 +6,18 @@ import psycopg
 import pytest
 
 from worker.errors import ConfigError, TransientError
+from worker.sink.batch import batch_of
 from worker.sink.drain import drain_once
 from worker.sink.postgres import PostgresResults
-from worker.sink.stored import EventQuery, event_rows
+from worker.sink.stored import EventQuery
 from worker.store.embedded import free_port
 from worker.store.outbox import Outbox
 
-from ..unit.test_results_sqlite import EVENTS, _entry
+from ..unit.test_results_sqlite import (
+    EVENTS,
+    _entry,
+    check_people_deliveries_and_imports,
+)
 from .helpers import run_import, write
 
 
@@ -22,12 +27,16 @@ def test_migrations_batches_and_questions(postgres):
         postgres.check()
     postgres.db.execute("DELETE FROM schema_version WHERE version = 99")
     postgres.check()
-    rows = event_rows(_entry("i1", EVENTS))
-    assert postgres.write_events(rows) == 3 and postgres.write_events(rows) == 0
+    batch = batch_of([(b"1-0", _entry("i1", EVENTS))])
+    assert postgres.write(batch) == 3 and postgres.write(batch) == 0  # the second: the conflict path
     ann = list(postgres.events(EventQuery(person="ann@example.com")))
     assert [(e.row, e.ts_ms, e.data) for e in ann] == [(2, 1700000000000, {"price": "9.99"}),
                                                          (4, 1700000200000, {"price": "1"})]
     assert [e.row for e in postgres.events(EventQuery(name="Ordered", since_ms=1700000100000))] == [4]
+
+
+def test_people_deliveries_and_imports_settle_whatever_the_order(postgres):
+    check_people_deliveries_and_imports(postgres)
 
 
 def test_a_sink_drains_an_import_into_postgres_once(store, workers, postgres, tmp_path):

@@ -2,10 +2,13 @@
 whatever dies, and the outbox is emptied."""
 from __future__ import annotations
 
+import orjson
+
 from worker import keys
+from worker.sink.batch import batch_of
 from worker.sink.drain import drain_once
 from worker.sink.sqlite import SQLiteResults
-from worker.sink.stored import EventQuery, event_rows
+from worker.sink.stored import EventQuery
 from worker.store.outbox import Outbox
 
 from .helpers import counted_once, run_import, write
@@ -36,7 +39,7 @@ def test_an_import_lands_in_the_database_once_and_the_outbox_is_trimmed(store, w
     outbox.ensure_group()
     assert _drain_all(outbox, results) == 500
     assert results.count_events(report["import_id"]) == 500
-    assert store.r.xlen(keys.EVENTS_STREAM) == 0  # every entry stored, acknowledged and trimmed
+    assert store.r.xlen(keys.OUTBOX) == 0  # every entry stored, acknowledged and trimmed
     stored = {(e.row, e.person, e.event_id) for e in results.events(EventQuery(import_id=report["import_id"],
                                                                                 limit=1000))}
     assert stored == streamed and len(stored) == 500
@@ -49,13 +52,13 @@ def test_a_sink_that_died_before_acknowledging_is_claimed_and_nothing_doubles(st
     dead, alive = Outbox(store.r, "sink-dead"), Outbox(store.r, "sink-alive")
     dead.ensure_group()
     taken = dead.read(count=3, block_ms=50)  # read, then the process dies: never written, never acknowledged
-    assert taken and store.r.xpending(keys.EVENTS_STREAM, keys.SINK_GROUP)["pending"] == len(taken)
+    assert taken and store.r.xpending(keys.OUTBOX, keys.SINK_GROUP)["pending"] == len(taken)
     # A sink also writes a batch and dies before acknowledging it: written twice is harmless.
-    results.write_events([row for _, fields in taken for row in event_rows(fields)])
+    results.write(batch_of(taken))
     assert _drain_all(alive, results, claim_idle_ms=0) >= 0
     assert results.count_events(report["import_id"]) == 300
-    assert store.r.xpending(keys.EVENTS_STREAM, keys.SINK_GROUP)["pending"] == 0
-    assert store.r.xlen(keys.EVENTS_STREAM) == 0
+    assert store.r.xpending(keys.OUTBOX, keys.SINK_GROUP)["pending"] == 0
+    assert store.r.xlen(keys.OUTBOX) == 0
 
 
 def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, tmp_path):
@@ -86,7 +89,7 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 20
-            while store.r.xlen(keys.EVENTS_STREAM) and time.monotonic() < deadline:
+            while store.r.xlen(keys.OUTBOX) and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
             sink.send_signal(signal.SIGINT)
@@ -100,3 +103,54 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         assert [orjson.loads(x)["name"] for x in lines] == ["Ordered", "Viewed"]
     finally:
         del os.environ["DATABASE_URL"]
+
+
+def _directory(store) -> dict[str, tuple]:
+    """Every person in the Redis directory, as the people table holds it (the oracle)."""
+    from worker.sink.batch import person_row
+
+    found = {}
+    for key in store.r.scan_iter(match=keys.person("*")):
+        state = {k.decode(): v.decode() for k, v in store.r.hgetall(key).items()}
+        found[state["cio_id"]] = person_row(state, "")[:8]
+    return found
+
+
+def test_people_decisions_and_import_records_land_as_redis_holds_them(store, workers, tmp_path):
+    import time
+
+    from worker.events.rules import Campaign
+
+    lines = [f"{n % 90},p{n % 90}@example.com,plan{n},{'true' if n % 3 else 'false'}" for n in range(600)]
+    people = run_import(write(tmp_path, "people.csv", "id,email,plan,unsubscribed\n" + "\n".join(lines) + "\n"),
+                        kind="people")
+    assert people["chunks"] > 3 and people["imported"] == 600
+    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
+    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
+    now = int(time.time())
+    events = run_import(write(tmp_path, "signups.csv", "id,event_name,time\n"
+                              f"1,Signed up,{now - 60}\n2,Signed up,{now - 5 * 86_400}\n3,Viewed,{now}\n"),
+                        trigger=True, create_people=True)
+    assert events["triggers"]["sent_now"] == 1 and events["triggers"]["scheduled"] == 1
+    assert events["triggers"]["outside_window"] == 1
+    assert store.triggers.move_due(int(time.time() * 1000) + 7200_000) == 1  # the nudge is sent
+
+    results, outbox = _results(tmp_path), Outbox(store.r, "sink-p")
+    outbox.ensure_group()
+    _drain_all(outbox, results)
+    directory = _directory(store)
+    stored = {p["cio_id"]: p for n in range(90) for p in results.people("id", str(n))}
+    assert len(directory) == 90 and {cio: (p["cio_id"], p["id"], p["email"], p["created_at"], p["unsubscribed"],
+                                           orjson.dumps(p["attributes"]).decode(),
+                                           orjson.dumps(p["topics"]).decode(), p["version"])
+                                     for cio, p in stored.items()} == directory
+    decisions = {(d["row"], d["campaign"]): d["state"] for d in results.deliveries(events["import_id"])}
+    assert decisions == {(2, "welcome"): "sent", (2, "nudge"): "sent", (3, "welcome"): "outside_window",
+                         (3, "nudge"): "outside_window"}
+    for report in (people, events):
+        record = results.import_record(report["import_id"])
+        assert record["status"] == "completed" and orjson.loads(record["report"])["imported"] == report["imported"]
+        state = store.imports.state(report["import_id"])
+        assert state["outbox_stored"] == state["outbox_entries"]
+    assert store.imports.state(events["import_id"])["events_stored"] == "3"
+    assert store.r.xlen(keys.OUTBOX) == 0

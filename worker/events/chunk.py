@@ -173,15 +173,20 @@ def _encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex
         campaigns=matched, window_s=spec.trigger_window_s,
         clock_skew_s=clock_skew_s,
     )
-    if decision.actions:
+    actions = decision.actions
+    if not actions and matched and decision.outcome in (rules.OUTSIDE_WINDOW, rules.FUTURE):
+        # what the event would have triggered, kept as decisions in the database (counted once)
+        actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)  # type: ignore[arg-type]
+    if actions:
         outcome: bytes | str = orjson.dumps([
             [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({
                 # Stable whatever happens to the commit (a chunk committed again after a Redis crash):
                 # consumers of the deliveries stream dedupe on it.
-                "delivery_id": f"{spec.import_id}:{event.row}:{a.campaign}", "campaign": a.campaign, "event": event.name, "person": person, "import": spec.import_id,
+                "delivery_id": f"{spec.import_id}:{event.row}:{a.campaign}", "campaign": a.campaign,
+                "event": event.name, "person": person, "import": spec.import_id,
                 "row": event.row, "event_time": iso(ts), "due": iso(a.at) if a.at is not None else None,
             }).decode()]
-            for a in decision.actions
+            for a in actions
         ])
     else:
         outcome = decision.outcome

@@ -48,7 +48,7 @@ class Action:
     """What happens for one campaign."""
 
     campaign: str
-    kind: Literal["sent_now", "scheduled", "discarded"]
+    kind: Literal["sent_now", "scheduled", "discarded", "outside_window", "future"]
     #: when the message is due (Unix seconds); None for discarded
     at: float | None
 

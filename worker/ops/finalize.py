@@ -34,8 +34,10 @@ def spec_info(st: Store, import_id: str) -> dict:
 
 def finalize(st: Store, import_id: str, settings: Settings, send_notify: Callable[[str], None]) -> dict | None:
     """Write the report once and queue its notification; None when another run already did."""
-    report = build_report(st.imports.state(import_id), spec_info(st, import_id))
-    if not st.imports.finalize(import_id, report["status"], report, settings.retention_s):
+    info = spec_info(st, import_id)
+    report = build_report(st.imports.state(import_id), info)
+    if not st.imports.finalize(import_id, report["status"], report, settings.retention_s,
+                               record=not info.get("dry_run")):
         return None
     send_notify(import_id)
     return report

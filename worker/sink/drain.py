@@ -1,11 +1,15 @@
 """The sink's loop: outbox entries in, one database transaction per batch, then acknowledged.
 
 Order of a batch: claim what a dead sink left (XAUTOCLAIM), else read new entries; write their
-events in one transaction (unique on import + row, so a batch written twice changes nothing);
-acknowledge; trim what every group acknowledged. A sink that dies between the write and the
-acknowledgement leaves its batch pending: another sink (or itself, restarted) claims it after
-``claim_idle_ms`` and writes it again, harmlessly. Several sinks may run: events carry no order
-between them (each is its own row), so batches go in parallel.
+rows in one transaction; acknowledge; trim what every group acknowledged. A sink that dies
+between the write and the acknowledgement leaves its batch pending: another sink (or itself,
+restarted) claims it after ``claim_idle_ms`` and writes it again, harmlessly.
+
+Several sinks may run, their batches in parallel and in any order, because no write depends on
+the order it arrives in: events and import records are inserted once (unique keys); a person
+carries its version and a row is replaced only by a higher one; a delivery goes from
+"scheduled" to "sent" and never back. What keeps an order is upstream: a people import's chunks
+commit in file order in Redis, and that order is in the versions.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from worker.logs import get_logger
-from worker.sink.stored import event_rows
+from worker.sink.batch import batch_of
 from worker.store.outbox import Outbox
 
 log = get_logger("backfill.sink")
@@ -27,6 +31,8 @@ class Drained:
     entries: int = 0
     events: int = 0
     new_events: int = 0
+    people: int = 0
+    deliveries: int = 0
     claimed: bool = False
 
 
@@ -38,10 +44,11 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
         entries = outbox.read(batch, block_ms)
     if not entries:
         return drained
-    rows = [row for _, fields in entries for row in event_rows(fields)]
-    drained.entries, drained.events = len(entries), len(rows)
-    drained.new_events = results.write_events(rows)
-    outbox.ack([entry_id for entry_id, _ in entries])
+    batch = batch_of(entries)
+    drained.entries, drained.events = len(entries), len(batch.events)
+    drained.people, drained.deliveries = len(batch.people), len(batch.deliveries)
+    drained.new_events = results.write(batch)
+    outbox.ack(batch.entries)
     outbox.trim()
     return drained
 

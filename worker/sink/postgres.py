@@ -1,21 +1,22 @@
 """The PostgreSQL results store (``DATABASE_URL=postgresql://...``), with psycopg 3.
 
-A batch is copied (COPY, the bulk path) into a temporary table, then moved into ``events``
-with ``ON CONFLICT DO NOTHING``, in one transaction: a batch written twice changes nothing.
+A batch is one transaction: its events copied (COPY, the bulk path) straight into ``events``, or,
+when some are there already (a batch written again), through a temporary table and ``ON CONFLICT
+DO NOTHING``; people, deliveries and import records as upserts (see schema.py).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import orjson
 import psycopg
 
 from worker.errors import ConfigError, TransientError
-from worker.sink.schema import LATEST, MIGRATIONS, check_version
-from worker.sink.stored import EventQuery, StoredEvent
+from worker.sink.batch import Batch
+from worker.sink.queries import EVENT_COLUMNS, Queries
+from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
-_COLUMNS = "import_id, row, person_kind, person, name, ts_ms, event_id, data"
+_COLUMNS = EVENT_COLUMNS
+_PEOPLE, _DELIVERIES, _IMPORTS = upserts("%s")
 
 
 def redacted(url: str) -> str:
@@ -23,8 +24,10 @@ def redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-class PostgresResults:
+class PostgresResults(Queries):
     """Results in PostgreSQL."""
+
+    MARK = "%s"
 
     def __init__(self, url: str) -> None:
         self.where = redacted(url)
@@ -61,30 +64,40 @@ class PostgresResults:
         """Refuse a schema other than this code's, saying what to do."""
         check_version(self.version(), self.where)
 
-    def write_events(self, events: list[tuple]) -> int:
-        """Insert events in one transaction (COPY into a temporary table, then ON CONFLICT DO NOTHING);
-        how many were new."""
-        if not events:
-            return 0
+    def write(self, batch: Batch) -> int:
+        """Write a batch in one transaction; how many events were new. Events are copied (COPY) straight
+        into their table; a batch holding events already stored (written again after a sink died before
+        acknowledging it) goes through a temporary table and ON CONFLICT DO NOTHING instead."""
         with self.db.transaction():
-            self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming AS SELECT {_COLUMNS} FROM events WITH NO DATA")
-            with self.db.cursor().copy(f"COPY incoming ({_COLUMNS}) FROM STDIN") as copy:
-                for row in events:
-                    copy.write_row(row)
-            moved = self.db.execute(f"INSERT INTO events SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
-            self.db.execute("TRUNCATE incoming")
-            return moved.rowcount
+            new_events = self._write_events(batch.events) if batch.events else 0
+            cursor = self.db.cursor()
+            if batch.people:
+                cursor.executemany(_PEOPLE, list(batch.people.values()))
+            if batch.deliveries:
+                cursor.executemany(_DELIVERIES, list(batch.deliveries.values()))
+            if batch.imports:
+                cursor.executemany(_IMPORTS, batch.imports)
+        return new_events
 
-    def events(self, query: EventQuery) -> Iterator[StoredEvent]:
-        """Events matching ``query``, by time then import and row."""
-        where, args = query.where("%s")
-        sql = f"SELECT {_COLUMNS} FROM events {where} ORDER BY ts_ms, import_id, row LIMIT %s"
-        for found in self.db.execute(sql, (*args, query.limit)):
-            yield StoredEvent(*found[:7], orjson.loads(found[7]))
+    def _write_events(self, events: list[tuple]) -> int:
+        try:
+            with self.db.transaction():  # a savepoint: a conflict undoes only the copy
+                with self.db.cursor().copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
+                    for row in events:
+                        copy.write_row(row)
+            return len(events)
+        except psycopg.errors.UniqueViolation:
+            pass
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming AS SELECT {_COLUMNS} FROM events WITH NO DATA")
+        with self.db.cursor().copy(f"COPY incoming ({_COLUMNS}) FROM STDIN") as copy:
+            for row in events:
+                copy.write_row(row)
+        moved = self.db.execute(f"INSERT INTO events SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
+        self.db.execute("TRUNCATE incoming")
+        return moved.rowcount
 
-    def count_events(self, import_id: str) -> int:
-        """How many events of an import are stored."""
-        return self.db.execute("SELECT count(*) FROM events WHERE import_id = %s", (import_id,)).fetchone()[0]
+    def _fetch(self, sql: str, args: tuple) -> list[tuple]:
+        return self.db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         self.db.close()

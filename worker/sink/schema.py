@@ -24,7 +24,80 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX events_by_person ON events (person, ts_ms)",
         "CREATE INDEX events_by_name ON events (name, ts_ms)",
     ],
+    2: [
+        # version: the person's _v in the directory; an older state never overwrites a newer one
+        """CREATE TABLE people (
+            cio_id       TEXT    PRIMARY KEY,
+            id           TEXT,
+            email        TEXT,
+            created_at   BIGINT,
+            unsubscribed SMALLINT,
+            attributes   TEXT    NOT NULL,
+            topics       TEXT    NOT NULL,
+            version      BIGINT  NOT NULL,
+            import_id    TEXT
+        )""",
+        "CREATE INDEX people_by_id ON people (id)",
+        "CREATE INDEX people_by_email ON people (lower(email))",
+        # one row per (event, campaign): sent, scheduled, discarded, outside_window or future
+        """CREATE TABLE deliveries (
+            delivery_id TEXT    PRIMARY KEY,
+            import_id   TEXT    NOT NULL,
+            row         INTEGER NOT NULL,
+            campaign    TEXT    NOT NULL,
+            person_kind TEXT    NOT NULL,
+            person      TEXT    NOT NULL,
+            event       TEXT    NOT NULL,
+            state       TEXT    NOT NULL,
+            event_ms    BIGINT,
+            due_ms      BIGINT,
+            sent_ms     BIGINT
+        )""",
+        "CREATE INDEX deliveries_by_campaign ON deliveries (campaign, due_ms)",
+        "CREATE INDEX deliveries_by_person ON deliveries (person)",
+        "CREATE INDEX deliveries_by_import ON deliveries (import_id, row)",
+        """CREATE TABLE imports (
+            import_id   TEXT   PRIMARY KEY,
+            kind        TEXT,
+            source      TEXT,
+            status      TEXT   NOT NULL,
+            created_ms  BIGINT,
+            finished_ms BIGINT,
+            retry_of    TEXT,
+            options     TEXT   NOT NULL,
+            report      TEXT   NOT NULL
+        )""",
+        "CREATE INDEX imports_by_time ON imports (created_ms)",
+    ],
 }
+
+#: Upserts shared by both backends (placeholders filled in per driver). A person's row is replaced only
+#: by a higher version; a delivery's only from "scheduled" to "sent"; an import's record is final.
+PEOPLE_UPSERT = (
+    "INSERT INTO people ({cols}) VALUES ({marks}) ON CONFLICT (cio_id) DO UPDATE SET "
+    "id = excluded.id, email = excluded.email, created_at = excluded.created_at, "
+    "unsubscribed = excluded.unsubscribed, attributes = excluded.attributes, topics = excluded.topics, "
+    "version = excluded.version, import_id = excluded.import_id WHERE people.version < excluded.version"
+)
+DELIVERY_UPSERT = (
+    "INSERT INTO deliveries ({cols}) VALUES ({marks}) ON CONFLICT (delivery_id) DO UPDATE SET "
+    "state = excluded.state, sent_ms = excluded.sent_ms "
+    "WHERE deliveries.state = 'scheduled' AND excluded.state = 'sent'"
+)
+IMPORT_INSERT = "INSERT INTO imports ({cols}) VALUES ({marks}) ON CONFLICT (import_id) DO NOTHING"
+
+
+def statement(template: str, columns: tuple[str, ...], mark: str) -> str:
+    """``template`` with its column list and one placeholder per column (``mark``: ``?`` or ``%s``)."""
+    return template.format(cols=", ".join(columns), marks=", ".join([mark] * len(columns)))
+
+
+def upserts(mark: str) -> tuple[str, str, str]:
+    """The people, deliveries and imports writes with the driver's placeholder."""
+    from worker.sink.batch import DELIVERY_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
+
+    return (statement(PEOPLE_UPSERT, PEOPLE_COLUMNS, mark), statement(DELIVERY_UPSERT, DELIVERY_COLUMNS, mark),
+            statement(IMPORT_INSERT, IMPORT_COLUMNS, mark))
 LATEST = max(MIGRATIONS)
 
 

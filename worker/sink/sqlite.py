@@ -6,16 +6,16 @@ again (a sink that died before acknowledging it) changes nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
+from worker.sink.batch import Batch
+from worker.sink.queries import Queries
+from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
-from worker.sink.schema import LATEST, MIGRATIONS, check_version
-from worker.sink.stored import EventQuery, StoredEvent
+_PEOPLE, _DELIVERIES, _IMPORTS = upserts("?")
 
 
-class SQLiteResults:
+class SQLiteResults(Queries):
     """Results in a SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -52,31 +52,29 @@ class SQLiteResults:
         """Refuse a schema other than this code's, saying what to do."""
         check_version(self.version(), str(self.path))
 
-    def write_events(self, events: list[tuple]) -> int:
-        """Insert events (rows of :data:`StoredEvent` fields) in one transaction; how many were new."""
-        if not events:
-            return 0
-        before = self.db.total_changes
+    def write(self, batch: Batch) -> int:
+        """Write a batch in one transaction (events inserted once, people by version, deliveries
+        scheduled then sent, import records once); how many events were new."""
         self.db.execute("BEGIN")
         try:
-            self.db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+            before = self.db.total_changes
+            if batch.events:
+                self.db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch.events)
+            new_events = self.db.total_changes - before
+            if batch.people:
+                self.db.executemany(_PEOPLE, batch.people.values())
+            if batch.deliveries:
+                self.db.executemany(_DELIVERIES, batch.deliveries.values())
+            if batch.imports:
+                self.db.executemany(_IMPORTS, batch.imports)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return self.db.total_changes - before
+        return new_events
 
-    def events(self, query: EventQuery) -> Iterator[StoredEvent]:
-        """Events matching ``query``, by time then import and row."""
-        where, args = query.where()
-        sql = (f"SELECT import_id, row, person_kind, person, name, ts_ms, event_id, data FROM events {where} "
-               "ORDER BY ts_ms, import_id, row LIMIT ?")
-        for found in self.db.execute(sql, (*args, query.limit)):
-            yield StoredEvent(*found[:7], orjson.loads(found[7]))
-
-    def count_events(self, import_id: str) -> int:
-        """How many events of an import are stored."""
-        return self.db.execute("SELECT count(*) FROM events WHERE import_id = ?", (import_id,)).fetchone()[0]
+    def _fetch(self, sql: str, args: tuple) -> list[tuple]:
+        return self.db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         self.db.close()

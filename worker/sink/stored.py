@@ -1,7 +1,6 @@
 """What the results store holds and how it is asked. Pure: no I/O.
 
-An event in the events stream (one entry per committed chunk, its events a JSON array) becomes
-one row of ``events``: :func:`event_rows` turns an entry into those rows.
+Rows are made from outbox entries in worker/sink/batch.py; this module holds what a query gives back.
 """
 from __future__ import annotations
 
@@ -51,12 +50,13 @@ class EventQuery:
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def event_rows(entry: dict[bytes, bytes]) -> list[tuple]:
-    """The rows of one events-stream entry (fields import, chunk, count, events)."""
-    rows = []
-    for event in orjson.loads(entry[b"events"]):
-        [(kind, person)] = event["person"].items()
-        person = person.lower() if kind == "email" else person  # e-mails are case-insensitive: stored as keyed
-        rows.append((event["import"], event["row"], kind, person, event["name"], round(event["timestamp"] * 1000),
-                     event.get("id"), orjson.dumps(event["data"]).decode()))
-    return rows
+def person_of(row: tuple) -> dict:
+    """A stored ``people`` row as a mapping (attributes and topics decoded)."""
+    from worker.sink.batch import PEOPLE_COLUMNS
+
+    person = dict(zip(PEOPLE_COLUMNS, row))
+    person["attributes"] = orjson.loads(person["attributes"])
+    person["topics"] = orjson.loads(person["topics"])
+    if person["unsubscribed"] is not None:
+        person["unsubscribed"] = bool(person["unsubscribed"])
+    return person

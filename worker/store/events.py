@@ -103,7 +103,7 @@ class Events:
         args.extend(_pack_events(outcome))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
-            keys.import_errors(iid), keys.import_warnings(iid), keys.EVENTS_STREAM,
+            keys.import_errors(iid), keys.import_warnings(iid), keys.OUTBOX,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
             keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
         ], args=args)
@@ -126,15 +126,15 @@ class Events:
             removed += sum(int(n) for n in pipe.execute())
 
     def read(self, import_id: str | None = None) -> Iterable[dict]:
-        """Events in the events stream, optionally of one import, in stream order."""
+        """Events in the outbox (not yet trimmed by a sink), optionally of one import, in stream order."""
         last = "-"
         while True:
-            entries = self.r.xrange(keys.EVENTS_STREAM, min=last, count=500)
+            entries = self.r.xrange(keys.OUTBOX, min=last, count=500)
             if last != "-":
                 entries = entries[1:]
             if not entries:
                 return
             for _, fields in entries:
-                if import_id is None or fields[b"import"].decode() == import_id:
-                    yield from orjson.loads(fields[b"events"])
+                if fields.get(b"events") and (import_id is None or fields[b"import"].decode() == import_id):
+                    yield from map(orjson.loads, fields[b"events"].split(b"\n"))
             last = entries[-1][0]

@@ -98,13 +98,19 @@ class Imports:
             start += len(ids) - len(gone)
         return found[:limit]
 
-    def finalize(self, import_id: str, status: str, report: dict, retention_s: int) -> bool:
-        """Write the report once; True for the call that wrote it."""
+    def finalize(self, import_id: str, status: str, report: dict, retention_s: int, *, record: bool = True) -> bool:
+        """Write the report once; True for the call that wrote it. With ``record`` (a real run), the
+        import's record goes to the outbox in the same step, for the results database."""
         hash_key, marker, *rest = keys.import_keys(import_id)
+        finished = now_ms()
+        entry = orjson.dumps({
+            "import_id": import_id, "status": status, "finished_ms": finished,
+            "created_ms": int(self.r.hget(hash_key, "created_ms") or finished), "report": report,
+        }) if record else b""
         wrote = bool(self._finalize(
-            keys=[hash_key, marker, keys.PENDING, keys.METRICS, *rest],
-            args=[status, orjson.dumps(report), now_ms(), retention_s, keys.pending_member(import_id, keys.REPORT),
-                  keys.pending_member(import_id, keys.NOTIFY)],
+            keys=[hash_key, marker, keys.PENDING, keys.METRICS, keys.OUTBOX, *rest],
+            args=[status, orjson.dumps(report), finished, retention_s, keys.pending_member(import_id, keys.REPORT),
+                  keys.pending_member(import_id, keys.NOTIFY), import_id, entry],
         ))
         if wrote:
             # Done with: the import's memories of its rows (people: identifiers; events: event ids), and a

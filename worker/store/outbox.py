@@ -1,8 +1,9 @@
-"""The outbox: the events stream read by sinks in a consumer group, acknowledged, trimmed.
+"""The outbox: the stream of what the results database must hold, read by sinks in a consumer
+group, acknowledged, trimmed.
 
 Every sink is a consumer of :data:`keys.SINK_GROUP`. It reads new entries, or first claims the
 entries a dead sink left pending too long (XAUTOCLAIM), writes them to the results store, then
-acknowledges them (XACK). Entries that every group has acknowledged are trimmed (XTRIM MINID),
+acknowledges them (ack.lua: XACK, and counts what each entry held, once). Entries that every group has acknowledged are trimmed (XTRIM MINID),
 so the stream holds at most what is not yet stored.
 """
 from __future__ import annotations
@@ -12,16 +13,18 @@ import time
 import redis
 
 from worker import keys
+from worker.store.lua import script
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class Outbox:
-    """One sink's view of the events stream."""
+    """One sink's view of the outbox."""
 
-    def __init__(self, client: redis.Redis, consumer: str, stream: str = keys.EVENTS_STREAM,
+    def __init__(self, client: redis.Redis, consumer: str, stream: str = keys.OUTBOX,
                  group: str = keys.SINK_GROUP) -> None:
         self.r, self.consumer, self.stream, self.group = client, consumer, stream, group
+        self._ack = client.register_script(script("ack.lua"))
 
     def ensure_group(self) -> None:
         """Create the group (from the stream's start, so nothing already there is missed) if it is not there."""
@@ -41,10 +44,13 @@ class Outbox:
         answer = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         return answer[0][1] if answer else []
 
-    def ack(self, ids: list[bytes]) -> None:
-        """These entries are stored."""
-        if ids:
-            self.r.xack(self.stream, self.group, *ids)
+    def ack(self, entries: list[tuple[bytes, str, int, int, int]]) -> int:
+        """These entries are stored: (entry id, import id or "", events, people, deliveries) each; how
+        many were acknowledged now (an entry acknowledged before is not counted again)."""
+        if not entries:
+            return 0
+        args = [value for entry in entries for value in entry]
+        return int(self._ack(keys=[self.stream, keys.METRICS], args=[self.group, keys.import_hash(""), *args]))
 
     def trim(self) -> int:
         """Remove the entries every group has acknowledged; how many were removed."""
@@ -74,3 +80,4 @@ def _id_key(entry_id: bytes | str) -> tuple[int, int]:
 def _next(entry_id: bytes | str) -> str:
     ms, seq = _id_key(entry_id)
     return f"{ms}-{seq + 1}"
+

@@ -148,7 +148,7 @@ class People:
         status, extra = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
             keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING, keys.METRICS,
-            keys.import_problem_runs(iid),
+            keys.import_problem_runs(iid), keys.OUTBOX,
         ], args=args)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
 

@@ -37,7 +37,7 @@ class Triggers:
 
     def move_due(self, at_ms: int, limit: int = 1000) -> int:
         """Move due scheduled triggers to the deliveries stream; how many moved."""
-        return int(self._move_due(keys=[keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM], args=[at_ms, limit]))
+        return int(self._move_due(keys=[keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.OUTBOX], args=[at_ms, limit]))
 
     def scheduled(self) -> list[tuple[dict, float]]:
         """Every scheduled trigger and its due time (ms)."""

@@ -14,7 +14,8 @@
 -- KEYS[3]  the chunk's rows (deleted)
 -- KEYS[4]  import errors list (orjson rows)
 -- KEYS[5]  import warnings list (orjson rows)
--- KEYS[6]  events stream: one entry per chunk, its events as a JSON array
+-- KEYS[6]  outbox stream: one entry per chunk with events (keys.OUTBOX): its events (JSON texts
+--          joined by "\n"), their trigger decisions, the people it created
 -- KEYS[7]  scheduled triggers zset (score = due ms)
 -- KEYS[8]  deliveries stream (triggers sent now)
 -- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
@@ -56,7 +57,9 @@
 --            event JSONs joined by "\n" (JSON text never holds a raw newline)
 --            the trigger outcome shared by every event, or "" and then n outcomes, one per event
 --          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
---          JSON array of [kind, due_ms, message] actions for the event's campaigns.
+--          JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
+--          "outside_window" or "future" has one such action per campaign it would have
+--          triggered (the decisions the database keeps), counted once for the event.
 -- Returns  {committed 1/0/-1, imported, duplicates, finalize 0/1}
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
@@ -92,7 +95,7 @@ push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
 push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
 if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 
-local created = 0
+local created, new_people = 0, {}
 local n_new = tonumber(ARGV[i]); i = i + 1
 local shadow_people = shadow .. 'people'
 for _ = 1, n_new do
@@ -104,15 +107,16 @@ for _ = 1, n_new do
       created = created + 1
       local cio = string.format('%x', 0xa0000000 + redis.call('INCR', KEYS[10]))
       redis.call('HSET', KEYS[9], key, cio)
-      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value,
-                 'created_at', math.floor(tonumber(now_ms) / 1000), '_v', 1)
+      local created_at = tostring(math.floor(tonumber(now_ms) / 1000))
+      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
+      new_people[created] = cjson.encode({cio_id = cio, [kind] = value, created_at = created_at, _v = '1'})
     end
   end
 end
 if dry and created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 
 local imported, duplicates = 0, 0
-local counts, blobs, shadow_marks = {}, {}, false
+local counts, blobs, decisions, shadow_marks = {}, {}, {}, false
 local n_ev = tonumber(ARGV[i])
 local packed_keys, packed_events, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
 local no_key = string.rep('\0', 10)
@@ -149,9 +153,12 @@ for k = 1, n_ev do
     imported = imported + 1
     blobs[imported] = blob
     if string.sub(outcome, 1, 1) == '[' then
-      for _, action in ipairs(cjson.decode(outcome)) do
+      decisions[#decisions + 1] = outcome
+      for n, action in ipairs(cjson.decode(outcome)) do
         local what = action[1]
-        counts[what] = (counts[what] or 0) + 1
+        if n == 1 or (what ~= 'outside_window' and what ~= 'future') then
+          counts[what] = (counts[what] or 0) + 1
+        end
         if not dry then
           if what == 'scheduled' then
             redis.call('ZADD', KEYS[7], action[2], action[3])
@@ -168,9 +175,15 @@ for k = 1, n_ev do
   end
 end
 if shadow_marks then redis.call('EXPIRE', shadow .. 'dd', ttl) end
-if imported > 0 and not dry then
-  redis.call('XADD', KEYS[6], '*', 'import', ARGV[9], 'chunk', ARGV[1], 'count', imported,
-             'events', '[' .. table.concat(blobs, ',') .. ']')
+if (imported > 0 or created > 0) and not dry then
+  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', table.concat(blobs, '\n')}
+  if #decisions > 0 then
+    fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
+  end
+  if #new_people > 0 then
+    fields[#fields + 1] = 'people'; fields[#fields + 1] = '[' .. table.concat(new_people, ',') .. ']'
+  end
+  outbox_add(KEYS[6], imp, unpack(fields))
 end
 
 redis.call('DEL', chunk_key)

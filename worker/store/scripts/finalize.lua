@@ -4,13 +4,16 @@
 -- KEYS[2]   finalized marker (SET NX: only the first run writes)
 -- KEYS[3]   pending work (zset): the report's member is removed, whichever run comes
 -- KEYS[4]   counters across imports (metrics): imports_<status> counts finished imports
--- KEYS[5..] keys that expire with the import's retention
+-- KEYS[5]   outbox stream: the import's record (options, status, report) for the database
+-- KEYS[6..] keys that expire with the import's retention
 -- ARGV[1]   final status
 -- ARGV[2]   report JSON
 -- ARGV[3]   finished at, ms
 -- ARGV[4]   retention, seconds
 -- ARGV[5]   the report's member of KEYS[3]
 -- ARGV[6]   the notification's member of KEYS[3]: due from now on, removed once it is done
+-- ARGV[7]   the import id
+-- ARGV[8]   the import's record (JSON) for the outbox, or "" (dry runs store nothing)
 -- Returns 1 for the run that wrote the report, 0 for any later one.
 
 -- The first write is one a full Redis refuses (SET): the script then changes nothing, and the
@@ -25,6 +28,7 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'finalize_runs', 1)
 redis.call('HINCRBY', KEYS[4], 'imports_' .. ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-for k = 5, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
+if ARGV[8] ~= '' then outbox_add(KEYS[5], KEYS[1], 'import', ARGV[7], 'record', ARGV[8]) end
+for k = 6, #KEYS do redis.call('EXPIRE', KEYS[k], ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1

@@ -65,3 +65,11 @@ local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, state,
   end
   return 0
 end
+
+-- Append an entry to the outbox (field/value pairs), and count it in the import's outbox_entries
+-- (imp may be false: an entry of no one import). The sinks count it in outbox_stored when they
+-- acknowledge it (ack.lua): the two equal means everything the import wrote is in the database.
+local function outbox_add(outbox, imp, ...)
+  redis.call('XADD', outbox, '*', ...)
+  if imp then redis.call('HINCRBY', imp, 'outbox_entries', 1) end
+end

@@ -21,6 +21,8 @@
 --          commit completes the import
 -- KEYS[10] counters across imports (metrics): rows by outcome, for real runs
 -- KEYS[11] import problem runs (hash): where each chunk's error and warning rows start
+-- KEYS[12] outbox stream: real runs append the chunk's people, each one's whole new state with
+--          its version (the database keeps a person's highest version)
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
@@ -107,6 +109,11 @@ for k = 0, n_per - 1 do
     redis.call('HSET', key, unpack(flat, s, math.min(s + 399, #flat)))
   end
   if dry then redis.call('EXPIRE', key, scratch_ttl) end
+end
+if n_per > 0 and not dry then
+  local states = {}
+  for k = 0, n_per - 1 do states[k + 1] = ARGV[per_at + k * 3 + 2] end
+  outbox_add(KEYS[12], imp, 'import', ARGV[10], 'chunk', chunk, 'people', '[' .. table.concat(states, ',') .. ']')
 end
 if dry and n_idx > 0 then
   redis.call('EXPIRE', KEYS[7], scratch_ttl); redis.call('EXPIRE', KEYS[8], scratch_ttl)

@@ -1,0 +1,137 @@
+"""From outbox entries to the rows of one database transaction. Pure: no I/O.
+
+An outbox entry (see :data:`worker.keys.OUTBOX`) carries one or more of: ``events`` (event JSONs
+joined by "\\n"), ``decisions`` (per event, its trigger decisions), ``people`` (whole person states
+with their versions), ``sent`` (scheduled messages sent at ``at``), ``record`` (a finished import).
+:func:`batch_of` turns a batch of entries into rows per table, settling inside the batch what the
+database would settle between batches (a person's highest version; a delivery sent beats the same
+delivery scheduled), so every row key appears once in a transaction.
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+import orjson
+
+#: deliveries.state of a decision kind (the rules' names; "sent_now" is a message sent at once)
+STATE = {"sent_now": "sent", "scheduled": "scheduled", "discarded": "discarded",
+         "outside_window": "outside_window", "future": "future"}
+PEOPLE_COLUMNS = ("cio_id", "id", "email", "created_at", "unsubscribed", "attributes", "topics", "version",
+                  "import_id")
+DELIVERY_COLUMNS = ("delivery_id", "import_id", "row", "campaign", "person_kind", "person", "event", "state",
+                    "event_ms", "due_ms", "sent_ms")
+#: the report's fields that are the import's options
+OPTIONS = ("source", "kind", "dialect", "identifier", "trigger", "trigger_window_s", "dry_run", "create_people",
+           "encoding", "delimiter", "timezone", "data_to_process", "empty_cells", "id_only")
+IMPORT_COLUMNS = ("import_id", "kind", "source", "status", "created_ms", "finished_ms", "retry_of", "options",
+                  "report")
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """What one transaction writes, and what each entry holds (for the acknowledgement's counters)."""
+
+    events: list[tuple] = dataclasses.field(default_factory=list)
+    people: dict[str, tuple] = dataclasses.field(default_factory=dict)
+    deliveries: dict[str, tuple] = dataclasses.field(default_factory=dict)
+    imports: list[tuple] = dataclasses.field(default_factory=list)
+    #: per entry: (entry id, import id or "", events, people, deliveries)
+    entries: list[tuple[bytes, str, int, int, int]] = dataclasses.field(default_factory=list)
+
+
+def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
+    """The rows of these entries, one transaction's worth."""
+    batch = Batch()
+    for entry_id, fields in entries:
+        import_id = fields.get(b"import", b"").decode()
+        n_events = n_people = n_deliveries = 0
+        if fields.get(b"events"):
+            rows = event_rows(fields[b"events"])
+            batch.events += rows
+            n_events = len(rows)
+        if b"decisions" in fields:
+            for decision in _decisions(orjson.loads(fields[b"decisions"])):
+                _merge_delivery(batch.deliveries, decision)
+                n_deliveries += 1
+        if b"sent" in fields:
+            at = int(fields[b"at"])
+            for message in orjson.loads(fields[b"sent"]):
+                _merge_delivery(batch.deliveries, delivery_row(message, "sent", _ms(message.get("due")), at))
+                n_deliveries += 1
+        if b"people" in fields:
+            for state in orjson.loads(fields[b"people"]):
+                row = person_row(state, import_id)
+                held = batch.people.get(row[0])
+                if held is None or held[7] < row[7]:
+                    batch.people[row[0]] = row
+                n_people += 1
+        if b"record" in fields:
+            batch.imports.append(import_row(orjson.loads(fields[b"record"])))
+        batch.entries.append((entry_id, import_id, n_events, n_people, n_deliveries))
+    return batch
+
+
+def event_rows(events: bytes) -> list[tuple]:
+    """The ``events`` rows of an entry's events (JSON texts joined by "\\n")."""
+    rows = []
+    for blob in events.split(b"\n"):
+        event = orjson.loads(blob)
+        [(kind, person)] = event["person"].items()
+        person = person.lower() if kind == "email" else person  # e-mails are case-insensitive: stored as keyed
+        rows.append((event["import"], event["row"], kind, person, event["name"], round(event["timestamp"] * 1000),
+                     event.get("id"), orjson.dumps(event["data"]).decode()))
+    return rows
+
+
+def person_row(state: dict[str, str], import_id: str) -> tuple:
+    """A ``people`` row from a person's flat state (see worker.people.directory)."""
+    attributes = {k[2:]: v for k, v in state.items() if k.startswith("a:")}
+    topics = {k[2:]: v == "true" for k, v in state.items() if k.startswith("t:")}
+    unsubscribed = state.get("unsubscribed")
+    created = state.get("created_at")
+    return (state["cio_id"], state.get("id"), state.get("email"),
+            int(float(created)) if created not in (None, "") else None,
+            None if unsubscribed in (None, "") else int(unsubscribed == "true"),
+            orjson.dumps(attributes).decode(), orjson.dumps(topics).decode(), int(state.get("_v") or 1),
+            import_id or None)
+
+
+def delivery_row(message: dict, state: str, due_ms: int | None, sent_ms: int | None) -> tuple:
+    """A ``deliveries`` row from a trigger message (see worker.events.chunk)."""
+    [(kind, person)] = message["person"].items()
+    return (message["delivery_id"], message["import"], message["row"], message["campaign"], kind,
+            person.lower() if kind == "email" else person, message["event"], state,
+            _ms(message.get("event_time")), due_ms, sent_ms)
+
+
+def import_row(record: dict) -> tuple:
+    """An ``imports`` row from a finished import's record (see worker.store.imports)."""
+    report = record["report"]
+    options = {k: report[k] for k in OPTIONS if k in report}
+    return (record["import_id"], report.get("kind"), report.get("source"), record["status"],
+            record.get("created_ms"), record.get("finished_ms"), record.get("retry_of"),
+            orjson.dumps(options).decode(), orjson.dumps(report).decode())
+
+
+def _decisions(per_event: list[list]) -> list[tuple]:
+    rows = []
+    for actions in per_event:
+        for kind, due_ms, message in actions:
+            message = orjson.loads(message)
+            state = STATE[kind]
+            rows.append(delivery_row(message, state, due_ms or None, due_ms if state == "sent" else None))
+    return rows
+
+
+def _merge_delivery(held: dict[str, tuple], row: tuple) -> None:
+    """Keep one row per delivery: "sent" wins over "scheduled" (the order entries arrive in is not theirs)."""
+    current = held.get(row[0])
+    if current is None or (current[7] == "scheduled" and row[7] == "sent"):
+        held[row[0]] = row
+
+
+def _ms(iso: str | None) -> int | None:
+    if not iso:
+        return None
+    return round(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

@@ -1,0 +1,56 @@
+"""The questions both results backends answer, in SQL they share.
+
+A backend gives :class:`Queries` its placeholder (``MARK``: ``?`` for SQLite, ``%s`` for
+psycopg) and a ``_fetch(sql, args)`` that returns rows; the SQL is the same for both.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+
+from worker.sink import batch as rows
+from worker.sink.stored import EventQuery, StoredEvent, person_of
+
+EVENT_COLUMNS = "import_id, row, person_kind, person, name, ts_ms, event_id, data"
+_PERSON_COLUMN = {"cio_id": "cio_id", "id": "id", "email": "lower(email)"}
+
+
+class Queries:
+    """Reads of the results database (mixed into each backend)."""
+
+    MARK = "?"
+
+    def _fetch(self, sql: str, args: tuple) -> list[tuple]:  # pragma: no cover - each backend has its own
+        raise NotImplementedError
+
+    def events(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """Events matching ``query``, by time then import and row."""
+        where, args = query.where(self.MARK)
+        sql = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY ts_ms, import_id, row LIMIT {self.MARK}"
+        for found in self._fetch(sql, (*args, query.limit)):
+            yield StoredEvent(*found[:7], orjson.loads(found[7]))
+
+    def count_events(self, import_id: str) -> int:
+        """How many events of an import are stored."""
+        return self._fetch(f"SELECT count(*) FROM events WHERE import_id = {self.MARK}", (import_id,))[0][0]
+
+    def people(self, kind: str, value: str) -> list[dict]:
+        """The stored people of an identifier (``cio_id``, ``id`` or ``email``; several people may share
+        an e-mail in an id-only workspace)."""
+        value = value.lower() if kind == "email" else value
+        found = self._fetch(f"SELECT {', '.join(rows.PEOPLE_COLUMNS)} FROM people "
+                            f"WHERE {_PERSON_COLUMN[kind]} = {self.MARK} ORDER BY cio_id", (value,))
+        return [person_of(row) for row in found]
+
+    def deliveries(self, import_id: str) -> list[dict]:
+        """The trigger decisions of an import, by row and campaign."""
+        found = self._fetch(f"SELECT {', '.join(rows.DELIVERY_COLUMNS)} FROM deliveries "
+                            f"WHERE import_id = {self.MARK} ORDER BY row, campaign", (import_id,))
+        return [dict(zip(rows.DELIVERY_COLUMNS, row)) for row in found]
+
+    def import_record(self, import_id: str) -> dict | None:
+        """The stored record of a finished import, or None."""
+        found = self._fetch(f"SELECT {', '.join(rows.IMPORT_COLUMNS)} FROM imports WHERE import_id = {self.MARK}",
+                            (import_id,))
+        return dict(zip(rows.IMPORT_COLUMNS, found[0])) if found else None

@@ -1,0 +1,31 @@
+-- ack.lua: the sink stored these outbox entries: acknowledge them, and count each once.
+--
+-- XACK answers 1 only the first time an entry is acknowledged, so the counters below grow
+-- once per entry even when a batch is written again (a sink that died before acknowledging).
+--
+-- KEYS[1] outbox stream
+-- KEYS[2] counters across imports (metrics): stored_events, stored_people, stored_deliveries
+-- ARGV[1] the sinks' consumer group
+-- ARGV[2] import hash prefix (an entry's import hash = prefix .. import id); backfill runs on
+--         one Redis instance, not a cluster
+-- then    per entry, five values: entry id, import id or "", events, people, deliveries it held
+-- An import's hash counts outbox_stored (entries stored: equal to its outbox_entries when all it
+-- wrote is in the database) and events_stored; a hash that expired is not brought back.
+-- Returns how many entries were acknowledged now.
+local acked = 0
+local totals = {0, 0, 0}
+for k = 3, #ARGV, 5 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[k]) == 1 then
+    acked = acked + 1
+    for t = 1, 3 do totals[t] = totals[t] + tonumber(ARGV[k + 1 + t]) end
+    local imp = ARGV[2] .. ARGV[k + 1]
+    if ARGV[k + 1] ~= '' and redis.call('EXISTS', imp) == 1 then
+      redis.call('HINCRBY', imp, 'outbox_stored', 1)
+      redis.call('HINCRBY', imp, 'events_stored', ARGV[k + 2])
+    end
+  end
+end
+if totals[1] > 0 then redis.call('HINCRBY', KEYS[2], 'stored_events', totals[1]) end
+if totals[2] > 0 then redis.call('HINCRBY', KEYS[2], 'stored_people', totals[2]) end
+if totals[3] > 0 then redis.call('HINCRBY', KEYS[2], 'stored_deliveries', totals[3]) end
+return acked
