@@ -1,10 +1,11 @@
 """The sink alone: a stream pre-filled with committed chunks' events, drained into the results store.
 
-    python bench/sink.py [--events 1000000] [--chunk 2000] [--batch 50]
+    python bench/sink.py [--events 1000000] [--chunk 2000] [--batch 50] [--sinks 1] [--postgres]
 
-Fills a private redis-server's events stream with entries shaped as commit.lua writes them
-(one entry per chunk, its events a JSON array, events like the benchmark file's), then times
-one sink draining it into a fresh SQLite file: events/s, and what is left in the stream.
+Fills a private redis-server's outbox with entries shaped as commit.lua writes them (one entry
+per chunk, its events' JSON joined by newlines, events like the benchmark file's: an e-mail, a
+name, a time, an id, three properties), then times ``--sinks`` sink processes draining it into a
+fresh SQLite file (or a private PostgreSQL): events/s, and what is left in the stream.
 """
 from __future__ import annotations
 
@@ -19,60 +20,107 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def fill(client, events: int, chunk: int) -> None:
+    """The outbox as ``events`` committed events in ``chunk``-event entries."""
+    from worker import keys
+
+    pipe = client.pipeline(transaction=False)
+    for number, start in enumerate(range(0, events, chunk)):
+        blobs = [orjson.dumps({"import": "bench", "row": n + 2, "name": "Completes checkout",
+                               "person": {"email": f"person{n % 50_000}@example.com"}, "timestamp": 1_700_000_000 + n,
+                               "data": {"item_type": "shirt", "price": "19.99", "currency": "EUR"}, "id": f"evt-{n}"})
+                 for n in range(start, min(start + chunk, events))]
+        pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": number, "count": len(blobs), "events": b"\n".join(blobs)})
+        if number % 50 == 49:
+            pipe.execute()
+    pipe.execute()
+
+
+def _sink(redis_url: str, database_url: str, batch: int, name: str, ready, go, counts) -> None:
+    """One sink process: drain until the outbox is empty; its new events in ``counts``."""
+    import redis
+
+    from worker.settings import Settings
+    from worker.sink.drain import drain_once
+    from worker.sink.results import open_results
+    from worker.store.outbox import Outbox
+
+    results = open_results(Settings(database_url=database_url))
+    outbox = Outbox(redis.Redis.from_url(redis_url), name)
+    ready.put(name)
+    go.wait()
+    stored = 0
+    while True:
+        drained = drain_once(outbox, results, batch=batch, block_ms=10, claim_idle_ms=600_000)
+        if not drained.entries:
+            break
+        stored += drained.new_events
+    counts.put(stored)
+    results.close()
+
+
+def drain(redis_url: str, database_url: str, sinks: int, batch: int) -> tuple[float, int]:
+    """(seconds, events stored) for ``sinks`` processes draining the outbox into ``database_url`` (upgraded
+    first), timed from when they all start."""
+    import multiprocessing
+
+    import redis
+
+    from worker.settings import Settings
+    from worker.sink.results import open_results
+    from worker.store.outbox import Outbox
+
+    results = open_results(Settings(database_url=database_url))
+    results.upgrade()
+    results.close()
+    Outbox(redis.Redis.from_url(redis_url), "setup").ensure_group()
+    context = multiprocessing.get_context("spawn")
+    ready, go, counts = context.Queue(), context.Event(), context.Queue()
+    processes = [context.Process(target=_sink, args=(redis_url, database_url, batch, f"bench-{n}", ready, go, counts))
+                 for n in range(sinks)]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get()  # every process imported and connected
+    started = time.perf_counter()
+    go.set()
+    stored = sum(counts.get() for _ in processes)
+    seconds = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    return seconds, stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50, help="entries a transaction")
     parser.add_argument("--postgres", action="store_true", help="into a private PostgreSQL instead of SQLite")
+    parser.add_argument("--sinks", type=int, default=1, help="sink processes draining side by side")
     args = parser.parse_args()
 
     import redis
 
     from worker import keys
-    from worker.sink.drain import drain_once
-    from worker.sink.sqlite import SQLiteResults
     from worker.store.embedded import start_private
-    from worker.store.outbox import Outbox
 
     work = Path(tempfile.mkdtemp(prefix="backfill-sink-"))
     server, url = start_private(work / "redis")
     try:
         client = redis.Redis.from_url(url)
-        pipe = client.pipeline(transaction=False)
-        for chunk, start in enumerate(range(0, args.events, args.chunk)):
-            events = [{"import": "bench", "row": n + 2, "name": "Completes checkout",
-                       "person": {"email": f"person{n % 50_000}@example.com"}, "timestamp": 1_700_000_000 + n,
-                       "data": {"item_type": "shirt", "price": "19.99", "currency": "EUR"}, "id": f"evt-{n}"}
-                      for n in range(start, min(start + args.chunk, args.events))]
-            pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": chunk, "count": len(events),
-                                           "events": orjson.dumps(events)})
-            if chunk % 50 == 49:
-                pipe.execute()
-        pipe.execute()
+        fill(client, args.events, args.chunk)
         if args.postgres:
             from tests.integration.postgres import start_postgres
-            from worker.sink.postgres import PostgresResults
 
-            pg_url, stop_pg = start_postgres()
-            results, kind = PostgresResults(pg_url), "PostgreSQL"
+            target, stop_pg = start_postgres()
+            kind = "PostgreSQL"
         else:
-            results, kind, stop_pg = SQLiteResults(work / "results.db"), "SQLite", (lambda: None)
-        results.upgrade()
-        outbox = Outbox(client, "bench-sink")
-        outbox.ensure_group()
-        started = time.perf_counter()
-        stored = 0
-        while True:
-            drained = drain_once(outbox, results, batch=args.batch, block_ms=10, claim_idle_ms=60_000)
-            if not drained.entries:
-                break
-            stored += drained.new_events
-        seconds = time.perf_counter() - started
-        results.close()
+            target, kind, stop_pg = f"sqlite:///{work / 'results.db'}", "SQLite", (lambda: None)
+        seconds, stored = drain(url, target, args.sinks, args.batch)
         stop_pg()
         print(f"sink, {kind}: {stored:,} events in {seconds:.2f} s = {stored / seconds:,.0f} events/s "
-              f"({args.chunk}-event entries, {args.batch} entries a transaction); "
+              f"({args.chunk}-event entries, {args.batch} entries a transaction, {args.sinks} sink(s)); "
               f"stream left: {client.xlen(keys.OUTBOX)} entries")
     finally:
         server.kill()

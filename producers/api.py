@@ -77,13 +77,28 @@ class ImportHandle:
         return self.state().get("status", "unknown")
 
     def report(self) -> dict | None:
-        """The final report, or None while the import runs."""
-        raw = self.state().get("report")
-        return orjson.loads(raw) if raw else None
+        """The final report, or None while the import runs; with what of it the results database holds
+        so far (``events_stored``; ``stored``: True once everything it wrote is there)."""
+        return _report_of(self.state())
 
-    def wait(self, timeout: float | None = None, *, poll_s: float = 0.2,
+    def events(self, **query) -> Iterator:
+        """The import's events in the results database (:class:`worker.sink.stored.StoredEvent`), by time;
+        ``query`` narrows them as ``backfill events`` does: person, name, since_ms, until_ms, limit."""
+        from worker.sink.results import open_results
+        from worker.sink.stored import EventQuery
+
+        results = open_results(get_settings())
+        try:
+            results.check()
+            yield from results.events(EventQuery(import_id=self.import_id, **query))
+        finally:
+            results.close()
+
+    def wait(self, timeout: float | None = None, *, poll_s: float = 0.2, stored: bool = False,
              on_progress: Callable[[dict[str, str]], None] | None = None) -> dict | None:
-        """Block until the report exists (returned), or ``timeout`` seconds pass (None returned).
+        """Block until the report exists (returned), or ``timeout`` seconds pass (None returned). With
+        ``stored``, also until everything the import wrote is in the results database (when a sink runs:
+        with none, there is nothing to wait for and the report says ``stored`` False).
 
         Waiting survives Redis pausing or restarting: a failed read is tried again with a growing
         pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log.
@@ -106,13 +121,19 @@ class ImportHandle:
             if retry_s:
                 log.info("Redis answers again")
                 retry_s = 0.0
-            if state.get("report"):
-                return orjson.loads(state["report"])
+            if state.get("report") and (not stored or _stored(state) is not False or not self._sinks()):
+                return _report_of(state)
             if on_progress:
                 on_progress(state)
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             time.sleep(poll_s)
+
+    def _sinks(self) -> int:
+        try:
+            return self._store().work.sinks()
+        except Exception:  # noqa: BLE001 - a passing failure: keep waiting, the next poll asks again
+            return 1
 
     def cancel(self) -> bool:
         """Stop the import: its producer queues no more chunks, queued chunks are skipped (their rows
@@ -143,6 +164,25 @@ class ImportHandle:
             header, dropped, delimiter = list(spec.columns.header), list(spec.columns.dropped), spec.delimiter
         return problems_csv(header, dropped, st.imports.problem_runs(self.import_id, kind), kind,
                             delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind))
+
+
+def _stored(state: dict[str, str]) -> bool | None:
+    """Whether everything the import wrote is in the results database (None: it writes nothing there)."""
+    entries = int(state.get("outbox_entries", 0) or 0)
+    if not entries:
+        return None
+    return int(state.get("outbox_stored", 0) or 0) >= entries
+
+
+def _report_of(state: dict[str, str]) -> dict | None:
+    raw = state.get("report")
+    if not raw:
+        return None
+    report = orjson.loads(raw)
+    if _stored(state) is not None:
+        report["events_stored"] = int(state.get("events_stored", 0) or 0)
+        report["stored"] = bool(_stored(state))
+    return report
 
 
 #: What ``--delimiter`` accepts besides the character itself.

@@ -125,24 +125,39 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
 
 
 def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event | None = None) -> bool:
-    """Backpressure: pause while too many chunks of this import wait uncommitted, beating the
-    producer's heartbeat meanwhile. False when the import has stopped (cancelled)."""
+    """Backpressure: pause while too many chunks of this import wait uncommitted, or while the outbox
+    holds more than ``outbox_limit`` entries the sinks have not stored (the outbox must not eat Redis),
+    beating the producer's heartbeat meanwhile; the import says why it waits. False when the import
+    has stopped (cancelled)."""
     room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
     waited_since = beat = time.monotonic()
-    warned = False
-    while not room.stop and room.in_flight >= settings.max_inflight_chunks:
+    warned = said = False
+    limit = settings.outbox_limit
+    while not room.stop and (room.in_flight >= settings.max_inflight_chunks or (limit and room.outbox > limit)):
         if stop is not None and stop.is_set():
-            return False
+            break
         now = time.monotonic()
-        if not warned and now - waited_since > STALL_WARNING_S:
+        if limit and room.outbox > limit and not said:
+            sinks = _retrying(settings, "read the outbox", st.work.sinks)
+            why = (f"for the sink: {room.outbox} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT {limit})"
+                   + ("" if sinks else "; no sink has run: start `backfill worker` (it runs one) or `backfill sink`"))
+            _retrying(settings, "say why it waits", lambda: st.work.say_waiting(import_id, why))
+            log.warning("waiting " + why, import_id=import_id)
+            said = True
+        elif not warned and not said and now - waited_since > STALL_WARNING_S:
             log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
                         in_flight=room.in_flight)
             warned = True
         if now - beat > HEARTBEAT_S:
             _retrying(settings, "beat", lambda: st.work.heartbeat(import_id))
             beat = now
-        time.sleep(0.02)
+        time.sleep(0.02 if not said else 0.2)
         room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
+    if said:
+        _retrying(settings, "say it goes on", lambda: st.work.say_waiting(import_id, ""))
+        log.info("the sink caught up; queueing again", import_id=import_id)
+    if stop is not None and stop.is_set():
+        return False
     if room.stop:
         log.warning("import stopped: no more chunks are queued", reason=room.stop)
     return not room.stop

@@ -90,6 +90,10 @@ class Settings:
     database_url: str = ""
     #: The worker's main process also runs a sink (``backfill worker`` turns it on; --no-sink off).
     worker_sink: bool = False
+    #: Producers pause while the outbox holds more entries than this that no sink has stored (an entry
+    #: is a committed chunk: 1,000 entries of 2,000-row chunks are about 2M events, ~450 MB of Redis);
+    #: they go on by themselves once the sinks catch up. 0: no limit.
+    outbox_limit: int = 1000
     #: Outbox entries (committed chunks) a sink writes in one database transaction.
     sink_batch: int = 50
     #: How long a sink waits for new entries before looking again.

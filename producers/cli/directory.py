@@ -18,10 +18,15 @@ def people() -> None:
               help="What WHO is (default: tried as cio_id, then id, then e-mail).")
 @click.option("--json", "as_json", is_flag=True)
 def people_show(who: str, by: str | None, as_json: bool) -> None:
-    """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail)."""
-    from worker.tasks import store
+    """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail), as the
+    results database holds them; a person not stored there yet is read from the directory in Redis."""
+    stored, note = _from_database(who.strip(), by)
+    if stored is None:
+        from worker.tasks import store
 
-    stored = store().people.find(who.strip(), by)
+        stored = store().people.find(who.strip(), by)
+        if stored is not None and note:
+            click.echo(f"(from the directory in Redis: {note})", err=True)
     if stored is None:
         raise click.ClickException(f"no person with {by or 'cio_id, id or e-mail'} {who!r}")
     identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
@@ -48,6 +53,36 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
     click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
     for name, flag in topics.items():
         _echo_pair(name, "subscribed" if flag else "unsubscribed", width)
+
+
+def _from_database(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
+    """(the person in the results database as a directory entry, or None; why not, when not)."""
+    from worker.settings import get_settings
+    from worker.sink.results import open_results
+
+    try:
+        results = open_results(get_settings())
+        try:
+            results.check()
+            for kind in [by] if by else ["cio_id", "id", "email"]:
+                found = results.people(kind, who)
+                if found:
+                    return _flat(found[0]), ""
+        finally:
+            results.close()
+    except Exception as exc:  # noqa: BLE001 - the directory still answers; the note says why
+        return None, f"the results database cannot be read ({exc})"
+    return None, "not in the results database yet"
+
+
+def _flat(person: dict) -> dict[str, str]:
+    """A stored person in the directory's flat form (see worker.people.directory)."""
+    flat = {k: str(person[k]) for k in ("cio_id", "id", "email", "created_at") if person.get(k) is not None}
+    if person.get("unsubscribed") is not None:
+        flat["unsubscribed"] = "true" if person["unsubscribed"] else "false"
+    flat.update({"a:" + k: v for k, v in person["attributes"].items()})
+    flat.update({"t:" + k: "true" if v else "false" for k, v in person["topics"].items()})
+    return flat
 
 
 def _echo_pair(name: str, value: str, width: int) -> None:

@@ -44,7 +44,8 @@ from worker.people.columns import (
 @click.option("--dry-run", is_flag=True, help="Run everything, write nothing, report what would happen.")
 @click.option("--encoding", help="Force the encoding (default: UTF-8, else cp1252).")
 @click.option("--delimiter", help="Force the delimiter: a character, or tab (default: sniffed among , ; tab |).")
-@click.option("--wait", is_flag=True, help="Wait for the report; exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
+@click.option("--wait", is_flag=True, help="Wait for the report and for the results database to hold the import "
+              "(when a sink runs); exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
 def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, date_formats, dialect,
@@ -80,7 +81,8 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
                 else click.echo(handle.import_id)
             _queued(handle)
             return
-        report = handle.wait(timeout, on_progress=None if as_json else render.progress_printer(handle.import_id))
+        report = handle.wait(timeout, stored=True,
+                             on_progress=None if as_json else render.progress_printer(handle.import_id))
         _queued(handle)
     except KeyboardInterrupt:
         # Ctrl-C: what was queued is imported; the import ends as interrupted, with its report.

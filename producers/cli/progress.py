@@ -42,6 +42,7 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
             "import_id": iid, "status": state.get("status"), "source": state.get("source"),
             "rows": int(state.get("rows", 0) or 0), "rows_expected": int(state.get("rows_expected", 0) or 0),
             "imported": int(state.get("imported", 0) or 0), "errors": int(state.get("errors", 0) or 0),
+            "events_stored": int(state.get("events_stored", 0) or 0), "waiting": state.get("waiting", ""),
         })
     if as_json:
         echo_json(rows if not import_id else rows[0])
@@ -50,7 +51,9 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
         click.echo("no imports yet")
     for r in rows:
         click.echo(f"{r['import_id']}  {r['status']:<22} {r['rows']:>9}/{r['rows_expected']:<9} rows  "
-                   f"{r['imported']:>9} imported  {r['errors']:>7} errors  {r['source']}")
+                   f"{r['imported']:>9} imported  {r['events_stored']:>9} stored  {r['errors']:>7} errors  {r['source']}")
+        if r["waiting"]:
+            click.echo(f"{'':<23}waiting {r['waiting']}")
 
 
 def _watch(import_id: str, interval: float) -> None:
@@ -78,19 +81,23 @@ def top(interval: float, once: bool) -> None:
     from producers.cli import watch
     from worker import keys
     from worker.store import now_ms
+    from worker.store.outbox import Outbox
     from worker.tasks import store
 
     st = store()
 
     def frame() -> tuple[str, bool]:
         flying = []
+        sinks = st.work.sinks()
         for iid in st.imports.recent(200):
             state = st.imports.state(iid)
-            if state.get("status") in watch.IN_FLIGHT:
-                flying.append(watch.progress(iid, state, now_ms()))
+            shown = watch.progress(iid, state, now_ms())
+            if state.get("status") in watch.IN_FLIGHT or (sinks and shown["storing"]):
+                flying.append(shown)
         queues = {name: st.r.llen(name) for name in (keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS)}
         at = time.strftime("%Y-%m-%d %H:%M:%S")
-        return watch.render_top(flying, queues, st.r.zcard(keys.PENDING), at), False
+        entries, age = Outbox(st.r, "top").backlog()
+        return watch.render_top(flying, queues, st.r.zcard(keys.PENDING), at, (entries, age, sinks)), False
 
     watch.run(frame, interval, once=once)
 

@@ -52,6 +52,9 @@ def print_report(report: dict) -> None:
         click.echo("  triggers")
         for name, count in triggers.items():
             click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
+    if "events_stored" in report:
+        held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
+        click.echo(f"  stored            {report['events_stored']} events in the results database ({held})")
     rate = report.get("rows_per_second")
     click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
     if report["errors"]:
@@ -77,7 +80,11 @@ def progress_printer(import_id: str):
             return
         last[0] = now
         p = watch.progress(import_id, state, int(time.time() * 1000))
-        if not p["rows"]:
+        if state.get("report"):
+            line = f"{p['stored']}/{p['imported']} events stored, waiting for the sink"
+        elif state.get("waiting"):
+            line = f"{p['rows']}/{p['rows_expected']} rows; waiting {state['waiting']}"
+        elif not p["rows"]:
             line = f"queued {int(state.get('chunks_queued', 0) or 0)} chunks of {p['rows_expected']} rows, waiting for workers"
         else:
             eta = f", ETA {p['eta_s']} s" if p["eta_s"] is not None else ""

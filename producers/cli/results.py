@@ -23,8 +23,15 @@ def _results():
 
 @click.command()
 @click.option("--name", default=None, help="This sink's consumer name (default: host and pid).")
-def sink(name: str | None) -> None:
-    """Write imported events from the Redis outbox to the results database, until stopped."""
+@click.option("--alive-file", type=click.Path(dir_okay=False), default=None,
+              help="Touch this file at every turn of the loop (for a liveness probe: its age is the sink's silence).")
+def sink(name: str | None, alive_file: str | None) -> None:
+    """Write what the imports committed (events, people, trigger decisions, reports) from the Redis outbox
+    to the results database, until stopped (Ctrl-C or SIGTERM: after the batch in hand)."""
+    import signal
+    import threading
+    from pathlib import Path
+
     from worker.settings import get_settings
     from worker.sink.drain import run
     from worker.store.outbox import Outbox
@@ -34,10 +41,14 @@ def sink(name: str | None) -> None:
     results = _results()
     results.check()
     consumer = name or f"{socket.gethostname()}-{os.getpid()}"
-    click.echo(f"sink {consumer}: Redis outbox -> {getattr(results, 'path', 'results')}", err=True)
+    click.echo(f"sink {consumer}: Redis outbox -> {results.where}", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    alive = Path(alive_file) if alive_file else None
     try:
         run(Outbox(store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
-            claim_idle_ms=settings.sink_claim_idle_ms)
+            claim_idle_ms=settings.sink_claim_idle_ms, stop=stop.is_set,
+            on_turn=(lambda: alive.touch()) if alive else None)
     except KeyboardInterrupt:
         pass
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-#: Statuses of an import still in flight.
+#: Statuses of an import still in flight (``top`` also shows imports whose results are still being stored).
 IN_FLIGHT = ("queued", "running")
 
 
@@ -28,27 +28,33 @@ def progress(import_id: str, state: dict[str, str], now_ms: int) -> dict:
     return {"import_id": import_id, "status": state.get("status", "unknown"), "source": state.get("source", ""),
             "rows": rows, "rows_expected": expected, "imported": number("imported"),
             "duplicates": number("duplicates"), "errors": number("errors"), "rows_per_second": round(rate),
-            "eta_s": None if eta is None else round(eta)}
+            "eta_s": None if eta is None else round(eta), "stored": number("events_stored"),
+            "storing": bool(number("outbox_entries") > number("outbox_stored")), "waiting": state.get("waiting", "")}
 
 
 def _line(p: dict) -> str:
     total = p["rows_expected"] or "?"
     share = f"{100 * p['rows'] / p['rows_expected']:5.1f}%" if p["rows_expected"] else "    -"
     eta = f"{p['eta_s']:>5} s" if p["eta_s"] is not None else "      -"
-    return (f"{p['import_id']}  {p['status']:<22}{p['rows']:>10}/{total:<10}{share}  {p['rows_per_second']:>8} rows/s"
-            f"  ETA {eta}  {p['errors']:>7} errors  {p['source']}")
+    line = (f"{p['import_id']}  {p['status']:<22}{p['rows']:>10}/{total:<10}{share}  {p['rows_per_second']:>8} rows/s"
+            f"  ETA {eta}  {p['errors']:>7} errors  {p['stored']:>10} stored  {p['source']}")
+    return line + (f"\n{'':<23}waiting {p['waiting']}" if p["waiting"] else "")
 
 
-def render_top(imports: list[dict], queues: dict[str, int], pending: int, at: str) -> str:
-    """One frame of ``backfill top``."""
+def render_top(imports: list[dict], queues: dict[str, int], pending: int, at: str,
+               outbox: tuple[int, float, int] = (0, 0.0, 0)) -> str:
+    """One frame of ``backfill top``; ``outbox``: entries not stored, the oldest one's age (s), sinks."""
+    entries, age, sinks = outbox
+    sink = f"outbox {entries} entries to store" + (f" (oldest {age:.0f} s)" if entries else "") + \
+        (f", {sinks} sink(s)" if sinks else ", no sink has run")
     lines = [f"backfill top - {at}",
-             "queues  " + "  ".join(f"{name} {depth}" for name, depth in queues.items()) + f"  pending chunks {pending}",
-             ""]
+             "queues  " + "  ".join(f"{name} {depth}" for name, depth in queues.items()) + f"  pending chunks {pending}"
+             + f"  {sink}", ""]
     if not imports:
         lines.append("no import in flight")
     else:
         lines.append(f"{'import':<21}  {'status':<22}{'rows done/total':>21}         {'speed':>8}  "
-                     f"{'ETA':>9}  {'errors':>14}  file")
+                     f"{'ETA':>9}  {'errors':>14}  {'events stored':>17}  file")
         lines += [_line(p) for p in imports]
     return "\n".join(lines)
 

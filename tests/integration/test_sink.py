@@ -69,28 +69,38 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import orjson
 
     db = f"sqlite:///{tmp_path / 'cli.db'}"
+    from worker.settings import reset_settings
+
     os.environ["DATABASE_URL"] = db
+    reset_settings()
     try:
         refused = backfill("events")
         assert refused.returncode == 1 and b"backfill db upgrade" in refused.stderr
         assert backfill("db", "upgrade").stdout.startswith(b"applied 1")
-        done = backfill("import", str(write(tmp_path, "e.csv", "email,event_name,time,note\n"
-                                            "Ann@Example.com,Ordered,2024-03-01T10:00:00Z,=1+2\n"
-                                            "bob@example.com,Viewed,2024-03-02T10:00:00Z,hi\n")),
-                        "--create-people", "--wait", "--json")
-        import_id = orjson.loads(done.stdout)["import_id"]
         exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
         sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 20
-            while store.r.xlen(keys.OUTBOX) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            # --wait returns once the report is written and the sink has stored the import: queryable now
+            done = backfill("import", str(write(tmp_path, "e.csv", "email,event_name,time,note\n"
+                                                "Ann@Example.com,Ordered,2024-03-01T10:00:00Z,=1+2\n"
+                                                "bob@example.com,Viewed,2024-03-02T10:00:00Z,hi\n")),
+                            "--create-people", "--wait", "--json")
+            report = orjson.loads(done.stdout)
+            import_id = report["import_id"]
+            assert report["stored"] is True and report["events_stored"] == 2
+            from producers.api import ImportHandle
+
+            assert [e.row for e in ImportHandle(import_id).events()] == [2, 3]
+            person = backfill("people", "show", "ann@example.com", "--json")
+            assert person.returncode == 0 and b"from the directory" not in person.stderr  # read from the database
+            assert orjson.loads(person.stdout)["email"] == "Ann@Example.com"
+            text = backfill("report", import_id).stdout.decode()
+            assert "stored            2 events in the results database (all of it)" in text
         finally:
             sink.send_signal(signal.SIGINT)
             sink.wait(timeout=20)
@@ -103,6 +113,7 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         assert [orjson.loads(x)["name"] for x in lines] == ["Ordered", "Viewed"]
     finally:
         del os.environ["DATABASE_URL"]
+        reset_settings()
 
 
 def _directory(store) -> dict[str, tuple]:
@@ -154,3 +165,35 @@ def test_people_decisions_and_import_records_land_as_redis_holds_them(store, wor
         assert state["outbox_stored"] == state["outbox_entries"]
     assert store.imports.state(events["import_id"])["events_stored"] == "3"
     assert store.r.xlen(keys.OUTBOX) == 0
+
+
+def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_up(store, workers, tmp_path,
+                                                                                   monkeypatch):
+    import time
+
+    from producers.api import enqueue_import
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("BACKFILL_OUTBOX_LIMIT", "3")
+    reset_settings()
+    try:
+        handle = enqueue_import(write(tmp_path, "many.csv", "email,event_name\n" + "".join(
+            f"p{n}@example.com,Viewed\n" for n in range(1000))), create_people=True)
+        deadline = time.monotonic() + 30
+        while "waiting" not in handle.state() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        waiting = handle.state()["waiting"]
+        assert "outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 3)" in waiting and "no sink has run" in waiting
+        time.sleep(1)
+        assert handle.report() is None and store.r.xlen(keys.OUTBOX) <= 3 + 8  # (+ the chunks already in flight)
+        results, outbox = _results(tmp_path), Outbox(store.r, "sink-late")
+        outbox.ensure_group()
+        while handle.report() is None and time.monotonic() < deadline + 30:
+            drain_once(outbox, results, batch=2, block_ms=50, claim_idle_ms=60_000)
+        _drain_all(outbox, results)
+        report = handle.report()
+        assert report["imported"] == 1000 and report["stored"] and results.count_events(handle.import_id) == 1000
+        assert "waiting" not in handle.state()
+    finally:
+        monkeypatch.delenv("BACKFILL_OUTBOX_LIMIT")
+        reset_settings()

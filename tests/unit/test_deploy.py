@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 QUEUES = f"{keys.QUEUE_IMPORTS},{keys.QUEUE_REPORTS}"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-PROBED = {"backfill-worker", "backfill-metrics", "backfill-flower"}  # workloads that must have probes
+PROBED = {"backfill-worker", "backfill-metrics", "backfill-flower", "backfill-sink", "postgres"}  # workloads that must have probes
 
 
 def _queues(command: list[str]) -> str:
@@ -88,6 +88,11 @@ def test_compose():
     assert "--maxmemory-policy noeviction" in redis_command
     assert "beat" in services["beat"]["command"] and "deploy" not in services["beat"]  # one beat, never scaled
     assert services["metrics"]["command"][:2] == ["backfill", "metrics"]
+    # the results database: its schema first, then the sinks (the workers run none: celery, not backfill worker)
+    assert services["migrate"]["command"] == ["backfill", "db", "upgrade"]
+    assert services["sink"]["command"][:2] == ["backfill", "sink"]
+    assert services["sink"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert "postgres:5432" in worker["environment"]["DATABASE_URL"] and "ports" not in services["postgres"]
     for name, service in services.items():
         _check_image(service["image"])
         # Flower, metrics and Redis have no auth (Flower's is basic): the host publishes them locally only
@@ -200,7 +205,11 @@ def test_kubernetes_containers_are_pinned_bounded_unprivileged_and_probed():
     docs = _k8s()
     uid = _dockerfile_uid()
     workloads = _workloads(docs)
-    assert {"backfill-worker", "backfill-beat", "backfill-metrics", "backfill-flower", "redis"} <= set(workloads)
+    assert {"backfill-worker", "backfill-beat", "backfill-metrics", "backfill-flower", "redis", "backfill-sink",
+            "postgres"} <= set(workloads)
+    sink = workloads["backfill-sink"]
+    assert sink["initContainers"][0]["command"] == ["backfill", "db", "upgrade"]
+    assert {"secretRef": {"name": "backfill-db"}} in sink["containers"][0]["envFrom"]
     for name, pod in workloads.items():
         claims = docs.get(("StatefulSet", name), {}).get("spec", {}).get("volumeClaimTemplates", [])
         mounts = {v["name"] for v in pod.get("volumes", [])} | {t["metadata"]["name"] for t in claims}
@@ -223,7 +232,7 @@ def test_kubernetes_containers_are_pinned_bounded_unprivileged_and_probed():
                 assert security["runAsUser"] == uid, f"{where}: run as the image's user {uid}"
                 # a read-only root: whatever backfill writes (beat's schedule, a spooled stdin) goes to /tmp
                 assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, f"{where}: /tmp"
-            if name in PROBED:
+            if name in PROBED and container in pod["containers"]:  # (init containers take no probes)
                 for probe in ("readinessProbe", "livenessProbe"):
                     assert probe in container, f"{where}: {probe}"
                     http = container[probe].get("httpGet")
@@ -264,6 +273,9 @@ def test_systemd():
     assert "beat" in _unit("backfill-beat.service")["ExecStart"]
     assert "metrics" in _unit("backfill-metrics.service")["ExecStart"]
     assert "flower" in _unit("backfill-flower.service")["ExecStart"]
+    sink = _unit("backfill-sink.service")
+    assert sink["ExecStartPre"].endswith("backfill db upgrade") and sink["ExecStart"].endswith("backfill sink")
+    assert env["DATABASE_URL"].startswith("postgresql://")
 
 
 def test_dockerfile_default_command_is_a_worker_on_both_queues():
@@ -310,10 +322,11 @@ def test_the_endpoint_serves_the_documented_metrics():
     names, labels = _exposed()
     base = {"up", "imports_running", "queue_length", "pending_chunks", "oldest_pending_seconds",
             "oldest_producer_silence_seconds", "triggers_scheduled", "triggers_due", "rows_total",
-            "imports_total"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+            "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
     assert names == {f"backfill_{n}" for n in base}
     assert labels["queue"] == {keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS}
     assert labels["outcome"] == {"imported", "duplicate", "error"}
+    assert labels["table"] == {"events", "people", "deliveries"}
 
 
 def _check_expr(expr: str, where: str) -> set[str]:
@@ -423,6 +436,7 @@ ALERT_TESTS = [
          {"series": 'backfill_oldest_pending_seconds{job="swept"}', "values": "60+60x10 60+60x10 60+60x10 60+60x10"},
          {"series": 'backfill_oldest_producer_silence_seconds{job="a"}', "values": "0+60x20"},
          {"series": 'backfill_triggers_due{job="a"}', "values": "0 0 3x20"},
+         {"series": 'backfill_sink_lag_seconds{job="a"}', "values": "0+60x30"},
          {"series": 'backfill_imports_total{job="a", status="failed"}', "values": "0 0 0 1x10"},
          {"series": 'backfill_imports_total{job="a", status="completed"}', "values": "0+1x20"},
          {"series": 'backfill_queue_length{job="a", queue="imports"}', "values": "0+20x40"},
@@ -453,6 +467,8 @@ ALERT_TESTS = [
          _alert("BackfillRowErrorsHigh", "35m", {"severity": "info", "job": "a"}),
          _alert("BackfillChunksSlow", "35m", {"severity": "warning", "job": "a"}),
          _alert("BackfillMetricsAbsent", "15m"),
+         _alert("BackfillSinkBehind", "15m"),  # over 600 s since 11m: not yet 10 minutes
+         _alert("BackfillSinkBehind", "22m", {"severity": "warning", "job": "a"}),
      ]},
     {"interval": "1m",
      "input_series": [{"series": 'backfill_pending_chunks{job="a"}', "values": "0x20"}],

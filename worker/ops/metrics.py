@@ -70,6 +70,15 @@ class RedisCollector:
                                 value=figures.triggers_scheduled)
         yield GaugeMetricFamily("backfill_triggers_due", "Scheduled triggers already due (not yet moved)",
                                 value=figures.triggers_due)
+        yield GaugeMetricFamily("backfill_sink_lag_entries", "Outbox entries no sink has stored yet",
+                                value=figures.outbox_entries)
+        yield GaugeMetricFamily("backfill_sink_lag_seconds", "Age of the oldest outbox entry not stored yet",
+                                value=figures.outbox_oldest_s)
+        stored = CounterMetricFamily("backfill_rows_stored", "Rows the sinks wrote to the results database, by table",
+                                     labels=["table"])
+        for table in ("events", "people", "deliveries"):
+            stored.add_metric([table], counters.get(f"stored_{table}", 0))
+        yield stored
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:

@@ -54,13 +54,20 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
 
 
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
-        stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0) -> None:
+        stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
+        on_turn: Callable[[], None] | None = None) -> None:
     """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
-    outbox keeps what is not stored)."""
-    outbox.ensure_group()
+    outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
+    sign: the sink is not stuck)."""
     pause = 0.5
+    ready = False
     while not stop():
+        if on_turn:
+            on_turn()
         try:
+            if not ready:
+                outbox.ensure_group()
+                ready = True
             drained = drain_once(outbox, results, batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
             pause = 0.5
         except Exception as exc:  # noqa: BLE001 - logged, retried: nothing is acknowledged that is not stored

@@ -30,12 +30,15 @@ class PostgresResults(Queries):
     MARK = "%s"
 
     def __init__(self, url: str) -> None:
-        self.where = redacted(url)
+        self.url, self.where = url, redacted(url)
+        self.db = self._connect()
+        self._ensure_version_table()
+
+    def _connect(self) -> psycopg.Connection:
         try:
-            self.db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
             raise TransientError(f"the results database {self.where} did not answer: {exc}".strip()) from None
-        self._ensure_version_table()
 
     def _ensure_version_table(self) -> None:
         try:
@@ -67,7 +70,16 @@ class PostgresResults(Queries):
     def write(self, batch: Batch) -> int:
         """Write a batch in one transaction; how many events were new. Events are copied (COPY) straight
         into their table; a batch holding events already stored (written again after a sink died before
-        acknowledging it) goes through a temporary table and ON CONFLICT DO NOTHING instead."""
+        acknowledging it) goes through a temporary table and ON CONFLICT DO NOTHING instead. A connection
+        the server dropped (a restart) is opened again; a failure is a TransientError (the sink retries)."""
+        if self.db.broken or self.db.closed:
+            self.db = self._connect()
+        try:
+            return self._write(batch)
+        except psycopg.OperationalError as exc:
+            raise TransientError(f"the results database {self.where} failed: {exc}".strip()) from None
+
+    def _write(self, batch: Batch) -> int:
         with self.db.transaction():
             new_events = self._write_events(batch.events) if batch.events else 0
             cursor = self.db.cursor()

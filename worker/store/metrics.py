@@ -40,6 +40,9 @@ class Figures:
     triggers_due: int
     #: how long the most silent producer still queueing has said nothing (0 when none queues)
     oldest_producer_s: float = 0.0
+    #: outbox entries no sink has stored yet, and the age of the oldest (0 when none)
+    outbox_entries: int = 0
+    outbox_oldest_s: float = 0.0
 
 
 class Metrics:
@@ -69,7 +72,10 @@ class Metrics:
         pipe.zcard(keys.TRIGGERS_ZSET)
         pipe.zcount(keys.TRIGGERS_ZSET, "-inf", int(now * 1000))
         pipe.zrange(keys.PRODUCING, 0, 0, withscores=True)
-        counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer = pipe.execute()
+        pipe.xlen(keys.OUTBOX)
+        pipe.xrange(keys.OUTBOX, count=1)
+        (counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer, outbox,
+         first) = pipe.execute()
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -79,4 +85,7 @@ class Metrics:
             triggers_scheduled=scheduled,
             triggers_due=due,
             oldest_producer_s=max(now - producer[0][1] / 1000, 0.0) if producer else 0.0,
+            outbox_entries=outbox,
+            # (an entry's id starts with the ms it was appended at)
+            outbox_oldest_s=max(now - int(first[0][0].split(b"-")[0]) / 1000, 0.0) if first else 0.0,
         )

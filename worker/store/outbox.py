@@ -26,13 +26,18 @@ class Outbox:
         self.r, self.consumer, self.stream, self.group = client, consumer, stream, group
         self._ack = client.register_script(script("ack.lua"))
 
-    def ensure_group(self) -> None:
-        """Create the group (from the stream's start, so nothing already there is missed) if it is not there."""
+    def ensure_group(self, forget_idle_ms: int = 86_400_000) -> None:
+        """Create the group (from the stream's start, so nothing already there is missed) if it is not
+        there, and forget the consumers (sinks of earlier runs) idle for ``forget_idle_ms`` that hold
+        nothing pending: every restart is a new consumer name."""
         try:
             self.r.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        for consumer in self.r.xinfo_consumers(self.stream, self.group):
+            if consumer["pending"] == 0 and consumer["idle"] > forget_idle_ms and consumer["name"] != self.consumer:
+                self.r.xgroup_delconsumer(self.stream, self.group, consumer["name"])
 
     def claim_dead(self, idle_ms: int, count: int) -> list[Entry]:
         """Entries another sink read and did not acknowledge for ``idle_ms`` (it died): now this sink's."""

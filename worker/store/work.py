@@ -63,6 +63,8 @@ class Room:
     in_flight: int
     #: "cancelled" or "interrupted" once the import stopped, else ""
     stop: str
+    #: outbox entries not yet stored by a sink (the outbox is trimmed as they are)
+    outbox: int = 0
 
 
 class Work:
@@ -98,9 +100,27 @@ class Work:
         self.r.zadd(keys.PRODUCING, {import_id: now_ms()}, xx=True)
 
     def room(self, import_id: str) -> Room:
-        """Chunks of the import waiting uncommitted, and whether it has stopped."""
-        queued, done, stop = self.r.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done", "stop")
-        return Room(int(queued or 0) - int(done or 0), (stop or b"").decode())
+        """Chunks of the import waiting uncommitted, whether it has stopped, and the outbox's length."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done", "stop")
+        pipe.xlen(keys.OUTBOX)
+        (queued, done, stop), outbox = pipe.execute()
+        return Room(int(queued or 0) - int(done or 0), (stop or b"").decode(), int(outbox))
+
+    def sinks(self) -> int:
+        """How many sinks have read the outbox (consumers of the sinks' group; 0: none ever ran)."""
+        try:
+            groups = self.r.xinfo_groups(keys.OUTBOX)
+        except redis.ResponseError:  # no outbox yet
+            return 0
+        return sum(int(g["consumers"]) for g in groups if g["name"] in (keys.SINK_GROUP, keys.SINK_GROUP.encode()))
+
+    def say_waiting(self, import_id: str, why: str) -> None:
+        """Record why the import's producer waits ("" once it goes on), for status and top."""
+        if why:
+            self.r.hset(keys.import_hash(import_id), "waiting", why)
+        else:
+            self.r.hdel(keys.import_hash(import_id), "waiting")
 
     def silent_producers(self, older_than_ms: int, limit: int = 100) -> list[str]:
         """Imports whose producer has shown no sign of life since ``older_than_ms``."""
