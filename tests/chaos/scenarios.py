@@ -20,9 +20,12 @@ def _row(name: str, broke: str, started: float, result: dict, *, complete: bool 
     """A table row; ``complete`` is False when the import ended before all the harm was done."""
     ok = (complete and result["lost"] == 0 and result["doubled"] == 0 and result["unexpected"] == 0
           and result["report_matches"] and result["report_runs"] == 1 and result["finished_lines"] >= 1
-          and result.get("chunk_errors", True))
+          and result.get("chunk_errors", True) and result.get("stored_ok", True))
     report = (f"{'equals the oracle' if result['report_matches'] else 'DIFFERS'}, written {result['report_runs']}x, "
               f"{result['status']}")
+    if "stored_ok" in result:
+        report += f"; database: people {'=' if result['people_equal'] else '!='} directory, record " + \
+            ("stored" if result["record"] else "MISSING")
     return {"scenario": name, "broke": broke, **result, "report": report,
             "seconds": round(time.monotonic() - started, 1), "ok": ok}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, scenarios
+from . import hostile, scenarios, stored
 
 
 def _assert_exact(row: dict) -> None:
@@ -48,6 +48,24 @@ def test_a_raising_chunk_becomes_errors_and_the_import_ends(tmp_path):
 def test_a_poison_chunk_is_set_aside_after_its_tries(tmp_path):
     row = scenarios.poison_chunk(tmp_path, rows=2000, tries=2)
     assert row["chunk_errors"] and row["status"] == "partially_failed"
+    _assert_exact(row)
+
+
+def test_sinks_killed_mid_batch_store_every_event_once(tmp_path):
+    row = stored.sink_kills(tmp_path, kills=3, rows=12_000)
+    assert row["broke"] == "3 kills" and row["people_equal"] and row["record"], row
+    _assert_exact(row)
+
+
+def test_postgres_crashed_during_an_import_loses_nothing(tmp_path):
+    row = stored.postgres_crashes(tmp_path, crashes=1, rows=12_000)
+    assert row["broke"] == "1 crashes" and row["people_equal"] and row["record"], row
+    _assert_exact(row)
+
+
+def test_redis_killed_under_a_sink_loses_nothing(tmp_path):
+    row = stored.redis_kills_under_sink(tmp_path, kills=1, rows=12_000)
+    assert row["people_equal"] and row["record"], row
     _assert_exact(row)
 
 
