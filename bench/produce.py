@@ -1,6 +1,7 @@
 """One producer run in its own process, so that its peak memory is its own. Prints one JSON line.
 
     python bench/produce.py import FILE           # backfill's import, waiting for the report
+    python bench/produce.py import FILE --stored  # ... and until a sink has stored it
     python bench/produce.py floor FILE            # same reading, chunking and queue; tasks do nothing
     python bench/produce.py naive FILE --rows N   # one Celery task per row, for the first N rows
 """
@@ -31,10 +32,13 @@ def main() -> None:
     parser.add_argument("mode", choices=["import", "floor", "naive"])
     parser.add_argument("file")
     parser.add_argument("--rows", type=int, default=20_000, help="naive: how many rows")
+    parser.add_argument("--stored", action="store_true",
+                        help="import: then wait until a sink has stored the whole import (stored_seconds)")
     args = parser.parse_args()
 
     from bench import tasks as bench_tasks
     from producers import api
+    from producers.queueing import queue_chunks
     from producers.split import chunks
     from worker import tasks
     from worker.settings import get_settings
@@ -50,6 +54,11 @@ def main() -> None:
         report = handle.wait(poll_s=0.02)
         result.update(rows=report["rows"], imported=report["imported"], duplicates=report["duplicates"],
                       errors=report["errors"], import_id=handle.import_id)
+        if args.stored:
+            reported = time.perf_counter() - started
+            report = handle.wait(poll_s=0.02, stored=True)
+            result.update(report_seconds=round(reported, 2), stored_seconds=round(time.perf_counter() - started, 2),
+                          events_stored=report.get("events_stored"))
     else:
         source, plan = api.inspect(args.file)
         import_id = new_import_id()
@@ -58,7 +67,7 @@ def main() -> None:
         st.imports.create(spec, {"rows_expected": plan.rows}, settings.retention_s)
         with source:
             if args.mode == "floor":
-                total = api.queue_chunks(st, bench_tasks.floor_chunk, source, plan, import_id, settings)
+                total = queue_chunks(st, bench_tasks.floor_chunk, source, plan, import_id, settings)
                 rows = plan.rows
             else:
                 total = 0

@@ -61,22 +61,34 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra: list[str] = ()) -> dict:
-    """One measured run: private Redis, ``workers`` worker processes, the producer in its own process."""
+def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra: list[str] = (),
+        sink: bool = False) -> dict:
+    """One measured run: private Redis, ``workers`` worker processes, the producer in its own process; with
+    ``sink``, a ``backfill sink`` process writing to SQLite beside them (and the producer waits until the
+    import is stored). Without, the outbox is left to grow (BACKFILL_OUTBOX_LIMIT=0)."""
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.store.embedded import start_private
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"{mode}-{workers}w-", dir=work))
     server, url = start_private(run_dir / "redis", aof=False)
     env = {**os.environ, "REDIS_URL": url, "BACKFILL_CHUNK_ROWS": str(chunk_rows), "BACKFILL_LOG_LEVEL": "INFO",
-           "BACKFILL_LOG_FORMAT": "json", "BACKFILL_HOME": str(run_dir)}
+           "BACKFILL_LOG_FORMAT": "json", "BACKFILL_HOME": str(run_dir), "BACKFILL_OUTBOX_LIMIT": "1000" if sink else "0",
+           "DATABASE_URL": f"sqlite:///{run_dir / 'results.db'}"}
     os.environ.update(env)
-    from worker.app import create_app
     from worker.settings import reset_settings
 
-    reset_settings()
+    reset_settings()  # (before worker.app, which reads them when first imported)
+    from worker.app import create_app
+
     app = create_app()
     processes = start_workers(url, workers, beat=False, log_dir=run_dir, include=("bench.tasks",))
+    sinks = []
+    if sink:
+        exe = str(Path(sys.executable).with_name("backfill"))
+        subprocess.run([exe, "db", "upgrade"], env=env, check=True, capture_output=True)
+        sinks.append(subprocess.Popen([exe, "sink"], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=open(run_dir / "sink.log", "wb")))
+        extra = [*extra, "--stored"]
     try:
         wait_ready(app, workers)
         produced = subprocess.run([sys.executable, str(HERE / "produce.py"), mode, str(data), *extra],
@@ -93,7 +105,18 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
         result["redis_peak_mb"] = round(memory["used_memory_peak"] / 2**20, 1)
         if mode == "import":
             result["bytes_per_event_id"] = _bytes_per_mark(client)
+        if sink:
+            deadline = time.monotonic() + 30  # (the sink trims right after it acknowledges)
+            while client.xlen("bf:outbox") > 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            memory = client.info("memory")
+            result["outbox_left"] = client.xlen("bf:outbox")
+            result["redis_after_mb"] = round(memory["used_memory"] / 2**20, 1)
+            result["redis_kept_mb"] = _memory_mb(client, ("bf:dd:*", "bf:person:*", "bf:people:*"))
     finally:
+        for process in sinks:
+            process.terminate()
+            process.wait(timeout=30)
         stop_workers(processes)
         server.kill()
         server.wait()
@@ -111,6 +134,42 @@ def _bytes_per_mark(client) -> float | None:
         size += client.memory_usage(key, samples=0) or 0
         marks += client.hlen(key)
     return round(size / marks, 1) if marks else None
+
+
+def _memory_mb(client, patterns: tuple[str, ...]) -> float:
+    """Redis memory of the keys matching ``patterns`` (what it is meant to keep: dedupe marks, people)."""
+    size = 0
+    for pattern in patterns:
+        for key in client.scan_iter(match=pattern, count=1000):
+            size += client.memory_usage(key, samples=0) or 0
+    return round(size / 2**20, 1)
+
+
+def sink_alone(events: int, postgres: bool, sinks: int) -> dict:
+    """bench/sink.py's measure: a pre-filled outbox drained by ``sinks`` processes."""
+    import sink as sink_bench
+    from worker.store.embedded import start_private
+
+    work = Path(tempfile.mkdtemp(prefix="sink-"))
+    server, url = start_private(work / "redis", aof=False)
+    stop_pg = lambda: None  # noqa: E731
+    try:
+        import redis
+
+        sink_bench.fill(redis.Redis.from_url(url), events, 2000)
+        if postgres:
+            from tests.integration.postgres import start_postgres
+
+            target, stop_pg = start_postgres()
+        else:
+            target = f"sqlite:///{work / 'results.db'}"
+        seconds, stored = sink_bench.drain(url, target, sinks, 50)
+    finally:
+        stop_pg()
+        server.kill()
+        server.wait()
+    return {"backend": "PostgreSQL" if postgres else "SQLite", "sinks": sinks, "events": stored,
+            "seconds": round(seconds, 2), "events_per_second": round(stored / seconds)}
 
 
 def pure_core(data: Path, chunk_rows: int) -> dict:
@@ -170,9 +229,14 @@ def main() -> None:
     results["floor"] = run("floor", main_file, 2, work, args.chunk_rows)
     step("naive ...")
     results["naive"] = run("naive", main_file, 2, work, args.chunk_rows, ["--rows", str(args.naive_rows)])
+    step("import, 2 workers and a sink ...")
+    results["with_sink"] = run("import", main_file, 2, work, args.chunk_rows, sink=True)
+    step("sink alone ...")
+    results["sink_alone"] = [sink_alone(args.rows, postgres, sinks) for postgres, sinks in
+                             ((False, 1), (True, 1), (True, 2))]
     if args.big_rows:
-        step(f"import of {args.big_rows:,} rows, 2 workers ...")
-        results["big"] = run("import", files[args.big_rows], 2, work, args.chunk_rows)
+        step(f"import of {args.big_rows:,} rows, 2 workers and a sink ...")
+        results["big"] = run("import", files[args.big_rows], 2, work, args.chunk_rows, sink=True)
 
     best = results["import"][-1]
     results["ratios"] = {
@@ -194,8 +258,9 @@ def _print(r: dict, args) -> None:
           f"{'chunk p50/p99 ms':>18}")
     runs = [(f"import, {x['workers']} worker(s)", x) for x in r["import"]]
     runs += [("floor (tasks do nothing)", r["floor"]), (f"naive, 1 task per row ({r['naive']['rows']:,})", r["naive"])]
+    runs.append(("import, 2 workers + a sink", r["with_sink"]))
     if "big" in r:
-        runs.append((f"import {r['big']['rows']:,} rows, 2 workers", r["big"]))
+        runs.append((f"import {r['big']['rows']:,} rows, 2 w + sink", r["big"]))
     for name, x in runs:
         chunk = f"{x.get('chunk_p50_ms')}/{x.get('chunk_p99_ms')}" if x.get("chunk_p50_ms") is not None else "-"
         workers = "/".join(str(w) for w in x["worker_peak_rss_mb"])
@@ -208,6 +273,17 @@ def _print(r: dict, args) -> None:
     imp = r["import"][-1]
     print(f"rows {imp['rows']:,}: imported {imp['imported']:,}, duplicates {imp['duplicates']:,}, "
           f"errors {imp['errors']:,}")
+    ws = r["with_sink"]
+    print(f"with a sink: report in {ws['report_seconds']} s, every event stored in {ws['stored_seconds']} s "
+          f"({ws['stored_seconds'] / ws['report_seconds']:.2f}x), {ws['events_stored']:,} events stored")
+    for x in r["sink_alone"]:
+        print(f"sink alone, {x['backend']}, {x['sinks']} sink(s): {x['events']:,} events in {x['seconds']} s = "
+              f"{x['events_per_second']:,} events/s")
+    if "big" in r:
+        b = r["big"]
+        print(f"{b['rows']:,} rows drained: outbox {b['outbox_left']} entries; Redis {b['redis_after_mb']} MB, of which "
+              f"dedupe marks and people {b['redis_kept_mb']} MB: {b['redis_after_mb'] - b['redis_kept_mb']:.1f} MB else "
+              f"(stored in {b['stored_seconds']} s, report in {b['report_seconds']} s)")
 
 
 if __name__ == "__main__":
