@@ -148,6 +148,7 @@ def _memory_mb(client, patterns: tuple[str, ...]) -> float:
 def sink_alone(events: int, postgres: bool, sinks: int) -> dict:
     """bench/sink.py's measure: a pre-filled outbox drained by ``sinks`` processes."""
     import sink as sink_bench
+
     from worker.store.embedded import start_private
 
     work = Path(tempfile.mkdtemp(prefix="sink-"))

@@ -44,7 +44,8 @@ def main() -> None:
 
     redis_process, url = start_private(work / "redis")
     os.environ.update(REDIS_URL=url, BACKFILL_CHUNK_ROWS=str(args.chunk_rows), BACKFILL_LOG_LEVEL="WARNING",
-                      BACKFILL_LOG_FORMAT="json", BACKFILL_HOME=str(work))
+                      BACKFILL_LOG_FORMAT="json", BACKFILL_HOME=str(work),
+                      BACKFILL_OUTBOX_LIMIT="0")  # (no sink runs here: the outbox is left to grow)
     from producers.api import enqueue_import
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app

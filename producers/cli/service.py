@@ -45,11 +45,33 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool, sin
 
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
+    if sink:
+        _check_results()
     os.environ.setdefault("REDIS_URL", app.conf.backfill_redis_url)
     scheduler = ["-B", "-s", str(home / "celerybeat-schedule")] if beat else []
     args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
             "--pool", "prefork", "--concurrency", str(concurrency), *scheduler, *ctx.args]
     os.execv(sys.executable, args)
+
+
+def _check_results() -> None:
+    """Refuse to start a worker whose sink could not run: a malformed DATABASE_URL, a schema older or
+    newer than this code's, a user who may not create tables. A database that does not answer yet is
+    not a reason: the sink retries."""
+    from worker.errors import ConfigError, TransientError
+    from worker.settings import get_settings
+    from worker.sink.results import open_results
+
+    try:
+        results = open_results(get_settings())
+        try:
+            results.check()
+        finally:
+            results.close()
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc} (or start the worker with --no-sink)") from None
+    except TransientError as exc:
+        click.echo(f"warning: {exc}; the sink will keep trying", err=True)
 
 
 @click.command()

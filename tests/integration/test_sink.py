@@ -81,6 +81,8 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
     try:
         refused = backfill("events")
         assert refused.returncode == 1 and b"backfill db upgrade" in refused.stderr
+        refused = backfill("worker", timeout=30)  # a worker whose sink could not run does not start
+        assert refused.returncode == 1 and b"backfill db upgrade" in refused.stderr and b"--no-sink" in refused.stderr
         assert backfill("db", "upgrade").stdout.startswith(b"applied 1")
         exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
         sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)

@@ -15,21 +15,33 @@ log = get_logger("backfill.sink")
 _stop = threading.Event()
 
 
-def start(redis_client, settings: Settings) -> threading.Thread | None:
-    """Start the sink thread; None (said in the log) when the results store cannot be opened."""
+def start(redis_client, settings: Settings) -> threading.Thread:
+    """Start the sink thread. It opens the results store itself, trying again while the database does
+    not answer; a configuration it cannot work with (`backfill worker` refuses those before it starts)
+    is logged and ends the thread."""
+    from worker.errors import ConfigError
     from worker.sink.drain import run
     from worker.sink.results import open_results
     from worker.store.outbox import Outbox
 
-    try:
-        results = open_results(settings)
-        results.check()
-    except Exception as exc:  # noqa: BLE001 - the worker runs without its sink; the log says why
-        log.error("sink not started", error=str(exc))
-        return None
     consumer = f"{socket.gethostname()}-{os.getpid()}-worker"
 
     def loop() -> None:
+        pause = 0.5
+        while not _stop.is_set():
+            try:
+                results = open_results(settings)
+                results.check()
+                break
+            except ConfigError as exc:
+                log.error("sink not started", error=str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - the database may come up later: try again
+                log.warning("results database not reachable; the sink tries again", error=str(exc), retry_in_s=pause)
+                _stop.wait(pause)
+                pause = min(pause * 2, 30.0)
+        else:
+            return
         try:
             run(Outbox(redis_client, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
                 claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set)
