@@ -116,6 +116,15 @@ class Cluster:
     def start_redis(self) -> None:
         self.redis, _ = start_private(self.base / "redis", port=self.port, aof=True)
 
+    def bounce_redis(self, rng) -> None:
+        """kill -9 the server after 1-2 s, start it again on its AOF 0.2-1 s later, and restart the workers
+        that exited meanwhile (as a supervisor would)."""
+        time.sleep(rng.uniform(1.0, 2.0))
+        self.kill_redis()
+        time.sleep(rng.uniform(0.2, 1.0))
+        self.start_redis()
+        self.supervise()
+
     def kill_redis(self) -> None:
         """kill -9 the server: what it had not yet written to its AOF (up to about a second) is lost."""
         assert self.redis is not None

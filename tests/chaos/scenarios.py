@@ -144,12 +144,8 @@ def redis_kills(base: Path, kills: int = 5) -> dict:
         expected, import_id = _start_import(cluster, max(24_000, kills * 8000), 14)
         done = 0
         while done < kills and cluster.report(import_id) is None:
-            time.sleep(rng.uniform(1.0, 2.0))
-            cluster.kill_redis()
-            time.sleep(rng.uniform(0.2, 1.0))
-            cluster.start_redis()
+            cluster.bounce_redis(rng)
             done += 1
-            cluster.supervise()
         report = cluster.wait_report(import_id, timeout=240)
         restarts = f", {cluster.restarts} workers restarted" if cluster.restarts else ""
         return _row("redis kill -9", f"{done} kills{restarts}", started, cluster.check(import_id, report, expected),

@@ -168,12 +168,8 @@ def redis_kills_under_sink(base: Path, kills: int = 3, rows: int = 40_000) -> di
         done = 0
         try:
             while done < kills and cluster.report(import_id) is None:
-                time.sleep(rng.uniform(1.0, 2.0))
-                cluster.kill_redis()
-                time.sleep(rng.uniform(0.2, 1.0))
-                cluster.start_redis()
+                cluster.bounce_redis(rng)
                 done += 1
-                cluster.supervise()
                 if all(p.poll() is not None for p in sinks.processes):
                     sinks.start()  # (a supervisor restarts a sink that gave up, as it does workers)
             report = cluster.wait_report(import_id, timeout=240)
