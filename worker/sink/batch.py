@@ -73,14 +73,20 @@ def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
 
 
 def event_rows(events: bytes) -> list[tuple]:
-    """The ``events`` rows of an entry's events (JSON texts joined by "\\n")."""
+    """The ``events`` rows of an entry's events (JSON texts joined by "\n": JSON text holds no raw newline,
+    so the entry parses as one array). E-mails are stored lowercased, as the directory keys them."""
     rows = []
-    for blob in events.split(b"\n"):
-        event = orjson.loads(blob)
-        [(kind, person)] = event["person"].items()
-        person = person.lower() if kind == "email" else person  # e-mails are case-insensitive: stored as keyed
-        rows.append((event["import"], event["row"], kind, person, event["name"], round(event["timestamp"] * 1000),
-                     event.get("id"), orjson.dumps(event["data"]).decode()))
+    append, dumps = rows.append, orjson.dumps
+    for event in orjson.loads(b"[" + events.replace(b"\n", b",") + b"]"):
+        person = event["person"]
+        email = person.get("email")
+        if email is not None:
+            kind, who = "email", email.lower()
+        else:
+            [(kind, who)] = person.items()
+        ts = event["timestamp"]
+        append((event["import"], event["row"], kind, who, event["name"],
+                ts * 1000 if type(ts) is int else round(ts * 1000), event.get("id"), dumps(event["data"]).decode()))
     return rows
 
 
