@@ -70,7 +70,7 @@ def drain(redis_url: str, database_url: str, sinks: int, batch: int) -> tuple[fl
     from worker.sink.results import open_results
     from worker.store.outbox import Outbox
 
-    results = open_results(Settings(database_url=database_url))
+    results = open_results(Settings(database_url=database_url), create=True)
     results.upgrade()
     results.close()
     Outbox(redis.Redis.from_url(redis_url), "setup").ensure_group()

@@ -140,7 +140,7 @@ def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event
         if limit and room.outbox > limit and not said:
             sinks = _retrying(settings, "read the outbox", st.work.sinks)
             why = (f"for the sink: {room.outbox} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT {limit})"
-                   + ("" if sinks else "; no sink has run: start `backfill worker` (it runs one) or `backfill sink`"))
+                   + ("" if sinks else "; no sink is running: start `backfill worker` (it runs one) or `backfill sink`"))
             _retrying(settings, "say why it waits", lambda: st.work.say_waiting(import_id, why))
             log.warning("waiting " + why, import_id=import_id)
             said = True

@@ -19,6 +19,10 @@ class TransientError(BackfillError):
     """Retrying may help: a service was unreachable or busy."""
 
 
+class ResultsUnavailable(TransientError):
+    """The results database did not answer (the sink retries; a command says so in one line)."""
+
+
 class ConfigError(PermanentError):
     """A setting is invalid."""
 

@@ -18,6 +18,10 @@ QUEUE_REPORTS = "reports"
 #: people: people it created), a committed people chunk (import, chunk, people: each person's new
 #: state), scheduled triggers sent (sent, at), a finished import (import, record).
 OUTBOX = PREFIX + "outbox"
+#: Sorted set of sinks by their last turn (ms): the sinks alive are those seen lately.
+SINKS = PREFIX + "sinks"
+#: A sink not seen for this long is not counted as running (it turns at least every few seconds).
+SINK_ALIVE_MS = 60_000
 #: The consumer group of the sinks that write the outbox to the results store.
 SINK_GROUP = "sink"
 #: Time-ordered set of scheduled triggers: score = due time (ms), member = orjson.

@@ -124,6 +124,11 @@ class Settings:
             raise ConfigError("BACKFILL_CHUNK_ROWS and BACKFILL_MAX_INFLIGHT_CHUNKS must be positive")
         if self.workspace_identifiers not in {"email_or_id", "id_only"}:
             raise ConfigError("BACKFILL_WORKSPACE_IDENTIFIERS must be email_or_id or id_only")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (not "
+                              f"{self.redis_url.split(':', 1)[0]}:...)")
+        if self.outbox_limit < 0:
+            raise ConfigError("BACKFILL_OUTBOX_LIMIT must be 0 (no limit) or more")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
 

@@ -18,7 +18,7 @@ class _Backfill(click.Group):
     """The command group: a Redis that does not answer, or a wrong setting, is one line, not a traceback."""
 
     def invoke(self, ctx: click.Context):
-        from worker.errors import ConfigError
+        from worker.errors import ConfigError, ResultsUnavailable
         from worker.store import TRANSIENT
 
         # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
@@ -26,6 +26,8 @@ class _Backfill(click.Group):
         os.environ.setdefault("BACKFILL_EMBEDDED", "1")
         try:
             return super().invoke(ctx)
+        except ResultsUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
         except TRANSIENT as exc:
             url = os.environ.get("REDIS_URL") or "the embedded server (REDIS_URL is not set)"
             raise click.ClickException(f"Redis did not answer at {url}: {exc}") from None

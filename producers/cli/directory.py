@@ -114,6 +114,8 @@ def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
         seconds = parse_duration(delay) or 0
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--delay") from None
+    if not event.strip() or not name.strip():
+        raise click.BadParameter("a campaign needs a name and an event name (not empty)", param_hint="--event")
     store().triggers.add_campaign(Campaign(name, event.strip(), seconds, match))
     click.echo(f"campaign {name!r}: on {event.strip()!r} ({match} match), delay {seconds} s")
 

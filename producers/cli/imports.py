@@ -94,7 +94,13 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
     if not as_json and sys.stderr.isatty():
         click.echo("", err=True)
     if report is None:
-        click.echo(f"import {handle.import_id} still running after {timeout} s", err=True)
+        state = handle.state()
+        if state.get("report"):
+            click.echo(f"import {handle.import_id} finished ({state.get('status')}), but after {timeout} s the results "
+                       "database does not hold all of it yet: is a sink running? (backfill top)", err=True)
+        else:
+            idle = "" if int(state.get("rows", 0) or 0) else "; no chunk committed yet: is a worker running?"
+            click.echo(f"import {handle.import_id} still running after {timeout} s{idle}", err=True)
         sys.exit(EXIT_TIMEOUT)
     echo_json(report) if as_json else render.print_report(report)
     sys.exit(handle.exit_code())

@@ -54,7 +54,8 @@ def print_report(report: dict) -> None:
             click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
     if "events_stored" in report:
         held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
-        click.echo(f"  stored            {report['events_stored']} events in the results database ({held})")
+        what = "the import" if report.get("kind") == "people" else f"{report['events_stored']} events"
+        click.echo(f"  stored            {what} in the results database ({held})")
     rate = report.get("rows_per_second")
     click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
     if report["errors"]:

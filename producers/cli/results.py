@@ -14,11 +14,11 @@ import orjson
 from worker.cells import escape_cell
 
 
-def _results():
+def _results(create: bool = False):
     from worker.settings import get_settings
     from worker.sink.results import open_results
 
-    return open_results(get_settings())
+    return open_results(get_settings(), create=create)
 
 
 @click.command()
@@ -62,8 +62,8 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the results database to this backfill's schema."""
-    results = _results()
+    """Bring the results database to this backfill's schema (creating it when it does not exist)."""
+    results = _results(create=True)
     applied = results.upgrade()
     click.echo(f"applied {', '.join(map(str, applied))}" if applied else "already up to date")
     results.close()
@@ -82,26 +82,30 @@ def _ms(text: str | None) -> int | None:
 
 @click.command()
 @click.option("--import", "import_id", help="Only this import's events.")
-@click.option("--person", help="Only this person's (an id, or an e-mail in any case).")
+@click.option("--person", help="Only this person's: an id, an e-mail in any case or a cio_id (their events "
+              "imported by any of the person's identifiers).")
 @click.option("--name", help="Only events of this name.")
 @click.option("--since", help="From this time (ISO 8601 or Unix seconds).")
 @click.option("--until", help="Before this time.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "ndjson"]), default="table", show_default=True)
 def events(import_id, person, name, since, until, limit, fmt) -> None:
     """Stored events, by time (the results database)."""
     from worker.sink.stored import EventQuery
 
-    query = EventQuery(import_id=import_id, person=person.strip().lower() if person and "@" in person else person,
+    query = EventQuery(import_id=import_id, person=person.strip() if person else None,
                        name=name, since_ms=_ms(since), until_ms=_ms(until), limit=limit)
+    if query.since_ms is not None and query.until_ms is not None and query.until_ms <= query.since_ms:
+        raise click.BadParameter("--until must be later than --since", param_hint="--until")
     results = _results()
     results.check()
     found = list(results.events(query))
     results.close()
     if fmt == "ndjson":
         for e in found:
-            sys.stdout.write(orjson.dumps({"import": e.import_id, "row": e.row, e.person_kind: e.person,
-                                           "name": e.name, "timestamp_ms": e.ts_ms, "id": e.event_id,
+            sys.stdout.write(orjson.dumps({"import": e.import_id, "row": e.row, "person_kind": e.person_kind,
+                                           "person": e.person, "name": e.name, "time": _iso(e.ts_ms),
+                                           "timestamp_ms": e.ts_ms, "event_id": e.event_id,
                                            "data": e.data}).decode() + "\n")
         return
     if fmt == "csv":

@@ -46,7 +46,7 @@ def render_top(imports: list[dict], queues: dict[str, int], pending: int, at: st
     """One frame of ``backfill top``; ``outbox``: entries not stored, the oldest one's age (s), sinks."""
     entries, age, sinks = outbox
     sink = f"outbox {entries} entries to store" + (f" (oldest {age:.0f} s)" if entries else "") + \
-        (f", {sinks} sink(s)" if sinks else ", no sink has run")
+        (f", {sinks} sink(s) running" if sinks else ", no sink running")
     lines = [f"backfill top - {at}",
              "queues  " + "  ".join(f"{name} {depth}" for name, depth in queues.items()) + f"  pending chunks {pending}"
              + f"  {sink}", ""]

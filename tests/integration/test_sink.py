@@ -111,8 +111,14 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         assert rows[0][:4] == ["import", "row", "person", "name"] and len(rows) == 2
         assert rows[1][:4] == [import_id, "2", "ann@example.com", "Ordered"] and rows[1][4] == "2024-03-01T10:00:00Z"
         assert '"=1+2"' in rows[1][6]  # the data cell starts with { : nothing for a spreadsheet to run
-        lines = backfill("events", "--import", import_id, "--format", "ndjson").stdout.splitlines()
-        assert [orjson.loads(x)["name"] for x in lines] == ["Ordered", "Viewed"]
+        lines = [orjson.loads(x) for x in backfill("events", "--import", import_id, "--format", "ndjson").stdout.splitlines()]
+        assert [(x["name"], x["person"], x["person_kind"]) for x in lines] == [
+            ("Ordered", "ann@example.com", "email"), ("Viewed", "bob@example.com", "email")]
+        cio = orjson.loads(person.stdout)["cio_id"]  # a person's events answer to any of its identifiers
+        by_cio = backfill("events", "--person", cio, "--format", "ndjson").stdout.splitlines()
+        assert [orjson.loads(x)["row"] for x in by_cio] == [2]
+        assert backfill("events", "--limit", "0").returncode == 2
+        assert backfill("events", "--since", "2024-03-02", "--until", "2024-03-01").returncode == 2
     finally:
         del os.environ["DATABASE_URL"]
         reset_settings()
@@ -185,7 +191,7 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
         while "waiting" not in handle.state() and time.monotonic() < deadline:
             time.sleep(0.05)
         waiting = handle.state()["waiting"]
-        assert "outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 3)" in waiting and "no sink has run" in waiting
+        assert "outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 3)" in waiting and "no sink is running" in waiting
         time.sleep(1)
         assert handle.report() is None and store.r.xlen(keys.OUTBOX) <= 3 + 8  # (+ the chunks already in flight)
         results, outbox = _results(tmp_path), Outbox(store.r, "sink-late")
@@ -199,3 +205,25 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
     finally:
         monkeypatch.delenv("BACKFILL_OUTBOX_LIMIT")
         reset_settings()
+
+
+def test_bad_settings_are_one_line(backfill, tmp_path):
+    import os
+
+    cases = [({"DATABASE_URL": "sqlite:////proc/nowhere/r.db"}, ("db", "upgrade"), b"cannot be used"),
+             ({"DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}, ("events",), b"no results database at"),
+             ({"DATABASE_URL": f"sqlite:///{tmp_path}"}, ("events",), b"no results database at"),
+             ({"DATABASE_URL": "postgresql://"}, ("events",), b"names no server"),
+             ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}, ("events",), b"the results database postgresql"),
+             ({"REDIS_URL": "http://x"}, ("status",), b"REDIS_URL must start with")]
+    for env, args, said in cases:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            done = backfill(*args)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        assert done.returncode == 1 and said in done.stderr and b"Traceback" not in done.stderr, (env, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and b"Redis did not" not in done.stderr, done.stderr
+    assert not (tmp_path / "missing.db").exists()  # a query creates no database

@@ -68,6 +68,7 @@ def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: in
             if not ready:
                 outbox.ensure_group()
                 ready = True
+            outbox.beat()
             drained = drain_once(outbox, results, batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
             pause = 0.5
         except Exception as exc:  # noqa: BLE001 - logged, retried: nothing is acknowledged that is not stored

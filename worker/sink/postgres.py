@@ -10,7 +10,7 @@ import re
 
 import psycopg
 
-from worker.errors import ConfigError, TransientError
+from worker.errors import ConfigError, ResultsUnavailable
 from worker.sink.batch import Batch
 from worker.sink.queries import EVENT_COLUMNS, Queries
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
@@ -38,7 +38,8 @@ class PostgresResults(Queries):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise TransientError(f"the results database {self.where} did not answer: {exc}".strip()) from None
+            raise ResultsUnavailable(f"the results database {self.where} did not answer: "
+                                     f"{' '.join(str(exc).split())}") from None
 
     def _ensure_version_table(self) -> None:
         try:
@@ -77,7 +78,7 @@ class PostgresResults(Queries):
         try:
             return self._write(batch)
         except psycopg.OperationalError as exc:
-            raise TransientError(f"the results database {self.where} failed: {exc}".strip()) from None
+            raise ResultsUnavailable(f"the results database {self.where} failed: {' '.join(str(exc).split())}") from None
 
     def _write(self, batch: Batch) -> int:
         with self.db.transaction():

@@ -5,6 +5,7 @@ psycopg) and a ``_fetch(sql, args)`` that returns rows; the SQL is the same for 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import orjson
@@ -25,11 +26,22 @@ class Queries:
         raise NotImplementedError
 
     def events(self, query: EventQuery) -> Iterator[StoredEvent]:
-        """Events matching ``query``, by time then import and row."""
+        """Events matching ``query``, by time then import and row. A person is asked for by any of its
+        identifiers: its events imported by id, by e-mail or by cio_id all answer."""
+        if query.person is not None:
+            query = dataclasses.replace(query, person=None, persons=self.identifiers(query.person))
         where, args = query.where(self.MARK)
         sql = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY ts_ms, import_id, row LIMIT {self.MARK}"
         for found in self._fetch(sql, (*args, query.limit)):
             yield StoredEvent(*found[:7], orjson.loads(found[7]))
+
+    def identifiers(self, who: str) -> tuple[str, ...]:
+        """Every identifier events may carry for the person ``who`` names (as stored: e-mails lowercased)."""
+        found = {who.lower() if "@" in who else who}
+        for kind in ("cio_id", "id", "email"):
+            for person in self.people(kind, who):
+                found.update(v for v in (person["cio_id"], person["id"], (person["email"] or "").lower()) if v)
+        return tuple(sorted(found))
 
     def count_events(self, import_id: str) -> int:
         """How many events of an import are stored."""

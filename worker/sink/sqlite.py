@@ -18,15 +18,26 @@ _PEOPLE, _DELIVERIES, _IMPORTS = upserts("?")
 class SQLiteResults(Queries):
     """Results in a SQLite file."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.where = str(path)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed batch's order
-        self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a big import stay in memory
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open (``create``: or create) the database file; a path it cannot use is a ConfigError."""
+        from worker.errors import ConfigError
+
+        self.path, self.where = path, str(path)
+        if not create and not path.is_file():
+            raise ConfigError(f"there is no results database at {path}: create it with `backfill db upgrade` "
+                              "(or set DATABASE_URL to the one the sinks write)")
+        new = not path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed batch's order
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a big import stay in memory
+            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"the results database {path} cannot be used: {exc}") from None
+        if new:
+            path.chmod(0o600)  # (SQLite gives its -wal and -shm files the same mode)
 
     def version(self) -> int:
         """The schema version of the database (0: empty)."""

@@ -33,6 +33,8 @@ class EventQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = 100
+    #: any of these people (a person's identifiers: its id, e-mail, cio_id), beside ``person``
+    persons: tuple[str, ...] = ()
 
     def where(self, mark: str = "?") -> tuple[str, list]:
         """The WHERE clause and its arguments (``mark``: the driver's placeholder, ``?`` or ``%s``)."""
@@ -41,6 +43,9 @@ class EventQuery:
             if value is not None:
                 clauses.append(f"{column} = {mark}")
                 args.append(value)
+        if self.persons:
+            clauses.append(f"person IN ({', '.join([mark] * len(self.persons))})")
+            args.extend(self.persons)
         if self.since_ms is not None:
             clauses.append(f"ts_ms >= {mark}")
             args.append(self.since_ms)

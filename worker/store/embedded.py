@@ -59,8 +59,11 @@ def ensure_redis(settings: Settings) -> str:
         raise ConfigError("REDIS_URL is not set: point it at your Redis (redis://host:6379/0), or set "
                           "BACKFILL_EMBEDDED=1 to use backfill's own embedded server (backfill worker --embedded)")
     home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o700)  # its data (every imported event) is the user's alone
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        home.chmod(0o700)  # its data (every imported event) is the user's alone
+    except OSError as exc:
+        raise ConfigError(f"BACKFILL_HOME {home} cannot be used: {exc.strerror or exc}") from None
     sock = home / "redis.sock"
     url = f"unix://{sock}"
     if _ping(url):

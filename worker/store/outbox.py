@@ -44,6 +44,10 @@ class Outbox:
         _, entries, *_ = self.r.xautoclaim(self.stream, self.group, self.consumer, idle_ms, "0-0", count=count)
         return [e for e in entries if e[1]]  # (an entry trimmed meanwhile comes back empty)
 
+    def beat(self) -> None:
+        """This sink is alive (the count of running sinks reads these)."""
+        self.r.zadd(keys.SINKS, {self.consumer: int(time.time() * 1000)})
+
     def read(self, count: int, block_ms: int) -> list[Entry]:
         """New entries for this sink, waiting up to ``block_ms`` for some."""
         answer = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)

@@ -108,12 +108,12 @@ class Work:
         return Room(int(queued or 0) - int(done or 0), (stop or b"").decode(), int(outbox))
 
     def sinks(self) -> int:
-        """How many sinks have read the outbox (consumers of the sinks' group; 0: none ever ran)."""
-        try:
-            groups = self.r.xinfo_groups(keys.OUTBOX)
-        except redis.ResponseError:  # no outbox yet
-            return 0
-        return sum(int(g["consumers"]) for g in groups if g["name"] in (keys.SINK_GROUP, keys.SINK_GROUP.encode()))
+        """How many sinks are running (seen within :data:`keys.SINK_ALIVE_MS`); those silent a day are forgotten."""
+        now = now_ms()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zremrangebyscore(keys.SINKS, "-inf", now - 86_400_000)
+        pipe.zcount(keys.SINKS, now - keys.SINK_ALIVE_MS, "+inf")
+        return int(pipe.execute()[1])
 
     def say_waiting(self, import_id: str, why: str) -> None:
         """Record why the import's producer waits ("" once it goes on), for status and top."""
