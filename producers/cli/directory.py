@@ -34,7 +34,10 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
     attributes = {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")}
     topics = {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}
     if as_json:
-        echo_json({**identifiers, **reserved, "attributes": attributes, "topics": topics})
+        # typed as they mean: created_at in Unix seconds, unsubscribed a boolean
+        typed = {**({"created_at": int(float(reserved["created_at"]))} if reserved.get("created_at") else {}),
+                 **({"unsubscribed": reserved["unsubscribed"] == "true"} if "unsubscribed" in reserved else {})}
+        echo_json({**identifiers, **typed, "attributes": attributes, "topics": topics})
         return
     for name, value in identifiers.items():
         click.echo(f"{name:<14}{value}")

@@ -86,7 +86,9 @@ def progress_printer(import_id: str):
         elif state.get("waiting"):
             line = f"{p['rows']}/{p['rows_expected']} rows; waiting {state['waiting']}"
         elif not p["rows"]:
-            line = f"queued {int(state.get('chunks_queued', 0) or 0)} chunks of {p['rows_expected']} rows, waiting for workers"
+            queued = int(state.get("chunks_queued", 0) or 0)
+            line = (f"queued {queued} chunk{'s' if queued != 1 else ''} of {p['rows_expected']} rows, waiting for a worker"
+                    if queued else f"queueing {p['rows_expected']} rows")
         else:
             eta = f", ETA {p['eta_s']} s" if p["eta_s"] is not None else ""
             line = (f"{p['rows']}/{p['rows_expected']} rows, {p['errors']} errors, "

@@ -63,7 +63,8 @@ def test_people_example_imports_and_people_show_prints_a_person(backfill):
     assert "id            cust_1001" in text and "2023-03-01T09:30:00.000Z" in text
     assert "plan                    pro" in text and "topic_2                 unsubscribed" in text
     as_json = orjson.loads(backfill("people", "show", "cust_1003", "--json").stdout)
-    assert as_json["unsubscribed"] == "true" and as_json["attributes"]["last_name"] == "Díaz"
+    assert as_json["unsubscribed"] is True and as_json["attributes"]["last_name"] == "Díaz"
+    assert isinstance(as_json["created_at"], int)
     assert as_json["topics"] == {"topic_1": False}
     missing = backfill("people", "show", "nobody@example.com")
     assert missing.returncode == 1 and b"no person" in missing.stderr
