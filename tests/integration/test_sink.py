@@ -69,6 +69,7 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
     import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     import orjson
@@ -87,6 +88,9 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
         sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)
         try:
+            deadline = time.monotonic() + 30
+            while not store.r.zcard(keys.SINKS) and time.monotonic() < deadline:  # the sink is running
+                time.sleep(0.05)
             # --wait returns once the report is written and the sink has stored the import: queryable now
             done = backfill("import", str(write(tmp_path, "e.csv", "email,event_name,time,note\n"
                                                 "Ann@Example.com,Ordered,2024-03-01T10:00:00Z,=1+2\n"
