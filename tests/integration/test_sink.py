@@ -211,9 +211,7 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
         reset_settings()
 
 
-def test_bad_settings_are_one_line(backfill, tmp_path):
-    import os
-
+def test_bad_settings_are_one_line(backfill, tmp_path, monkeypatch):
     cases = [({"DATABASE_URL": "sqlite:////proc/nowhere/r.db"}, ("db", "upgrade"), b"cannot be used"),
              ({"DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}, ("events",), b"no results database at"),
              ({"DATABASE_URL": f"sqlite:///{tmp_path}"}, ("events",), b"no results database at"),
@@ -221,13 +219,10 @@ def test_bad_settings_are_one_line(backfill, tmp_path):
              ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}, ("events",), b"the results database postgresql"),
              ({"REDIS_URL": "http://x"}, ("status",), b"REDIS_URL must start with")]
     for env, args, said in cases:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with monkeypatch.context() as patched:
+            for name, value in env.items():
+                patched.setenv(name, value)
             done = backfill(*args)
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         assert done.returncode == 1 and said in done.stderr and b"Traceback" not in done.stderr, (env, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and b"Redis did not" not in done.stderr, done.stderr
     assert not (tmp_path / "missing.db").exists()  # a query creates no database

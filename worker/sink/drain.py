@@ -31,8 +31,6 @@ class Drained:
     entries: int = 0
     events: int = 0
     new_events: int = 0
-    people: int = 0
-    deliveries: int = 0
     claimed: bool = False
 
 
@@ -46,7 +44,6 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
         return drained
     batch = batch_of(entries)
     drained.entries, drained.events = len(entries), len(batch.events)
-    drained.people, drained.deliveries = len(batch.people), len(batch.deliveries)
     drained.new_events = results.write(batch)
     outbox.ack(batch.entries)
     outbox.trim()

@@ -7,6 +7,8 @@ which command to run.
 """
 from __future__ import annotations
 
+from worker.sink.batch import DELIVERY_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
+
 #: version -> statements bringing the schema to it (SQLite and PostgreSQL alike where possible)
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -94,8 +96,6 @@ def statement(template: str, columns: tuple[str, ...], mark: str) -> str:
 
 def upserts(mark: str) -> tuple[str, str, str]:
     """The people, deliveries and imports writes with the driver's placeholder."""
-    from worker.sink.batch import DELIVERY_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
-
     return (statement(PEOPLE_UPSERT, PEOPLE_COLUMNS, mark), statement(DELIVERY_UPSERT, DELIVERY_COLUMNS, mark),
             statement(IMPORT_INSERT, IMPORT_COLUMNS, mark))
 LATEST = max(MIGRATIONS)

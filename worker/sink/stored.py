@@ -8,6 +8,8 @@ import dataclasses
 
 import orjson
 
+from worker.sink.batch import PEOPLE_COLUMNS
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredEvent:
@@ -33,13 +35,14 @@ class EventQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = 100
-    #: any of these people (a person's identifiers: its id, e-mail, cio_id), beside ``person``
+    #: any of these identifiers (a person's id, e-mail, cio_id): what ``person`` is resolved into
     persons: tuple[str, ...] = ()
 
     def where(self, mark: str = "?") -> tuple[str, list]:
         """The WHERE clause and its arguments (``mark``: the driver's placeholder, ``?`` or ``%s``)."""
         clauses, args = [], []
-        for column, value in (("import_id", self.import_id), ("person", self.person), ("name", self.name)):
+        # (``person`` is resolved by the backend into ``persons``: every identifier of that person)
+        for column, value in (("import_id", self.import_id), ("name", self.name)):
             if value is not None:
                 clauses.append(f"{column} = {mark}")
                 args.append(value)
@@ -57,8 +60,6 @@ class EventQuery:
 
 def person_of(row: tuple) -> dict:
     """A stored ``people`` row as a mapping (attributes and topics decoded)."""
-    from worker.sink.batch import PEOPLE_COLUMNS
-
     person = dict(zip(PEOPLE_COLUMNS, row))
     person["attributes"] = orjson.loads(person["attributes"])
     person["topics"] = orjson.loads(person["topics"])

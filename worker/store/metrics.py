@@ -13,6 +13,7 @@ import time
 import redis
 
 from worker import keys
+from worker.store.outbox import age_s
 
 #: Upper bounds (seconds) of the chunk time histogram's buckets.
 CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -86,6 +87,5 @@ class Metrics:
             triggers_due=due,
             oldest_producer_s=max(now - producer[0][1] / 1000, 0.0) if producer else 0.0,
             outbox_entries=outbox,
-            # (an entry's id starts with the ms it was appended at)
-            outbox_oldest_s=max(now - int(first[0][0].split(b"-")[0]) / 1000, 0.0) if first else 0.0,
+            outbox_oldest_s=age_s(first[0][0], now) if first else 0.0,
         )

@@ -77,8 +77,12 @@ class Outbox:
         every batch, so what the stream holds is what waits (give or take the batch in hand)."""
         length = self.r.xlen(self.stream)
         first = self.r.xrange(self.stream, count=1)
-        age = time.time() - _id_key(first[0][0])[0] / 1000 if first else 0.0
-        return length, max(age, 0.0)
+        return length, age_s(first[0][0], time.time()) if first else 0.0
+
+
+def age_s(entry_id: bytes | str, now: float) -> float:
+    """Seconds since the entry was appended (its id starts with that moment's ms)."""
+    return max(now - _id_key(entry_id)[0] / 1000, 0.0)
 
 
 def _id_key(entry_id: bytes | str) -> tuple[int, int]:
