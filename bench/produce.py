@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="naive: how many rows")
     parser.add_argument("--stored", action="store_true",
                         help="import: then wait until a sink has stored the whole import (stored_seconds)")
+    parser.add_argument("--trigger", action="store_true",
+                        help="import: a triggering import (--trigger, no window) with three campaigns on the file's "
+                             "event names: one sent at once, one scheduled, one discarded (its delay is over)")
     args = parser.parse_args()
 
     from bench import tasks as bench_tasks
@@ -49,7 +52,14 @@ def main() -> None:
     started = time.perf_counter()
     result: dict = {"mode": args.mode}
     if args.mode == "import":
-        handle = api.enqueue_import(args.file, create_people=True)
+        if args.trigger:
+            from worker.events.rules import Campaign
+
+            for campaign in (Campaign("thanks", "Completes checkout", 0), Campaign("later", "Added to cart", 3 * 365 * 86_400),
+                             Campaign("nudge", "Viewed product", 3600)):
+                st.triggers.add_campaign(campaign)
+        handle = api.enqueue_import(args.file, create_people=True, trigger=args.trigger,
+                                    trigger_window=None if args.trigger else "72h")
         result["queue_seconds"] = round(time.perf_counter() - started, 2)
         report = handle.wait(poll_s=0.02)
         result.update(rows=report["rows"], imported=report["imported"], duplicates=report["duplicates"],

@@ -226,6 +226,8 @@ def main() -> None:
     for workers in (1, 2):
         step(f"import, {workers} worker(s) ...")
         results["import"].append(run("import", main_file, workers, work, args.chunk_rows))
+    step("import --trigger, 2 workers ...")
+    results["trigger"] = run("import", main_file, 2, work, args.chunk_rows, ["--trigger"])
     step("floor ...")
     results["floor"] = run("floor", main_file, 2, work, args.chunk_rows)
     step("naive ...")
@@ -258,6 +260,7 @@ def _print(r: dict, args) -> None:
     print(f"{'run':<28}{'seconds':>9}{'rows/s':>11}{'producer MB':>13}{'workers MB':>16}{'redis peak MB':>15}"
           f"{'chunk p50/p99 ms':>18}")
     runs = [(f"import, {x['workers']} worker(s)", x) for x in r["import"]]
+    runs.append(("import --trigger, 2 workers", r["trigger"]))
     runs += [("floor (tasks do nothing)", r["floor"]), (f"naive, 1 task per row ({r['naive']['rows']:,})", r["naive"])]
     runs.append(("import, 2 workers + a sink", r["with_sink"]))
     if "big" in r:

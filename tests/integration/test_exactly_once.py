@@ -132,3 +132,31 @@ def test_more_dedupe_shard_bits_make_more_shards_and_still_dedupe(store):
     assert (first.imported, again.imported, again.duplicates) == (300, 0, 300)
     shards = list(store.r.scan_iter(match=k.DEDUPE_PREFIX + "*"))
     assert shards and {len(s) - len(k.DEDUPE_PREFIX) for s in shards} == {3}  # two bytes and four more bits
+
+
+def test_the_outbox_holds_exactly_the_events_kept_wherever_the_duplicates_fall(store):
+    """commit.lua cuts duplicates out of the chunk's JSON text by their ends: first, last, runs, all."""
+    import time as clock
+
+    from worker.events.dialects import plan_columns
+    from worker.events.pipeline import commit_rows
+    from worker.store.events import Events
+
+    settings = get_settings()
+    spec = ImportSpec(import_id=new_import_id(), columns=plan_columns(["email", "event_name", "event_id"]),
+                      identifier="email", create_people=True)
+    store.imports.create(spec, {}, 3600)
+    seen = [[f"p{n}@x.co", "seen", f"S{n}"] for n in range(4)]
+    assert commit_rows(store, spec, 0, seen, [2, 3, 4, 5], settings, clock.time()).imported == 4
+    # duplicates (S..) first, in a run of two, and last; new events (N..) between them
+    rows = [seen[0], ["a@x.co", "new", "N1"], seen[1], seen[2], ["b@x.co", "new", "N2"],
+            ["B@x.co", "new", "N3"], seen[3]]
+    result = commit_rows(store, spec, 1, rows, list(range(6, 13)), settings, clock.time())
+    assert (result.imported, result.duplicates) == (3, 4)
+    assert commit_rows(store, spec, 2, seen, [13, 14, 15, 16], settings, clock.time()).imported == 0
+    events = list(Events(store.r).read(spec.import_id))
+    assert [(e["row"], e["id"]) for e in events] == [(2, "S0"), (3, "S1"), (4, "S2"), (5, "S3"),
+                                                    (7, "N1"), (10, "N2"), (11, "N3")]
+    # a@ and b@ are new people (B@ is b@): created once each, with consecutive cio_ids after the first four
+    people = {store.r.hget(keys.people_index("email"), f"{p}@x.co") for p in ("p0", "p3", "a", "b")}
+    assert len(people) == 4 and int(store.r.hget(keys.import_hash(spec.import_id), "people_created")) == 6

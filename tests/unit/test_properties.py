@@ -75,10 +75,15 @@ def test_every_event_row_counted_once(rows, chunk_rows):
                                   now=1_800_000_000.0, clock_skew_s=300)
         assert sorted([e.row for e in validated.events] + [r for r, _, _ in validated.errors]) == numbers
         outcome = core.assemble(spec, validated, part, numbers, {}, rules.NO_CAMPAIGNS, 1_800_000_000.0, 300)
-        # nobody exists yet: every event is kept, and asks for its person to be created
-        assert len(outcome.outcomes) == len(outcome.create) == len(validated.events)
+        # nobody exists yet: every event is kept, and asks for its person to be created, once a person
+        assert len(outcome.outcomes) == len(validated.events) == len(outcome.ends)
+        assert [key for key, _ in outcome.create] == list(dict.fromkeys(e.person_key for e in validated.events))
         assert len(outcome.keys) == 10 * len(outcome.outcomes)
         assert outcome.bodies.count(b"\n") == max(len(outcome.outcomes) - 1, 0)
+        # each event's JSON ends where commit.lua is told it does
+        assert [len(b) for b in outcome.bodies.split(b"\n")] == [
+            end - start for start, end in zip([0] + [e + 1 for e in outcome.ends[:-1]], outcome.ends)] or \
+            not outcome.ends
         errors += len(outcome.errors)
         for event in validated.events:
             key = dedupe_key(event)

@@ -27,7 +27,7 @@ class ChunkOutcome:
 
     errors: list[bytes]
     warnings: list[bytes]
-    #: (person key, value as written) of people to create when missing
+    #: (person key, value as written) of people to create when missing, each key once
     create: list[tuple[str, str]]
     #: The valid events, packed as commit.lua takes them: their 10-byte dedupe keys (ten zero bytes
     #: for none), their JSON joined by "\n", and one trigger outcome each. Packed as they are made:
@@ -36,6 +36,8 @@ class ChunkOutcome:
     keys: bytearray = dataclasses.field(default_factory=bytearray)
     bodies: bytearray = dataclasses.field(default_factory=bytearray)
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
+    #: where each event's JSON ends in ``bodies`` (commit.lua cuts the duplicates out by these)
+    ends: list[int] = dataclasses.field(default_factory=list)
     #: (id field, id_value) of the event ids this chunk uses first in its import
     remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
 
@@ -98,13 +100,14 @@ def assemble(
     warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
     out = ChunkOutcome(errors, [], create)
-    packed_keys, bodies, outcomes = out.keys, out.bodies, out.outcomes
+    packed_keys, bodies, outcomes, ends = out.keys, out.bodies, out.outcomes, out.ends
     kind = spec.identifier
     header = spec.columns.header
     person_label = header[spec.columns.person]
     id_label = header[spec.columns.event_id] if spec.columns.event_id is not None else None
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     seen = dict(seen_ids or {})
+    creating: set[str] = set()
 
     def cells(row: int) -> list[str]:
         nonlocal cells_of
@@ -129,7 +132,9 @@ def assemble(
                 refuse(event, "person_not_found",
                        f"no person with {kind} {event.person!r}: import people first, or use --create-people")
                 continue
-            create.append((event.person_key, event.person))
+            if event.person_key not in creating:
+                creating.add(event.person_key)
+                create.append((event.person_key, event.person))
         if event.event_id is not None:
             field, content = id_field(event.event_id), content_digest(event)
             first = seen.get(field)
@@ -151,6 +156,7 @@ def assemble(
             bodies += b"\n"
         packed_keys += key
         bodies += body  # (the bytes object dies here: see ChunkOutcome)
+        ends.append(len(bodies))
         outcomes.append(outcome)
     out.warnings = [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())]
     return out

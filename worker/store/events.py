@@ -8,6 +8,7 @@ a set of hash shards (``keys.DEDUPE_PREFIX``); expired marks are pruned by beat.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Iterable
 
 import orjson
@@ -33,9 +34,10 @@ class CommitResult:
 
 
 def _pack_events(outcome: ChunkOutcome) -> list[object]:
-    """commit.lua's packed form of the events: count, keys, JSONs, then the outcome(s)."""
+    """commit.lua's packed form of the events: count, keys, JSONs, where each JSON ends, then the outcome(s)."""
     outcomes = outcome.outcomes
-    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies)]
+    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies),
+                            struct.pack(f"<{len(outcome.ends)}I", *outcome.ends)]
     first = outcomes[0] if outcomes else "passive"
     if isinstance(first, str) and outcomes.count(first) == len(outcomes):
         packed.append(first)  # the usual case: every event has the same counter outcome
@@ -98,8 +100,8 @@ class Events:
             *_pack_ids(outcome.remember),
             len(outcome.create),
         ]
-        for pair in outcome.create:
-            args.extend(pair)
+        for key, value in outcome.create:
+            args += (key, value, orjson.dumps(value))
         args.extend(_pack_events(outcome))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),

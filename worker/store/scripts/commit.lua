@@ -51,10 +51,13 @@
 --            12-byte values (content digest, then the row as 4 bytes); if another chunk recorded one
 --            of them since this chunk read the memory, nothing is written and {-1, 0, 0, 0} asks
 --            the caller to read it again and decide again
---          n, n pairs (person key, value as written) to create if missing
+--          n, n triples (person key, value as written, that value as a JSON string) to create if missing
 --          n, then the n events packed (one ARGV per event would cost more to send than to commit):
 --            dedupe keys: n x 10 bytes, ten zero bytes for an event that has none
 --            event JSONs joined by "\n" (JSON text never holds a raw newline)
+--            where each JSON ends in that text: n x 4 bytes, little-endian (read only around the
+--              duplicates: the events kept are the text between them, cut once per duplicate, not
+--              once per event)
 --            the trigger outcome shared by every event, or "" and then n outcomes, one per event
 --          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
 --          JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
@@ -98,40 +101,54 @@ if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 local created, new_people = 0, {}
 local n_new = tonumber(ARGV[i]); i = i + 1
 local shadow_people = shadow .. 'people'
-for _ = 1, n_new do
-  local key, value = ARGV[i], ARGV[i + 1]; i = i + 2
-  if redis.call('HEXISTS', KEYS[9], key) == 0 then
-    if dry then
-      if redis.call('HSETNX', shadow_people, key, 1) == 1 then created = created + 1 end
-    else
+if dry then
+  for _ = 1, n_new do
+    local key = ARGV[i]; i = i + 3
+    if redis.call('HEXISTS', KEYS[9], key) == 0 and redis.call('HSETNX', shadow_people, key, 1) == 1 then
       created = created + 1
-      local cio = string.format('%x', 0xa0000000 + redis.call('INCR', KEYS[10]))
+    end
+  end
+  if created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
+else
+  -- Who is missing first, then one INCRBY for all their cio_ids.
+  local missing = {}
+  for _ = 1, n_new do
+    if redis.call('HEXISTS', KEYS[9], ARGV[i]) == 0 then missing[#missing + 1] = i end
+    i = i + 3
+  end
+  created = #missing
+  if created > 0 then
+    local last = redis.call('INCRBY', KEYS[10], created)
+    local created_at = tostring(math.floor(tonumber(now_ms) / 1000))
+    for n, at in ipairs(missing) do
+      local key, value = ARGV[at], ARGV[at + 1]
+      local cio = string.format('%x', 0xa0000000 + last - created + n)
       redis.call('HSET', KEYS[9], key, cio)
-      local created_at = tostring(math.floor(tonumber(now_ms) / 1000))
       redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
-      new_people[created] = cjson.encode({cio_id = cio, [kind] = value, created_at = created_at, _v = '1'})
+      new_people[n] = '{"cio_id":"' .. cio .. '","' .. kind .. '":' .. ARGV[at + 2] .. ',"created_at":"' ..
+                      created_at .. '","_v":"1"}'
     end
   end
 end
-if dry and created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 
 local imported, duplicates = 0, 0
-local counts, blobs, decisions, shadow_marks = {}, {}, {}, false
+local counts, decisions, shadow_marks, dups = {}, {}, false, {}
 local n_ev = tonumber(ARGV[i])
-local packed_keys, packed_events, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local packed_keys, packed_events, ends, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
 local no_key = string.rep('\0', 10)
-local pos = 1
+local sub = string.sub
+local wide = shard_bits > 16
 for k = 1, n_ev do
-  local dk = string.sub(packed_keys, k * 10 - 9, k * 10)
-  local stop = string.find(packed_events, '\n', pos, true) or (#packed_events + 1)
-  local blob = string.sub(packed_events, pos, stop - 1)
-  pos = stop + 1
-  local outcome = shared_outcome
-  if outcome == '' then outcome = ARGV[i + 3 + k] end
+  local dk = sub(packed_keys, k * 10 - 9, k * 10)
   local fresh = true
   -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
   if dk ~= no_key then
-    local shard, field = dedupe_slot(dd_prefix, dk, shard_bits)
+    local shard, field
+    if wide then
+      shard, field = dedupe_slot(dd_prefix, dk, shard_bits)
+    else  -- (dedupe_slot, inlined for the usual 16 bits: this loop runs for every event)
+      shard, field = dd_prefix .. sub(dk, 1, 2), sub(dk, 3)
+    end
     if dry then
       local expires = redis.call('HGET', shard, field)
       if expires and tonumber(expires) >= now_h then
@@ -149,10 +166,12 @@ for k = 1, n_ev do
       redis.call('HSET', shard, field, exp_h)  -- an expired mark (not pruned yet): the event is new again
     end
   end
-  if fresh then
-    imported = imported + 1
-    blobs[imported] = blob
-    if string.sub(outcome, 1, 1) == '[' then
+  if not fresh then
+    duplicates = duplicates + 1
+    dups[duplicates] = k
+  elseif shared_outcome == '' then
+    local outcome = ARGV[i + 4 + k]
+    if sub(outcome, 1, 1) == '[' then
       decisions[#decisions + 1] = outcome
       for n, action in ipairs(cjson.decode(outcome)) do
         local what = action[1]
@@ -170,13 +189,26 @@ for k = 1, n_ev do
     else
       counts[outcome] = (counts[outcome] or 0) + 1
     end
-  else
-    duplicates = duplicates + 1
   end
 end
+imported = n_ev - duplicates
+if shared_outcome ~= '' and imported > 0 then counts[shared_outcome] = imported end
 if shadow_marks then redis.call('EXPIRE', shadow .. 'dd', ttl) end
 if (imported > 0 or created > 0) and not dry then
-  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', table.concat(blobs, '\n')}
+  local events = packed_events
+  if duplicates > 0 then
+    -- The events kept: the text between the duplicates. Event k ends at ends[k] (its "\n" follows).
+    local kept, from = {}, 1
+    for _, k in ipairs(dups) do
+      local stop = struct.unpack('<I4', ends, k * 4 - 3)
+      local start = k == 1 and 1 or struct.unpack('<I4', ends, k * 4 - 7) + 2
+      if start > from then kept[#kept + 1] = sub(packed_events, from, start - 2) end
+      from = stop + 2
+    end
+    if from <= #packed_events then kept[#kept + 1] = sub(packed_events, from) end
+    events = table.concat(kept, '\n')
+  end
+  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events}
   if #decisions > 0 then
     fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
   end
