@@ -221,6 +221,30 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
     return source, plan
 
 
+def check_options(*, kind: str = "events", data_to_process: str = "all", empty_cells: str = "ignore",
+                  date_formats: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
+                  trigger_window: str | int | None = "72h",
+                  delimiter: str | None = None) -> tuple[tuple[str, ...], int | None]:
+    """Check an import's options before anything is read; (date formats, trigger window in seconds).
+    Raises ConfigError naming the option that is wrong."""
+    if kind not in ("events", "people"):
+        raise ConfigError(f"kind must be events or people, not {kind!r}")
+    if data_to_process not in DATA_TO_PROCESS or empty_cells not in EMPTY_CELLS:
+        raise ConfigError(f"data_to_process must be one of {', '.join(DATA_TO_PROCESS)} and empty_cells one of "
+                          f"{', '.join(EMPTY_CELLS)}")
+    if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
+        raise ConfigError("data_to_process and empty_cells are options of people imports")
+    try:
+        formats = check_formats(tuple(date_formats))
+        window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if zone(timezone) is None:
+        raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
+    delimiter_of(delimiter)
+    return formats, window
+
+
 def enqueue_import(
     path: str | Path,
     *,
@@ -243,6 +267,8 @@ def enqueue_import(
     settings: Settings | None = None,
     on_chunk: Callable[[int], None] | None = None,
     background: bool = True,
+    import_id: str | None = None,
+    source: str | None = None,
 ) -> ImportHandle:
     """Scan ``path`` (the whole file: file-level problems are found before anything is queued), record
     the import, and return a handle while its chunks are queued in a thread of its own (the process
@@ -260,27 +286,20 @@ def enqueue_import(
     raise: the import is recorded as ``failed`` with one clear message, its report
     written, and nothing queued. ``handle.report()["failure"]`` says why.
     Invalid options raise ConfigError.
+
+    ``import_id``: an id reserved beforehand (the HTTP service answers with it before the file is
+    scanned); ``source``: how reports name the file (default: ``path``).
     """
     settings = settings or get_settings()
-    if kind not in ("events", "people"):
-        raise ConfigError(f"kind must be events or people, not {kind!r}")
-    if data_to_process not in DATA_TO_PROCESS or empty_cells not in EMPTY_CELLS:
-        raise ConfigError(f"data_to_process must be one of {', '.join(DATA_TO_PROCESS)} and empty_cells one of "
-                          f"{', '.join(EMPTY_CELLS)}")
-    if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
-        raise ConfigError("data_to_process and empty_cells are options of people imports")
-    try:
-        formats = check_formats(tuple(date_formats))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
+                                    date_formats=date_formats, timezone=timezone, trigger_window=trigger_window,
+                                    delimiter=delimiter)
     id_only = settings.workspace_identifiers == "id_only"
-    if zone(timezone) is None:
-        raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
-    window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
     tasks = _worker()
     st = tasks.store()
-    import_id = new_import_id()
+    import_id = import_id or new_import_id()
     handle = ImportHandle(import_id)
+    label = source or str(path)
     started_ms = int(time.time() * 1000)
     with bind_chunk(import_id):
         try:
@@ -292,27 +311,27 @@ def enqueue_import(
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
                                   "(BACKFILL_WORKSPACE_IDENTIFIERS=id_only): --create-people needs a file of ids")
         except FileProblem as problem:
-            st.imports.refuse(import_id, str(path), problem.code, str(problem))
-            log.warning("import refused", source=str(path), code=problem.code, reason=str(problem))
+            st.imports.refuse(import_id, label, problem.code, str(problem))
+            log.warning("import refused", source=label, code=problem.code, reason=str(problem))
             tasks.run_finalize(st, import_id, settings)
             return handle
         try:
             spec = ImportSpec(
                 import_id=import_id, columns=plan.columns, identifier=plan.identifier, kind=kind,
                 data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
-                source=str(path), trigger=trigger and kind == "events", trigger_window_s=window, timezone=timezone,
+                source=label, trigger=trigger and kind == "events", trigger_window_s=window, timezone=timezone,
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
                 date_formats=formats,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
             st.imports.create(spec, {
-                "source": str(path), "rows_expected": plan.rows, "blank_rows": plan.blank,
+                "source": label, "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
             }, settings.retention_s)
         except BaseException:
             source.close()
             raise
-        log.info("import queued", source=str(path), kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
+        log.info("import queued", source=label, kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                  identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
     handle.queueing = Queueing(st, tasks, source, plan, import_id, settings, on_chunk)
     handle.queueing.start(background)

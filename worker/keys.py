@@ -32,6 +32,9 @@ DELIVERIES_STREAM = PREFIX + "deliveries"
 CAMPAIGNS = PREFIX + "campaigns"
 #: Sorted set of import ids by creation time (ms), for ``backfill status``.
 IMPORTS_INDEX = PREFIX + "imports"
+#: Hash: API key id -> orjson {id, name, scope, sha256 of the whole key, created_ms, revoked_ms}
+#: (``backfill keys``; the key itself is never stored).
+API_KEYS = PREFIX + "apikeys"
 
 #: People directory: identifier -> cio_id, and one hash per person.
 PEOPLE_BY_ID = PREFIX + "people:by_id"

@@ -106,6 +106,19 @@ class Settings:
     #: Retries of a failed webhook delivery, the first after this many seconds, doubling (at most 10 min).
     webhook_retries: int = 8
     webhook_backoff_s: float = 2.0
+    #: ``backfill serve``: the HTTP API's address.
+    api_bind: str = "127.0.0.1"
+    api_port: int = 8080
+    #: Largest file an upload or a data_file_url may bring, in bytes (a larger one: 413 / a failed import).
+    api_max_upload_bytes: int = 2 * 1024**3
+    #: Where uploaded and downloaded files wait until their chunks are queued (default: home/uploads).
+    api_upload_dir: str = ""
+    #: Imports being scanned and queued at once by one API process (the rest wait their turn).
+    api_producers: int = 2
+    #: data_file_url: the longest a download may take, and the hosts or networks (comma-separated:
+    #: names, addresses, CIDRs) it may reach even though they are private, loopback or link-local.
+    api_fetch_timeout_s: float = 300.0
+    api_fetch_allow: str = ""
 
     def __post_init__(self) -> None:
         if self.visibility_timeout_s < 2 * self.chunk_time_limit_s:
@@ -129,6 +142,8 @@ class Settings:
                               f"{self.redis_url.split(':', 1)[0]}:...)")
         if self.outbox_limit < 0:
             raise ConfigError("BACKFILL_OUTBOX_LIMIT must be 0 (no limit) or more")
+        if self.api_max_upload_bytes < 1 or self.api_producers < 1:
+            raise ConfigError("BACKFILL_API_MAX_UPLOAD_BYTES and BACKFILL_API_PRODUCERS must be positive")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
 

@@ -11,7 +11,7 @@ import os
 
 import click
 
-from producers.cli import directory, imports, progress, results, service
+from producers.cli import directory, http, imports, progress, results, service
 
 
 class _Backfill(click.Group):
@@ -43,7 +43,7 @@ def main() -> None:
 
 for command in (imports.import_, imports.inspect_, imports.cancel, progress.status, progress.top, progress.report, progress.errors,
                 progress.warnings, directory.people, directory.campaigns, service.worker, service.metrics,
-                service.demo, results.sink, results.db, results.events):
+                service.demo, results.sink, results.db, results.events, http.serve, http.keys):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -20,25 +20,18 @@ def people() -> None:
 def people_show(who: str, by: str | None, as_json: bool) -> None:
     """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail), as the
     results database holds them; a person not stored there yet is read from the directory in Redis."""
-    stored, note = _from_database(who.strip(), by)
-    if stored is None:
-        from worker.tasks import store
-
-        stored = store().people.find(who.strip(), by)
-        if stored is not None and note:
-            click.echo(f"(from the directory in Redis: {note})", err=True)
+    stored, note = find_person(who, by)
+    if stored is not None and note:
+        click.echo(f"(from the directory in Redis: {note})", err=True)
     if stored is None:
         raise click.ClickException(f"no person with {by or 'cio_id, id or e-mail'} {who!r}")
+    if as_json:
+        echo_json(_typed(stored))
+        return
     identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
     reserved = {k: stored[k] for k in ("created_at", "unsubscribed") if k in stored}
     attributes = {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")}
     topics = {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}
-    if as_json:
-        # typed as they mean: created_at in Unix seconds, unsubscribed a boolean
-        typed = {**({"created_at": int(float(reserved["created_at"]))} if reserved.get("created_at") else {}),
-                 **({"unsubscribed": reserved["unsubscribed"] == "true"} if "unsubscribed" in reserved else {})}
-        echo_json({**identifiers, **typed, "attributes": attributes, "topics": topics})
-        return
     for name, value in identifiers.items():
         click.echo(f"{name:<14}{value}")
     if "created_at" in reserved:
@@ -56,6 +49,33 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
     click.echo("topics" + ("" if topics else "        (none set: every topic at its default)"))
     for name, flag in topics.items():
         _echo_pair(name, "subscribed" if flag else "unsubscribed", width)
+
+
+def find_person(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
+    """(a person in the directory's flat form, or None; a note when read from Redis because the results
+    database could not answer): the results database first, then the directory in Redis."""
+    stored, note = _from_database(who.strip(), by)
+    if stored is None:
+        from worker.tasks import store
+
+        stored = store().people.find(who.strip(), by)
+    return stored, note if stored is not None else ""
+
+
+def person_json(who: str, by: str | None) -> dict | None:
+    """A person as ``people show --json`` prints them (and the HTTP service answers), or None."""
+    stored, _ = find_person(who, by)
+    return None if stored is None else _typed(stored)
+
+
+def _typed(stored: dict[str, str]) -> dict:
+    """A flat person typed as the values mean: created_at in Unix seconds, unsubscribed a boolean."""
+    identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
+    typed = {**({"created_at": int(float(stored["created_at"]))} if stored.get("created_at") else {}),
+             **({"unsubscribed": stored["unsubscribed"] == "true"} if "unsubscribed" in stored else {})}
+    return {**identifiers, **typed,
+            "attributes": {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")},
+            "topics": {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}}
 
 
 def _from_database(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 QUEUES = f"{keys.QUEUE_IMPORTS},{keys.QUEUE_REPORTS}"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-PROBED = {"backfill-worker", "backfill-metrics", "backfill-flower", "backfill-sink", "postgres"}  # workloads that must have probes
+PROBED = {"backfill-worker", "backfill-metrics", "backfill-flower", "backfill-sink", "postgres", "backfill-api"}  # workloads that must have probes
 
 
 def _queues(command: list[str]) -> str:
@@ -100,6 +100,12 @@ def test_compose():
             assert _published(port)[0] == "127.0.0.1", f"{name} publishes {port} on every interface"
     assert {_published(p)[1] for p in services["flower"]["ports"]} == {"5555"}
     assert {_published(p)[1] for p in services["metrics"]["ports"]} == {"9808"}
+    # the HTTP API: backfill serve, published locally (TLS is a proxy's), its uploads on the writable /tmp
+    api = services["api"]
+    assert api["command"][:2] == ["backfill", "serve"] and {_published(p)[1] for p in api["ports"]} == {"8080"}
+    assert api["environment"]["BACKFILL_API_UPLOAD_DIR"].startswith("/tmp/") and "/readyz" in " ".join(
+        api["healthcheck"]["test"])
+    _check_settings(api["environment"], 1000)
     # Flower asks for a password, and will not start without one (an empty one would let anyone in)
     flower = services["flower"]
     flower_command = " ".join(flower["command"])
@@ -206,7 +212,11 @@ def test_kubernetes_containers_are_pinned_bounded_unprivileged_and_probed():
     uid = _dockerfile_uid()
     workloads = _workloads(docs)
     assert {"backfill-worker", "backfill-beat", "backfill-metrics", "backfill-flower", "redis", "backfill-sink",
-            "postgres"} <= set(workloads)
+            "postgres", "backfill-api"} <= set(workloads)
+    api = workloads["backfill-api"]["containers"][0]
+    assert api["command"][:2] == ["backfill", "serve"]
+    assert (api["readinessProbe"]["httpGet"]["path"], api["livenessProbe"]["httpGet"]["path"]) == ("/readyz", "/healthz")
+    assert docs[("Service", "backfill-api")]["spec"]["selector"] == {"app": "backfill-api"}
     sink = workloads["backfill-sink"]
     assert sink["initContainers"][0]["command"] == ["backfill", "db", "upgrade"]
     assert {"secretRef": {"name": "backfill-db"}} in sink["containers"][0]["envFrom"]
@@ -276,6 +286,8 @@ def test_systemd():
     sink = _unit("backfill-sink.service")
     assert sink["ExecStartPre"].endswith("backfill db upgrade") and sink["ExecStart"].endswith("backfill sink")
     assert env["DATABASE_URL"].startswith("postgresql://")
+    api = _unit("backfill-api.service")
+    assert api["ExecStart"].endswith("backfill serve") and api["Restart"] == "always"
 
 
 def test_dockerfile_default_command_is_a_worker_on_both_queues():

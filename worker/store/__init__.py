@@ -4,7 +4,8 @@ One :class:`Store` per process holds one connection pool and a part per concern,
 each in its own module: ``imports`` (imports and their reports), ``work`` (stored
 chunks, deliveries, pending work), ``events`` (event commits and the dedupe
 memory), ``people`` (the people directory), ``triggers`` (campaigns, scheduled
-triggers, deliveries) and ``metrics`` (the shared figures). Key names come from
+triggers, deliveries), ``metrics`` (the shared figures) and ``apikeys`` (the HTTP
+service's keys). Key names come from
 :mod:`worker.keys`; multi-key changes are Lua scripts in ``scripts/``, each key
 and argument commented there.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import redis
 
+from worker.store.apikeys import ApiKeys
 from worker.store.client import TRANSIENT, connect, now_ms
 from worker.store.events import CommitResult, Events
 from worker.store.imports import Imports
@@ -34,3 +36,4 @@ class Store:
         self.people = People(client)
         self.triggers = Triggers(client)
         self.metrics = Metrics(client)
+        self.apikeys = ApiKeys(client)

@@ -43,6 +43,16 @@ class Imports:
         pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
 
+    def accept(self, import_id: str, source: str, retention_s: int) -> None:
+        """Record an import the HTTP service took (status ``accepted``) before its file is scanned: its
+        upload is on disk, or its data_file_url is being downloaded. :meth:`create` or :meth:`refuse` follows."""
+        created = now_ms()
+        pipe = self.r.pipeline()
+        pipe.hset(keys.import_hash(import_id), mapping={"source": source, "created_ms": created, "status": "accepted"})
+        pipe.expire(keys.import_hash(import_id), retention_s)
+        pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+        pipe.execute()
+
     def refuse(self, import_id: str, source: str, code: str, message: str) -> None:
         """Record an import refused for a file-level problem: nothing of it is queued."""
         created = now_ms()

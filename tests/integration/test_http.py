@@ -1,0 +1,300 @@
+"""The HTTP service as a script in any language meets it: `backfill serve` on a free port, real workers.
+
+Requests go over real sockets (httpx); keys come from the CLI; data_file_url downloads come from a
+plain HTTP server the test runs on 127.0.0.2, the one address the service is told to allow.
+"""
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from worker.store.embedded import free_port
+
+from .helpers import write
+
+ROOT = Path(__file__).resolve().parents[2]
+FINAL = {"completed", "completed_with_errors", "failed", "cancelled", "interrupted", "partially_failed"}
+
+
+class Service:
+    """A `backfill serve` process and a client for it."""
+
+    def __init__(self, home: Path, **settings: str) -> None:
+        self.port = free_port()
+        exe = shutil.which("backfill", path=str(Path(sys.executable).parent)) or "backfill"
+        env = {**os.environ, "BACKFILL_HOME": str(home), "BACKFILL_API_PORT": str(self.port),
+               "BACKFILL_API_FETCH_ALLOW": "127.0.0.2", **settings}
+        self.log = (home / "serve.log").open("wb")
+        self.process = subprocess.Popen([exe, "serve"], env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError((home / "serve.log").read_text()[-3000:])
+
+    def client(self, key: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def service(redis_url, workers, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("serve"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def keys(backfill):
+    """An import key and a read key, made with the CLI as an operator would."""
+    made = {}
+    for scope in ("import", "read"):
+        done = backfill("keys", "create", "--name", f"test {scope}", "--scope", scope)
+        assert done.returncode == 0, done.stderr
+        made[scope] = done.stdout.decode().strip()
+    return made
+
+
+def wait_final(client: httpx.Client, import_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/imports/{import_id}").json()
+        if state["status"] in FINAL:
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"import {import_id} still {state['status']}")
+
+
+EVENTS = "email,event_name,time\nann@example.com,Signed up,2024-01-01T00:00:00Z\nbob@example,Signed up,2024-01-01T00:00:00Z\n"
+
+
+def test_keys_scopes_and_revocation(service, keys, backfill):
+    with service.client(None) as anonymous:
+        answer = anonymous.get("/v1/imports")
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized"
+        assert answer.headers["www-authenticate"] == "Bearer"
+    with service.client("bfk_00000000_not-a-key") as wrong:
+        assert wrong.get("/v1/imports").status_code == 401
+    with service.client(keys["read"]) as reader:
+        assert reader.get("/v1/imports").status_code == 200
+        refused = reader.post("/v1/imports", files={"file": ("e.csv", EVENTS.encode())})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        key_id = keys["read"].split("_")[1]
+        assert backfill("keys", "revoke", key_id).returncode == 0
+        revoked = reader.get("/v1/imports")
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
+    listed = backfill("keys", "list", "--json")
+    assert '"revoked_ms": null' in listed.stdout.decode() and keys["import"] not in listed.stdout.decode()
+
+
+def test_upload_poll_report_and_problem_files(service, keys, tmp_path):
+    with service.client(keys["import"]) as client:
+        answer = client.post("/v1/imports", files={"file": ("signups.csv", EVENTS.encode())},
+                             data={"create_people": "true", "timezone": "Europe/Paris"})
+        assert answer.status_code == 202, answer.text
+        import_id = answer.json()["import_id"]
+        assert answer.headers["location"] == f"/v1/imports/{import_id}"
+        state = wait_final(client, import_id)
+        assert (state["status"], state["source"], state["rows"], state["imported"], state["errors"]) == \
+            ("completed_with_errors", "signups.csv", 2, 1, 1)
+        report = client.get(f"/v1/imports/{import_id}/report").json()
+        assert report["imported"] == 1 and report["timezone"] == "Europe/Paris"
+        errors = client.get(f"/v1/imports/{import_id}/errors.csv")
+        assert errors.headers["content-type"].startswith("text/csv")
+        lines = errors.text.lstrip("\ufeff").splitlines()
+        assert lines[0] == "email,event_name,time,_row,_errors" and lines[1].startswith("bob@example,Signed up,")
+        assert client.get(f"/v1/imports/{import_id}/warnings.csv").status_code == 200
+        listed = client.get("/v1/imports", params={"limit": 1}).json()
+        assert [i["import_id"] for i in listed["imports"]] == [import_id]
+        assert client.get("/v1/imports/nope").status_code == 404
+        assert client.get("/v1/imports/nope/errors.csv").status_code == 404
+        person = client.get("/v1/people/ann@example.com")
+        assert person.status_code == 200 and person.json()["email"] == "ann@example.com"
+        assert client.get("/v1/people/nobody@example.com").status_code == 404
+        # a raw CSV body, the options in the query string
+        raw = client.post("/v1/imports", content=EVENTS.encode(), params={"source": "raw.csv"},
+                          headers={"Content-Type": "text/csv"})
+        assert raw.status_code == 202
+        state = wait_final(client, raw.json()["import_id"])
+        # the same rows again: ann's event is a duplicate, bob's address is still wrong
+        assert (state["source"], state["imported"], state["duplicates"], state["errors"]) == ("raw.csv", 0, 1, 1)
+
+
+def test_options_are_checked_before_the_import_is_accepted(service, keys):
+    with service.client(keys["import"]) as client:
+        upload = {"file": ("e.csv", EVENTS.encode())}
+        for data, needle in (({"timezone": "Mars/Olympus"}, "unknown time zone"),
+                             ({"trigger_window": "soon"}, "not a duration"),
+                             ({"colour": "blue"}, "colour"),
+                             ({"data_to_process": "only_new"}, "people imports")):
+            answer = client.post("/v1/imports", files=upload, data=data)
+            assert answer.status_code == 422 and needle in answer.json()["error"]["message"], answer.text
+        assert client.post("/v1/imports", data={"create_people": "true"}).status_code in (400, 415)
+        no_file = client.post("/v1/imports", files={"other": ("e.csv", b"x")})
+        assert no_file.status_code == 400 and no_file.json()["error"]["code"] == "no_file"
+        assert client.post("/v1/imports", content=b"{", headers={"Content-Type": "application/json"}).status_code == 400
+        assert client.post("/v1/imports", content=b"x", headers={"Content-Type": "image/png"}).status_code == 415
+        scheme = client.post("/v1/imports", json={"data_file_url": "file:///etc/passwd"})
+        assert scheme.status_code == 422 and scheme.json()["error"]["code"] == "url_scheme"
+        assert client.get("/v1/imports", params={"limit": 0}).status_code == 422
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    """Serves the test's events file, and redirects to where the query says."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path.startswith("/redirect?to="):
+            self.send_response(302)
+            self.send_header("Location", self.path.split("=", 1)[1])
+            self.end_headers()
+            return
+        body = EVENTS.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def files():
+    port = free_port()
+    servers = [http.server.ThreadingHTTPServer((host, port), _Files) for host in ("127.0.0.1", "127.0.0.2")]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield port
+    for server in servers:
+        server.shutdown()
+
+
+def test_data_file_url_is_fetched_only_from_allowed_addresses(service, keys, files):
+    port = files
+    with service.client(keys["import"]) as client:
+        def outcome(url: str) -> dict:
+            answer = client.post("/v1/imports", json={"data_file_url": url, "create_people": True})
+            assert answer.status_code == 202, answer.text
+            return wait_final(client, answer.json()["import_id"])
+
+        allowed = outcome(f"http://127.0.0.2:{port}/events.csv")
+        assert (allowed["status"], allowed["imported"]) == ("completed_with_errors", 1)
+        for url in (f"http://127.0.0.1:{port}/events.csv",             # loopback
+                    "http://169.254.169.254/latest/meta-data/",         # the cloud's metadata address
+                    f"http://localhost:{port}/events.csv",              # a name for a loopback address
+                    f"http://127.0.0.2:{port}/redirect?to=http://127.0.0.1:{port}/events.csv",
+                    f"http://127.0.0.2:{port}/redirect?to=http://169.254.169.254/latest/"):
+            refused = outcome(url)
+            assert (refused["status"], refused["failure_code"]) == ("failed", "url_forbidden"), (url, refused)
+            assert "inside the network" in refused["failure"]
+        # a name this machine resolves to one of its own, private, addresses
+        import socket
+
+        private = [a for a in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None)}
+                   if not a.startswith("127.") and a != "::1"]
+        if private:
+            refused = outcome(f"http://{socket.gethostname()}:{port}/events.csv")
+            assert refused["failure_code"] == "url_forbidden"
+
+
+def test_an_upload_over_the_limit_is_refused_while_it_streams(redis_url, workers, keys, tmp_path):
+    small = Service(tmp_path, BACKFILL_API_MAX_UPLOAD_BYTES="100000")
+    try:
+        with small.client(keys["import"]) as client:
+            big = b"email,event_name\n" + b"someone@example.com,Signed up\n" * 10_000
+            declared = client.post("/v1/imports", files={"file": ("big.csv", big)})
+            assert declared.status_code == 413 and declared.json()["error"]["code"] == "too_large"
+
+            def chunked():
+                yield big  # no Content-Length: the limit is found while the bytes arrive
+
+            streamed = client.post("/v1/imports", content=chunked(), headers={"Content-Type": "text/csv"})
+            assert streamed.status_code == 413
+        assert not list((tmp_path / "uploads").iterdir())  # nothing left on disk
+    finally:
+        small.stop()
+
+
+def test_a_100_mb_upload_is_streamed_to_disk_with_flat_memory(service, keys):
+    block = b"".join(b"row%07d@example.com,Signed up,2024-01-01T00:00:00Z\n" % i for i in range(20_000))
+    blocks = -(-100 * 1024 * 1024 // len(block))
+
+    def body():
+        yield b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\n"
+        yield b"nobody,what\n"  # a header with no person column: refused once the file is scanned
+        for _ in range(blocks):
+            yield block
+        yield b"\r\n--b0undary--\r\n"
+
+    before = service.peak_rss_mb()
+    with service.client(keys["import"]) as client:
+        answer = client.post("/v1/imports", content=body(),
+                             headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+        assert answer.status_code == 202, answer.text
+        state = wait_final(client, answer.json()["import_id"], timeout=120)
+    assert state["status"] == "failed" and state["failure_code"] == "no_person_column", state
+    grown = service.peak_rss_mb() - before
+    assert grown < 40, f"the service's peak memory grew by {grown:.0f} MB for a {blocks * len(block) >> 20} MB upload"
+
+
+def test_cancel_mid_import_over_http(service, keys, tmp_path):
+    rows = "\n".join(f"p{i}@example.com,Viewed,2024-01-01T00:00:00Z" for i in range(20_000))
+    path = write(tmp_path, "many.csv", "email,event_name,time\n" + rows + "\n")
+    with service.client(keys["import"]) as client:
+        answer = client.post("/v1/imports", files={"file": ("many.csv", path.read_bytes())},
+                             data={"create_people": "true"})
+        import_id = answer.json()["import_id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/imports/{import_id}").json()["status"] == "accepted" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled = client.post(f"/v1/imports/{import_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
+        state = wait_final(client, import_id, timeout=120)
+        assert state["status"] == "cancelled"
+        report = client.get(f"/v1/imports/{import_id}/report").json()
+        assert report["imported"] < 20_000
+        assert report["imported"] + report["errors"] + report.get("rows_not_queued", 0) == 20_000
+        again = client.post(f"/v1/imports/{import_id}/cancel").json()
+        assert again["cancelled"] is False and again["status"] == "cancelled"
+
+
+def test_health_readiness_and_the_openapi_document(service):
+    with service.client(None) as client:
+        assert client.get("/healthz").json() == {"ok": True}
+        assert client.get("/readyz").status_code == 200
+        document = client.get("/openapi.json").json()
+    paths = set(document["paths"])
+    assert {"/v1/imports", "/v1/imports/{import_id}", "/v1/imports/{import_id}/report",
+            "/v1/imports/{import_id}/errors.csv", "/v1/imports/{import_id}/warnings.csv",
+            "/v1/imports/{import_id}/cancel", "/healthz", "/readyz"} <= paths
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+    assert set(document["paths"]["/v1/imports"]["post"]["requestBody"]["content"]) == \
+        {"multipart/form-data", "application/json", "text/csv"}
