@@ -221,6 +221,30 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
     return source, plan
 
 
+def _finished_report(st, import_id: str) -> dict:
+    """The report of a finished import; ImportNotFound, or ConfigError while it runs."""
+    state = st.imports.state(import_id)
+    if not state:
+        raise ImportNotFound(f"no import {import_id!r} (unknown, or expired after its retention)")
+    if not state.get("report"):
+        raise ConfigError(f"import {import_id} has not finished ({state.get('status')}): retry it once it has")
+    return orjson.loads(state["report"])
+
+
+def retry_options(import_id: str) -> dict:
+    """The keyword arguments of :func:`enqueue_import` for a retry of ``import_id``: its options as they
+    were given (the encoding and delimiter are sniffed again: the errors file backfill writes is UTF-8),
+    and ``retry_of``. Raises ImportNotFound, or ConfigError while the import runs or for an import
+    recorded before its options were kept."""
+    st = _worker().store()
+    _finished_report(st, import_id)
+    raw = st.imports.state(import_id).get("options")
+    if not raw:
+        raise ConfigError(f"import {import_id} was refused before it was read, or recorded before retries "
+                          "existed: import the corrected file as a new import")
+    return {**orjson.loads(raw), "retry_of": import_id}
+
+
 def check_options(*, kind: str = "events", data_to_process: str = "all", empty_cells: str = "ignore",
                   date_formats: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
                   trigger_window: str | int | None = "72h",
@@ -269,6 +293,7 @@ def enqueue_import(
     background: bool = True,
     import_id: str | None = None,
     source: str | None = None,
+    retry_of: str | None = None,
 ) -> ImportHandle:
     """Scan ``path`` (the whole file: file-level problems are found before anything is queued), record
     the import, and return a handle while its chunks are queued in a thread of its own (the process
@@ -288,7 +313,9 @@ def enqueue_import(
     Invalid options raise ConfigError.
 
     ``import_id``: an id reserved beforehand (the HTTP service answers with it before the file is
-    scanned); ``source``: how reports name the file (default: ``path``).
+    scanned); ``source``: how reports name the file (default: ``path``); ``retry_of``: the finished
+    import whose failed rows this file holds, corrected (see :func:`retry_options`): the report then
+    also gives the outcome of both.
     """
     settings = settings or get_settings()
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
@@ -297,8 +324,15 @@ def enqueue_import(
     id_only = settings.workspace_identifiers == "id_only"
     tasks = _worker()
     st = tasks.store()
+    if retry_of is not None:
+        _finished_report(tasks.store(), retry_of)
     import_id = import_id or new_import_id()
     handle = ImportHandle(import_id)
+    # As given, for a retry to give them again (retry_options).
+    given = {"kind": kind, "identifier": identifier, "dialect": dialect, "data_to_process": data_to_process,
+             "empty_cells": empty_cells, "mapping": mapping or {}, "skip": list(skip), "trigger": trigger,
+             "trigger_window": trigger_window, "timezone": timezone, "create_people": create_people,
+             "dry_run": dry_run, "date_formats": list(date_formats)}
     label = source or str(path)
     started_ms = int(time.time() * 1000)
     with bind_chunk(import_id):
@@ -327,7 +361,10 @@ def enqueue_import(
             st.imports.create(spec, {
                 "source": label, "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
+                "options": orjson.dumps(given), **({"retry_of": retry_of} if retry_of else {}),
             }, settings.retention_s)
+            if retry_of:
+                st.imports.note_retry(retry_of, import_id)
         except BaseException:
             source.close()
             raise

@@ -68,6 +68,29 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
         raise click.UsageError(str(exc)) from None
     except BackfillError as exc:
         raise click.ClickException(str(exc)) from None
+    _follow(handle, wait, timeout, as_json)
+
+
+@click.command()
+@click.argument("import_id")
+@click.argument("file")
+@click.option("--wait", is_flag=True, help="Wait for the report (and for the results database to hold it).")
+@click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
+def retry(import_id: str, file: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Import FILE, IMPORT_ID's failed rows corrected (its errors file, `backfill errors IMPORT_ID`, fixed),
+    with the options IMPORT_ID was given. The report also gives the outcome of both (``combined``)."""
+    from producers.api import enqueue_import, retry_options
+
+    try:
+        handle = enqueue_import(file, **retry_options(import_id))
+    except BackfillError as exc:
+        raise click.ClickException(str(exc)) from None
+    _follow(handle, wait, timeout, as_json)
+
+
+def _follow(handle, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """What ``import`` and ``retry`` print once the file is queued (or refused), and their exit code."""
     report = handle.report()
     if report and report["status"] == "failed":
         if as_json:

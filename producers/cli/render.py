@@ -45,6 +45,10 @@ def print_report(report: dict) -> None:
         click.echo(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):
             click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
+    if report.get("combined"):
+        both = report["combined"]
+        click.echo(f"  retry of          {report['retry_of']}: together {both['status']}, {both['rows']} rows, "
+                   f"{both['imported']} imported, {both['duplicates']} duplicates, {both['errors']} errors")
     for note in report.get("column_warnings", []):
         click.echo(f"  column warning    {note}")
     triggers = {k: v for k, v in report.get("triggers", {}).items() if v}

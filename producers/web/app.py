@@ -19,10 +19,22 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from producers.api import ImportHandle, check_options
 from producers.web.jobs import Producers
+from producers.web.models import (
+    Accepted,
+    ApiError,
+    Cancelled,
+    ImportOptions,
+    ImportPage,
+    ImportSummary,
+    UrlImport,
+    first_problem,
+    form_options,
+    summary,
+)
 from producers.web.uploads import UploadError, read_body, read_form
 from worker.errors import ConfigError, ImportNotFound
 from worker.settings import Settings, get_settings
@@ -31,120 +43,6 @@ from worker.store.apikeys import ApiKey
 #: How many imports a page of ``GET /v1/imports`` holds at most.
 PAGE_MAX = 100
 _bearer = HTTPBearer(auto_error=False, description="An API key from `backfill keys create`.")
-
-
-class ApiError(Exception):
-    """An answer other than 2xx, with a stable code."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers
-
-
-class ImportOptions(BaseModel):
-    """The options of ``backfill import``, by the same names (``type`` is ``--type``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["events", "people"] = "events"
-    identifier: Literal["id", "email", "cio_id"] | None = None
-    dialect: Literal["vero", "customerio"] | None = None
-    data_to_process: Literal["all", "only_new", "only_existing"] = "all"
-    empty_cells: Literal["ignore", "clear"] = "ignore"
-    #: {column: name}: as --map COLUMN=NAME
-    mapping: dict[str, str] = Field(default_factory=dict)
-    skip: list[str] = Field(default_factory=list)
-    trigger: bool = False
-    trigger_window: str = "72h"
-    timezone: str = "UTC"
-    create_people: bool = False
-    dry_run: bool = False
-    encoding: str | None = None
-    delimiter: str | None = None
-    date_formats: list[str] = Field(default_factory=list)
-
-    def producer_args(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`producers.api.enqueue_import`."""
-        people = {"data_to_process": self.data_to_process, "empty_cells": self.empty_cells} \
-            if self.type == "people" else {}
-        return dict(kind=self.type, identifier=self.identifier, dialect=self.dialect, mapping=self.mapping,
-                    skip=tuple(self.skip), trigger=self.trigger, trigger_window=self.trigger_window,
-                    timezone=self.timezone, create_people=self.create_people, dry_run=self.dry_run,
-                    encoding=self.encoding, delimiter=self.delimiter, date_formats=tuple(self.date_formats), **people)
-
-
-class UrlImport(ImportOptions):
-    """An import of a file the service downloads (http or https; see producers.web.fetch)."""
-
-    data_file_url: str
-
-
-class Accepted(BaseModel):
-    import_id: str
-    status: str
-    url: str
-
-
-class ImportSummary(BaseModel):
-    import_id: str
-    status: str
-    source: str | None = None
-    created_ms: int | None = None
-    rows_expected: int = 0
-    rows: int = 0
-    imported: int = 0
-    duplicates: int = 0
-    errors: int = 0
-    warnings: int = 0
-    events_stored: int = 0
-    waiting: str = ""
-    failure_code: str | None = None
-    failure: str | None = None
-
-
-class ImportPage(BaseModel):
-    imports: list[ImportSummary]
-    next_offset: int | None = None
-
-
-class Cancelled(BaseModel):
-    import_id: str
-    cancelled: bool
-    status: str
-
-
-_INTS = ("created_ms", "rows_expected", "rows", "imported", "duplicates", "errors", "warnings", "events_stored")
-
-
-def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
-    """What ``GET /v1/imports/{id}`` says of an import, from its stored state. Pure."""
-    return ImportSummary(import_id=import_id, status=state.get("status", "unknown"), source=state.get("source"),
-                         waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
-                         failure=state.get("failure"),
-                         **{k: int(float(state[k])) for k in _INTS if state.get(k)})
-
-
-def form_options(fields: dict[str, list[str]]) -> dict[str, Any]:
-    """A multipart form's fields as import options: lists stay lists, ``mapping`` is a JSON object,
-    ``map`` is repeated ``COLUMN=NAME`` (as the CLI's --map). Pure."""
-    lists = {"skip", "date_formats"}
-    options: dict[str, Any] = {}
-    for name, values in fields.items():
-        if name == "mapping":
-            try:
-                loaded = orjson.loads(values[-1])
-            except orjson.JSONDecodeError:
-                loaded = None
-            if not isinstance(loaded, dict):
-                raise ApiError(422, "invalid_option", "mapping must be a JSON object {column: name}")
-            options.setdefault("mapping", {}).update(loaded)
-        elif name == "map":
-            pairs = [v.partition("=") for v in values]
-            if any(not sep or not column for column, sep, _ in pairs):
-                raise ApiError(422, "invalid_option", "map must be COLUMN=NAME")
-            options.setdefault("mapping", {}).update({c.strip(): n.strip() for c, _, n in pairs})
-        else:
-            options[name] = values if name in lists else values[-1]
-    return options
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -170,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": {"code": "invalid_request", "message": _first_problem(exc.errors()),
+        return JSONResponse({"error": {"code": "invalid_request", "message": first_problem(exc.errors()),
                                        "details": orjson.loads(orjson.dumps(exc.errors(), default=str))}}, 422)
 
     def key_with(need: str):
@@ -274,6 +172,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = f"/v1/imports/{import_id}"
         return JSONResponse({"import_id": import_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
 
+    @app.post("/v1/imports/{import_id}/retry", status_code=202, response_model=Accepted, tags=["imports"],
+              dependencies=[write], responses={404: {"description": "no such import"},
+                                               409: {"description": "not finished yet"}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                                     "properties": {"file": {"type": "string", "format": "binary"}}}},
+                  "text/csv": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def retry_import(import_id: str, request: Request) -> JSONResponse:
+        """Import the corrected failed rows of a finished import (its errors file, fixed) with the options it
+        was given, as a new import linked to it: its report also gives the outcome of both (``combined``)."""
+        from producers.api import retry_options
+
+        try:
+            options = retry_options(import_id)
+        except ImportNotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except ConfigError as exc:
+            raise ApiError(409, "not_retryable", str(exc)) from None
+        content_type = request.headers.get("content-type", "")
+        kind = content_type.split(";", 1)[0].strip().lower()
+        new_id, path = producers.reserve()
+        try:
+            if kind == "multipart/form-data":
+                form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
+                if form.fields:
+                    raise ApiError(422, "invalid_option", "a retry takes the original import's options: send only "
+                                   f"the file (not {', '.join(sorted(form.fields))})")
+                name = form.filename or "retry.csv"
+            elif kind in ("text/csv", "application/octet-stream", "text/plain"):
+                await read_body(request.stream(), path, settings.api_max_upload_bytes)
+                name = "retry.csv"
+            else:
+                raise ApiError(415, "unsupported_media_type", "send the corrected errors file as multipart/form-data "
+                               "(a file field) or text/csv")
+        except UploadError as exc:
+            path.unlink(missing_ok=True)
+            raise ApiError(exc.status, exc.code, str(exc)) from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        producers.start_file(new_id, path, name, options)
+        url = f"/v1/imports/{new_id}"
+        return JSONResponse({"import_id": new_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
+
     @app.get("/v1/imports", response_model=ImportPage, tags=["imports"], dependencies=[read])
     def list_imports(limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
                      offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> ImportPage:
@@ -355,7 +297,7 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(422, "invalid_option", _first_problem(exc.errors())) from None
+        raise ApiError(422, "invalid_option", first_problem(exc.errors())) from None
 
 
 def _check(options: ImportOptions) -> None:
@@ -365,12 +307,3 @@ def _check(options: ImportOptions) -> None:
                       trigger_window=options.trigger_window, delimiter=options.delimiter)
     except ConfigError as exc:
         raise ApiError(422, "invalid_option", str(exc)) from None
-
-
-def _first_problem(errors) -> str:
-    """One sentence for a list of pydantic errors: the first, with where it is."""
-    if not errors:
-        return "invalid request"
-    first = errors[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))

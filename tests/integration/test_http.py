@@ -294,7 +294,51 @@ def test_health_readiness_and_the_openapi_document(service):
     paths = set(document["paths"])
     assert {"/v1/imports", "/v1/imports/{import_id}", "/v1/imports/{import_id}/report",
             "/v1/imports/{import_id}/errors.csv", "/v1/imports/{import_id}/warnings.csv",
-            "/v1/imports/{import_id}/cancel", "/healthz", "/readyz"} <= paths
+            "/v1/imports/{import_id}/cancel", "/v1/imports/{import_id}/retry", "/healthz", "/readyz"} <= paths
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     assert set(document["paths"]["/v1/imports"]["post"]["requestBody"]["content"]) == \
         {"multipart/form-data", "application/json", "text/csv"}
+
+
+def test_retry_of_the_corrected_errors_file_links_and_combines(service, keys, backfill, tmp_path):
+    three = EVENTS + "cat@example.com,,2024-01-01T00:00:00Z\n"  # bob's address and cat's missing name fail
+    with service.client(keys["import"]) as client:
+        first = client.post("/v1/imports", files={"file": ("three.csv", three.encode())}, data={"create_people": "true"})
+        original = first.json()["import_id"]
+        assert wait_final(client, original)["errors"] == 2
+        errors = client.get(f"/v1/imports/{original}/errors.csv").text
+        fixed = errors.replace("bob@example,", "bob@example.com,")  # cat's row is sent again unfixed
+        answer = client.post(f"/v1/imports/{original}/retry", files={"file": ("fixed.csv", fixed.encode("utf-8"))})
+        assert answer.status_code == 202, answer.text
+        retry = answer.json()["import_id"]
+        assert wait_final(client, retry)["imported"] == 1
+        report = client.get(f"/v1/imports/{retry}/report").json()
+        assert report["retry_of"] == original and report["create_people"] is True  # the original's options
+        assert report["combined"] == {"import_ids": [original, retry], "status": "completed_with_errors",
+                                      "rows": 3, "imported": 2, "duplicates": 0, "errors": 1}
+        # the CLI does the same with the retry's own errors file: cat's row, now with a name
+        still = client.get(f"/v1/imports/{retry}/errors.csv").text.replace("cat@example.com,,", "cat@example.com,Joined,")
+        path = write(tmp_path, "still.csv", still)
+        done = backfill("retry", retry, str(path), "--wait", "--json")
+        assert done.returncode == 0, done.stderr
+        last = __import__("orjson").loads(done.stdout)
+        assert last["combined"]["import_ids"] == [original, retry, last["import_id"]]
+        assert (last["combined"]["status"], last["combined"]["imported"], last["combined"]["errors"]) == \
+            ("completed", 3, 0)
+        assert client.get(f"/v1/imports/{original}").status_code == 200
+        assert service_state(original)["retried_by"] == retry
+        # what cannot be retried
+        assert client.post("/v1/imports/nope/retry", files={"file": ("x.csv", b"x")}).status_code == 404
+        refused = client.post("/v1/imports", files={"file": ("bad.csv", b"nobody,what\nx,y\n")})
+        refused_id = refused.json()["import_id"]
+        assert wait_final(client, refused_id)["status"] == "failed"
+        again = client.post(f"/v1/imports/{refused_id}/retry", files={"file": ("x.csv", b"x")})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "not_retryable"
+        extra = client.post(f"/v1/imports/{original}/retry", files={"file": ("x.csv", b"x")}, data={"trigger": "true"})
+        assert extra.status_code == 422
+
+
+def service_state(import_id: str) -> dict:
+    from worker.tasks import store
+
+    return store().imports.state(import_id)

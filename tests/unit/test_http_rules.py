@@ -5,8 +5,8 @@ import ipaddress
 
 import pytest
 
-from producers.web.app import ApiError, ImportOptions, form_options, summary
 from producers.web.fetch import check_url, forbidden, parse_allow
+from producers.web.models import ApiError, ImportOptions, form_options, summary
 from worker.errors import FileProblem
 
 

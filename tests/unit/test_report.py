@@ -63,3 +63,22 @@ def test_problems_csv_comes_out_in_row_order_run_by_run():
             [{"row": 9, "cells": [], "problems": []}, {"row": 7, "cells": [], "problems": []}]]
     rows = list(csv.reader(io.StringIO("".join(problems_csv(["a"], [], runs, "errors"))[1:])))
     assert [r[1] for r in rows[1:]] == ["2", "5", "7", "9"]
+
+
+def test_a_retry_and_its_original_combine_into_one_outcome():
+    from worker.ops.report import combine
+
+    original = {"import_id": "a", "rows": 100, "imported": 80, "duplicates": 10, "errors": 10}
+    # 6 of the 10 failed rows sent again, 5 now imported: 4 never retried stay errors, 1 still fails
+    first = combine(original, {"import_id": "b", "rows": 6, "imported": 5, "duplicates": 0, "errors": 1})
+    assert first == {"import_ids": ["a", "b"], "status": "completed_with_errors", "rows": 100, "imported": 85,
+                     "duplicates": 10, "errors": 5}
+    # a retry of the retry: the remaining 5, one of them now a duplicate
+    second = combine({**original, "combined": first},
+                     {"import_id": "c", "rows": 5, "imported": 4, "duplicates": 1, "errors": 0})
+    assert second["import_ids"] == ["a", "b", "c"] and second["status"] == "completed"
+    assert (second["rows"], second["imported"], second["duplicates"], second["errors"]) == (100, 89, 11, 0)
+    # rows added to the corrected file count as rows of their own
+    grown = combine(original, {"import_id": "d", "rows": 12, "imported": 12, "duplicates": 0, "errors": 0})
+    assert (grown["rows"], grown["imported"], grown["errors"]) == (102, 92, 0)
+    assert grown["rows"] == grown["imported"] + grown["duplicates"] + grown["errors"]

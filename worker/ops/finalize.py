@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
+
 from worker.errors import PermanentError
-from worker.ops.report import build_report
+from worker.ops.report import build_report, combine
 from worker.settings import Settings
 from worker.store import Store
 
@@ -35,7 +37,12 @@ def spec_info(st: Store, import_id: str) -> dict:
 def finalize(st: Store, import_id: str, settings: Settings, send_notify: Callable[[str], None]) -> dict | None:
     """Write the report once and queue its notification; None when another run already did."""
     info = spec_info(st, import_id)
-    report = build_report(st.imports.state(import_id), info)
+    state = st.imports.state(import_id)
+    report = build_report(state, info)
+    original = st.imports.state(state["retry_of"]).get("report") if state.get("retry_of") else None
+    if original:  # a retry of an import's failed rows: the outcome of both too
+        report["retry_of"] = state["retry_of"]
+        report["combined"] = combine(orjson.loads(original), report)
     if not st.imports.finalize(import_id, report["status"], report, settings.retention_s,
                                record=not info.get("dry_run")):
         return None

@@ -74,6 +74,22 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     return report
 
 
+def combine(original: dict, retry: dict) -> dict:
+    """The outcome of an import and the retry of its failed rows, as one import's (a retry of a retry
+    combines with what its original already combined). Rows of the retry beyond the original's errors
+    (rows added to the corrected file) count as rows of their own; every row is counted once:
+    rows = imported + duplicates + errors."""
+    base = original.get("combined") or original
+    extra = max(retry["rows"] - base["errors"], 0)
+    rows = base["rows"] + extra
+    imported = base["imported"] + retry["imported"]
+    duplicates = base["duplicates"] + retry["duplicates"]
+    errors = max(rows - imported - duplicates, 0)
+    return {"import_ids": [*(base.get("import_ids") or [original["import_id"]]), retry["import_id"]],
+            "status": "completed" if errors == 0 else "completed_with_errors",
+            "rows": rows, "imported": imported, "duplicates": duplicates, "errors": errors}
+
+
 def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[list[dict]], kind: str, *,
                  delimiter: str = ",", width: int = 0) -> Iterator[str]:
     """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.

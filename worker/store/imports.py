@@ -53,6 +53,10 @@ class Imports:
         pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
         pipe.execute()
 
+    def note_retry(self, import_id: str, retry_id: str) -> None:
+        """Record on a finished import the latest import retrying its failed rows."""
+        self.r.hset(keys.import_hash(import_id), "retried_by", retry_id)
+
     def refuse(self, import_id: str, source: str, code: str, message: str) -> None:
         """Record an import refused for a file-level problem: nothing of it is queued."""
         created = now_ms()

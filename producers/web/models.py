@@ -1,0 +1,133 @@
+"""What the HTTP service takes and answers: import options, summaries, errors. Pure (pydantic models)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.errors import BackfillError
+
+
+class ApiError(BackfillError):
+    """An answer other than 2xx, with a stable code."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers
+
+
+class ImportOptions(BaseModel):
+    """The options of ``backfill import``, by the same names (``type`` is ``--type``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["events", "people"] = "events"
+    identifier: Literal["id", "email", "cio_id"] | None = None
+    dialect: Literal["vero", "customerio"] | None = None
+    data_to_process: Literal["all", "only_new", "only_existing"] = "all"
+    empty_cells: Literal["ignore", "clear"] = "ignore"
+    #: {column: name}: as --map COLUMN=NAME
+    mapping: dict[str, str] = Field(default_factory=dict)
+    skip: list[str] = Field(default_factory=list)
+    trigger: bool = False
+    trigger_window: str = "72h"
+    timezone: str = "UTC"
+    create_people: bool = False
+    dry_run: bool = False
+    encoding: str | None = None
+    delimiter: str | None = None
+    date_formats: list[str] = Field(default_factory=list)
+
+    def producer_args(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`producers.api.enqueue_import`."""
+        people = {"data_to_process": self.data_to_process, "empty_cells": self.empty_cells} \
+            if self.type == "people" else {}
+        return dict(kind=self.type, identifier=self.identifier, dialect=self.dialect, mapping=self.mapping,
+                    skip=tuple(self.skip), trigger=self.trigger, trigger_window=self.trigger_window,
+                    timezone=self.timezone, create_people=self.create_people, dry_run=self.dry_run,
+                    encoding=self.encoding, delimiter=self.delimiter, date_formats=tuple(self.date_formats), **people)
+
+
+class UrlImport(ImportOptions):
+    """An import of a file the service downloads (http or https; see producers.web.fetch)."""
+
+    data_file_url: str
+
+
+class Accepted(BaseModel):
+    import_id: str
+    status: str
+    url: str
+
+
+class ImportSummary(BaseModel):
+    import_id: str
+    status: str
+    source: str | None = None
+    created_ms: int | None = None
+    rows_expected: int = 0
+    rows: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    warnings: int = 0
+    events_stored: int = 0
+    waiting: str = ""
+    failure_code: str | None = None
+    failure: str | None = None
+
+
+class ImportPage(BaseModel):
+    imports: list[ImportSummary]
+    next_offset: int | None = None
+
+
+class Cancelled(BaseModel):
+    import_id: str
+    cancelled: bool
+    status: str
+
+
+_INTS = ("created_ms", "rows_expected", "rows", "imported", "duplicates", "errors", "warnings", "events_stored")
+
+
+def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
+    """What ``GET /v1/imports/{id}`` says of an import, from its stored state. Pure."""
+    return ImportSummary(import_id=import_id, status=state.get("status", "unknown"), source=state.get("source"),
+                         waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
+                         failure=state.get("failure"),
+                         **{k: int(float(state[k])) for k in _INTS if state.get(k)})
+
+
+def form_options(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """A multipart form's fields as import options: lists stay lists, ``mapping`` is a JSON object,
+    ``map`` is repeated ``COLUMN=NAME`` (as the CLI's --map). Pure."""
+    lists = {"skip", "date_formats"}
+    options: dict[str, Any] = {}
+    for name, values in fields.items():
+        if name == "mapping":
+            try:
+                loaded = orjson.loads(values[-1])
+            except orjson.JSONDecodeError:
+                loaded = None
+            if not isinstance(loaded, dict):
+                raise ApiError(422, "invalid_option", "mapping must be a JSON object {column: name}")
+            options.setdefault("mapping", {}).update(loaded)
+        elif name == "map":
+            pairs = [v.partition("=") for v in values]
+            if any(not sep or not column for column, sep, _ in pairs):
+                raise ApiError(422, "invalid_option", "map must be COLUMN=NAME")
+            options.setdefault("mapping", {}).update({c.strip(): n.strip() for c, _, n in pairs})
+        else:
+            options[name] = values if name in lists else values[-1]
+    return options
+
+
+
+def first_problem(errors) -> str:
+    """One sentence for a list of pydantic errors: the first, with where it is."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
