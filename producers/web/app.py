@@ -12,6 +12,8 @@ functions (FastAPI runs them in its thread pool); the upload is async, streamed 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -122,14 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fields), a raw CSV body (``Content-Type: text/csv``, options in the query string), or JSON with a
         ``data_file_url`` (http or https) and the options. Answers 202 once the file is on disk (or the URL
         taken); poll the import's URL."""
-        content_type = request.headers.get("content-type", "")
-        kind = content_type.split(";", 1)[0].strip().lower()
+        content_type, kind = _media(request)
         import_id, path = producers.reserve()
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > settings.api_max_upload_bytes + 1024 * 1024:
             raise ApiError(413, "too_large", f"the request is {int(declared):,} bytes; the limit is "
                            f"{settings.api_max_upload_bytes:,} (BACKFILL_API_MAX_UPLOAD_BYTES)")
-        try:
+        with _spooled(path):
             if kind == "application/json":
                 body = await request.body()
                 if len(body) > 1024 * 1024:
@@ -163,14 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 raise ApiError(415, "unsupported_media_type", "send multipart/form-data (a file field), text/csv, "
                                "or application/json with a data_file_url")
-        except UploadError as exc:
-            path.unlink(missing_ok=True)
-            raise ApiError(exc.status, exc.code, str(exc)) from None
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        url = f"/v1/imports/{import_id}"
-        return JSONResponse({"import_id": import_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
+        return _accepted(import_id)
 
     @app.post("/v1/imports/{import_id}/retry", status_code=202, response_model=Accepted, tags=["imports"],
               dependencies=[write], responses={404: {"description": "no such import"},
@@ -190,10 +184,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "not_found", str(exc)) from None
         except ConfigError as exc:
             raise ApiError(409, "not_retryable", str(exc)) from None
-        content_type = request.headers.get("content-type", "")
-        kind = content_type.split(";", 1)[0].strip().lower()
+        content_type, kind = _media(request)
         new_id, path = producers.reserve()
-        try:
+        with _spooled(path):
             if kind == "multipart/form-data":
                 form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
                 if form.fields:
@@ -206,15 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 raise ApiError(415, "unsupported_media_type", "send the corrected errors file as multipart/form-data "
                                "(a file field) or text/csv")
-        except UploadError as exc:
-            path.unlink(missing_ok=True)
-            raise ApiError(exc.status, exc.code, str(exc)) from None
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        producers.start_file(new_id, path, name, options)
-        url = f"/v1/imports/{new_id}"
-        return JSONResponse({"import_id": new_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
+            producers.start_file(new_id, path, name, options)
+        return _accepted(new_id)
 
     @app.get("/v1/imports", response_model=ImportPage, tags=["imports"], dependencies=[read])
     def list_imports(limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
@@ -291,6 +277,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(found)
 
     return app
+
+
+def _media(request: Request) -> tuple[str, str]:
+    """The request's Content-Type, whole and as its bare media type."""
+    content_type = request.headers.get("content-type", "")
+    return content_type, content_type.split(";", 1)[0].strip().lower()
+
+
+@contextlib.contextmanager
+def _spooled(path: Path) -> Iterator[None]:
+    """An upload's file is removed when its request fails; an UploadError becomes its HTTP answer."""
+    try:
+        yield
+    except UploadError as exc:
+        path.unlink(missing_ok=True)
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _accepted(import_id: str) -> JSONResponse:
+    url = f"/v1/imports/{import_id}"
+    return JSONResponse({"import_id": import_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
 
 
 def _validated(model: type[BaseModel], data: Any) -> Any:
