@@ -155,7 +155,9 @@ def fetch(url: str, dest: Path, *, max_bytes: int, timeout_s: float, allow: str 
 def _save(response: http.client.HTTPResponse, dest: Path, max_bytes: int, deadline: float) -> int:
     written = 0
     with dest.open("wb") as out:
-        while block := response.read(1 << 16):
+        # read1: what has arrived (read(n) would wait for n bytes: a server sending a byte at a time
+        # would hold the download past the deadline)
+        while block := response.read1(1 << 16):
             written += len(block)
             if written > max_bytes:
                 raise FileProblem("url_too_large", f"data_file_url is larger than the limit of {max_bytes:,} bytes "

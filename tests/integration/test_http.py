@@ -171,6 +171,19 @@ class _Files(http.server.BaseHTTPRequestHandler):
     """Serves the test's events file, and redirects to where the query says."""
 
     def do_GET(self):  # noqa: N802
+        if self.path == "/big.csv":  # larger than the limit, said by no Content-Length
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"email,event_name\n" + b"someone@example.com,Signed up\n" * 10_000)
+            return
+        if self.path == "/slow.csv":  # a byte at a time, never done within the time limit
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b"e")
+                self.wfile.flush()
+                time.sleep(0.25)
+            return
         if self.path.startswith("/redirect?to="):
             self.send_response(302)
             self.send_header("Location", self.path.split("=", 1)[1])
@@ -223,6 +236,21 @@ def test_data_file_url_is_fetched_only_from_allowed_addresses(service, keys, fil
         if private:
             refused = outcome(f"http://{socket.gethostname()}:{port}/events.csv")
             assert refused["failure_code"] == "url_forbidden"
+
+
+def test_a_download_stops_at_the_size_and_time_limits(redis_url, workers, keys, files, tmp_path):
+    limited = Service(tmp_path, BACKFILL_API_MAX_UPLOAD_BYTES="100000", BACKFILL_API_FETCH_TIMEOUT_S="2")
+    try:
+        with limited.client(keys["import"]) as client:
+            for path, code in (("/big.csv", "url_too_large"), ("/slow.csv", "url_timeout")):
+                answer = client.post("/v1/imports", json={"data_file_url": f"http://127.0.0.2:{files}{path}"})
+                started = time.monotonic()
+                state = wait_final(client, answer.json()["import_id"])
+                assert (state["status"], state["failure_code"]) == ("failed", code), state
+                assert time.monotonic() - started < 8
+        assert not list((tmp_path / "uploads").iterdir())
+    finally:
+        limited.stop()
 
 
 def test_an_upload_over_the_limit_is_refused_while_it_streams(redis_url, workers, keys, tmp_path):
