@@ -32,6 +32,8 @@ DELIVERIES_STREAM = PREFIX + "deliveries"
 CAMPAIGNS = PREFIX + "campaigns"
 #: Sorted set of import ids by creation time (ms), for ``backfill status``.
 IMPORTS_INDEX = PREFIX + "imports"
+#: Set of the imports taken back (``backfill undo``): sinks drop their outbox entries instead of storing them.
+UNDONE = PREFIX + "undone"
 #: Hash: API key id -> orjson {id, name, scope, sha256 of the whole key, created_ms, revoked_ms}
 #: (``backfill keys``; the key itself is never stored).
 API_KEYS = PREFIX + "apikeys"

@@ -41,7 +41,7 @@ def main() -> None:
     """Import CSV files of customer events into the messaging platform's store."""
 
 
-for command in (imports.import_, imports.retry, imports.inspect_, imports.cancel, progress.status, progress.top, progress.report, progress.errors,
+for command in (imports.import_, imports.retry, imports.undo, imports.inspect_, imports.cancel, progress.status, progress.top, progress.report, progress.errors,
                 progress.warnings, directory.people, directory.campaigns, service.worker, service.metrics,
                 service.demo, results.sink, results.db, results.events, http.serve, http.keys):
     main.add_command(command)

@@ -219,3 +219,28 @@ def cancel(import_id: str, wait: bool, timeout: float | None) -> None:
             sys.exit(EXIT_TIMEOUT)
         render.print_report(report)
         sys.exit(handle.exit_code())
+
+
+@click.command()
+@click.argument("import_id")
+@click.option("--json", "as_json", is_flag=True)
+def undo(import_id: str, as_json: bool) -> None:
+    """Take back a finished events import: its events (in the outbox and the results database), its
+    dedupe marks (the same file imports everything again), its triggers not yet sent; triggers sent are
+    listed. Recorded: asked again, it says what it did."""
+    from producers.undo import undo_import
+
+    try:
+        done = undo_import(import_id)
+    except BackfillError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(done)
+        return
+    again = " (already undone: nothing more done)" if done.get("already") else ""
+    click.echo(f"import {import_id} undone{again}: {done['events_deleted']} events deleted from the results "
+               f"database, {done['marks_removed']} dedupe marks removed, {done['triggers_unscheduled']} scheduled "
+               f"triggers removed, {done['decisions_deleted']} trigger decisions deleted; "
+               f"{done['people_kept']} people it created are kept")
+    for sent in done["sent"]:
+        click.echo(f"  already sent, not taken back: {sent['campaign']} to {sent['person']} ({sent['delivery_id']})")

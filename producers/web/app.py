@@ -258,6 +258,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "not_found", str(exc)) from None
         return Cancelled(import_id=import_id, cancelled=stopped, status=state_of(import_id).get("status", "unknown"))
 
+    @app.post("/v1/imports/{import_id}/undo", tags=["imports"], dependencies=[write],
+              responses={404: {"description": "no such import"}, 409: {"description": "running, or not undoable"}})
+    def undo_import_(import_id: str) -> JSONResponse:
+        """Take back a finished events import: its events, its dedupe marks (the same file imports
+        everything again), its triggers not yet sent; the triggers sent are listed. Recorded and idempotent:
+        asked again, it answers what it did (``already``: true)."""
+        from producers.undo import undo_import
+
+        try:
+            return JSONResponse(undo_import(import_id, settings))
+        except ImportNotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except ConfigError as exc:
+            raise ApiError(409, "not_undoable", str(exc)) from None
+
     @app.get("/v1/campaigns", tags=["campaigns"], dependencies=[read])
     def list_campaigns() -> JSONResponse:
         """The campaigns events trigger (as ``backfill campaigns list --json``)."""

@@ -75,6 +75,8 @@ class ImportSummary(BaseModel):
     waiting: str = ""
     failure_code: str | None = None
     failure: str | None = None
+    #: set once the import was taken back (POST .../undo)
+    undone_ms: int | None = None
 
 
 class ImportPage(BaseModel):
@@ -88,7 +90,8 @@ class Cancelled(BaseModel):
     status: str
 
 
-_INTS = ("created_ms", "rows_expected", "rows", "imported", "duplicates", "errors", "warnings", "events_stored")
+_INTS = ("created_ms", "rows_expected", "rows", "imported", "duplicates", "errors", "warnings", "events_stored",
+         "undone_ms")
 
 
 def summary(import_id: str, state: dict[str, str]) -> ImportSummary:

@@ -322,7 +322,8 @@ def test_health_readiness_and_the_openapi_document(service):
     paths = set(document["paths"])
     assert {"/v1/imports", "/v1/imports/{import_id}", "/v1/imports/{import_id}/report",
             "/v1/imports/{import_id}/errors.csv", "/v1/imports/{import_id}/warnings.csv",
-            "/v1/imports/{import_id}/cancel", "/v1/imports/{import_id}/retry", "/healthz", "/readyz"} <= paths
+            "/v1/imports/{import_id}/cancel", "/v1/imports/{import_id}/retry", "/v1/imports/{import_id}/undo",
+            "/healthz", "/readyz"} <= paths
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     assert set(document["paths"]["/v1/imports"]["post"]["requestBody"]["content"]) == \
         {"multipart/form-data", "application/json", "text/csv"}
@@ -370,3 +371,26 @@ def service_state(import_id: str) -> dict:
     from worker.tasks import store
 
     return store().imports.state(import_id)
+
+
+def test_undo_over_http_takes_the_import_back_once(service, keys):
+    with service.client(keys["import"]) as client:
+        first = client.post("/v1/imports", files={"file": ("e.csv", EVENTS.encode())}, data={"create_people": "true"})
+        import_id = first.json()["import_id"]
+        assert wait_final(client, import_id)["imported"] == 1
+        done = client.post(f"/v1/imports/{import_id}/undo")
+        assert done.status_code == 200 and done.json()["marks_removed"] == 1, done.text
+        assert client.get(f"/v1/imports/{import_id}").json()["undone_ms"] == done.json()["undone_ms"]
+        again = client.post(f"/v1/imports/{import_id}/undo").json()
+        assert again["already"] is True and again["undone_ms"] == done.json()["undone_ms"]
+        redo = client.post("/v1/imports", files={"file": ("e.csv", EVENTS.encode())}, data={"create_people": "true"})
+        assert wait_final(client, redo.json()["import_id"])["imported"] == 1  # not a duplicate any more
+        people = client.post("/v1/imports", files={"file": ("p.csv", b"id,email\nu9,u9@example.com\n")},
+                             data={"type": "people"})
+        people_id = people.json()["import_id"]
+        wait_final(client, people_id)
+        refused = client.post(f"/v1/imports/{people_id}/undo")
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_undoable"
+        assert client.post("/v1/imports/nope/undo").status_code == 404
+    with service.client(keys["read"]) as reader:
+        assert reader.post(f"/v1/imports/{import_id}/undo").status_code == 403

@@ -65,3 +65,14 @@ def test_bad_database_configuration_gets_a_clear_error(postgres_url):
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute("DROP SCHEMA locked CASCADE")
             admin.execute("DROP ROLE reader")
+
+
+def test_an_undo_deletes_an_import_and_its_late_entries_are_dropped(postgres):
+    mine = [{**e, "import": "u1"} for e in EVENTS]
+    other = [{**e, "import": "u2"} for e in EVENTS]
+    assert postgres.write(batch_of([(b"1-0", _entry("u1", mine[:2])), (b"1-1", _entry("u2", other))])) == 5
+    assert postgres.undo("u1") == {"events_deleted": 2, "decisions_deleted": 0, "sent": []}
+    # an entry of u1 that reaches a sink after the undo: the sink asks (under the lock) and drops it
+    late = batch_of([(b"2-0", _entry("u1", mine[2:])), (b"2-1", _entry("u3", [{**EVENTS[0], "import": "u3"}]))])
+    assert postgres.write(late, undone=lambda ids: {"u1"} & ids) == 1
+    assert (postgres.count_events("u1"), postgres.count_events("u2"), postgres.count_events("u3")) == (0, 3, 1)

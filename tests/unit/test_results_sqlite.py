@@ -99,3 +99,18 @@ def test_people_deliveries_and_imports_settle_whatever_the_order(tmp_path):
     results = SQLiteResults(tmp_path / "r.db")
     results.upgrade()
     check_people_deliveries_and_imports(results)
+
+
+def test_an_undo_deletes_an_import_and_its_late_entries_are_dropped(tmp_path):
+    results = SQLiteResults(tmp_path / "r.db")
+    results.upgrade()
+    mine = [{**e, "import": "u1"} for e in EVENTS]
+    decision = [["scheduled", 1800000000000, orjson.dumps({
+        "delivery_id": "u1:2:later", "campaign": "later", "event": "Ordered", "person": {"email": "ann@example.com"},
+        "import": "u1", "row": 2, "event_time": "2023-11-14T22:13:20.000Z", "due": "2027-01-15T08:00:00.000Z"}).decode()]]
+    assert results.write(batch_of([(b"1-0", _entry("u1", mine[:2], decisions=[decision]))])) == 2
+    assert len(results.deliveries("u1")) == 1
+    assert results.undo("u1") == {"events_deleted": 2, "decisions_deleted": 1, "sent": []}
+    late = batch_of([(b"2-0", _entry("u1", mine[2:])), (b"2-1", _entry("u3", [{**EVENTS[0], "import": "u3"}]))])
+    assert results.write(late, undone=lambda ids: {"u1"} & ids) == 1
+    assert (results.count_events("u1"), results.count_events("u3"), results.deliveries("u1")) == (0, 1, [])

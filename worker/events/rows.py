@@ -159,13 +159,17 @@ def dedupe_key(event: Event) -> bytes | None:
     properties do, but only when the time is in the file: an event with no time
     happens when it is processed, so a second import is a second event.
     """
-    if event.event_id is not None:
-        material = b"id\0" + event.event_id.encode()
-    elif event.ts is not None:
-        material = orjson.dumps(
-            [event.person_key, event.name, round(event.ts * 1000), event.data],
-            option=orjson.OPT_SORT_KEYS,
-        )
+    return key_of(event.person_key, event.name, None if event.ts is None else round(event.ts * 1000), event.data,
+                  event.event_id)
+
+
+def key_of(person_key: str, name: str, ts_ms: int | None, data: dict[str, str], event_id: str | None) -> bytes | None:
+    """:func:`dedupe_key` from an event's parts (``ts_ms``: the time in the file, in ms; None when the
+    file gave none), as a stored event has them (undo recomputes the marks of the events it takes back)."""
+    if event_id is not None:
+        material = b"id\0" + event_id.encode()
+    elif ts_ms is not None:
+        material = orjson.dumps([person_key, name, ts_ms, data], option=orjson.OPT_SORT_KEYS)
     else:
         return None
     return hashlib.blake2b(material, digest_size=10).digest()

@@ -40,6 +40,19 @@ class Batch:
     entries: list[tuple[bytes, str, int, int, int]] = dataclasses.field(default_factory=list)
 
 
+def imports_of(batch: Batch) -> set[str]:
+    """The imports whose events or deliveries a batch writes."""
+    return {row[0] for row in batch.events} | {row[1] for row in batch.deliveries.values()}
+
+
+def without(batch: Batch, gone: set[str]) -> Batch:
+    """``batch`` without the events and deliveries of the imports ``gone`` (taken back by an undo)."""
+    if not gone:
+        return batch
+    return dataclasses.replace(batch, events=[r for r in batch.events if r[0] not in gone],
+                               deliveries={k: r for k, r in batch.deliveries.items() if r[1] not in gone})
+
+
 def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
     """The rows of these entries, one transaction's worth."""
     batch = Batch()

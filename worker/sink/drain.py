@@ -44,7 +44,7 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
         return drained
     batch = batch_of(entries)
     drained.entries, drained.events = len(entries), len(batch.events)
-    drained.new_events = results.write(batch)
+    drained.new_events = results.write(batch, undone=outbox.undone)
     outbox.ack(batch.entries)
     outbox.trim()
     return drained

@@ -7,16 +7,19 @@ DO NOTHING``; people, deliveries and import records as upserts (see schema.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import psycopg
 
 from worker.errors import ConfigError, ResultsUnavailable
-from worker.sink.batch import Batch
-from worker.sink.queries import EVENT_COLUMNS, Queries
+from worker.sink.batch import Batch, imports_of, without
+from worker.sink.queries import EVENT_COLUMNS, Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
 _COLUMNS = EVENT_COLUMNS
 _PEOPLE, _DELIVERIES, _IMPORTS = upserts("%s")
+#: The advisory lock sinks hold shared while they write a batch and an undo holds alone ("bfundo").
+UNDO_LOCK = 0x6266756E646F
 
 
 def redacted(url: str) -> str:
@@ -68,7 +71,7 @@ class PostgresResults(Queries):
         """Refuse a schema other than this code's, saying what to do."""
         check_version(self.version(), self.where)
 
-    def write(self, batch: Batch) -> int:
+    def write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None = None) -> int:
         """Write a batch in one transaction; how many events were new. Events are copied (COPY) straight
         into their table; a batch holding events already stored (written again after a sink died before
         acknowledging it) goes through a temporary table and ON CONFLICT DO NOTHING instead. A connection
@@ -76,12 +79,17 @@ class PostgresResults(Queries):
         if self.db.broken or self.db.closed:
             self.db = self._connect()
         try:
-            return self._write(batch)
+            return self._write(batch, undone)
         except psycopg.OperationalError as exc:
             raise ResultsUnavailable(f"the results database {self.where} failed: {' '.join(str(exc).split())}") from None
 
-    def _write(self, batch: Batch) -> int:
+    def _write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None) -> int:
         with self.db.transaction():
+            # Sinks share this lock; an undo takes it alone: the imports taken back are asked under it,
+            # so an undo's deletions never race a batch that asked before them.
+            self.db.execute("SELECT pg_advisory_xact_lock_shared(%s)", (UNDO_LOCK,))
+            if undone is not None:
+                batch = without(batch, undone(imports_of(batch)))
             new_events = self._write_events(batch.events) if batch.events else 0
             cursor = self.db.cursor()
             if batch.people:
@@ -108,6 +116,19 @@ class PostgresResults(Queries):
         moved = self.db.execute(f"INSERT INTO events SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
         self.db.execute("TRUNCATE incoming")
         return moved.rowcount
+
+    def undo(self, import_id: str) -> dict:
+        """Take an import's events and unsent decisions out (see queries.undo_statements), the sinks held off."""
+        events, deliveries, sent, record = undo_statements(self.MARK)
+        if self.db.broken or self.db.closed:
+            self.db = self._connect()
+        with self.db.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (UNDO_LOCK,))
+            gone = self.db.execute(events, (import_id,)).rowcount
+            dropped = self.db.execute(deliveries, (import_id,)).rowcount
+            listed = self.db.execute(sent, (import_id,)).fetchall()
+            self.db.execute(record, (import_id,))
+        return undone_summary(gone, dropped, listed)
 
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:
         return self.db.execute(sql, args).fetchall()

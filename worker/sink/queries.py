@@ -17,6 +17,21 @@ EVENT_COLUMNS = "import_id, row, person_kind, person, name, ts_ms, event_id, dat
 _PERSON_COLUMN = {"cio_id": "cio_id", "id": "id", "email": "lower(email)"}
 
 
+def undo_statements(mark: str) -> tuple[str, str, str, str]:
+    """Taking an import back: its events and the trigger decisions not sent go, the sent ones are listed,
+    its record says so."""
+    return (f"DELETE FROM events WHERE import_id = {mark}",
+            f"DELETE FROM deliveries WHERE import_id = {mark} AND state <> 'sent'",
+            f"SELECT delivery_id, campaign, person, sent_ms FROM deliveries WHERE import_id = {mark} ORDER BY row",
+            f"UPDATE imports SET status = 'undone' WHERE import_id = {mark}")
+
+
+def undone_summary(events: int, deliveries: int, sent: list[tuple]) -> dict:
+    """What an undo did in the results database."""
+    return {"events_deleted": events, "decisions_deleted": deliveries,
+            "sent": [{"delivery_id": d, "campaign": c, "person": p, "sent_ms": ms} for d, c, p, ms in sent]}
+
+
 class Queries:
     """Reads of the results database (mixed into each backend)."""
 
@@ -42,6 +57,12 @@ class Queries:
             for person in self.people(kind, who):
                 found.update(v for v in (person["cio_id"], person["id"], (person["email"] or "").lower()) if v)
         return tuple(sorted(found))
+
+    def events_of(self, import_id: str, after_row: int, limit: int) -> list[StoredEvent]:
+        """An import's events by row, the first ``limit`` after ``after_row`` (pages through a big import)."""
+        sql = (f"SELECT {EVENT_COLUMNS} FROM events WHERE import_id = {self.MARK} AND row > {self.MARK} "
+               f"ORDER BY row LIMIT {self.MARK}")
+        return [StoredEvent(*found[:7], orjson.loads(found[7])) for found in self._fetch(sql, (import_id, after_row, limit))]
 
     def count_events(self, import_id: str) -> int:
         """How many events of an import are stored."""

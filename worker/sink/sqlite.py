@@ -6,10 +6,11 @@ again (a sink that died before acknowledging it) changes nothing.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
-from worker.sink.batch import Batch
-from worker.sink.queries import Queries
+from worker.sink.batch import Batch, imports_of, without
+from worker.sink.queries import Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS = upserts("?")
@@ -64,11 +65,15 @@ class SQLiteResults(Queries):
         """Refuse a schema other than this code's, saying what to do."""
         check_version(self.version(), str(self.path))
 
-    def write(self, batch: Batch) -> int:
+    def write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None = None) -> int:
         """Write a batch in one transaction (events inserted once, people by version, deliveries
-        scheduled then sent, import records once); how many events were new."""
-        self.db.execute("BEGIN")
+        scheduled then sent, import records once); how many events were new. ``undone`` names the
+        imports taken back, asked once the write lock is held (an undo deletes under the same lock,
+        so what it deleted is never written again)."""
+        self.db.execute("BEGIN IMMEDIATE")
         try:
+            if undone is not None:
+                batch = without(batch, undone(imports_of(batch)))
             before = self.db.total_changes
             if batch.events:
                 self.db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch.events)
@@ -84,6 +89,21 @@ class SQLiteResults(Queries):
             self.db.execute("ROLLBACK")
             raise
         return new_events
+
+    def undo(self, import_id: str) -> dict:
+        """Take an import's events and unsent decisions out (see queries.undo_statements), under the write lock."""
+        events, deliveries, sent, record = undo_statements(self.MARK)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            gone = self.db.execute(events, (import_id,)).rowcount
+            dropped = self.db.execute(deliveries, (import_id,)).rowcount
+            listed = self.db.execute(sent, (import_id,)).fetchall()
+            self.db.execute(record, (import_id,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return undone_summary(gone, dropped, listed)
 
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:
         return self.db.execute(sql, args).fetchall()

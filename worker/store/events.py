@@ -112,6 +112,18 @@ class Events:
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
                             conflict=int(committed) == -1)
 
+    def forget_marks(self, dedupe_keys: Iterable[bytes], shard_bits: int) -> int:
+        """Remove the dedupe marks of these keys (an import taken back); how many there were."""
+        pipe = self.r.pipeline(transaction=False)
+        queued = 0
+        for key in dedupe_keys:
+            shard = keys.DEDUPE_PREFIX.encode() + key[:2]
+            if shard_bits > 16:  # as lib.lua's dedupe_slot names a shard
+                shard += bytes([key[2] >> (24 - shard_bits)])
+            pipe.hdel(shard, key[2:])
+            queued += 1
+        return sum(int(n) for n in pipe.execute()) if queued else 0
+
     def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
         """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""
         now_h = at_ms // 3_600_000

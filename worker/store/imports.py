@@ -53,6 +53,10 @@ class Imports:
         pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
         pipe.execute()
 
+    def record_undo(self, import_id: str, done: dict) -> None:
+        """Record what an undo of the import did (asked again, the undo answers this)."""
+        self.r.hset(keys.import_hash(import_id), mapping={"undo": orjson.dumps(done), "undone_ms": done["undone_ms"]})
+
     def note_retry(self, import_id: str, retry_id: str) -> None:
         """Record on a finished import the latest import retrying its failed rows."""
         self.r.hset(keys.import_hash(import_id), "retried_by", retry_id)

@@ -44,6 +44,13 @@ class Outbox:
         _, entries, *_ = self.r.xautoclaim(self.stream, self.group, self.consumer, idle_ms, "0-0", count=count)
         return [e for e in entries if e[1]]  # (an entry trimmed meanwhile comes back empty)
 
+    def undone(self, import_ids: set[str]) -> set[str]:
+        """Which of these imports were taken back (``backfill undo``): their entries are not stored."""
+        if not import_ids:
+            return set()
+        ordered = sorted(import_ids)
+        return {i for i, gone in zip(ordered, self.r.smismember(keys.UNDONE, ordered)) if gone}
+
     def beat(self) -> None:
         """This sink is alive (the count of running sinks reads these)."""
         self.r.zadd(keys.SINKS, {self.consumer: int(time.time() * 1000)})

@@ -35,6 +35,14 @@ class Triggers:
         """Delete a campaign; False when there was none of that name."""
         return bool(self.r.hdel(keys.CAMPAIGNS, name))
 
+    def drop_scheduled(self, import_id: str) -> int:
+        """Remove the triggers an import scheduled that are not sent yet (an import taken back); how many."""
+        gone = [member for member, _ in self.r.zscan_iter(keys.TRIGGERS_ZSET, count=1000)
+                if orjson.loads(member).get("import") == import_id]
+        for at in range(0, len(gone), 1000):
+            self.r.zrem(keys.TRIGGERS_ZSET, *gone[at:at + 1000])
+        return len(gone)
+
     def move_due(self, at_ms: int, limit: int = 1000) -> int:
         """Move due scheduled triggers to the deliveries stream; how many moved."""
         return int(self._move_due(keys=[keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.OUTBOX], args=[at_ms, limit]))
