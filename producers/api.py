@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -237,7 +238,9 @@ def retry_options(import_id: str) -> dict:
     and ``retry_of``. Raises ImportNotFound, or ConfigError while the import runs or for an import
     recorded before its options were kept."""
     st = _worker().store()
-    _finished_report(st, import_id)
+    report = _finished_report(st, import_id)
+    if not (report.get("combined") or report).get("errors"):
+        raise ConfigError(f"import {import_id} has no failed rows to retry")
     raw = st.imports.state(import_id).get("options")
     if not raw:
         raise ConfigError(f"import {import_id} was refused before it was read, or recorded before retries "
@@ -248,7 +251,7 @@ def retry_options(import_id: str) -> dict:
 def check_options(*, kind: str = "events", data_to_process: str = "all", empty_cells: str = "ignore",
                   date_formats: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
                   trigger_window: str | int | None = "72h",
-                  delimiter: str | None = None) -> tuple[tuple[str, ...], int | None]:
+                  delimiter: str | None = None, encoding: str | None = None) -> tuple[tuple[str, ...], int | None]:
     """Check an import's options before anything is read; (date formats, trigger window in seconds).
     Raises ConfigError naming the option that is wrong."""
     if kind not in ("events", "people"):
@@ -266,6 +269,11 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
     if zone(timezone) is None:
         raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
     delimiter_of(delimiter)
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"unknown encoding {encoding!r}: use utf-8, cp1252, latin-1...") from None
     return formats, window
 
 
@@ -320,7 +328,7 @@ def enqueue_import(
     settings = settings or get_settings()
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
                                     date_formats=date_formats, timezone=timezone, trigger_window=trigger_window,
-                                    delimiter=delimiter)
+                                    delimiter=delimiter, encoding=encoding)
     id_only = settings.workspace_identifiers == "id_only"
     tasks = _worker()
     st = tasks.store()
@@ -345,8 +353,10 @@ def enqueue_import(
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
                                   "(BACKFILL_WORKSPACE_IDENTIFIERS=id_only): --create-people needs a file of ids")
         except FileProblem as problem:
-            st.imports.refuse(import_id, label, problem.code, str(problem))
-            log.warning("import refused", source=label, code=problem.code, reason=str(problem))
+            # named as the caller named it (an upload's server-side path means nothing to its sender)
+            reason = str(problem).replace(str(path), label) if source else str(problem)
+            st.imports.refuse(import_id, label, problem.code, reason)
+            log.warning("import refused", source=label, code=problem.code, reason=reason)
             tasks.run_finalize(st, import_id, settings)
             return handle
         try:

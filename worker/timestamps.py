@@ -54,8 +54,12 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             raise ValueError(f"--date-format {pattern!r} is not a strptime pattern like '%m/%d/%Y' (or excel)")
         try:
             datetime.now().strftime(pattern)
+            datetime.strptime("", pattern)
         except ValueError as exc:
-            raise ValueError(f"--date-format {pattern!r}: {exc}") from None
+            # strptime names an unknown directive ("'Q' is a bad directive"); any other complaint is
+            # only that "" is no time, which says nothing about the pattern
+            if "directive" in str(exc) or "strftime" in str(exc):
+                raise ValueError(f"--date-format {pattern!r}: {exc}") from None
     return tuple(formats)
 
 

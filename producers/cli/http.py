@@ -65,9 +65,11 @@ def keys_list(as_json: bool) -> None:
         return
     if not found:
         click.echo("no keys yet (backfill keys create --name NAME)")
+        return
+    click.echo(f"{'id':<10}{'scope':<8}{'state':<33}{'created':<26}name")
     for k in found:
         revoked = f"revoked {iso(k.revoked_ms / 1000)}" if k.revoked_ms else "active"
-        click.echo(f"{k.id}  {k.scope:<7} {revoked:<32} {iso(k.created_ms / 1000)}  {k.name}")
+        click.echo(f"{k.id:<10}{k.scope:<8}{revoked:<33}{iso(k.created_ms / 1000):<26}{k.name}")
 
 
 @keys.command("revoke")

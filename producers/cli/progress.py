@@ -43,6 +43,8 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
             "rows": int(state.get("rows", 0) or 0), "rows_expected": int(state.get("rows_expected", 0) or 0),
             "imported": int(state.get("imported", 0) or 0), "errors": int(state.get("errors", 0) or 0),
             "events_stored": int(state.get("events_stored", 0) or 0), "waiting": state.get("waiting", ""),
+            **{k: state[k] for k in ("retry_of", "retried_by") if state.get(k)},
+            **({"undone_ms": int(state["undone_ms"])} if state.get("undone_ms") else {}),
         })
     if as_json:
         echo_json(rows if not import_id else rows[0])

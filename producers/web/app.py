@@ -22,10 +22,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producers.api import ImportHandle, check_options
 from producers.web.jobs import Producers
 from producers.web.models import (
+    ERROR_RESPONSES,
     Accepted,
     ApiError,
     Cancelled,
@@ -39,9 +41,12 @@ from producers.web.models import (
 )
 from producers.web.uploads import UploadError, read_body, read_form
 from worker.errors import ConfigError, ImportNotFound
+from worker.logs import get_logger
 from worker.settings import Settings, get_settings
+from worker.store import TRANSIENT
 from worker.store.apikeys import ApiKey
 
+log = get_logger("backfill.api")
 #: How many imports a page of ``GET /v1/imports`` holds at most.
 PAGE_MAX = 100
 _bearer = HTTPBearer(auto_error=False, description="An API key from `backfill keys create`.")
@@ -60,13 +65,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         producers.close()
 
-    app = FastAPI(title="backfill", version="1", lifespan=lifespan,
+    app = FastAPI(title="backfill", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Imports of CSV files of events and people: upload, poll, read the report and "
                               "the errors file, cancel.")
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": {"code": exc.code, "message": str(exc)}}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own answers (an unknown path, a method a path does not take) in the same shape
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("Redis did not answer", error=f"{type(exc).__name__}: {exc}")
+        return JSONResponse({"error": {"code": "unavailable", "message": f"Redis did not answer: {exc}"}}, 503,
+                            headers={"Retry-After": "5"})
+
+    for transient in TRANSIENT:
+        app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -228,7 +248,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(report)
 
     def problems(import_id: str, kind: str) -> StreamingResponse:
-        state_of(import_id)
+        state = state_of(import_id)
+        if not state.get("report"):  # (a partial file would read as "no errors" to a script that polls it)
+            raise ApiError(409, "not_finished", f"import {import_id} has not finished ({state.get('status')}): its "
+                           f"{kind} file is complete once it has")
         pieces = ImportHandle(import_id).problems_csv(kind)
         return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="{import_id}-{kind}.csv"'})
@@ -329,6 +352,6 @@ def _check(options: ImportOptions) -> None:
     try:
         check_options(kind=options.type, data_to_process=options.data_to_process, empty_cells=options.empty_cells,
                       date_formats=options.date_formats, timezone=options.timezone,
-                      trigger_window=options.trigger_window, delimiter=options.delimiter)
+                      trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding)
     except ConfigError as exc:
         raise ApiError(422, "invalid_option", str(exc)) from None

@@ -87,7 +87,8 @@ def resolve(host: str, port: int, allow: tuple[frozenset[str], tuple[Network, ..
         for address in addresses:
             why = forbidden(address)
             if why and not any(address in network for network in networks):
-                raise FileProblem("url_forbidden", f"data_file_url host {host!r} is {address}, a {why} address: "
+                article = "an" if why[0] in "aeiou" else "a"
+                raise FileProblem("url_forbidden", f"data_file_url host {host!r} is {address}, {article} {why} address: "
                                   "backfill does not fetch from inside the network (an operator can allow it "
                                   "with BACKFILL_API_FETCH_ALLOW)")
     return str(addresses[0])

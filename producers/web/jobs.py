@@ -11,6 +11,7 @@ If the service stops while it queues, the import ends ``interrupted`` with what 
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,8 @@ class Producers:
     def __init__(self, settings: Settings, store) -> None:
         self.settings = settings
         self.store = store
+        if not settings.api_upload_dir:
+            settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir = Path(settings.api_upload_dir) if settings.api_upload_dir else settings.home / "uploads"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pool = ThreadPoolExecutor(settings.api_producers, thread_name_prefix="backfill-producer")
@@ -39,9 +42,11 @@ class Producers:
         self.running: set[str] = set()
 
     def reserve(self) -> tuple[str, Path]:
-        """A new import id and the path its file is written to."""
+        """A new import id and the path its file is written to (created empty, readable by this user only)."""
         import_id = new_import_id()
-        return import_id, self.dir / f"{import_id}.upload"
+        path = self.dir / f"{import_id}.upload"
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return import_id, path
 
     def start_file(self, import_id: str, path: Path, source: str, options: dict[str, Any]) -> None:
         """Record the import as accepted and queue its file (already on disk at ``path``)."""

@@ -17,6 +17,26 @@ class ApiError(BackfillError):
         self.status, self.code, self.headers = status, code, headers
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than 2xx."""
+
+    error: ErrorDetail
+
+
+#: The error answers, as the OpenAPI document lists them for every operation.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in (
+        (400, "the body cannot be read"), (401, "no API key, an unknown or a revoked one"),
+        (403, "a read key on a write"), (404, "no such import or person"), (409, "not finished, or not possible"),
+        (413, "over the upload limit"), (415, "a body of a type not taken"), (422, "an option or a parameter is wrong"),
+        (503, "Redis did not answer"))}
+
+
 class ImportOptions(BaseModel):
     """The options of ``backfill import``, by the same names (``type`` is ``--type``)."""
 
@@ -77,6 +97,9 @@ class ImportSummary(BaseModel):
     failure: str | None = None
     #: set once the import was taken back (POST .../undo)
     undone_ms: int | None = None
+    #: the import that retried this one's failed rows last, and the import this one retries
+    retried_by: str | None = None
+    retry_of: str | None = None
 
 
 class ImportPage(BaseModel):
@@ -98,6 +121,7 @@ def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
     """What ``GET /v1/imports/{id}`` says of an import, from its stored state. Pure."""
     return ImportSummary(import_id=import_id, status=state.get("status", "unknown"), source=state.get("source"),
                          waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
+                         retried_by=state.get("retried_by"), retry_of=state.get("retry_of"),
                          failure=state.get("failure"),
                          **{k: int(float(state[k])) for k in _INTS if state.get(k)})
 

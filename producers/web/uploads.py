@@ -65,7 +65,9 @@ class Form:
             if self.filename is not None:
                 self._fail(400, "several_files", "send one file a request (the form has two 'file' parts)")
                 return
-            self.filename = params.get(b"filename", b"upload.csv").decode("utf-8", "replace") or "upload.csv"
+            named = params.get(b"filename", b"").decode("utf-8", "replace")
+            # only the name: a browser sends no folders, and a path would say where the sender keeps it
+            self.filename = named.replace("\\", "/").rsplit("/", 1)[-1] or "upload.csv"
             self._out = self.dest.open("wb")
         elif len(self.fields) >= MAX_FIELDS:
             self._fail(400, "too_many_fields", f"the form has more than {MAX_FIELDS} fields")

@@ -152,6 +152,8 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
     with service.client(keys["import"]) as client:
         upload = {"file": ("e.csv", EVENTS.encode())}
         for data, needle in (({"timezone": "Mars/Olympus"}, "unknown time zone"),
+                             ({"encoding": "klingon"}, "unknown encoding"),
+                             ({"date_formats": "%Q"}, "bad directive"),
                              ({"trigger_window": "soon"}, "not a duration"),
                              ({"colour": "blue"}, "colour"),
                              ({"data_to_process": "only_new"}, "people imports")):
@@ -165,6 +167,14 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
         scheme = client.post("/v1/imports", json={"data_file_url": "file:///etc/passwd"})
         assert scheme.status_code == 422 and scheme.json()["error"]["code"] == "url_scheme"
         assert client.get("/v1/imports", params={"limit": 0}).status_code == 422
+        unknown = client.get("/v1/nope")
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+        assert client.delete("/v1/imports/x").json()["error"]["code"] == "method_not_allowed"
+        named = client.post("/v1/imports", files={"file": ("../../etc/orders.csv", EVENTS.encode())})
+        assert wait_final(client, named.json()["import_id"])["source"] == "orders.csv"
+        empty = client.post("/v1/imports", content=b"", params={"source": "empty.csv"}, headers={"Content-Type": "text/csv"})
+        failed = wait_final(client, empty.json()["import_id"])
+        assert failed["failure_code"] == "empty_file" and failed["failure"].startswith("empty.csv is empty")
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
@@ -303,6 +313,8 @@ def test_cancel_mid_import_over_http(service, keys, tmp_path):
         deadline = time.monotonic() + 30
         while client.get(f"/v1/imports/{import_id}").json()["status"] == "accepted" and time.monotonic() < deadline:
             time.sleep(0.05)
+        early = client.get(f"/v1/imports/{import_id}/errors.csv")
+        assert early.status_code == 409 and early.json()["error"]["code"] == "not_finished"
         cancelled = client.post(f"/v1/imports/{import_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["cancelled"] is True
         state = wait_final(client, import_id, timeout=120)
@@ -325,6 +337,8 @@ def test_health_readiness_and_the_openapi_document(service):
             "/v1/imports/{import_id}/cancel", "/v1/imports/{import_id}/retry", "/v1/imports/{import_id}/undo",
             "/healthz", "/readyz"} <= paths
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+    assert document["paths"]["/v1/imports"]["get"]["responses"]["401"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/ErrorBody"}
     assert set(document["paths"]["/v1/imports"]["post"]["requestBody"]["content"]) == \
         {"multipart/form-data", "application/json", "text/csv"}
 
@@ -356,6 +370,9 @@ def test_retry_of_the_corrected_errors_file_links_and_combines(service, keys, ba
             ("completed", 3, 0)
         assert client.get(f"/v1/imports/{original}").status_code == 200
         assert service_state(original)["retried_by"] == retry
+        assert client.get(f"/v1/imports/{original}").json()["retried_by"] == retry
+        clean = client.post(f"/v1/imports/{last['import_id']}/retry", files={"file": ("x.csv", b"x")})
+        assert clean.status_code == 409 and "no failed rows" in clean.json()["error"]["message"]
         # what cannot be retried
         assert client.post("/v1/imports/nope/retry", files={"file": ("x.csv", b"x")}).status_code == 404
         refused = client.post("/v1/imports", files={"file": ("bad.csv", b"nobody,what\nx,y\n")})
@@ -394,3 +411,16 @@ def test_undo_over_http_takes_the_import_back_once(service, keys):
         assert client.post("/v1/imports/nope/undo").status_code == 404
     with service.client(keys["read"]) as reader:
         assert reader.post(f"/v1/imports/{import_id}/undo").status_code == 403
+
+
+def test_a_redis_that_does_not_answer_is_503_not_a_traceback(redis_url, workers, tmp_path):
+    down = Service(tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with down.client("bfk_00000000_whatever") as client:
+            for answer in (client.get("/v1/imports"), client.post("/v1/imports", files={"file": ("e.csv", b"x")}),
+                           client.get("/readyz")):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["code"] in ("unavailable", "not_ready")
+    finally:
+        down.stop()
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
