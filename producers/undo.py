@@ -9,11 +9,12 @@ again and import everything:
    gives its dedupe key again (:func:`worker.events.rows.key_of`), and the mark is removed;
 3. its triggers scheduled and not yet sent are removed; those sent are listed, not un-sent;
 4. the results database loses its events and its unsent trigger decisions; its record says
-   ``undone``.
+   ``undone``;
+5. the people it created that nothing else names (see :func:`_drop_people`: careful, a person
+   wrongly deleted being worse than one kept).
 
 The undo is recorded on the import (``undo`` in its hash): asked again, it answers what it did
-and does nothing more. People the import created stay (they may have been named since by other
-imports); the report says how many it created.
+and does nothing more.
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
     if spec is not None and spec.kind == "people":
         raise ConfigError("undo takes back events imports; a people import cannot be undone (yet)")
     done: dict = {"import_id": import_id, "undone_ms": now_ms(), "marks_removed": 0, "triggers_unscheduled": 0,
-                  "events_deleted": 0, "decisions_deleted": 0, "sent": [],
-                  "people_kept": int(state.get("people_created", 0) or 0)}
+                  "events_deleted": 0, "decisions_deleted": 0, "sent": [], "people_deleted": 0, "people_kept": 0,
+                  "people_kept_why": ""}
     if spec is not None and not spec.dry_run:  # (a refused import or a dry run wrote nothing)
         results = open_results(settings)  # (first: a database that cannot be read stops the undo before it starts)
         try:
@@ -63,6 +64,9 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
             done["marks_removed"] = st.events.forget_marks(dedupe, settings.dedupe_shard_bits)
             done["triggers_unscheduled"] = st.triggers.drop_scheduled(import_id)
             done.update(results.undo(import_id))
+            created = _created(st, results, import_id)
+            dropped, why = _drop_people(st, results, import_id, created)
+            done.update(people_deleted=len(dropped), people_kept=len(created) - len(dropped), people_kept_why=why)
         finally:
             results.close()
     st.imports.record_undo(import_id, done)
@@ -87,3 +91,37 @@ def _events(st, results, import_id: str) -> list[tuple]:
         if len(page) < PAGE:
             return list(found.values())
         after = page[-1].row
+
+
+def _created(st, results, import_id: str) -> dict[str, tuple[str, str]]:
+    """The people the import created (cio_id -> (identifier kind, directory key)): from its outbox entries
+    not yet stored, and from the results database (those nothing changed since)."""
+    found = dict(results.created_by(import_id))
+    for fields in st.events.entries():
+        if fields.get(b"import", b"").decode() == import_id and fields.get(b"people"):
+            for person in orjson.loads(fields[b"people"]):
+                kind = "email" if "email" in person else "id"
+                found[person["cio_id"]] = (kind, person[kind].lower() if kind == "email" else person[kind])
+    return found
+
+
+def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]]) -> tuple[list[str], str]:
+    """Delete the people the import created that nothing else names; (their cio_ids, why others were kept).
+
+    Deliberately careful, a person wrongly deleted being worse than one kept: while any import runs,
+    or any other import's entries are not yet in the results database, every person is kept (what
+    names them may not be known yet); then one is deleted only if nothing changed it since it was
+    created and no event of another import names it.
+    """
+    if not created:
+        return [], ""
+    if st.r.zcard(keys.PRODUCING) or st.r.zcard(keys.PENDING):
+        return [], "other imports are running: what they name is not known yet"
+    if any(f.get(b"import", b"").decode() != import_id for f in st.events.entries()):
+        return [], "other imports are not all in the results database yet (is a sink running?)"
+    alone = {cio: who for cio, who in created.items() if not results.named_elsewhere(import_id, who[1])}
+    removed = st.events.forget_people(alone)  # (only those still at version 1 in the directory)
+    gone = [cio for cio in alone if not st.r.exists(keys.person(cio))]
+    results.forget_people(gone)
+    kept = len(created) - removed
+    return gone, (f"{kept} named by other imports or changed since" if kept else "")

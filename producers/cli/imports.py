@@ -226,8 +226,8 @@ def cancel(import_id: str, wait: bool, timeout: float | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def undo(import_id: str, as_json: bool) -> None:
     """Take back a finished events import: its events (in the outbox and the results database), its
-    dedupe marks (the same file imports everything again), its triggers not yet sent; triggers sent are
-    listed. Recorded: asked again, it says what it did."""
+    dedupe marks (the same file imports everything again), its triggers not yet sent, the people it
+    created that nothing else names; triggers sent are listed. Recorded: asked again, it says what it did."""
     from producers.undo import undo_import
 
     try:
@@ -240,7 +240,8 @@ def undo(import_id: str, as_json: bool) -> None:
     again = " (already undone: nothing more done)" if done.get("already") else ""
     click.echo(f"import {import_id} undone{again}: {done['events_deleted']} events deleted from the results "
                f"database, {done['marks_removed']} dedupe marks removed, {done['triggers_unscheduled']} scheduled "
-               f"triggers removed, {done['decisions_deleted']} trigger decisions deleted; "
-               f"{done['people_kept']} people it created are kept")
+               f"triggers removed, {done['decisions_deleted']} trigger decisions deleted, "
+               f"{done['people_deleted']} people it created deleted"
+               + (f"; {done['people_kept']} kept: {done['people_kept_why']}" if done["people_kept"] else ""))
     for sent in done["sent"]:
         click.echo(f"  already sent, not taken back: {sent['campaign']} to {sent['person']} ({sent['delivery_id']})")

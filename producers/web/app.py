@@ -285,8 +285,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={404: {"description": "no such import"}, 409: {"description": "running, or not undoable"}})
     def undo_import_(import_id: str) -> JSONResponse:
         """Take back a finished events import: its events, its dedupe marks (the same file imports
-        everything again), its triggers not yet sent; the triggers sent are listed. Recorded and idempotent:
-        asked again, it answers what it did (``already``: true)."""
+        everything again), its triggers not yet sent, the people it created that nothing else names; the
+        triggers sent are listed. Recorded and idempotent: asked again, it answers what it did (``already``)."""
         from producers.undo import undo_import
 
         try:

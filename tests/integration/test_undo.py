@@ -2,6 +2,8 @@
 database and the outbox, its marks and scheduled triggers too, and the same file imports everything again."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from producers.undo import undo_import
@@ -36,10 +38,13 @@ def test_an_undone_import_is_gone_and_the_same_file_imports_everything_again(sto
     outbox.ensure_group()
     assert drain_once(outbox, results, batch=1, block_ms=50, claim_idle_ms=60_000).new_events == 50
 
+    _settled(store)
     done = undo_import(import_id)
     assert (done["marks_removed"], done["triggers_unscheduled"], done["events_deleted"], done["sent"]) == \
         (100, 100, 50, [])
-    assert done["decisions_deleted"] == 50 and done["people_kept"] == 100
+    # the 100 people it created: 50 already in the database, 50 only in its outbox entry; nothing else names them
+    assert (done["decisions_deleted"], done["people_deleted"], done["people_kept"]) == (50, 100, 0)
+    assert store.r.hlen(keys.PEOPLE_BY_EMAIL) == 0 and not list(store.r.scan_iter(match=keys.person("*")))
     assert store.r.zcard(keys.TRIGGERS_ZSET) == 0
     _drain_all(outbox, results)  # the entry still in the outbox is dropped, not stored
     assert results.count_events(import_id) == 0 and results.deliveries(import_id) == []
@@ -47,9 +52,35 @@ def test_an_undone_import_is_gone_and_the_same_file_imports_everything_again(sto
     assert undo_import(import_id) == {**done, "already": True}  # recorded: nothing more is done
 
     second = run_import(path, create_people=True)
-    assert (second["imported"], second["duplicates"], second["people_created"]) == (100, 0, 0)
+    assert (second["imported"], second["duplicates"], second["people_created"]) == (100, 0, 100)
     _drain_all(outbox, results)
     assert results.count_events(second["import_id"]) == 100 and results.count_events(import_id) == 0
+
+
+def _settled(store) -> None:
+    """Wait until no work is pending (the report's notification included): undo keeps people while any is."""
+    deadline = time.monotonic() + 30
+    while (store.r.zcard(keys.PENDING) or store.r.zcard(keys.PRODUCING)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_people_named_by_another_import_are_kept(store, workers, tmp_path):
+    shared = write(tmp_path, "a.csv", "email,event_name\nann@example.com,Joined\nbob@example.com,Joined\n")
+    first = run_import(shared, create_people=True)
+    later = run_import(write(tmp_path, "b.csv", "email,event_name\nann@example.com,Paid\n"))
+    assert later["imported"] == 1
+    results = SQLiteResults(get_settings().home / "results.db")
+    results.upgrade()
+    outbox = Outbox(store.r, "sink-keep")
+    outbox.ensure_group()
+    _drain_all(outbox, results)
+    _settled(store)
+    done = undo_import(first["import_id"])
+    # ann is named by the later import's event: kept; bob only by the undone import: deleted
+    assert (done["people_deleted"], done["people_kept"]) == (1, 1) and "named by other imports" in done["people_kept_why"]
+    assert store.r.hget(keys.PEOPLE_BY_EMAIL, "ann@example.com") and not store.r.hget(keys.PEOPLE_BY_EMAIL,
+                                                                                       "bob@example.com")
+    assert [p["email"] for p in results.people("email", "bob@example.com")] == []
 
 
 def test_what_cannot_be_undone(store, workers, tmp_path):

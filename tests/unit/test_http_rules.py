@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from producers.web.fetch import check_url, forbidden, parse_allow
+from producers.web.fetch import check_url, forbidden, parse_allow, resolve
 from producers.web.models import ApiError, ImportOptions, form_options, summary
 from worker.errors import FileProblem
 
@@ -64,3 +64,20 @@ def test_an_import_summary_from_its_stored_state():
     assert (found.status, found.rows, found.rows_expected, found.imported, found.errors, found.duplicates) == \
         ("running", 10, 20, 9, 1, 0)
     assert summary("i2", {}).status == "unknown"
+
+
+def test_a_name_is_judged_by_every_address_it_resolves_to(monkeypatch):
+    answers = {"intranet.example": ["10.1.2.3"], "mixed.example": ["93.184.215.14", "192.168.0.9"],
+               "public.example": ["93.184.215.14", "2606:4700::1111"]}
+
+    def getaddrinfo(host, port, type=0):  # noqa: A002 - socket.getaddrinfo's own name
+        return [(2, 1, 6, "", (address, port)) for address in answers[host]]
+
+    monkeypatch.setattr("socket.getaddrinfo", getaddrinfo)
+    for host in ("intranet.example", "mixed.example"):  # one private answer is enough (a rebinding DNS mixes them)
+        with pytest.raises(FileProblem) as refused:
+            resolve(host, 80, parse_allow(""))
+        assert refused.value.code == "url_forbidden" and "private" in str(refused.value)
+    assert resolve("public.example", 443, parse_allow("")) == "93.184.215.14"
+    assert resolve("intranet.example", 80, parse_allow("intranet.example")) == "10.1.2.3"  # named by the operator
+    assert resolve("mixed.example", 80, parse_allow("192.168.0.0/16")) == "93.184.215.14"  # its network allowed

@@ -130,6 +130,9 @@ class PostgresResults(Queries):
             self.db.execute(record, (import_id,))
         return undone_summary(gone, dropped, listed)
 
+    def _execute(self, sql: str, args: tuple) -> None:
+        self.db.execute(sql, args)
+
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:
         return self.db.execute(sql, args).fetchall()
 

@@ -40,6 +40,9 @@ class Queries:
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:  # pragma: no cover - each backend has its own
         raise NotImplementedError
 
+    def _execute(self, sql: str, args: tuple) -> None:  # pragma: no cover - each backend has its own
+        raise NotImplementedError
+
     def events(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Events matching ``query``, by time then import and row. A person is asked for by any of its
         identifiers: its events imported by id, by e-mail or by cio_id all answer."""
@@ -63,6 +66,22 @@ class Queries:
         sql = (f"SELECT {EVENT_COLUMNS} FROM events WHERE import_id = {self.MARK} AND row > {self.MARK} "
                f"ORDER BY row LIMIT {self.MARK}")
         return [StoredEvent(*found[:7], orjson.loads(found[7])) for found in self._fetch(sql, (import_id, after_row, limit))]
+
+    def created_by(self, import_id: str) -> dict[str, tuple[str, str]]:
+        """People an import created and nothing changed since (version 1): cio_id -> (kind, directory key)."""
+        found = self._fetch(f"SELECT cio_id, id, email FROM people WHERE import_id = {self.MARK} AND version = 1",
+                            (import_id,))
+        return {cio: ("id", pid) if pid else ("email", (email or "").lower()) for cio, pid, email in found}
+
+    def named_elsewhere(self, import_id: str, person: str) -> bool:
+        """True when an event of another import names ``person`` (an id, or an e-mail lowercased)."""
+        return bool(self._fetch(f"SELECT 1 FROM events WHERE person = {self.MARK} AND import_id <> {self.MARK} "
+                                f"LIMIT 1", (person, import_id)))
+
+    def forget_people(self, cio_ids: list[str]) -> None:
+        """Delete these people's rows (an undone import's people, nothing else naming them)."""
+        for cio_id in cio_ids:
+            self._execute(f"DELETE FROM people WHERE cio_id = {self.MARK}", (cio_id,))
 
     def count_events(self, import_id: str) -> int:
         """How many events of an import are stored."""

@@ -105,6 +105,9 @@ class SQLiteResults(Queries):
             raise
         return undone_summary(gone, dropped, listed)
 
+    def _execute(self, sql: str, args: tuple) -> None:
+        self.db.execute(sql, args)
+
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:
         return self.db.execute(sql, args).fetchall()
 

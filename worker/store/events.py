@@ -141,6 +141,12 @@ class Events:
 
     def read(self, import_id: str | None = None) -> Iterable[dict]:
         """Events in the outbox (not yet trimmed by a sink), optionally of one import, in stream order."""
+        for fields in self.entries():
+            if fields.get(b"events") and (import_id is None or fields.get(b"import", b"").decode() == import_id):
+                yield from map(orjson.loads, fields[b"events"].split(b"\n"))
+
+    def entries(self) -> Iterable[dict[bytes, bytes]]:
+        """Every outbox entry not yet trimmed by a sink, in stream order (their fields)."""
         last = "-"
         while True:
             entries = self.r.xrange(keys.OUTBOX, min=last, count=500)
@@ -149,6 +155,18 @@ class Events:
             if not entries:
                 return
             for _, fields in entries:
-                if fields.get(b"events") and (import_id is None or fields[b"import"].decode() == import_id):
-                    yield from map(orjson.loads, fields[b"events"].split(b"\n"))
+                yield fields
             last = entries[-1][0]
+
+    def forget_people(self, people: dict[str, tuple[str, str]]) -> int:
+        """Remove people (cio_id -> (identifier kind, directory key)) from the directory, each only while
+        nothing changed it since it was created (its version is still 1); how many were removed."""
+        removed = 0
+        for cio_id, (kind, key) in people.items():
+            if self.r.hget(keys.person(cio_id), "_v") not in (b"1", None):
+                continue
+            pipe = self.r.pipeline()
+            pipe.hdel(keys.people_index(kind), key)
+            pipe.delete(keys.person(cio_id))
+            removed += int(pipe.execute()[1])
+        return removed
