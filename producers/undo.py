@@ -21,7 +21,7 @@ from __future__ import annotations
 import orjson
 
 from worker import keys
-from worker.errors import ConfigError, ImportNotFound
+from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUnavailable
 from worker.events.rows import key_of
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
@@ -58,15 +58,25 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
         results = open_results(settings)  # (first: a database that cannot be read stops the undo before it starts)
         try:
             results.check()
+            # The outbox before the import joins UNDONE (a sink then drops its entries: read after, they
+            # could be gone from both places); the database after (what a sink stored before is there).
+            events, created = _in_outbox(st, import_id)
             st.r.sadd(keys.UNDONE, import_id)
-            events = _events(st, results, import_id)
-            dedupe = {k for k in (key_of(*e) for e in events) if k is not None}
+            for row, event in _stored_events(results, import_id):
+                events.setdefault(row, event)
+            dedupe = {k for k in (key_of(*e) for e in events.values()) if k is not None}
             done["marks_removed"] = st.events.forget_marks(dedupe, settings.dedupe_shard_bits)
             done["triggers_unscheduled"] = st.triggers.drop_scheduled(import_id)
             done.update(results.undo(import_id))
-            created = _created(st, results, import_id)
+            created.update(results.created_by(import_id))
             dropped, why = _drop_people(st, results, import_id, created)
             done.update(people_deleted=len(dropped), people_kept=len(created) - len(dropped), people_kept_why=why)
+        except Exception as exc:
+            if isinstance(exc, BackfillError):
+                raise
+            # (sqlite3 / psycopg: a locked or unreachable database) one line, and the undo can be asked again
+            raise ResultsUnavailable(f"the results database failed during the undo ({type(exc).__name__}: "
+                                     f"{exc}); nothing is recorded: ask for the undo again") from None
         finally:
             results.close()
     st.imports.record_undo(import_id, done)
@@ -74,35 +84,35 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
     return done
 
 
-def _events(st, results, import_id: str) -> list[tuple]:
-    """(person key, name, ts_ms, data, event id) of every event the import imported: those still in the
-    outbox and those the results database holds (the same event in both counts once, by row)."""
-    found: dict[int, tuple] = {}
-    for event in st.events.read(import_id):
-        (kind, person), = event["person"].items()
-        found[event["row"]] = (person.lower() if kind == "email" else person, event["name"],
-                               round(event["timestamp"] * 1000), event["data"], event.get("id"))
+def _in_outbox(st, import_id: str) -> tuple[dict[int, tuple], dict[str, tuple[str, str]]]:
+    """From the import's outbox entries not yet stored: its events by row, as (person key, name, ts_ms, data,
+    event id), and the people it created (cio_id -> (identifier kind, directory key))."""
+    events: dict[int, tuple] = {}
+    people: dict[str, tuple[str, str]] = {}
+    for fields in st.events.entries():
+        if fields.get(b"import", b"").decode() != import_id:
+            continue
+        for event in (orjson.loads(e) for e in fields[b"events"].split(b"\n")) if fields.get(b"events") else ():
+            (kind, person), = event["person"].items()
+            events[event["row"]] = (person.lower() if kind == "email" else person, event["name"],
+                                    round(event["timestamp"] * 1000), event["data"], event.get("id"))
+        for person in orjson.loads(fields[b"people"]) if fields.get(b"people") else ():
+            kind = "email" if "email" in person else "id"
+            people[person["cio_id"]] = (kind, person[kind].lower() if kind == "email" else person[kind])
+    return events, people
+
+
+def _stored_events(results, import_id: str):
+    """(row, event as :func:`_in_outbox` gives it) of the import's events in the results database, by pages."""
     after = -1
     while True:
         page = results.events_of(import_id, after, PAGE)
         for e in page:
-            found.setdefault(e.row, (e.person.lower() if e.person_kind == "email" else e.person, e.name, e.ts_ms,
-                                     e.data, e.event_id))
+            yield e.row, (e.person.lower() if e.person_kind == "email" else e.person, e.name, e.ts_ms, e.data,
+                          e.event_id)
         if len(page) < PAGE:
-            return list(found.values())
+            return
         after = page[-1].row
-
-
-def _created(st, results, import_id: str) -> dict[str, tuple[str, str]]:
-    """The people the import created (cio_id -> (identifier kind, directory key)): from its outbox entries
-    not yet stored, and from the results database (those nothing changed since)."""
-    found = dict(results.created_by(import_id))
-    for fields in st.events.entries():
-        if fields.get(b"import", b"").decode() == import_id and fields.get(b"people"):
-            for person in orjson.loads(fields[b"people"]):
-                kind = "email" if "email" in person else "id"
-                found[person["cio_id"]] = (kind, person[kind].lower() if kind == "email" else person[kind])
-    return found
 
 
 def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]]) -> tuple[list[str], str]:
@@ -117,8 +127,9 @@ def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]
         return [], ""
     if st.r.zcard(keys.PRODUCING) or st.r.zcard(keys.PENDING):
         return [], "other imports are running: what they name is not known yet"
-    if any(f.get(b"import", b"").decode() != import_id for f in st.events.entries()):
-        return [], "other imports are not all in the results database yet (is a sink running?)"
+    if next(iter(st.events.entries()), None) is not None:
+        # another import's entries may name them; this import's would write them back (their people rows)
+        return [], "the outbox is not all in the results database yet (is a sink running?)"
     alone = {cio: who for cio, who in created.items() if not results.named_elsewhere(import_id, who[1])}
     removed = st.events.forget_people(alone)  # (only those still at version 1 in the directory)
     gone = [cio for cio in alone if not st.r.exists(keys.person(cio))]

@@ -114,3 +114,18 @@ def test_an_undo_deletes_an_import_and_its_late_entries_are_dropped(tmp_path):
     late = batch_of([(b"2-0", _entry("u1", mine[2:])), (b"2-1", _entry("u3", [{**EVENTS[0], "import": "u3"}]))])
     assert results.write(late, undone=lambda ids: {"u1"} & ids) == 1
     assert (results.count_events("u1"), results.count_events("u3"), results.deliveries("u1")) == (0, 1, [])
+
+
+def test_an_undone_import_keeps_its_sent_triggers_and_its_record_says_undone():
+    from worker.sink.batch import DELIVERY_COLUMNS, IMPORT_COLUMNS, Batch, without
+
+    def delivery(did, imp, state):
+        return tuple({"delivery_id": did, "import_id": imp, "state": state}.get(c) for c in DELIVERY_COLUMNS)
+
+    batch = Batch(events=[("u1", 2), ("u2", 3)], imports=[tuple({"import_id": "u1", "status": "completed"}.get(c)
+                                                               for c in IMPORT_COLUMNS)],
+                  deliveries={"a": delivery("a", "u1", "scheduled"), "b": delivery("b", "u1", "sent"),
+                              "c": delivery("c", "u2", "scheduled")})
+    kept = without(batch, {"u1"})
+    assert kept.events == [("u2", 3)] and sorted(kept.deliveries) == ["b", "c"]
+    assert kept.imports[0][IMPORT_COLUMNS.index("status")] == "undone"

@@ -41,16 +41,21 @@ class Batch:
 
 
 def imports_of(batch: Batch) -> set[str]:
-    """The imports whose events or deliveries a batch writes."""
-    return {row[0] for row in batch.events} | {row[1] for row in batch.deliveries.values()}
+    """The imports whose events, deliveries or records a batch writes."""
+    return ({row[0] for row in batch.events} | {row[1] for row in batch.deliveries.values()}
+            | {row[0] for row in batch.imports})
 
 
 def without(batch: Batch, gone: set[str]) -> Batch:
-    """``batch`` without the events and deliveries of the imports ``gone`` (taken back by an undo)."""
+    """``batch`` without the events and unsent deliveries of the imports ``gone`` (taken back by an undo)."""
     if not gone:
         return batch
-    return dataclasses.replace(batch, events=[r for r in batch.events if r[0] not in gone],
-                               deliveries={k: r for k, r in batch.deliveries.items() if r[1] not in gone})
+    state, status = DELIVERY_COLUMNS.index("state"), IMPORT_COLUMNS.index("status")
+    return dataclasses.replace(
+        batch, events=[r for r in batch.events if r[0] not in gone],
+        # a trigger sent stays recorded (it happened); an import's record says it was undone
+        deliveries={k: r for k, r in batch.deliveries.items() if r[1] not in gone or r[state] == "sent"},
+        imports=[(*r[:status], "undone", *r[status + 1:]) if r[0] in gone else r for r in batch.imports])
 
 
 def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:

@@ -60,6 +60,7 @@ class Events:
         self.r = client
         self._commit = client.register_script(script("commit.lua"))
         self._prune = client.register_script(script("prune.lua"))
+        self._forget_person = client.register_script(script("forget_person.lua"))
 
     def existing_people(self, identifier: str, person_keys: list[str]) -> dict[str, str]:
         """The cio_id of each of ``person_keys`` the directory knows, in one round trip.
@@ -161,12 +162,5 @@ class Events:
     def forget_people(self, people: dict[str, tuple[str, str]]) -> int:
         """Remove people (cio_id -> (identifier kind, directory key)) from the directory, each only while
         nothing changed it since it was created (its version is still 1); how many were removed."""
-        removed = 0
-        for cio_id, (kind, key) in people.items():
-            if self.r.hget(keys.person(cio_id), "_v") not in (b"1", None):
-                continue
-            pipe = self.r.pipeline()
-            pipe.hdel(keys.people_index(kind), key)
-            pipe.delete(keys.person(cio_id))
-            removed += int(pipe.execute()[1])
-        return removed
+        return sum(int(self._forget_person(keys=[keys.person(cio_id), keys.people_index(kind)], args=[key, cio_id]))
+                   for cio_id, (kind, key) in people.items())
