@@ -354,4 +354,16 @@ def _check(options: ImportOptions) -> None:
                       date_formats=options.date_formats, timezone=options.timezone,
                       trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding)
     except ConfigError as exc:
-        raise ApiError(422, "invalid_option", str(exc)) from None
+        raise ApiError(422, "invalid_option", _as_fields(str(exc))) from None
+
+
+#: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
+_FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
+           "--timezone": "timezone", "--encoding": "encoding", "--create-people": "create_people"}
+
+
+def _as_fields(message: str) -> str:
+    """A producer's message about an option, naming the form field instead of the CLI's option."""
+    for option, field in _FIELDS.items():
+        message = message.replace(option, field)
+    return message

@@ -156,6 +156,7 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
     with service.client(keys["import"]) as client:
         upload = {"file": ("e.csv", EVENTS.encode())}
         for data, needle in (({"timezone": "Mars/Olympus"}, "unknown time zone"),
+                             ({"delimiter": "ab"}, "delimiter 'ab'"),
                              ({"encoding": "klingon"}, "unknown encoding"),
                              ({"date_formats": "%Q"}, "bad directive"),
                              ({"trigger_window": "soon"}, "not a duration"),
@@ -163,6 +164,7 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
                              ({"data_to_process": "only_new"}, "people imports")):
             answer = client.post("/v1/imports", files=upload, data=data)
             assert answer.status_code == 422 and needle in answer.json()["error"]["message"], answer.text
+            assert "--" not in answer.json()["error"]["message"]  # the form's field names, not the CLI's options
         assert client.post("/v1/imports", data={"create_people": "true"}).status_code in (400, 415)
         no_file = client.post("/v1/imports", files={"other": ("e.csv", b"x")})
         assert no_file.status_code == 400 and no_file.json()["error"]["code"] == "no_file"
