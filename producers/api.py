@@ -333,7 +333,7 @@ def enqueue_import(
     tasks = _worker()
     st = tasks.store()
     if retry_of is not None:
-        _finished_report(tasks.store(), retry_of)
+        _finished_report(st, retry_of)
     import_id = import_id or new_import_id()
     handle = ImportHandle(import_id)
     # As given, for a retry to give them again (retry_options).

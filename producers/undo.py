@@ -22,7 +22,7 @@ import orjson
 
 from worker import keys
 from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUnavailable
-from worker.events.rows import key_of
+from worker.events.rows import key_of, person_key
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store.client import now_ms
@@ -94,11 +94,11 @@ def _in_outbox(st, import_id: str) -> tuple[dict[int, tuple], dict[str, tuple[st
             continue
         for event in (orjson.loads(e) for e in fields[b"events"].split(b"\n")) if fields.get(b"events") else ():
             (kind, person), = event["person"].items()
-            events[event["row"]] = (person.lower() if kind == "email" else person, event["name"],
-                                    round(event["timestamp"] * 1000), event["data"], event.get("id"))
+            events[event["row"]] = (person_key(person, kind), event["name"], round(event["timestamp"] * 1000),
+                                    event["data"], event.get("id"))
         for person in orjson.loads(fields[b"people"]) if fields.get(b"people") else ():
             kind = "email" if "email" in person else "id"
-            people[person["cio_id"]] = (kind, person[kind].lower() if kind == "email" else person[kind])
+            people[person["cio_id"]] = (kind, person_key(person[kind], kind))
     return events, people
 
 
@@ -108,8 +108,7 @@ def _stored_events(results, import_id: str):
     while True:
         page = results.events_of(import_id, after, PAGE)
         for e in page:
-            yield e.row, (e.person.lower() if e.person_kind == "email" else e.person, e.name, e.ts_ms, e.data,
-                          e.event_id)
+            yield e.row, (person_key(e.person, e.person_kind), e.name, e.ts_ms, e.data, e.event_id)
         if len(page) < PAGE:
             return
         after = page[-1].row
@@ -119,9 +118,9 @@ def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]
     """Delete the people the import created that nothing else names; (their cio_ids, why others were kept).
 
     Deliberately careful, a person wrongly deleted being worse than one kept: while any import runs,
-    or any other import's entries are not yet in the results database, every person is kept (what
-    names them may not be known yet); then one is deleted only if nothing changed it since it was
-    created and no event of another import names it.
+    or any outbox entry is not yet in the results database (another import's may name them, this
+    import's would write their rows back), every person is kept; then one is deleted only if nothing
+    changed it since it was created and no event of another import names it.
     """
     if not created:
         return [], ""
@@ -131,8 +130,7 @@ def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]
         # another import's entries may name them; this import's would write them back (their people rows)
         return [], "the outbox is not all in the results database yet (is a sink running?)"
     alone = {cio: who for cio, who in created.items() if not results.named_elsewhere(import_id, who[1])}
-    removed = st.events.forget_people(alone)  # (only those still at version 1 in the directory)
-    gone = [cio for cio in alone if not st.r.exists(keys.person(cio))]
+    gone = st.events.forget_people(alone)  # (only those still at version 1 in the directory)
     results.forget_people(gone)
-    kept = len(created) - removed
+    kept = len(created) - len(gone)
     return gone, (f"{kept} named by other imports or changed since" if kept else "")

@@ -12,7 +12,6 @@ If the service stops while it queues, the import ends ``interrupted`` with what 
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,6 @@ class Producers:
         self.dir = Path(settings.api_upload_dir) if settings.api_upload_dir else settings.home / "uploads"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pool = ThreadPoolExecutor(settings.api_producers, thread_name_prefix="backfill-producer")
-        self._lock = threading.Lock()
-        self.running: set[str] = set()
 
     def reserve(self) -> tuple[str, Path]:
         """A new import id and the path its file is written to (created empty, readable by this user only)."""
@@ -51,17 +48,12 @@ class Producers:
     def start_file(self, import_id: str, path: Path, source: str, options: dict[str, Any]) -> None:
         """Record the import as accepted and queue its file (already on disk at ``path``)."""
         self.store.imports.accept(import_id, source, self.settings.retention_s)
-        self._submit(import_id, path, source, options, url=None)
+        self.pool.submit(self._run, import_id, path, source, options, None)
 
     def start_url(self, import_id: str, path: Path, url: str, options: dict[str, Any]) -> None:
         """Record the import as accepted, download ``url`` to ``path``, then queue it."""
         self.store.imports.accept(import_id, url, self.settings.retention_s)
-        self._submit(import_id, path, url, options, url=url)
-
-    def _submit(self, import_id: str, path: Path, source: str, options: dict[str, Any], url: str | None) -> None:
-        with self._lock:
-            self.running.add(import_id)
-        self.pool.submit(self._run, import_id, path, source, options, url)
+        self.pool.submit(self._run, import_id, path, url, options, url)
 
     def _run(self, import_id: str, path: Path, source: str, options: dict[str, Any], url: str | None) -> None:
         try:
@@ -82,8 +74,6 @@ class Producers:
                 self._refuse(import_id, source, FileProblem("queueing_failed", f"the import could not be queued: {exc}"))
         finally:
             path.unlink(missing_ok=True)
-            with self._lock:
-                self.running.discard(import_id)
 
     def _refuse(self, import_id: str, source: str, problem: FileProblem) -> None:
         from worker import tasks

@@ -18,6 +18,18 @@ def run_import(path, timeout: float = 60, **options) -> dict:
     return report
 
 
+def drain_all(outbox, results, claim_idle_ms: int = 60_000) -> int:
+    """Drain the outbox into ``results`` until nothing is left; the events newly stored."""
+    from worker.sink.drain import drain_once
+
+    stored = 0
+    while True:
+        drained = drain_once(outbox, results, batch=7, block_ms=50, claim_idle_ms=claim_idle_ms)
+        if not drained.entries:
+            return stored
+        stored += drained.new_events
+
+
 def counted_once(report: dict) -> bool:
     """Every row is imported, a duplicate or an error: exactly once."""
     return report["imported"] + report["duplicates"] + report["errors"] == report["rows"] == report["rows_expected"]

@@ -11,16 +11,7 @@ from worker.sink.sqlite import SQLiteResults
 from worker.sink.stored import EventQuery
 from worker.store.outbox import Outbox
 
-from .helpers import counted_once, run_import, write
-
-
-def _drain_all(outbox: Outbox, results, claim_idle_ms: int = 60_000) -> int:
-    stored = 0
-    while True:
-        drained = drain_once(outbox, results, batch=7, block_ms=50, claim_idle_ms=claim_idle_ms)
-        if not drained.entries:
-            return stored
-        stored += drained.new_events
+from .helpers import counted_once, drain_all, run_import, write
 
 
 def _results(tmp_path) -> SQLiteResults:
@@ -37,7 +28,7 @@ def test_an_import_lands_in_the_database_once_and_the_outbox_is_trimmed(store, w
     streamed = {(e["row"], e["person"]["email"], e["id"]) for e in store.events.read(report["import_id"])}
     results, outbox = _results(tmp_path), Outbox(store.r, "sink-a")
     outbox.ensure_group()
-    assert _drain_all(outbox, results) == 500
+    assert drain_all(outbox, results) == 500
     assert results.count_events(report["import_id"]) == 500
     assert store.r.xlen(keys.OUTBOX) == 0  # every entry stored, acknowledged and trimmed
     stored = {(e.row, e.person, e.event_id) for e in results.events(EventQuery(import_id=report["import_id"],
@@ -55,7 +46,7 @@ def test_a_sink_that_died_before_acknowledging_is_claimed_and_nothing_doubles(st
     assert taken and store.r.xpending(keys.OUTBOX, keys.SINK_GROUP)["pending"] == len(taken)
     # A sink also writes a batch and dies before acknowledging it: written twice is harmless.
     results.write(batch_of(taken))
-    assert _drain_all(alive, results, claim_idle_ms=0) >= 0
+    assert drain_all(alive, results, claim_idle_ms=0) >= 0
     assert results.count_events(report["import_id"]) == 300
     assert store.r.xpending(keys.OUTBOX, keys.SINK_GROUP)["pending"] == 0
     assert store.r.xlen(keys.OUTBOX) == 0
@@ -160,7 +151,7 @@ def test_people_decisions_and_import_records_land_as_redis_holds_them(store, wor
 
     results, outbox = _results(tmp_path), Outbox(store.r, "sink-p")
     outbox.ensure_group()
-    _drain_all(outbox, results)
+    drain_all(outbox, results)
     directory = _directory(store)
     stored = {p["cio_id"]: p for n in range(90) for p in results.people("id", str(n))}
     assert len(directory) == 90 and {cio: (p["cio_id"], p["id"], p["email"], p["created_at"], p["unsubscribed"],
@@ -206,7 +197,7 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
         outbox.ensure_group()
         while handle.report() is None and time.monotonic() < deadline + 30:
             drain_once(outbox, results, batch=2, block_ms=50, claim_idle_ms=60_000)
-        _drain_all(outbox, results)
+        drain_all(outbox, results)
         report = handle.report()
         assert report["imported"] == 1000 and report["stored"] and results.count_events(handle.import_id) == 1000
         assert "waiting" not in handle.state()

@@ -16,7 +16,7 @@ from worker.sink.drain import drain_once
 from worker.sink.sqlite import SQLiteResults
 from worker.store.outbox import Outbox
 
-from .helpers import run_import, write
+from .helpers import drain_all, run_import, write
 
 
 def _database(tmp_path):
@@ -24,11 +24,6 @@ def _database(tmp_path):
     results = SQLiteResults(tmp_path / "results.db")
     results.upgrade()
     return results, dataclasses.replace(get_settings(), database_url=f"sqlite:///{tmp_path / 'results.db'}")
-
-
-def _drain_all(outbox: Outbox, results) -> None:
-    while drain_once(outbox, results, batch=5, block_ms=50, claim_idle_ms=60_000).entries:
-        pass
 
 
 def test_an_undone_import_is_gone_and_the_same_file_imports_everything_again(store, workers, tmp_path):
@@ -53,14 +48,14 @@ def test_an_undone_import_is_gone_and_the_same_file_imports_everything_again(sto
     assert (done["decisions_deleted"], done["people_deleted"], done["people_kept"]) == (50, 0, 100)
     assert "not all in the results database" in done["people_kept_why"]
     assert store.r.zcard(keys.TRIGGERS_ZSET) == 0
-    _drain_all(outbox, results)  # the entry still in the outbox is dropped, not stored
+    drain_all(outbox, results)  # the entry still in the outbox is dropped, not stored
     assert results.count_events(import_id) == 0 and results.deliveries(import_id) == []
     assert store.imports.state(import_id)["undone_ms"] == str(done["undone_ms"])
     assert undo_import(import_id, settings) == {**done, "already": True}  # recorded: nothing more is done
 
     second = run_import(path, create_people=True)
     assert (second["imported"], second["duplicates"], second["people_created"]) == (100, 0, 0)
-    _drain_all(outbox, results)
+    drain_all(outbox, results)
     assert results.count_events(second["import_id"]) == 100 and results.count_events(import_id) == 0
 
 
@@ -79,7 +74,7 @@ def test_people_named_by_another_import_are_kept(store, workers, tmp_path):
     results, settings = _database(tmp_path)
     outbox = Outbox(store.r, "sink-keep")
     outbox.ensure_group()
-    _drain_all(outbox, results)
+    drain_all(outbox, results)
     _settled(store)
     done = undo_import(first["import_id"], settings)
     # everything stored: ann is named by the later import's event: kept; bob only by the undone import: deleted
@@ -104,6 +99,6 @@ def test_a_person_sharing_an_e_mail_leaves_only_their_own_place(store):
         store.r.hset(keys.person(cio), mapping={"cio_id": cio, "email": "pat@example.com", "_v": 1})
     store.r.hset(keys.person("a0000003"), mapping={"cio_id": "a0000003", "_v": 2})  # changed since
     people = {"a0000001": ("email", "pat@example.com"), "a0000003": ("id", "x")}
-    assert store.events.forget_people(people) == 1
+    assert store.events.forget_people(people) == ["a0000001"]
     assert store.r.hget(keys.PEOPLE_BY_EMAIL, "pat@example.com") == b"a0000002"
     assert not store.r.exists(keys.person("a0000001")) and store.r.exists(keys.person("a0000003"))

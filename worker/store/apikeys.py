@@ -3,8 +3,7 @@
 A key is ``bfk_<id>_<secret>``: the id names it (to list and revoke it), the secret is 32
 random bytes. Only the key's SHA-256 is stored (a key has 256 bits of chance: a slow hash
 would add nothing but time to every request). Scopes: ``read`` (every GET) and
-``import`` (reads, and every write: imports, cancel). The tracking endpoints' scope
-(``track``) is listed for the Segment sources.
+``import`` (reads, and every write: imports, cancel, retry, undo).
 """
 from __future__ import annotations
 
@@ -62,7 +61,7 @@ class ApiKeys:
 
     def all(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
-        found = [self._record(raw) for raw in self.r.hvals(keys.API_KEYS)]
+        found = [self._record(orjson.loads(raw)) for raw in self.r.hvals(keys.API_KEYS)]
         return sorted(found, key=lambda k: k.created_ms)
 
     def revoke(self, key_id: str) -> bool:
@@ -87,9 +86,8 @@ class ApiKeys:
         data = orjson.loads(raw)
         if not hmac.compare_digest(data["sha256"], _digest(presented)):
             return None
-        return self._record(raw)
+        return self._record(data)
 
     @staticmethod
-    def _record(raw: bytes) -> ApiKey:
-        data = orjson.loads(raw)
+    def _record(data: dict) -> ApiKey:
         return ApiKey(data["id"], data["name"], data["scope"], data["created_ms"], data.get("revoked_ms"))

@@ -159,8 +159,8 @@ class Events:
                 yield fields
             last = entries[-1][0]
 
-    def forget_people(self, people: dict[str, tuple[str, str]]) -> int:
+    def forget_people(self, people: dict[str, tuple[str, str]]) -> list[str]:
         """Remove people (cio_id -> (identifier kind, directory key)) from the directory, each only while
-        nothing changed it since it was created (its version is still 1); how many were removed."""
-        return sum(int(self._forget_person(keys=[keys.person(cio_id), keys.people_index(kind)], args=[key, cio_id]))
-                   for cio_id, (kind, key) in people.items())
+        nothing changed it since it was created (its version is still 1); the cio_ids removed."""
+        return [cio_id for cio_id, (kind, key) in people.items()
+                if self._forget_person(keys=[keys.person(cio_id), keys.people_index(kind)], args=[key, cio_id])]
