@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=5_000_000, help="0 to skip the big run")
     parser.add_argument("--naive-rows", type=int, default=20_000)
+    parser.add_argument("--segment-rows", type=int, default=100_000,
+                        help="messages in the Segment archive row (tests/segment_data.py); 0 to skip it")
     parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--out", default=str(HERE / "results" / "bench.json"))
     args = parser.parse_args()
@@ -226,6 +228,12 @@ def main() -> None:
     for workers in (1, 2):
         step(f"import, {workers} worker(s) ...")
         results["import"].append(run("import", main_file, workers, work, args.chunk_rows))
+    if args.segment_rows:
+        from tests.segment_data import messages, write_archive
+
+        step(f"Segment archive, {args.segment_rows:,} messages, 2 workers ...")
+        archive = write_archive(work / "archive.ndjson.gz", messages(args.segment_rows, people=5000)[0])
+        results["segment"] = run("import", archive, 2, work, args.chunk_rows)
     step("import --trigger, 2 workers ...")
     results["trigger"] = run("import", main_file, 2, work, args.chunk_rows, ["--trigger"])
     step("floor ...")
@@ -261,6 +269,8 @@ def _print(r: dict, args) -> None:
           f"{'chunk p50/p99 ms':>18}")
     runs = [(f"import, {x['workers']} worker(s)", x) for x in r["import"]]
     runs.append(("import --trigger, 2 workers", r["trigger"]))
+    if "segment" in r:
+        runs.append((f"Segment archive {r['segment']['rows']:,}, 2 w", r["segment"]))
     runs += [("floor (tasks do nothing)", r["floor"]), (f"naive, 1 task per row ({r['naive']['rows']:,})", r["naive"])]
     runs.append(("import, 2 workers + a sink", r["with_sink"]))
     if "big" in r:

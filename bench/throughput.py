@@ -28,17 +28,23 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunk-rows", type=int, default=2000)
-    parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events",
-                        help="people: a people file, applied in file order (one worker at a time per import)")
+    parser.add_argument("--type", dest="kind", choices=["events", "people", "segment"], default="events",
+                        help="people: a people file, applied in file order (one worker at a time per import); "
+                             "segment: a gzipped archive of mixed Segment messages (tests/segment_data.py)")
     parser.add_argument("--out", help="JSON results (default: bench/results/throughput[-people].json)")
     args = parser.parse_args()
 
     from generate import generate, generate_people
 
     work = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
-    data = work / f"{args.kind}-{args.rows}.csv"
-    with data.open("w", newline="") as out:
-        (generate_people if args.kind == "people" else generate)(out, args.rows)
+    if args.kind == "segment":
+        from tests.segment_data import messages, write_archive
+
+        data = write_archive(work / f"segment-{args.rows}.ndjson.gz", messages(args.rows, people=5000)[0])
+    else:
+        data = work / f"{args.kind}-{args.rows}.csv"
+        with data.open("w", newline="") as out:
+            (generate_people if args.kind == "people" else generate)(out, args.rows)
 
     from worker.store.embedded import start_private
 
@@ -81,7 +87,7 @@ def main() -> None:
     for r in results:
         print(f"{r['workers']:>8} {r['seconds']:>9} {r['rows_per_second']:>10,} {r['producer_seconds']:>11} {r['imported']:>10,} "
               f"{r['duplicates']:>11,} {r['errors']:>8,}")
-    out = Path(args.out or HERE / "results" / f"throughput{'-people' if args.kind == 'people' else ''}.json")
+    out = Path(args.out or HERE / "results" / f"throughput{'' if args.kind == 'events' else '-' + args.kind}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps({"kind": args.kind, "rows": args.rows, "chunk_rows": args.chunk_rows, "cores": os.cpu_count(),
                                   "runs": results}, option=orjson.OPT_INDENT_2))

@@ -25,6 +25,7 @@ from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
 from worker.timestamps import check_formats, parse_duration, zone
 
+from . import segment
 from .queueing import Queueing
 from .source import Source
 from .split import Plan, scan
@@ -204,15 +205,21 @@ def delimiter_of(text: str | None) -> str | None:
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
             dialect: str | None = None, identifier: str | None = None, kind: str = "events",
             mapping: dict[str, str] | None = None, skip: tuple[str, ...] = (), data_to_process: str = "all",
-            settings: Settings | None = None, stdin: BinaryIO | None = None) -> tuple[Source, Plan]:
+            settings: Settings | None = None, stdin: BinaryIO | None = None,
+            format: str | None = None) -> tuple[Source, Plan]:
     """Open and scan a file as an import would, without Redis; raises FileProblem (ConfigError for
-    a bad option)."""
+    a bad option). ``format``: "csv", "segment" (Segment messages, :mod:`producers.segment`), or
+    None: Segment for a .ndjson/.jsonl/.json name or a file that opens a JSON object or array."""
     settings = settings or get_settings()
     people = {"mapping": mapping or {}, "skip": tuple(skip), "data_to_process": data_to_process} \
         if kind == "people" else None
     chosen = delimiter_of(delimiter)
     source = Source.open(path, stdin=stdin)
     try:
+        if segment.chosen(str(path), format, source):
+            if kind != "events":
+                raise ConfigError("a file of Segment messages holds people and events together: leave out --type")
+            return source, segment.scan(source)
         plan = scan(source, encoding=encoding, delimiter=chosen, dialect=dialect,
                     identifier=identifier, max_columns=settings.max_columns, people=people,
                     mapping=None if people else mapping, skip=() if people else tuple(skip))
@@ -302,6 +309,7 @@ def enqueue_import(
     import_id: str | None = None,
     source: str | None = None,
     retry_of: str | None = None,
+    format: str | None = None,
 ) -> ImportHandle:
     """Scan ``path`` (the whole file: file-level problems are found before anything is queued), record
     the import, and return a handle while its chunks are queued in a thread of its own (the process
@@ -323,7 +331,8 @@ def enqueue_import(
     ``import_id``: an id reserved beforehand (the HTTP service answers with it before the file is
     scanned); ``source``: how reports name the file (default: ``path``); ``retry_of``: the finished
     import whose failed rows this file holds, corrected (see :func:`retry_options`): the report then
-    also gives the outcome of both.
+    also gives the outcome of both. ``format``: "csv", "segment" or None (see :func:`inspect`): a file
+    of Segment messages is one import of people and events (:mod:`worker.segment.plan`), no dry run.
     """
     settings = settings or get_settings()
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
@@ -340,14 +349,20 @@ def enqueue_import(
     given = {"kind": kind, "identifier": identifier, "dialect": dialect, "data_to_process": data_to_process,
              "empty_cells": empty_cells, "mapping": mapping or {}, "skip": list(skip), "trigger": trigger,
              "trigger_window": trigger_window, "timezone": timezone, "create_people": create_people,
-             "dry_run": dry_run, "date_formats": list(date_formats)}
+             "dry_run": dry_run, "date_formats": list(date_formats), "format": format}
     label = source or str(path)
     started_ms = int(time.time() * 1000)
     with bind_chunk(import_id):
         try:
             source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
                                    identifier=identifier, kind=kind, mapping=mapping, skip=tuple(skip),
-                                   data_to_process=data_to_process, settings=settings, stdin=stdin)
+                                   data_to_process=data_to_process, settings=settings, stdin=stdin,
+                                   format=format)
+            if plan.columns.dialect == "segment":
+                kind, create_people = "segment", True
+                if dry_run:
+                    source.close()
+                    raise ConfigError("--dry-run does not read Segment files yet: import into a test Redis instead")
             if kind == "events" and create_people and id_only and plan.identifier == "email":
                 source.close()
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
@@ -363,7 +378,7 @@ def enqueue_import(
             spec = ImportSpec(
                 import_id=import_id, columns=plan.columns, identifier=plan.identifier, kind=kind,
                 data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
-                source=label, trigger=trigger and kind == "events", trigger_window_s=window, timezone=timezone,
+                source=label, trigger=trigger and kind != "people", trigger_window_s=window, timezone=timezone,
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
                 date_formats=formats,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,

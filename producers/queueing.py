@@ -17,6 +17,7 @@ from typing import TypeVar
 from worker.logs import bind_chunk, get_logger
 from worker.settings import Settings
 
+from . import segment
 from .source import Source
 from .split import Plan, chunks
 
@@ -108,7 +109,8 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
     Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
     """
     count = 0
-    for chunk in chunks(source, plan, settings.chunk_rows, settings.chunk_bytes):
+    reader = segment.chunks if plan.columns.dialect == "segment" else chunks
+    for chunk in reader(source, plan, settings.chunk_rows, settings.chunk_bytes):
         if stop is not None and stop.is_set():
             break
         if not _wait_for_room(st, import_id, settings, stop):

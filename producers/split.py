@@ -8,7 +8,7 @@ hold newlines), each with the file row numbers of its records.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from worker.cells import clean_cell, column_letter
 from worker.errors import FileProblem
@@ -174,16 +174,21 @@ def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1
     of text, whichever comes first (blank records skipped)."""
     records = iter(Records(source, plan.sniffed))
     _header(records)
+    yield from batched(((row, record) for row, record in records if not _blank(record)), chunk_rows, chunk_bytes)
+
+
+def batched(records: Iterator[tuple[int, list[str]]], chunk_rows: int, chunk_bytes: int,
+            ends_chunk: Callable[[list[str]], bool] | None = None) -> Iterator[Chunk]:
+    """``records`` (row number, cells) in chunks of ``chunk_rows`` or about ``chunk_bytes`` of text; a
+    record for which ``ends_chunk`` is true is the last of its chunk."""
     number = size = 0
     rows: list[list[str]] = []
     numbers: list[int] = []
     for row, record in records:
-        if _blank(record):
-            continue
         rows.append(record)
         numbers.append(row)
         size += len(record) + sum(map(len, record))
-        if len(rows) == chunk_rows or size >= chunk_bytes:
+        if len(rows) == chunk_rows or size >= chunk_bytes or (ends_chunk is not None and ends_chunk(record)):
             yield Chunk(number, rows, numbers)
             number += 1
             size = 0

@@ -25,6 +25,7 @@ from worker.ops.finalize import finalize
 from worker.ops.poison import attempt
 from worker.people import pipeline as people
 from worker.people.apply import run_people
+from worker.segment import pipeline as segment
 from worker.settings import Settings, get_settings
 from worker.store import TRANSIENT, Store, connect, now_ms
 
@@ -91,8 +92,8 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
     """Import one chunk; the commit that completes the import enqueues its report."""
     settings = get_settings()
     st = store()
-    if st.imports.spec(import_id).kind == "people":
-        # People chunks apply in file order: this task applies whatever is next (worker/people/apply.py).
+    if st.imports.spec(import_id).kind in ("people", "segment"):
+        # People (and Segment) chunks apply in file order: this task applies whatever is next (worker/people/apply.py).
         run_people(st, import_id, settings,
                    on_finalize=lambda: finalize_import.apply_async((import_id,)),
                    on_handover=lambda n: process_chunk.apply_async((import_id, n)))
@@ -164,8 +165,10 @@ def sweep_pending() -> dict:
     def fail_lost(import_id: str, chunk: int) -> None:
         reason = "its rows expired before a worker processed them"
         spec = st.imports.spec(import_id)
-        result = people.fail_chunk(st, spec, chunk, reason, settings) if spec.kind == "people" \
-            else events.fail_chunk(st, import_id, chunk, reason, settings)
+        if spec.kind in ("people", "segment"):
+            result = (segment if spec.kind == "segment" else people).fail_chunk(st, spec, chunk, reason, settings)
+        else:
+            result = events.fail_chunk(st, import_id, chunk, reason, settings)
         if result.finalize:
             finalize_import.apply_async((import_id,))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+import orjson
 
 from producers.cli.common import echo_json
 from worker.people.columns import IDENTIFIERS
@@ -40,6 +41,8 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
         click.echo(f"{'created_at':<14}{iso(float(reserved['created_at']))} ({reserved['created_at']})")
     if "unsubscribed" in reserved:
         click.echo(f"{'unsubscribed':<14}{reserved['unsubscribed']}")
+    if stored.get("tags"):
+        click.echo(f"{'tags':<14}{', '.join(orjson.loads(stored['tags']))}")
     # Names as wide as the longest (22 to 40 characters), so a name never runs into its value; a
     # longer name stands on its own line, its value under it.
     width = min(max([22, *(len(n) for n in [*attributes, *topics])]), 40) + 2
@@ -73,7 +76,7 @@ def _typed(stored: dict[str, str]) -> dict:
     identifiers = {k: stored[k] for k in ("cio_id", "id", "email") if k in stored}
     typed = {**({"created_at": int(float(stored["created_at"]))} if stored.get("created_at") else {}),
              **({"unsubscribed": stored["unsubscribed"] == "true"} if "unsubscribed" in stored else {})}
-    return {**identifiers, **typed,
+    return {**identifiers, **typed, **({"tags": orjson.loads(stored["tags"])} if stored.get("tags") else {}),
             "attributes": {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")},
             "topics": {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}}
 
@@ -105,6 +108,8 @@ def _flat(person: dict) -> dict[str, str]:
         flat["unsubscribed"] = "true" if person["unsubscribed"] else "false"
     flat.update({"a:" + k: v for k, v in person["attributes"].items()})
     flat.update({"t:" + k: "true" if v else "false" for k, v in person["topics"].items()})
+    if person.get("tags"):
+        flat["tags"] = orjson.dumps(person["tags"]).decode()
     return flat
 
 

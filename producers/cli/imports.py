@@ -18,10 +18,16 @@ from worker.people.columns import (
     parse_mapping,
 )
 
+FORMAT = click.option("--format", "file_format", type=click.Choice(["auto", "csv", "segment"]), default="auto",
+                      show_default=True, help="segment: Segment messages, one JSON message a line (.ndjson, "
+                      ".jsonl, .json, gzipped or not), a JSON array or {\"batch\": [...]}; auto: by the name "
+                      "and the first character.")
+
 
 @click.command("import")
 @click.argument("file")
 @click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@FORMAT
 @click.option("--identifier", type=click.Choice(IDENTIFIERS),
               help="Events: what the person column holds. People: what people are looked up by "
                    "(cio_id: updates only, and may change ids and e-mails). Default: detected.")
@@ -48,10 +54,10 @@ from worker.people.columns import (
               "(when a sink runs); exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
-def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapping, skip, date_formats, dialect,
-            trigger, trigger_window, timezone, create_people, dry_run, encoding, delimiter, wait, timeout,
-            as_json) -> None:
-    """Import FILE (a path, a .gz, or - for standard input) of events or people."""
+def import_(file: str, kind: str, file_format: str, identifier, data_to_process, empty_cells, mapping, skip,
+            date_formats, dialect, trigger, trigger_window, timezone, create_people, dry_run, encoding, delimiter,
+            wait, timeout, as_json) -> None:
+    """Import FILE (a path, a .gz, or - for standard input) of events or people, or of Segment messages."""
     from producers.api import enqueue_import
 
     if kind == "events" and identifier == "cio_id":
@@ -63,6 +69,7 @@ def import_(file: str, kind: str, identifier, data_to_process, empty_cells, mapp
             file, kind=kind, **people, mapping=parse_mapping(mapping), skip=skip, identifier=identifier,
             dialect=dialect, trigger=trigger, trigger_window=trigger_window, date_formats=date_formats,
             timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding, delimiter=delimiter,
+            format=file_format,
         )
     except (ValueError, ConfigError) as exc:  # an option is wrong: bad usage
         raise click.UsageError(str(exc)) from None
@@ -141,6 +148,7 @@ def _queued(handle) -> None:
 @click.command("inspect")
 @click.argument("file")
 @click.option("--type", "kind", type=click.Choice(["events", "people"]), default="events", show_default=True)
+@FORMAT
 @click.option("--identifier", type=click.Choice(IDENTIFIERS))
 @click.option("--dialect", type=click.Choice(DIALECTS))
 @click.option("--map", "mapping", multiple=True, metavar="COLUMN=NAME", help="As for import.")
@@ -148,13 +156,14 @@ def _queued(handle) -> None:
 @click.option("--encoding")
 @click.option("--delimiter", help="A character, or tab.")
 @click.option("--json", "as_json", is_flag=True)
-def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
+def inspect_(file: str, kind, file_format, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
     """Show how FILE would be read, without importing anything (no Redis needed)."""
     from producers.api import inspect
 
     try:
         source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
-                               delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip)
+                               delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip,
+                               format=file_format)
     except (ValueError, ConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     except FileProblem as problem:
@@ -181,8 +190,11 @@ def inspect_(file: str, kind, identifier, dialect, mapping, skip, encoding, deli
     click.echo(f"file        {file}")
     click.echo(f"encoding    {plan.sniffed.encoding} ({plan.sniffed.encoding_reason})")
     click.echo(f"delimiter   {shown}")
-    click.echo(f"dialect     {columns.dialect}, people by {plan.identifier}" if kind == "events"
-               else f"people      looked up by {plan.identifier}")
+    if columns.dialect == "segment":
+        click.echo("dialect     segment: one import of people and events (the Vero destination's rules)")
+    else:
+        click.echo(f"dialect     {columns.dialect}, people by {plan.identifier}" if kind == "events"
+                   else f"people      looked up by {plan.identifier}")
     click.echo(f"rows        {plan.rows}" + (f" ({plan.blank} blank skipped)" if plan.blank else ""))
     click.echo("columns")
     for col in info["columns"]:

@@ -48,7 +48,7 @@ def check_people_deliveries_and_imports(results) -> None:
         results.write(batch_of(entries))
     [ann] = results.people("email", "ANN@new.example")
     assert ann == {"cio_id": "a1", "id": "42", "email": "ann@new.example", "created_at": None, "unsubscribed": True,
-                   "attributes": {"plan": "pro"}, "topics": {"news": True}, "version": 3, "import_id": "i1"}
+                   "attributes": {"plan": "pro"}, "topics": {"news": True}, "version": 3, "import_id": "i1", "tags": []}
     assert results.people("id", "42") == [ann] and results.people("email", "Ann@Example.com") == []
     states = {(d["row"], d["campaign"]): (d["state"], d["due_ms"], d["sent_ms"]) for d in results.deliveries("i1")}
     assert states == {(2, "Welcome"): ("sent", 1700003600000, 1700003600100), (2, "Late"): ("discarded", None, None),

@@ -1,4 +1,4 @@
-"""Applying a people import: its chunks, one after the other, in file order.
+"""Applying a people import (or a Segment one): its chunks, one after the other, in file order.
 
 Rows of one file may touch the same person in different chunks, and the result
 must be the file's order whichever worker gets which chunk. So a people
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from worker.ops.poison import attempt
 from worker.people import pipeline
+from worker.segment import pipeline as segment
 from worker.settings import Settings
 from worker.store import Store
 from worker.store.people import COMMITTED
@@ -31,6 +32,7 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
     time budget ran out with chunks still waiting (it must queue another task).
     """
     spec = st.imports.spec(import_id)
+    steps = segment if spec.kind == "segment" else pipeline  # Segment messages apply in file order too
     lease_ms = int(settings.chunk_time_limit_s * 1000)
     token = st.people.take_lease(import_id, lease_ms)
     if token is None:
@@ -49,8 +51,8 @@ def run_people(st: Store, import_id: str, settings: Settings, *,
             chunk_started = time.perf_counter()
             result = attempt(
                 st.work, import_id, next_chunk, settings.max_chunk_tries,
-                run=lambda n=next_chunk: pipeline.apply_chunk(st, spec, n, settings, now=now),
-                fail=lambda reason, code, n=next_chunk: pipeline.fail_chunk(st, spec, n, reason, settings, code),
+                run=lambda n=next_chunk: steps.apply_chunk(st, spec, n, settings, now=now),
+                fail=lambda reason, code, n=next_chunk: steps.fail_chunk(st, spec, n, reason, settings, code),
             )
             if result is None:
                 continue  # committed by a holder whose lease had expired: look again

@@ -17,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
+import orjson
+
+from worker.cells import is_email
 from worker.people.rows import PersonRow
 from worker.problems import Problem
 
@@ -43,6 +46,9 @@ class Rules:
     now_s: int = 0
     #: the file's header names of the identifier columns, for row problems
     labels: tuple[tuple[str, str], ...] = (("cio_id", "cio_id"), ("id", "id"), ("email", "email"))
+    #: Segment messages (the Vero destination's rules): an identify may change a person's e-mail, and a
+    #: person named on many rows is no file problem (no duplicate_email / id_multiple_emails warnings)
+    segment: bool = False
 
     def label(self, role: str) -> str:
         """The file's name for the column of ``role``."""
@@ -155,8 +161,12 @@ def apply_rows(rows: list[PersonRow], snap: Snapshot, rules: Rules) -> Changes:
     changes = Changes()
     directory = _Directory(snap, changes)
     for p in rows:
-        warnings = _file_warnings(p, changes, snap, rules)
+        warnings = [] if rules.segment else _file_warnings(p, changes, snap, rules)
         outcome = _apply_one(p, directory, rules)
+        if not p.counted:  # rides along with a row counted elsewhere: its problems are warnings
+            if isinstance(outcome, list):
+                changes.warnings.append((p.row, outcome))
+            continue
         if outcome == "skipped":
             changes.skipped += 1
         elif outcome is not None:
@@ -190,6 +200,8 @@ def _resolve(p: PersonRow, d: _Directory, rules: Rules) -> str | None | Problem:
 
 
 def _apply_one(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | str | None:
+    if p.alias_of is not None:
+        return _alias(p, d, rules)
     resolved = _resolve(p, d, rules)
     if isinstance(resolved, Problem):
         return [resolved]
@@ -210,6 +222,14 @@ def _apply_one(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | str
         cio = resolved
         before = d.person(cio) or {}
         state = dict(before)
+        if rules.segment and p.id and before.get("id") not in (None, p.id):
+            # the id an alias left behind: it names this person, it does not rename them back
+            p = dataclasses.replace(p, id=None)
+        if not p.counted and p.email_key and before.get("email", p.email_key).lower() != p.email_key:
+            # an e-mail given beside an event (context.traits.email) does not replace the person's own
+            d.changes.warnings.append((p.row, [Problem(p.row, "context.traits.email", "email_differs",
+                                                       f"the person's e-mail is {before['email']!r}, kept")]))
+            p = dataclasses.replace(p, email=None)
     problems = _identifier_changes(p, cio, before, d, rules)
     if problems:
         return problems
@@ -217,6 +237,8 @@ def _apply_one(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | str
         d.changes.created += 1
     _set_identifiers(p, cio, before, state, d, rules)
     _set_attributes(p, state, creating=resolved is None)
+    if rules.segment and resolved is not None and state == before:
+        return None  # a message that changes nothing writes nothing (a replayed identify, an event's e-mail)
     d.write(cio, state)
     return None
 
@@ -233,7 +255,8 @@ def _identifier_changes(p: PersonRow, cio: str, before: dict[str, str], d: _Dire
     elif p.id and any(other != cio for other in d.lookup("id", p.id)):
         problems.append(Problem(p.row, rules.label("id"), "identifier_taken", f"another person already has id {p.id!r}"))
     old_email = before.get("email", "").lower()
-    if p.email_key and old_email and p.email_key != old_email and not may_change and not rules.id_only:
+    if p.email_key and old_email and p.email_key != old_email and not (may_change or rules.segment) \
+            and not rules.id_only:
         problems.append(Problem(p.row, rules.label("email"), "failed_attribute_change",
                                 f"the person already has e-mail {before['email']!r}; to change an e-mail, "
                                 "identify people by cio_id"))
@@ -274,3 +297,52 @@ def _set_attributes(p: PersonRow, state: dict[str, str], *, creating: bool) -> N
         state["t:" + topic] = "true" if flag else "false"
     for topic in p.topics_clear:
         state.pop("t:" + topic, None)
+    if p.tags_add or p.tags_remove:
+        tags = set(orjson.loads(state.get("tags") or "[]")) | set(p.tags_add)
+        tags -= set(p.tags_remove)
+        if tags:
+            state["tags"] = orjson.dumps(sorted(tags)).decode()
+        else:
+            state.pop("tags", None)
+
+
+def _alias(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | None:
+    """Segment's alias: the person known as ``p.alias_of`` (an id, or an e-mail) is re-identified as
+    ``p.id``; the old identifier keeps finding them. Two different people are never merged."""
+    old = p.alias_of or ""
+    by_email = is_email(old)
+    old_key = old.lower() if by_email else old
+    was = d.lookup("email" if by_email else "id", old_key)
+    now = d.lookup("id", p.id)
+    if was and now and was[0] != now[0]:
+        return [Problem(p.row, "userId", "alias_conflict",
+                        f"{old!r} and {p.id!r} are two different people: alias re-identifies one person, it does "
+                        "not merge two")]
+    if was:
+        cio = was[0]
+        state = dict(d.person(cio) or {})
+        if state.get("id") != p.id:  # (their old id entry stays: it still finds them)
+            d.set_index("id", p.id, [cio])  # type: ignore[arg-type]
+            state["id"] = p.id  # type: ignore[assignment]
+            d.write(cio, state)
+        return None
+    if now:
+        cio = now[0]
+        state = dict(d.person(cio) or {})
+    else:
+        cio = next(d.new_ids)
+        state = {"cio_id": cio, "id": p.id, "created_at": str(rules.now_s)}  # type: ignore[dict-item]
+        d.set_index("id", p.id, [cio])  # type: ignore[arg-type]
+        d.changes.created += 1
+    if by_email:
+        if state.get("email") and state["email"].lower() != old_key:
+            return [Problem(p.row, "previousId", "alias_conflict",
+                            f"{p.id!r} already has the e-mail {state['email']!r}, not {old!r}")]
+        if any(c != cio for c in d.lookup("email", old_key)):
+            return [Problem(p.row, "previousId", "identifier_taken", f"another person already has e-mail {old!r}")]
+        d.set_index("email", old_key, [cio])
+        state["email"] = old
+    else:
+        d.set_index("id", old, [cio])  # the old id finds them from now on
+    d.write(cio, state)
+    return None

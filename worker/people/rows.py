@@ -46,6 +46,14 @@ class PersonRow:
     topics: dict[str, bool] = dataclasses.field(default_factory=dict)
     #: topics reset to their default (empty topic cells with --empty-cells clear)
     topics_clear: tuple[str, ...] = ()
+    #: Segment sources: tags added to and removed from the person's tag set
+    tags_add: tuple[str, ...] = ()
+    tags_remove: tuple[str, ...] = ()
+    #: Segment's alias: the identifier (id or e-mail) the person had, re-identified as ``id``
+    alias_of: str | None = None
+    #: False for a change that rides along with a row counted elsewhere (a track call's tags): its
+    #: problems are the row's warnings, and it counts as nothing itself
+    counted: bool = True
     #: the e-mail as the directory is keyed (addresses are case-insensitive); computed once, read often
     email_key: str | None = dataclasses.field(init=False)
 

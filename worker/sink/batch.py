@@ -18,7 +18,7 @@ import orjson
 STATE = {"sent_now": "sent", "scheduled": "scheduled", "discarded": "discarded",
          "outside_window": "outside_window", "future": "future"}
 PEOPLE_COLUMNS = ("cio_id", "id", "email", "created_at", "unsubscribed", "attributes", "topics", "version",
-                  "import_id")
+                  "import_id", "tags")
 DELIVERY_COLUMNS = ("delivery_id", "import_id", "row", "campaign", "person_kind", "person", "event", "state",
                     "event_ms", "due_ms", "sent_ms")
 #: the report's fields that are the import's options
@@ -118,7 +118,7 @@ def person_row(state: dict[str, str], import_id: str) -> tuple:
             int(float(created)) if created not in (None, "") else None,
             None if unsubscribed in (None, "") else int(unsubscribed == "true"),
             orjson.dumps(attributes).decode(), orjson.dumps(topics).decode(), int(state.get("_v") or 1),
-            import_id or None)
+            import_id or None, state.get("tags") or None)
 
 
 def delivery_row(message: dict, state: str, due_ms: int | None, sent_ms: int | None) -> tuple:

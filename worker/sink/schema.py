@@ -71,6 +71,8 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX imports_by_time ON imports (created_ms)",
     ],
+    # a person's Vero tags (Segment sources: integrations.Vero.tags), a JSON array of strings; NULL = none
+    3: ["ALTER TABLE people ADD COLUMN tags TEXT"],
 }
 
 #: Upserts shared by both backends (placeholders filled in per driver). A person's row is replaced only
@@ -79,7 +81,7 @@ PEOPLE_UPSERT = (
     "INSERT INTO people ({cols}) VALUES ({marks}) ON CONFLICT (cio_id) DO UPDATE SET "
     "id = excluded.id, email = excluded.email, created_at = excluded.created_at, "
     "unsubscribed = excluded.unsubscribed, attributes = excluded.attributes, topics = excluded.topics, "
-    "version = excluded.version, import_id = excluded.import_id WHERE people.version < excluded.version"
+    "version = excluded.version, import_id = excluded.import_id, tags = excluded.tags WHERE people.version < excluded.version"
 )
 DELIVERY_UPSERT = (
     "INSERT INTO deliveries ({cols}) VALUES ({marks}) ON CONFLICT (delivery_id) DO UPDATE SET "

@@ -63,6 +63,7 @@ def person_of(row: tuple) -> dict:
     person = dict(zip(PEOPLE_COLUMNS, row))
     person["attributes"] = orjson.loads(person["attributes"])
     person["topics"] = orjson.loads(person["topics"])
+    person["tags"] = orjson.loads(person["tags"]) if person.get("tags") else []
     if person["unsubscribed"] is not None:
         person["unsubscribed"] = bool(person["unsubscribed"])
     return person

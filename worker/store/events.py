@@ -85,17 +85,19 @@ class Events:
         return people, seen
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
-               failed: bool = False, cancelled: int = 0, shard_bits: int = 16) -> CommitResult:
+               failed: bool = False, cancelled: int = 0, shard_bits: int = 16, part: bool = False) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
         are all errors because it could not be processed; ``cancelled``: the rows of a chunk skipped
-        because its import was cancelled (the outcome is then empty)."""
+        because its import was cancelled (the outcome is then empty); ``part``: the events step of a
+        Segment chunk (its person step commits the chunk)."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
         args: list[object] = [
-            chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
-            keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid,
-            retention_s, keys.import_shadow(iid) if spec.dry_run else "", chunk_state(failed, cancelled), SCRATCH_TTL_S, shard_bits,
+            f"{chunk}e" if part else chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
+            keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid, retention_s,
+            keys.import_shadow(iid) if spec.dry_run else "", "p" if part else chunk_state(failed, cancelled),
+            SCRATCH_TTL_S, shard_bits,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             *_pack_ids(outcome.remember),

@@ -5,6 +5,7 @@ once written, its report. The report is written once (finalize.lua).
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import orjson
@@ -148,11 +149,15 @@ class Imports:
         (rows within a run in the order they were found): one chunk's rows in memory at a time."""
         key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
         prefix = b"e" if kind == "errors" else b"w"
-        runs = sorted((int(field[1:]), value) for field, value in
+        # A Segment chunk's events step has runs of its own ("e12e" beside "e12"): one chunk, one run.
+        runs = sorted((int(field[1:].rstrip(b"e")), value) for field, value in
                       self.r.hgetall(keys.import_problem_runs(import_id)).items() if field[:1] == prefix)
-        for _, where in runs:
-            start, count = (int(n) for n in where.split(b":"))
-            yield [orjson.loads(raw) for raw in self.r.lrange(key, start, start + count - 1)]
+        for _, group in itertools.groupby(runs, key=lambda run: run[0]):
+            rows: list[dict] = []
+            for _, where in group:
+                start, count = (int(n) for n in where.split(b":"))
+                rows += [orjson.loads(raw) for raw in self.r.lrange(key, start, start + count - 1)]
+            yield rows
 
     def problems_width(self, import_id: str, kind: str) -> int:
         """The most cells any stored error (or warning) row has."""

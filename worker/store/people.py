@@ -15,6 +15,7 @@ import orjson
 import redis
 
 from worker import keys
+from worker.cells import is_email
 from worker.events.rows import person_key
 from worker.people.directory import Changes, Snapshot, digest
 from worker.people.rows import PersonRow
@@ -61,8 +62,9 @@ class People:
     def snapshot(self, spec: ImportSpec, rows: list[PersonRow]) -> Snapshot:
         """Every directory entry the rows can touch, read in three round trips."""
         layers = self._layers(spec)
-        ids = sorted({p.id for p in rows if p.id})
-        emails = sorted({p.email_key for p in rows if p.email_key})
+        ids = sorted({p.id for p in rows if p.id} | {p.alias_of for p in rows if p.alias_of and not is_email(p.alias_of)})
+        emails = sorted({p.email_key for p in rows if p.email_key}
+                        | {p.alias_of.lower() for p in rows if p.alias_of and is_email(p.alias_of)})
         snap = Snapshot()
         self._read_index(layers, ids, emails, snap)
         if rows:

@@ -42,7 +42,9 @@
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
 -- ARGV[12] the chunk's state: "0" processed; "1" could not be processed, its rows are all errors
 --          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
---          "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled)
+--          "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the events
+--          step of a Segment chunk, whose person step follows (ARGV[1] is then "<chunk>e": its own
+--          done-set member and problem runs; the rows stay and the chunk is not counted done)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
 -- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
 -- then     n, n error rows
@@ -218,7 +220,7 @@ if (imported > 0 or created > 0) and not dry then
   outbox_add(KEYS[6], imp, unpack(fields))
 end
 
-redis.call('DEL', chunk_key)
+if ARGV[12] ~= 'p' then redis.call('DEL', chunk_key) end  -- a first step leaves the rows to the second
 if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
 for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
 local finalize = count_chunk(imp, KEYS[12], KEYS[11], ARGV[9], now_ms, dry, ARGV[12],

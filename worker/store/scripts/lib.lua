@@ -30,7 +30,9 @@ local function dedupe_slot(prefix, dk, bits)
 end
 
 -- How a chunk is committed, from the commit scripts' chunk-state argument: "0" processed, "1" failed
--- (its rows are all errors), "c<n>" cancelled (its n rows were skipped). Returns failed, cancelled rows.
+-- (its rows are all errors), "c<n>" cancelled (its n rows were skipped), "p" the first of a Segment
+-- chunk's two steps (its rows are counted; the chunk is done only when its second step commits).
+-- Returns failed, cancelled rows.
 local function chunk_state(arg)
   if string.sub(arg, 1, 1) == 'c' then return false, tonumber(string.sub(arg, 2)) end
   return arg == '1', 0
@@ -57,6 +59,7 @@ local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, state,
   end
   redis.call('HSETNX', imp, 'first_commit_ms', now_ms)
   redis.call('HSET', imp, 'last_commit_ms', now_ms, 'status', 'running')
+  if state == 'p' then return 0 end
   local done = redis.call('HINCRBY', imp, 'chunks_done', 1)
   local total = redis.call('HGET', imp, 'chunks_total')
   if total and tonumber(total) == done then

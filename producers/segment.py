@@ -1,0 +1,159 @@
+"""Segment archives: newline-delimited JSON messages (gzipped or not), a JSON array, or ``{"batch": [...]}``.
+
+Read like a CSV file: :func:`scan` reads the whole file once (every file-level problem found
+before anything is queued), :func:`chunks` streams it again. A line is a row: row numbers are
+line numbers (blank lines are skipped and keep their numbers). An array or a batch object is
+read whole (at most :data:`DOCUMENT_LIMIT` bytes) and its N-th message is row N. Each row is
+the message's JSON text, parsed and checked by the worker (:mod:`worker.segment.messages`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+
+import orjson
+
+from worker.errors import ConfigError, FileProblem
+from worker.events.dialects import Columns
+
+from .sniff import Sniffed
+from .source import Source
+from .split import Chunk, Plan, batched
+
+#: Names a file of Segment messages has (with or without .gz); other names are sniffed by content.
+EXTENSIONS = (".ndjson", ".jsonl", ".json")
+#: The longest line read at all; a longer one is no archive's message (Segment's limit is 32 KB:
+#: lines between the two are row errors, message_too_large).
+LINE_LIMIT = 1024 * 1024
+#: The largest JSON array or batch document read (they are read whole).
+DOCUMENT_LIMIT = 256 * 1024 * 1024
+#: The one column of a Segment import's error rows: the message as it was.
+COLUMNS = Columns("segment", ("message",), 0, 0, None, None, (), (), (), ())
+_ALIAS = re.compile(r'"type"\s*:\s*"alias"', re.IGNORECASE)
+
+
+def named_like(name: str) -> bool:
+    """True for a file name that says it holds JSON messages."""
+    lowered = name.lower().removesuffix(".gz")
+    return lowered.endswith(EXTENSIONS)
+
+
+def chosen(name: str, format: str | None, source: Source) -> bool:
+    """True when the file is to be read as Segment messages: ``format`` "segment", or None/"auto" and a
+    .ndjson/.jsonl/.json name or a first character that opens a JSON object or array."""
+    if format not in (None, "auto", "csv", "segment"):
+        raise ConfigError(f"--format {format!r}: csv or segment")
+    if format in ("csv", "segment"):
+        return format == "segment"
+    return (name != "-" and named_like(name)) or looks_like(source)
+
+
+def looks_like(source: Source) -> bool:
+    """True when the file's first non-blank character opens a JSON object or array."""
+    with source.binary() as stream:
+        start = stream.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    return start[:1] in (b"{", b"[")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Form:
+    #: "lines" (one message a line), "array" or "batch" (read whole)
+    shape: str
+
+
+def _lines(source: Source) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank lines; refuses lines past LINE_LIMIT and text not UTF-8."""
+    with source.binary() as stream:
+        number = 0
+        while True:
+            raw = stream.readline(LINE_LIMIT + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > LINE_LIMIT and not raw.endswith(b"\n"):
+                raise FileProblem("line_too_long", f"line {number} of {source.name} is longer than "
+                                  f"{LINE_LIMIT // 1024 // 1024} MiB: this is not a file of Segment messages "
+                                  "(one JSON message a line)", line=number)
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise FileProblem("not_utf8", f"line {number} of {source.name} is not UTF-8 (byte {exc.start + 1}):"
+                                  " JSON is UTF-8; export the messages again", line=number) from None
+            if text:
+                yield number, text
+
+
+def _form(source: Source) -> _Form:
+    for _, text in _lines(source):
+        if text.startswith("{"):
+            try:
+                first = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                return _Form("batch")  # a pretty-printed object: read whole
+            if isinstance(first, dict) and isinstance(first.get("batch"), list) and "type" not in first:
+                return _Form("batch")
+            return _Form("lines")
+        if text.startswith("["):
+            return _Form("array")
+        return _Form("lines")  # the worker says what each line is
+    raise FileProblem("empty_file", f"{source.name} holds no messages")
+
+
+def _document(source: Source, shape: str) -> list:
+    with source.binary() as stream:
+        raw = stream.read(DOCUMENT_LIMIT + 1)
+    if len(raw) > DOCUMENT_LIMIT:
+        raise FileProblem("too_large", f"{source.name} is a JSON document larger than {DOCUMENT_LIMIT // 1024**2} "
+                          "MiB, read whole: write it as one message a line (NDJSON), which has no limit")
+    try:
+        data = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError as exc:
+        raise FileProblem("bad_json", f"{source.name} is not JSON: {exc}") from None
+    messages = data.get("batch") if isinstance(data, dict) else data
+    if not isinstance(messages, list):
+        raise FileProblem("bad_json", f"{source.name} is a JSON object without a \"batch\" list of messages"
+                          if shape == "batch" else f"{source.name} is not a list of messages")
+    return messages
+
+
+def _rows(source: Source, form: _Form) -> Iterator[tuple[int, str]]:
+    if form.shape == "lines":
+        yield from _lines(source)
+        return
+    for number, message in enumerate(_document(source, form.shape), 1):
+        yield number, orjson.dumps(message).decode()
+
+
+def scan(source: Source) -> Plan:
+    """Read the whole file once: its form and its number of messages, or FileProblem."""
+    form = _form(source)
+    rows = 0
+    samples: list[str] = []
+    for _, text in _rows(source, form):
+        rows += 1
+        if rows <= 3:
+            samples.append(text[:200])
+    sniffed = Sniffed("utf-8", ",", False, f"JSON ({'one message a line' if form.shape == 'lines' else form.shape})")
+    return Plan(sniffed, COLUMNS, "id", rows, 0, (tuple(samples),))
+
+
+def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1024 * 1024) -> Iterator[Chunk]:
+    """The messages in chunks of ``chunk_rows`` or about ``chunk_bytes``; a chunk also ends after every
+    alias call, so that no event of a chunk comes after an alias in the file (see worker/segment/pipeline.py)."""
+    records = ((row, [text]) for row, text in _rows(source, _form(source)))
+    yield from batched(records, chunk_rows, chunk_bytes, ends_chunk=_is_alias)
+
+
+def _is_alias(record: list[str]) -> bool:
+    text = record[0]
+    if not _ALIAS.search(text):
+        return False
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    kind = message.get("type") if isinstance(message, dict) else None
+    return isinstance(kind, str) and kind.strip().lower() == "alias"

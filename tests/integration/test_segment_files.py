@@ -1,0 +1,122 @@
+"""Segment archives imported end to end: real files (gzipped NDJSON, arrays, batch objects), real workers,
+checked against an oracle that applies the Vero destination's rules in file order."""
+from __future__ import annotations
+
+import gzip
+
+import orjson
+
+from tests.segment_data import messages, write_archive
+from worker import keys
+
+from .helpers import counted_once, drain_all, run_import, write
+
+
+def _events(store, import_id: str) -> list[dict]:
+    found = []
+    for _, fields in store.r.xrange(keys.OUTBOX):
+        if fields.get(b"import") == import_id.encode() and fields.get(b"events"):
+            found += [orjson.loads(line) for line in fields[b"events"].split(b"\n")]
+    return found
+
+
+def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, workers, tmp_path):
+    lines, ex = messages(3000, seed=11, people=120)
+    report = run_import(write_archive(tmp_path / "archive.ndjson.gz", lines), timeout=120)
+    assert report["kind"] == "segment" and counted_once(report)
+    assert (report["rows"], report["imported"], report["duplicates"], report["errors"]) == \
+        (ex.rows, ex.imported, ex.duplicates, ex.errors)
+    events = _events(store, report["import_id"])
+    names: dict[str, int] = {}
+    for event in events:
+        names[event["name"]] = names.get(event["name"], 0) + 1
+    assert names == ex.events
+    # every identifier the file used finds its person, who has the oracle's id, plan, tags and opt-out
+    for uid, person in ex.current.items():
+        found = store.people.find(uid, "id")
+        if found is None:
+            assert uid not in ex.plan and person not in ex.plan
+            continue
+        assert found["id"] == person, uid
+        assert found.get("a:plan") == ex.plan.get(person), uid
+        assert set(orjson.loads(found.get("tags", "[]"))) == ex.tags.get(person, set()), uid
+        assert (found.get("unsubscribed") == "true") == (person in ex.unsubscribed), uid
+    # imported again: every event is a duplicate by its messageId, every person change applies again
+    again = run_import(write_archive(tmp_path / "again.ndjson.gz", lines), timeout=120)
+    events_rows = sum(ex.events.values())
+    assert (again["duplicates"], again["imported"]) == (ex.duplicates + events_rows, ex.imported - events_rows)
+
+
+SMALL = [
+    {"type": "identify", "userId": "u1", "traits": {"email": "ann@example.com", "plan": "pro"},
+     "integrations": {"Vero": {"tags": {"action": "add", "values": ["vip"]}}}, "messageId": "a"},
+    {"type": "track", "userId": "u1", "event": "Bought", "messageId": "b", "timestamp": "2024-03-01T10:00:00Z",
+     "properties": {"total": 5.5}},
+    {"type": "alias", "previousId": "u1", "userId": "c1", "messageId": "c"},
+    {"type": "track", "userId": "u1", "event": "Bought", "messageId": "d", "timestamp": "2024-03-01T11:00:00Z"},
+    {"type": "page", "userId": "c1", "name": "Pricing", "messageId": "e", "timestamp": "2024-03-01T12:00:00Z"},
+]
+
+
+def test_lines_arrays_and_batch_objects_give_the_same_store(store, workers, tmp_path):
+    forms = {
+        "lines.jsonl": "\n".join(orjson.dumps(m).decode() for m in SMALL) + "\n",
+        "array.json": orjson.dumps(SMALL, option=orjson.OPT_INDENT_2).decode(),
+        "batch.json": orjson.dumps({"batch": SMALL, "sentAt": "2024-03-01T12:00:00Z"},
+                                   option=orjson.OPT_INDENT_2).decode(),
+    }
+    seen = []
+    for name, text in forms.items():
+        for key in store.r.scan_iter(match="bf:*"):
+            store.r.delete(key)
+        report = run_import(write(tmp_path, name, text))
+        assert (report["rows"], report["imported"], report["errors"]) == (5, 5, 0), name
+        person = store.people.find("u1", "id")
+        person.pop("created_at")  # when it was processed
+        events = [(e["name"], e["row"], e["person"], e["timestamp"], e.get("id"))
+                  for e in _events(store, report["import_id"])]
+        seen.append((person, sorted(events)))
+    assert seen[0] == seen[1] == seen[2]
+    person, events = seen[0]
+    # the alias kept the person: both ids find them, their attributes, tags and events stayed
+    assert person["id"] == "c1" and person["a:plan"] == "pro" and person["tags"] == '["vip"]'
+    assert store.people.find("c1", "id")["cio_id"] == person["cio_id"]
+    assert [e[0] for e in events] == ["Bought", "Bought", "Viewed Pricing Page"]
+
+
+def test_the_cli_imports_an_archive_and_a_sink_stores_tags(backfill, store, tmp_path):
+    from worker.sink.sqlite import SQLiteResults
+    from worker.store.outbox import Outbox
+
+    path = tmp_path / "export.json.gz"
+    path.write_bytes(gzip.compress("\n".join(orjson.dumps(m).decode() for m in SMALL).encode()))
+    shown = backfill("inspect", str(path))
+    assert shown.returncode == 0 and b"segment" in shown.stdout and b"rows        5" in shown.stdout
+    done = backfill("import", str(path), "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["imported"] == 5
+    results = SQLiteResults(tmp_path / "results.db")
+    results.upgrade()
+    outbox = Outbox(store.r, "sink-segment")
+    outbox.ensure_group()
+    drain_all(outbox, results)
+    [person] = results.people("id", "c1")
+    assert person["tags"] == ["vip"] and person["attributes"] == {"plan": "pro"}
+
+
+def test_files_that_are_no_archive_are_refused_and_bad_options_said(backfill, store, tmp_path):
+    long_line = write(tmp_path, "long.ndjson", '{"type": "track", "x": "' + "a" * (1024 * 1024 + 10) + '"}\n')
+    report = run_import(long_line)
+    assert report["status"] == "failed" and "longer than 1 MiB" in report["failure"]
+    latin = tmp_path / "latin.ndjson"
+    latin.write_bytes(b'{"type": "identify", "userId": "u1"}\n{"type": "identify", "userId": "\xe9"}\n')
+    report = run_import(latin)
+    assert report["status"] == "failed" and "line 2" in report["failure"] and "UTF-8" in report["failure"]
+    not_a_list = write(tmp_path, "object.json", '{\n  "messages": []\n}\n')
+    assert "without a \"batch\" list" in run_import(not_a_list)["failure"]
+    typed = backfill("import", str(write(tmp_path, "p.ndjson", '{"type": "identify", "userId": "u"}\n')),
+                     "--type", "people")
+    assert typed.returncode == 2 and b"leave out --type" in typed.stderr
+    forced = backfill("import", str(write(tmp_path, "csv.ndjson", "email,event_name\na@example.com,E\n")),
+                      "--format", "csv", "--wait", "--create-people")
+    assert forced.returncode == 0, forced.stderr

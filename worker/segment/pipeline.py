@@ -1,0 +1,109 @@
+"""A Segment chunk's route to the store: its events, then its person changes, in file order.
+
+A chunk of Segment messages is committed in two atomic steps, each exactly once:
+
+1. the **events step** (commit.lua, as ``<chunk>e``): the chunk's track, page and screen
+   events with their dedupe (by ``messageId``, else the content key), the people they name
+   created when unknown, the trigger rules; its rows stay stored;
+2. the **person step** (people_commit.lua, the chunk itself): identify, group, alias, tags and
+   unsubscribes against a snapshot of the directory that already holds step 1's people, the
+   chunk's error rows, and the chunk's done-marker (the import's file order goes on from there).
+
+A crash between the two redoes only the second (the first is in the done-set). Every line is
+counted by exactly one step (:mod:`worker.segment.plan`). Chunks apply one after the other
+(:mod:`worker.people.apply`'s lease): a person's changes land in file order. Inside one chunk
+the events step goes first, so an event the file puts before an alias cannot resolve to the
+alias's new id; the producer ends a chunk after every alias call, so that never happens
+(:mod:`producers.segment`).
+"""
+from __future__ import annotations
+
+import time
+from datetime import timezone
+
+from worker.errors import TransientError
+from worker.events import chunk as core
+from worker.events import pipeline as events
+from worker.events import rules as trigger_rules
+from worker.events.rows import RowOutcome
+from worker.people.directory import Changes, Rules, apply_rows
+from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
+from worker.segment.plan import is_event, plan
+from worker.settings import Settings
+from worker.spec import ImportSpec
+from worker.store import Store
+from worker.store.people import CONFLICT, PeopleCommit
+from worker.timestamps import zone
+
+
+def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
+                now: float | None = None) -> PeopleCommit | None:
+    """Commit one chunk's two steps (those not committed yet); None when its rows are not stored."""
+    stored = st.work.load(spec.import_id, chunk)
+    if stored is None:
+        return None
+    at = time.time() if now is None else now
+    lines, numbers = [r[0] if r else "" for r in stored.rows], stored.numbers
+    if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
+        rows, numbers = _uncounted(st, spec, chunk, stored.rows, numbers)
+        return _commit_people(st, spec, chunk, settings, at, Changes(), failed_rows(rows, numbers, "", CANCELLED),
+                              [], cancelled=len(rows))
+    planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s)
+    if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
+        validated = RowOutcome(events=planned.events)
+        campaigns = trigger_rules.by_event(st.triggers.campaigns()) if spec.trigger else trigger_rules.NO_CAMPAIGNS
+        person_keys, id_fields = list({e.person_key for e in planned.events}), core.id_fields(validated)
+        for _ in range(events.MAX_CONFLICTS):
+            existing, seen_ids = st.events.lookup("id", person_keys, spec.import_id, id_fields)
+            outcome = core.assemble(spec, validated, stored.rows, numbers, existing, campaigns, at,
+                                    settings.clock_skew_s, seen_ids)
+            result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
+                                      shard_bits=settings.dedupe_shard_bits, part=True)
+            if not result.conflict:
+                break
+        else:
+            raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids")
+    rules = Rules("all", spec.id_only, "id", int(at), (("id", "userId"), ("email", "traits.email")), segment=True)
+    errors = [problem_row(r, c, p) for r, c, p in planned.errors]
+    notes = {r: (c, list(p)) for r, c, p in planned.warnings}
+    cells_of = dict(zip(numbers, stored.rows))
+    for _ in range(events.MAX_CONFLICTS):
+        changes = apply_rows(planned.ops, st.people.snapshot(spec, planned.ops), rules)
+        warned = {r: (c, list(p)) for r, (c, p) in notes.items()}
+        for row, problems in changes.warnings:
+            warned.setdefault(row, (cells_of[row], []))[1].extend(problems)
+        result = _commit_people(st, spec, chunk, settings, at, changes,
+                                errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
+                                [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())])
+        if result.status != CONFLICT:
+            return result
+    raise TransientError(f"chunk {chunk}: the same people kept changing under it")
+
+
+def _commit_people(st: Store, spec: ImportSpec, chunk: int, settings: Settings, at: float, changes: Changes,
+                   errors: list[bytes], warnings: list[bytes], *, cancelled: int = 0,
+                   failed: bool = False) -> PeopleCommit:
+    return st.people.commit(spec, chunk, changes, errors, warnings, at_ms=round(at * 1000),
+                            retention_s=settings.retention_s, failed=failed, cancelled=cancelled)
+
+
+def _uncounted(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]],
+               numbers: list[int]) -> tuple[list[list[str]], list[int]]:
+    """The rows the chunk's events step has not counted (all of them while it has not committed)."""
+    if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
+        return rows, numbers
+    kept = [(r, n) for r, n in zip(rows, numbers) if not (r and is_event(r[0]))]
+    return [r for r, _ in kept], [n for _, n in kept]
+
+
+def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings,
+               code: str = CHUNK_FAILED) -> PeopleCommit:
+    """Commit a chunk that cannot be applied as errors (``code``): every row its events step has not
+    counted already, so that each line is still counted once."""
+    try:
+        rows, numbers = st.work.load_chunk(spec.import_id, chunk) or ([], [])
+    except (ValueError, KeyError, TypeError):
+        rows, numbers = [], []
+    rows, numbers = _uncounted(st, spec, chunk, rows, numbers)
+    return _commit_people(st, spec, chunk, settings, time.time(), Changes(), failed_rows(rows, numbers, reason, code),
+                          [], failed=True)
