@@ -144,10 +144,11 @@ def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1
     """The messages in chunks of ``chunk_rows`` or about ``chunk_bytes``; a chunk also ends after every
     alias call, so that no event of a chunk comes after an alias in the file (see worker/segment/pipeline.py)."""
     records = ((row, [text]) for row, text in _rows(source, _form(source)))
-    yield from batched(records, chunk_rows, chunk_bytes, ends_chunk=_is_alias)
+    yield from batched(records, chunk_rows, chunk_bytes, ends_chunk=is_alias)
 
 
-def _is_alias(record: list[str]) -> bool:
+def is_alias(record: list[str]) -> bool:
+    """True for a record holding an alias call (a chunk ends after it)."""
     text = record[0]
     if not _ALIAS.search(text):
         return False

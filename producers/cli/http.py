@@ -36,8 +36,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="Who or what uses it (a script, a team).")
-@click.option("--scope", type=click.Choice(["read", "import"]), default="import", show_default=True,
-              help="read: every GET; import: reads, and imports and cancels.")
+@click.option("--scope", type=click.Choice(["read", "import", "track"]), default="import", show_default=True,
+              help="read: every GET; import: reads, imports, cancels and tracking calls; track: only the "
+                   "tracking calls (/v1/batch...): the write key to give Segment's libraries.")
 @click.option("--json", "as_json", is_flag=True)
 def keys_create(name: str, scope: str, as_json: bool) -> None:
     """Create a key and print it, once: only its hash is kept."""

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producers.api import ImportHandle, check_options
+from producers.web import tracking
 from producers.web.jobs import Producers
 from producers.web.models import (
     ERROR_RESPONSES,
@@ -63,11 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
+        streams.close()
         producers.close()
 
     app = FastAPI(title="backfill", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Imports of CSV files of events and people: upload, poll, read the report and "
-                              "the errors file, cancel.")
+                              "the errors file, cancel; and Segment's tracking calls (/v1/batch...).")
+    streams = tracking.routes(app, store, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -88,6 +88,7 @@ def test_pages_and_screens_are_named_as_segments_destinations_name_them():
     assert named(type="page") == "Loaded a Page"
     assert named(type="screen", name="Home") == "Viewed Home Screen"
     assert named(type="screen") == "Loaded a Screen"
+    assert named(type="screen", category="Onboarding") == "Viewed Onboarding Screen"
     assert named(type="track", event="Signed Up") == "Signed Up"
 
 

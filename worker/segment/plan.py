@@ -10,8 +10,8 @@ one of: events, counted person changes, errors.
 |---|---|
 | identify | creates or updates the person ``userId``: ``traits`` are attributes, ``traits.email`` the e-mail (a userId that is an e-mail also sets it); no userId: the e-mail is the id, with a warning |
 | track | an event ``event`` with ``properties`` for ``userId`` (created if unknown); ``track('Unsubscribe', {id})`` unsubscribes ``properties.id`` (or the userId) instead |
-| page | an event ``Viewed {category} {name} Page`` (``Loaded a Page`` without a name) |
-| screen | an event ``Viewed {name} Screen`` (``Loaded a Screen`` without a name) |
+| page | an event ``Viewed {category} {name} Page`` (``Loaded a Page`` without either) |
+| screen | an event ``Viewed {category} {name} Screen`` (``Loaded a Screen`` without either) |
 | group | the person's ``group`` attribute: ``{"id": groupId, ...traits}`` |
 | alias | ``previousId`` is re-identified as ``userId``: same person, the old identifier still finds them |
 | ``integrations.Vero.tags`` | on any call: adds or removes tags of ``tags.id`` (default: the userId) |
@@ -51,10 +51,8 @@ def event_name(message: Message) -> str | None:
     if message.type == "track":
         return message.event
     what = "Page" if message.type == "page" else "Screen"
-    if not message.event:
-        return f"Loaded a {what}"
-    named = f"{message.category} {message.event}" if message.category and message.type == "page" else message.event
-    return f"Viewed {named} {what}"
+    named = " ".join(part for part in (message.category, message.event) if part)
+    return f"Viewed {named} {what}" if named else f"Loaded a {what}"
 
 
 def is_event(line: str) -> bool:

@@ -2,8 +2,9 @@
 
 A key is ``bfk_<id>_<secret>``: the id names it (to list and revoke it), the secret is 32
 random bytes. Only the key's SHA-256 is stored (a key has 256 bits of chance: a slow hash
-would add nothing but time to every request). Scopes: ``read`` (every GET) and
-``import`` (reads, and every write: imports, cancel, retry, undo).
+would add nothing but time to every request). Scopes: ``read`` (every GET),
+``import`` (reads, and every write: imports, cancel, retry, undo, tracking calls) and
+``track`` (only the tracking endpoints: a write key to give to Segment's libraries).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from worker.errors import ConfigError
 from worker.store.client import now_ms
 
 #: What each scope may do: a key of one of these may call the endpoints that need any scope listed.
-SCOPES = {"read": {"read"}, "import": {"read", "import"}}
+SCOPES = {"read": {"read"}, "import": {"read", "import", "track"}, "track": {"track"}}
 PREFIX = "bfk_"
 
 

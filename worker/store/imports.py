@@ -44,6 +44,10 @@ class Imports:
         pipe.hincrby(keys.METRICS, "imports_created", 1)
         pipe.execute()
 
+    def expect_rows(self, import_id: str, rows: int) -> None:
+        """Count ``rows`` more rows expected (a stream of tracking calls learns its size as it goes)."""
+        self.r.hincrby(keys.import_hash(import_id), "rows_expected", rows)
+
     def accept(self, import_id: str, source: str, retention_s: int) -> None:
         """Record an import the HTTP service took (status ``accepted``) before its file is scanned: its
         upload is on disk, or its data_file_url is being downloaded. :meth:`create` or :meth:`refuse` follows."""

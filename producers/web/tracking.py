@@ -1,0 +1,305 @@
+"""Segment's tracking API on ``backfill serve``: what Segment's libraries send, into the same chunks.
+
+``POST /v1/batch`` (and ``/v1/track``, ``/identify``, ``/page``, ``/screen``, ``/group``,
+``/alias`` for one message) take Segment's JSON, gzipped or not, with the write key as the
+HTTP Basic user name (a ``track`` or ``import`` key from ``backfill keys create``). Each write
+key has a **stream**: an import of kind ``segment`` that this process fills chunk by chunk
+(messages are stored as a chunk once ``BACKFILL_TRACK_CHUNK_MESSAGES`` wait or the oldest has
+waited ``BACKFILL_TRACK_FLUSH_MS``; a chunk also ends after an alias, as in files) and ends
+after ``BACKFILL_TRACK_IMPORT_S`` (its report is then written; the next message opens a new one).
+
+A request is answered only once every message it brought is in a chunk stored in Redis and
+queued: a crash of this process after the answer loses nothing (workers and the sweeper take
+it from there, as for any import), and a crash before it is answered by the client's retry
+(events dedupe by ``messageId``; person changes applied again give the same person). If this
+process stops without ending a stream, the sweeper ends that import as ``interrupted`` once
+its producer is silent, with everything that was stored imported.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from datetime import datetime, timezone
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from starlette.concurrency import run_in_threadpool
+
+from producers import segment
+from producers.split import batched
+from producers.web.models import ApiError
+from worker.logs import get_logger
+from worker.segment.messages import MESSAGE_LIMIT
+from worker.settings import Settings
+from worker.spec import ImportSpec, new_import_id
+from worker.store.apikeys import ApiKey
+
+log = get_logger("backfill.api")
+#: Segment's limit on one request's JSON (a batch), bytes.
+BATCH_LIMIT = 500 * 1024
+#: The calls of the single-message endpoints (the path names the type).
+CALLS = ("track", "identify", "page", "screen", "group", "alias")
+#: How often an open stream says its producer is alive (the sweeper ends silent ones).
+HEARTBEAT_S = 5.0
+
+
+_basic = HTTPBasic(auto_error=False, description="The write key as the user name (Segment's libraries send it so).")
+_bearer = HTTPBearer(auto_error=False)
+
+
+class TrackingError(ApiError):
+    """An answer of the tracking endpoints other than 2xx (shaped for Segment's libraries too)."""
+
+
+class Refused(Exception):
+    """A request Segment's API answers with 400: its body is too large or not JSON."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def messages_of(body: bytes, encoding: str | None, call: str | None, received: datetime) -> list[str]:
+    """The messages of one request as JSON lines for the worker (pure): ``call`` None for a batch.
+    Each gets ``receivedAt`` (the time the server got it: Segment's clock-skew rule needs it) and the
+    batch's ``sentAt`` and ``context`` when it has none of its own. Raises :class:`Refused`."""
+    if encoding and encoding.lower() == "gzip":
+        try:
+            inflater = zlib.decompressobj(wbits=31)
+            body = inflater.decompress(body, BATCH_LIMIT + 1)
+            if len(body) > BATCH_LIMIT or inflater.unconsumed_tail:
+                raise Refused("batch_too_large", f"the request inflates past Segment's {BATCH_LIMIT // 1024} KB limit")
+        except zlib.error as exc:
+            raise Refused("invalid_gzip", f"the body is not gzip ({exc})") from None
+    elif encoding and encoding.lower() not in ("identity", ""):
+        raise Refused("invalid_encoding", f"Content-Encoding {encoding!r}: send gzip or nothing")
+    if len(body) > BATCH_LIMIT:
+        raise Refused("batch_too_large", f"{len(body):,} bytes; Segment's limit is {BATCH_LIMIT // 1024} KB a request")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused("invalid_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Refused("invalid_json", "the body must be a JSON object")
+    if call is None:
+        found = data.get("batch")
+        if not isinstance(found, list):
+            raise Refused("invalid_batch", 'a batch is {"batch": [messages...]}')
+    else:
+        found = [dict(data, type=data.get("type") or call)]
+    at = received.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = []
+    for n, message in enumerate(found, 1):
+        if not isinstance(message, dict):
+            raise Refused("invalid_message", f"message {n} of the batch is not a JSON object")
+        for shared in ("sentAt", "context"):
+            if shared not in message and shared in data and call is None:
+                message[shared] = data[shared]
+        message["receivedAt"] = at
+        line = orjson.dumps(message)
+        if len(line) > MESSAGE_LIMIT:
+            raise Refused("message_too_large", f"message {n} holds {len(line):,} bytes; Segment's limit is "
+                                                f"{MESSAGE_LIMIT // 1024} KB a message")
+        lines.append(line.decode())
+    return lines
+
+
+class _Stream:
+    """One write key's open import in this process."""
+
+    def __init__(self, import_id: str, after: str | None) -> None:
+        self.import_id = import_id
+        #: the key's previous stream: this one stores nothing until that one is all committed, so that a
+        #: person's changes apply in the order they arrived across the two imports
+        self.after = after
+        self.opened = time.monotonic()
+        self.beat = self.opened
+        self.buffer: list[str] = []
+        self.oldest = 0.0
+        self.appended = 0  # messages taken (row numbers are 1..appended)
+        self.stored = 0  # messages in stored chunks
+        self.chunks = 0
+        self.failed: str | None = None  # why its waiting messages were dropped (Redis failed)
+
+
+class Streams:
+    """The open streams of this process, their flusher thread, and the requests waiting on them."""
+
+    def __init__(self, settings: Settings, store, tasks) -> None:
+        self.settings, self.store, self.tasks = settings, store, tasks
+        self.cond = threading.Condition()
+        self.open: dict[str, _Stream] = {}
+        self.previous: dict[str, str] = {}
+        self.stopping = False
+        self.thread = threading.Thread(target=self._flusher, name="backfill-track-flusher", daemon=True)
+        self.thread.start()
+
+    def send(self, key_id: str, lines: list[str], timeout_s: float = 60.0) -> str:
+        """Take a request's messages; return once they are stored (the stream's import id). Raises the
+        store's error (the request is answered 503 and the client sends it again) or TimeoutError."""
+        with self.cond:
+            stream = self.open.get(key_id)
+            if stream is None or stream.failed:
+                stream = self.open[key_id] = self._new(key_id)
+            if not stream.buffer:
+                stream.oldest = time.monotonic()
+            stream.buffer += lines
+            stream.appended += len(lines)
+            mine = stream.appended
+            if len(stream.buffer) >= self.settings.track_chunk_messages:
+                self._flush(key_id, stream)
+            deadline = time.monotonic() + timeout_s
+            while stream.stored < mine and not stream.failed:
+                if not self.cond.wait(max(deadline - time.monotonic(), 0)) and time.monotonic() >= deadline:
+                    raise TimeoutError("the messages were not stored in time")
+            if stream.stored < mine:
+                raise ConnectionError(f"the messages could not be stored: {stream.failed}")
+            return stream.import_id
+
+    def _new(self, key_id: str) -> _Stream:
+        import_id = new_import_id()
+        spec = ImportSpec(import_id=import_id, columns=segment.COLUMNS, identifier="id", kind="segment",
+                          source=f"track:{key_id}", create_people=True, dedupe_window_s=self.settings.dedupe_window_s)
+        self.store.imports.create(spec, {"source": f"track:{key_id}", "rows_expected": 0,
+                                         "started_ms": int(time.time() * 1000)}, self.settings.retention_s)
+        log.info("tracking stream opened", import_id=import_id, key=key_id)
+        return _Stream(import_id, self.previous.get(key_id))
+
+    def _flush(self, key_id: str, stream: _Stream) -> None:
+        """Store the stream's waiting messages as chunks (called with the lock held)."""
+        try:
+            if stream.after is not None:
+                if not self.store.work.all_done(stream.after) and self.store.imports.state(stream.after):
+                    return  # the flusher tries again at its next tick (an expired predecessor is no wait)
+                stream.after = None
+            base = stream.stored
+            chunks = batched(((base + n, [line]) for n, line in enumerate(stream.buffer, 1)),
+                             self.settings.track_chunk_messages, self.settings.chunk_bytes, ends_chunk=segment.is_alias)
+            for chunk in chunks:
+                if not self.store.work.put_chunk(stream.import_id, stream.chunks, chunk.rows, chunk.row_numbers,
+                                                 self.settings.retention_s):
+                    raise ConnectionError("its import was stopped (cancelled, or ended as interrupted)")
+                self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
+                self.tasks.process_chunk.apply_async((stream.import_id, stream.chunks))
+                stream.chunks += 1
+                stream.stored += len(chunk.rows)
+                stream.buffer = stream.buffer[len(chunk.rows):]
+        except Exception as exc:  # noqa: BLE001 - the waiting requests answer 503; the client sends again
+            log.warning("tracking messages not stored", import_id=stream.import_id, error=str(exc))
+            stream.failed = str(exc)
+            stream.buffer = []
+            self._end(key_id, stream)
+        self.cond.notify_all()
+
+    def _end(self, key_id: str, stream: _Stream) -> None:
+        """End the stream's import: its total is known, its report follows (lock held)."""
+        if self.open.get(key_id) is stream:
+            del self.open[key_id]
+        self.previous[key_id] = stream.import_id
+        try:
+            if self.store.work.set_total(stream.import_id, stream.chunks):
+                self.tasks.finalize_import.apply_async((stream.import_id,))
+            log.info("tracking stream ended", import_id=stream.import_id, messages=stream.stored)
+        except Exception as exc:  # noqa: BLE001 - the sweeper ends it (its producer is silent)
+            log.warning("tracking stream not ended; the sweeper will", import_id=stream.import_id, error=str(exc))
+
+    def _flusher(self) -> None:
+        flush_s = self.settings.track_flush_ms / 1000
+        while True:
+            with self.cond:
+                self.cond.wait(flush_s / 2)
+                now = time.monotonic()
+                for key_id, stream in list(self.open.items()):
+                    if stream.buffer and (self.stopping or now - stream.oldest >= flush_s):
+                        self._flush(key_id, stream)
+                    if stream.failed:
+                        continue
+                    if self.stopping or (now - stream.opened >= self.settings.track_import_s and not stream.buffer):
+                        self._end(key_id, stream)
+                    elif now - stream.beat >= HEARTBEAT_S:
+                        self._beat(stream)
+                if self.stopping:
+                    return
+
+    def _beat(self, stream: _Stream) -> None:
+        try:
+            self.store.work.heartbeat(stream.import_id)
+            stream.beat = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - tried again at the next tick
+            log.warning("tracking stream heartbeat failed", import_id=stream.import_id, error=str(exc))
+
+    def close(self) -> None:
+        """Store what waits and end every stream (the service is stopping)."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join(timeout=30)
+
+
+def routes(app: FastAPI, store, settings: Settings) -> Streams:
+    """Add the tracking endpoints to ``app``; the streams they fill (close them when the app stops)."""
+    from worker import tasks
+
+    streams = Streams(settings, store, tasks)
+
+    @app.exception_handler(TrackingError)
+    async def _refused(_: Request, exc: TrackingError) -> JSONResponse:
+        # Segment's libraries read "code" and "message" at the top; our clients read "error"
+        return JSONResponse({"success": False, "code": exc.code, "message": str(exc),
+                             "error": {"code": exc.code, "message": str(exc)}}, exc.status, headers=exc.headers)
+
+    def write_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+                  token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+        presented = user.username if user is not None else token.credentials if token is not None else None
+        challenge = {"WWW-Authenticate": 'Basic realm="backfill"'}
+        if not presented:
+            raise TrackingError(401, "unauthorized", "no write key: send it as the HTTP Basic user name", challenge)
+        key = store.apikeys.check(presented)
+        if key is None or key.revoked_ms is not None:
+            raise TrackingError(401, "unauthorized", "unknown or revoked write key", challenge)
+        if not key.allows("track"):
+            raise TrackingError(403, "forbidden", f"API key {key.id} is {key.scope}-only: tracking needs a track key")
+        return key
+
+    async def take(request: Request, key: ApiKey, call: str | None) -> dict:
+        body = bytearray()
+        async for piece in request.stream():
+            body += piece
+            if len(body) > BATCH_LIMIT:
+                raise TrackingError(400, "batch_too_large", f"Segment's limit is {BATCH_LIMIT // 1024} KB a request")
+        try:
+            lines = messages_of(bytes(body), request.headers.get("content-encoding"), call, datetime.now(timezone.utc))
+        except Refused as refused:
+            raise TrackingError(400, refused.code, str(refused)) from None
+        if lines:
+            try:
+                await run_in_threadpool(streams.send, key.id, lines)
+            except (ConnectionError, TimeoutError) as exc:
+                raise TrackingError(503, "unavailable", str(exc), {"Retry-After": "5"}) from None
+        return {"success": True}
+
+    tracking = Depends(write_key)
+    body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+    @app.post("/v1/batch", tags=["tracking"], openapi_extra=body)
+    async def batch(request: Request, key: ApiKey = tracking) -> dict:
+        """Segment's batch call: ``{"batch": [messages], "sentAt": ...}``, gzipped or not; answered once
+        every message is stored."""
+        return await take(request, key, None)
+
+    for call in CALLS:
+        async def one(request: Request, key: ApiKey = tracking, call: str = call) -> dict:
+            return await take(request, key, call)
+
+        one.__doc__ = f"Segment's {call} call: one message (its type is {call})."
+        app.post(f"/v1/{call}", tags=["tracking"], openapi_extra=body, name=call)(one)
+    return streams

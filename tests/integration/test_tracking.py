@@ -1,0 +1,141 @@
+"""Segment's tracking calls against a real `backfill serve`, from the real client libraries
+(segment-analytics-python, customerio-cdp-analytics) and from raw HTTP, with real workers."""
+from __future__ import annotations
+
+import gzip
+import time
+
+import httpx
+import orjson
+import pytest
+
+from tests.segment_data import messages
+from worker import keys
+
+from .test_http import Service
+
+
+@pytest.fixture(scope="module")
+def service(redis_url, workers, tmp_path_factory):
+    # short streams: their reports are written within the test
+    running = Service(tmp_path_factory.mktemp("track-home"), BACKFILL_TRACK_FLUSH_MS="50", BACKFILL_TRACK_IMPORT_S="2")
+    yield running
+    running.stop()
+
+
+def _streams(store, key_id: str) -> list[dict]:
+    """The finished reports of the key's stream imports (waiting until every stream has ended)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = [store.imports.state(i.decode()) for i in store.r.zrange(keys.IMPORTS_INDEX, 0, -1)]
+        mine = [s for s in states if s.get("source") == f"track:{key_id}"]
+        if mine and all(s.get("report") for s in mine):
+            return [orjson.loads(s["report"]) for s in mine]
+        time.sleep(0.2)
+    raise AssertionError(f"the streams of {key_id} did not end: {mine}")
+
+
+def _events(store) -> dict[str, int]:
+    names: dict[str, int] = {}
+    for _, fields in store.r.xrange(keys.OUTBOX):
+        for line in (fields.get(b"events") or b"").split(b"\n"):
+            if line:
+                name = orjson.loads(line)["name"]
+                names[name] = names.get(name, 0) + 1
+    return names
+
+
+def _calls(client) -> None:
+    client.identify("u1", {"email": "ann@example.com", "plan": "pro"},
+                    integrations={"Vero": {"tags": {"action": "add", "values": ["vip", "beta"]}}})
+    client.track("u1", "Bought", {"total": 5}, message_id="m-1")
+    client.track("u1", "Bought", {"total": 5}, message_id="m-1")  # the client sent it again
+    client.page("u1", "Docs", "Pricing", message_id="m-2")
+    client.screen("u1", name="Home", message_id="m-3")
+    client.group("u1", "acme", {"name": "Acme"})
+    client.identify("u1", integrations={"Vero": {"tags": {"action": "remove", "values": ["beta"]}}})
+    client.alias("u1", "c1")
+    client.track("u1", "Unsubscribe", {"id": "c1"})
+    client.flush()
+
+
+@pytest.mark.parametrize("library", ["segment", "customerio"])
+def test_a_segment_library_sends_every_call(library, service, store):
+    if library == "segment":
+        from segment.analytics.client import Client
+    else:
+        from customerio.analytics.client import Client
+    record, key = store.apikeys.create(library, "track")
+    failures: list = []
+    client = Client(write_key=key, host=service.url, sync_mode=True, gzip=True, max_retries=1,
+                    on_error=lambda error, batch: failures.append(error))
+    _calls(client)
+    assert failures == []
+    reports = _streams(store, record.id)
+    assert sum(r["rows"] for r in reports) == 9
+    assert (sum(r["imported"] for r in reports), sum(r["duplicates"] for r in reports),
+            sum(r["errors"] for r in reports)) == (8, 1, 0)
+    person = store.people.find("u1", "id")
+    assert store.people.find("c1", "id") == person and person["id"] == "c1"
+    assert (person["email"], person["a:plan"], person["tags"], person["unsubscribed"]) == \
+        ("ann@example.com", "pro", '["vip"]', "true")
+    assert orjson.loads(person["a:group"]) == {"id": "acme", "name": "Acme"}
+    assert _events(store) == {"Bought": 1, "Viewed Docs Pricing Page": 1, "Viewed Home Screen": 1}
+
+
+def test_batches_give_the_store_a_file_import_gives(service, store):
+    lines, ex = messages(1500, seed=5, people=60)
+    sendable = []
+    for line in lines:
+        try:
+            sendable.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    record, key = store.apikeys.create("replay", "track")
+    with httpx.Client(base_url=service.url, auth=(key, ""), timeout=60) as client:
+        for start in range(0, len(sendable), 200):
+            body = gzip.compress(orjson.dumps({"batch": sendable[start:start + 200]}))
+            answer = client.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip",
+                                                                      "Content-Type": "application/json"})
+            assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+    reports = _streams(store, record.id)
+    assert sum(r["imported"] for r in reports) == ex.imported
+    assert sum(r["duplicates"] for r in reports) == ex.duplicates
+    assert sum(r["errors"] for r in reports) == ex.errors - (len(lines) - len(sendable))
+    assert _events(store) == ex.events
+    for uid, person in ex.current.items():
+        found = store.people.find(uid, "id")
+        if found is not None:
+            assert found["id"] == person and found.get("a:plan") == ex.plan.get(person), uid
+            assert set(orjson.loads(found.get("tags", "[]"))) == ex.tags.get(person, set()), uid
+
+
+def test_what_the_tracking_api_refuses(service, store):
+    _, key = store.apikeys.create("w", "track")
+    _, reader = store.apikeys.create("r", "read")
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        def post(path, body, auth=(key, ""), **headers):
+            return client.post(path, content=body, auth=auth, headers=headers)
+
+        one = orjson.dumps({"userId": "u", "event": "E"})
+        assert post("/v1/track", one, auth=None).status_code == 401
+        assert post("/v1/track", one, auth=("bfk_nope_nope", "")).status_code == 401
+        assert post("/v1/track", one, auth=(reader, "")).status_code == 403
+        refused = post("/v1/track", b"{not json")
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid_json"
+        assert post("/v1/batch", b'{"batch": {}}').json()["code"] == "invalid_batch"
+        big = orjson.dumps({"userId": "u", "event": "E", "properties": {"x": "a" * 40_000}})
+        assert post("/v1/track", big).json()["code"] == "message_too_large"
+        huge = orjson.dumps({"batch": [{"userId": "u", "event": "E", "properties": {"x": "a" * 20_000}}] * 30})
+        assert post("/v1/batch", huge).json()["code"] == "batch_too_large"
+        bomb = gzip.compress(b'{"batch": [' + b" " * 5_000_000 + b"]}")
+        assert post("/v1/batch", bomb, **{"Content-Encoding": "gzip"}).json()["code"] == "batch_too_large"
+        assert post("/v1/batch", b"plain", **{"Content-Encoding": "gzip"}).json()["code"] == "invalid_gzip"
+        # the Bearer form of a key works too (scripts), and the single calls take their type from the path
+        taken = client.post("/v1/identify", content=orjson.dumps({"userId": "u9", "traits": {"plan": "x"}}),
+                            headers={"Authorization": f"Bearer {key}"})
+        assert taken.status_code == 200 and taken.json() == {"success": True}
+    deadline = time.monotonic() + 30
+    while store.people.find("u9", "id") is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.people.find("u9", "id")["a:plan"] == "x"
