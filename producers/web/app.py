@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from producers.api import ImportHandle, check_options
-from producers.web import tracking
+from producers.web import trackapi, tracking
 from producers.web.jobs import Producers
 from producers.web.models import (
     ERROR_RESPONSES,
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Imports of CSV files of events and people: upload, poll, read the report and "
                               "the errors file, cancel; and Segment's tracking calls (/v1/batch...).")
     streams = tracking.routes(app, store, settings)
+    trackapi.routes(app, store, streams)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -60,6 +60,16 @@ class TrackingError(ApiError):
     """An answer of the tracking endpoints other than 2xx (shaped for Segment's libraries too)."""
 
 
+async def bounded_body(request: Request) -> bytes:
+    """The request's body as it arrives, refused (400) past :data:`BATCH_LIMIT` bytes."""
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > BATCH_LIMIT:
+            raise TrackingError(400, "batch_too_large", f"the limit is {BATCH_LIMIT // 1024} KB a request")
+    return bytes(body)
+
+
 class Refused(Exception):
     """A request Segment's API answers with 400: its body is too large or not JSON."""
 
@@ -164,6 +174,19 @@ class Streams:
             if stream.stored < mine:
                 raise ConnectionError(f"the messages could not be stored: {stream.failed}")
             return stream.import_id
+
+    async def take(self, key: ApiKey, body: bytes, call: str | None, encoding: str | None) -> None:
+        """A request's body into the key's stream (:func:`messages_of`, then :meth:`send` off the event
+        loop); raises TrackingError: 400 for a body Segment refuses, 503 when it could not be stored."""
+        try:
+            lines = messages_of(body, encoding, call, datetime.now(timezone.utc))
+        except Refused as refused:
+            raise TrackingError(400, refused.code, str(refused)) from None
+        if lines:
+            try:
+                await run_in_threadpool(self.send, key.id, lines)
+            except (ConnectionError, TimeoutError) as exc:
+                raise TrackingError(503, "unavailable", str(exc), {"Retry-After": "5"}) from None
 
     def _new(self, key_id: str) -> _Stream:
         import_id = new_import_id()
@@ -271,20 +294,7 @@ def routes(app: FastAPI, store, settings: Settings) -> Streams:
         return key
 
     async def take(request: Request, key: ApiKey, call: str | None) -> dict:
-        body = bytearray()
-        async for piece in request.stream():
-            body += piece
-            if len(body) > BATCH_LIMIT:
-                raise TrackingError(400, "batch_too_large", f"Segment's limit is {BATCH_LIMIT // 1024} KB a request")
-        try:
-            lines = messages_of(bytes(body), request.headers.get("content-encoding"), call, datetime.now(timezone.utc))
-        except Refused as refused:
-            raise TrackingError(400, refused.code, str(refused)) from None
-        if lines:
-            try:
-                await run_in_threadpool(streams.send, key.id, lines)
-            except (ConnectionError, TimeoutError) as exc:
-                raise TrackingError(503, "unavailable", str(exc), {"Retry-After": "5"}) from None
+        await streams.take(key, await bounded_body(request), call, request.headers.get("content-encoding"))
         return {"success": True}
 
     tracking = Depends(write_key)

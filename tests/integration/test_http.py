@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,18 +30,19 @@ FINAL = {"completed", "completed_with_errors", "failed", "cancelled", "interrupt
 class Service:
     """A `backfill serve` process and a client for it."""
 
-    def __init__(self, home: Path, **settings: str) -> None:
+    def __init__(self, home: Path, *args: str, verify: ssl.SSLContext | bool = True, **settings: str) -> None:
         self.port = free_port()
         exe = shutil.which("backfill", path=str(Path(sys.executable).parent)) or "backfill"
         env = {**os.environ, "BACKFILL_HOME": str(home), "BACKFILL_API_PORT": str(self.port),
                "BACKFILL_API_FETCH_ALLOW": "127.0.0.2", **settings}
         self.log = (home / "serve.log").open("wb")
-        self.process = subprocess.Popen([exe, "serve"], env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([exe, "serve", *args], env=env, cwd=ROOT, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        self.url = f"{'https' if '--certfile' in args else 'http'}://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=verify).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ssl
 import time
 
 import httpx
@@ -139,3 +140,47 @@ def test_what_the_tracking_api_refuses(service, store):
     while store.people.find("u9", "id") is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert store.people.find("u9", "id")["a:plan"] == "x"
+
+
+@pytest.fixture(scope="module")
+def tls_service(redis_url, workers, tmp_path_factory):
+    """`backfill serve` over https with a certificate of a CA made for the test (Customer.io's library
+    speaks https only); REQUESTS_CA_BUNDLE makes the library trust it."""
+    import trustme
+
+    home = tmp_path_factory.mktemp("track-tls")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_pem.write_to_path(str(home / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(home / "cert.pem"))
+    ca.cert_pem.write_to_path(str(home / "ca.pem"))
+    running = Service(home, "--certfile", str(home / "cert.pem"), "--keyfile", str(home / "key.pem"),
+                      verify=ssl.create_default_context(cafile=str(home / "ca.pem")),
+                      BACKFILL_TRACK_FLUSH_MS="50", BACKFILL_TRACK_IMPORT_S="2")
+    yield running, home / "ca.pem"
+    running.stop()
+
+
+def test_customerios_track_api_library_over_https(tls_service, store, monkeypatch):
+    from customerio import CustomerIO, CustomerIOException
+
+    service, ca = tls_service
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    record, key = store.apikeys.create("cio", "track")
+    cio = CustomerIO(site_id=key, api_key="unused", host="localhost", port=service.port, retries=0)
+    cio.identify("u5", email="eve@example.com", plan="team", created_at=1_700_000_000)
+    cio.track("u5", "Purchased", {"total": 9}, id="e-1", timestamp=1_700_000_100)
+    cio.track("u5", "Purchased", {"total": 9}, id="e-1", timestamp=1_700_000_100)  # sent again
+    cio.pageview("u5", "/pricing")
+    with pytest.raises(CustomerIOException, match="405"):
+        cio.delete("u5")
+    with pytest.raises(CustomerIOException, match="401"):
+        CustomerIO(site_id="bfk_x_y", api_key="z", host="localhost", port=service.port, retries=0).identify("u6")
+    reports = _streams(store, record.id)
+    assert (sum(r["imported"] for r in reports), sum(r["duplicates"] for r in reports)) == (3, 1)
+    person = store.people.find("u5", "id")
+    assert (person["email"], person["a:plan"], person["created_at"]) == ("eve@example.com", "team", "1700000000")
+    events = [orjson.loads(line) for _, f in store.r.xrange(keys.OUTBOX) for line in (f.get(b"events") or b"").split(b"\n")
+              if line]
+    assert sorted((e["name"], e.get("id")) for e in events) == [("Purchased", "e-1"), ("Viewed /pricing Page", None)]
+    assert [e["timestamp"] for e in events if e["name"] == "Purchased"] == [1_700_000_100]

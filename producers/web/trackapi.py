@@ -1,0 +1,98 @@
+"""Customer.io's Track API on ``backfill serve``: what the ``customerio`` library sends.
+
+``PUT /api/v1/customers/{id}`` adds or updates a person, ``POST /api/v1/customers/{id}/events``
+records an event (``name``, ``data``, ``timestamp`` in Unix seconds, ``id`` its dedupe key;
+``type: "page"`` a page view), with the site id and API key as HTTP Basic auth: a backfill key
+(``track`` or ``import``) as either of them. Each call becomes the Segment message it stands
+for (:func:`as_segment`) and goes into the key's stream (:mod:`producers.web.tracking`), so the
+same chunks, dedupe, rules and commits apply. ``DELETE /api/v1/customers/{id}`` is refused
+(405, ``delete_not_supported``): people leave with ``backfill undo`` of the import that made them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from producers.web.tracking import Streams, TrackingError, bounded_body
+from worker.store.apikeys import ApiKey
+
+_basic = HTTPBasic(auto_error=False, description="A backfill key as the site id (or as the API key).")
+
+
+def _iso(value: object) -> str | None:
+    """Customer.io's Unix seconds as Segment's ISO 8601 (None when absent; text is kept for the worker to judge)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
+def as_segment(call: str, customer_id: str, body: dict) -> dict:
+    """The Segment message a Track API call stands for (pure): ``call`` "identify" or "event"."""
+    if call == "identify":
+        traits = {k: v for k, v in body.items() if k != "id"}
+        return {"type": "identify", "userId": customer_id, "traits": traits}
+    data = body.get("data")
+    message: dict = {"userId": customer_id, "properties": data if isinstance(data, dict) else {}}
+    if body.get("type") == "page":
+        message.update(type="page", name=body.get("name"))
+    else:
+        message.update(type="track", event=body.get("name"))
+    if body.get("id") is not None:
+        message["messageId"] = str(body["id"])
+    if (at := _iso(body.get("timestamp"))) is not None:
+        message["timestamp"] = at
+    return message
+
+
+def routes(app: FastAPI, store, streams: Streams) -> None:
+    """Add the Track API's endpoints to ``app``, feeding ``streams``."""
+
+    def site_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> ApiKey:
+        challenge = {"WWW-Authenticate": 'Basic realm="backfill"'}
+        if user is None:
+            raise TrackingError(401, "unauthorized", "send a backfill key as the site id (HTTP Basic)", challenge)
+        for presented in (user.username, user.password):
+            key = store.apikeys.check(presented) if presented else None
+            if key is not None and key.revoked_ms is None:
+                if not key.allows("track"):
+                    raise TrackingError(403, "forbidden", f"API key {key.id} is {key.scope}-only: this needs a "
+                                                          "track key")
+                return key
+        raise TrackingError(401, "unauthorized", "unknown or revoked key", challenge)
+
+    async def take(request: Request, key: ApiKey, call: str, customer_id: str) -> dict:
+        body = await bounded_body(request)
+        try:
+            data = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise TrackingError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise TrackingError(400, "invalid_json", "the body must be a JSON object")
+        message = as_segment(call, customer_id.strip(), data)
+        await streams.take(key, orjson.dumps(message), message["type"], None)
+        return {}
+
+    account = Depends(site_key)
+
+    @app.put("/api/v1/customers/{customer_id}", tags=["track api"])
+    async def identify(customer_id: str, request: Request, key: ApiKey = account) -> dict:
+        """Customer.io's identify: add or update the person ``customer_id`` with the body's attributes."""
+        return await take(request, key, "identify", customer_id)
+
+    @app.post("/api/v1/customers/{customer_id}/events", tags=["track api"])
+    async def event(customer_id: str, request: Request, key: ApiKey = account) -> dict:
+        """Customer.io's track: an event ``name`` with ``data`` (``timestamp``, ``id`` optional) for the person."""
+        return await take(request, key, "event", customer_id)
+
+    @app.delete("/api/v1/customers/{customer_id}", tags=["track api"], status_code=405)
+    def delete(customer_id: str, key: ApiKey = account) -> dict:
+        """Refused: backfill does not delete people one by one (``backfill undo`` takes an import back)."""
+        raise TrackingError(405, "delete_not_supported", f"people are not deleted one by one ({customer_id!r} is "
+                                                         "kept): `backfill undo` takes back the import that made them")
+
