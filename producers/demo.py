@@ -113,6 +113,8 @@ def run(workers: int) -> int:
             ("Customer.io example, for real", EXAMPLES / "customerio_events.csv", {}, "completed"),
             ("A file with bad rows", EXAMPLES / "events_with_errors.csv", dict(create_people=True),
              "completed_with_errors"),
+            ("A Segment archive: people and events in one file, four bad lines", EXAMPLES / "segment.ndjson", {},
+             "completed_with_errors"),
         ]
         ok = True
         for title, path, options, expected in runs:

@@ -119,11 +119,11 @@ class Settings:
     #: names, addresses, CIDRs) it may reach even though they are private, loopback or link-local.
     api_fetch_timeout_s: float = 300.0
     api_fetch_allow: str = ""
-    #: The tracking endpoints (/v1/batch, /v1/track...): messages are stored as a chunk once this many wait,
-    #: or once the oldest has waited this long; a stream's import ends (its report is written) after
-    #: this many seconds, and a new one begins.
+    #: The tracking endpoints (/v1/batch, /v1/track...): at most this many messages a chunk; a write waits
+    #: this long for more messages first (0: writes at once, what arrives meanwhile goes in the next one);
+    #: a stream's import ends (its report is written) after this many seconds, and a new one begins.
     track_chunk_messages: int = 500
-    track_flush_ms: int = 200
+    track_flush_ms: int = 0
     track_import_s: int = 300
 
     def __post_init__(self) -> None:
@@ -148,9 +148,9 @@ class Settings:
                               f"{self.redis_url.split(':', 1)[0]}:...)")
         if self.outbox_limit < 0:
             raise ConfigError("BACKFILL_OUTBOX_LIMIT must be 0 (no limit) or more")
-        if self.track_chunk_messages < 1 or self.track_flush_ms < 1 or self.track_import_s < 1:
-            raise ConfigError("BACKFILL_TRACK_CHUNK_MESSAGES, BACKFILL_TRACK_FLUSH_MS and BACKFILL_TRACK_IMPORT_S "
-                              "must be positive")
+        if self.track_chunk_messages < 1 or self.track_flush_ms < 0 or self.track_import_s < 1:
+            raise ConfigError("BACKFILL_TRACK_CHUNK_MESSAGES and BACKFILL_TRACK_IMPORT_S must be positive, "
+                              "BACKFILL_TRACK_FLUSH_MS 0 or more")
         if self.api_max_upload_bytes < 1 or self.api_producers < 1:
             raise ConfigError("BACKFILL_API_MAX_UPLOAD_BYTES and BACKFILL_API_PRODUCERS must be positive")
         if self.log_format not in {"auto", "json", "console"}:

@@ -4,8 +4,9 @@
 ``/alias`` for one message) take Segment's JSON, gzipped or not, with the write key as the
 HTTP Basic user name (a ``track`` or ``import`` key from ``backfill keys create``). Each write
 key has a **stream**: an import of kind ``segment`` that this process fills chunk by chunk
-(messages are stored as a chunk once ``BACKFILL_TRACK_CHUNK_MESSAGES`` wait or the oldest has
-waited ``BACKFILL_TRACK_FLUSH_MS``; a chunk also ends after an alias, as in files) and ends
+(group commit: a request finding no write under way stores everything waiting, in chunks of at
+most ``BACKFILL_TRACK_CHUNK_MESSAGES``, after gathering ``BACKFILL_TRACK_FLUSH_MS`` if set; what
+arrives meanwhile waits for the next write; a chunk also ends after an alias, as in files) and ends
 after ``BACKFILL_TRACK_IMPORT_S`` (its report is then written; the next message opens a new one).
 
 A request is answered only once every message it brought is in a chunk stored in Redis and
@@ -138,6 +139,8 @@ class _Stream:
         self.appended = 0  # messages taken (row numbers are 1..appended)
         self.stored = 0  # messages in stored chunks
         self.chunks = 0
+        self.flushing = False  # a write of its messages is under way (outside the lock)
+        self.retry_at = 0.0  # not before (the previous stream was still being committed)
         self.failed: str | None = None  # why its waiting messages were dropped (Redis failed)
 
 
@@ -150,12 +153,19 @@ class Streams:
         self.open: dict[str, _Stream] = {}
         self.previous: dict[str, str] = {}
         self.stopping = False
+        self.stop_by = 0.0
         self.thread = threading.Thread(target=self._flusher, name="backfill-track-flusher", daemon=True)
         self.thread.start()
 
     def send(self, key_id: str, lines: list[str], timeout_s: float = 60.0) -> str:
         """Take a request's messages; return once they are stored (the stream's import id). Raises the
-        store's error (the request is answered 503 and the client sends it again) or TimeoutError."""
+        store's error (the request is answered 503 and the client sends it again) or TimeoutError.
+
+        Group commit: a request whose messages wait, finding no write under way, writes everything
+        waiting (after gathering for ``BACKFILL_TRACK_FLUSH_MS`` when set); what arrives meanwhile
+        waits for the next write. One sender gets its answer at once; many share chunks."""
+        deadline = time.monotonic() + timeout_s
+        gather_s = self.settings.track_flush_ms / 1000
         with self.cond:
             stream = self.open.get(key_id)
             if stream is None or stream.failed:
@@ -165,12 +175,17 @@ class Streams:
             stream.buffer += lines
             stream.appended += len(lines)
             mine = stream.appended
-            if len(stream.buffer) >= self.settings.track_chunk_messages:
-                self._flush(key_id, stream)
-            deadline = time.monotonic() + timeout_s
             while stream.stored < mine and not stream.failed:
-                if not self.cond.wait(max(deadline - time.monotonic(), 0)) and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     raise TimeoutError("the messages were not stored in time")
+                due = max(stream.oldest + gather_s, stream.retry_at)
+                if len(stream.buffer) >= self.settings.track_chunk_messages:
+                    due = stream.retry_at
+                if not stream.flushing and stream.buffer and now >= due:
+                    self._flush(key_id, stream)
+                else:
+                    self.cond.wait(min(max(due - now, 0.001) if not stream.flushing else 0.05, deadline - now))
             if stream.stored < mine:
                 raise ConnectionError(f"the messages could not be stored: {stream.failed}")
             return stream.import_id
@@ -198,27 +213,41 @@ class Streams:
         return _Stream(import_id, self.previous.get(key_id))
 
     def _flush(self, key_id: str, stream: _Stream) -> None:
-        """Store the stream's waiting messages as chunks (called with the lock held)."""
+        """Store the stream's waiting messages as chunks. Called with the lock held; releases it while it
+        writes (one write a stream at a time: ``flushing``), so that requests gather meanwhile."""
+        stream.flushing = True
+        taken, stream.buffer = stream.buffer, []
+        error, held = None, False
+        self.cond.release()
         try:
             if stream.after is not None:
-                if not self.store.work.all_done(stream.after) and self.store.imports.state(stream.after):
-                    return  # the flusher tries again at its next tick (an expired predecessor is no wait)
-                stream.after = None
-            base = stream.stored
-            chunks = batched(((base + n, [line]) for n, line in enumerate(stream.buffer, 1)),
-                             self.settings.track_chunk_messages, self.settings.chunk_bytes, ends_chunk=segment.is_alias)
-            for chunk in chunks:
-                if not self.store.work.put_chunk(stream.import_id, stream.chunks, chunk.rows, chunk.row_numbers,
-                                                 self.settings.retention_s):
-                    raise ConnectionError("its import was stopped (cancelled, or ended as interrupted)")
-                self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
-                self.tasks.process_chunk.apply_async((stream.import_id, stream.chunks))
-                stream.chunks += 1
-                stream.stored += len(chunk.rows)
-                stream.buffer = stream.buffer[len(chunk.rows):]
+                held = not self.store.work.all_done(stream.after) and bool(self.store.imports.state(stream.after))
+                if not held:  # (an expired predecessor is no wait)
+                    stream.after = None
+            if not held:
+                base = stream.stored
+                chunks = batched(((base + n, [line]) for n, line in enumerate(taken, 1)),
+                                 self.settings.track_chunk_messages, self.settings.chunk_bytes,
+                                 ends_chunk=segment.is_alias)
+                for chunk in chunks:
+                    if not self.store.work.put_chunk(stream.import_id, stream.chunks, chunk.rows, chunk.row_numbers,
+                                                     self.settings.retention_s):
+                        raise ConnectionError("its import was stopped (cancelled, or ended as interrupted)")
+                    self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
+                    self.tasks.process_chunk.apply_async((stream.import_id, stream.chunks))
+                    stream.chunks += 1
+                    stream.stored += len(chunk.rows)
         except Exception as exc:  # noqa: BLE001 - the waiting requests answer 503; the client sends again
-            log.warning("tracking messages not stored", import_id=stream.import_id, error=str(exc))
-            stream.failed = str(exc)
+            error = str(exc)
+        finally:
+            self.cond.acquire()
+        stream.flushing = False
+        if held:  # the previous stream is still being committed: try again shortly
+            stream.buffer = taken + stream.buffer
+            stream.retry_at = time.monotonic() + 0.05
+        if error is not None:
+            log.warning("tracking messages not stored", import_id=stream.import_id, error=error)
+            stream.failed = error
             stream.buffer = []
             self._end(key_id, stream)
         self.cond.notify_all()
@@ -236,21 +265,24 @@ class Streams:
             log.warning("tracking stream not ended; the sweeper will", import_id=stream.import_id, error=str(exc))
 
     def _flusher(self) -> None:
-        flush_s = self.settings.track_flush_ms / 1000
+        """Ends streams that lived ``BACKFILL_TRACK_IMPORT_S``, beats the others; on stopping, stores what
+        waits and ends them all."""
         while True:
             with self.cond:
-                self.cond.wait(flush_s / 2)
+                self.cond.wait(0.1)
                 now = time.monotonic()
                 for key_id, stream in list(self.open.items()):
-                    if stream.buffer and (self.stopping or now - stream.oldest >= flush_s):
-                        self._flush(key_id, stream)
-                    if stream.failed:
+                    if stream.flushing or stream.failed:
                         continue
-                    if self.stopping or (now - stream.opened >= self.settings.track_import_s and not stream.buffer):
+                    if self.stopping and stream.buffer:
+                        self._flush(key_id, stream)
+                    elif stream.buffer:
+                        continue
+                    elif self.stopping or now - stream.opened >= self.settings.track_import_s:
                         self._end(key_id, stream)
                     elif now - stream.beat >= HEARTBEAT_S:
                         self._beat(stream)
-                if self.stopping:
+                if self.stopping and (not self.open or time.monotonic() > self.stop_by):
                     return
 
     def _beat(self, stream: _Stream) -> None:
@@ -264,6 +296,7 @@ class Streams:
         """Store what waits and end every stream (the service is stopping)."""
         with self.cond:
             self.stopping = True
+            self.stop_by = time.monotonic() + 20
             self.cond.notify_all()
         self.thread.join(timeout=30)
 
