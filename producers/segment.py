@@ -9,7 +9,6 @@ the message's JSON text, parsed and checked by the worker (:mod:`worker.segment.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 
 import orjson
@@ -30,7 +29,6 @@ LINE_LIMIT = 1024 * 1024
 DOCUMENT_LIMIT = 256 * 1024 * 1024
 #: The one column of a Segment import's error rows: the message as it was.
 COLUMNS = Columns("segment", ("message",), 0, 0, None, None, (), (), (), ())
-_ALIAS = re.compile(r'"type"\s*:\s*"alias"', re.IGNORECASE)
 
 
 def named_like(name: str) -> bool:
@@ -87,12 +85,15 @@ def _lines(source: Source) -> Iterator[tuple[int, str]]:
 
 
 def _form(source: Source) -> _Form:
-    for _, text in _lines(source):
+    lines = _lines(source)
+    for _, text in lines:
         if text.startswith("{"):
             try:
                 first = orjson.loads(text)
             except orjson.JSONDecodeError:
-                return _Form("batch")  # a pretty-printed object: read whole
+                # a pretty-printed object (read whole), or a damaged first message of a file of lines
+                following = next((t for _, t in lines), "")
+                return _Form("lines" if following.startswith("{") else "batch")
             if isinstance(first, dict) and isinstance(first.get("batch"), list) and "type" not in first:
                 return _Form("batch")
             return _Form("lines")
@@ -124,7 +125,10 @@ def _rows(source: Source, form: _Form) -> Iterator[tuple[int, str]]:
         yield from _lines(source)
         return
     for number, message in enumerate(_document(source, form.shape), 1):
-        yield number, orjson.dumps(message).decode()
+        try:
+            yield number, orjson.dumps(message).decode()
+        except orjson.JSONEncodeError:  # nested deeper than JSON can be written back: the row says so
+            yield number, f"(message {number}: nested too deeply to be read)"
 
 
 def scan(source: Source) -> Plan:
@@ -148,9 +152,10 @@ def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1
 
 
 def is_alias(record: list[str]) -> bool:
-    """True for a record holding an alias call (a chunk ends after it)."""
+    """True for a record holding an alias call (a chunk ends after it), read as the worker reads the type
+    (spaces, case, JSON escapes)."""
     text = record[0]
-    if not _ALIAS.search(text):
+    if "alias" not in text.lower() and "\\u" not in text:
         return False
     try:
         message = orjson.loads(text)

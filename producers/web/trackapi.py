@@ -28,7 +28,11 @@ def _iso(value: object) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        try:
+            return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00",
+                                                                                                         "Z")
+        except (ValueError, OverflowError, OSError):  # milliseconds, or nonsense: the worker says invalid_time
+            return str(value)
     return str(value)
 
 

@@ -116,7 +116,10 @@ def messages_of(body: bytes, encoding: str | None, call: str | None, received: d
             if shared not in message and shared in data and call is None:
                 message[shared] = data[shared]
         message["receivedAt"] = at
-        line = orjson.dumps(message)
+        try:
+            line = orjson.dumps(message)
+        except orjson.JSONEncodeError:
+            raise Refused("invalid_message", f"message {n} is nested too deeply") from None
         if len(line) > MESSAGE_LIMIT:
             raise Refused("message_too_large", f"message {n} holds {len(line):,} bytes; Segment's limit is "
                                                 f"{MESSAGE_LIMIT // 1024} KB a message")
@@ -124,24 +127,31 @@ def messages_of(body: bytes, encoding: str | None, call: str | None, received: d
     return lines
 
 
+class _Ticket:
+    """One request's messages: stored once ``done``; ``error`` when they could not be."""
+
+    __slots__ = ("lines", "done", "error")
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines, self.done, self.error = lines, False, None
+
+
 class _Stream:
     """One write key's open import in this process."""
 
     def __init__(self, import_id: str, after: str | None) -> None:
         self.import_id = import_id
-        #: the key's previous stream: this one stores nothing until that one is all committed, so that a
+        #: the key's previous stream: nothing joins this one until that one is all committed, so that a
         #: person's changes apply in the order they arrived across the two imports
         self.after = after
         self.opened = time.monotonic()
         self.beat = self.opened
-        self.buffer: list[str] = []
+        self.waiting: list[_Ticket] = []  # requests whose messages no write has taken yet
         self.oldest = 0.0
-        self.appended = 0  # messages taken (row numbers are 1..appended)
-        self.stored = 0  # messages in stored chunks
+        self.stored = 0  # messages in stored chunks (row numbers are 1..stored)
         self.chunks = 0
         self.flushing = False  # a write of its messages is under way (outside the lock)
-        self.retry_at = 0.0  # not before (the previous stream was still being committed)
-        self.failed: str | None = None  # why its waiting messages were dropped (Redis failed)
+        self.failed: str | None = None  # why a write failed (the stream then ends)
 
 
 class Streams:
@@ -158,8 +168,9 @@ class Streams:
         self.thread.start()
 
     def send(self, key_id: str, lines: list[str], timeout_s: float = 60.0) -> str:
-        """Take a request's messages; return once they are stored (the stream's import id). Raises the
-        store's error (the request is answered 503 and the client sends it again) or TimeoutError.
+        """Take a request's messages; return once they are stored (the stream's import id). Raises
+        ConnectionError (the store failed) or TimeoutError, in both cases with none of them stored
+        later: the request is answered 503 and the client sends it again.
 
         Group commit: a request whose messages wait, finding no write under way, writes everything
         waiting (after gathering for ``BACKFILL_TRACK_FLUSH_MS`` when set); what arrives meanwhile
@@ -167,28 +178,41 @@ class Streams:
         deadline = time.monotonic() + timeout_s
         gather_s = self.settings.track_flush_ms / 1000
         with self.cond:
+            stream = self._joinable(key_id, deadline)
+            ticket = _Ticket(lines)
+            if not stream.waiting:
+                stream.oldest = time.monotonic()
+            stream.waiting.append(ticket)
+            while not ticket.done and ticket.error is None:
+                now = time.monotonic()
+                if now >= deadline and ticket in stream.waiting:  # not taken by a write: it never will be
+                    stream.waiting.remove(ticket)
+                    raise TimeoutError("the messages were not stored in time")
+                waiting = sum(len(t.lines) for t in stream.waiting)
+                due = now if waiting >= self.settings.track_chunk_messages else stream.oldest + gather_s
+                if not stream.flushing and stream.waiting and now >= due:
+                    self._flush(key_id, stream)
+                else:
+                    self.cond.wait(max(min(due - now if not stream.flushing else 0.05, deadline - now), 0.001))
+            if ticket.error is not None:
+                raise ConnectionError(f"the messages could not be stored: {ticket.error}")
+            return stream.import_id
+
+    def _joinable(self, key_id: str, deadline: float) -> _Stream:
+        """The key's open stream, opened when there is none; once the previous stream is all committed
+        (lock held; released while waiting)."""
+        while True:
             stream = self.open.get(key_id)
             if stream is None or stream.failed:
                 stream = self.open[key_id] = self._new(key_id)
-            if not stream.buffer:
-                stream.oldest = time.monotonic()
-            stream.buffer += lines
-            stream.appended += len(lines)
-            mine = stream.appended
-            while stream.stored < mine and not stream.failed:
-                now = time.monotonic()
-                if now >= deadline:
-                    raise TimeoutError("the messages were not stored in time")
-                due = max(stream.oldest + gather_s, stream.retry_at)
-                if len(stream.buffer) >= self.settings.track_chunk_messages:
-                    due = stream.retry_at
-                if not stream.flushing and stream.buffer and now >= due:
-                    self._flush(key_id, stream)
-                else:
-                    self.cond.wait(min(max(due - now, 0.001) if not stream.flushing else 0.05, deadline - now))
-            if stream.stored < mine:
-                raise ConnectionError(f"the messages could not be stored: {stream.failed}")
-            return stream.import_id
+            if stream.after is None:
+                return stream
+            if self.store.work.all_done(stream.after) or not self.store.imports.state(stream.after):
+                stream.after = None  # (an expired predecessor is no wait)
+                return stream
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the previous stream of this key is still being committed")
+            self.cond.wait(0.05)
 
     async def take(self, key: ApiKey, body: bytes, call: str | None, encoding: str | None) -> None:
         """A request's body into the key's stream (:func:`messages_of`, then :meth:`send` off the event
@@ -213,42 +237,46 @@ class Streams:
         return _Stream(import_id, self.previous.get(key_id))
 
     def _flush(self, key_id: str, stream: _Stream) -> None:
-        """Store the stream's waiting messages as chunks. Called with the lock held; releases it while it
-        writes (one write a stream at a time: ``flushing``), so that requests gather meanwhile."""
+        """Store the waiting requests' messages as chunks. Called with the lock held; releases it while it
+        writes (one write a stream at a time: ``flushing``), so that requests gather meanwhile. A chunk
+        counts as stored once it is in Redis: the sweeper queues its task if queueing it failed."""
         stream.flushing = True
-        taken, stream.buffer = stream.buffer, []
-        error, held = None, False
+        tickets, stream.waiting = stream.waiting, []
+        ends, total = [], 0
+        for ticket in tickets:
+            total += len(ticket.lines)
+            ends.append(total)
+        lines = [line for ticket in tickets for line in ticket.lines]
+        base, error = stream.stored, None
         self.cond.release()
         try:
-            if stream.after is not None:
-                held = not self.store.work.all_done(stream.after) and bool(self.store.imports.state(stream.after))
-                if not held:  # (an expired predecessor is no wait)
-                    stream.after = None
-            if not held:
-                base = stream.stored
-                chunks = batched(((base + n, [line]) for n, line in enumerate(taken, 1)),
-                                 self.settings.track_chunk_messages, self.settings.chunk_bytes,
-                                 ends_chunk=segment.is_alias)
-                for chunk in chunks:
-                    if not self.store.work.put_chunk(stream.import_id, stream.chunks, chunk.rows, chunk.row_numbers,
-                                                     self.settings.retention_s):
-                        raise ConnectionError("its import was stopped (cancelled, or ended as interrupted)")
-                    self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
-                    self.tasks.process_chunk.apply_async((stream.import_id, stream.chunks))
-                    stream.chunks += 1
-                    stream.stored += len(chunk.rows)
-        except Exception as exc:  # noqa: BLE001 - the waiting requests answer 503; the client sends again
+            chunks = batched(((base + n, [line]) for n, line in enumerate(lines, 1)),
+                             self.settings.track_chunk_messages, self.settings.chunk_bytes, ends_chunk=segment.is_alias)
+            for chunk in chunks:
+                if not self.store.work.put_chunk(stream.import_id, stream.chunks, chunk.rows, chunk.row_numbers,
+                                                 self.settings.retention_s):
+                    raise ConnectionError("its import was stopped (cancelled, or ended as interrupted)")
+                number = stream.chunks
+                stream.chunks += 1
+                stream.stored += len(chunk.rows)
+                self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
+                self.tasks.process_chunk.apply_async((stream.import_id, number))
+        except Exception as exc:  # noqa: BLE001 - the requests not stored answer 503; the client sends again
             error = str(exc)
         finally:
             self.cond.acquire()
         stream.flushing = False
-        if held:  # the previous stream is still being committed: try again shortly
-            stream.buffer = taken + stream.buffer
-            stream.retry_at = time.monotonic() + 0.05
+        for ticket, end in zip(tickets, ends):
+            if base + end <= stream.stored:
+                ticket.done = True
+            else:
+                ticket.error = error or "not stored"
         if error is not None:
             log.warning("tracking messages not stored", import_id=stream.import_id, error=error)
             stream.failed = error
-            stream.buffer = []
+            for ticket in stream.waiting:
+                ticket.error = error
+            stream.waiting = []
             self._end(key_id, stream)
         self.cond.notify_all()
 
@@ -265,23 +293,23 @@ class Streams:
             log.warning("tracking stream not ended; the sweeper will", import_id=stream.import_id, error=str(exc))
 
     def _flusher(self) -> None:
-        """Ends streams that lived ``BACKFILL_TRACK_IMPORT_S``, beats the others; on stopping, stores what
-        waits and ends them all."""
+        """Ends streams that lived ``BACKFILL_TRACK_IMPORT_S``, beats the others (also while requests wait
+        on them); on stopping, stores what waits and ends them all."""
         while True:
             with self.cond:
                 self.cond.wait(0.1)
                 now = time.monotonic()
                 for key_id, stream in list(self.open.items()):
-                    if stream.flushing or stream.failed:
+                    if stream.failed:
                         continue
-                    if self.stopping and stream.buffer:
+                    if now - stream.beat >= HEARTBEAT_S:
+                        self._beat(stream)
+                    if stream.flushing or (stream.waiting and not self.stopping):
+                        continue
+                    if stream.waiting:
                         self._flush(key_id, stream)
-                    elif stream.buffer:
-                        continue
                     elif self.stopping or now - stream.opened >= self.settings.track_import_s:
                         self._end(key_id, stream)
-                    elif now - stream.beat >= HEARTBEAT_S:
-                        self._beat(stream)
                 if self.stopping and (not self.open or time.monotonic() > self.stop_by):
                     return
 

@@ -2,12 +2,14 @@
 checked against an oracle that applies the Vero destination's rules in file order."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import orjson
 
 from tests.segment_data import messages, write_archive
 from worker import keys
+from worker.settings import get_settings
 
 from .helpers import counted_once, drain_all, run_import, write
 
@@ -21,8 +23,10 @@ def _events(store, import_id: str) -> list[dict]:
 
 
 def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, workers, tmp_path):
-    lines, ex = messages(3000, seed=11, people=120)
-    report = run_import(write_archive(tmp_path / "archive.ndjson.gz", lines), timeout=120)
+    # 100,000 messages in 2,000-message chunks (the session's 50-row chunks would make 2,000 of them)
+    lines, ex = messages(100_000, seed=11, people=2000)
+    settings = dataclasses.replace(get_settings(), chunk_rows=2000)
+    report = run_import(write_archive(tmp_path / "archive.ndjson.gz", lines), timeout=300, settings=settings)
     assert report["kind"] == "segment" and counted_once(report)
     assert (report["rows"], report["imported"], report["duplicates"], report["errors"]) == \
         (ex.rows, ex.imported, ex.duplicates, ex.errors)
@@ -42,7 +46,7 @@ def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, work
         assert set(orjson.loads(found.get("tags", "[]"))) == ex.tags.get(person, set()), uid
         assert (found.get("unsubscribed") == "true") == (person in ex.unsubscribed), uid
     # imported again: every event is a duplicate by its messageId, every person change applies again
-    again = run_import(write_archive(tmp_path / "again.ndjson.gz", lines), timeout=120)
+    again = run_import(write_archive(tmp_path / "again.ndjson.gz", lines), timeout=300, settings=settings)
     events_rows = sum(ex.events.values())
     assert (again["duplicates"], again["imported"]) == (ex.duplicates + events_rows, ex.imported - events_rows)
 

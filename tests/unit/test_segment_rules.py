@@ -239,3 +239,37 @@ def test_an_email_beside_an_event_fills_in_but_never_replaces():
                     known({"cio_id": "k1", "id": "u1", "email": "a@example.com"}, {"cio_id": "k2", "id": "u2"}))
     assert "k1" not in changes.people and changes.people["k2"][1]["email"] == "c@example.com"
     assert [(r, p.code) for r, ps in changes.warnings for p in ps] == [(1, "email_differs")]
+
+
+def test_what_a_review_found_stays_fixed():
+    # an identify naming another person's e-mail does not quietly change that person
+    changes = apply([dict(type="identify", userId="u2", traits={"email": "a@example.com", "plan": "x"})],
+                    known({"cio_id": "k1", "id": "u1", "email": "a@example.com"}))
+    assert changes.people == {} and [p.code for _, ps in changes.errors for p in ps] == ["failed_attribute_change"]
+    # tags ride on an alias; a failed alias's tags for someone else do nothing
+    tagged = apply([dict(type="alias", previousId="u1", userId="c1",
+                         integrations={"Vero": {"tags": {"action": "add", "values": ["x"]}}})],
+                   known({"cio_id": "k1", "id": "u1"}))
+    assert tagged.people["k1"][1]["tags"] == '["x"]'
+    refused = apply([dict(type="alias", previousId="a", userId="b",
+                          integrations={"Vero": {"tags": {"id": "z", "action": "add", "values": ["x"]}}})],
+                    known({"cio_id": "k1", "id": "a"}, {"cio_id": "k2", "id": "b"}))
+    assert refused.people == {} and refused.created == 0
+    # e-mails are checked; ids that are no ids are refused, not read as the sender
+    out = chunk(dict(type="identify", userId="u", traits={"email": "not-an-email"}),
+                dict(type="track", userId="u", event="Unsubscribe", properties={"id": {"x": 1}}),
+                dict(type="identify", userId="u", integrations={"Vero": {"tags": {"id": [1], "action": "add",
+                                                                                    "values": ["a"]}}}),
+                dict(type="track", userId="u", event="E", context={"traits": {"email": "nope"}}))
+    assert {r: [p.code for p in ps] for r, _, ps in out.errors} == {
+        1: ["invalid_email"], 2: ["invalid_id"], 3: ["invalid_tags"]}
+    assert [(r, [p.code for p in ps]) for r, _, ps in out.warnings] == [(4, ["invalid_email"])]
+    assert len(out.events) == 1 and out.ops == []
+
+
+def test_alias_types_are_read_as_the_worker_reads_them():
+    from producers.segment import is_alias
+
+    assert is_alias(['{"type": " Alias ", "userId": "b", "previousId": "a"}'])
+    assert is_alias(['{"type": "\\u0061lias", "userId": "b", "previousId": "a"}'])
+    assert not is_alias(['{"type": "track", "event": "alias me"}']) and not is_alias(["not json alias"])

@@ -160,7 +160,10 @@ def apply_rows(rows: list[PersonRow], snap: Snapshot, rules: Rules) -> Changes:
     """Apply validated rows in order; every row is imported, skipped or an error, once."""
     changes = Changes()
     directory = _Directory(snap, changes)
+    failed: set[int] = set()
     for p in rows:
+        if not p.counted and p.row in failed:
+            continue  # the row's own change failed: what rides along with it does nothing either
         warnings = [] if rules.segment else _file_warnings(p, changes, snap, rules)
         outcome = _apply_one(p, directory, rules)
         if not p.counted:  # rides along with a row counted elsewhere: its problems are warnings
@@ -171,6 +174,7 @@ def apply_rows(rows: list[PersonRow], snap: Snapshot, rules: Rules) -> Changes:
             changes.skipped += 1
         elif outcome is not None:
             changes.errors.append((p.row, outcome))
+            failed.add(p.row)
         else:
             changes.imported += 1
             if warnings:
@@ -222,7 +226,7 @@ def _apply_one(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | str
         cio = resolved
         before = d.person(cio) or {}
         state = dict(before)
-        if rules.segment and p.id and before.get("id") not in (None, p.id):
+        if rules.segment and p.id and before.get("id") not in (None, p.id) and cio in d.lookup("id", p.id):
             # the id an alias left behind: it names this person, it does not rename them back
             p = dataclasses.replace(p, id=None)
         if not p.counted and p.email_key and before.get("email", p.email_key).lower() != p.email_key:
@@ -297,6 +301,10 @@ def _set_attributes(p: PersonRow, state: dict[str, str], *, creating: bool) -> N
         state["t:" + topic] = "true" if flag else "false"
     for topic in p.topics_clear:
         state.pop("t:" + topic, None)
+    _set_tags(p, state)
+
+
+def _set_tags(p: PersonRow, state: dict[str, str]) -> None:
     if p.tags_add or p.tags_remove:
         tags = set(orjson.loads(state.get("tags") or "[]")) | set(p.tags_add)
         tags -= set(p.tags_remove)
@@ -321,9 +329,12 @@ def _alias(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | None:
     if was:
         cio = was[0]
         state = dict(d.person(cio) or {})
+        before = dict(state)
         if state.get("id") != p.id:  # (their old id entry stays: it still finds them)
             d.set_index("id", p.id, [cio])  # type: ignore[arg-type]
             state["id"] = p.id  # type: ignore[assignment]
+        _set_tags(p, state)
+        if state != before:
             d.write(cio, state)
         return None
     if now:
@@ -344,5 +355,6 @@ def _alias(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | None:
         state["email"] = old
     else:
         d.set_index("id", old, [cio])  # the old id finds them from now on
+    _set_tags(p, state)
     d.write(cio, state)
     return None

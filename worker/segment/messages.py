@@ -125,7 +125,11 @@ def _tags(data: dict, row: int, problems: list[Problem]) -> tuple[str, tuple[str
     if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
         problems.append(Problem(row, column, "invalid_tags", "values must be a list of non-empty strings"))
         return None
-    return action, tuple(dict.fromkeys(v.strip() for v in values)), _text(tags.get("id"))
+    whose = tags.get("id")
+    if whose is not None and _text(whose) is None:
+        problems.append(Problem(row, column, "invalid_tags", f"id must be the person's id, not {whose!r}"))
+        return None
+    return action, tuple(dict.fromkeys(v.strip() for v in values)), _text(whose)
 
 
 def read_message(line: str, row: int, tz: tzinfo = timezone.utc) -> Message | list[Problem]:

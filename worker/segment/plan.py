@@ -23,6 +23,7 @@ from datetime import tzinfo
 
 import orjson
 
+from worker.cells import email_problem, is_email
 from worker.events.rows import Event
 from worker.people.rows import PersonRow
 from worker.problems import Problem
@@ -121,6 +122,9 @@ def _changes(message: Message, problems: list[Problem], notes: list[Problem]) ->
     if message.type == "identify":
         email = message.traits.get("email")
         email = email.strip() if isinstance(email, str) and email.strip() else None
+        if email is not None and not is_email(email):
+            problems.append(Problem(row, "traits.email", "invalid_email", email_problem(email)))
+            return []
         if email is None and uid and looks_like_email(uid):
             email = uid
         if uid is None and email is not None:
@@ -145,13 +149,21 @@ def _changes(message: Message, problems: list[Problem], notes: list[Problem]) ->
         ops.append(PersonRow(row, None, uid, None, {}, alias_of=message.previous_id))
     elif message.type == "track" and message.event == "Unsubscribe":
         target = _id_of(message.properties.get("id")) or uid
+        if message.properties.get("id") is not None and _id_of(message.properties["id"]) is None:
+            problems.append(Problem(row, "properties.id", "invalid_id",
+                                    f"the person to unsubscribe must be an id, not {message.properties['id']!r}"))
+            return []
         if target is None:
             problems.append(_no_user(message, "an Unsubscribe track"))
             return []
         uid = target
         ops.append(PersonRow(row, None, target, None, {"unsubscribed": "true"}))
     elif uid is not None and message.context_email:
-        ops.append(PersonRow(row, None, uid, message.context_email, {}, counted=False))
+        if is_email(message.context_email):
+            ops.append(PersonRow(row, None, uid, message.context_email, {}, counted=False))
+        else:
+            notes.append(Problem(row, "context.traits.email", "invalid_email",
+                                 email_problem(message.context_email) + "; the event is kept, the e-mail is not"))
     added, removed, whose = _tag_changes(message, uid)
     if added or removed:
         if whose is None and ops and uid is not None:

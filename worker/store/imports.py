@@ -154,11 +154,11 @@ class Imports:
         key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
         prefix = b"e" if kind == "errors" else b"w"
         # A Segment chunk's events step has runs of its own ("e12e" beside "e12"): one chunk, one run.
-        runs = sorted((int(field[1:].rstrip(b"e")), value) for field, value in
+        runs = sorted((int(field[1:].rstrip(b"e")), field, value) for field, value in
                       self.r.hgetall(keys.import_problem_runs(import_id)).items() if field[:1] == prefix)
         for _, group in itertools.groupby(runs, key=lambda run: run[0]):
             rows: list[dict] = []
-            for _, where in group:
+            for _, _, where in group:
                 start, count = (int(n) for n in where.split(b":"))
                 rows += [orjson.loads(raw) for raw in self.r.lrange(key, start, start + count - 1)]
             yield rows
