@@ -8,7 +8,6 @@ the message's JSON text, parsed and checked by the worker (:mod:`worker.segment.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import orjson
@@ -54,12 +53,6 @@ def looks_like(source: Source) -> bool:
     return start[:1] in (b"{", b"[")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Form:
-    #: "lines" (one message a line), "array" or "batch" (read whole)
-    shape: str
-
-
 def _lines(source: Source) -> Iterator[tuple[int, str]]:
     """(line number, text) of the non-blank lines; refuses lines past LINE_LIMIT and text not UTF-8."""
     with source.binary() as stream:
@@ -84,7 +77,8 @@ def _lines(source: Source) -> Iterator[tuple[int, str]]:
                 yield number, text
 
 
-def _form(source: Source) -> _Form:
+def _form(source: Source) -> str:
+    """How the file holds its messages: "lines" (one a line), "array" or "batch" (read whole)."""
     lines = _lines(source)
     for _, text in lines:
         if text.startswith("{"):
@@ -93,13 +87,13 @@ def _form(source: Source) -> _Form:
             except orjson.JSONDecodeError:
                 # a pretty-printed object (read whole), or a damaged first message of a file of lines
                 following = next((t for _, t in lines), "")
-                return _Form("lines" if following.startswith("{") else "batch")
+                return "lines" if following.startswith("{") else "batch"
             if isinstance(first, dict) and isinstance(first.get("batch"), list) and "type" not in first:
-                return _Form("batch")
-            return _Form("lines")
+                return "batch"
+            return "lines"
         if text.startswith("["):
-            return _Form("array")
-        return _Form("lines")  # the worker says what each line is
+            return "array"
+        return "lines"  # the worker says what each line is
     raise FileProblem("empty_file", f"{source.name} holds no messages")
 
 
@@ -120,11 +114,11 @@ def _document(source: Source, shape: str) -> list:
     return messages
 
 
-def _rows(source: Source, form: _Form) -> Iterator[tuple[int, str]]:
-    if form.shape == "lines":
+def _rows(source: Source, form: str) -> Iterator[tuple[int, str]]:
+    if form == "lines":
         yield from _lines(source)
         return
-    for number, message in enumerate(_document(source, form.shape), 1):
+    for number, message in enumerate(_document(source, form), 1):
         try:
             yield number, orjson.dumps(message).decode()
         except orjson.JSONEncodeError:  # nested deeper than JSON can be written back: the row says so
@@ -140,7 +134,7 @@ def scan(source: Source) -> Plan:
         rows += 1
         if rows <= 3:
             samples.append(text[:200])
-    sniffed = Sniffed("utf-8", ",", False, f"JSON ({'one message a line' if form.shape == 'lines' else form.shape})")
+    sniffed = Sniffed("utf-8", ",", False, f"JSON ({'one message a line' if form == 'lines' else form})")
     return Plan(sniffed, COLUMNS, "id", rows, 0, (tuple(samples),))
 
 

@@ -150,6 +150,15 @@ def without_invisible(value: str, pattern: re.Pattern = INVISIBLE) -> tuple[str,
     return " ".join(pattern.sub(lambda m: _SPACES.get(m.group(), ""), value).split()), names
 
 
+def visible(value: str, label: str | None, row: int, notes: list[Problem], pattern: re.Pattern = INVISIBLE) -> str:
+    """``value`` without invisible characters; a warning in ``notes`` saying which were removed."""
+    cleaned, removed = without_invisible(value, pattern)
+    if removed:
+        notes.append(Problem(row, label, "invisible_characters",
+                             f"removed invisible characters ({removed}) from {cleaned!r}"))
+    return cleaned
+
+
 def shorten(text: str, limit: int = CELL_LIMIT) -> str:
     """``text`` cut to ``limit`` characters, saying so."""
     return text if len(text) <= limit else text[: limit - 40] + f"... ({len(text) - limit + 40} more characters)"

@@ -17,7 +17,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from producers.web.tracking import Streams, TrackingError, bounded_body
+from producers.web.tracking import Streams, TrackingError, bounded_body, tracking_key
 from worker.store.apikeys import ApiKey
 
 _basic = HTTPBasic(auto_error=False, description="A backfill key as the site id (or as the API key).")
@@ -58,17 +58,8 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
     """Add the Track API's endpoints to ``app``, feeding ``streams``."""
 
     def site_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> ApiKey:
-        challenge = {"WWW-Authenticate": 'Basic realm="backfill"'}
-        if user is None:
-            raise TrackingError(401, "unauthorized", "send a backfill key as the site id (HTTP Basic)", challenge)
-        for presented in (user.username, user.password):
-            key = store.apikeys.check(presented) if presented else None
-            if key is not None and key.revoked_ms is None:
-                if not key.allows("track"):
-                    raise TrackingError(403, "forbidden", f"API key {key.id} is {key.scope}-only: this needs a "
-                                                          "track key")
-                return key
-        raise TrackingError(401, "unauthorized", "unknown or revoked key", challenge)
+        return tracking_key(store, [user.username, user.password] if user else [],
+                            "send a backfill key as the site id (HTTP Basic)")
 
     async def take(request: Request, key: ApiKey, call: str, customer_id: str) -> dict:
         body = await bounded_body(request)

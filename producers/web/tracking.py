@@ -329,6 +329,19 @@ class Streams:
         self.thread.join(timeout=30)
 
 
+def tracking_key(store, presented: list[str | None], how: str) -> ApiKey:
+    """The first of ``presented`` that is a live backfill key, if it may track; else 401 (``how``: how to
+    send one) or 403 (a key of another scope)."""
+    for candidate in presented:
+        key = store.apikeys.check(candidate) if candidate else None
+        if key is not None and key.revoked_ms is None:
+            if not key.allows("track"):
+                raise TrackingError(403, "forbidden", f"API key {key.id} is {key.scope}-only: this needs a track key")
+            return key
+    reason = "unknown or revoked key" if any(presented) else "no key"
+    raise TrackingError(401, "unauthorized", f"{reason}: {how}", {"WWW-Authenticate": 'Basic realm="backfill"'})
+
+
 def routes(app: FastAPI, store, settings: Settings) -> Streams:
     """Add the tracking endpoints to ``app``; the streams they fill (close them when the app stops)."""
     from worker import tasks
@@ -343,16 +356,8 @@ def routes(app: FastAPI, store, settings: Settings) -> Streams:
 
     def write_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
                   token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
-        presented = user.username if user is not None else token.credentials if token is not None else None
-        challenge = {"WWW-Authenticate": 'Basic realm="backfill"'}
-        if not presented:
-            raise TrackingError(401, "unauthorized", "no write key: send it as the HTTP Basic user name", challenge)
-        key = store.apikeys.check(presented)
-        if key is None or key.revoked_ms is not None:
-            raise TrackingError(401, "unauthorized", "unknown or revoked write key", challenge)
-        if not key.allows("track"):
-            raise TrackingError(403, "forbidden", f"API key {key.id} is {key.scope}-only: tracking needs a track key")
-        return key
+        return tracking_key(store, [user.username if user else None, token.credentials if token else None],
+                            "send the write key as the HTTP Basic user name")
 
     async def take(request: Request, key: ApiKey, call: str | None) -> dict:
         await streams.take(key, await bounded_body(request), call, request.headers.get("content-encoding"))

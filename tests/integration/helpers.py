@@ -30,6 +30,19 @@ def drain_all(outbox, results, claim_idle_ms: int = 60_000) -> int:
         stored += drained.new_events
 
 
+def outbox_events(store, import_id: str | None = None) -> list[dict]:
+    """The event JSONs the outbox holds (of one import, or of all), in commit order."""
+    import orjson
+
+    from worker import keys
+
+    found = []
+    for _, fields in store.r.xrange(keys.OUTBOX):
+        if fields.get(b"events") and (import_id is None or fields.get(b"import") == import_id.encode()):
+            found += [orjson.loads(line) for line in fields[b"events"].split(b"\n")]
+    return found
+
+
 def counted_once(report: dict) -> bool:
     """Every row is imported, a duplicate or an error: exactly once."""
     return report["imported"] + report["duplicates"] + report["errors"] == report["rows"] == report["rows_expected"]

@@ -8,18 +8,9 @@ import gzip
 import orjson
 
 from tests.segment_data import messages, write_archive
-from worker import keys
 from worker.settings import get_settings
 
-from .helpers import counted_once, drain_all, run_import, write
-
-
-def _events(store, import_id: str) -> list[dict]:
-    found = []
-    for _, fields in store.r.xrange(keys.OUTBOX):
-        if fields.get(b"import") == import_id.encode() and fields.get(b"events"):
-            found += [orjson.loads(line) for line in fields[b"events"].split(b"\n")]
-    return found
+from .helpers import counted_once, drain_all, outbox_events, run_import, write
 
 
 def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, workers, tmp_path):
@@ -30,7 +21,7 @@ def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, work
     assert report["kind"] == "segment" and counted_once(report)
     assert (report["rows"], report["imported"], report["duplicates"], report["errors"]) == \
         (ex.rows, ex.imported, ex.duplicates, ex.errors)
-    events = _events(store, report["import_id"])
+    events = outbox_events(store, report["import_id"])
     names: dict[str, int] = {}
     for event in events:
         names[event["name"]] = names.get(event["name"], 0) + 1
@@ -78,7 +69,7 @@ def test_lines_arrays_and_batch_objects_give_the_same_store(store, workers, tmp_
         person = store.people.find("u1", "id")
         person.pop("created_at")  # when it was processed
         events = [(e["name"], e["row"], e["person"], e["timestamp"], e.get("id"))
-                  for e in _events(store, report["import_id"])]
+                  for e in outbox_events(store, report["import_id"])]
         seen.append((person, sorted(events)))
     assert seen[0] == seen[1] == seen[2]
     person, events = seen[0]

@@ -2,6 +2,7 @@
 (segment-analytics-python, customerio-cdp-analytics) and from raw HTTP, with real workers."""
 from __future__ import annotations
 
+import collections
 import gzip
 import ssl
 import time
@@ -13,6 +14,7 @@ import pytest
 from tests.segment_data import messages
 from worker import keys
 
+from .helpers import outbox_events
 from .test_http import Service
 
 
@@ -37,13 +39,7 @@ def _streams(store, key_id: str) -> list[dict]:
 
 
 def _events(store) -> dict[str, int]:
-    names: dict[str, int] = {}
-    for _, fields in store.r.xrange(keys.OUTBOX):
-        for line in (fields.get(b"events") or b"").split(b"\n"):
-            if line:
-                name = orjson.loads(line)["name"]
-                names[name] = names.get(name, 0) + 1
-    return names
+    return dict(collections.Counter(event["name"] for event in outbox_events(store)))
 
 
 def _calls(client) -> None:
@@ -180,7 +176,6 @@ def test_customerios_track_api_library_over_https(tls_service, store, monkeypatc
     assert (sum(r["imported"] for r in reports), sum(r["duplicates"] for r in reports)) == (3, 1)
     person = store.people.find("u5", "id")
     assert (person["email"], person["a:plan"], person["created_at"]) == ("eve@example.com", "team", "1700000000")
-    events = [orjson.loads(line) for _, f in store.r.xrange(keys.OUTBOX) for line in (f.get(b"events") or b"").split(b"\n")
-              if line]
+    events = outbox_events(store)
     assert sorted((e["name"], e.get("id")) for e in events) == [("Purchased", "e-1"), ("Viewed /pricing Page", None)]
     assert [e["timestamp"] for e in events if e["name"] == "Purchased"] == [1_700_000_100]

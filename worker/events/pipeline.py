@@ -13,6 +13,7 @@ import time
 from worker.errors import PermanentError, TransientError
 from worker.events import chunk as core
 from worker.events import rules
+from worker.events.rows import RowOutcome
 from worker.problems import CANCELLED, CHUNK_FAILED
 from worker.settings import Settings
 from worker.spec import ImportSpec
@@ -41,6 +42,13 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
                 settings: Settings, at: float) -> CommitResult:
     """Validate rows, look up their people, apply the trigger rules, and commit them as ``chunk``."""
     validated = core.validate(spec, rows, numbers, at, settings.clock_skew_s)
+    return commit_validated(st, spec, chunk, validated, rows, numbers, settings, at)
+
+
+def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutcome, rows: list[list[str]],
+                     numbers: list[int], settings: Settings, at: float, *, part: bool = False) -> CommitResult:
+    """Look up validated events' people, apply the trigger rules, and commit them as ``chunk`` (``part``:
+    the events step of a Segment chunk), deciding again while other chunks take the same event ids."""
     campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else rules.NO_CAMPAIGNS
     person_keys, id_fields = list({e.person_key for e in validated.events}), core.id_fields(validated)
     for _ in range(MAX_CONFLICTS):
@@ -48,7 +56,7 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
         outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
                                 seen_ids)
         result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
-                                  shard_bits=settings.dedupe_shard_bits)
+                                  shard_bits=settings.dedupe_shard_bits, part=part)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")

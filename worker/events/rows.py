@@ -22,7 +22,7 @@ from worker.cells import (
     fit_cells,
     is_email,
     mangled_problem,
-    without_invisible,
+    visible,
 )
 from worker.events.dialects import Columns
 from worker.problems import Problem
@@ -105,9 +105,9 @@ def validate_rows(
         name = cells[name_col]
         event_id = cells[id_col] if id_col is not None else ""
         if invisible(person) or invisible(name) or invisible(event_id):
-            person = _visible(person, person_label, row, notes)
-            name = _visible(name, name_label, row, notes, INVISIBLE_IN_TEXT)
-            event_id = _visible(event_id, id_label, row, notes)
+            person = visible(person, person_label, row, notes)
+            name = visible(name, name_label, row, notes, INVISIBLE_IN_TEXT)
+            event_id = visible(event_id, id_label, row, notes)
         if not person:
             problems.append(Problem(row, person_label, "missing_person", "no person identifier"))
         elif by_email:
@@ -141,15 +141,6 @@ def validate_rows(
         data = {key: cells[i] for i, key in properties if cells[i]}
         add_event(Event(row, person, person.lower() if by_email else person, name, ts, event_id or None, data))
     return outcome
-
-
-def _visible(value: str, label: str, row: int, notes: list[Problem], pattern=INVISIBLE) -> str:
-    """``value`` without invisible characters; a warning in ``notes`` saying which were removed."""
-    cleaned, removed = without_invisible(value, pattern)
-    if removed:
-        notes.append(Problem(row, label, "invisible_characters",
-                             f"removed invisible characters ({removed}) from {cleaned!r}"))
-    return cleaned
 
 
 def dedupe_key(event: Event) -> bytes | None:

@@ -12,7 +12,7 @@ from datetime import timezone, tzinfo
 
 import orjson
 
-from worker.cells import INVISIBLE, is_email, without_invisible
+from worker.cells import visible
 from worker.problems import Problem
 from worker.timestamps import parse_time
 
@@ -186,16 +186,9 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc) -> Message | li
         message.previous_id = _text(data.get("previousId"))
         if message.previous_id is None:
             problems.append(Problem(row, "previousId", "missing_previous_id", "an alias call needs its previousId"))
-    if message.user_id and INVISIBLE.search(message.user_id):
-        message.user_id = _visible(message.user_id, "userId", row, message.notes)
+    if message.user_id:
+        message.user_id = visible(message.user_id, "userId", row, message.notes) or None
     return problems or message
-
-
-def _visible(value: str, field: str, row: int, notes: list[Problem]) -> str | None:
-    cleaned, removed = without_invisible(value)
-    notes.append(Problem(row, field, "invisible_characters", f"removed invisible characters ({removed}) from "
-                                                             f"{cleaned!r}"))
-    return cleaned or None
 
 
 def _name(value: object, field: str, row: int, problems: list[Problem], notes: list[Problem]) -> str | None:
@@ -204,10 +197,4 @@ def _name(value: object, field: str, row: int, problems: list[Problem], notes: l
     if not isinstance(value, str):
         problems.append(Problem(row, field, "invalid_" + field, f"must be a string, not {type(value).__name__}"))
         return None
-    value = value.strip()
-    return (_visible(value, field, row, notes) if INVISIBLE.search(value) else value) or None
-
-
-def looks_like_email(text: str) -> bool:
-    """An identifier that is an e-mail address (Segment: such a userId also sets the e-mail)."""
-    return is_email(text)
+    return visible(value.strip(), field, row, notes) or None

@@ -22,10 +22,9 @@ import time
 from datetime import timezone
 
 from worker.errors import TransientError
-from worker.events import chunk as core
 from worker.events import pipeline as events
-from worker.events import rules as trigger_rules
 from worker.events.rows import RowOutcome
+from worker.people import pipeline as people
 from worker.people.directory import Changes, Rules, apply_rows
 from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
 from worker.segment.plan import is_event, plan
@@ -50,24 +49,13 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
                               [], cancelled=len(rows))
     planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s)
     if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
-        validated = RowOutcome(events=planned.events)
-        campaigns = trigger_rules.by_event(st.triggers.campaigns()) if spec.trigger else trigger_rules.NO_CAMPAIGNS
-        person_keys, id_fields = list({e.person_key for e in planned.events}), core.id_fields(validated)
-        for _ in range(events.MAX_CONFLICTS):
-            existing, seen_ids = st.events.lookup("id", person_keys, spec.import_id, id_fields)
-            outcome = core.assemble(spec, validated, stored.rows, numbers, existing, campaigns, at,
-                                    settings.clock_skew_s, seen_ids)
-            result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
-                                      shard_bits=settings.dedupe_shard_bits, part=True)
-            if not result.conflict:
-                break
-        else:
-            raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids")
+        events.commit_validated(st, spec, chunk, RowOutcome(events=planned.events), stored.rows, numbers, settings,
+                                at, part=True)
     rules = Rules("all", spec.id_only, "id", int(at), (("id", "userId"), ("email", "traits.email")), segment=True)
     errors = [problem_row(r, c, p) for r, c, p in planned.errors]
     notes = {r: (c, list(p)) for r, c, p in planned.warnings}
     cells_of = dict(zip(numbers, stored.rows))
-    for _ in range(events.MAX_CONFLICTS):
+    for _ in range(people.MAX_CONFLICTS):
         changes = apply_rows(planned.ops, st.people.snapshot(spec, planned.ops), rules)
         warned = {r: (c, list(p)) for r, (c, p) in notes.items()}
         for row, problems in changes.warnings:

@@ -27,7 +27,7 @@ from worker.cells import email_problem, is_email
 from worker.events.rows import Event
 from worker.people.rows import PersonRow
 from worker.problems import Problem
-from worker.segment.messages import Message, looks_like_email, read_message
+from worker.segment.messages import Message, read_message
 from worker.timestamps import parse_time
 
 #: traits that name the person rather than describe them
@@ -125,7 +125,7 @@ def _changes(message: Message, problems: list[Problem], notes: list[Problem]) ->
         if email is not None and not is_email(email):
             problems.append(Problem(row, "traits.email", "invalid_email", email_problem(email)))
             return []
-        if email is None and uid and looks_like_email(uid):
+        if email is None and uid and is_email(uid):
             email = uid
         if uid is None and email is not None:
             uid = email
