@@ -27,6 +27,11 @@ class Expected:
     plan: dict[str, str] = dataclasses.field(default_factory=dict)
     tags: dict[str, set] = dataclasses.field(default_factory=dict)
     unsubscribed: set = dataclasses.field(default_factory=set)
+    #: anonymous events still held at the end (their anonymous id never tied to a person); tied ones
+    #: are in ``events`` (how many were held on the way depends on chunking, not this number)
+    held_left: int = 0
+    #: anonymous id -> the userId an identify tied it to
+    tied: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def messages(count: int, seed: int = 7, people: int = 300) -> tuple[list[str], Expected]:
@@ -38,6 +43,7 @@ def messages(count: int, seed: int = 7, people: int = 300) -> tuple[list[str], E
     current = {f"u{n}": f"u{n}" for n in range(people)}
     known_ids = set(current)
     aliased = 0
+    held: dict[str, list[str]] = {}  # anonymous id -> names of the events held for it
 
     def who() -> str:
         return rng.choice(list(current))
@@ -53,14 +59,22 @@ def messages(count: int, seed: int = 7, people: int = 300) -> tuple[list[str], E
         if roll < 0.08:
             lines.append(rng.choice(['{"type": "track", "userId": ', "not json",
                                      orjson.dumps({"type": "purchase", "userId": uid}).decode(),
-                                     orjson.dumps({"type": "track", "anonymousId": f"a{n}", "event": "X"}).decode(),
+                                     orjson.dumps({"type": "identify", "anonymousId": f"a{n}"}).decode(),
                                      orjson.dumps({"type": "track", "userId": uid, "event": "X",
                                                    "timestamp": "soon"}).decode()]))
             ex.errors += 1
             continue
         message: dict = {"messageId": f"m{n}", "userId": uid, "timestamp": at}
         person = current[uid]
-        if roll < 0.40:
+        anon = f"anon{rng.randrange(people // 4)}"  # (only the first half of them ever log in)
+        if roll < 0.11:  # an anonymous visitor's event: held, or the person's once the id is tied
+            name = rng.choice(["Viewed Product", "Added to Cart"])
+            message = {"messageId": f"m{n}", "anonymousId": anon, "timestamp": at, "type": "track", "event": name}
+            if anon in ex.tied:
+                ex.events[name] = ex.events.get(name, 0) + 1
+            else:
+                held.setdefault(anon, []).append(name)
+        elif roll < 0.40:
             name = rng.choice(["Completed Order", "Viewed Product", "Signed Up"])
             message.update(type="track", event=name, properties={"n": n, "sku": f"S{n % 13}"})
             ex.events[name] = ex.events.get(name, 0) + 1
@@ -74,6 +88,13 @@ def messages(count: int, seed: int = 7, people: int = 300) -> tuple[list[str], E
             plan = rng.choice(["free", "pro", "team"])
             message.update(type="identify", traits={"plan": plan, "seen": n})
             ex.plan[person] = plan
+            if rng.random() < 0.2:  # the visitor logs in: their anonymous events become theirs
+                anon = f"anon{rng.randrange(people // 8)}"
+                message["anonymousId"] = anon
+                if anon not in ex.tied:
+                    ex.tied[anon] = uid
+                    for name in held.pop(anon, []):
+                        ex.events[name] = ex.events.get(name, 0) + 1
             if rng.random() < 0.3:
                 action, values = rng.choice(["add", "add", "remove"]), rng.sample(["a", "b", "c", "d"], 2)
                 message["integrations"] = {"Vero": {"tags": {"action": action, "values": values}}}
@@ -111,6 +132,7 @@ def messages(count: int, seed: int = 7, people: int = 300) -> tuple[list[str], E
             sent.append(text)
     ex.rows = count
     ex.current = current
+    ex.held_left = sum(len(names) for names in held.values())
     return lines, ex
 
 

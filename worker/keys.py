@@ -58,6 +58,12 @@ CHUNK_SECONDS = PREFIX + "metrics:chunk_seconds"
 #: The pending members of an import's report, and of the notification that follows it.
 REPORT = "report"
 NOTIFY = "notify"
+#: Hash: anonymous id -> the userId it was tied to (by an identify or alias carrying it). A Segment
+#: event with only that anonymousId is then the person's; with an untied one it is held.
+ANONYMOUS_LINKS = PREFIX + "anon:links"
+#: An anonymous id's held events are the list ``ANONYMOUS_PREFIX + <anonymous id>`` (orjson each), kept
+#: until an identify or alias ties the id to a person, or until they expire.
+ANONYMOUS_PREFIX = PREFIX + "anon:events:"
 #: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.
 DEDUPE_PREFIX = PREFIX + "dd:"
 

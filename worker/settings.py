@@ -125,6 +125,12 @@ class Settings:
     track_chunk_messages: int = 500
     track_flush_ms: int = 0
     track_import_s: int = 300
+    #: Whether the tracking endpoints' events may trigger campaigns (by the rules: 72-hour window,
+    #: delays). Live traffic does; set 0 to replay history through them passively.
+    track_trigger: bool = True
+    #: Anonymous Segment events (an anonymousId, no userId) are held this long for an identify or
+    #: alias to tie them to a person; after that they are gone.
+    anonymous_ttl_s: int = 30 * DAY
 
     def __post_init__(self) -> None:
         if self.visibility_timeout_s < 2 * self.chunk_time_limit_s:
@@ -135,6 +141,11 @@ class Settings:
         if self.requeue_after_s <= self.chunk_time_limit_s:
             raise ConfigError("BACKFILL_REQUEUE_AFTER_S must be above BACKFILL_CHUNK_TIME_LIMIT_S, "
                               "or chunks still running would be sent again")
+        if not 0 < self.people_apply_budget_s <= self.chunk_soft_time_limit_s / 2:
+            # the budget is checked between chunks: the chunk begun just before it runs out must still end
+            # before the task's time limit, or it is failed as over time
+            raise ConfigError("BACKFILL_PEOPLE_APPLY_BUDGET_S must be positive and at most half of "
+                              "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S")
         if not 16 <= self.dedupe_shard_bits <= 24:
             raise ConfigError("BACKFILL_DEDUPE_SHARD_BITS must be between 16 and 24")
         if self.producer_timeout_s < 30:

@@ -45,6 +45,9 @@ def print_report(report: dict) -> None:
         click.echo(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):
             click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
+    if report.get("anonymous_stored") or report.get("anonymous_merged"):
+        click.echo(f"  anonymous         {report['anonymous_stored']} events held for an anonymous id (counted as "
+                   f"imported), {report['anonymous_merged']} moved to the people an identify or alias named")
     if report.get("combined"):
         both = report["combined"]
         click.echo(f"  retry of          {report['retry_of']}: together {both['status']}, {both['rows']} rows, "

@@ -2,7 +2,9 @@
 
 ``PUT /api/v1/customers/{id}`` adds or updates a person, ``POST /api/v1/customers/{id}/events``
 records an event (``name``, ``data``, ``timestamp`` in Unix seconds, ``id`` its dedupe key;
-``type: "page"`` a page view), with the site id and API key as HTTP Basic auth: a backfill key
+``type: "page"`` a page view), ``POST /api/v1/events`` an anonymous event (its ``anonymous_id``: held
+until an identify carrying ``anonymous_id`` ties it to the person, :mod:`worker.segment.anonymous`),
+with the site id and API key as HTTP Basic auth: a backfill key
 (``track`` or ``import``) as either of them. Each call becomes the Segment message it stands
 for (:func:`as_segment`) and goes into the key's stream (:mod:`producers.web.tracking`), so the
 same chunks, dedupe, rules and commits apply. ``DELETE /api/v1/customers/{id}`` is refused
@@ -36,13 +38,20 @@ def _iso(value: object) -> str | None:
     return str(value)
 
 
-def as_segment(call: str, customer_id: str, body: dict) -> dict:
-    """The Segment message a Track API call stands for (pure): ``call`` "identify" or "event"."""
+def as_segment(call: str, customer_id: str | None, body: dict) -> dict:
+    """The Segment message a Track API call stands for (pure): ``call`` "identify" or "event"
+    (``customer_id`` None: an anonymous event, its ``anonymous_id`` in the body)."""
+    anonymous_id = body.get("anonymous_id")
     if call == "identify":
-        traits = {k: v for k, v in body.items() if k != "id"}
-        return {"type": "identify", "userId": customer_id, "traits": traits}
-    data = body.get("data")
-    message: dict = {"userId": customer_id, "properties": data if isinstance(data, dict) else {}}
+        traits = {k: v for k, v in body.items() if k not in ("id", "anonymous_id")}
+        message: dict = {"type": "identify", "userId": customer_id, "traits": traits}
+    else:
+        data = body.get("data")
+        message = {"userId": customer_id, "properties": data if isinstance(data, dict) else {}}
+    if anonymous_id is not None:
+        message["anonymousId"] = anonymous_id
+    if call == "identify":
+        return message
     if body.get("type") == "page":
         message.update(type="page", name=body.get("name"))
     else:
@@ -61,7 +70,7 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
         return tracking_key(store, [user.username, user.password] if user else [],
                             "send a backfill key as the site id (HTTP Basic)")
 
-    async def take(request: Request, key: ApiKey, call: str, customer_id: str) -> dict:
+    async def take(request: Request, key: ApiKey, call: str, customer_id: str | None) -> dict:
         body = await bounded_body(request)
         try:
             data = orjson.loads(body or b"{}")
@@ -69,7 +78,10 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
             raise TrackingError(400, "invalid_json", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise TrackingError(400, "invalid_json", "the body must be a JSON object")
-        message = as_segment(call, customer_id.strip(), data)
+        if customer_id is None and not data.get("anonymous_id"):
+            raise TrackingError(400, "missing_anonymous_id", "an event without a customer needs its anonymous_id "
+                                                             "(invite events are not supported)")
+        message = as_segment(call, customer_id.strip() if customer_id is not None else None, data)
         await streams.take(key, orjson.dumps(message), message["type"], None)
         return {}
 
@@ -84,6 +96,12 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
     async def event(customer_id: str, request: Request, key: ApiKey = account) -> dict:
         """Customer.io's track: an event ``name`` with ``data`` (``timestamp``, ``id`` optional) for the person."""
         return await take(request, key, "event", customer_id)
+
+    @app.post("/api/v1/events", tags=["track api"])
+    async def anonymous_event(request: Request, key: ApiKey = account) -> dict:
+        """Customer.io's anonymous event: ``name``, ``data``, ``anonymous_id`` (``timestamp``, ``id`` optional),
+        held until an identify carrying that ``anonymous_id`` ties it to a person."""
+        return await take(request, key, "event", None)
 
     @app.delete("/api/v1/customers/{customer_id}", tags=["track api"], status_code=405)
     def delete(customer_id: str, key: ApiKey = account) -> dict:

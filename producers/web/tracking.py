@@ -230,7 +230,8 @@ class Streams:
     def _new(self, key_id: str) -> _Stream:
         import_id = new_import_id()
         spec = ImportSpec(import_id=import_id, columns=segment.COLUMNS, identifier="id", kind="segment",
-                          source=f"track:{key_id}", create_people=True, dedupe_window_s=self.settings.dedupe_window_s)
+                          source=f"track:{key_id}", create_people=True, dedupe_window_s=self.settings.dedupe_window_s,
+                          trigger=self.settings.track_trigger)
         self.store.imports.create(spec, {"source": f"track:{key_id}", "rows_expected": 0,
                                          "started_ms": int(time.time() * 1000)}, self.settings.retention_s)
         log.info("tracking stream opened", import_id=import_id, key=key_id)

@@ -96,6 +96,7 @@ class Cluster:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}, "REDIS_URL": self.url, "BACKFILL_HOME": str(base / "home"), "BACKFILL_LOG_FORMAT": "json",
             "BACKFILL_CHUNK_ROWS": "200", "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S": "3", "BACKFILL_CHUNK_TIME_LIMIT_S": "4",
+            "BACKFILL_PEOPLE_APPLY_BUDGET_S": "1",
             "BACKFILL_VISIBILITY_TIMEOUT_S": "10", "BACKFILL_REQUEUE_AFTER_S": "5", "BACKFILL_SWEEP_EVERY_S": "1",
             "BACKFILL_MAX_CHUNK_TRIES": "10", "PYTHONPATH": str(ROOT), "CHAOS_BUSY_DIR": str(base / "busy"),
             **(settings or {}),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, scenarios, stored
+from . import hostile, scenarios, stored, tracking
 
 
 def _assert_exact(row: dict) -> None:
@@ -110,3 +110,9 @@ def test_a_full_redis_refuses_cleanly_and_the_import_completes_when_memory_is_ba
 def test_a_killed_producer_ends_its_import_as_interrupted(tmp_path):
     row = scenarios.producer_killed(tmp_path, rows=20_000)
     assert row["ok"], row
+
+
+def test_the_tracking_endpoint_loses_and_doubles_nothing_when_its_server_and_workers_are_killed(tmp_path):
+    row = tracking.tracking_kills(tmp_path, messages=4000, kills=2)
+    assert row["broke"].startswith("1 server kills, 1 pool child kills"), row
+    _assert_exact(row)

@@ -7,6 +7,26 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "producers" / "examples"
 
 
+def stream_reports(store, key_id: str, timeout: float = 60) -> list[dict]:
+    """The finished reports of a write key's tracking streams, once every one has ended (a killed
+    server's stream is ended by the sweeper when its heartbeats stop)."""
+    import time
+
+    import orjson
+
+    from worker import keys
+
+    deadline = time.monotonic() + timeout
+    mine: list[dict] = []
+    while time.monotonic() < deadline:
+        states = [store.imports.state(i.decode()) for i in store.r.zrange(keys.IMPORTS_INDEX, 0, -1)]
+        mine = [s for s in states if s.get("source") == f"track:{key_id}"]
+        if mine and all(s.get("report") for s in mine):
+            return [orjson.loads(s["report"]) for s in mine]
+        time.sleep(0.2)
+    raise AssertionError(f"the streams of {key_id} did not end in {timeout} s: {mine}")
+
+
 def run_import(path, timeout: float = 60, **options) -> dict:
     """Enqueue ``path`` through the public API and wait for its report."""
     from producers.api import enqueue_import

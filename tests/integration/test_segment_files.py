@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import time
+from datetime import datetime, timezone
 
 import orjson
 
 from tests.segment_data import messages, write_archive
+from worker import keys
 from worker.settings import get_settings
 
 from .helpers import counted_once, drain_all, outbox_events, run_import, write
@@ -26,6 +29,10 @@ def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, work
     for event in events:
         names[event["name"]] = names.get(event["name"], 0) + 1
     assert names == ex.events
+    # anonymous events: those never tied are still held; the others moved (or were tied already)
+    assert report["anonymous_stored"] - report["anonymous_merged"] == ex.held_left > 0
+    assert report["anonymous_merged"] > 0
+    assert {anon: store.r.hget(keys.ANONYMOUS_LINKS, anon).decode() for anon in ex.tied} == ex.tied
     # every identifier the file used finds its person, who has the oracle's id, plan, tags and opt-out
     for uid, person in ex.current.items():
         found = store.people.find(uid, "id")
@@ -38,8 +45,9 @@ def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, work
         assert (found.get("unsubscribed") == "true") == (person in ex.unsubscribed), uid
     # imported again: every event is a duplicate by its messageId, every person change applies again
     again = run_import(write_archive(tmp_path / "again.ndjson.gz", lines), timeout=300, settings=settings)
-    events_rows = sum(ex.events.values())
+    events_rows = sum(ex.events.values()) + ex.held_left
     assert (again["duplicates"], again["imported"]) == (ex.duplicates + events_rows, ex.imported - events_rows)
+    assert (again["anonymous_stored"], again["anonymous_merged"]) == (0, 0)
 
 
 SMALL = [
@@ -97,6 +105,67 @@ def test_the_cli_imports_an_archive_and_a_sink_stores_tags(backfill, store, tmp_
     drain_all(outbox, results)
     [person] = results.people("id", "c1")
     assert person["tags"] == ["vip"] and person["attributes"] == {"plan": "pro"}
+
+
+def _lines(*messages) -> str:
+    return "".join(orjson.dumps(m).decode() + "\n" for m in messages)
+
+
+def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by_their_own_times(
+        store, workers, tmp_path):
+    from worker.events.rules import Campaign
+    from worker.sink.sqlite import SQLiteResults
+    from worker.sink.stored import EventQuery
+    from worker.store.outbox import Outbox
+
+    store.triggers.add_campaign(Campaign("welcome", "Signed Up", 0))
+    store.triggers.add_campaign(Campaign("nudge", "Viewed Product", 48 * 3600))
+    now = time.time()
+
+    def at(hours_ago: float) -> str:
+        return datetime.fromtimestamp(now - hours_ago * 3600, timezone.utc).isoformat()
+
+    visits = run_import(write(tmp_path, "visits.ndjson", _lines(
+        {"type": "track", "anonymousId": "v1", "event": "Signed Up", "messageId": "s1", "timestamp": at(1)},
+        {"type": "track", "anonymousId": "v1", "event": "Viewed Product", "messageId": "s2", "timestamp": at(10)},
+        {"type": "page", "anonymousId": "v2", "name": "Pricing", "messageId": "s3", "timestamp": at(2)},
+        {"type": "track", "anonymousId": "v1", "event": "Signed Up", "messageId": "s1", "timestamp": at(1)},
+    )), trigger=True)
+    assert (visits["imported"], visits["duplicates"], visits["errors"]) == (3, 1, 0) and counted_once(visits)
+    assert (visits["anonymous_stored"], visits["anonymous_merged"]) == (3, 0)
+    assert outbox_events(store, visits["import_id"]) == [] and not store.triggers.deliveries()
+    assert store.people.find("v1", "id") is None  # an anonymous id is nobody
+
+    login = run_import(write(tmp_path, "login.ndjson", _lines(
+        {"type": "identify", "userId": "u1", "anonymousId": "v1", "traits": {"plan": "pro"}, "messageId": "l1"},
+        {"type": "track", "anonymousId": "v1", "event": "Added to Cart", "messageId": "l2", "timestamp": at(0)},
+        {"type": "identify", "userId": "u2", "anonymousId": "v1", "messageId": "l3"},
+    )))
+    # (row 2 is held by the chunk's events step, then moved by its person step: counted in both)
+    assert (login["imported"], login["warnings"], login["anonymous_stored"], login["anonymous_merged"]) == (3, 1, 1, 3)
+    assert "anonymous_id_taken" in "".join(login["_handle"].problems_csv("warnings"))
+    moved = sorted((e["import"], e["row"], e["name"], e["person"]["id"], e["timestamp"])
+                   for e in outbox_events(store, login["import_id"]))
+    assert [m[:4] for m in moved] == [(visits["import_id"], 1, "Signed Up", "u1"),
+                                      (visits["import_id"], 2, "Viewed Product", "u1"),
+                                      (login["import_id"], 2, "Added to Cart", "u1")]
+    assert [abs(m[4] - (now - hours * 3600)) < 1 for m, hours in zip(moved, (1, 10, 0))] == [True] * 3
+    # the rules applied when they moved, with their own times and the option of the import that held them
+    assert [(d["campaign"], d["person"]) for d in store.triggers.deliveries()] == [("welcome", {"id": "u1"})]
+    [(message, due_ms)] = store.triggers.scheduled()
+    assert message["campaign"] == "nudge" and abs(due_ms / 1000 - (now - 36000 + 48 * 3600)) < 2
+    assert login["triggers"]["sent_now"] == 1 and login["triggers"]["scheduled"] == 1
+    assert store.r.llen(keys.ANONYMOUS_PREFIX + "v1") == 0 and store.r.llen(keys.ANONYMOUS_PREFIX + "v2") == 1
+    # the results database gets them as the person's events, with the rows they came from
+    results = SQLiteResults(tmp_path / "results.db")
+    results.upgrade()
+    outbox = Outbox(store.r, "sink-anonymous")
+    outbox.ensure_group()
+    drain_all(outbox, results)
+    stored = results.events(EventQuery(person="u1"))
+    assert sorted((e.import_id, e.row, e.name) for e in stored) == [
+        (visits["import_id"], 1, "Signed Up"), (visits["import_id"], 2, "Viewed Product"),
+        (login["import_id"], 2, "Added to Cart")]
 
 
 def test_files_that_are_no_archive_are_refused_and_bad_options_said(backfill, store, tmp_path):

@@ -163,6 +163,7 @@ def test_a_chunk_over_its_time_limit_is_stopped_and_its_rows_reported(own_redis,
 
     url, st, processes = own_redis
     slow = {"BACKFILL_CHUNK_ROWS": "50", "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S": "1", "BACKFILL_CHUNK_TIME_LIMIT_S": "2",
+            "BACKFILL_PEOPLE_APPLY_BUDGET_S": "0.5",
             "CHAOS_SLOW_MS": "5000", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     processes += start_workers(url, 1, beat=False, log_dir=tmp_path, extra_env=slow, include=("tests.chaos.faults",))
     log = tmp_path / "worker0.log"

@@ -14,7 +14,7 @@ import pytest
 from tests.segment_data import messages
 from worker import keys
 
-from .helpers import outbox_events
+from .helpers import outbox_events, stream_reports
 from .test_http import Service
 
 
@@ -24,18 +24,6 @@ def service(redis_url, workers, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("track-home"), BACKFILL_TRACK_FLUSH_MS="50", BACKFILL_TRACK_IMPORT_S="2")
     yield running
     running.stop()
-
-
-def _streams(store, key_id: str) -> list[dict]:
-    """The finished reports of the key's stream imports (waiting until every stream has ended)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        states = [store.imports.state(i.decode()) for i in store.r.zrange(keys.IMPORTS_INDEX, 0, -1)]
-        mine = [s for s in states if s.get("source") == f"track:{key_id}"]
-        if mine and all(s.get("report") for s in mine):
-            return [orjson.loads(s["report"]) for s in mine]
-        time.sleep(0.2)
-    raise AssertionError(f"the streams of {key_id} did not end: {mine}")
 
 
 def _events(store) -> dict[str, int]:
@@ -68,7 +56,7 @@ def test_a_segment_library_sends_every_call(library, service, store):
                     on_error=lambda error, batch: failures.append(error))
     _calls(client)
     assert failures == []
-    reports = _streams(store, record.id)
+    reports = stream_reports(store, record.id)
     assert sum(r["rows"] for r in reports) == 9
     assert (sum(r["imported"] for r in reports), sum(r["duplicates"] for r in reports),
             sum(r["errors"] for r in reports)) == (8, 1, 0)
@@ -95,7 +83,7 @@ def test_batches_give_the_store_a_file_import_gives(service, store):
             answer = client.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip",
                                                                       "Content-Type": "application/json"})
             assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
-    reports = _streams(store, record.id)
+    reports = stream_reports(store, record.id)
     assert sum(r["imported"] for r in reports) == ex.imported
     assert sum(r["duplicates"] for r in reports) == ex.duplicates
     assert sum(r["errors"] for r in reports) == ex.errors - (len(lines) - len(sendable))
@@ -172,10 +160,43 @@ def test_customerios_track_api_library_over_https(tls_service, store, monkeypatc
         cio.delete("u5")
     with pytest.raises(CustomerIOException, match="401"):
         CustomerIO(site_id="bfk_x_y", api_key="z", host="localhost", port=service.port, retries=0).identify("u6")
-    reports = _streams(store, record.id)
+    reports = stream_reports(store, record.id)
     assert (sum(r["imported"] for r in reports), sum(r["duplicates"] for r in reports)) == (3, 1)
     person = store.people.find("u5", "id")
     assert (person["email"], person["a:plan"], person["created_at"]) == ("eve@example.com", "team", "1700000000")
     events = outbox_events(store)
     assert sorted((e["name"], e.get("id")) for e in events) == [("Purchased", "e-1"), ("Viewed /pricing Page", None)]
     assert [e["timestamp"] for e in events if e["name"] == "Purchased"] == [1_700_000_100]
+
+
+def test_an_anonymous_track_api_event_is_attached_by_an_identify_and_triggers(tls_service, store, monkeypatch):
+    from customerio import CustomerIO, CustomerIOException
+
+    from worker.events.rules import Campaign
+
+    service, ca = tls_service
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+    store.triggers.add_campaign(Campaign("welcome", "Started Trial", 0))
+    record, key = store.apikeys.create("cio-anon", "track")
+    cio = CustomerIO(site_id=key, api_key="unused", host="localhost", port=service.port, retries=0)
+    now = int(time.time())
+    cio.track_anonymous("visitor-9", "Started Trial", {"plan": "pro"}, id="t-1", timestamp=now - 600)
+    cio.track_anonymous("visitor-9", "Old Visit", id="t-2", timestamp=now - 5 * 86400)
+    with pytest.raises(CustomerIOException, match="400"):  # neither a customer nor an anonymous id
+        cio.track_anonymous(None, "Nobody")
+    # nothing is anyone's yet: the events wait, and trigger nothing
+    deadline = time.monotonic() + 30
+    while store.r.llen(keys.ANONYMOUS_PREFIX + "visitor-9") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert store.r.llen(keys.ANONYMOUS_PREFIX + "visitor-9") == 2 and not store.triggers.deliveries()
+    cio.identify("u9", email="nia@example.com", anonymous_id="visitor-9")
+    reports = stream_reports(store, record.id)
+    assert sum(r["anonymous_stored"] for r in reports) == 2 and sum(r["anonymous_merged"] for r in reports) == 2
+    person = store.people.find("u9", "id")
+    assert person["email"] == "nia@example.com" and "a:anonymous_id" not in person
+    events = sorted((e["name"], e["person"], e["timestamp"]) for e in outbox_events(store))
+    assert events == [("Old Visit", {"id": "u9"}, now - 5 * 86400), ("Started Trial", {"id": "u9"}, now - 600)]
+    # the rules applied when it was attached, with its own time: the trial started 10 minutes ago
+    # triggers now; the visit 5 days ago is outside the 72-hour window (and no campaign is on it)
+    [delivery] = store.triggers.deliveries()
+    assert (delivery["campaign"], delivery["person"], delivery["event"]) == ("welcome", {"id": "u9"}, "Started Trial")

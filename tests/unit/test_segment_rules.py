@@ -116,12 +116,12 @@ def test_every_line_is_an_event_a_counted_change_or_an_error_once():
         dict(type="group", groupId="g"),
     )
     counted = [op.row for op in out.ops if op.counted]
-    rows = sorted([e.row for e in out.events] + counted + [r for r, _, _ in out.errors])
+    rows = sorted([e.row for e in out.events + out.anonymous] + counted + [r for r, _, _ in out.errors])
     assert rows == list(range(1, 10))
     assert [e.name for e in out.events] == ["Bought", "Viewed Home Page"]
     assert out.events[0].event_id == "m1" and out.events[0].data == {"total": 5}
-    assert {r: [p.code for p in ps] for r, _, ps in out.errors} == {
-        7: ["anonymous_message"], 8: ["anonymous_message"], 9: ["missing_user_id"]}
+    assert [(e.row, e.person, e.name) for e in out.anonymous] == [(7, "a1", "Bought")]
+    assert {r: [p.code for p in ps] for r, _, ps in out.errors} == {8: ["anonymous_message"], 9: ["missing_user_id"]}
     ops = {op.row: op for op in out.ops}
     assert (ops[1].id, ops[1].email, ops[1].set) == ("u1", "a@example.com", {"plan": "pro"})
     assert orjson.loads(ops[4].set["group"]) == {"id": "g1", "name": "Acme"}

@@ -40,6 +40,9 @@ class ChunkOutcome:
     ends: list[int] = dataclasses.field(default_factory=list)
     #: (id field, id_value) of the event ids this chunk uses first in its import
     remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
+    #: (dedupe key, anonymous id, JSON) of the Segment events held for their anonymous id
+    #: (:mod:`worker.segment.anonymous`)
+    anonymous: list[tuple[bytes, str, bytes]] = dataclasses.field(default_factory=list)
 
 
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
@@ -146,7 +149,7 @@ def assemble(
                                         f"event id {event.event_id!r} was first used on row {id_row(first)} for a "
                                         "different event (person, name, time or properties): this row is a "
                                         "duplicate of it and is not imported; give each event its own id"))
-        key, body, outcome, loosely = _encode_event(spec, event, campaigns, now, clock_skew_s)
+        key, body, outcome, loosely = encode_event(spec, event, campaigns, now, clock_skew_s)
         if loosely and spec.dry_run:
             warn(event.row, Problem(event.row, header[spec.columns.name], "loose_match",
                                     f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
@@ -162,8 +165,8 @@ def assemble(
     return out
 
 
-def _encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
-                  now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str, list[rules.Campaign]]:
+def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
+                 now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str, list[rules.Campaign]]:
     """(dedupe key or NO_KEY, event JSON, trigger outcome, campaigns matched loosely) of one valid event."""
     ts = event.ts if event.ts is not None else now
     person = {spec.identifier: event.person}

@@ -46,17 +46,21 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
 
 
 def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutcome, rows: list[list[str]],
-                     numbers: list[int], settings: Settings, at: float, *, part: bool = False) -> CommitResult:
+                     numbers: list[int], settings: Settings, at: float, *, part: bool = False,
+                     anonymous: list[tuple[bytes, str, bytes]] | None = None) -> CommitResult:
     """Look up validated events' people, apply the trigger rules, and commit them as ``chunk`` (``part``:
-    the events step of a Segment chunk), deciding again while other chunks take the same event ids."""
+    the events step of a Segment chunk, with the ``anonymous`` events it holds), deciding again while
+    other chunks take the same event ids. A result ``moved``: an anonymous id was tied meanwhile."""
     campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else rules.NO_CAMPAIGNS
     person_keys, id_fields = list({e.person_key for e in validated.events}), core.id_fields(validated)
     for _ in range(MAX_CONFLICTS):
         existing, seen_ids = st.events.lookup(spec.identifier, person_keys, spec.import_id, id_fields)
         outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
                                 seen_ids)
+        outcome.anonymous = anonymous or []
         result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
-                                  shard_bits=settings.dedupe_shard_bits, part=part)
+                                  shard_bits=settings.dedupe_shard_bits, part=part,
+                                  anonymous_ttl_s=settings.anonymous_ttl_s)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")

@@ -63,6 +63,11 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
             parts = [f"import the file's rows after row {last} again"] if not_queued else []
             parts += ["the errors file holds the rows skipped (code cancelled)"] if cancelled_rows else []
             report["resume"] = "; ".join(parts)
+    if spec_info.get("kind") == "segment":
+        # Anonymous events: held for their anonymous id (counted in imported), and those this import's
+        # identify and alias calls moved to people (held by this import or by earlier ones).
+        report["anonymous_stored"] = int(state.get("anonymous_stored", 0) or 0)
+        report["anonymous_merged"] = int(state.get("anonymous_merged", 0) or 0)
     if spec_info.get("kind") == "people":
         # People rows are imported as created or updated; people who exist are skipped under only_new.
         report["people_updated"] = counts["imported"] - counts["people_created"]

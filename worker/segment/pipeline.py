@@ -9,6 +9,10 @@ A chunk of Segment messages is committed in two atomic steps, each exactly once:
    unsubscribes against a snapshot of the directory that already holds step 1's people, the
    chunk's error rows, and the chunk's done-marker (the import's file order goes on from there).
 
+Events with only an ``anonymousId`` are held by step 1 (or are their person's, when the id is
+tied already); identify and alias calls carrying an anonymous id tie it in step 2, which moves
+the events held for it to the person (:mod:`worker.segment.anonymous`).
+
 A crash between the two redoes only the second (the first is in the done-set). Every line is
 counted by exactly one step (:mod:`worker.segment.plan`). Chunks apply one after the other
 (:mod:`worker.people.apply`'s lease): a person's changes land in file order. Inside one chunk
@@ -23,11 +27,13 @@ from datetime import timezone
 
 from worker.errors import TransientError
 from worker.events import pipeline as events
+from worker.events import rules as trigger_rules
 from worker.events.rows import RowOutcome
 from worker.people import pipeline as people
 from worker.people.directory import Changes, Rules, apply_rows
 from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
-from worker.segment.plan import is_event, plan
+from worker.segment import anonymous
+from worker.segment.plan import SegmentChunk, is_event, plan
 from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import Store
@@ -49,30 +55,50 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
                               [], cancelled=len(rows))
     planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s)
     if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
-        events.commit_validated(st, spec, chunk, RowOutcome(events=planned.events), stored.rows, numbers, settings,
-                                at, part=True)
+        _commit_events(st, spec, chunk, planned, stored.rows, numbers, settings, at)
     rules = Rules("all", spec.id_only, "id", int(at), (("id", "userId"), ("email", "traits.email")), segment=True)
     errors = [problem_row(r, c, p) for r, c, p in planned.errors]
     notes = {r: (c, list(p)) for r, c, p in planned.warnings}
     cells_of = dict(zip(numbers, stored.rows))
+    campaigns: trigger_rules.CampaignIndex | None = None
     for _ in range(people.MAX_CONFLICTS):
         changes = apply_rows(planned.ops, st.people.snapshot(spec, planned.ops), rules)
+        failed = {r for r, _ in changes.errors}
+        links = [link for link in planned.links if link.row not in failed]
+        found = st.people.held(sorted({link.anonymous_id for link in links}))
+        if campaigns is None and any(events for _, events in found.values()):
+            campaigns = trigger_rules.by_event(st.triggers.campaigns())
+        attach = anonymous.attach(links, found, spec, campaigns or trigger_rules.NO_CAMPAIGNS, at,
+                                  settings.clock_skew_s)
         warned = {r: (c, list(p)) for r, (c, p) in notes.items()}
-        for row, problems in changes.warnings:
+        for row, problems in [*changes.warnings, *((r, [p]) for r, p in attach.warnings)]:
             warned.setdefault(row, (cells_of[row], []))[1].extend(problems)
         result = _commit_people(st, spec, chunk, settings, at, changes,
                                 errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
-                                [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())])
+                                [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())], attach=attach)
         if result.status != CONFLICT:
             return result
     raise TransientError(f"chunk {chunk}: the same people kept changing under it")
 
 
+def _commit_events(st: Store, spec: ImportSpec, chunk: int, planned: SegmentChunk, rows: list[list[str]],
+                   numbers: list[int], settings: Settings, at: float) -> None:
+    """Step 1: the chunk's events, and those it holds for anonymous ids not tied to anyone yet."""
+    for _ in range(people.MAX_CONFLICTS):
+        tied = st.people.tied(sorted({e.person for e in planned.anonymous}))
+        mine, held = anonymous.split(planned.events, planned.anonymous, tied)
+        result = events.commit_validated(st, spec, chunk, RowOutcome(events=mine), rows, numbers, settings, at,
+                                         part=True, anonymous=[anonymous.held(spec, e, at) for e in held])
+        if not result.moved:
+            return
+    raise TransientError(f"chunk {chunk}: the anonymous ids of its events kept being tied to people under it")
+
+
 def _commit_people(st: Store, spec: ImportSpec, chunk: int, settings: Settings, at: float, changes: Changes,
                    errors: list[bytes], warnings: list[bytes], *, cancelled: int = 0,
-                   failed: bool = False) -> PeopleCommit:
+                   failed: bool = False, attach: anonymous.Attach | None = None) -> PeopleCommit:
     return st.people.commit(spec, chunk, changes, errors, warnings, at_ms=round(at * 1000),
-                            retention_s=settings.retention_s, failed=failed, cancelled=cancelled)
+                            retention_s=settings.retention_s, failed=failed, cancelled=cancelled, attach=attach)
 
 
 def _uncounted(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]],

@@ -15,6 +15,7 @@ one of: events, counted person changes, errors.
 | group | the person's ``group`` attribute: ``{"id": groupId, ...traits}`` |
 | alias | ``previousId`` is re-identified as ``userId``: same person, the old identifier still finds them |
 | ``integrations.Vero.tags`` | on any call: adds or removes tags of ``tags.id`` (default: the userId) |
+| track, page, screen with only an ``anonymousId`` | held for the anonymous id (triggers nothing); an identify or alias carrying it ties it to the person and moves the events to them (:mod:`worker.segment.anonymous`) |
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from worker.cells import email_problem, is_email
 from worker.events.rows import Event
 from worker.people.rows import PersonRow
 from worker.problems import Problem
+from worker.segment.anonymous import Link, anonymous_event
 from worker.segment.messages import Message, read_message
 from worker.timestamps import parse_time
 
@@ -42,6 +44,10 @@ class SegmentChunk:
 
     events: list[Event] = dataclasses.field(default_factory=list)
     ops: list[PersonRow] = dataclasses.field(default_factory=list)
+    #: events with only an anonymousId (their person: the anonymous id), and the identify and alias
+    #: calls tying anonymous ids to people
+    anonymous: list[Event] = dataclasses.field(default_factory=list)
+    links: list[Link] = dataclasses.field(default_factory=list)
     #: (row, cells, problems), as CSV rows have them (the cells: the line itself)
     errors: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
     warnings: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
@@ -60,7 +66,7 @@ def is_event(line: str) -> bool:
     """True for a line that :func:`plan` turns into an event (never raises: a line that cannot be
     read is no event). The failure path uses it to tell which rows a chunk's events step counted."""
     message = read_message(line, 0)
-    return isinstance(message, Message) and _event_call(message) and message.user_id is not None
+    return isinstance(message, Message) and _event_call(message) and (message.user_id or message.anonymous_id) is not None
 
 
 def _event_call(message: Message) -> bool:
@@ -80,14 +86,23 @@ def plan(lines: list[str], numbers: list[int], *, tz: tzinfo, now: float, clock_
         notes = list(message.notes)
         ops = _changes(message, problems, notes)
         if not problems and _event_call(message):
-            if message.user_id is None:
+            if message.user_id is None and message.anonymous_id is None:
                 problems.append(_no_user(message, "an event"))
             else:
                 if message.ts is not None and message.ts > future_limit:
                     notes.append(Problem(row, message.ts_from, "future_time",
                                          "the event time is in the future: recorded, never triggers a campaign"))
-                out.events.append(Event(row, message.user_id, message.user_id, event_name(message),  # type: ignore[arg-type]
-                                        message.ts, message.message_id, message.properties))
+                name = event_name(message)
+                if message.user_id is None:
+                    out.anonymous.append(anonymous_event(row, message.anonymous_id, name, message.ts,  # type: ignore[arg-type]
+                                                         message.message_id, message.properties))
+                else:
+                    out.events.append(Event(row, message.user_id, message.user_id, name,  # type: ignore[arg-type]
+                                            message.ts, message.message_id, message.properties))
+        elif not problems and message.type in ("identify", "alias") and ops:
+            for anonymous_id in (message.anonymous_id, message.previous_id if message.type == "alias" else None):
+                if anonymous_id and anonymous_id != ops[0].id:
+                    out.links.append(Link(row, anonymous_id, ops[0].id))  # type: ignore[arg-type]
         if problems:
             out.errors.append((row, [line], problems))
             continue
@@ -100,7 +115,8 @@ def plan(lines: list[str], numbers: list[int], *, tz: tzinfo, now: float, clock_
 def _no_user(message: Message, what: str) -> Problem:
     if message.anonymous_id:
         return Problem(message.row, "userId", "anonymous_message",
-                       f"{what} with only an anonymousId: anonymous messages are not imported; send the userId")
+                       f"{what} with only an anonymousId names nobody: send the userId (only track, page and "
+                       "screen calls are held for their anonymous id)")
     return Problem(message.row, "userId", "missing_user_id", f"{what} needs a userId")
 
 

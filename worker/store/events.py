@@ -31,6 +31,8 @@ class CommitResult:
     finalize: bool
     #: another chunk recorded one of this chunk's event ids since they were read: decide again
     conflict: bool = False
+    #: an anonymous id of the events this chunk would hold was tied to a person since it was read
+    moved: bool = False
 
 
 def _pack_events(outcome: ChunkOutcome) -> list[object]:
@@ -43,6 +45,14 @@ def _pack_events(outcome: ChunkOutcome) -> list[object]:
         packed.append(first)  # the usual case: every event has the same counter outcome
     else:
         packed += ["", *outcomes]
+    return packed
+
+
+def _pack_anonymous(outcome: ChunkOutcome, ttl_s: int) -> list[object]:
+    """commit.lua's form of the events held for their anonymous ids: count, list prefix, TTL, triples."""
+    packed: list[object] = [len(outcome.anonymous), keys.ANONYMOUS_PREFIX, ttl_s]
+    for held in outcome.anonymous:
+        packed += held
     return packed
 
 
@@ -85,11 +95,13 @@ class Events:
         return people, seen
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
-               failed: bool = False, cancelled: int = 0, shard_bits: int = 16, part: bool = False) -> CommitResult:
+               failed: bool = False, cancelled: int = 0, shard_bits: int = 16, part: bool = False,
+               anonymous_ttl_s: int = 0) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
         are all errors because it could not be processed; ``cancelled``: the rows of a chunk skipped
         because its import was cancelled (the outcome is then empty); ``part``: the events step of a
-        Segment chunk (its person step commits the chunk)."""
+        Segment chunk (its person step commits the chunk), whose events held for their anonymous ids
+        are kept ``anonymous_ttl_s``."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
@@ -106,14 +118,16 @@ class Events:
         for key, value in outcome.create:
             args += (key, value, orjson.dumps(value))
         args.extend(_pack_events(outcome))
+        args.extend(_pack_anonymous(outcome, anonymous_ttl_s))
         committed, imported, duplicates, finalize = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.OUTBOX,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
             keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
+            keys.ANONYMOUS_LINKS,
         ], args=args)
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
-                            conflict=int(committed) == -1)
+                            conflict=int(committed) == -1, moved=int(committed) == -2)
 
     def forget_marks(self, dedupe_keys: Iterable[bytes], shard_bits: int) -> int:
         """Remove the dedupe marks of these keys (an import taken back); how many there were."""

@@ -19,6 +19,7 @@ from worker.cells import is_email
 from worker.events.rows import person_key
 from worker.people.directory import Changes, Snapshot, digest
 from worker.people.rows import PersonRow
+from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
 from worker.store.client import now_ms
 from worker.store.lua import script
@@ -132,8 +133,10 @@ class People:
 
     # -- commit ----------------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
-               *, at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0) -> PeopleCommit:
-        """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua)."""
+               *, at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0,
+               attach: Attach | None = None) -> PeopleCommit:
+        """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua);
+        ``attach``: the anonymous ids a Segment chunk ties to people, and the held events it moves."""
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
@@ -147,12 +150,39 @@ class People:
         args.append(len(changes.people))
         for cio, (read, state) in changes.people.items():
             args += [cio, read, orjson.dumps(state)]
+        attach = attach or Attach()
+        args += [keys.ANONYMOUS_PREFIX, len(attach.ties)]
+        for tie in attach.ties:
+            args += tie
+        args.append(len(attach.bodies))
+        for body, outcome in zip(attach.bodies, attach.outcomes):
+            args += [body, outcome]
         status, extra = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
             keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING, keys.METRICS,
-            keys.import_problem_runs(iid), keys.OUTBOX,
+            keys.import_problem_runs(iid), keys.OUTBOX, keys.ANONYMOUS_LINKS, keys.TRIGGERS_ZSET,
+            keys.DELIVERIES_STREAM,
         ], args=args)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
+
+    # -- anonymous ids ---------------------------------------------------------------------
+    def tied(self, anonymous_ids: list[str]) -> dict[str, str]:
+        """The user id each of these anonymous ids is tied to (those tied), in one round trip."""
+        if not anonymous_ids:
+            return {}
+        found = self.r.hmget(keys.ANONYMOUS_LINKS, anonymous_ids)
+        return {a: u.decode() for a, u in zip(anonymous_ids, found) if u is not None}
+
+    def held(self, anonymous_ids: list[str]) -> dict[str, tuple[str | None, list[bytes]]]:
+        """Per anonymous id: (the user id it is tied to or None, the events held for it)."""
+        if not anonymous_ids:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(keys.ANONYMOUS_LINKS, anonymous_ids)
+        for anon in anonymous_ids:
+            pipe.lrange(keys.ANONYMOUS_PREFIX + anon, 0, -1)
+        owners, *lists = pipe.execute()
+        return {a: (None if o is None else o.decode(), events) for a, o, events in zip(anonymous_ids, owners, lists)}
 
     # -- the apply lease -------------------------------------------------------------------
     def take_lease(self, import_id: str, lease_ms: int) -> str | None:

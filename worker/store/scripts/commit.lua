@@ -25,6 +25,7 @@
 -- KEYS[12] counters across imports (metrics): rows by outcome, for real runs
 -- KEYS[13] import problem runs (hash): where each chunk's error and warning rows start
 -- KEYS[14] the import's memory of its event ids (hash): id digest -> content digest .. row
+-- KEYS[15] anonymous ids tied to people (hash): anonymous id -> user id
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: count and report, write no data
@@ -65,7 +66,12 @@
 --          JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
 --          "outside_window" or "future" has one such action per campaign it would have
 --          triggered (the decisions the database keeps), counted once for the event.
--- Returns  {committed 1/0/-1, imported, duplicates, finalize 0/1}
+--          n, the prefix of the held-events lists, their TTL (seconds), then n triples (dedupe key
+--            or ten zero bytes, anonymous id, event JSON): Segment events held for their anonymous
+--            id (worker/segment/anonymous.py), deduped like the others, counted as imported and
+--            in anonymous_stored; if one of these ids was tied to a person since the chunk read the
+--            ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
+-- Returns  {committed 1/0/-1/-2, imported, duplicates, finalize 0/1}
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
@@ -79,6 +85,13 @@ local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
 local n_ids = tonumber(ARGV[i])
 local id_fields, id_values = ARGV[i + 1], ARGV[i + 2]
 i = i + (n_ids > 0 and 3 or 1)
+-- Where the held anonymous events begin (after the people to create and the events).
+local ev_at = i + 1 + 3 * tonumber(ARGV[i])
+local anon_at = ev_at + 5 + (ARGV[ev_at + 4] == '' and tonumber(ARGV[ev_at]) or 0)
+local n_anon = tonumber(ARGV[anon_at])
+for k = 0, n_anon - 1 do
+  if redis.call('HEXISTS', KEYS[15], ARGV[anon_at + 4 + k * 3]) == 1 then return {-2, 0, 0, 0} end
+end
 -- The event ids first, each with one HSETNX (Redis refuses it when memory is full, so a full
 -- Redis refuses the whole script here, before it changes anything). One taken by another chunk
 -- meanwhile: the ones set here are taken back, and the caller decides again.
@@ -172,25 +185,7 @@ for k = 1, n_ev do
     duplicates = duplicates + 1
     dups[duplicates] = k
   elseif shared_outcome == '' then
-    local outcome = ARGV[i + 4 + k]
-    if sub(outcome, 1, 1) == '[' then
-      decisions[#decisions + 1] = outcome
-      for n, action in ipairs(cjson.decode(outcome)) do
-        local what = action[1]
-        if n == 1 or (what ~= 'outside_window' and what ~= 'future') then
-          counts[what] = (counts[what] or 0) + 1
-        end
-        if not dry then
-          if what == 'scheduled' then
-            redis.call('ZADD', KEYS[7], action[2], action[3])
-          elseif what == 'sent_now' then
-            redis.call('XADD', KEYS[8], '*', 'message', action[3])
-          end
-        end
-      end
-    else
-      counts[outcome] = (counts[outcome] or 0) + 1
-    end
+    take_outcome(ARGV[i + 4 + k], counts, decisions, KEYS[7], KEYS[8], dry)
   end
 end
 imported = n_ev - duplicates
@@ -218,6 +213,24 @@ if (imported > 0 or created > 0) and not dry then
     fields[#fields + 1] = 'people'; fields[#fields + 1] = '[' .. table.concat(new_people, ',') .. ']'
   end
   outbox_add(KEYS[6], imp, unpack(fields))
+end
+
+-- The events held for their anonymous ids: one list per id, renewed at each event.
+local held = 0
+for k = 0, n_anon - 1 do
+  local j = anon_at + 3 + k * 3
+  if dry or ARGV[j] == no_key or mark_new(dd_prefix, ARGV[j], shard_bits, now_h, exp_h) then
+    held = held + 1
+    if not dry then
+      local list = ARGV[anon_at + 1] .. ARGV[j + 1]
+      redis.call('RPUSH', list, ARGV[j + 2])
+      redis.call('EXPIRE', list, ARGV[anon_at + 2])
+    end
+  end
+end
+if n_anon > 0 then
+  imported, duplicates = imported + held, duplicates + n_anon - held
+  redis.call('HINCRBY', imp, 'anonymous_stored', held)
 end
 
 if ARGV[12] ~= 'p' then redis.call('DEL', chunk_key) end  -- a first step leaves the rows to the second

@@ -29,6 +29,40 @@ local function dedupe_slot(prefix, dk, bits)
   return shard, string.sub(dk, 3)
 end
 
+-- Mark a dedupe key seen until hour exp_h: true when it was not seen (an expired mark, not pruned
+-- yet, counts as not seen). commit.lua's events loop does the same inline, for speed.
+local function mark_new(prefix, dk, bits, now_h, exp_h)
+  local shard, field = dedupe_slot(prefix, dk, bits)
+  if redis.call('HSETNX', shard, field, exp_h) == 1 then return true end
+  if tonumber(redis.call('HGET', shard, field)) >= now_h then return false end
+  redis.call('HSET', shard, field, exp_h)
+  return true
+end
+
+-- One event's trigger outcome (commit.lua describes them): counted in counts (an event
+-- "outside_window" or "future" once, whatever its campaigns), its decisions kept in decisions for
+-- the outbox, its messages scheduled (triggers zset) or sent (deliveries stream) unless dry.
+local function take_outcome(outcome, counts, decisions, triggers, deliveries, dry)
+  if string.sub(outcome, 1, 1) ~= '[' then
+    counts[outcome] = (counts[outcome] or 0) + 1
+    return
+  end
+  decisions[#decisions + 1] = outcome
+  for n, action in ipairs(cjson.decode(outcome)) do
+    local what = action[1]
+    if n == 1 or (what ~= 'outside_window' and what ~= 'future') then
+      counts[what] = (counts[what] or 0) + 1
+    end
+    if not dry then
+      if what == 'scheduled' then
+        redis.call('ZADD', triggers, action[2], action[3])
+      elseif what == 'sent_now' then
+        redis.call('XADD', deliveries, '*', 'message', action[3])
+      end
+    end
+  end
+end
+
 -- How a chunk is committed, from the commit scripts' chunk-state argument: "0" processed, "1" failed
 -- (its rows are all errors), "c<n>" cancelled (its n rows were skipped), "p" the first of a Segment
 -- chunk's two steps (its rows are counted; the chunk is done only when its second step commits).

@@ -22,7 +22,10 @@
 -- KEYS[10] counters across imports (metrics): rows by outcome, for real runs
 -- KEYS[11] import problem runs (hash): where each chunk's error and warning rows start
 -- KEYS[12] outbox stream: real runs append the chunk's people, each one's whole new state with
---          its version (the database keeps a person's highest version)
+--          its version (the database keeps a person's highest version), and the anonymous events
+--          the chunk moved to people
+-- KEYS[13] anonymous ids tied to people (hash): anonymous id -> user id
+-- KEYS[14] scheduled triggers zset, KEYS[15] deliveries stream (the moved events' triggers)
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: write the people to shadow keys, check nothing against the real ones
@@ -40,6 +43,12 @@
 --          n, n pairs (memory field, value)
 --          n, n quadruples ("id"|"email", key, value read or "", new value or "" to remove)
 --          n, n triples (cio_id, version read or "" for a new person, full new state as a JSON object)
+--          the prefix of the held anonymous events' lists (worker/segment/anonymous.py), then
+--          n, n triples (anonymous id, how many held events were read, user id): the ids this chunk
+--            ties to people, checked like the directory (still untied or tied to that user, and the
+--            same number of events held), then tied, their lists deleted
+--          n, n pairs (event JSON as the person's, trigger outcome as commit.lua takes them): the
+--            held events moved, appended to the outbox and counted in anonymous_merged
 -- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
 --          since the snapshot; {-2, next_chunk} not this chunk's turn.
 
@@ -65,6 +74,9 @@ local warn_at, n_warn = section(1)
 local seen_at, n_seen = section(2)
 local idx_at, n_idx = section(4)
 local per_at, n_per = section(3)
+local held_prefix = ARGV[at]; at = at + 1
+local tie_at, n_tie = section(3)
+local moved_at, n_moved = section(2)
 local index_key = {id = KEYS[7], email = KEYS[8]}
 
 if not dry then
@@ -75,6 +87,13 @@ if not dry then
   for k = 0, n_per - 1 do
     local j = per_at + k * 3
     if (redis.call('HGET', prefix .. ARGV[j], '_v') or '') ~= ARGV[j + 1] then return {-1, 0} end
+  end
+  for k = 0, n_tie - 1 do
+    local j = tie_at + k * 3
+    local owner = redis.call('HGET', KEYS[13], ARGV[j])
+    if (owner and owner ~= ARGV[j + 2]) or redis.call('LLEN', held_prefix .. ARGV[j]) ~= tonumber(ARGV[j + 1]) then
+      return {-1, 0}
+    end
   end
 end
 
@@ -114,6 +133,27 @@ if n_per > 0 and not dry then
   local states = {}
   for k = 0, n_per - 1 do states[k + 1] = ARGV[per_at + k * 3 + 2] end
   outbox_add(KEYS[12], imp, 'import', ARGV[10], 'chunk', chunk, 'people', '[' .. table.concat(states, ',') .. ']')
+end
+if not dry and n_tie > 0 then
+  for k = 0, n_tie - 1 do
+    local j = tie_at + k * 3
+    redis.call('HSET', KEYS[13], ARGV[j], ARGV[j + 2])
+    redis.call('DEL', held_prefix .. ARGV[j])
+  end
+  if n_moved > 0 then
+    local bodies, counts, decisions = {}, {}, {}
+    for k = 0, n_moved - 1 do
+      bodies[k + 1] = ARGV[moved_at + k * 2]
+      take_outcome(ARGV[moved_at + k * 2 + 1], counts, decisions, KEYS[14], KEYS[15], false)
+    end
+    local fields = {'import', ARGV[10], 'chunk', chunk, 'count', n_moved, 'events', table.concat(bodies, '\n')}
+    if #decisions > 0 then
+      fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
+    end
+    outbox_add(KEYS[12], imp, unpack(fields))
+    for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
+    redis.call('HINCRBY', imp, 'anonymous_merged', n_moved)
+  end
 end
 if dry and n_idx > 0 then
   redis.call('EXPIRE', KEYS[7], scratch_ttl); redis.call('EXPIRE', KEYS[8], scratch_ttl)
