@@ -37,10 +37,11 @@ metrics: setup
 	$(BIN)/backfill metrics --port 9808
 
 # Every figure of the performance brief: 1M and 5M rows, floor, naive baseline, memory, and Redis bytes
-# per dedupe mark at 1M and 50M marks (about a quarter of an hour).
+# per dedupe mark at 1M and 50M marks, and the tracking endpoint's messages/s (about a quarter of an hour).
 bench: setup
 	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/dedupe_memory.py
+	$(BIN)/python bench/tracking.py
 
 # End-to-end rows/s of 100,000 rows with 1 and 2 workers (under a minute).
 bench-quick: setup

@@ -34,7 +34,8 @@ for line in open(path, "rb"):
     m = orjson.loads(line)
     common = dict(message_id=m.get("messageId"), timestamp=None)
     if m["type"] == "identify":
-        client.identify(m["userId"], m.get("traits"), integrations=m.get("integrations"), **common)
+        client.identify(m.get("userId"), m.get("traits"), integrations=m.get("integrations"),
+                        anonymous_id=m.get("anonymousId"), **common)
     elif m["type"] == "track":
         client.track(m.get("userId"), m.get("event"), m.get("properties"), anonymous_id=m.get("anonymousId"), **common)
     elif m["type"] == "page":

@@ -49,8 +49,10 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
         raise ConfigError(f"import {import_id} has not finished ({state.get('status')}): cancel it first "
                           f"(backfill cancel {import_id}), then undo it")
     spec = st.imports.spec(import_id) if state.get("spec") else None
-    if spec is not None and spec.kind == "people":
-        raise ConfigError("undo takes back events imports; a people import cannot be undone (yet)")
+    if spec is not None and spec.kind in ("people", "segment"):
+        raise ConfigError(f"undo takes back events imports; a {spec.kind} import cannot be undone (yet)"
+                          + (": its person changes, and the anonymous events it held or tied, would stay"
+                             if spec.kind == "segment" else ""))
     done: dict = {"import_id": import_id, "undone_ms": now_ms(), "marks_removed": 0, "triggers_unscheduled": 0,
                   "events_deleted": 0, "decisions_deleted": 0, "sent": [], "people_deleted": 0, "people_kept": 0,
                   "people_kept_why": ""}

@@ -146,6 +146,8 @@ class Settings:
             # before the task's time limit, or it is failed as over time
             raise ConfigError("BACKFILL_PEOPLE_APPLY_BUDGET_S must be positive and at most half of "
                               "BACKFILL_CHUNK_SOFT_TIME_LIMIT_S")
+        if self.anonymous_ttl_s < 1:
+            raise ConfigError("BACKFILL_ANONYMOUS_TTL_S must be positive (held anonymous events would be dropped at once)")
         if not 16 <= self.dedupe_shard_bits <= 24:
             raise ConfigError("BACKFILL_DEDUPE_SHARD_BITS must be between 16 and 24")
         if self.producer_timeout_s < 30:

@@ -8,7 +8,7 @@ with the site id and API key as HTTP Basic auth: a backfill key
 (``track`` or ``import``) as either of them. Each call becomes the Segment message it stands
 for (:func:`as_segment`) and goes into the key's stream (:mod:`producers.web.tracking`), so the
 same chunks, dedupe, rules and commits apply. ``DELETE /api/v1/customers/{id}`` is refused
-(405, ``delete_not_supported``): people leave with ``backfill undo`` of the import that made them.
+(405, ``delete_not_supported``): backfill does not delete people one by one.
 """
 from __future__ import annotations
 
@@ -78,7 +78,10 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
             raise TrackingError(400, "invalid_json", f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise TrackingError(400, "invalid_json", "the body must be a JSON object")
-        if customer_id is None and not data.get("anonymous_id"):
+        anonymous_id = data.get("anonymous_id")
+        if anonymous_id is not None and (isinstance(anonymous_id, bool) or not isinstance(anonymous_id, (str, int))):
+            raise TrackingError(400, "invalid_anonymous_id", f"anonymous_id must be text, not {anonymous_id!r}")
+        if customer_id is None and not str(anonymous_id or "").strip():
             raise TrackingError(400, "missing_anonymous_id", "an event without a customer needs its anonymous_id "
                                                              "(invite events are not supported)")
         message = as_segment(call, customer_id.strip() if customer_id is not None else None, data)

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timezone
 
 import orjson
+import pytest
 
 from tests.segment_data import messages, write_archive
 from worker import keys
@@ -113,6 +114,8 @@ def _lines(*messages) -> str:
 
 def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by_their_own_times(
         store, workers, tmp_path):
+    from producers.undo import undo_import
+    from worker.errors import ConfigError
     from worker.events.rules import Campaign
     from worker.sink.sqlite import SQLiteResults
     from worker.sink.stored import EventQuery
@@ -136,20 +139,23 @@ def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by
     assert outbox_events(store, visits["import_id"]) == [] and not store.triggers.deliveries()
     assert store.people.find("v1", "id") is None  # an anonymous id is nobody
 
-    login = run_import(write(tmp_path, "login.ndjson", _lines(
+    login_file = write(tmp_path, "login.ndjson", _lines(
         {"type": "identify", "userId": "u1", "anonymousId": "v1", "traits": {"plan": "pro"}, "messageId": "l1"},
         {"type": "track", "anonymousId": "v1", "event": "Added to Cart", "messageId": "l2", "timestamp": at(0)},
         {"type": "identify", "userId": "u2", "anonymousId": "v1", "messageId": "l3"},
-    )))
-    # (row 2 is held by the chunk's events step, then moved by its person step: counted in both)
-    assert (login["imported"], login["warnings"], login["anonymous_stored"], login["anonymous_merged"]) == (3, 1, 1, 3)
+        {"type": "track", "anonymousId": "v1", "event": "Browsed", "timestamp": at(0)},  # no messageId
+    ))
+    login = run_import(login_file)
+    # (rows 2 and 4 are held by the chunk's events step, then moved by its person step: counted in both)
+    assert (login["imported"], login["warnings"], login["anonymous_stored"], login["anonymous_merged"]) == (4, 1, 2, 4)
     assert "anonymous_id_taken" in "".join(login["_handle"].problems_csv("warnings"))
     moved = sorted((e["import"], e["row"], e["name"], e["person"]["id"], e["timestamp"])
                    for e in outbox_events(store, login["import_id"]))
     assert [m[:4] for m in moved] == [(visits["import_id"], 1, "Signed Up", "u1"),
                                       (visits["import_id"], 2, "Viewed Product", "u1"),
-                                      (login["import_id"], 2, "Added to Cart", "u1")]
-    assert [abs(m[4] - (now - hours * 3600)) < 1 for m, hours in zip(moved, (1, 10, 0))] == [True] * 3
+                                      (login["import_id"], 2, "Added to Cart", "u1"),
+                                      (login["import_id"], 4, "Browsed", "u1")]
+    assert [abs(m[4] - (now - hours * 3600)) < 1 for m, hours in zip(moved, (1, 10, 0, 0))] == [True] * 4
     # the rules applied when they moved, with their own times and the option of the import that held them
     assert [(d["campaign"], d["person"]) for d in store.triggers.deliveries()] == [("welcome", {"id": "u1"})]
     [(message, due_ms)] = store.triggers.scheduled()
@@ -165,7 +171,13 @@ def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by
     stored = results.events(EventQuery(person="u1"))
     assert sorted((e.import_id, e.row, e.name) for e in stored) == [
         (visits["import_id"], 1, "Signed Up"), (visits["import_id"], 2, "Viewed Product"),
-        (login["import_id"], 2, "Added to Cart")]
+        (login["import_id"], 2, "Added to Cart"), (login["import_id"], 4, "Browsed")]
+    # imported again, now that v1 is u1's: its events are duplicates, the one without a messageId too
+    again = run_import(login_file)
+    assert (again["imported"], again["duplicates"], again["anonymous_stored"]) == (2, 2, 0)
+    # a Segment import cannot be undone (its person changes and anonymous events would stay)
+    with pytest.raises(ConfigError, match="segment import cannot be undone"):
+        undo_import(login["import_id"])
 
 
 def test_files_that_are_no_archive_are_refused_and_bad_options_said(backfill, store, tmp_path):

@@ -184,6 +184,8 @@ def test_an_anonymous_track_api_event_is_attached_by_an_identify_and_triggers(tl
     cio.track_anonymous("visitor-9", "Old Visit", id="t-2", timestamp=now - 5 * 86400)
     with pytest.raises(CustomerIOException, match="400"):  # neither a customer nor an anonymous id
         cio.track_anonymous(None, "Nobody")
+    with pytest.raises(CustomerIOException, match="invalid_anonymous_id"):
+        cio.track_anonymous({"not": "an id"}, "Nobody")
     # nothing is anyone's yet: the events wait, and trigger nothing
     deadline = time.monotonic() + 30
     while store.r.llen(keys.ANONYMOUS_PREFIX + "visitor-9") < 2 and time.monotonic() < deadline:

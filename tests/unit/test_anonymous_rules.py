@@ -7,6 +7,7 @@ import orjson
 
 from producers import segment
 from worker.events import rules
+from worker.events.rows import dedupe_key
 from worker.segment.anonymous import Link, attach, held, split
 from worker.segment.plan import is_event, plan
 from worker.spec import ImportSpec
@@ -57,6 +58,14 @@ def test_an_event_of_a_tied_id_is_the_persons_in_file_order():
     assert [(e.row, e.person) for e in kept] == [(4, "a2")]
 
 
+def test_an_event_without_a_message_id_keeps_its_dedupe_key_once_its_id_is_tied():
+    # held under the anonymous id the first time, the person's the second: still a duplicate
+    [event] = chunk({"type": "track", "anonymousId": "a1", "event": "B", "timestamp": "2024-03-01T10:00:00Z"}).anonymous
+    held_key = held(spec(), event, NOW)[0]
+    [mine], _ = split([], [event], {"a1": "u1"})
+    assert (mine.person, mine.person_key) == ("u1", "u1") and dedupe_key(mine) == held_key
+
+
 def _held(event_name, hours_ago, import_id="old", trigger=True, row=1):
     [event] = chunk({"type": "track", "anonymousId": "a1", "event": event_name,
                      "timestamp": datetime.fromtimestamp(NOW - hours_ago * HOUR, timezone.utc).isoformat()}).anonymous
@@ -70,7 +79,7 @@ def test_moved_events_are_decided_then_with_their_own_times_and_their_imports_op
     found = {"a1": (None, [_held("Signed Up", 1, row=5), _held("Viewed Product", 10, row=6),
                            _held("Viewed Product", 100, row=7), _held("Signed Up", 1, "passive", trigger=False, row=8)])}
     out = attach([Link(3, "a1", "u1")], found, spec("now"), campaigns, NOW, 60)
-    assert out.ties == [("a1", 4, "u1")] and out.warnings == []
+    assert out.ties == [("a1", 4, found["a1"][1][-1], "u1")] and out.warnings == []
     bodies = [orjson.loads(b) for b in out.bodies]
     assert [(b["import"], b["row"], b["person"]) for b in bodies] == [
         ("old", 5, {"id": "u1"}), ("old", 6, {"id": "u1"}), ("old", 7, {"id": "u1"}), ("passive", 8, {"id": "u1"})]
@@ -87,9 +96,10 @@ def test_an_anonymous_id_ties_to_one_person():
     found = {"a1": ("u1", []), "a2": (None, [_held("X", 1)])}
     out = attach([Link(1, "a1", "u2"), Link(2, "a2", "u3"), Link(3, "a2", "u4"), Link(4, "a2", "u3")],
                  found, spec(), rules.NO_CAMPAIGNS, NOW, 60)
-    assert out.ties == [("a2", 1, "u3")] and len(out.bodies) == 1
+    assert [(a, n, u) for a, n, _, u in out.ties] == [("a2", 1, "u3")] and len(out.bodies) == 1
     assert [(row, p.code, p.column) for row, p in out.warnings] == [
         (1, "anonymous_id_taken", "anonymousId"), (3, "anonymous_id_taken", "anonymousId")]
     # tied to the same person again: what is held for it moves (nothing, usually)
     again = attach([Link(1, "a1", "u1")], {"a1": ("u1", [_held("Y", 1)])}, spec(), rules.NO_CAMPAIGNS, NOW, 60)
-    assert again.ties == [("a1", 1, "u1")] and len(again.bodies) == 1 and again.warnings == []
+    assert [(a, n, u) for a, n, _, u in again.ties] == [("a1", 1, "u1")] and len(again.bodies) == 1
+    assert again.warnings == []

@@ -43,6 +43,9 @@ class Event:
     ts: float | None
     event_id: str | None
     data: dict[str, str]
+    #: the person key its dedupe key is made with, when not ``person_key`` (an anonymous Segment event
+    #: that is a person's once its anonymous id is tied keeps the key it was held, or would be held, under)
+    dedupe_as: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -150,8 +153,8 @@ def dedupe_key(event: Event) -> bytes | None:
     properties do, but only when the time is in the file: an event with no time
     happens when it is processed, so a second import is a second event.
     """
-    return key_of(event.person_key, event.name, None if event.ts is None else round(event.ts * 1000), event.data,
-                  event.event_id)
+    return key_of(event.dedupe_as or event.person_key, event.name,
+                  None if event.ts is None else round(event.ts * 1000), event.data, event.event_id)
 
 
 def key_of(person_key: str, name: str, ts_ms: int | None, data: dict[str, str], event_id: str | None) -> bytes | None:

@@ -39,8 +39,9 @@ class Link:
 class Attach:
     """What a chunk's person step ties and moves (people_commit.lua's anonymous section)."""
 
-    #: (anonymous id, how many held events were read, user id) of each id tied in this chunk
-    ties: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)
+    #: (anonymous id, how many held events were read, the last of them or b"", user id) of each id tied
+    #: in this chunk (the commit checks both: a list that expired and was held anew differs)
+    ties: list[tuple[str, int, bytes, str]] = dataclasses.field(default_factory=list)
     #: the moved events as the person's: their JSONs and trigger outcomes (:func:`encode_event`)
     bodies: list[bytes] = dataclasses.field(default_factory=list)
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
@@ -57,7 +58,7 @@ def anonymous_event(row: int, anonymous_id: str, name: str, ts: float | None, me
 def split(events: list[Event], anonymous: list[Event], tied: dict[str, str]) -> tuple[list[Event], list[Event]]:
     """(the events to commit as people's, the events to hold): an anonymous event whose id is
     ``tied`` (anonymous id -> user id) is that person's, in file order with the others."""
-    mine = [dataclasses.replace(e, person=tied[e.person], person_key=tied[e.person])
+    mine = [dataclasses.replace(e, person=tied[e.person], person_key=tied[e.person], dedupe_as=e.person_key)
             for e in anonymous if e.person in tied]
     if mine:
         events = sorted(events + mine, key=lambda e: e.row)
@@ -92,11 +93,11 @@ def attach(links: list[Link], found: dict[str, tuple[str | None, list[bytes]]], 
                 link.row, "anonymousId", "anonymous_id_taken",
                 f"anonymous id {link.anonymous_id!r} is tied to {owner!r} already: its events stay theirs")))
             continue
-        if owner == link.user_id and link.anonymous_id in {a for a, _, _ in out.ties}:
+        if owner == link.user_id and link.anonymous_id in {tie[0] for tie in out.ties}:
             continue  # tied earlier in this chunk: its events moved then
         tied[link.anonymous_id] = link.user_id
         events = found.get(link.anonymous_id, (None, []))[1]
-        out.ties.append((link.anonymous_id, len(events), link.user_id))
+        out.ties.append((link.anonymous_id, len(events), events[-1] if events else b"", link.user_id))
         for raw in events:
             body = orjson.loads(raw)
             event = Event(body["row"], link.user_id, link.user_id, body["name"], body["timestamp"], body.get("id"),

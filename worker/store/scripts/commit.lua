@@ -215,7 +215,8 @@ if (imported > 0 or created > 0) and not dry then
   outbox_add(KEYS[6], imp, unpack(fields))
 end
 
--- The events held for their anonymous ids: one list per id, renewed at each event.
+-- The events held for their anonymous ids: one list per id, its TTL renewed at each event (Segment
+-- imports have no dry run: a dry one would count them held without looking at the marks).
 local held = 0
 for k = 0, n_anon - 1 do
   local j = anon_at + 3 + k * 3

@@ -44,9 +44,10 @@
 --          n, n quadruples ("id"|"email", key, value read or "", new value or "" to remove)
 --          n, n triples (cio_id, version read or "" for a new person, full new state as a JSON object)
 --          the prefix of the held anonymous events' lists (worker/segment/anonymous.py), then
---          n, n triples (anonymous id, how many held events were read, user id): the ids this chunk
---            ties to people, checked like the directory (still untied or tied to that user, and the
---            same number of events held), then tied, their lists deleted
+--          n, n quadruples (anonymous id, how many held events were read, the last of them or "", user
+--            id): the ids this chunk ties to people, checked like the directory (still untied or tied
+--            to that user, the same number of events held ending with the same one: a list that
+--            expired and was held anew differs), then tied, their lists deleted
 --          n, n pairs (event JSON as the person's, trigger outcome as commit.lua takes them): the
 --            held events moved, appended to the outbox and counted in anonymous_merged
 -- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
@@ -75,7 +76,7 @@ local seen_at, n_seen = section(2)
 local idx_at, n_idx = section(4)
 local per_at, n_per = section(3)
 local held_prefix = ARGV[at]; at = at + 1
-local tie_at, n_tie = section(3)
+local tie_at, n_tie = section(4)
 local moved_at, n_moved = section(2)
 local index_key = {id = KEYS[7], email = KEYS[8]}
 
@@ -89,9 +90,11 @@ if not dry then
     if (redis.call('HGET', prefix .. ARGV[j], '_v') or '') ~= ARGV[j + 1] then return {-1, 0} end
   end
   for k = 0, n_tie - 1 do
-    local j = tie_at + k * 3
+    local j = tie_at + k * 4
     local owner = redis.call('HGET', KEYS[13], ARGV[j])
-    if (owner and owner ~= ARGV[j + 2]) or redis.call('LLEN', held_prefix .. ARGV[j]) ~= tonumber(ARGV[j + 1]) then
+    local list, count = held_prefix .. ARGV[j], tonumber(ARGV[j + 1])
+    if (owner and owner ~= ARGV[j + 3]) or redis.call('LLEN', list) ~= count
+       or (count > 0 and redis.call('LINDEX', list, -1) ~= ARGV[j + 2]) then
       return {-1, 0}
     end
   end
@@ -136,8 +139,8 @@ if n_per > 0 and not dry then
 end
 if not dry and n_tie > 0 then
   for k = 0, n_tie - 1 do
-    local j = tie_at + k * 3
-    redis.call('HSET', KEYS[13], ARGV[j], ARGV[j + 2])
+    local j = tie_at + k * 4
+    redis.call('HSET', KEYS[13], ARGV[j], ARGV[j + 3])
     redis.call('DEL', held_prefix .. ARGV[j])
   end
   if n_moved > 0 then
