@@ -86,6 +86,8 @@ def attach(links: list[Link], found: dict[str, tuple[str | None, list[bytes]]], 
     """
     out = Attach()
     tied = {anon: user for anon, (user, _) in found.items() if user is not None}
+    moved: set[str] = set()  # the ids tied by this chunk (their events moved then)
+    origins: dict[tuple, ImportSpec] = {}  # the rules of each import that held events, made once
     for link in links:
         owner = tied.get(link.anonymous_id)
         if owner is not None and owner != link.user_id:
@@ -93,9 +95,10 @@ def attach(links: list[Link], found: dict[str, tuple[str | None, list[bytes]]], 
                 link.row, "anonymousId", "anonymous_id_taken",
                 f"anonymous id {link.anonymous_id!r} is tied to {owner!r} already: its events stay theirs")))
             continue
-        if owner == link.user_id and link.anonymous_id in {tie[0] for tie in out.ties}:
-            continue  # tied earlier in this chunk: its events moved then
+        if link.anonymous_id in moved:
+            continue
         tied[link.anonymous_id] = link.user_id
+        moved.add(link.anonymous_id)
         events = found.get(link.anonymous_id, (None, []))[1]
         out.ties.append((link.anonymous_id, len(events), events[-1] if events else b"", link.user_id))
         for raw in events:
@@ -103,8 +106,11 @@ def attach(links: list[Link], found: dict[str, tuple[str | None, list[bytes]]], 
             event = Event(body["row"], link.user_id, link.user_id, body["name"], body["timestamp"], body.get("id"),
                           body["data"])
             # The rules as the import that held the event asked for them, decided now.
-            origin = dataclasses.replace(spec, import_id=body["import"], identifier="id", trigger=body["trigger"],
-                                         trigger_window_s=body["window_s"])
+            options = (body["import"], body["trigger"], body["window_s"])
+            origin = origins.get(options)
+            if origin is None:
+                origin = origins[options] = dataclasses.replace(spec, import_id=options[0], identifier="id",
+                                                                trigger=options[1], trigger_window_s=options[2])
             _, encoded, outcome, _ = encode_event(origin, event, campaigns, now, clock_skew_s)
             out.bodies.append(encoded)
             out.outcomes.append(outcome)
