@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from producers.source import Source
 from producers.split import chunks, scan
 from worker import keys
@@ -160,3 +162,41 @@ def test_the_outbox_holds_exactly_the_events_kept_wherever_the_duplicates_fall(s
     # a@ and b@ are new people (B@ is b@): created once each, with consecutive cio_ids after the first four
     people = {store.r.hget(keys.people_index("email"), f"{p}@x.co") for p in ("p0", "p3", "a", "b")}
     assert len(people) == 4 and int(store.r.hget(keys.import_hash(spec.import_id), "people_created")) == 6
+
+
+def test_a_chunk_whose_event_ids_another_chunk_recorded_meanwhile_writes_nothing_and_decides_again(store):
+    """commit.lua reads the import's event-id memory before writing it: one id taken by another
+    chunk since this chunk read the memory (wherever it falls among 1,200 ids, past the script's
+    500-id slices) refuses the whole commit; the pipeline then reads again and the event is a
+    duplicate that warns, naming the other chunk's row."""
+    import time as clock
+
+    from worker.events import chunk as core
+    from worker.events import rules
+    from worker.events.dialects import plan_columns
+    from worker.events.pipeline import commit_rows
+
+    settings = get_settings()
+    spec = ImportSpec(import_id=new_import_id(), columns=plan_columns(["email", "event_name", "event_id"]),
+                      identifier="email", create_people=True)
+    store.imports.create(spec, {}, 3600)
+    rows = [[f"p{n}@x.co", "x", f"E{n}"] for n in range(1200)]
+    numbers = list(range(2, 1202))
+    at = clock.time()
+    validated = core.validate(spec, rows, numbers, at, 300)
+    core.id_fields(validated)
+    stale = core.assemble(spec, validated, rows, numbers, {}, rules.NO_CAMPAIGNS, at, 300, {})  # read: nothing seen
+    # meanwhile another chunk records E1100 for a different event
+    other = commit_rows(store, spec, 1, [["q@x.co", "y", "E1100"]], [5000], settings, at)
+    assert other.committed and other.imported == 1
+    memory = keys.import_event_ids(spec.import_id)
+    assert store.r.hlen(memory) == 1
+    refused = store.events.commit(spec, 0, stale, at_ms=round(at * 1000), retention_s=60)
+    assert refused.conflict and not refused.committed
+    assert store.r.hlen(memory) == 1 and not store.r.sismember(keys.import_done(spec.import_id), 0)
+
+    result = commit_rows(store, spec, 0, rows, numbers, settings, at)
+    assert result.committed and (result.imported, result.duplicates) == (1199, 1)
+    assert store.r.hlen(memory) == 1200
+    warned = [orjson.loads(w) for w in store.r.lrange(keys.import_warnings(spec.import_id), 0, -1)]
+    assert len(warned) == 1 and "event_id_reused" in str(warned[0]) and "first used on row 5000" in str(warned[0])

@@ -96,6 +96,16 @@ def test_the_benchmark_files(tmp_path, dialect, trigger):
     assert {"invalid_time", "missing_event_name"} <= seen["errors"]
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "producers" / "examples"
+
+
+@pytest.mark.parametrize("name", ["vero_events.csv", "customerio_events.csv", "events_with_errors.csv"])
+@pytest.mark.parametrize("trigger", [False, True])
+def test_the_example_files(name, trigger):
+    seen = run_both(EXAMPLES / name, create_people=True, trigger=trigger, chunk_rows=2)
+    assert seen["events"] > 0
+
+
 EMAILS = ["ann@example.com", "ANN@Example.com", " bob@example.org ", "mailto:ann@example.com", "not-an-email",
           "", "'carl@example.com", "dee@example.com\u200b", "eve@example.com\u00a0", "x@y", "f\u00fcr@b\u00fccher.de",
           "ann@example.com;bob@example.org", "1.23457E+15"]

@@ -77,8 +77,12 @@ def content_digest(event: Event) -> bytes:
 
 
 def id_fields(validated: RowOutcome) -> list[bytes]:
-    """The memory fields of the chunk's event ids (to read before :func:`assemble`)."""
-    return list({id_field(e.event_id) for e in validated.events if e.event_id is not None})
+    """The memory fields of the chunk's event ids (to read before :func:`assemble`, which reuses them)."""
+    digests = validated.id_digests
+    for event in validated.events:
+        if event.event_id is not None and event.event_id not in digests:
+            digests[event.event_id] = id_field(event.event_id)
+    return list(set(digests.values()))
 
 
 def assemble(
@@ -98,12 +102,16 @@ def assemble(
     digest + row). An event id used again with different content gets an ``event_id_reused``
     warning naming the row where it was first seen (the event is a duplicate by its id); the ids
     this chunk uses first go to :attr:`ChunkOutcome.remember`, for the commit to record.
+
+    Its outcome equals tests/reference/events_core.py's, byte for byte (the differential test):
+    this loop runs for every event of every file, so the usual event (passive, an id or a time)
+    is encoded here inline, its digests made once each.
     """
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
     out = ChunkOutcome(errors, [], create)
-    packed_keys, bodies, outcomes, ends = out.keys, out.bodies, out.outcomes, out.ends
+    packed_keys, bodies, outcomes, ends, remember = out.keys, out.bodies, out.outcomes, out.ends, out.remember
     kind = spec.identifier
     header = spec.columns.header
     person_label = header[spec.columns.person]
@@ -111,6 +119,9 @@ def assemble(
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     seen = dict(seen_ids or {})
     creating: set[str] = set()
+    digests = validated.id_digests
+    passive, create_people, import_id = not spec.trigger, spec.create_people, spec.import_id
+    blake2b, dumps, passive_outcome = hashlib.blake2b, orjson.dumps, rules.PASSIVE
 
     def cells(row: int) -> list[str]:
         nonlocal cells_of
@@ -125,40 +136,60 @@ def assemble(
         warned.setdefault(row, (cells(row), []))[1].append(problem)
 
     for event in validated.events:
-        found = existing.get(event.person_key)
-        if found is not None and "," in found:
-            refuse(event, "ambiguous_email",
-                   f"{found.count(',') + 1} people have the e-mail {event.person!r}; identify them by id")
-            continue
+        key_of_person = event.person_key
+        found = existing.get(key_of_person)
         if found is None:
-            if not spec.create_people:
+            if not create_people:
                 refuse(event, "person_not_found",
                        f"no person with {kind} {event.person!r}: import people first, or use --create-people")
                 continue
-            if event.person_key not in creating:
-                creating.add(event.person_key)
-                create.append((event.person_key, event.person))
-        if event.event_id is not None:
-            field, content = id_field(event.event_id), content_digest(event)
+            if key_of_person not in creating:
+                creating.add(key_of_person)
+                create.append((key_of_person, event.person))
+        elif "," in found:
+            refuse(event, "ambiguous_email",
+                   f"{found.count(',') + 1} people have the e-mail {event.person!r}; identify them by id")
+            continue
+        event_id, ts = event.event_id, event.ts
+        if event_id is not None:
+            field = digests.get(event_id) or id_field(event_id)
+            content = blake2b(dumps([key_of_person, event.name, None if ts is None else round(ts * 1000),
+                                     event.data], option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
             first = seen.get(field)
             if first is None:
-                seen[field] = id_value(content, event.row)
-                out.remember.append((field, seen[field]))
+                seen[field] = value = content + event.row.to_bytes(4, "big")
+                remember.append((field, value))
             elif first[:8] != content:
                 warn(event.row, Problem(event.row, id_label, "event_id_reused",
-                                        f"event id {event.event_id!r} was first used on row {id_row(first)} for a "
+                                        f"event id {event_id!r} was first used on row {id_row(first)} for a "
                                         "different event (person, name, time or properties): this row is a "
                                         "duplicate of it and is not imported; give each event its own id"))
-        key, body, outcome, loosely = encode_event(spec, event, campaigns, now, clock_skew_s)
-        if loosely and spec.dry_run:
-            warn(event.row, Problem(event.row, header[spec.columns.name], "loose_match",
-                                    f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
-                                                                           for c in loosely)
-                                    + " by a loose match (case, spaces and underscores aside)"))
+        if passive:
+            # encode_event's passive case, inline
+            at = ts if ts is not None else now
+            body: dict = {"import": import_id, "row": event.row, "name": event.name,
+                          "person": {kind: event.person}, "timestamp": int(at) if at == int(at) else at,
+                          "data": event.data}
+            if event_id is not None:
+                body["id"] = event_id
+                key = blake2b(b"id\0" + event_id.encode(), digest_size=10).digest()
+            elif ts is not None:
+                key = blake2b(dumps([event.dedupe_as or key_of_person, event.name, round(ts * 1000), event.data],
+                                    option=orjson.OPT_SORT_KEYS), digest_size=10).digest()
+            else:
+                key = NO_KEY
+            encoded, outcome = dumps(body), passive_outcome
+        else:
+            key, encoded, outcome, loosely = encode_event(spec, event, campaigns, now, clock_skew_s)
+            if loosely and spec.dry_run:
+                warn(event.row, Problem(event.row, header[spec.columns.name], "loose_match",
+                                        f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
+                                                                               for c in loosely)
+                                        + " by a loose match (case, spaces and underscores aside)"))
         if outcomes:
             bodies += b"\n"
         packed_keys += key
-        bodies += body  # (the bytes object dies here: see ChunkOutcome)
+        bodies += encoded  # (the bytes object dies here: see ChunkOutcome)
         ends.append(len(bodies))
         outcomes.append(outcome)
     out.warnings = [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())]

@@ -92,14 +92,27 @@ local n_anon = tonumber(ARGV[anon_at])
 for k = 0, n_anon - 1 do
   if redis.call('HEXISTS', KEYS[15], ARGV[anon_at + 4 + k * 3]) == 1 then return {-2, 0, 0, 0} end
 end
--- The event ids first, each with one HSETNX (Redis refuses it when memory is full, so a full
--- Redis refuses the whole script here, before it changes anything). One taken by another chunk
--- meanwhile: the ones set here are taken back, and the caller decides again.
-for k = 1, n_ids do
-  local field = string.sub(id_fields, k * 8 - 7, k * 8)
-  if redis.call('HSETNX', KEYS[14], field, string.sub(id_values, k * 12 - 11, k * 12)) == 0 then
-    for back = 1, k - 1 do redis.call('HDEL', KEYS[14], string.sub(id_fields, back * 8 - 7, back * 8)) end
-    return {-1, 0, 0, 0}
+-- The event ids first: if another chunk recorded one of them meanwhile, nothing is written and the
+-- caller decides again. Read, then written, 500 at a time (one HMGET and one HSET a slice instead of
+-- an HSETNX an id; unpack() of thousands of values overflows Lua's C stack). The HSET is a write
+-- Redis refuses when memory is full, so a full Redis refuses the whole script here, before it
+-- changes anything.
+if n_ids > 0 then
+  local sub = string.sub
+  for from = 1, n_ids, 500 do
+    local fields = {}
+    for k = from, math.min(from + 499, n_ids) do fields[#fields + 1] = sub(id_fields, k * 8 - 7, k * 8) end
+    for _, taken in ipairs(redis.call('HMGET', KEYS[14], unpack(fields))) do  -- (a missing field is false)
+      if taken then return {-1, 0, 0, 0} end
+    end
+  end
+  for from = 1, n_ids, 500 do
+    local pairs_ = {}
+    for k = from, math.min(from + 499, n_ids) do
+      pairs_[#pairs_ + 1] = sub(id_fields, k * 8 - 7, k * 8)
+      pairs_[#pairs_ + 1] = sub(id_values, k * 12 - 11, k * 12)
+    end
+    redis.call('HSET', KEYS[14], unpack(pairs_))
   end
 end
 -- Then a write Redis refuses when memory is full (SADD; ZREM is allowed), for a chunk without ids.
