@@ -29,11 +29,11 @@ from . import segment
 from .queueing import Queueing
 from .source import Source
 from .split import Plan, scan
+from .spool import Spool
 
 log = get_logger("backfill.producer")
 #: The longest pause between two tries of a wait whose reads of Redis fail.
 WAIT_RETRY_MAX_S = 5.0
-
 
 
 def _worker():
@@ -158,9 +158,7 @@ class ImportHandle:
         """The errors (or warnings) file, as CSV text in pieces."""
         st = self._store()
         state = self.state()
-        header: list[str] = []
-        dropped: list[int] = []
-        delimiter = ","
+        header, dropped, delimiter = [], [], ","
         if "spec" in state:
             spec = ImportSpec.from_json(state["spec"])
             header, dropped, delimiter = list(spec.columns.header), list(spec.columns.dropped), spec.delimiter
@@ -205,11 +203,12 @@ def delimiter_of(text: str | None) -> str | None:
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
             dialect: str | None = None, identifier: str | None = None, kind: str = "events",
             mapping: dict[str, str] | None = None, skip: tuple[str, ...] = (), data_to_process: str = "all",
-            settings: Settings | None = None, stdin: BinaryIO | None = None,
-            format: str | None = None) -> tuple[Source, Plan]:
+            settings: Settings | None = None, stdin: BinaryIO | None = None, format: str | None = None,
+            keep_chunks: bool = False) -> tuple[Source, Plan]:
     """Open and scan a file as an import would, without Redis; raises FileProblem (ConfigError for
-    a bad option). ``format``: "csv", "segment" (Segment messages, :mod:`producers.segment`), or
-    None: Segment for a .ndjson/.jsonl/.json name or a file that opens a JSON object or array."""
+    a bad option). ``format``: "csv", "segment" (Segment messages, :mod:`producers.segment`), or None:
+    Segment for a .ndjson/.jsonl/.json name or a file that opens a JSON object or array. ``keep_chunks``:
+    keep a CSV file's chunks while scanning it (:mod:`producers.spool`)."""
     settings = settings or get_settings()
     people = {"mapping": mapping or {}, "skip": tuple(skip), "data_to_process": data_to_process} \
         if kind == "people" else None
@@ -222,7 +221,8 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
             return source, segment.scan(source)
         plan = scan(source, encoding=encoding, delimiter=chosen, dialect=dialect,
                     identifier=identifier, max_columns=settings.max_columns, people=people,
-                    mapping=None if people else mapping, skip=() if people else tuple(skip))
+                    mapping=None if people else mapping, skip=() if people else tuple(skip),
+                    spool=Spool.for_settings(settings) if keep_chunks else None)
     except BaseException:
         source.close()
         raise
@@ -357,7 +357,7 @@ def enqueue_import(
             source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
                                    identifier=identifier, kind=kind, mapping=mapping, skip=tuple(skip),
                                    data_to_process=data_to_process, settings=settings, stdin=stdin,
-                                   format=format)
+                                   format=format, keep_chunks=True)
             if plan.columns.dialect == "segment":
                 kind, create_people = "segment", True
                 if dry_run:

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from worker.logs import bind_chunk, get_logger
 from worker.settings import Settings
+from worker.store.work import encode_rows
 
 from . import segment
 from .source import Source
 from .split import Plan, chunks
+from .spool import Encoded
 
 log = get_logger("backfill.producer")
 #: The producer warns when no chunk of its import commits for this long while it waits.
@@ -109,14 +111,13 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
     Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
     """
     count = 0
-    reader = segment.chunks if plan.columns.dialect == "segment" else chunks
-    for chunk in reader(source, plan, settings.chunk_rows, settings.chunk_bytes):
+    for chunk in _encoded(source, plan, settings):
         if stop is not None and stop.is_set():
             break
         if not _wait_for_room(st, import_id, settings, stop):
             break
-        stored = _retrying(settings, "store a chunk", lambda: st.work.put_chunk(
-            import_id, chunk.number, chunk.rows, chunk.row_numbers, settings.retention_s))
+        stored = _retrying(settings, "store a chunk", lambda: st.work.put_encoded(
+            import_id, chunk.number, chunk.payload, chunk.last_row, settings.retention_s))
         if not stored:
             break  # stopped between the room check and the store
         _retrying(settings, "queue a task", lambda: task.apply_async((import_id, chunk.number)))
@@ -124,6 +125,17 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
         if on_chunk:
             on_chunk(count)
     return count
+
+
+def _encoded(source: Source, plan: Plan, settings: Settings) -> Iterator[Encoded]:
+    """The chunks to queue: those kept while the file was scanned (one pass), else read from it again."""
+    spool = source.spool
+    if spool is not None and spool.complete and plan.columns.dialect != "segment":
+        yield from spool.chunks()
+        return
+    reader = segment.chunks if plan.columns.dialect == "segment" else chunks
+    for chunk in reader(source, plan, settings.chunk_rows, settings.chunk_bytes):
+        yield Encoded(chunk.number, encode_rows(chunk.rows, chunk.row_numbers), len(chunk.rows), chunk.row_numbers[-1])
 
 
 def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event | None = None) -> bool:

@@ -35,6 +35,8 @@ class Source:
         self.path = path
         self.gzipped = gzipped
         self._temporary = temporary
+        #: its chunks, kept while it was scanned (producers.spool), if asked for
+        self.spool = None
 
     @classmethod
     def open(cls, target: str | Path, *, stdin: BinaryIO | None = None) -> Source:
@@ -63,7 +65,9 @@ class Source:
         return self.path.open("rb")
 
     def close(self) -> None:
-        """Delete the spooled copy of standard input, if any."""
+        """Delete the spooled copy of standard input and the chunks kept while scanning, if any."""
+        if self.spool is not None:
+            self.spool.close()
         if self._temporary:
             self.path.unlink(missing_ok=True)
 

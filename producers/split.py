@@ -18,6 +18,7 @@ from worker.people.columns import PeopleColumns, plan_people_columns
 from .records import Records
 from .sniff import Sniffed, check_bytes, choose_encoding, sniff
 from .source import Source
+from .spool import Spool
 
 #: The most text one row may hold (characters): its cells are bounded one by one (FIELD_LIMIT) and
 #: a physical line is too (LINE_LIMIT), but a quoted field may hold newlines.
@@ -66,6 +67,7 @@ def scan(
     people: dict | None = None,
     mapping: dict[str, str] | None = None,
     skip: tuple[str, ...] = (),
+    spool: Spool | None = None,
 ) -> Plan:
     """Read the whole file once and return its plan, or raise FileProblem.
 
@@ -75,6 +77,9 @@ def scan(
     file (:func:`~producers.sniff.choose_encoding`). A file whose strict reading
     fails on spaces after a closing quote (``"x" , "y"``) is read again with those
     spaces removed.
+
+    ``spool``: keep the file's chunks while it is read (:mod:`producers.spool`), for queueing to send
+    without reading the file again; it belongs to ``source`` from then on (closed with it).
     """
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
     sniffed = choose_encoding(sniffed, check_bytes(source), source.name)
@@ -85,15 +90,23 @@ def scan(
         def columns_of(header: list[str]) -> Columns:
             return plan_columns(header, dialect=dialect, max_columns=max_columns, identifier=identifier,
                                 mapping=mapping, skip=skip)
+    source.spool = spool or source.spool  # (closed with the source, whatever happens here)
     try:
-        return _scan(source, sniffed, identifier, columns_of, max_columns)
+        plan = _scan(source, sniffed, identifier, columns_of, max_columns, spool)
     except FileProblem as problem:
         if problem.code != "bad_csv" or "expected after" not in str(problem):
             raise
-    return _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of, max_columns)
+        if spool is not None:
+            spool.reset()
+        plan = _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of, max_columns,
+                     spool)
+    if spool is not None:
+        spool.finish()
+    return plan
 
 
-def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, max_columns: int) -> Plan:
+def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, max_columns: int,
+          spool: Spool | None) -> Plan:
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
@@ -120,6 +133,8 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
         rows += 1
         if len(record) > most_cells or len(record) + sum(map(len, record)) > ROW_LIMIT:
             raise _row_problem(row, record, len(columns.header))
+        if spool is not None:
+            spool.add(row, record)
         if rows <= 3:
             for index, cell in enumerate(record[: len(samples)]):
                 samples[index].append(clean_cell(cell))

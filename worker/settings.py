@@ -38,6 +38,9 @@ class Settings:
     chunk_rows: int = 2000
     #: ...or this much text (bytes, about), whichever comes first: a chunk of wide rows stays small.
     chunk_bytes: int = 8 * 1024 * 1024
+    #: The producer keeps a CSV file's chunks on temporary disk while it scans it, up to this many bytes,
+    #: and queues them without reading the file again (a larger file is read twice); 0: never.
+    spool_bytes: int = 2 * 1024**3
     #: The producer pauses while this many chunks of one import wait uncommitted.
     max_inflight_chunks: int = 64
     #: More columns than this is a file error (Customer.io's limit).
@@ -159,6 +162,8 @@ class Settings:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (not "
                               f"{self.redis_url.split(':', 1)[0]}:...)")
+        if self.spool_bytes < 0:
+            raise ConfigError("BACKFILL_SPOOL_BYTES must be 0 (never) or more")
         if self.outbox_limit < 0:
             raise ConfigError("BACKFILL_OUTBOX_LIMIT must be 0 (no limit) or more")
         if self.track_chunk_messages < 1 or self.track_flush_ms < 0 or self.track_import_s < 1:

@@ -79,10 +79,13 @@ class Work:
     def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> bool:
         """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper),
         and as the producer's heartbeat. False (nothing stored) once the import has stopped (put_chunk.lua)."""
+        return self.put_encoded(import_id, chunk, encode_rows(rows, numbers), numbers[-1], ttl_s)
+
+    def put_encoded(self, import_id: str, chunk: int, payload: bytes, last_row: int, ttl_s: int) -> bool:
+        """:meth:`put_chunk` of a chunk already encoded (:func:`encode_rows`), whose last row is ``last_row``."""
         return bool(self._put_chunk(
             keys=[keys.import_chunk(import_id, chunk), keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
-            args=[encode_rows(rows, numbers), ttl_s, now_ms(), keys.pending_member(import_id, chunk), import_id,
-                  numbers[-1]]))
+            args=[payload, ttl_s, now_ms(), keys.pending_member(import_id, chunk), import_id, last_row]))
 
     def load(self, import_id: str, chunk: int) -> StoredChunk | None:
         """The chunk's records and whether its import was cancelled, in one round trip; None once committed."""

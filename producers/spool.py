@@ -1,0 +1,104 @@
+"""One pass over a file: its chunks, encoded as a worker reads them, kept on disk while it is scanned.
+
+The scan must read the whole file before anything is queued (a bad byte at row 900,000 refuses
+the import with nothing imported). Without a spool the producer then reads and parses the file
+a second time to queue it, and encodes every chunk: more than half of its CPU, on the cores the
+workers need (bench/README.md). With one, the scan hands each data record to :meth:`Spool.add`,
+which cuts chunks exactly where :func:`producers.split.batched` would and writes each one encoded
+(:func:`worker.store.work.encode_rows`) to an anonymous temporary file; queueing then only reads
+them back. The file is unlinked from the start (nothing is left behind, even by a killed
+producer), and is bounded: past ``limit`` bytes the spool gives up and the chunks are read from
+the file again, so a huge file costs at most ``limit`` of temporary disk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+import tempfile
+from collections.abc import Iterator
+
+from worker.store.work import encode_rows
+
+# Each chunk on disk: its payload's length, its record count and its last row number, then the payload.
+_HEAD = struct.Struct("<III")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Encoded:
+    """A chunk as it is stored for its task: its number, payload, record count and last row number."""
+
+    number: int
+    payload: bytes
+    records: int
+    last_row: int
+
+
+class Spool:
+    """The chunks of one file, written as the scan reads its records."""
+
+    def __init__(self, chunk_rows: int, chunk_bytes: int, limit: int) -> None:
+        self.chunk_rows, self.chunk_bytes, self.limit = chunk_rows, chunk_bytes, limit
+        self._file = tempfile.TemporaryFile(prefix="backfill-spool-")
+        self._rows: list[list[str]] = []
+        self._numbers: list[int] = []
+        self._size = self._written = self._count = 0
+        #: False once the file outgrew ``limit``: the chunks must then be read from the file again
+        self.complete = True
+
+    @classmethod
+    def for_settings(cls, settings) -> Spool | None:
+        """A spool for an import under ``settings``, or None when they turn it off (BACKFILL_SPOOL_BYTES=0)."""
+        return cls(settings.chunk_rows, settings.chunk_bytes, settings.spool_bytes) if settings.spool_bytes else None
+
+    def add(self, row: int, record: list[str]) -> None:
+        """One data record (blank records are not added) and its file row number."""
+        if not self.complete:
+            return
+        self._rows.append(record)
+        self._numbers.append(row)
+        self._size += len(record) + sum(map(len, record))
+        if len(self._rows) == self.chunk_rows or self._size >= self.chunk_bytes:
+            self._write()
+
+    def finish(self) -> None:
+        """The scan read the whole file: write the last chunk."""
+        if self._rows and self.complete:
+            self._write()
+
+    def reset(self) -> None:
+        """Forget everything (the scan starts over, reading the file another way)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._clear()
+        self._written = self._count = 0
+        self.complete = True
+
+    def chunks(self) -> Iterator[Encoded]:
+        """The chunks written, in order (only once :meth:`finish` was called; none once the spool gave up)."""
+        handle = self._file
+        handle.seek(0)
+        for number in range(self._count):
+            length, records, last_row = _HEAD.unpack(handle.read(_HEAD.size))
+            yield Encoded(number, handle.read(length), records, last_row)
+
+    def close(self) -> None:
+        """Give the disk space back."""
+        self._file.close()
+
+    def _write(self) -> None:
+        payload = encode_rows(self._rows, self._numbers)
+        self._written += _HEAD.size + len(payload)
+        if self._written > self.limit:
+            self.complete = False
+            self._clear()
+            self._file.truncate(0)
+            self._count = 0
+            return
+        self._file.write(_HEAD.pack(len(payload), len(self._rows), self._numbers[-1]))
+        self._file.write(payload)
+        self._count += 1
+        self._clear()
+
+    def _clear(self) -> None:
+        self._rows, self._numbers = [], []
+        self._size = 0

@@ -1,0 +1,85 @@
+"""One pass: the chunks kept while a file is scanned are, byte for byte, the chunks a second pass reads."""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import sys
+from pathlib import Path
+
+import pytest
+
+from producers.queueing import _encoded
+from producers.source import Source
+from producers.split import chunks, scan
+from producers.spool import Spool
+from worker.errors import FileProblem
+from worker.settings import Settings
+from worker.store.work import decode_rows, encode_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from generate import generate  # noqa: E402
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    bench = tmp_path / "bench.csv"
+    with bench.open("w", newline="") as out:
+        generate(out, 3000)
+    files = {"bench": bench}
+    zipped = tmp_path / "bench.csv.gz"
+    zipped.write_bytes(gzip.compress(bench.read_bytes()))
+    files["gzip"] = zipped
+    # Vero's own example: spaces after a closing quote, read again the loose way (the spool starts over)
+    loose = tmp_path / "loose.csv"
+    loose.write_text('email,event_name,time\n' + "".join(
+        f'"u{n}@example.com" , "Bought" , "2024-01-0{n % 9 + 1}"\n' for n in range(40)), newline="")
+    files["loose"] = loose
+    odd = tmp_path / "odd.csv"
+    odd.write_bytes(b"\xef\xbb\xbfemail;event_name;note\r\n\r\n" + b"".join(
+        b'a%d@x.co;Bought;"two\r\nlines"\r\n;;\r\n' % n for n in range(50)) + b"last@x.co;Bought;end")
+    files["odd"] = odd
+    return files
+
+
+@pytest.mark.parametrize("chunk_rows, chunk_bytes", [(2000, 8 * 1024 * 1024), (7, 8 * 1024 * 1024), (1, 10**9),
+                                                     (500, 3000)])
+def test_spooled_chunks_are_the_chunks_a_second_pass_reads(tmp_path, chunk_rows, chunk_bytes):
+    for name, path in _files(tmp_path).items():
+        with Source.open(path) as source:
+            spool = Spool(chunk_rows, chunk_bytes, 10**9)
+            plan = scan(source, spool=spool)
+            assert source.spool is spool and spool.complete
+            kept = list(spool.chunks())
+            again = list(chunks(source, plan, chunk_rows, chunk_bytes))
+            assert [(c.number, c.payload, c.records, c.last_row) for c in kept] == [
+                (c.number, encode_rows(c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again], name
+            assert sum(len(decode_rows(c.payload)[0]) for c in kept) == plan.rows
+        assert source.spool._file.closed  # closed with its source
+
+
+def test_a_file_over_the_limit_is_read_again_instead(tmp_path):
+    path = _files(tmp_path)["bench"]
+    settings = dataclasses.replace(Settings(), chunk_rows=100, spool_bytes=20_000)
+    with Source.open(path) as source:
+        plan = scan(source, spool=Spool.for_settings(settings))
+        assert not source.spool.complete and list(source.spool.chunks()) == []
+        queued = list(_encoded(source, plan, settings))
+        assert len(queued) == 30 and queued == [c for c in _encoded_without_spool(path, settings)]
+    assert Spool.for_settings(dataclasses.replace(settings, spool_bytes=0)) is None
+
+
+def _encoded_without_spool(path: Path, settings: Settings):
+    with Source.open(path) as source:
+        plan = scan(source)
+        assert source.spool is None
+        yield from _encoded(source, plan, settings)
+
+
+def test_a_file_refused_mid_scan_leaves_no_spool_open(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"email,event_name\n" + b"a@x.co,Bought\n" * 5000 + b'b@x.co,"never closed\n')
+    source = Source.open(path)
+    with pytest.raises(FileProblem) as refused:
+        scan(source, spool=Spool(100, 10**6, 10**9))
+    assert refused.value.code == "unterminated_quote"
+    source.close()
+    assert source.spool._file.closed
