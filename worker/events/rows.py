@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 import orjson
 
@@ -98,9 +98,12 @@ def validate_rows(
     email_match, invisible, scientific, properties = EMAIL.fullmatch, INVISIBLE.search, SCIENTIFIC.fullmatch, \
         columns.properties
     by_email = identifier == "email"
+    iso_first, fromisoformat = not formats, datetime.fromisoformat
     add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):
-        cells = clean_cells(raw)
+        cells = [c.strip() for c in raw]  # clean_cells, inline: the usual row has no apostrophe
+        if "'" in "".join(cells):
+            cells = clean_cells(raw)
         problems: list[Problem] = []
         notes: list[Problem] = []
         if len(cells) != width:  # (the usual row skips the call)
@@ -126,7 +129,16 @@ def validate_rows(
             problems.append(Problem(row, id_label, "mangled_number", mangled_problem(event_id)))
         ts: float | None = None
         if time_col is not None and cells[time_col]:
-            ts = parse_time(cells[time_col], tz, formats)
+            text = cells[time_col]
+            if iso_first and text[4:5] == "-" and text[:4].isdigit():
+                # parse_time's usual case, inline (a "-" after four digits is no number): ISO 8601
+                try:
+                    parsed = fromisoformat(text)
+                    ts = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)).timestamp()
+                except ValueError:
+                    ts = None
+            else:
+                ts = parse_time(text, tz, formats)
             if ts is None:
                 problems.append(Problem(row, header[time_col], *time_problem(cells[time_col], tz, formats)))
         for index, key in reserved:
