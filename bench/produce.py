@@ -70,7 +70,8 @@ def main() -> None:
             result.update(report_seconds=round(reported, 2), stored_seconds=round(time.perf_counter() - started, 2),
                           events_stored=report.get("events_stored"))
     else:
-        source, plan = api.inspect(args.file)
+        # the floor reads the file as an import does (one pass, its chunks kept while scanning)
+        source, plan = api.inspect(args.file, keep_chunks=args.mode == "floor")
         import_id = new_import_id()
         spec = ImportSpec(import_id=import_id, columns=plan.columns, identifier=plan.identifier,
                           source=args.file, create_people=True)
