@@ -8,7 +8,8 @@ which cuts chunks exactly where :func:`producers.split.batched` would and writes
 (:func:`worker.store.work.encode_rows`) to an anonymous temporary file; queueing then only reads
 them back. The file is unlinked from the start (nothing is left behind, even by a killed
 producer), and is bounded: past ``limit`` bytes the spool gives up and the chunks are read from
-the file again, so a huge file costs at most ``limit`` of temporary disk.
+the file again, so a huge file costs at most ``limit`` of temporary disk; so does a temporary disk
+that is full or fails.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import dataclasses
 import struct
 import tempfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from worker.store.work import encode_rows
 
@@ -38,7 +40,7 @@ class Spool:
 
     def __init__(self, chunk_rows: int, chunk_bytes: int, limit: int) -> None:
         self.chunk_rows, self.chunk_bytes, self.limit = chunk_rows, chunk_bytes, limit
-        self._file = tempfile.TemporaryFile(prefix="backfill-spool-")
+        self._file: BinaryIO | None = None  # made with the first chunk: a file refused before has none
         self._rows: list[list[str]] = []
         self._numbers: list[int] = []
         self._size = self._written = self._count = 0
@@ -64,11 +66,16 @@ class Spool:
         """The scan read the whole file: write the last chunk."""
         if self._rows and self.complete:
             self._write()
+        if self._file is not None and self.complete:
+            try:
+                self._file.flush()
+            except OSError:
+                self._give_up()
 
     def reset(self) -> None:
         """Forget everything (the scan starts over, reading the file another way)."""
-        self._file.seek(0)
-        self._file.truncate()
+        self.close()
+        self._file = None
         self._clear()
         self._written = self._count = 0
         self.complete = True
@@ -76,6 +83,8 @@ class Spool:
     def chunks(self) -> Iterator[Encoded]:
         """The chunks written, in order (only once :meth:`finish` was called; none once the spool gave up)."""
         handle = self._file
+        if handle is None:
+            return
         handle.seek(0)
         for number in range(self._count):
             length, records, last_row = _HEAD.unpack(handle.read(_HEAD.size))
@@ -83,21 +92,37 @@ class Spool:
 
     def close(self) -> None:
         """Give the disk space back."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether no temporary file is open (none was made, or it was closed)."""
+        return self._file is None or self._file.closed
 
     def _write(self) -> None:
         payload = encode_rows(self._rows, self._numbers)
         self._written += _HEAD.size + len(payload)
         if self._written > self.limit:
-            self.complete = False
-            self._clear()
-            self._file.truncate(0)
-            self._count = 0
+            self._give_up()
             return
-        self._file.write(_HEAD.pack(len(payload), len(self._rows), self._numbers[-1]))
-        self._file.write(payload)
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="backfill-spool-")
+            self._file.write(_HEAD.pack(len(payload), len(self._rows), self._numbers[-1]))
+            self._file.write(payload)
+        except OSError:  # a full or failing temporary disk: read the file a second time instead
+            self._give_up()
+            return
         self._count += 1
         self._clear()
+
+    def _give_up(self) -> None:
+        self.complete = False
+        self._clear()
+        self._count = 0
+        self.close()
+        self._file = None
 
     def _clear(self) -> None:
         self._rows, self._numbers = [], []

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
+import io
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,7 +56,7 @@ def test_spooled_chunks_are_the_chunks_a_second_pass_reads(tmp_path, chunk_rows,
             assert [(c.number, c.payload, c.records, c.last_row) for c in kept] == [
                 (c.number, encode_rows(c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again], name
             assert sum(len(decode_rows(c.payload)[0]) for c in kept) == plan.rows
-        assert source.spool._file.closed  # closed with its source
+        assert source.spool.closed  # closed with its source
 
 
 def test_a_file_over_the_limit_is_read_again_instead(tmp_path):
@@ -82,4 +85,32 @@ def test_a_file_refused_mid_scan_leaves_no_spool_open(tmp_path):
         scan(source, spool=Spool(100, 10**6, 10**9))
     assert refused.value.code == "unterminated_quote"
     source.close()
-    assert source.spool._file.closed
+    assert source.spool.closed
+
+
+def test_a_file_refused_before_its_records_are_read_makes_no_spool_file(tmp_path, monkeypatch):
+    made = []
+    real = tempfile.TemporaryFile
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *a, **k: made.append(1) or real(*a, **k))
+    path = tmp_path / "book.csv"
+    path.write_bytes(b"email,event_name\na@x.co,Bou\x00ght\n")
+    with Source.open(path) as source:
+        with pytest.raises(FileProblem) as refused:
+            scan(source, spool=Spool(100, 10**6, 10**9))
+    assert refused.value.code == "binary_file" and made == []
+
+
+class _FullDisk(io.BytesIO):
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_temporary_disk_falls_back_to_reading_the_file_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *a, **k: _FullDisk())
+    path = _files(tmp_path)["bench"]
+    settings = dataclasses.replace(Settings(), chunk_rows=100)
+    with Source.open(path) as source:
+        plan = scan(source, spool=Spool.for_settings(settings))
+        assert not source.spool.complete and source.spool.closed
+        queued = list(_encoded(source, plan, settings))
+    assert queued == list(_encoded_without_spool(path, settings)) and len(queued) == 30
