@@ -129,9 +129,8 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
 
 def _encoded(source: Source, plan: Plan, settings: Settings) -> Iterator[Encoded]:
     """The chunks to queue: those kept while the file was scanned (one pass), else read from it again."""
-    spool = source.spool
-    if spool is not None and spool.complete and plan.columns.dialect != "segment":
-        yield from spool.chunks()
+    if source.spool is not None and source.spool.complete:  # (Segment files are never spooled)
+        yield from source.spool.chunks()
         return
     reader = segment.chunks if plan.columns.dialect == "segment" else chunks
     for chunk in reader(source, plan, settings.chunk_rows, settings.chunk_bytes):

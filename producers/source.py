@@ -17,9 +17,12 @@ import sys
 import tempfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from worker.errors import FileProblem
+
+if TYPE_CHECKING:
+    from .spool import Spool
 
 # A gzip file is refused when it inflates past this many times its compressed size (real CSV
 # compresses 5-20 times; a "bomb" a thousand times), judged once this much has come out...
@@ -38,7 +41,7 @@ class Source:
         self.gzipped = gzipped
         self._temporary = temporary
         #: its chunks, kept while it was scanned (producers.spool), if asked for
-        self.spool = None
+        self.spool: Spool | None = None
 
     @classmethod
     def open(cls, target: str | Path, *, stdin: BinaryIO | None = None) -> Source:

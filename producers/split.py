@@ -90,7 +90,8 @@ def scan(
         def columns_of(header: list[str]) -> Columns:
             return plan_columns(header, dialect=dialect, max_columns=max_columns, identifier=identifier,
                                 mapping=mapping, skip=skip)
-    source.spool = spool or source.spool  # (closed with the source, whatever happens here)
+    if spool is not None:
+        source.spool = spool  # (closed with the source, whatever happens here)
     try:
         plan = _scan(source, sniffed, identifier, columns_of, max_columns, spool)
     except FileProblem as problem:

@@ -85,14 +85,18 @@ def _builtin(text: str, tz: tzinfo, formats: tuple[str, ...]) -> float | None:
         if _MILLIS.fullmatch(text):
             return float(text) / 1000.0
         if _YYYYMMDD.fullmatch(text):
-            return _iso(text, tz)
+            return parse_iso(text, tz)
         if EXCEL in formats:
             return _excel(text, tz)
         return None
-    return _iso(text, tz)
+    return parse_iso(text, tz)
 
 
-def _iso(text: str, tz: tzinfo) -> float | None:
+def parse_iso(text: str, tz: tzinfo) -> float | None:
+    """Unix seconds of an ISO 8601 ``text`` (``tz`` when it names no offset), or None.
+
+    What :func:`parse_time` does with a text that is no number; a caller that knows it is none
+    (a "-" after four digits, with no ``--date-format``) may call it directly."""
     # fromisoformat is C code and, since 3.11, takes every ISO 8601 shape we list,
     # Vero's "+10" offsets included; it rejects nonsense like "2022-02-30".
     try:

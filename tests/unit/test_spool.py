@@ -66,7 +66,7 @@ def test_a_file_over_the_limit_is_read_again_instead(tmp_path):
         plan = scan(source, spool=Spool.for_settings(settings))
         assert not source.spool.complete and list(source.spool.chunks()) == []
         queued = list(_encoded(source, plan, settings))
-        assert len(queued) == 30 and queued == [c for c in _encoded_without_spool(path, settings)]
+        assert len(queued) == 30 and queued == list(_encoded_without_spool(path, settings))
     assert Spool.for_settings(dataclasses.replace(settings, spool_bytes=0)) is None
 
 

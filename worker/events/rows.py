@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 import orjson
 
@@ -26,7 +26,7 @@ from worker.cells import (
 )
 from worker.events.dialects import Columns
 from worker.problems import Problem
-from worker.timestamps import parse_time, time_problem
+from worker.timestamps import parse_iso, parse_time, time_problem
 
 #: Event data a vendor reads as e-mail addresses (Customer.io's reserved data).
 RESERVED_EMAIL_DATA = ("recipient", "from_address", "reply_to")
@@ -98,12 +98,10 @@ def validate_rows(
     email_match, invisible, scientific, properties = EMAIL.fullmatch, INVISIBLE.search, SCIENTIFIC.fullmatch, \
         columns.properties
     by_email = identifier == "email"
-    iso_first, fromisoformat = not formats, datetime.fromisoformat
+    iso_first = not formats
     add_event = outcome.events.append
     for raw, row in zip(rows, row_numbers):
-        cells = [c.strip() for c in raw]  # clean_cells, inline: the usual row has no apostrophe
-        if "'" in "".join(cells):
-            cells = clean_cells(raw)
+        cells = clean_cells(raw)
         problems: list[Problem] = []
         notes: list[Problem] = []
         if len(cells) != width:  # (the usual row skips the call)
@@ -130,15 +128,9 @@ def validate_rows(
         ts: float | None = None
         if time_col is not None and cells[time_col]:
             text = cells[time_col]
-            if iso_first and text[4:5] == "-" and text[:4].isdigit():
-                # parse_time's usual case, inline (a "-" after four digits is no number): ISO 8601
-                try:
-                    parsed = fromisoformat(text)
-                    ts = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)).timestamp()
-                except ValueError:
-                    ts = None
-            else:
-                ts = parse_time(text, tz, formats)
+            # parse_time's usual case without its number checks (a "-" after four digits is no number)
+            ts = parse_iso(text, tz) if iso_first and text[4:5] == "-" and text[:4].isdigit() \
+                else parse_time(text, tz, formats)
             if ts is None:
                 problems.append(Problem(row, header[time_col], *time_problem(cells[time_col], tz, formats)))
         for index, key in reserved:
