@@ -250,3 +250,45 @@ def test_cli_map_skip_empty_cells_and_column_warnings(backfill, tmp_path):
     assert orjson.loads(backfill("people", "show", "7", "--json").stdout)["attributes"] == {}
     refused = backfill("import", str(second), "--type", "people", "--wait")
     assert refused.returncode == 1 and b"no identifier column" in refused.stderr
+
+
+def _people_in_outbox(store) -> dict[str, dict]:
+    """Each person's latest whole state the outbox carries (the highest version wins, as in the database)."""
+    latest: dict[str, dict] = {}
+    for _, fields in store.r.xrange(keys.OUTBOX):
+        for state in orjson.loads(fields.get(b"people", b"[]")):
+            if int(state["_v"]) >= int(latest.get(state["cio_id"], {"_v": 0})["_v"]):
+                latest[state["cio_id"]] = state
+    return latest
+
+
+def test_a_person_hash_is_exactly_its_latest_state_through_updates_clears_and_a_dry_run(workers, store, tmp_path):
+    """Every person's hash equals the whole state the outbox carries for them (the database's copy),
+    through updates across chunks, attributes cleared and added, e-mails changed by cio_id, and a dry
+    run that must leave the hashes alone: whatever way the commit writes a person, nothing stale stays."""
+    rows = [f"{i % 60},p{i % 60}@example.com,plan{i % 4},{'' if i % 5 == 0 else f'c{i}'},{i}" for i in range(180)]
+    first = people_file(tmp_path, "first.csv", "id,email,plan,color,score", rows)  # 50-row chunks: 4
+    report = run_import(first, kind="people")
+    assert counted_once(report) and report["errors"] == 0
+    # Cleared cells remove attributes (plan, score; color on odd ids), a new attribute arrives.
+    later = [f"{n},,{'' if n % 2 else 'blue'},,{n * 7}" for n in range(0, 60, 2)]
+    second = people_file(tmp_path, "second.csv", "id,plan,color,score,size", later)
+    before_dry = {k: store.r.hgetall(k) for k in store.r.scan_iter(keys.person("*"))}
+    assert counted_once(run_import(second, kind="people", empty_cells="clear", dry_run=True))
+    assert {k: store.r.hgetall(k) for k in store.r.scan_iter(keys.person("*"))} == before_dry
+    report = run_import(second, kind="people", empty_cells="clear")
+    assert counted_once(report) and report["errors"] == 0
+    # New e-mails for a third of them, by cio_id.
+    moved = [f"{store.people.find(str(n), 'id')['cio_id']},q{n}@example.com" for n in range(0, 60, 3)]
+    report = run_import(people_file(tmp_path, "third.csv", "cio_id,email", moved), kind="people")
+    assert counted_once(report) and report["errors"] == 0
+    states = _people_in_outbox(store)
+    assert len(states) == 60
+    for cio, state in states.items():
+        stored = {k.decode(): v.decode() for k, v in store.r.hgetall(keys.person(cio)).items()}
+        assert stored == {k: str(v) for k, v in state.items()}, cio
+    zero = store.people.find("0", "id")
+    assert zero["email"] == "q0@example.com" and zero["a:color"] == "blue" and zero["a:size"] == "0"
+    assert "a:plan" not in zero and "a:score" not in zero
+    assert store.people.find("p0@example.com", "email") is None  # its old e-mail left the index
+    assert store.people.find("q0@example.com", "email")["cio_id"] == zero["cio_id"]
