@@ -14,7 +14,7 @@ from datetime import timezone
 
 from worker.errors import TransientError
 from worker.people.directory import Changes, Rules, apply_rows
-from worker.people.rows import validate_people
+from worker.people.rows import PeopleRows, validate_people
 from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
 from worker.settings import Settings
 from worker.spec import ImportSpec
@@ -24,6 +24,21 @@ from worker.timestamps import zone
 
 #: Commits refused because other writers changed the same people, before giving up (and retrying later).
 MAX_CONFLICTS = 10
+
+
+def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int]) -> PeopleRows:
+    """A people chunk's records validated under the import's options (time zone, empty cells, formats)."""
+    return validate_people(rows, numbers, spec.columns,  # type: ignore[arg-type]
+                           tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",
+                           formats=spec.date_formats)
+
+
+def rules_of(spec: ImportSpec, at: float) -> Rules:
+    """The rules a people import's rows are decided by at ``at`` (seconds)."""
+    columns = spec.columns
+    labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")  # type: ignore[union-attr]
+                   if (i := getattr(columns, role)) is not None)
+    return Rules(spec.data_to_process, spec.id_only, spec.identifier, int(at), labels)
 
 
 def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
@@ -37,13 +52,8 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, "", CANCELLED), [],
                                 at_ms=round(at * 1000), retention_s=settings.retention_s, cancelled=len(rows))
-    columns = spec.columns
-    validated = validate_people(rows, numbers, columns,  # type: ignore[arg-type]
-                                tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",
-                                formats=spec.date_formats)
-    labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")  # type: ignore[union-attr]
-                   if (i := getattr(columns, role)) is not None)
-    rules = Rules(spec.data_to_process, spec.id_only, spec.identifier, int(at), labels)
+    validated = validate(spec, rows, numbers)
+    rules = rules_of(spec, at)
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     cells_of = dict(zip(numbers, rows))
