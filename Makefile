@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 test: setup
-	$(BIN)/pytest -q -m "not promtool"
+	$(BIN)/pytest -q -m "not promtool" --durations=15
 
 unit: setup
 	$(BIN)/pytest -q -m "not promtool" tests/unit

@@ -114,6 +114,36 @@ def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(stor
     assert store.imports.state(spec.import_id)["next_chunk"] == "2"
 
 
+def test_a_chunk_read_ahead_is_applied_in_its_turn_and_sees_a_cancel_made_after_the_read(store, tmp_path):
+    """The holder reads the next chunk while the current one commits (worker/people/apply.py): what it read
+    serves only that chunk, a cancel made after the read still skips its rows, and a read that failed is
+    forgotten (the chunk is read again in its turn)."""
+    from worker.people.apply import ReadAhead
+    from worker.people.pipeline import apply_chunk, prepare
+
+    spec, stored = _stage(store, _plan_order_file(tmp_path))
+    for number, payload in stored:
+        store.work.put_chunk(spec.import_id, number, *payload, 3600)
+    ahead_of_1 = prepare(store, spec, 1)
+    assert ahead_of_1 is not None and ahead_of_1.chunk == 1 and len(ahead_of_1.validated.rows) == 50
+    store.r.set(keys.import_chunk(spec.import_id, 2), b"not rows")
+    ahead = ReadAhead(store, spec)
+    ahead.start(2)
+    assert ahead.take(2) is None and ahead.take(3) is None  # the read failed; nothing was read for 3
+    ahead.start(3)
+    assert ahead.take(3).chunk == 3
+    ahead.close()
+    # given to another chunk, it is not used: chunk 0 applies its own rows
+    assert apply_chunk(store, spec, 0, get_settings(), ready=ahead_of_1).status == 1
+    assert store.people.find("1", "id")["a:plan"] == "v51" and store.imports.state(spec.import_id)["next_chunk"] == "1"
+    assert store.imports.stop(spec.import_id, "cancelled")[0] == 1
+    assert apply_chunk(store, spec, 1, get_settings(), ready=ahead_of_1).status == 1
+    state = store.imports.state(spec.import_id)
+    assert state["rows_cancelled"] == "50" and state["next_chunk"] == "2"
+    assert store.people.find("1", "id")["a:plan"] == "v51"  # chunk 1's rows (v58, v65, ...) were skipped
+    assert prepare(store, spec, 3) is None  # nothing is read ahead for a cancelled import
+
+
 def _changes_of(store, spec, number):
     from datetime import timezone
 

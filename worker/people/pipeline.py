@@ -9,7 +9,9 @@ is decided again on a fresh snapshot. Which chunk is next, and who applies it, i
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from datetime import timezone
 
 from worker.errors import TransientError
@@ -20,6 +22,7 @@ from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import Store
 from worker.store.people import CONFLICT, PeopleCommit
+from worker.store.work import StoredChunk
 from worker.timestamps import zone
 
 #: Commits refused because other writers changed the same people, before giving up (and retrying later).
@@ -33,6 +36,24 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int]) -> Peo
                            formats=spec.date_formats)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ready:
+    """A chunk's stored records and their validation, made before its turn (they do not depend on the
+    directory, only on the import's options): :mod:`worker.people.apply` reads the next chunk ahead."""
+
+    chunk: int
+    stored: StoredChunk
+    validated: PeopleRows
+
+
+def prepare(st: Store, spec: ImportSpec, chunk: int) -> Ready | None:
+    """Load and validate ``chunk`` ahead of its turn; None when its rows are not stored (yet, or any more)."""
+    stored = st.work.load(spec.import_id, chunk)
+    if stored is None or stored.cancelled:
+        return None
+    return Ready(chunk, stored, validate(spec, stored.rows, stored.numbers))
+
+
 def rules_of(spec: ImportSpec, at: float) -> Rules:
     """The rules a people import's rows are decided by at ``at`` (seconds)."""
     columns = spec.columns
@@ -42,23 +63,38 @@ def rules_of(spec: ImportSpec, at: float) -> Rules:
 
 
 def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
-                now: float | None = None) -> PeopleCommit | None:
-    """Validate, decide and commit one chunk of a people import; None when its rows are not stored."""
-    stored = st.work.load(spec.import_id, chunk)
-    if stored is None:
-        return None
+                now: float | None = None, ready: Ready | None = None,
+                before_commit: Callable[[], None] | None = None) -> PeopleCommit | None:
+    """Validate, decide and commit one chunk of a people import; None when its rows are not stored.
+
+    ``ready``: the chunk as :func:`prepare` read it ahead (its cancellation is read again now);
+    ``before_commit`` runs once, before the first commit is sent (the next chunk is read ahead
+    while Redis runs this one's commit).
+    """
+    if ready is not None and ready.chunk == chunk:
+        stored = ready.stored
+        if st.work.cancelled(spec.import_id):
+            stored = dataclasses.replace(stored, cancelled=True)
+    else:
+        ready = None
+        stored = st.work.load(spec.import_id, chunk)
+        if stored is None:
+            return None
     rows, numbers = stored.rows, stored.numbers
     at = time.time() if now is None else now
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, "", CANCELLED), [],
                                 at_ms=round(at * 1000), retention_s=settings.retention_s, cancelled=len(rows))
-    validated = validate(spec, rows, numbers)
+    validated = ready.validated if ready is not None else validate(spec, rows, numbers)
     rules = rules_of(spec, at)
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     cells_of = dict(zip(numbers, rows))
     for _ in range(MAX_CONFLICTS):
         changes = apply_rows(validated.rows, st.people.snapshot(spec, validated.rows), rules)
+        if before_commit is not None:
+            before_commit()
+            before_commit = None
         result = st.people.commit(
             spec, chunk, changes,
             errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],

@@ -98,6 +98,10 @@ class Work:
         rows, numbers = decode_rows(raw)
         return StoredChunk(rows, numbers, stop == b"cancelled")
 
+    def cancelled(self, import_id: str) -> bool:
+        """Whether the import was cancelled (what :meth:`load` tells, for a chunk whose rows were read before)."""
+        return self.r.hget(keys.import_hash(import_id), "stop") == b"cancelled"
+
     def heartbeat(self, import_id: str) -> None:
         """The producer is alive (while it waits for room, between chunks)."""
         self.r.zadd(keys.PRODUCING, {import_id: now_ms()}, xx=True)
