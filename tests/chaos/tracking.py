@@ -25,9 +25,9 @@ from .harness import ROOT, Cluster
 #: segment-analytics-python sending ``count`` track calls with messageIds t0..t{count-1}; it retries
 #: a batch that got no answer (connection refused or reset, 5xx) with backoff.
 SENDER = """
-import sys, orjson
+import os, sys, time, orjson
 from segment.analytics.client import Client
-key, url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+key, url, count, kills_done = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 failed = []
 client = Client(write_key=key, host=url, gzip=True, upload_size=50, max_queue_size=1_000_000, max_retries=30,
                 timeout=5, on_error=lambda error, batch: failed.append(len(batch)))
@@ -35,10 +35,14 @@ for n in range(count):
     client.track(f"u{n % 400}", "Chaos Event", {"n": n}, message_id=f"t{n}")
     if n % 200 == 199:
         client.flush()  # a steady stream rather than one burst
+        if not os.path.exists(kills_done):
+            time.sleep(0.4)  # paced while the kills go on: a fast host must not finish before them
+deadline = time.monotonic() + 120
+while not os.path.exists(kills_done) and time.monotonic() < deadline:
+    time.sleep(0.1)  # the last batch waits for the kills, so the scenario always makes them all
 client.flush()
 print(orjson.dumps({"failed_batches": len(failed)}).decode())
 """
-
 
 class Server:
     """`backfill serve` on a fixed port for the cluster, killed and started again by the scenario."""
@@ -85,7 +89,9 @@ def tracking_kills(base: Path, messages: int = 20_000, kills: int = 6) -> dict:
         record, key = st.apikeys.create("chaos", "track")
         server = Server(cluster)
         server.start()
-        sender = subprocess.Popen([sys.executable, "-c", SENDER, key, f"http://127.0.0.1:{server.port}", str(messages)],
+        kills_done = cluster.base / "kills-done"
+        sender = subprocess.Popen([sys.executable, "-c", SENDER, key, f"http://127.0.0.1:{server.port}", str(messages),
+                                   str(kills_done)],
                                   cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         done = {"server": 0, "pool child": 0}
         try:
@@ -102,6 +108,7 @@ def tracking_kills(base: Path, messages: int = 20_000, kills: int = 6) -> dict:
                     if children:
                         os.kill(rng.choice(children), signal.SIGKILL)
                         done["pool child"] += 1
+            kills_done.touch()
             out, err = sender.communicate(timeout=600)
         finally:
             if sender.poll() is None:
