@@ -14,6 +14,7 @@ from producers.source import Source
 from producers.split import chunks, scan
 from worker.errors import FileProblem
 from worker.events.dialects import plan_columns
+from worker.events.plain import validate_chunk
 from worker.events.rows import validate_rows
 from worker.timestamps import EXCEL, parse_time, time_problem
 
@@ -33,8 +34,13 @@ def read(tmp_path, data: bytes, name="f.csv", **options):
 
 
 def validate(header, rows, **options):
-    return validate_rows(rows, list(range(2, 2 + len(rows))), plan_columns(header), identifier=options.pop(
-        "identifier", "email"), tz=UTC, now=at(2030, 1, 1), clock_skew_s=300, **options)
+    """validate_rows's outcome, checked equal to the column-at-a-time path's (what a worker runs)."""
+    numbers, columns = list(range(2, 2 + len(rows))), plan_columns(header)
+    options = dict(identifier=options.pop("identifier", "email"), tz=UTC, now=at(2030, 1, 1), clock_skew_s=300,
+                   **options)
+    outcome = validate_rows(rows, numbers, columns, **options)
+    assert validate_chunk(rows, numbers, columns, **options) == outcome
+    return outcome
 
 
 def errors(outcome):

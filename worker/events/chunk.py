@@ -12,7 +12,8 @@ from datetime import timezone
 import orjson
 
 from worker.events import rules
-from worker.events.rows import Event, RowOutcome, dedupe_key, validate_rows
+from worker.events.plain import validate_chunk
+from worker.events.rows import Event, RowOutcome, dedupe_key
 from worker.problems import CHUNK_FAILED, Problem, failed_rows, problem_row
 from worker.spec import ImportSpec
 from worker.timestamps import iso, zone
@@ -49,7 +50,7 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
              clock_skew_s: float) -> RowOutcome:
     """Validate a chunk's records under the import's options."""
     tz = zone(spec.timezone) or timezone.utc
-    return validate_rows(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
+    return validate_chunk(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
                          formats=spec.date_formats,
                          clock_skew_s=clock_skew_s)
 
