@@ -127,15 +127,18 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
     samples: list[list[str]] = [[] for _ in columns.header]
     first_email = first_id = None
     rows = blank = 0
+    add = spool.add if spool is not None else None
     for row, record in records:
-        if _blank(record):
+        # (the usual record's first cell has text: _blank's call is paid by the others only)
+        if (not record or not record[0] or record[0].isspace()) and _blank(record):
             blank += 1
             continue
         rows += 1
-        if len(record) > most_cells or len(record) + sum(map(len, record)) > ROW_LIMIT:
+        size = len(record) + sum(map(len, record))
+        if size > ROW_LIMIT or len(record) > most_cells:
             raise _row_problem(row, record, len(columns.header))
-        if spool is not None:
-            spool.add(row, record)
+        if add is not None:
+            add(row, record, size)
         if rows <= 3:
             for index, cell in enumerate(record[: len(samples)]):
                 samples[index].append(clean_cell(cell))

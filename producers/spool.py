@@ -52,13 +52,14 @@ class Spool:
         """A spool for an import under ``settings``, or None when they turn it off (BACKFILL_SPOOL_BYTES=0)."""
         return cls(settings.chunk_rows, settings.chunk_bytes, settings.spool_bytes) if settings.spool_bytes else None
 
-    def add(self, row: int, record: list[str]) -> None:
-        """One data record (blank records are not added) and its file row number."""
+    def add(self, row: int, record: list[str], size: int | None = None) -> None:
+        """One data record (blank records are not added), its file row number and its size (its cells'
+        characters and one a cell, as :func:`producers.split.batched` counts them; counted when not given)."""
         if not self.complete:
             return
         self._rows.append(record)
         self._numbers.append(row)
-        self._size += len(record) + sum(map(len, record))
+        self._size += len(record) + sum(map(len, record)) if size is None else size
         if len(self._rows) == self.chunk_rows or self._size >= self.chunk_bytes:
             self._write()
 
