@@ -32,14 +32,14 @@ def _plan_order_file(tmp_path, rows=240):
     return people_file(tmp_path, "order.csv", "id,email,plan", lines)
 
 
-def _stage(store, path, **options):
+def _stage(store, path, chunk_rows=50, **options):
     """A people import whose chunks are stored but not queued, so the test delivers them itself."""
     source = Source.open(path)
     plan = scan(source, people={"mapping": {}, "skip": (), "data_to_process": options.get("data_to_process", "all")})
     spec = ImportSpec(import_id=new_import_id(), columns=plan.columns, identifier=plan.identifier, kind="people",
                       source=str(path), **options)
     store.imports.create(spec, {"rows_expected": plan.rows}, 3600)
-    stored = [(c.number, (c.rows, c.row_numbers)) for c in chunks(source, plan, 50)]
+    stored = [(c.number, (c.rows, c.row_numbers)) for c in chunks(source, plan, chunk_rows)]
     source.close()
     return spec, stored
 
@@ -112,6 +112,29 @@ def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(stor
     assert refused.status == CONFLICT and store.imports.state(spec.import_id)["chunks_done"] == "1"
     assert apply_chunk(store, spec, 1, get_settings()).status == 1  # a fresh snapshot commits
     assert store.imports.state(spec.import_id)["next_chunk"] == "2"
+
+
+def test_a_commit_checks_and_writes_every_index_entry_of_a_big_chunk(store, tmp_path):
+    # 1,200 new people in one chunk: 2,400 index entries, checked and written 500 at a time an index
+    lines = [f"{i},p{i}@example.com,x" for i in range(1200)]
+    spec, stored = _stage(store, people_file(tmp_path, "big.csv", "id,email,plan", lines), chunk_rows=1200)
+    store.work.put_chunk(spec.import_id, 0, *stored[0][1], 3600)
+    changes = _changes_of(store, spec, 0)
+    assert len(changes.index) == 2400
+    for kind, key in [("id", "1100"), ("email", "p1199@example.com"), ("email", "p0@example.com")]:
+        index = keys.PEOPLE_BY_ID if kind == "id" else keys.PEOPLE_BY_EMAIL
+        store.r.hset(index, key, "someone-else")  # taken after the snapshot, in the chunk's last slice or first
+        refused = store.people.commit(spec, 0, changes, [], [], at_ms=0, retention_s=60)
+        assert refused.status == CONFLICT and store.imports.state(spec.import_id)["chunks_done"] == "0"
+        store.r.hdel(index, key)
+    assert store.r.hlen(keys.PEOPLE_BY_ID) == 0 and store.r.hlen(keys.PEOPLE_BY_EMAIL) == 0  # nothing written
+    assert store.people.commit(spec, 0, changes, [], [], at_ms=0, retention_s=60).status == 1
+    by_id, by_email = store.r.hgetall(keys.PEOPLE_BY_ID), store.r.hgetall(keys.PEOPLE_BY_EMAIL)
+    assert len(by_id) == len(by_email) == 1200
+    assert all(by_email[f"p{i}@example.com".encode()] == by_id[str(i).encode()] for i in range(1200))
+    assert store.people.find("1199", "id")["email"] == "p1199@example.com"
+    # the import's memory of every row's e-mail and id (the file warnings of later chunks read it)
+    assert store.r.hlen(keys.import_seen(spec.import_id)) == len(changes.seen) == 2400
 
 
 def test_a_chunk_read_ahead_is_applied_in_its_turn_and_sees_a_cancel_made_after_the_read(store, tmp_path):
