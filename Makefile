@@ -1,5 +1,6 @@
 # backfill: `make demo` runs the main job on any machine with Python 3.11+; `make test` runs every test.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+# The first Python 3.11+ on PATH, probed quietly (a pyenv shim for a version it lacks prints to stderr).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -11,6 +12,7 @@ setup: $(VENV)/.installed
 # refresh it with `make constraints` after changing pyproject.toml's dependencies.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "backfill needs Python 3.11 or later on PATH" >&2; exit 1; }
+	@echo "backfill: setting up $(VENV) with $(PYTHON) ($$($(PYTHON) -c 'import sys; print(sys.version.split()[0])'))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,ops]"

@@ -71,23 +71,29 @@ def print_report(report: dict) -> None:
         click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
 
 
-def progress_printer(import_id: str):
-    """A callback for ImportHandle.wait: one progress line, redrawn on a terminal, every 5 s otherwise.
+#: seconds with chunks queued and none committed before ``--wait`` says how to start a worker
+WORKER_HINT_S = 10.0
 
+
+def progress_printer(import_id: str, *, tty: bool | None = None, clock=time.monotonic, out=None):
+    """A callback for ImportHandle.wait: one progress line, redrawn on a terminal.
+
+    Not on a terminal (a log, a pipe), a line is printed when what it says changes (at most every 5 s)
+    and otherwise every 30 s, never the same line twice a second. When no chunk has been committed
+    10 s after the first chunk was queued, it says once how to start a worker.
     Rows/s and the ETA are counted from the import's first commit (:func:`watch.progress`), so the
     first lines are right; before any commit the line says how many chunks are queued.
     """
     from producers.cli import watch
 
-    tty = sys.stderr.isatty()
-    last = [0.0]
+    tty = sys.stderr.isatty() if tty is None else tty
+    echo = out or (lambda text, nl: click.echo(text, err=True, nl=nl))
+    last = {"at": -1e9, "said": None, "queued_at": None, "hinted": False}
 
     def show(state: dict[str, str]) -> None:
-        now = time.monotonic()
-        if now - last[0] < (0.2 if tty else 5.0):
-            return
-        last[0] = now
+        now = clock()
         p = watch.progress(import_id, state, int(time.time() * 1000))
+        rates = ""
         if state.get("report"):
             line = f"{p['stored']}/{p['imported']} events stored, waiting for the sink"
         elif state.get("waiting"):
@@ -96,10 +102,25 @@ def progress_printer(import_id: str):
             queued = int(state.get("chunks_queued", 0) or 0)
             line = (f"queued {queued} chunk{'s' if queued != 1 else ''} of {p['rows_expected']} rows, waiting for a worker"
                     if queued else f"queueing {p['rows_expected']} rows")
+            if queued and last["queued_at"] is None:
+                last["queued_at"] = now
         else:
             eta = f", ETA {p['eta_s']} s" if p["eta_s"] is not None else ""
-            line = (f"{p['rows']}/{p['rows_expected']} rows, {p['errors']} errors, "
-                    f"{p['rows_per_second']} rows/s{eta}")
-        click.echo(("\r" + line + "   ") if tty else line, err=True, nl=not tty)
+            line = f"{p['rows']}/{p['rows_expected']} rows, {p['errors']} errors"
+            rates = f", {p['rows_per_second']} rows/s{eta}"
+        if (not p["rows"] and not state.get("report") and not last["hinted"] and last["queued_at"] is not None
+                and now - last["queued_at"] >= WORKER_HINT_S):
+            last["hinted"] = True
+            echo(("\n" if tty else "") + f"no worker has taken a chunk in {WORKER_HINT_S:.0f} s: start one with "
+                 "`backfill worker` (here, or on any machine with the same REDIS_URL)", True)
+        if tty:
+            if now - last["at"] >= 0.2:
+                last["at"] = now
+                echo("\r" + line + rates + "   ", False)
+            return
+        # what the line says, less its rates: a change in it is news, a change in the rate alone is not
+        if (line != last["said"] and now - last["at"] >= 5.0) or now - last["at"] >= 30.0:
+            last["at"], last["said"] = now, line
+            echo(line + rates, True)
 
     return show
