@@ -285,7 +285,9 @@ class Streams:
         """End the stream's import: its total is known, its report follows (lock held)."""
         if self.open.get(key_id) is stream:
             del self.open[key_id]
-        self.previous[key_id] = stream.import_id
+        # A stream still waiting for its predecessor stored nothing: the next one must wait for that
+        # predecessor too, not only for this empty stream (a backlog would otherwise let it overtake).
+        self.previous[key_id] = stream.after if stream.after is not None and not stream.chunks else stream.import_id
         try:
             if self.store.work.set_total(stream.import_id, stream.chunks):
                 self.tasks.finalize_import.apply_async((stream.import_id,))

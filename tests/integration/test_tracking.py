@@ -202,3 +202,55 @@ def test_an_anonymous_track_api_event_is_attached_by_an_identify_and_triggers(tl
     # triggers now; the visit 5 days ago is outside the 72-hour window (and no campaign is on it)
     [delivery] = store.triggers.deliveries()
     assert (delivery["campaign"], delivery["person"], delivery["event"]) == ("welcome", {"id": "u9"}, "Started Trial")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a worker's pool children, its sink thread's process)."""
+    from pathlib import Path
+
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children[int(fields[1])].append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def test_a_persons_changes_apply_in_order_across_streams_while_the_workers_are_behind(service, workers, store):
+    """The service's streams end every 2 s. With the workers paused, plan=A is stored in one stream, that
+    stream ends, and plan=B arrives: B must not be stored (nor answered) until A's stream is committed,
+    across any number of streams that open and end empty while B waits; then B is the person's plan."""
+    import os
+    import signal
+    import threading
+
+    record, key = store.apikeys.create("order", "track")
+    paused = [pid for process in workers for pid in _tree(process.pid)]
+    answers: list[int] = []
+    with httpx.Client(base_url=service.url, auth=(key, ""), timeout=90) as client:
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert client.post("/v1/identify", json={"userId": "u-order", "traits": {"plan": "A"}}).status_code == 200
+            time.sleep(2.6)  # A's stream ends, its chunk not committed
+            second = threading.Thread(target=lambda: answers.append(
+                client.post("/v1/identify", json={"userId": "u-order", "traits": {"plan": "B"}}).status_code))
+            second.start()
+            time.sleep(6)  # streams opened for B end empty meanwhile
+            assert second.is_alive() and not answers, "B was stored while A's stream was not committed"
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+        second.join(90)
+    assert answers == [200]
+    deadline = time.monotonic() + 60
+    while (store.people.find("u-order", "id") or {}).get("a:plan") != "B" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stream_reports(store, record.id)  # every stream of the key ended and reported
+    assert store.people.find("u-order", "id")["a:plan"] == "B"
