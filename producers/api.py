@@ -370,9 +370,9 @@ def enqueue_import(
         except FileProblem as problem:
             # named as the caller named it (an upload's server-side path means nothing to its sender)
             reason = str(problem).replace(str(path), label) if source else str(problem)
-            st.imports.refuse(import_id, label, problem.code, reason)
-            log.warning("import refused", source=label, code=problem.code, reason=reason)
-            tasks.run_finalize(st, import_id, settings)
+            if st.imports.refuse(import_id, label, problem.code, reason):
+                log.warning("import refused", source=label, code=problem.code, reason=reason)
+                tasks.run_finalize(st, import_id, settings)
             return handle
         try:
             spec = ImportSpec(
@@ -383,11 +383,15 @@ def enqueue_import(
                 date_formats=formats,
                 encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
-            st.imports.create(spec, {
+            if not st.imports.create(spec, {
                 "source": label, "rows_expected": plan.rows, "blank_rows": plan.blank,
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
                 "options": orjson.dumps(given), **({"retry_of": retry_of} if retry_of else {}),
-            }, settings.retention_s)
+            }, settings.retention_s):
+                # cancelled while the service held it accepted: that stop wrote its report; queue nothing
+                source.close()
+                log.info("import stopped before its file was queued", source=label)
+                return handle
             if retry_of:
                 st.imports.note_retry(retry_of, import_id)
         except BaseException:

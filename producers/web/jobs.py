@@ -6,12 +6,17 @@ import is recorded as ``accepted`` under an id reserved for it, and a thread of 
 ``backfill import`` does (:func:`producers.api.enqueue_import`). The file is deleted once its
 chunks are queued (they are in Redis from then on), or once it is refused.
 
-If the service stops while it queues, the import ends ``interrupted`` with what was queued
-(the sweeper's rule for a producer gone silent), as for any producer.
+The service is an accepted import's producer from the moment it answers: it beats for every
+import it holds until that import's file is queued, so a killed service's imports end
+``interrupted`` by the sweeper's rule for a producer gone silent (with what was queued, if
+anything), as for any producer. A service that starts again deletes the upload files left by one
+that was killed (their imports ended, or silent past the producer timeout, which it ends itself).
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,11 @@ from worker.errors import FileProblem
 from worker.logs import get_logger
 from worker.settings import Settings
 from worker.spec import new_import_id
+from worker.store import now_ms
 
 log = get_logger("backfill.api")
+#: How often the service says it is alive for the imports it holds (the sweeper ends silent ones).
+HEARTBEAT_S = 5.0
 
 
 class Producers:
@@ -37,6 +45,47 @@ class Producers:
         self.dir = Path(settings.api_upload_dir) if settings.api_upload_dir else settings.home / "uploads"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pool = ThreadPoolExecutor(settings.api_producers, thread_name_prefix="backfill-producer")
+        #: imports accepted and not yet queued (or refused) by this process: it beats for them
+        self.held: set[str] = set()
+        self._stop = threading.Event()
+        self.clean_leftovers()
+        self._beats = threading.Thread(target=self._beat, name="backfill-producer-beat", daemon=True)
+        self._beats.start()
+
+    def clean_leftovers(self) -> int:
+        """Delete the upload files a killed service left behind: those of imports that ended or that are
+        unknown, and those silent past the producer timeout (ended here as ``interrupted``). Returns how
+        many files were deleted. Files of imports another live service still holds are left alone."""
+        stale_before = now_ms() - int(self.settings.producer_timeout_s * 1000)
+        deleted = 0
+        for path in self.dir.glob("*.upload"):
+            import_id = path.name.removesuffix(".upload")
+            state = self.store.imports.state(import_id)
+            if state and "report" not in state:
+                beat = self.store.work.last_beat(import_id)
+                if beat is not None and beat >= stale_before:
+                    continue  # held by a live producer
+                self._end_interrupted(import_id)
+            path.unlink(missing_ok=True)
+            deleted += 1
+        if deleted:
+            log.warning("deleted upload files a stopped service left behind", files=deleted)
+        return deleted
+
+    def _end_interrupted(self, import_id: str) -> None:
+        from worker import tasks
+
+        stopped, due = self.store.imports.stop(import_id, "interrupted")
+        if due:
+            tasks.finalize_import.apply_async((import_id,))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            for import_id in list(self.held):
+                try:
+                    self.store.work.heartbeat(import_id)
+                except Exception as exc:  # noqa: BLE001 - tried again at the next beat
+                    log.warning("producer heartbeat failed", import_id=import_id, error=str(exc))
 
     def reserve(self) -> tuple[str, Path]:
         """A new import id and the path its file is written to (created empty, readable by this user only)."""
@@ -48,15 +97,19 @@ class Producers:
     def start_file(self, import_id: str, path: Path, source: str, options: dict[str, Any]) -> None:
         """Record the import as accepted and queue its file (already on disk at ``path``)."""
         self.store.imports.accept(import_id, source, self.settings.retention_s)
+        self.held.add(import_id)
         self.pool.submit(self._run, import_id, path, source, options, None)
 
     def start_url(self, import_id: str, path: Path, url: str, options: dict[str, Any]) -> None:
         """Record the import as accepted, download ``url`` to ``path``, then queue it."""
         self.store.imports.accept(import_id, url, self.settings.retention_s)
+        self.held.add(import_id)
         self.pool.submit(self._run, import_id, path, url, options, url)
 
     def _run(self, import_id: str, path: Path, source: str, options: dict[str, Any], url: str | None) -> None:
         try:
+            if self.store.imports.state(import_id).get("stop"):
+                return  # cancelled while it waited for a thread: the cancel ended it
             if url is not None:
                 try:
                     size = fetch(url, path, max_bytes=self.settings.api_max_upload_bytes,
@@ -73,15 +126,17 @@ class Producers:
             if self.store.imports.state(import_id).get("status") == "accepted":
                 self._refuse(import_id, source, FileProblem("queueing_failed", f"the import could not be queued: {exc}"))
         finally:
+            self.held.discard(import_id)
             path.unlink(missing_ok=True)
 
     def _refuse(self, import_id: str, source: str, problem: FileProblem) -> None:
         from worker import tasks
 
-        self.store.imports.refuse(import_id, source, problem.code, str(problem))
-        log.warning("import refused", import_id=import_id, code=problem.code, reason=str(problem))
-        tasks.run_finalize(self.store, import_id, self.settings)
+        if self.store.imports.refuse(import_id, source, problem.code, str(problem)):
+            log.warning("import refused", import_id=import_id, code=problem.code, reason=str(problem))
+            tasks.run_finalize(self.store, import_id, self.settings)
 
     def close(self) -> None:
         """Stop taking work once every accepted import is queued (a graceful stop waits for them)."""
         self.pool.shutdown(wait=True)
+        self._stop.set()

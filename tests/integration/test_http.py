@@ -202,6 +202,14 @@ class _Files(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.25)
             return
+        if self.path == "/stall.csv":  # holds the service's only producer thread for a while
+            time.sleep(4)
+            body = EVENTS.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/redirect?to="):
             self.send_response(302)
             self.send_header("Location", self.path.split("=", 1)[1])
@@ -430,3 +438,62 @@ def test_a_redis_that_does_not_answer_is_503_not_a_traceback(redis_url, workers,
     finally:
         down.stop()
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_no_import_stays_accepted_after_a_cancel_or_a_killed_service(redis_url, workers, store, keys, files, tmp_path):
+    """One producer thread, held by a slow download: a cancel of the import downloading and of one waiting
+    for the thread ends both ``cancelled``, status and report alike, and leaves no file. A service killed
+    with imports accepted: the sweeper ends them ``interrupted`` (status and report alike), and the next
+    service deletes the files they left."""
+    from worker import tasks
+    from worker.ops import sweeper
+
+    def accept_two(client) -> tuple[str, str]:
+        fetching = client.post("/v1/imports", json={"data_file_url": f"http://127.0.0.2:{files}/stall.csv"})
+        waiting = client.post("/v1/imports", files={"file": ("later.csv", EVENTS.encode())})
+        assert fetching.status_code == waiting.status_code == 202
+        ids = fetching.json()["import_id"], waiting.json()["import_id"]
+        assert [client.get(f"/v1/imports/{i}").json()["status"] for i in ids] == ["accepted", "accepted"]
+        return ids
+
+    def agreed(client, import_id: str) -> str:
+        state = wait_final(client, import_id)
+        report = client.get(f"/v1/imports/{import_id}/report").json()
+        assert state["status"] == report["status"], (state, report)
+        return state["status"]
+
+    home = tmp_path / "one"
+    home.mkdir()
+    one = Service(home, BACKFILL_API_PRODUCERS="1")
+    try:
+        with one.client(keys["import"]) as client:
+            ids = accept_two(client)
+            for import_id in ids:
+                assert client.post(f"/v1/imports/{import_id}/cancel").json()["cancelled"] is True
+            assert [agreed(client, i) for i in ids] == ["cancelled", "cancelled"]
+            time.sleep(5)  # the download ends and the thread takes the waiting import: both stay cancelled
+            assert [agreed(client, i) for i in ids] == ["cancelled", "cancelled"]
+        assert not list((home / "uploads").iterdir())
+    finally:
+        one.stop()
+
+    home = tmp_path / "two"
+    home.mkdir()
+    killed = Service(home, BACKFILL_API_PRODUCERS="1")
+    with killed.client(keys["import"]) as client:
+        ids = accept_two(client)
+    killed.process.kill()
+    killed.process.wait()
+    killed.log.close()
+    assert len(list((home / "uploads").glob("*.upload"))) == 2
+    time.sleep(0.3)  # silent for longer than the sweep's producer timeout
+    swept = sweeper.sweep(store, 600, send_chunk=None, fail_chunk=None, send_notify=None,
+                          send_report=lambda i: tasks.finalize_import.apply_async((i,)), producer_timeout_s=0.1)
+    assert swept.interrupted == 2
+    again = Service(home, BACKFILL_API_PRODUCERS="1")
+    try:
+        with again.client(keys["import"]) as client:
+            assert [agreed(client, i) for i in ids] == ["interrupted", "interrupted"]
+        assert not list((home / "uploads").glob("*.upload"))
+    finally:
+        again.stop()

@@ -27,9 +27,11 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     expected = int(state.get("rows_expected", 0) or 0)
     not_queued = max(expected - counts["rows"], 0)
     stop = state.get("stop", "")
+    #: stopped while the service held it accepted: its file was never scanned, nothing of it queued
+    unscanned = stop and "spec" not in state
     if state.get("failure"):
         status = "failed"
-    elif stop == "cancelled" or (stop == "interrupted" and not_queued):
+    elif stop == "cancelled" or (stop == "interrupted" and (not_queued or unscanned)):
         status = stop  # (a producer that stopped after queueing every row lost only its last word)
     elif chunks_failed:
         status = "partially_failed"  # some chunks could not be processed: their rows are chunk_* errors
@@ -59,7 +61,9 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         report["rows_not_queued"] = not_queued
         last = int(state.get("last_row_queued", 0) or 0)
         report["last_row_queued"] = last
-        if not_queued or cancelled_rows:
+        if unscanned:
+            report["resume"] = "its file was never read: import it again"
+        elif not_queued or cancelled_rows:
             parts = [f"import the file's rows after row {last} again"] if not_queued else []
             parts += ["the errors file holds the rows skipped (code cancelled)"] if cancelled_rows else []
             report["resume"] = "; ".join(parts)

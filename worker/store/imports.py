@@ -27,22 +27,43 @@ class Imports:
         self._stop = client.register_script(script("stop.lua"))
         self._specs: dict[str, ImportSpec] = {}
 
-    def create(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> None:
-        """Record a new import (status ``queued``) before any chunk of it is queued."""
+    def create(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> bool:
+        """Record a new import (status ``queued``) before any chunk of it is queued. False, recording
+        nothing, when the import was stopped (cancelled) while the service held it ``accepted``."""
         created = now_ms()
         fields = {k: orjson.dumps(v) if not isinstance(v, (str, int, float, bytes)) else v
                   for k, v in info.items()}
-        pipe = self.r.pipeline()
-        pipe.hset(keys.import_hash(spec.import_id), mapping={
-            "spec": spec.to_json(), "status": "queued", "created_ms": created,
-            "chunks_done": 0, **fields,
-        })
-        # Until finalize sets the real retention, a lost import still expires.
-        pipe.expire(keys.import_hash(spec.import_id), retention_s)
-        pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
-        pipe.zadd(keys.PRODUCING, {spec.import_id: created})
-        pipe.hincrby(keys.METRICS, "imports_created", 1)
-        pipe.execute()
+
+        def record(pipe) -> None:
+            pipe.hset(keys.import_hash(spec.import_id), mapping={
+                "spec": spec.to_json(), "status": "queued", "created_ms": created,
+                "chunks_done": 0, **fields,
+            })
+            # Until finalize sets the real retention, a lost import still expires.
+            pipe.expire(keys.import_hash(spec.import_id), retention_s)
+            pipe.zadd(keys.IMPORTS_INDEX, {spec.import_id: created})
+            pipe.zadd(keys.PRODUCING, {spec.import_id: created})
+            pipe.hincrby(keys.METRICS, "imports_created", 1)
+
+        return self._unless_stopped(spec.import_id, record)
+
+    def _unless_stopped(self, import_id: str, record) -> bool:
+        """Run ``record(pipe)`` as one transaction unless the import has stopped or ended (a cancel of an
+        ``accepted`` import wins over the scan that follows it, however they interleave)."""
+        key = keys.import_hash(import_id)
+        with self.r.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    if any(pipe.hmget(key, "stop", "report")):
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    record(pipe)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     def expect_rows(self, import_id: str, rows: int) -> None:
         """Count ``rows`` more rows expected (a stream of tracking calls learns its size as it goes)."""
@@ -50,12 +71,15 @@ class Imports:
 
     def accept(self, import_id: str, source: str, retention_s: int) -> None:
         """Record an import the HTTP service took (status ``accepted``) before its file is scanned: its
-        upload is on disk, or its data_file_url is being downloaded. :meth:`create` or :meth:`refuse` follows."""
+        upload is on disk, or its data_file_url is being downloaded. :meth:`create` or :meth:`refuse` follows.
+        Its producer is the service from now on: one that stops beating (a killed service) has the
+        sweeper end the import as ``interrupted``."""
         created = now_ms()
         pipe = self.r.pipeline()
         pipe.hset(keys.import_hash(import_id), mapping={"source": source, "created_ms": created, "status": "accepted"})
         pipe.expire(keys.import_hash(import_id), retention_s)
         pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+        pipe.zadd(keys.PRODUCING, {import_id: created})
         pipe.execute()
 
     def record_undo(self, import_id: str, done: dict) -> None:
@@ -66,16 +90,20 @@ class Imports:
         """Record on a finished import the latest import retrying its failed rows."""
         self.r.hset(keys.import_hash(import_id), "retried_by", retry_id)
 
-    def refuse(self, import_id: str, source: str, code: str, message: str) -> None:
-        """Record an import refused for a file-level problem: nothing of it is queued."""
+    def refuse(self, import_id: str, source: str, code: str, message: str) -> bool:
+        """Record an import refused for a file-level problem: nothing of it is queued. False, recording
+        nothing, when it had already stopped (cancelled while ``accepted``: that is its end)."""
         created = now_ms()
-        pipe = self.r.pipeline()
-        pipe.hset(keys.import_hash(import_id), mapping={
-            "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
-        })
-        pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
-        pipe.hincrby(keys.METRICS, "imports_created", 1)
-        pipe.execute()
+
+        def record(pipe) -> None:
+            pipe.hset(keys.import_hash(import_id), mapping={
+                "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
+            })
+            pipe.zadd(keys.IMPORTS_INDEX, {import_id: created})
+            pipe.zrem(keys.PRODUCING, import_id)
+            pipe.hincrby(keys.METRICS, "imports_created", 1)
+
+        return self._unless_stopped(import_id, record)
 
     def stop(self, import_id: str, reason: str) -> tuple[int, bool]:
         """Stop queueing the import (``reason``: "cancelled" or "interrupted"; see stop.lua): (1 stopped

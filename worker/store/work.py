@@ -106,6 +106,10 @@ class Work:
         """The producer is alive (while it waits for room, between chunks)."""
         self.r.zadd(keys.PRODUCING, {import_id: now_ms()}, xx=True)
 
+    def last_beat(self, import_id: str) -> float | None:
+        """When the import's producer last showed life (ms), or None when none is producing it."""
+        return self.r.zscore(keys.PRODUCING, import_id)
+
     def room(self, import_id: str) -> Room:
         """Chunks of the import waiting uncommitted, whether it has stopped, and the outbox's length."""
         pipe = self.r.pipeline(transaction=False)
