@@ -37,9 +37,7 @@ WAIT_RETRY_MAX_S = 5.0
 
 
 def _worker():
-    # Imported late: the worker module connects to (or starts) Redis on import.
-    from worker import tasks
-
+    from worker import tasks  # imported late: the worker module connects to (or starts) Redis on import
     return tasks
 
 
@@ -370,7 +368,7 @@ def enqueue_import(
         except FileProblem as problem:
             # named as the caller named it (an upload's server-side path means nothing to its sender)
             reason = str(problem).replace(str(path), label) if source else str(problem)
-            if st.imports.refuse(import_id, label, problem.code, reason):
+            if st.imports.refuse(import_id, label, problem.code, reason):  # (not once cancelled while accepted)
                 log.warning("import refused", source=label, code=problem.code, reason=reason)
                 tasks.run_finalize(st, import_id, settings)
             return handle
@@ -388,9 +386,7 @@ def enqueue_import(
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
                 "options": orjson.dumps(given), **({"retry_of": retry_of} if retry_of else {}),
             }, settings.retention_s):
-                # cancelled while the service held it accepted: that stop wrote its report; queue nothing
-                source.close()
-                log.info("import stopped before its file was queued", source=label)
+                source.close()  # cancelled while the service held it accepted: that stop wrote its report
                 return handle
             if retry_of:
                 st.imports.note_retry(retry_of, import_id)
