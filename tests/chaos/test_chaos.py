@@ -116,3 +116,9 @@ def test_the_tracking_endpoint_loses_and_doubles_nothing_when_its_server_and_wor
     row = tracking.tracking_kills(tmp_path, messages=4000, kills=2)
     assert row["broke"].startswith("1 server kills, 1 pool child kills"), row
     _assert_exact(row)
+
+
+def test_tracking_order_holds_with_the_workers_paused_across_stream_ends(tmp_path):
+    row = tracking.tracking_backlog_order(tmp_path, people=20, pauses=3)
+    assert row["broke"].startswith("3 pauses"), row
+    _assert_exact(row)

@@ -7,6 +7,7 @@ again by the library: its events are duplicates by messageId).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import random
 import shutil
@@ -137,4 +138,87 @@ def tracking_kills(base: Path, messages: int = 20_000, kills: int = 6) -> dict:
                     complete=sum(done.values()) == kills)
 
 
-ALL = [tracking_kills]
+def tracking_backlog_order(base: Path, people: int = 40, pauses: int = 6) -> dict:
+    """A person's changes in the order received, with the workers behind. Each round pauses every pool
+    child (SIGSTOP), sends identify calls setting each person's plan to A (answered: stored), waits until
+    that stream has ended, sends plan B from another thread and waits until the stream opened for B has
+    ended too, then lets the children go: every person must end on B. ``lost``: people left on an
+    earlier plan, over all rounds. Every round makes its pause: the rounds are driven, not timed."""
+    import threading
+
+    import httpx
+
+    from .scenarios import _row
+
+    started = time.monotonic()
+    live_s = 1
+    settings = {"CHAOS_SLOW_MS": "300", "BACKFILL_TRACK_IMPORT_S": str(live_s), "BACKFILL_PRODUCER_TIMEOUT_S": "30",
+                "BACKFILL_TRACK_TRIGGER": "0"}
+    with Cluster(base, settings=settings).start(2) as cluster:
+        from worker.store import Store
+
+        st = Store(cluster.client())
+        record, key = st.apikeys.create("chaos-order", "track")
+        server = Server(cluster)
+        server.start()
+        resent, wrong, made, versions = [0], 0, 0, 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", auth=(key, ""), timeout=120) as client:
+            for _ in range(300):
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+
+            def identify(version: int, before: int = 0) -> None:
+                # ``before`` track calls of other users ahead of the identify calls: A's stream then has
+                # more chunks (each slowed) than B's, so B would commit first if it were let in early
+                batch = [{"type": "track", "userId": f"f{n}", "event": "Filler", "messageId": f"f{version}-{n}"}
+                         for n in range(before)]
+                batch += [{"type": "identify", "userId": f"o{p}", "traits": {"plan": f"v{version}"},
+                           "messageId": f"o{p}-v{version}"} for p in range(people)]
+                while client.post("/v1/batch", json={"batch": batch}).status_code != 200:
+                    resent[0] += 1  # a 503: the library's rule is to send it again
+                    time.sleep(0.5)
+
+            for _ in range(pauses):
+                children = [p for w in cluster.alive_workers() for p in cluster.pool_children(w)]
+                for pid in children:
+                    os.kill(pid, signal.SIGSTOP)  # (a child the pool replaced meanwhile is not paused)
+                try:
+                    identify(versions, before=1000)
+                    time.sleep(live_s + 0.6)  # A's stream ends, uncommitted
+                    later = threading.Thread(target=identify, args=(versions + 1,))
+                    later.start()
+                    time.sleep(live_s + 1.2)  # the stream opened for B ends while B waits
+                finally:
+                    for pid in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGCONT)
+                made += 1
+                later.join(120)
+                versions += 2
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    plans = [(st.people.find(f"o{p}", "id") or {}).get("a:plan") for p in range(people)]
+                    if all(plan == f"v{versions - 1}" for plan in plans):
+                        break
+                    time.sleep(0.2)
+                wrong += sum(plan != f"v{versions - 1}" for plan in plans)
+        server.stop()
+        reports = stream_reports(st, record.id, timeout=180)
+        runs = [int(st.imports.state(r["import_id"]).get("finalize_runs", 0)) for r in reports]
+        result = {
+            "rows": (people + 500) * versions, "lost": wrong, "doubled": 0, "unexpected": 0,
+            "report_matches": sum(r["errors"] for r in reports) == 0
+            and sum(r["imported"] + r["duplicates"] for r in reports) >= (people + 500) * versions,
+            "report_runs": next((n for n in runs if n != 1), 1),
+            "finished_lines": cluster.log_count('"import finished"'),
+            "status": "/".join(sorted({r["status"] for r in reports})),
+        }
+        return _row("tracking order: workers paused across stream ends", f"{made} pauses of every pool child; "
+                    f"{len(reports)} streams, {resent[0]} batches sent again", started, result,
+                    complete=made == pauses)
+
+
+ALL = [tracking_kills, tracking_backlog_order]
