@@ -23,7 +23,7 @@ from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.settings import Settings, get_settings
 from worker.spec import ImportSpec, new_import_id
-from worker.timestamps import check_formats, parse_duration, zone
+from worker.timestamps import check_formats, check_zone, parse_duration
 
 from . import segment
 from .queueing import Queueing
@@ -255,7 +255,7 @@ def retry_options(import_id: str) -> dict:
 
 def check_options(*, kind: str = "events", data_to_process: str = "all", empty_cells: str = "ignore",
                   date_formats: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
-                  trigger_window: str | int | None = "72h",
+                  dst: str | None = None, trigger_window: str | int | None = "72h",
                   delimiter: str | None = None, encoding: str | None = None) -> tuple[tuple[str, ...], int | None]:
     """Check an import's options before anything is read; (date formats, trigger window in seconds).
     Raises ConfigError naming the option that is wrong."""
@@ -268,11 +268,10 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
         raise ConfigError("data_to_process and empty_cells are options of people imports")
     try:
         formats = check_formats(tuple(date_formats))
+        check_zone(timezone, dst)
         window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if zone(timezone) is None:
-        raise ConfigError(f"unknown time zone {timezone!r}; use an IANA name like Europe/Paris, or UTC")
     delimiter_of(delimiter)
     if encoding:
         try:
@@ -295,6 +294,7 @@ def enqueue_import(
     trigger: bool = False,
     trigger_window: str | int | None = "72h",
     timezone: str = "UTC",
+    dst: str | None = None,
     create_people: bool = False,
     dry_run: bool = False,
     encoding: str | None = None,
@@ -319,7 +319,7 @@ def enqueue_import(
     or clear. ``mapping`` {column: attribute} renames columns (events: {column: role}, a
     role being email, id, event_name, time or event_id, anything else a property name);
     ``skip`` lists columns to leave out. ``date_formats``: strptime patterns (or
-    ``"excel"``) read besides ISO 8601 and Unix times.
+    ``"excel"``) read besides ISO 8601 and Unix times; ``dst``: "earlier" or "later", as ``--dst``.
 
     A file-level problem (not CSV, no person column, bad quoting...) does not
     raise: the import is recorded as ``failed`` with one clear message, its report
@@ -334,8 +334,8 @@ def enqueue_import(
     """
     settings = settings or get_settings()
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
-                                    date_formats=date_formats, timezone=timezone, trigger_window=trigger_window,
-                                    delimiter=delimiter, encoding=encoding)
+                                    date_formats=date_formats, timezone=timezone, dst=dst,
+                                    trigger_window=trigger_window, delimiter=delimiter, encoding=encoding)
     id_only = settings.workspace_identifiers == "id_only"
     tasks = _worker()
     st = tasks.store()
@@ -346,7 +346,7 @@ def enqueue_import(
     # As given, for a retry to give them again (retry_options).
     given = {"kind": kind, "identifier": identifier, "dialect": dialect, "data_to_process": data_to_process,
              "empty_cells": empty_cells, "mapping": mapping or {}, "skip": list(skip), "trigger": trigger,
-             "trigger_window": trigger_window, "timezone": timezone, "create_people": create_people,
+             "trigger_window": trigger_window, "timezone": timezone, "dst": dst, "create_people": create_people,
              "dry_run": dry_run, "date_formats": list(date_formats), "format": format}
     label = source or str(path)
     started_ms = int(time.time() * 1000)
@@ -378,8 +378,7 @@ def enqueue_import(
                 data_to_process=data_to_process, empty_cells=empty_cells, id_only=id_only,
                 source=label, trigger=trigger and kind != "people", trigger_window_s=window, timezone=timezone,
                 create_people=create_people, dry_run=dry_run, dedupe_window_s=settings.dedupe_window_s,
-                date_formats=formats,
-                encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
+                date_formats=formats, dst=dst, encoding=plan.sniffed.encoding, delimiter=plan.sniffed.delimiter,
             )
             if not st.imports.create(spec, {
                 "source": label, "rows_expected": plan.rows, "blank_rows": plan.blank,

@@ -45,6 +45,8 @@ class ImportSpec:
     id_only: bool = False
     #: ``--date-format`` strptime patterns (or "excel") read besides ISO 8601 and Unix times
     date_formats: tuple[str, ...] = ()
+    #: ``--dst``: a local time the clocks repeat is its "earlier" or "later" instant; None refuses it
+    dst: str | None = None
 
     def to_json(self) -> bytes:
         """orjson bytes, for the import hash."""

@@ -8,6 +8,7 @@ import click
 from producers.cli import render
 from producers.cli.common import echo_json
 from worker.cells import column_letter
+from worker.clocks import DST_CHOICES
 from worker.errors import BackfillError, ConfigError, FileProblem
 from worker.events.dialects import DIALECTS
 from worker.ops.report import EXIT_TIMEOUT
@@ -46,6 +47,9 @@ FORMAT = click.option("--format", "file_format", type=click.Choice(["auto", "csv
 @click.option("--trigger/--no-trigger", default=False, help="Let events trigger campaigns (default: passive).")
 @click.option("--trigger-window", default="72h", show_default=True, help="Oldest event that may trigger: 72h, 10d, or none.")
 @click.option("--timezone", default="UTC", show_default=True, help="Zone of times written without an offset.")
+@click.option("--dst", type=click.Choice(DST_CHOICES),
+              help="A local time the zone's clocks repeat (01:30 on the autumn change) is its earlier or its "
+                   "later instant. Default: an error naming both.")
 @click.option("--create-people", is_flag=True, help="Create people the directory does not know.")
 @click.option("--dry-run", is_flag=True, help="Run everything, write nothing, report what would happen.")
 @click.option("--encoding", help="Force the encoding (default: UTF-8, else cp1252).")
@@ -55,7 +59,7 @@ FORMAT = click.option("--format", "file_format", type=click.Choice(["auto", "csv
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
 def import_(file: str, kind: str, file_format: str, identifier, data_to_process, empty_cells, mapping, skip,
-            date_formats, dialect, trigger, trigger_window, timezone, create_people, dry_run, encoding, delimiter,
+            date_formats, dialect, trigger, trigger_window, timezone, dst, create_people, dry_run, encoding, delimiter,
             wait, timeout, as_json) -> None:
     """Import FILE (a path, a .gz, or - for standard input) of events or people, or of Segment messages."""
     from producers.api import enqueue_import
@@ -68,8 +72,8 @@ def import_(file: str, kind: str, file_format: str, identifier, data_to_process,
         handle = enqueue_import(
             file, kind=kind, **people, mapping=parse_mapping(mapping), skip=skip, identifier=identifier,
             dialect=dialect, trigger=trigger, trigger_window=trigger_window, date_formats=date_formats,
-            timezone=timezone, create_people=create_people, dry_run=dry_run, encoding=encoding, delimiter=delimiter,
-            format=file_format,
+            timezone=timezone, dst=dst, create_people=create_people, dry_run=dry_run, encoding=encoding,
+            delimiter=delimiter, format=file_format,
         )
     except (ValueError, ConfigError) as exc:  # an option is wrong: bad usage
         raise click.UsageError(str(exc)) from None

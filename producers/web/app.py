@@ -355,7 +355,7 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
 def _check(options: ImportOptions) -> None:
     try:
         check_options(kind=options.type, data_to_process=options.data_to_process, empty_cells=options.empty_cells,
-                      date_formats=options.date_formats, timezone=options.timezone,
+                      date_formats=options.date_formats, timezone=options.timezone, dst=options.dst,
                       trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding)
     except ConfigError as exc:
         raise ApiError(422, "invalid_option", _as_fields(str(exc))) from None
@@ -363,7 +363,7 @@ def _check(options: ImportOptions) -> None:
 
 #: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
 _FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
-           "--timezone": "timezone", "--encoding": "encoding", "--create-people": "create_people"}
+           "--timezone": "timezone", "--dst": "dst", "--encoding": "encoding", "--create-people": "create_people"}
 
 
 def _as_fields(message: str) -> str:

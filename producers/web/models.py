@@ -52,6 +52,8 @@ class ImportOptions(BaseModel):
     trigger: bool = False
     trigger_window: str = "72h"
     timezone: str = "UTC"
+    #: as --dst: the instant of a local time the zone's clocks repeat; None refuses it
+    dst: Literal["earlier", "later"] | None = None
     create_people: bool = False
     dry_run: bool = False
     encoding: str | None = None
@@ -64,7 +66,7 @@ class ImportOptions(BaseModel):
             if self.type == "people" else {}
         return dict(kind=self.type, identifier=self.identifier, dialect=self.dialect, mapping=self.mapping,
                     skip=tuple(self.skip), trigger=self.trigger, trigger_window=self.trigger_window,
-                    timezone=self.timezone, create_people=self.create_people, dry_run=self.dry_run,
+                    timezone=self.timezone, dst=self.dst, create_people=self.create_people, dry_run=self.dry_run,
                     encoding=self.encoding, delimiter=self.delimiter, date_formats=tuple(self.date_formats), **people)
 
 

@@ -161,6 +161,7 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
                              ({"delimiter": "ab"}, "delimiter 'ab'"),
                              ({"encoding": "klingon"}, "unknown encoding"),
                              ({"date_formats": "%Q"}, "bad directive"),
+                             ({"dst": "first"}, "dst"),
                              ({"trigger_window": "soon"}, "not a duration"),
                              ({"colour": "blue"}, "colour"),
                              ({"data_to_process": "only_new"}, "people imports")):
@@ -234,6 +235,21 @@ def files():
     yield port
     for server in servers:
         server.shutdown()
+
+
+def test_dst_chooses_the_instant_of_a_repeated_local_time_over_http(service, keys):
+    """A time in New York's repeated hour (2024-11-03 01:30) is an error unless ``dst`` chooses."""
+    text = b"email,event_name,time\nann@example.com,Rang,2024-11-03 01:30:00\n"
+    with service.client(keys["import"]) as client:
+        for dst, imported in ((None, 0), ("later", 1)):
+            options = {"create_people": "true", "timezone": "America/New_York", **({"dst": dst} if dst else {})}
+            answer = client.post("/v1/imports", files={"file": ("calls.csv", text)}, data=options)
+            assert answer.status_code == 202, answer.text
+            import_id = answer.json()["import_id"]
+            assert wait_final(client, import_id)["imported"] == imported
+        assert client.get(f"/v1/imports/{import_id}/report").json()["dst"] == "later"
+        [event] = store_of().events.read(import_id)
+        assert event["timestamp"] == 1730615400  # 06:30Z, its second instant (EST)
 
 
 def test_data_file_url_is_fetched_only_from_allowed_addresses(service, keys, files):

@@ -61,7 +61,7 @@ def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None 
         rows, numbers = chunk.rows, chunk.row_numbers
         want_v = reference.validate_rows(rows, numbers, spec.columns, identifier=spec.identifier,
                                          tz=zone(spec.timezone) or timezone.utc, now=NOW, clock_skew_s=300,
-                                         formats=spec.date_formats)
+                                         formats=spec.date_formats, dst=spec.dst)
         got_v = core.validate(spec, rows, numbers, NOW, 300)
         assert got_v.events == want_v.events
         assert got_v.errors == want_v.errors and got_v.warnings == want_v.warnings
@@ -121,7 +121,14 @@ NAMES = ["Signed up", "Added to cart", "Completes checkout", "completes_checkout
 TIMES = ["2024-12-20T10:00:00Z", "2024-12-23 18:01+10", "2024-12-23T23:59:59.123456+05:30", "2024-12-22",
          "1734800000", "1734800000123", "20241220", "45645.5", "20/12/2024", "2024-12-20T10:00:00",
          "2025-06-01T00:00:00Z", "2024-02-30", "last tuesday", "", "  1734800000  ", "2024-12-10T10:00:00Z",
-         "17348000001", "-1642212000", "1.7348E+09", "12/20/2024 10:00"]
+         "17348000001", "-1642212000", "1.7348E+09", "12/20/2024 10:00",
+         # New York's clock changes (02:30 skipped, 01:30 twice), Sydney's, and a date on one
+         "2024-03-10 02:30:00", "2024-03-10 03:30:00", "2024-03-10T02:00", "2024-11-03 01:30:00",
+         "2024-11-03T01:59:59.999", "2024-10-06 02:30", "2024-04-07T02:30:00", "2024-03-10", "20241103",
+         "03/10/2024 02:30", "11/03/2024 01:30", "45361.104166666664", "45599.0625",
+         # RFC 3339's lower case, GA4's microseconds, and numbers of 14 and 15 digits
+         "2024-12-20t10:00:00z", "2024-12-20t10:00:00.5+01:00", "1734800000123456", "17348000001234",
+         "173480000012345"]
 CELLS = ["", "plain", "=cmd|' /C calc'!A0", "+1+1", "'=literal", "''kept one", "-12.5", "caf\u00e9",
          "line\nbreak", "tab\there", "\u202eevil", "emoji \U0001f600", "a,b", "\"quoted\"", "  spaced  ", "0",
          "null", "TRUE", "\u00a0nbsp\u00a0", "x" * 300]
@@ -173,6 +180,9 @@ OPTION_SETS = [
     dict(create_people=True, timezone="Australia/Sydney"),
     dict(create_people=True, date_formats=("%d/%m/%Y",)),
     dict(create_people=True, date_formats=(EXCEL, "%m/%d/%Y %H:%M")),
+    dict(create_people=True, timezone="America/New_York"),
+    dict(create_people=True, timezone="America/New_York", dst="later", date_formats=(EXCEL, "%m/%d/%Y %H:%M")),
+    dict(create_people=True, timezone="America/New_York", dst="earlier"),
 ]
 
 
@@ -192,6 +202,8 @@ def test_hostile_files(tmp_path, identifier, options):
     assert seen["reused"] > 0
     if not options["create_people"]:
         assert "person_not_found" in seen["errors"]
+    if options.get("timezone") == "America/New_York" and not options.get("dst"):
+        assert "ambiguous_time" in seen["errors"]
     assert {"invisible_characters", "future_time"} & seen["warnings"]
 
 

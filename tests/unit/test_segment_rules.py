@@ -3,6 +3,7 @@ directory's alias and tag changes. Pure: no Redis."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -43,6 +44,18 @@ def test_times_follow_segments_clock_skew_rule():
     assert (none.ts, none.ts_from) == (None, None)
     naive = read_message(line(type="track", userId="u", event="E", timestamp="2024-03-01T10:00:00"), 6)
     assert naive.ts == ts("2024-03-01T10:00:00+00:00")
+
+
+def test_a_naive_segment_time_the_zones_clocks_skip_or_repeat_says_so():
+    new_york = ZoneInfo("America/New_York")
+    skipped = read_message(line(type="track", userId="u", event="E", timestamp="2024-03-10T02:30:00"), 1, new_york)
+    assert [(p.column, p.code) for p in skipped] == [("timestamp", "invalid_time")]
+    assert "does not exist in America/New_York: clocks went forward from 02:00 to 03:00" in skipped[0].message
+    repeated = line(type="track", userId="u", event="E", timestamp="2024-11-03T01:30:00")
+    assert codes(read_message(repeated, 2, new_york)) == ["ambiguous_time"]
+    assert read_message(repeated, 2, new_york, "later").ts == ts("2024-11-03T06:30:00+00:00")
+    assert read_message(line(type="track", userId="u", event="E", timestamp="2024-03-01t10:00:00z"), 3).ts == \
+        ts("2024-03-01T10:00:00+00:00")
 
 
 @pytest.mark.parametrize("text, code", [

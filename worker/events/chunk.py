@@ -51,7 +51,7 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
     """Validate a chunk's records under the import's options."""
     tz = zone(spec.timezone) or timezone.utc
     return validate_chunk(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
-                         formats=spec.date_formats,
+                         formats=spec.date_formats, dst=spec.dst,
                          clock_skew_s=clock_skew_s)
 
 

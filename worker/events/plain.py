@@ -48,6 +48,7 @@ def validate_chunk(
     now: float,
     clock_skew_s: float,
     formats: tuple[str, ...] = (),
+    dst: str | None = None,
 ) -> RowOutcome:
     """:func:`~worker.events.rows.validate_rows`'s outcome for a chunk, the plain rows read a column at
     a time. ``row_numbers`` are the rows' file row numbers (distinct, as a file's are)."""
@@ -89,7 +90,7 @@ def validate_chunk(
 
     if columns.time is not None:
         texts = clean_column(cells[columns.time])
-        times = parse_times(texts, tz, formats)
+        times = parse_times(texts, tz, formats, dst)
         future_limit = now + clock_skew_s
         # a text that does not read (None where there is text), or a time in the future
         _flag(slow, [(ts is None and text != "") or (ts is not None and ts > future_limit)
@@ -114,7 +115,7 @@ def validate_chunk(
     order = sorted(slow)
     outcome = validate_rows([rows[i] for i in order],
                             [row_numbers[i] for i in order], columns, identifier=identifier, tz=tz, now=now,
-                            clock_skew_s=clock_skew_s, formats=formats)
+                            clock_skew_s=clock_skew_s, formats=formats, dst=dst)
     # validate_rows gives each row at most one event, in order: match them by row number
     made = iter(outcome.events)
     event = next(made, None)

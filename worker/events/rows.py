@@ -76,11 +76,13 @@ def validate_rows(
     now: float,
     clock_skew_s: float,
     formats: tuple[str, ...] = (),
+    dst: str | None = None,
 ) -> RowOutcome:
     """Validate a chunk of records; every record lands in events or errors, once.
 
     Errors: no person, an address that is not one (a ``mailto:`` link included), no event name,
-    a time that is not one (:func:`worker.timestamps.time_problem` says what it looks like), an
+    a time that is not one (:func:`worker.timestamps.time_problem` says what it looks like) or a
+    local time the clocks skip, or repeat without ``dst`` to choose its instant, an
     id Excel turned into scientific notation (``1.23457E+15``: its digits are gone), reserved data
     that is not an address. Warnings: invisible characters removed from the person, the event's
     name or its id; a time in the future.
@@ -129,10 +131,10 @@ def validate_rows(
         if time_col is not None and cells[time_col]:
             text = cells[time_col]
             # parse_time's usual case without its number checks (a "-" after four digits is no number)
-            ts = parse_iso(text, tz) if iso_first and text[4:5] == "-" and text[:4].isdigit() \
-                else parse_time(text, tz, formats)
+            ts = parse_iso(text, tz, dst) if iso_first and text[4:5] == "-" and text[:4].isdigit() \
+                else parse_time(text, tz, formats, dst)
             if ts is None:
-                problems.append(Problem(row, header[time_col], *time_problem(cells[time_col], tz, formats)))
+                problems.append(Problem(row, header[time_col], *time_problem(cells[time_col], tz, formats, dst)))
         for index, key in reserved:
             value = cells[index]
             if value and not is_email(value):

@@ -28,7 +28,8 @@ def spec_info(st: Store, import_id: str) -> dict:
         "import_id": import_id, "source": spec.source, "kind": spec.kind, "dialect": spec.columns.dialect,
         "identifier": spec.identifier, "trigger": spec.trigger, "trigger_window_s": spec.trigger_window_s,
         "dry_run": spec.dry_run, "create_people": spec.create_people, "encoding": spec.encoding,
-        "delimiter": spec.delimiter, "timezone": spec.timezone, "column_warnings": list(spec.columns.notes),
+        "delimiter": spec.delimiter, "timezone": spec.timezone, **({"dst": spec.dst} if spec.dst else {}),
+        "column_warnings": list(spec.columns.notes),
         **({"data_to_process": spec.data_to_process, "empty_cells": spec.empty_cells, "id_only": spec.id_only}
            if spec.kind == "people" else {}),
     }

@@ -30,10 +30,10 @@ MAX_CONFLICTS = 10
 
 
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int]) -> PeopleRows:
-    """A people chunk's records validated under the import's options (time zone, empty cells, formats)."""
+    """A people chunk's records validated under the import's options (time zone, empty cells, formats, --dst)."""
     return validate_people(rows, numbers, spec.columns,  # type: ignore[arg-type]
                            tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",
-                           formats=spec.date_formats)
+                           formats=spec.date_formats, dst=spec.dst)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -97,8 +97,12 @@ def parse_preferences(text: str) -> dict[str, bool] | str:
 
 
 def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleColumns, *,
-                    tz: tzinfo, clear_empty: bool, formats: tuple[str, ...] = ()) -> PeopleRows:
-    """Validate a chunk of people records; every record lands in rows or errors, once."""
+                    tz: tzinfo, clear_empty: bool, formats: tuple[str, ...] = (),
+                    dst: str | None = None) -> PeopleRows:
+    """Validate a chunk of people records; every record lands in rows or errors, once.
+
+    ``created_at`` is read as :func:`worker.timestamps.parse_time` reads it, under ``tz``, ``formats``
+    and ``dst``."""
     out = PeopleRows()
     header = columns.header
     width = len(header)
@@ -140,9 +144,9 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
         if columns.created_at is not None:
             text = cells[columns.created_at]
             if text:
-                ts = parse_time(text, tz, formats)
+                ts = parse_time(text, tz, formats, dst)
                 if ts is None:
-                    problems.append(Problem(row, header[columns.created_at], *time_problem(text, tz, formats)))
+                    problems.append(Problem(row, header[columns.created_at], *time_problem(text, tz, formats, dst)))
                 else:
                     values["created_at"] = str(int(ts))
             elif clear_empty:

@@ -14,7 +14,7 @@ import orjson
 
 from worker.cells import visible
 from worker.problems import Problem
-from worker.timestamps import parse_time
+from worker.timestamps import local_problem, parse_time
 
 #: Segment refuses a message larger than this (bytes of JSON); so do we, as a row error.
 MESSAGE_LIMIT = 32 * 1024
@@ -74,29 +74,34 @@ def _too_deep(value: object, depth: int = 0) -> bool:
     return False
 
 
-def _when(data: dict, name: str, row: int, problems: list[Problem], tz: tzinfo) -> float | None:
+def _when(data: dict, name: str, row: int, problems: list[Problem], tz: tzinfo, dst: str | None) -> float | None:
     """Unix seconds of the ISO 8601 time in ``data[name]`` (None when absent); a problem when unreadable."""
     value = data.get(name)
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        ts = parse_time(value.strip(), tz) if value.strip() else None
+        text = value.strip()
+        ts = parse_time(text, tz, (), dst) if text else None
         if ts is not None:
             return ts
+        local = local_problem(text, tz, (), dst) if text else None
+        if local is not None:  # a local time the clocks skip or repeat
+            problems.append(Problem(row, name, *local))
+            return None
     problems.append(Problem(row, name, "invalid_time", f"{value!r} is not an ISO 8601 time (Segment sends "
                                                       "2024-03-01T10:00:00.000Z)"))
     return None
 
 
 def event_time(data: dict, row: int, problems: list[Problem],
-               tz: tzinfo = timezone.utc) -> tuple[float | None, str | None]:
+               tz: tzinfo = timezone.utc, dst: str | None = None) -> tuple[float | None, str | None]:
     """Segment's time of a message and where it came from: ``timestamp`` when given; else
     ``receivedAt - (sentAt - originalTimestamp)`` (the client's clock skew taken out); else
     ``originalTimestamp``; else ``receivedAt``; else (None, None): the time it is processed."""
-    timestamp = _when(data, "timestamp", row, problems, tz)
-    original = _when(data, "originalTimestamp", row, problems, tz)
-    sent = _when(data, "sentAt", row, problems, tz)
-    received = _when(data, "receivedAt", row, problems, tz)
+    timestamp = _when(data, "timestamp", row, problems, tz, dst)
+    original = _when(data, "originalTimestamp", row, problems, tz, dst)
+    sent = _when(data, "sentAt", row, problems, tz, dst)
+    received = _when(data, "receivedAt", row, problems, tz, dst)
     if timestamp is not None:
         return timestamp, "timestamp"
     if original is not None and sent is not None and received is not None:
@@ -132,9 +137,9 @@ def _tags(data: dict, row: int, problems: list[Problem]) -> tuple[str, tuple[str
     return action, tuple(dict.fromkeys(v.strip() for v in values)), _text(whose)
 
 
-def read_message(line: str, row: int, tz: tzinfo = timezone.utc) -> Message | list[Problem]:
+def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None = None) -> Message | list[Problem]:
     """The message on one line, or why it cannot be read (each problem names the field); times
-    written without an offset are in ``tz``."""
+    written without an offset are in ``tz`` (``dst`` chooses the instant of one its clocks repeat)."""
     if len(line) > MESSAGE_LIMIT and len(line.encode()) > MESSAGE_LIMIT:
         return [Problem(row, None, "message_too_large",
                         f"{len(line.encode()):,} bytes; Segment's limit is {MESSAGE_LIMIT // 1024} KB a message")]
@@ -153,7 +158,7 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc) -> Message | li
         return [Problem(row, "type", "unknown_type", f"{kind!r} is not a Segment call type (one of "
                                                     f"{', '.join(TYPES)})" if kind else "no type")]
     problems: list[Problem] = []
-    ts, ts_from = event_time(data, row, problems, tz)
+    ts, ts_from = event_time(data, row, problems, tz, dst)
     message = Message(row, kind, _text(data.get("userId")), _text(data.get("anonymousId")),
                       _text(data.get("messageId")), ts, ts_from)
     message.tags = _tags(data, row, problems)

@@ -53,7 +53,8 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
         rows, numbers = _uncounted(st, spec, chunk, stored.rows, numbers)
         return _commit_people(st, spec, chunk, settings, at, Changes(), failed_rows(rows, numbers, "", CANCELLED),
                               [], cancelled=len(rows))
-    planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s)
+    planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s,
+                   dst=spec.dst)
     if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
         _commit_events(st, spec, chunk, planned, stored.rows, numbers, settings, at)
     rules = Rules("all", spec.id_only, "id", int(at), (("id", "userId"), ("email", "traits.email")), segment=True)

@@ -73,12 +73,14 @@ def _event_call(message: Message) -> bool:
     return message.type in ("page", "screen") or (message.type == "track" and message.event != "Unsubscribe")
 
 
-def plan(lines: list[str], numbers: list[int], *, tz: tzinfo, now: float, clock_skew_s: float) -> SegmentChunk:
-    """Read a chunk's lines and apply the rules (see the module's table); no I/O."""
+def plan(lines: list[str], numbers: list[int], *, tz: tzinfo, now: float, clock_skew_s: float,
+         dst: str | None = None) -> SegmentChunk:
+    """Read a chunk's lines and apply the rules (see the module's table); no I/O. Times without an
+    offset are in ``tz``, ``dst`` choosing the instant of one its clocks repeat."""
     out = SegmentChunk()
     future_limit = now + clock_skew_s
     for line, row in zip(lines, numbers):
-        message = read_message(line, row, tz)
+        message = read_message(line, row, tz, dst)
         if not isinstance(message, Message):
             out.errors.append((row, [line], message))
             continue
