@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 from worker.cells import clean_cell, column_letter
 from worker.errors import FileProblem
+from worker.events.day_times import SAMPLE_ROWS, refuse_a_day_only_time, watched
 from worker.events.dialects import Columns, plan_columns
 from worker.people.columns import PeopleColumns, plan_people_columns
 
@@ -93,21 +94,21 @@ def scan(
     if spool is not None:
         source.spool = spool  # (closed with the source, whatever happens here)
     try:
-        plan = _scan(source, sniffed, identifier, columns_of, max_columns, spool)
+        plan = _scan(source, sniffed, identifier, columns_of, max_columns, spool, mapping)
     except FileProblem as problem:
         if problem.code != "bad_csv" or "expected after" not in str(problem):
             raise
         if spool is not None:
             spool.reset()
         plan = _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of, max_columns,
-                     spool)
+                     spool, mapping)
     if spool is not None:
         spool.finish()
     return plan
 
 
 def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, max_columns: int,
-          spool: Spool | None) -> Plan:
+          spool: Spool | None, mapping: dict[str, str] | None) -> Plan:
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
@@ -115,9 +116,11 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
     person: int | None = None
     columns: Columns | PeopleColumns
     columns = columns_of(header)
+    watch: tuple[int, ...] = ()
     if isinstance(columns, PeopleColumns):
         identifier = columns.identifier
     else:
+        watch = watched(columns, {name.strip().lower() for name in mapping or {}})
         identifier = columns.person_kind or identifier
         if identifier not in (None, "id", "email"):
             raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
@@ -126,6 +129,7 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
     most_cells = 2 * max(len(columns.header), max_columns)
     samples: list[list[str]] = [[] for _ in columns.header]
     first_email = first_id = None
+    times: dict[int, list[str]] = {index: [] for index in watch}
     rows = blank = 0
     add = spool.add if spool is not None else None
     for row, record in records:
@@ -139,9 +143,13 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
             raise _row_problem(row, record, len(columns.header))
         if add is not None:
             add(row, record, size)
-        if rows <= 3:
-            for index, cell in enumerate(record[: len(samples)]):
-                samples[index].append(clean_cell(cell))
+        if rows <= SAMPLE_ROWS:
+            if rows <= 3:
+                for index, cell in enumerate(record[: len(samples)]):
+                    samples[index].append(clean_cell(cell))
+            for index in watch:  # (the first values of the columns that say which is the time)
+                if index < len(record) and (value := clean_cell(record[index])):
+                    times[index].append(value)
         for index in unnamed:
             if index < len(record) and record[index].strip():
                 raise FileProblem(
@@ -157,6 +165,8 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
                     first_email = first_email or row
                 else:
                     first_id = first_id or row
+    if watch:
+        refuse_a_day_only_time(columns, times)  # type: ignore[arg-type]
     if identifier is None:
         if first_email and first_id:
             raise FileProblem(

@@ -46,6 +46,9 @@ _NAMES = {"\u00a0": "NO-BREAK SPACE, made a space", "\u2007": "FIGURE SPACE, mad
           "\u2060": "WORD JOINER", "\ufeff": "BYTE ORDER MARK"}
 #: The longest text a spreadsheet cell holds; longer problem texts are cut to it.
 CELL_LIMIT = 32_767
+#: The longest attribute or property name, in UTF-8 bytes (Customer.io's limit): a longer one is
+#: refused, a CSV column's as a file problem, a Segment message's key as a row error.
+NAME_LIMIT = 150
 
 
 def column_letter(index: int) -> str:
@@ -115,6 +118,25 @@ def header_names(header: list[str], max_columns: int) -> tuple[tuple[str, ...], 
             )
         seen[key] = index
     return cells, seen
+
+
+def long_name(name: str) -> str | None:
+    """Why ``name`` cannot be an attribute or property name (over :data:`NAME_LIMIT` bytes), or None."""
+    # (a character is at most 4 bytes: the usual short name costs one len())
+    if len(name) <= NAME_LIMIT // 4 or (size := len(name.encode())) <= NAME_LIMIT:
+        return None
+    return f"{name[:40]!r}... is {size:,} bytes long; a name may be at most {NAME_LIMIT} bytes (Customer.io's limit)"
+
+
+def refuse_long_names(names: tuple[tuple[int, str], ...], what: str) -> None:
+    """Raise ``name_too_long`` for the first (column index, name) whose name is too long to be
+    a ``what`` ("property", "attribute") name."""
+    for index, name in names:
+        why = long_name(name)
+        if why is not None:
+            raise FileProblem("name_too_long", f"column {column_letter(index)}: the {what} name {why}; rename the "
+                                               "column (in the file, or with --map COLUMN=NAME) or leave it out "
+                                               "with --skip COLUMN")
 
 
 def is_report_file(header: tuple[str, ...], dropped: tuple[int, ...]) -> bool:

@@ -88,6 +88,22 @@ def test_lines_arrays_and_batch_objects_give_the_same_store(store, workers, tmp_
     assert [e[0] for e in events] == ["Bought", "Bought", "Viewed Pricing Page"]
 
 
+def test_a_key_too_long_to_be_a_name_is_a_row_error_and_the_others_import(store, workers, tmp_path):
+    long_key = "How likely are you to recommend us to a friend or colleague? " * 3  # 183 bytes
+    report = run_import(write(tmp_path, "survey.jsonl", "\n".join(orjson.dumps(m).decode() for m in [
+        SMALL[0],
+        {"type": "track", "userId": "u1", "event": "Answered", "messageId": "s1", "properties": {long_key: 9}},
+        {"type": "identify", "userId": "u1", "traits": {long_key: "9"}},
+        SMALL[1],
+    ]) + "\n"))
+    assert (report["rows"], report["imported"], report["errors"]) == (4, 2, 2) and counted_once(report)
+    errors = {p["row"]: p for p in store.imports.problems(report["import_id"], "errors")}
+    assert sorted(errors) == [2, 3]
+    assert "the property name 'How likely are you to recommend us to a '... is 183 bytes" in errors[2]["problems"][0]
+    assert "the trait name" in errors[3]["problems"][0]
+    assert f"a:{long_key}" not in store.people.find("u1", "id")
+
+
 def test_the_cli_imports_an_archive_and_a_sink_stores_tags(backfill, store, tmp_path):
     from worker.sink.sqlite import SQLiteResults
     from worker.store.outbox import Outbox

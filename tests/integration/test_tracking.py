@@ -126,6 +126,27 @@ def test_what_the_tracking_api_refuses(service, store):
     assert store.people.find("u9", "id")["a:plan"] == "x"
 
 
+def test_a_batch_message_with_a_key_too_long_to_be_a_name_is_a_row_error(service, store):
+    """Answered 200 like any message the library sent well formed: the stream's report has the row error."""
+    record, key = store.apikeys.create("long-names", "track")
+    long_key = "Which of our newsletters would you like to receive from now on, and how often? " * 2  # 158 bytes
+    batch = {"batch": [
+        {"type": "track", "userId": "u20", "event": "Answered", "messageId": "n-1", "properties": {long_key: "weekly"}},
+        {"type": "identify", "userId": "u20", "traits": {"plan": "pro", long_key: "weekly"}},
+        {"type": "track", "userId": "u20", "event": "Answered", "messageId": "n-2", "properties": {"topic": "news"}},
+    ]}
+    with httpx.Client(base_url=service.url, auth=(key, ""), timeout=30) as client:
+        answer = client.post("/v1/batch", content=orjson.dumps(batch))
+    assert answer.status_code == 200 and answer.json() == {"success": True}
+    reports = stream_reports(store, record.id)
+    assert (sum(r["imported"] for r in reports), sum(r["errors"] for r in reports)) == (1, 2)
+    errors = [p for r in reports for p in store.imports.problems(r["import_id"], "errors")]
+    assert sorted(p["problems"][0].split(":")[0] for p in errors) == ["name_too_long", "name_too_long"]
+    assert all("'Which of our newsletters would you like '... is 158 bytes" in p["problems"][0] for p in errors)
+    assert "a:plan" not in store.people.find("u20", "id")  # its identify was the error: nothing of it applied
+    assert _events(store).get("Answered") == 1
+
+
 @pytest.fixture(scope="module")
 def tls_service(redis_url, workers, tmp_path_factory):
     """`backfill serve` over https with a certificate of a CA made for the test (Customer.io's library

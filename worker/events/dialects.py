@@ -11,6 +11,8 @@ columns could mean one role, the more explicit name wins (``event_name`` over
 ``name``; the other is a property, and :attr:`Columns.notes` says so); two equally
 explicit ones (``date`` and ``time``) refuse the file with a message naming both.
 ``--map COLUMN=ROLE`` settles any of this by hand, ``--skip COLUMN`` leaves a column out.
+A missing role's refusal names the columns that could be it (:mod:`worker.events.candidates`);
+a property name over :data:`worker.cells.NAME_LIMIT` bytes refuses the file.
 """
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from worker.cells import (
     header_key,
     header_names,
     is_report_file,
+    refuse_long_names,
 )
 from worker.errors import FileProblem
+from worker.events.candidates import event_name_hint, person_hint
 
 VERO = "vero"
 CUSTOMERIO = "customerio"
@@ -115,11 +119,8 @@ def detect_dialect(header: list[str]) -> str | None:
         return CUSTOMERIO
     vero = ROLES[VERO]
     person = {n for role in ("email", "id") for tier in vero[role] for n in tier}
-    event = {n for tier in vero["name"] for n in tier}
-    if names & person and names & event:
-        return VERO
-    if names & {"email", "emailaddress", "eventname"}:
-        return VERO  # a Vero file missing a column: say which one
+    if names & (person | {"eventname"}):
+        return VERO  # (a Vero file missing its event name or person column: plan_columns says which)
     return None
 
 
@@ -169,7 +170,7 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
         raise FileProblem(
             "no_person_column",
             "no person column: the header needs `email` or `id` (Vero) or `_cio_customer_id` (Customer.io), "
-            f"or --map COLUMN=email; it has: {', '.join(cells) or '(nothing)'}",
+            f"or --map COLUMN=email{person_hint(cells)}; it has: {', '.join(cells) or '(nothing)'}",
         )
     if chosen not in ROLES:
         raise FileProblem("unknown_dialect", f"unknown dialect {chosen!r}; use one of {', '.join(DIALECTS)}")
@@ -224,8 +225,12 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
         raise FileProblem("no_person_column", "no person column: a customerio events file needs `_cio_customer_id`")
     if roles["name"] is None:
         wanted = "`event_name` or `name`" if chosen == VERO else "`_cio_name`"
+        hint = event_name_hint(cells, dropped | set(targets) | {i for i in roles.values() if i is not None})
         raise FileProblem("no_event_name_column", f"no event name column: a {chosen} events file needs {wanted} "
-                                                  "(or --map COLUMN=event_name)")
+                                                  "(or --map COLUMN=event_name)"
+                                                  + (hint or "; if it is a people file, import it with --type people")
+                                                  + "; it has: " + ", ".join(c for i, c in enumerate(cells)
+                                                                             if c and i not in dropped))
 
     if roles["time"] is None:
         _refuse_an_unread_time(cells, dropped, targets)
@@ -236,6 +241,7 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
     keys = [key.lower() for _, key in properties]
     for key in {k for k in keys if keys.count(k) > 1}:
         raise FileProblem("duplicate_header", f"two columns would both be the property {key!r}; rename one with --map")
+    refuse_long_names(properties, "property")
     notes += [
         f"column {column_letter(i)} {key!r} has spaces or special characters: "
         f"templates must write {{{{event[\"{key}\"]}}}}"

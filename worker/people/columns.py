@@ -19,6 +19,7 @@ from worker.cells import (
     header_key,
     header_names,
     is_report_file,
+    refuse_long_names,
 )
 from worker.errors import FileProblem
 
@@ -170,6 +171,7 @@ def plan_people_columns(
         raise FileProblem("cio_id_cannot_add", "people identified by cio_id can only be updated: cio_id is assigned "
                                                "when a person is added; use --data-to-process all or only_existing")
 
+    refuse_long_names(tuple(attributes), "attribute")
     notes = tuple(
         f"column {column_letter(i)} {name!r} has spaces or special characters: templates must write "
         f"{{{{customer[\"{name}\"]}}}}"

@@ -12,7 +12,7 @@ from datetime import timezone, tzinfo
 
 import orjson
 
-from worker.cells import visible
+from worker.cells import long_name, visible
 from worker.problems import Problem
 from worker.timestamps import local_problem, parse_time
 
@@ -23,6 +23,9 @@ MESSAGE_LIMIT = 32 * 1024
 DEPTH_LIMIT = 16
 #: The call types of the Segment spec that backfill reads.
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# The field whose keys become names (of the event's properties, of the person's attributes), by call.
+_NAMES_OF = {"track": "properties", "page": "properties", "screen": "properties", "identify": "traits"}
+_WHAT = {"properties": "property", "traits": "trait"}
 
 
 @dataclasses.dataclass(slots=True)
@@ -172,6 +175,8 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
             problems.append(Problem(row, name, "too_deep", f"nested more than {DEPTH_LIMIT} levels"))
         else:
             setattr(message, name, value)
+            if _NAMES_OF.get(kind) == name:
+                _long_keys(value, name, row, problems)
     context = data.get("context")
     traits = context.get("traits") if isinstance(context, dict) else None
     if isinstance(traits, dict) and isinstance(traits.get("email"), str) and traits["email"].strip():
@@ -194,6 +199,14 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
     if message.user_id:
         message.user_id = visible(message.user_id, "userId", row, message.notes) or None
     return problems or message
+
+
+def _long_keys(value: dict, field: str, row: int, problems: list[Problem]) -> None:
+    """A ``name_too_long`` problem for each key of ``value`` too long to be a name (:data:`worker.cells.NAME_LIMIT`)."""
+    for key in value:
+        why = long_name(key)
+        if why is not None:
+            problems.append(Problem(row, field, "name_too_long", f"the {_WHAT[field]} name {why}"))
 
 
 def _name(value: object, field: str, row: int, problems: list[Problem], notes: list[Problem]) -> str | None:
