@@ -3,8 +3,11 @@
 Read like a CSV file: :func:`scan` reads the whole file once (every file-level problem found
 before anything is queued), :func:`chunks` streams it again. A line is a row: row numbers are
 line numbers (blank lines are skipped and keep their numbers). An array or a batch object is
-read whole (at most :data:`DOCUMENT_LIMIT` bytes) and its N-th message is row N. Each row is
-the message's JSON text, parsed and checked by the worker (:mod:`worker.segment.messages`).
+read whole (at most :data:`DOCUMENT_LIMIT` bytes) and its N-th message is row N. A file whose
+first line is a whole batch holds a batch a line (a log of ``/v1/batch`` bodies): its N-th
+message is row N. A batch's messages take its ``sentAt``, ``context`` and ``integrations``
+(:mod:`worker.segment.envelope`). Each row is the message's JSON text, parsed and checked by
+the worker (:mod:`worker.segment.messages`).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import orjson
 
 from worker.errors import ConfigError, FileProblem
 from worker.events.dialects import Columns
+from worker.segment import envelope
 
 from .sniff import Sniffed
 from .source import Source
@@ -78,7 +82,8 @@ def _lines(source: Source) -> Iterator[tuple[int, str]]:
 
 
 def _form(source: Source) -> str:
-    """How the file holds its messages: "lines" (one a line), "array" or "batch" (read whole)."""
+    """How the file holds its messages: "lines" (one a line), "batches" (a batch a line), "array" or
+    "batch" (read whole)."""
     lines = _lines(source)
     for _, text in lines:
         if text.startswith("{"):
@@ -88,9 +93,7 @@ def _form(source: Source) -> str:
                 # a pretty-printed object (read whole), or a damaged first message of a file of lines
                 following = next((t for _, t in lines), "")
                 return "lines" if following.startswith("{") else "batch"
-            if isinstance(first, dict) and isinstance(first.get("batch"), list) and "type" not in first:
-                return "batch"
-            return "lines"
+            return "batches" if envelope.is_envelope(first) else "lines"
         if text.startswith("["):
             return "array"
         return "lines"  # the worker says what each line is
@@ -98,6 +101,8 @@ def _form(source: Source) -> str:
 
 
 def _document(source: Source, shape: str) -> list:
+    """The messages of a file read whole: a batch's (each with what the batch shares), or an array's
+    (an item that is itself a batch gives its messages, in its place)."""
     with source.binary() as stream:
         raw = stream.read(DOCUMENT_LIMIT + 1)
     if len(raw) > DOCUMENT_LIMIT:
@@ -107,18 +112,38 @@ def _document(source: Source, shape: str) -> list:
         data = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
         raise FileProblem("bad_json", f"{source.name} is not JSON: {exc}") from None
-    messages = data.get("batch") if isinstance(data, dict) else data
-    if not isinstance(messages, list):
+    if isinstance(data, dict) and isinstance(data.get("batch"), list):
+        return envelope.messages(data)
+    if not isinstance(data, list):
         raise FileProblem("bad_json", f"{source.name} is a JSON object without a \"batch\" list of messages"
                           if shape == "batch" else f"{source.name} is not a list of messages")
-    return messages
+    return [m for item in data for m in (envelope.messages(item) if envelope.is_envelope(item) else (item,))]
+
+
+def _batch_lines(source: Source) -> Iterator[tuple[str | None, object]]:
+    """(text, None) for a line that is no batch (a message, or what the worker will say is wrong with
+    it), (None, message) for each message of a line that is one (with what the batch shares)."""
+    for _, text in _lines(source):
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data = None
+        if envelope.is_envelope(data):
+            for message in envelope.messages(data):  # type: ignore[arg-type]
+                yield None, message
+        else:
+            yield text, None
 
 
 def _rows(source: Source, form: str) -> Iterator[tuple[int, str]]:
     if form == "lines":
         yield from _lines(source)
         return
-    for number, message in enumerate(_document(source, form), 1):
+    items = _batch_lines(source) if form == "batches" else ((None, m) for m in _document(source, form))
+    for number, (text, message) in enumerate(items, 1):
+        if text is not None:
+            yield number, text
+            continue
         try:
             yield number, orjson.dumps(message).decode()
         except orjson.JSONEncodeError:  # nested deeper than JSON can be written back: the row says so
@@ -134,7 +159,8 @@ def scan(source: Source) -> Plan:
         rows += 1
         if rows <= 3:
             samples.append(text[:200])
-    sniffed = Sniffed("utf-8", ",", False, f"JSON ({'one message a line' if form == 'lines' else form})")
+    shown = {"lines": "one message a line", "batches": "one batch a line"}.get(form, form)
+    sniffed = Sniffed("utf-8", ",", False, f"JSON ({shown})")
     return Plan(sniffed, COLUMNS, "id", rows, 0, (tuple(samples),))
 
 

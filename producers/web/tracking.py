@@ -39,6 +39,7 @@ from producers import segment
 from producers.split import batched
 from producers.web.models import ApiError
 from worker.logs import get_logger
+from worker.segment.envelope import with_envelope
 from worker.segment.messages import MESSAGE_LIMIT
 from worker.settings import Settings
 from worker.spec import ImportSpec, new_import_id
@@ -81,8 +82,8 @@ class Refused(Exception):
 
 def messages_of(body: bytes, encoding: str | None, call: str | None, received: datetime) -> list[str]:
     """The messages of one request as JSON lines for the worker (pure): ``call`` None for a batch.
-    Each gets ``receivedAt`` (the time the server got it: Segment's clock-skew rule needs it) and the
-    batch's ``sentAt`` and ``context`` when it has none of its own. Raises :class:`Refused`."""
+    Each gets ``receivedAt`` (the time the server got it: Segment's clock-skew rule needs it) and what
+    its batch shares (:func:`~worker.segment.envelope.with_envelope`). Raises :class:`Refused`."""
     if encoding and encoding.lower() == "gzip":
         try:
             inflater = zlib.decompressobj(wbits=31)
@@ -112,9 +113,8 @@ def messages_of(body: bytes, encoding: str | None, call: str | None, received: d
     for n, message in enumerate(found, 1):
         if not isinstance(message, dict):
             raise Refused("invalid_message", f"message {n} of the batch is not a JSON object")
-        for shared in ("sentAt", "context"):
-            if shared not in message and shared in data and call is None:
-                message[shared] = data[shared]
+        if call is None:
+            with_envelope(message, data)
         message["receivedAt"] = at
         try:
             line = orjson.dumps(message)

@@ -104,6 +104,54 @@ def test_a_key_too_long_to_be_a_name_is_a_row_error_and_the_others_import(store,
     assert f"a:{long_key}" not in store.people.find("u1", "id")
 
 
+def _phone_batches(clock_behind_s: float, received: float) -> list[dict]:
+    """Two /v1/batch bodies from a phone whose clock is ``clock_behind_s`` behind, as a log of requests
+    holds them: ``sentAt`` on the envelope only (Segment's libraries put it there), the device's context
+    once on the envelope (the batch API merges it into each call); the calls made 120, 90, 60 and 30 s
+    before their batch left, which Segment's servers stamped ``receivedAt`` when it arrived."""
+    def phone(seconds_before_received: float) -> str:
+        return datetime.fromtimestamp(received - seconds_before_received - clock_behind_s, timezone.utc).isoformat()
+
+    stamped = datetime.fromtimestamp(received, timezone.utc).isoformat()
+    context = {"library": {"name": "analytics-ios", "version": "4.1.8"}, "os": {"name": "iOS"},
+               "traits": {"email": "zoe@example.com"}}
+    return [
+        {"batch": [{"type": "identify", "userId": "z1", "traits": {"plan": "pro"}, "messageId": "p1",
+                    "originalTimestamp": phone(120), "receivedAt": stamped},
+                   {"type": "track", "userId": "z1", "event": "Opened App", "messageId": "p2",
+                    "originalTimestamp": phone(90), "receivedAt": stamped, "context": {"app": {"build": "17"}}},
+                   {"type": "screen", "userId": "z1", "name": "Home", "messageId": "p3",
+                    "originalTimestamp": phone(60), "receivedAt": stamped}],
+         "sentAt": phone(0), "context": context, "writeKey": "ios-key"},
+        {"batch": [{"type": "track", "userId": "z1", "event": "Bought", "messageId": "p4",
+                    "originalTimestamp": phone(30), "receivedAt": stamped}],
+         "sentAt": phone(0), "context": context, "writeKey": "ios-key"},
+    ]
+
+
+@pytest.mark.parametrize("name", ["bodies.ndjson.gz", "batch.json"])
+def test_a_batchs_sent_at_corrects_a_device_clock_that_is_off(store, workers, tmp_path, name):
+    received = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc).timestamp()
+    bodies = _phone_batches(7 * 60, received)
+    if name == "batch.json":  # one body, as a capture of a single request holds it
+        text = orjson.dumps(bodies[0], option=orjson.OPT_INDENT_2).decode()
+    else:
+        text = "".join(orjson.dumps(body).decode() + "\n" for body in bodies)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    count = 4 if name.endswith(".gz") else 3
+    report = run_import(path)
+    assert (report["rows"], report["imported"], report["errors"]) == (count, count, 0) and counted_once(report)
+    events = sorted((e["row"], e["name"], e["timestamp"]) for e in outbox_events(store, report["import_id"]))
+    # receivedAt - (sentAt - originalTimestamp): when the calls were made by Segment's clock, not 7 min earlier
+    expected = [(2, "Opened App", received - 90), (3, "Viewed Home Screen", received - 60),
+                (4, "Bought", received - 30)]
+    assert events == expected[:count - 1]
+    # the envelope's context lies under each message's: its e-mail is the person's
+    person = store.people.find("z1", "id")
+    assert (person["email"], person["a:plan"]) == ("zoe@example.com", "pro")
+
+
 def test_the_cli_imports_an_archive_and_a_sink_stores_tags(backfill, store, tmp_path):
     from worker.sink.sqlite import SQLiteResults
     from worker.store.outbox import Outbox

@@ -6,6 +6,7 @@ import collections
 import gzip
 import ssl
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import orjson
@@ -93,6 +94,52 @@ def test_batches_give_the_store_a_file_import_gives(service, store):
         if found is not None:
             assert found["id"] == person and found.get("a:plan") == ex.plan.get(person), uid
             assert set(orjson.loads(found.get("tags", "[]"))) == ex.tags.get(person, set()), uid
+
+
+def _behind(seconds: float, before: float = 0.0) -> str:
+    """The time ``before`` seconds ago by a clock ``seconds`` behind."""
+    return datetime.fromtimestamp(time.time() - seconds - before, timezone.utc).isoformat(timespec="milliseconds")
+
+
+@pytest.mark.parametrize("sender", ["httpx", "segment library"])
+def test_a_batchs_sent_at_corrects_a_device_clock_that_is_off(sender, service, store, monkeypatch):
+    # a device whose clock is 10 minutes behind logged its calls 90 and 30 s before the batch left; the
+    # batch carries sentAt (by the same clock) and the context once, which Segment's batch API merges into each
+    behind = 600
+    user = f"d-{sender[0]}"
+    sent = time.time()  # no earlier than the device's calls, no later than the service received them
+    calls = [{"type": "track", "userId": user, "event": "Opened App", "messageId": f"{user}-1",
+              "originalTimestamp": _behind(behind, 90), "context": {"app": {"build": "17"}}},
+             {"type": "page", "userId": user, "name": "Pricing", "messageId": f"{user}-2",
+              "originalTimestamp": _behind(behind, 30), "context": {"page": {"path": "/pricing"}}}]
+    context = {"library": {"name": "analytics.js"}, "traits": {"email": f"{user}@example.com"}}
+    record, key = store.apikeys.create(sender, "track")
+    if sender == "httpx":
+        body = {"batch": calls, "sentAt": _behind(behind), "context": context}
+        answer = httpx.post(f"{service.url}/v1/batch", content=gzip.compress(orjson.dumps(body)), auth=(key, ""),
+                            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+    else:
+        from segment.analytics import request
+
+        class Behind(datetime):  # the library's clock, which stamps the batch's sentAt
+            @classmethod
+            def now(cls, tz=None):
+                return datetime.now(tz) - timedelta(seconds=behind)
+
+        monkeypatch.setattr(request, "datetime", Behind)
+        answer = request.post(key, host=service.url, gzip=True, batch=calls, context=context)
+        assert answer.status_code == 200
+    answered = time.time()
+    [report] = stream_reports(store, record.id)
+    assert (report["imported"], report["errors"]) == (2, 0)
+    # receivedAt - (sentAt - originalTimestamp): 90 and 30 s before the service received them, not 10 min earlier
+    times = {e["name"]: e["timestamp"] for e in outbox_events(store, report["import_id"])}
+    assert set(times) == {"Opened App", "Viewed Pricing Page"}
+    for name, before in (("Opened App", 90), ("Viewed Pricing Page", 30)):
+        assert sent - before - 1 <= times[name] <= answered - before + 1, (name, times[name] - sent)
+    # the envelope's context lies under each message's own
+    assert store.people.find(user, "id")["email"] == f"{user}@example.com"
 
 
 def test_what_the_tracking_api_refuses(service, store):

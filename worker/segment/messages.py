@@ -14,6 +14,7 @@ import orjson
 
 from worker.cells import long_name, visible
 from worker.problems import Problem
+from worker.segment.envelope import is_envelope
 from worker.timestamps import local_problem, parse_time
 
 #: Segment refuses a message larger than this (bytes of JSON); so do we, as a row error.
@@ -155,6 +156,12 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
         return [Problem(row, None, "invalid_json", f"not JSON: {exc}")]
     if not isinstance(data, dict):
         return [Problem(row, None, "not_a_message", f"a JSON {type(data).__name__}, not a message object")]
+    if is_envelope(data):
+        # batches are opened by the producer (a file of batches, a batch read whole, a /v1/batch body),
+        # never inside one another nor among single messages
+        return [Problem(row, "batch", "misplaced_batch", f"a batch of {len(data['batch'])} messages where one "
+                        "message belongs: its messages are not read (a file is read as batches a line only "
+                        "when its first line is one)")]
     kind = data.get("type")
     kind = kind.strip().lower() if isinstance(kind, str) else kind
     if kind not in TYPES:
