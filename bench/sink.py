@@ -3,9 +3,10 @@
     python bench/sink.py [--events 1000000] [--chunk 2000] [--batch 50] [--sinks 1] [--postgres]
 
 Fills a private redis-server's outbox with entries shaped as commit.lua writes them (one entry
-per chunk, its events' JSON joined by newlines, events like the benchmark file's: an e-mail, a
-name, a time, an id, three properties), then times ``--sinks`` sink processes draining it into a
-fresh SQLite file (or a private PostgreSQL): events/s, and what is left in the stream.
+per chunk, its events' JSON joined by newlines and its people's cio_ids, events like the benchmark
+file's: an e-mail, a name, a time, an id, three properties), then times ``--sinks`` sink processes
+draining it into a fresh SQLite file (or a private PostgreSQL): events/s, and what is left in the
+stream.
 """
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def fill(client, events: int, chunk: int) -> None:
                                "person": {"email": f"person{n % 50_000}@example.com"}, "timestamp": 1_700_000_000 + n,
                                "data": {"item_type": "shirt", "price": "19.99", "currency": "EUR"}, "id": f"evt-{n}"})
                  for n in range(start, min(start + chunk, events))]
-        pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": number, "count": len(blobs), "events": b"\n".join(blobs)})
+        cio = {f"person{n % 50_000}@example.com": f"{0xa0000000 + n % 50_000:x}"
+               for n in range(start, min(start + chunk, events))}  # (the people the chunk names, as commit.lua adds)
+        pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": number, "count": len(blobs), "events": b"\n".join(blobs),
+                                "cio": orjson.dumps(cio)})
         if number % 50 == 49:
             pipe.execute()
     pipe.execute()

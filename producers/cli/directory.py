@@ -19,7 +19,8 @@ def people() -> None:
               help="What WHO is (default: tried as cio_id, then id, then e-mail).")
 @click.option("--json", "as_json", is_flag=True)
 def people_show(who: str, by: str | None, as_json: bool) -> None:
-    """Print a person's identifiers, attributes and subscription topics (WHO: an id or an e-mail), as the
+    """Print a person's identifiers, attributes and subscription topics (WHO: a cio_id, an id or an e-mail,
+    one they have or had: an old id or e-mail, an alias's old id, an anonymous id tied to them), as the
     results database holds them; a person not stored there yet is read from the directory in Redis."""
     stored, note = find_person(who, by)
     if stored is not None and note:
@@ -94,6 +95,9 @@ def _from_database(who: str, by: str | None) -> tuple[dict[str, str] | None, str
                 found = results.people(kind, who)
                 if found:
                     return _flat(found[0]), ""
+            found = results.people_known_as(who, by)  # an identifier they had
+            if found:
+                return _flat(found[0]), ""
         finally:
             results.close()
     except Exception as exc:  # noqa: BLE001 - the directory still answers; the note says why

@@ -82,8 +82,9 @@ def _ms(text: str | None) -> int | None:
 
 @click.command()
 @click.option("--import", "import_id", help="Only this import's events.")
-@click.option("--person", help="Only this person's: an id, an e-mail in any case or a cio_id (their events "
-              "imported by any of the person's identifiers).")
+@click.option("--person", help="Only this person's: a cio_id, an id or an e-mail in any case, one they have or "
+              "had (an old id or e-mail, an alias's old id, a tied anonymous id): all their events, whichever "
+              "identifier they were imported by.")
 @click.option("--name", help="Only events of this name.")
 @click.option("--since", help="From this time (ISO 8601 or Unix seconds).")
 @click.option("--until", help="Before this time.")
@@ -106,15 +107,16 @@ def events(import_id, person, name, since, until, limit, fmt) -> None:
             sys.stdout.write(orjson.dumps({"import": e.import_id, "row": e.row, "person_kind": e.person_kind,
                                            "person": e.person, "name": e.name, "time": _iso(e.ts_ms),
                                            "timestamp_ms": e.ts_ms, "event_id": e.event_id,
-                                           "data": e.data}).decode() + "\n")
+                                           "data": e.data, "cio_id": e.cio_id}).decode() + "\n")
         return
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["import", "row", "person", "name", "time", "event_id", "data"])
+        writer.writerow(["import", "row", "person", "name", "time", "event_id", "data", "cio_id"])
         for e in found:
             writer.writerow([escape_cell(str(v)) for v in (e.import_id, e.row, e.person, e.name, _iso(e.ts_ms),
-                                                           e.event_id or "", orjson.dumps(e.data).decode())])
+                                                           e.event_id or "", orjson.dumps(e.data).decode(),
+                                                           e.cio_id or "")])
         sys.stdout.write(out.getvalue())
         return
     if not found:

@@ -16,6 +16,8 @@ from worker.store.outbox import Outbox
 from ..unit.test_results_sqlite import (
     EVENTS,
     _entry,
+    check_a_person_answers_to_every_identifier_they_had,
+    check_an_older_database_upgrades,
     check_people_deliveries_and_imports,
 )
 from .helpers import run_import, write
@@ -37,6 +39,15 @@ def test_migrations_batches_and_questions(postgres):
 
 def test_people_deliveries_and_imports_settle_whatever_the_order(postgres):
     check_people_deliveries_and_imports(postgres)
+
+
+def test_a_person_answers_to_every_identifier_they_had(postgres):
+    check_a_person_answers_to_every_identifier_they_had(postgres)
+
+
+def test_an_older_database_upgrades(postgres, postgres_url):
+    postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, schema_version")
+    check_an_older_database_upgrades(PostgresResults(postgres_url))
 
 
 def test_a_sink_drains_an_import_into_postgres_once(store, workers, postgres, tmp_path):

@@ -179,8 +179,12 @@ def assemble(
     now: float,
     clock_skew_s: float,
     seen_ids: dict[bytes, bytes] | None = None,
+    id_owners: dict[str, str] | None = None,
 ) -> ChunkOutcome:
     """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
+
+    ``id_owners``: id -> cio_id of the people the directory knows by the values of a Vero file's ``id``
+    property (people matched by e-mail): an id that is another person's is an ``id_email_mismatch`` warning.
 
     ``seen_ids``: the import's memory of event ids committed by earlier chunks (id field -> content
     digest + row). An event id used again with different content gets an ``event_id_reused``
@@ -226,6 +230,16 @@ def assemble(
             if event.person_key not in creating:
                 creating.add(event.person_key)
                 create.append((event.person_key, event.person))
+        if id_owners and spec.columns.id_property is not None:
+            column = spec.columns.header[spec.columns.id_property]
+            value = event.data.get(dict(spec.columns.properties)[spec.columns.id_property])
+            owner = id_owners.get(value) if value else None
+            if owner is not None and owner != found:
+                whose = f"person {found}" if found else "no one yet (a new person is created for it)"
+                warn(event.row, Problem(event.row, column, "id_email_mismatch",
+                                        f"id {value!r} is person {owner}'s, but e-mail {event.person!r} names "
+                                        f"{whose}: the event is imported as the e-mail's person's, its id a "
+                                        "property (--identifier id to match by id)"))
         if event.event_id is not None:
             field, content = id_field(event.event_id), content_digest(event)
             first = seen.get(field)

@@ -47,8 +47,10 @@ def _outcome_fields(outcome) -> tuple:
             outcome.outcomes, outcome.ends, outcome.remember)
 
 
-def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None = None, **options) -> dict:
-    """Import ``path`` through both cores, chunk by chunk; assert they agree; return counts of what was seen."""
+def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None = None,
+             id_owners: dict[str, str] | None = None, **options) -> dict:
+    """Import ``path`` through both cores, chunk by chunk; assert they agree; return counts of what was seen.
+    ``id_owners``: the directory's people by id, for a file matched by e-mail with an id column."""
     read = {k: options.pop(k) for k in ("delimiter", "encoding", "dialect", "identifier") if k in options}
     source = Source.open(path)
     plan = scan(source, **read)
@@ -68,8 +70,8 @@ def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None 
         fields = core.id_fields(got_v)
         assert sorted(fields) == sorted(reference.id_fields(want_v))
         looked_up = {f: memory[f] for f in fields if f in memory}
-        want = reference.assemble(spec, want_v, rows, numbers, existing, campaigns, NOW, 300, looked_up)
-        got = core.assemble(spec, got_v, rows, numbers, existing, campaigns, NOW, 300, looked_up)
+        want = reference.assemble(spec, want_v, rows, numbers, existing, campaigns, NOW, 300, looked_up, id_owners)
+        got = core.assemble(spec, got_v, rows, numbers, existing, campaigns, NOW, 300, looked_up, id_owners)
         assert _outcome_fields(got) == _outcome_fields(want)
         # the keys assemble makes inline are the production dedupe_key's (undo recomputes marks with it)
         by_row = {e.row: e for e in got_v.events}
@@ -87,6 +89,7 @@ def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None 
         seen["errors"].update(code for code in ("person_not_found", "ambiguous_email") if code.encode() in
                               b"".join(want.errors))
         seen["reused"] += sum(b"event_id_reused" in w for w in want.warnings)
+        seen["mismatched"] = seen.get("mismatched", 0) + sum(b"id_email_mismatch" in w for w in want.warnings)
     source.close()
     return seen
 
@@ -136,12 +139,13 @@ RECIPIENTS = ["", "to@example.com", "not an address", "'to@example.com"]
 
 
 def hostile_file(path: Path, rng: random.Random, rows: int, *, identifier: str, delimiter: str = ",",
-                 id_column: bool = True) -> None:
-    """Rows from the lists above, ragged ones, exact repeats and event ids reused for other events."""
+                 id_column: bool = True, user_ids: bool = False) -> None:
+    """Rows from the lists above, ragged ones, exact repeats and event ids reused for other events
+    (``user_ids``: a file of e-mails whose last column is the person's id, a property)."""
     people = EMAILS if identifier == "email" else IDS
     header = ["email" if identifier == "email" else "id", "event_name", "time"]
     header += ["event_id"] if id_column else []
-    header += ["note", "recipient", "plan", "Amount"]
+    header += ["note", "recipient", "plan", "Amount"] + (["id"] if user_ids else [])
     written: list[list[str]] = []
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator=rng.choice(["\n", "\r\n"]))
@@ -159,6 +163,7 @@ def hostile_file(path: Path, rng: random.Random, rows: int, *, identifier: str, 
             row = [person, rng.choice(NAMES), rng.choice(TIMES)]
             row += [rng.choice(["", f"ev-{rng.randrange(300)}", "1.5E+12", "'ev-7", "ev\u200b-8"])] if id_column else []
             row += [rng.choice(CELLS), rng.choice(RECIPIENTS), rng.choice(CELLS), rng.choice(CELLS)]
+            row += [rng.choice(IDS + ["1", "2", "3", "9"])] if user_ids else []
         written.append(row)
         shape = rng.random()
         if shape < 0.03:
@@ -205,6 +210,17 @@ def test_hostile_files(tmp_path, identifier, options):
     if options.get("timezone") == "America/New_York" and not options.get("dst"):
         assert "ambiguous_time" in seen["errors"]
     assert {"invisible_characters", "future_time"} & seen["warnings"]
+
+
+@pytest.mark.parametrize("create_people", [True, False])
+def test_vero_files_matched_by_email_with_an_id_column(tmp_path, create_people):
+    rng = random.Random(11 + create_people)
+    path = tmp_path / "both.csv"
+    hostile_file(path, rng, 2000, identifier="email", user_ids=True)
+    known = {"p1@example.com": "c1", "p2@example.com": "c2,c3", "p3@example.com": "c3"}
+    seen = run_both(path, chunk_rows=rng.choice([1, 7, 250]), known=known, id_owners={"1": "c1", "2": "c4", "3": "c3"},
+                    identifier="email", create_people=create_people)
+    assert seen["mismatched"] > 0
 
 
 def test_files_without_an_id_column_or_a_time(tmp_path):

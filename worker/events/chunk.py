@@ -96,6 +96,7 @@ def assemble(
     now: float,
     clock_skew_s: float,
     seen_ids: dict[bytes, bytes] | None = None,
+    id_owners: dict[str, str] | None = None,
 ) -> ChunkOutcome:
     """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
 
@@ -103,6 +104,10 @@ def assemble(
     digest + row). An event id used again with different content gets an ``event_id_reused``
     warning naming the row where it was first seen (the event is a duplicate by its id); the ids
     this chunk uses first go to :attr:`ChunkOutcome.remember`, for the commit to record.
+
+    ``id_owners``: in a Vero file matched by e-mail, the cio_id of each person the directory knows by
+    a value of its ``id`` column (a property): a row whose id is another person's than its e-mail's
+    gets an ``id_email_mismatch`` warning (:func:`id_mismatch`).
 
     Its outcome equals tests/reference/events_core.py's, byte for byte (the differential test):
     this loop runs for every event of every file, so the usual event (passive, an id or a time)
@@ -123,6 +128,7 @@ def assemble(
     digests = validated.id_digests
     passive, create_people, import_id = not spec.trigger, spec.create_people, spec.import_id
     blake2b, dumps, passive_outcome = hashlib.blake2b, orjson.dumps, rules.PASSIVE
+    id_key = spec.columns.id_property_key if id_owners else None
 
     def cells(row: int) -> list[str]:
         nonlocal cells_of
@@ -151,6 +157,10 @@ def assemble(
             refuse(event, "ambiguous_email",
                    f"{found.count(',') + 1} people have the e-mail {event.person!r}; identify them by id")
             continue
+        if id_key is not None:
+            mismatch = id_mismatch(spec, event, found, id_owners, id_key)  # type: ignore[arg-type]
+            if mismatch is not None:
+                warn(event.row, mismatch)
         event_id, ts = event.event_id, event.ts
         if event_id is not None:
             field = digests.get(event_id) or id_field(event_id)
@@ -195,6 +205,20 @@ def assemble(
         outcomes.append(outcome)
     out.warnings = [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())]
     return out
+
+
+def id_mismatch(spec: ImportSpec, event: Event, found: str | None, id_owners: dict[str, str],
+                id_key: str) -> Problem | None:
+    """The ``id_email_mismatch`` warning of an event whose ``id`` property is the id of a person other
+    than the one its e-mail names (``found``; None: nobody yet, the commit creates them), or None."""
+    value = event.data.get(id_key)
+    owner = id_owners.get(value) if value else None
+    if owner is None or owner == found:
+        return None
+    whose = f"person {found}" if found else "no one yet (a new person is created for it)"
+    return Problem(event.row, spec.columns.header[spec.columns.id_property], "id_email_mismatch",  # type: ignore[index]
+                   f"id {value!r} is person {owner}'s, but e-mail {event.person!r} names {whose}: the event is "
+                   "imported as the e-mail's person's, its id a property (--identifier id to match by id)")
 
 
 def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,

@@ -80,6 +80,14 @@ class Columns:
     notes: tuple[str, ...]
     #: what the person column holds: "email" or "id" (Vero, from the column), None (Customer.io: by value)
     person_kind: str | None = None
+    #: a Vero file matched by e-mail: its ``id`` column, read as a property (the events pipeline warns
+    #: when it is the id of a person other than the e-mail's)
+    id_property: int | None = None
+
+    @property
+    def id_property_key(self) -> str | None:
+        """The property key of :attr:`id_property`, or None."""
+        return dict(self.properties).get(self.id_property) if self.id_property is not None else None
 
     @property
     def from_report(self) -> bool:
@@ -202,7 +210,7 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
                              f"property: {cells[found]!r} is the {_LABELS[role]}")
         roles[role] = found
 
-    person_kind = None
+    person_kind, id_property = None, None
     if chosen == VERO:
         email, pid = roles.pop("email"), roles.pop("id")
         if identifier not in (None, "email", "id"):
@@ -217,6 +225,8 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
                                                   + ("" if identifier else " or `id`")
                                                   + f" (or --map COLUMN={wanted}); it has: "
                                                   + ", ".join(c for i, c in enumerate(cells) if c and i not in dropped))
+        if other is not None and person_kind == "email":
+            id_property = other
         if other is not None:
             notes.append(f"column {column_letter(other)} {cells[other]!r} is imported as a property: people are "
                          f"matched by {person_kind} (--identifier {'email' if person_kind == 'id' else 'id'} "
@@ -260,4 +270,5 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
         unnamed=unnamed,
         notes=tuple(notes),
         person_kind=person_kind,
+        id_property=id_property,
     )

@@ -53,17 +53,28 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
     other chunks take the same event ids. A result ``moved``: an anonymous id was tied meanwhile."""
     campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else rules.NO_CAMPAIGNS
     person_keys, id_fields = list({e.person_key for e in validated.events}), core.id_fields(validated)
+    id_owners = _id_owners(st, spec, validated)
     for _ in range(MAX_CONFLICTS):
         existing, seen_ids = st.events.lookup(spec.identifier, person_keys, spec.import_id, id_fields)
         outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
-                                seen_ids)
+                                seen_ids, id_owners)
         outcome.anonymous = anonymous or []
         result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
                                   shard_bits=settings.dedupe_shard_bits, part=part,
-                                  anonymous_ttl_s=settings.anonymous_ttl_s)
+                                  anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")
+
+
+def _id_owners(st: Store, spec: ImportSpec, validated: RowOutcome) -> dict[str, str] | None:
+    """In a Vero file matched by e-mail with an ``id`` column (a property): the people the directory knows
+    by the chunk's ids (id -> cio_id), read once; None for every other file (nothing read)."""
+    key = spec.columns.id_property_key if spec.identifier == "email" else None
+    if key is None:
+        return None
+    ids = sorted({v for e in validated.events if (v := e.data.get(key))})
+    return st.events.existing_people("id", ids) if ids else {}
 
 
 def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Settings,

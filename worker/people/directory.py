@@ -89,6 +89,20 @@ class Changes:
     seen: dict[bytes, str] = dataclasses.field(default_factory=dict)
 
 
+def holder(snap: Snapshot, changes: Changes, kind: str, key: str) -> str | None:
+    """The one cio_id the index entry (``kind`` "id" or "email", ``key``) names once ``changes`` apply;
+    None for nobody, or for an e-mail several people share."""
+    entry = changes.index.get((kind, key))
+    value = entry[1] if entry else (snap.by_id if kind == "id" else snap.by_email).get(key, "")
+    return value if value and "," not in value else None
+
+
+def given_identifiers(changes: Changes) -> list[list[str]]:
+    """[kind, identifier, cio_id] of every index entry ``changes`` set: the identifiers the chunk gives
+    people (a new id or e-mail, the old id an alias keeps finding them by)."""
+    return [[kind, key, cio] for (kind, key), (_, new) in changes.index.items() for cio in new.split(",") if cio]
+
+
 def digest(text: str) -> bytes:
     """8-byte name of an identifier in the import's memory."""
     return hashlib.blake2b(text.encode(), digest_size=8).digest()

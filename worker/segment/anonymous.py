@@ -47,6 +47,9 @@ class Attach:
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
     #: (row, problem) warnings of the identify or alias rows
     warnings: list[tuple[int, Problem]] = dataclasses.field(default_factory=list)
+    #: user id -> cio_id of the people the ids are tied to (the outbox carries them: the database keeps
+    #: an anonymous id as one of its person's identifiers, and the moved events with their person's key)
+    owners: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def anonymous_event(row: int, anonymous_id: str, name: str, ts: float | None, message_id: str | None,

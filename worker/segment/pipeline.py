@@ -30,7 +30,7 @@ from worker.events import pipeline as events
 from worker.events import rules as trigger_rules
 from worker.events.rows import RowOutcome
 from worker.people import pipeline as people
-from worker.people.directory import Changes, Rules, apply_rows
+from worker.people.directory import Changes, Rules, apply_rows, holder
 from worker.problems import CANCELLED, CHUNK_FAILED, failed_rows, problem_row
 from worker.segment import anonymous
 from worker.segment.plan import SegmentChunk, is_event, plan
@@ -63,7 +63,8 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     cells_of = dict(zip(numbers, stored.rows))
     campaigns: trigger_rules.CampaignIndex | None = None
     for _ in range(people.MAX_CONFLICTS):
-        changes = apply_rows(planned.ops, st.people.snapshot(spec, planned.ops), rules)
+        snap = st.people.snapshot(spec, planned.ops)
+        changes = apply_rows(planned.ops, snap, rules)
         failed = {r for r, _ in changes.errors}
         links = [link for link in planned.links if link.row not in failed]
         found = st.people.held(sorted({link.anonymous_id for link in links}))
@@ -71,6 +72,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
             campaigns = trigger_rules.by_event(st.triggers.campaigns())
         attach = anonymous.attach(links, found, spec, campaigns or trigger_rules.NO_CAMPAIGNS, at,
                                   settings.clock_skew_s)
+        attach.owners = {user: cio for *_, user in attach.ties if (cio := holder(snap, changes, "id", user))}
         warned = {r: (c, list(p)) for r, (c, p) in notes.items()}
         for row, problems in [*changes.warnings, *((r, [p]) for r, p in attach.warnings)]:
             warned.setdefault(row, (cells_of[row], []))[1].extend(problems)

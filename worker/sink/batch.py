@@ -1,8 +1,11 @@
 """From outbox entries to the rows of one database transaction. Pure: no I/O.
 
 An outbox entry (see :data:`worker.keys.OUTBOX`) carries one or more of: ``events`` (event JSONs
-joined by "\\n"), ``decisions`` (per event, its trigger decisions), ``people`` (whole person states
-with their versions), ``sent`` (scheduled messages sent at ``at``), ``record`` (a finished import).
+joined by "\\n") with ``cio`` (person key -> cio_id of the people they name), ``decisions`` (per
+event, its trigger decisions), ``people`` (whole person states with their versions), ``ids`` (the
+identifiers a people chunk gave people: [kind, identifier, cio_id]), ``sent`` (scheduled messages
+sent at ``at``), ``record`` (a finished import). Each identifier a person is seen with (in a state or
+in ``ids``) becomes an ``identifiers`` row, seen at the entry's time (its stream id's milliseconds).
 :func:`batch_of` turns a batch of entries into rows per table, settling inside the batch what the
 database would settle between batches (a person's highest version; a delivery sent beats the same
 delivery scheduled), so every row key appears once in a transaction.
@@ -26,6 +29,9 @@ OPTIONS = ("source", "kind", "dialect", "identifier", "trigger", "trigger_window
            "encoding", "delimiter", "timezone", "data_to_process", "empty_cells", "id_only")
 IMPORT_COLUMNS = ("import_id", "kind", "source", "status", "created_ms", "finished_ms", "retry_of", "options",
                   "report")
+EVENT_COLUMNS = ("import_id", "row", "person_kind", "person", "name", "ts_ms", "event_id", "data", "cio_id")
+#: an identifier a person has or had (kind "id", "email" lowercased, or "anonymous") and when it was seen so
+IDENTIFIER_COLUMNS = ("kind", "value", "cio_id", "first_ms", "last_ms")
 
 
 @dataclasses.dataclass(slots=True)
@@ -36,6 +42,8 @@ class Batch:
     people: dict[str, tuple] = dataclasses.field(default_factory=dict)
     deliveries: dict[str, tuple] = dataclasses.field(default_factory=dict)
     imports: list[tuple] = dataclasses.field(default_factory=list)
+    #: (kind, identifier, cio_id) -> its identifiers row
+    identifiers: dict[tuple[str, str, str], tuple] = dataclasses.field(default_factory=dict)
     #: per entry: (entry id, import id or "", events, people, deliveries)
     entries: list[tuple[bytes, str, int, int, int]] = dataclasses.field(default_factory=list)
 
@@ -64,8 +72,9 @@ def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
     for entry_id, fields in entries:
         import_id = fields.get(b"import", b"").decode()
         n_events = n_people = n_deliveries = 0
+        seen_ms = int(entry_id.split(b"-", 1)[0])
         if fields.get(b"events"):
-            rows = event_rows(fields[b"events"])
+            rows = event_rows(fields[b"events"], orjson.loads(fields[b"cio"]) if b"cio" in fields else {})
             batch.events += rows
             n_events = len(rows)
         if b"decisions" in fields:
@@ -84,15 +93,25 @@ def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
                 if held is None or held[7] < row[7]:
                     batch.people[row[0]] = row
                 n_people += 1
+                # every state's identifiers, not only the newest's: an id or e-mail changed since is kept
+                if row[1]:
+                    _merge_identifier(batch.identifiers, "id", row[1], row[0], seen_ms)
+                if row[2]:
+                    _merge_identifier(batch.identifiers, "email", row[2].lower(), row[0], seen_ms)
+        if b"ids" in fields:
+            for kind, value, cio in orjson.loads(fields[b"ids"]):
+                _merge_identifier(batch.identifiers, kind, value, cio, seen_ms)
         if b"record" in fields:
             batch.imports.append(import_row(orjson.loads(fields[b"record"])))
         batch.entries.append((entry_id, import_id, n_events, n_people, n_deliveries))
     return batch
 
 
-def event_rows(events: bytes) -> list[tuple]:
+def event_rows(events: bytes, cio: dict[str, str]) -> list[tuple]:
     """The ``events`` rows of an entry's events (JSON texts joined by "\n": JSON text holds no raw newline,
-    so the entry parses as one array). E-mails are stored lowercased, as the directory keys them."""
+    so the entry parses as one array), each with its person's cio_id from ``cio`` (person key -> cio_id;
+    None for an entry without it: committed before the outbox carried them). E-mails are stored
+    lowercased, as the directory keys them (and as ``cio`` names them)."""
     rows = []
     append, dumps = rows.append, orjson.dumps
     for event in orjson.loads(b"[" + events.replace(b"\n", b",") + b"]"):
@@ -104,7 +123,8 @@ def event_rows(events: bytes) -> list[tuple]:
             [(kind, who)] = person.items()
         ts = event["timestamp"]
         append((event["import"], event["row"], kind, who, event["name"],
-                ts * 1000 if type(ts) is int else round(ts * 1000), event.get("id"), dumps(event["data"]).decode()))
+                ts * 1000 if type(ts) is int else round(ts * 1000), event.get("id"), dumps(event["data"]).decode(),
+                cio.get(who)))
     return rows
 
 
@@ -146,6 +166,14 @@ def _decisions(per_event: list[list]) -> list[tuple]:
             state = STATE[kind]
             rows.append(delivery_row(message, state, due_ms or None, due_ms if state == "sent" else None))
     return rows
+
+
+def _merge_identifier(held: dict[tuple[str, str, str], tuple], kind: str, value: str, cio: str, ms: int) -> None:
+    """Keep one row per (kind, identifier, person), seen from the earliest to the latest time."""
+    key = (kind, value, cio)
+    current = held.get(key)
+    held[key] = (kind, value, cio, ms, ms) if current is None else \
+        (kind, value, cio, min(current[3], ms), max(current[4], ms))
 
 
 def _merge_delivery(held: dict[str, tuple], row: tuple) -> None:

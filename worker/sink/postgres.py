@@ -12,12 +12,12 @@ from collections.abc import Callable
 import psycopg
 
 from worker.errors import ConfigError, ResultsUnavailable
-from worker.sink.batch import Batch, imports_of, without
-from worker.sink.queries import EVENT_COLUMNS, Queries, undo_statements, undone_summary
+from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
+from worker.sink.queries import Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
-_COLUMNS = EVENT_COLUMNS
-_PEOPLE, _DELIVERIES, _IMPORTS = upserts("%s")
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+_PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("%s")
 #: The advisory lock sinks hold shared while they write a batch and an undo holds alone ("bfundo").
 UNDO_LOCK = 0x6266756E646F
 
@@ -98,6 +98,8 @@ class PostgresResults(Queries):
                 cursor.executemany(_DELIVERIES, list(batch.deliveries.values()))
             if batch.imports:
                 cursor.executemany(_IMPORTS, batch.imports)
+            if batch.identifiers:  # (in key order: sinks writing the same identifiers never deadlock)
+                cursor.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
         return new_events
 
     def _write_events(self, events: list[tuple]) -> int:
@@ -113,7 +115,7 @@ class PostgresResults(Queries):
         with self.db.cursor().copy(f"COPY incoming ({_COLUMNS}) FROM STDIN") as copy:
             for row in events:
                 copy.write_row(row)
-        moved = self.db.execute(f"INSERT INTO events SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
+        moved = self.db.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
         self.db.execute("TRUNCATE incoming")
         return moved.rowcount
 

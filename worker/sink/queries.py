@@ -13,8 +13,12 @@ import orjson
 from worker.sink import batch as rows
 from worker.sink.stored import EventQuery, StoredEvent, person_of
 
-EVENT_COLUMNS = "import_id, row, person_kind, person, name, ts_ms, event_id, data"
+_EVENTS = ", ".join(rows.EVENT_COLUMNS)
 _PERSON_COLUMN = {"cio_id": "cio_id", "id": "id", "email": "lower(email)"}
+
+
+def _event(found: tuple) -> StoredEvent:
+    return StoredEvent(*found[:7], orjson.loads(found[7]), found[8])
 
 
 def undo_statements(mark: str) -> tuple[str, str, str, str]:
@@ -44,28 +48,52 @@ class Queries:
         raise NotImplementedError
 
     def events(self, query: EventQuery) -> Iterator[StoredEvent]:
-        """Events matching ``query``, by time then import and row. A person is asked for by any of its
-        identifiers: its events imported by id, by e-mail or by cio_id all answer."""
+        """Events matching ``query``, by time then import and row. A person is asked for by any identifier
+        they have or had (:meth:`known_as`): their events by cio_id, whatever they were imported by, and
+        the events stored without one (before version 4) under any of the person's identifiers."""
         if query.person is not None:
-            query = dataclasses.replace(query, person=None, persons=self.identifiers(query.person))
+            cios = self.known_as(query.person)
+            query = dataclasses.replace(query, person=None, cio_ids=tuple(cios),
+                                        persons=self._identifiers(query.person, cios))
         where, args = query.where(self.MARK)
-        sql = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY ts_ms, import_id, row LIMIT {self.MARK}"
+        sql = f"SELECT {_EVENTS} FROM events {where} ORDER BY ts_ms, import_id, row LIMIT {self.MARK}"
         for found in self._fetch(sql, (*args, query.limit)):
-            yield StoredEvent(*found[:7], orjson.loads(found[7]))
+            yield _event(found)
 
-    def identifiers(self, who: str) -> tuple[str, ...]:
-        """Every identifier events may carry for the person ``who`` names (as stored: e-mails lowercased)."""
+    def known_as(self, who: str, by: str | None = None) -> list[str]:
+        """The cio_ids of the people ``who`` names (``by``: as a cio_id, id or e-mail only): the person with
+        that cio_id, else the people whose id or e-mail it is now, else the people who had it (an id or
+        e-mail changed since, the old id an alias keeps, an anonymous id tied to them)."""
+        kinds = [by] if by else ["cio_id", "id", "email"]
+        now = {person["cio_id"] for kind in kinds for person in self.people(kind, who)}
+        if now:
+            return sorted(now)
+        if by == "cio_id":
+            return []
+        found = self._fetch(f"SELECT kind, value, cio_id FROM identifiers WHERE value IN ({self.MARK}, {self.MARK})",
+                            (who, who.lower()))
+        return sorted({cio for kind, value, cio in found if (by is None or kind == by)
+                       and value == (who.lower() if kind == "email" else who)})
+
+    def people_known_as(self, who: str, by: str | None = None) -> list[dict]:
+        """The stored people ``who`` names now or named once (see :meth:`known_as`)."""
+        return [person for cio in self.known_as(who, by) for person in self.people("cio_id", cio)]
+
+    def _identifiers(self, who: str, cios: list[str]) -> tuple[str, ...]:
+        """Every identifier events may carry for these people, and ``who`` (as stored: e-mails lowercased)."""
         found = {who.lower() if "@" in who else who}
-        for kind in ("cio_id", "id", "email"):
-            for person in self.people(kind, who):
-                found.update(v for v in (person["cio_id"], person["id"], (person["email"] or "").lower()) if v)
+        for cio in cios:
+            found.add(cio)
+            for person in self.people("cio_id", cio):
+                found.update(v for v in (person["id"], (person["email"] or "").lower()) if v)
+            found.update(v for (v,) in self._fetch(f"SELECT value FROM identifiers WHERE cio_id = {self.MARK}", (cio,)))
         return tuple(sorted(found))
 
     def events_of(self, import_id: str, after_row: int, limit: int) -> list[StoredEvent]:
         """An import's events by row, the first ``limit`` after ``after_row`` (pages through a big import)."""
-        sql = (f"SELECT {EVENT_COLUMNS} FROM events WHERE import_id = {self.MARK} AND row > {self.MARK} "
+        sql = (f"SELECT {_EVENTS} FROM events WHERE import_id = {self.MARK} AND row > {self.MARK} "
                f"ORDER BY row LIMIT {self.MARK}")
-        return [StoredEvent(*found[:7], orjson.loads(found[7])) for found in self._fetch(sql, (import_id, after_row, limit))]
+        return [_event(found) for found in self._fetch(sql, (import_id, after_row, limit))]
 
     def created_by(self, import_id: str) -> dict[str, tuple[str, str]]:
         """People an import created and nothing changed since (version 1): cio_id -> (kind, directory key)."""
@@ -79,9 +107,10 @@ class Queries:
                                 f"LIMIT 1", (person, import_id)))
 
     def forget_people(self, cio_ids: list[str]) -> None:
-        """Delete these people's rows (an undone import's people, nothing else naming them)."""
+        """Delete these people's rows and identifiers (an undone import's people, nothing else naming them)."""
         for cio_id in cio_ids:
             self._execute(f"DELETE FROM people WHERE cio_id = {self.MARK}", (cio_id,))
+            self._execute(f"DELETE FROM identifiers WHERE cio_id = {self.MARK}", (cio_id,))
 
     def count_events(self, import_id: str) -> int:
         """How many events of an import are stored."""

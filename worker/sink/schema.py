@@ -7,7 +7,7 @@ which command to run.
 """
 from __future__ import annotations
 
-from worker.sink.batch import DELIVERY_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
+from worker.sink.batch import DELIVERY_COLUMNS, IDENTIFIER_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
 
 #: version -> statements bringing the schema to it (SQLite and PostgreSQL alike where possible)
 MIGRATIONS: dict[int, list[str]] = {
@@ -73,6 +73,30 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # a person's Vero tags (Segment sources: integrations.Vero.tags), a JSON array of strings; NULL = none
     3: ["ALTER TABLE people ADD COLUMN tags TEXT"],
+    # A person's events by one key whatever they were imported by, and every identifier a person has
+    # had (an id or e-mail changed since, the old id an alias keeps, an anonymous id an identify tied):
+    # first_ms/last_ms, when the sink first and last saw it so (NULL first: before this version).
+    4: [
+        "ALTER TABLE events ADD COLUMN cio_id TEXT",
+        """CREATE TABLE identifiers (
+            kind     TEXT   NOT NULL,
+            value    TEXT   NOT NULL,
+            cio_id   TEXT   NOT NULL,
+            first_ms BIGINT,
+            last_ms  BIGINT,
+            PRIMARY KEY (value, kind, cio_id)
+        )""",
+        "CREATE INDEX identifiers_by_person ON identifiers (cio_id)",
+        # What the stored people are known by now; earlier identifiers of theirs were never stored.
+        "INSERT INTO identifiers (kind, value, cio_id) SELECT 'id', id, cio_id FROM people WHERE id IS NOT NULL",
+        "INSERT INTO identifiers (kind, value, cio_id) SELECT 'email', lower(email), cio_id FROM people "
+        "WHERE email IS NOT NULL",
+        # Events stored before: the person their identifier names now (an e-mail only when one person has it).
+        "UPDATE events SET cio_id = (SELECT p.cio_id FROM people p WHERE p.id = events.person) WHERE person_kind = 'id'",
+        "UPDATE events SET cio_id = (SELECT CASE WHEN count(*) = 1 THEN min(p.cio_id) END FROM people p "
+        "WHERE lower(p.email) = events.person) WHERE person_kind = 'email'",
+        "CREATE INDEX events_by_cio ON events (cio_id, ts_ms)",
+    ],
 }
 
 #: Upserts shared by both backends (placeholders filled in per driver). A person's row is replaced only
@@ -89,6 +113,13 @@ DELIVERY_UPSERT = (
     "WHERE deliveries.state = 'scheduled' AND excluded.state = 'sent'"
 )
 IMPORT_INSERT = "INSERT INTO imports ({cols}) VALUES ({marks}) ON CONFLICT (import_id) DO NOTHING"
+#: An identifier's row keeps the earliest and the latest time it was seen (an unknown first stays unknown).
+IDENTIFIER_UPSERT = (
+    "INSERT INTO identifiers ({cols}) VALUES ({marks}) ON CONFLICT (value, kind, cio_id) DO UPDATE SET "
+    "first_ms = CASE WHEN identifiers.first_ms IS NULL OR identifiers.first_ms <= excluded.first_ms "
+    "THEN identifiers.first_ms ELSE excluded.first_ms END, "
+    "last_ms = CASE WHEN identifiers.last_ms >= excluded.last_ms THEN identifiers.last_ms ELSE excluded.last_ms END"
+)
 
 
 def statement(template: str, columns: tuple[str, ...], mark: str) -> str:
@@ -96,10 +127,10 @@ def statement(template: str, columns: tuple[str, ...], mark: str) -> str:
     return template.format(cols=", ".join(columns), marks=", ".join([mark] * len(columns)))
 
 
-def upserts(mark: str) -> tuple[str, str, str]:
-    """The people, deliveries and imports writes with the driver's placeholder."""
+def upserts(mark: str) -> tuple[str, str, str, str]:
+    """The people, deliveries, imports and identifiers writes with the driver's placeholder."""
     return (statement(PEOPLE_UPSERT, PEOPLE_COLUMNS, mark), statement(DELIVERY_UPSERT, DELIVERY_COLUMNS, mark),
-            statement(IMPORT_INSERT, IMPORT_COLUMNS, mark))
+            statement(IMPORT_INSERT, IMPORT_COLUMNS, mark), statement(IDENTIFIER_UPSERT, IDENTIFIER_COLUMNS, mark))
 LATEST = max(MIGRATIONS)
 
 

@@ -9,11 +9,12 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from worker.sink.batch import Batch, imports_of, without
+from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.queries import Queries, undo_statements, undone_summary
-from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
+from worker.sink.schema import LATEST, MIGRATIONS, check_version, statement, upserts
 
-_PEOPLE, _DELIVERIES, _IMPORTS = upserts("?")
+_PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
+_EVENTS = statement("INSERT OR IGNORE INTO events ({cols}) VALUES ({marks})", EVENT_COLUMNS, "?")
 
 
 class SQLiteResults(Queries):
@@ -76,7 +77,7 @@ class SQLiteResults(Queries):
                 batch = without(batch, undone(imports_of(batch)))
             before = self.db.total_changes
             if batch.events:
-                self.db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch.events)
+                self.db.executemany(_EVENTS, batch.events)
             new_events = self.db.total_changes - before
             if batch.people:
                 self.db.executemany(_PEOPLE, batch.people.values())
@@ -84,6 +85,8 @@ class SQLiteResults(Queries):
                 self.db.executemany(_DELIVERIES, batch.deliveries.values())
             if batch.imports:
                 self.db.executemany(_IMPORTS, batch.imports)
+            if batch.identifiers:
+                self.db.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -23,6 +23,8 @@ class StoredEvent:
     ts_ms: int
     event_id: str | None
     data: dict
+    #: the person's stable key (None: stored before events carried it, and no person was found for it)
+    cio_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,7 +37,10 @@ class EventQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = 100
-    #: any of these identifiers (a person's id, e-mail, cio_id): what ``person`` is resolved into
+    #: these people's events (their cio_ids), and events stored without a cio_id under any of ``persons``:
+    #: what ``person`` is resolved into
+    cio_ids: tuple[str, ...] = ()
+    #: any of these identifiers (a person's id, e-mail, cio_id)
     persons: tuple[str, ...] = ()
 
     def where(self, mark: str = "?") -> tuple[str, list]:
@@ -46,8 +51,13 @@ class EventQuery:
             if value is not None:
                 clauses.append(f"{column} = {mark}")
                 args.append(value)
-        if self.persons:
-            clauses.append(f"person IN ({', '.join([mark] * len(self.persons))})")
+        persons = f"person IN ({', '.join([mark] * len(self.persons))})"
+        if self.cio_ids:
+            clauses.append(f"(cio_id IN ({', '.join([mark] * len(self.cio_ids))})"
+                           + (f" OR (cio_id IS NULL AND {persons}))" if self.persons else ")"))
+            args.extend((*self.cio_ids, *self.persons))
+        elif self.persons:
+            clauses.append(persons)
             args.extend(self.persons)
         if self.since_ms is not None:
             clauses.append(f"ts_ms >= {mark}")

@@ -63,6 +63,14 @@ def _pack_ids(remember: list[tuple[bytes, bytes]]) -> list[object]:
     return [len(remember), b"".join(f for f, _ in remember), b"".join(v for _, v in remember)]
 
 
+def _known_json(known: dict[str, str] | None) -> bytes:
+    """commit.lua's map of the people found (an e-mail several people share names none of them: its
+    events are refused)."""
+    if not known:
+        return b"{}"
+    return orjson.dumps({key: cio for key, cio in known.items() if "," not in cio})
+
+
 class Events:
     """Committing events chunks; the people lookup they need; the dedupe memory; the events stream."""
 
@@ -96,12 +104,13 @@ class Events:
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
                failed: bool = False, cancelled: int = 0, shard_bits: int = 16, part: bool = False,
-               anonymous_ttl_s: int = 0) -> CommitResult:
+               anonymous_ttl_s: int = 0, known: dict[str, str] | None = None) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
         are all errors because it could not be processed; ``cancelled``: the rows of a chunk skipped
         because its import was cancelled (the outcome is then empty); ``part``: the events step of a
         Segment chunk (its person step commits the chunk), whose events held for their anonymous ids
-        are kept ``anonymous_ttl_s``."""
+        are kept ``anonymous_ttl_s``; ``known``: the cio_id of each person the lookup found (person key
+        -> cio_id), carried in the outbox entry with those the commit creates."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
@@ -109,7 +118,7 @@ class Events:
             f"{chunk}e" if part else chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid, retention_s,
             keys.import_shadow(iid) if spec.dry_run else "", "p" if part else chunk_state(failed, cancelled),
-            SCRATCH_TTL_S, shard_bits,
+            SCRATCH_TTL_S, shard_bits, _known_json(known),
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,
             *_pack_ids(outcome.remember),

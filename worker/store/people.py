@@ -17,7 +17,7 @@ import redis
 from worker import keys
 from worker.cells import is_email
 from worker.events.rows import person_key
-from worker.people.directory import Changes, Snapshot, digest
+from worker.people.directory import Changes, Snapshot, digest, given_identifiers
 from worker.people.rows import PersonRow
 from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
@@ -157,6 +157,9 @@ class People:
         args.append(len(attach.bodies))
         for body, outcome in zip(attach.bodies, attach.outcomes):
             args += [body, outcome]
+        given = given_identifiers(changes)
+        given += [["anonymous", anon, attach.owners[user]] for anon, _, _, user in attach.ties if user in attach.owners]
+        args += [orjson.dumps(given) if given else "", orjson.dumps(attach.owners)]
         status, extra = self._commit(keys=[
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
             keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING, keys.METRICS,

@@ -15,7 +15,9 @@
 -- KEYS[4]  import errors list (orjson rows)
 -- KEYS[5]  import warnings list (orjson rows)
 -- KEYS[6]  outbox stream: one entry per chunk with events (keys.OUTBOX): its events (JSON texts
---          joined by "\n"), their trigger decisions, the people it created
+--          joined by "\n"), their trigger decisions, the people it created, and "cio": the cio_id of
+--          each person its events name (a JSON object, person key -> cio_id: one field a chunk, so
+--          the sink stores every event with its person's stable key)
 -- KEYS[7]  scheduled triggers zset (score = due ms)
 -- KEYS[8]  deliveries stream (triggers sent now)
 -- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
@@ -48,6 +50,8 @@
 --          done-set member and problem runs; the rows stay and the chunk is not counted done)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
 -- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
+-- ARGV[15] the people the chunk's lookup found, a JSON object (person key -> cio_id); this script
+--          adds the people it creates and those another chunk created since the lookup
 -- then     n, n error rows
 --          n, n warning rows
 --          n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
@@ -79,7 +83,7 @@ if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
   return {0, 0, 0, 0}
 end
 -- Find each section before writing anything: the id check may refuse the whole commit.
-local i = 15
+local i = 16
 local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
 local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
 local n_ids = tonumber(ARGV[i])
@@ -126,7 +130,7 @@ push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
 push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
 if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 
-local created, new_people = 0, {}
+local created, new_people, known = 0, {}, {}
 local n_new = tonumber(ARGV[i]); i = i + 1
 local shadow_people = shadow .. 'people'
 if dry then
@@ -138,10 +142,16 @@ if dry then
   end
   if created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
 else
-  -- Who is missing first, then one INCRBY for all their cio_ids.
+  -- Who is missing first, then one INCRBY for all their cio_ids. (HGET, not HEXISTS: a person another
+  -- chunk created since the lookup is named in the entry's cio map at the same cost.)
   local missing = {}
   for _ = 1, n_new do
-    if redis.call('HEXISTS', KEYS[9], ARGV[i]) == 0 then missing[#missing + 1] = i end
+    local cio = redis.call('HGET', KEYS[9], ARGV[i])
+    if cio then
+      known[#known + 1] = cjson.encode(ARGV[i]) .. ':"' .. cio .. '"'
+    else
+      missing[#missing + 1] = i
+    end
     i = i + 3
   end
   created = #missing
@@ -155,6 +165,7 @@ else
       redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
       new_people[n] = '{"cio_id":"' .. cio .. '","' .. kind .. '":' .. ARGV[at + 2] .. ',"created_at":"' ..
                       created_at .. '","_v":"1"}'
+      known[#known + 1] = cjson.encode(key) .. ':"' .. cio .. '"'
     end
   end
 end
@@ -218,7 +229,12 @@ if (imported > 0 or created > 0) and not dry then
     if from <= #packed_events then kept[#kept + 1] = sub(packed_events, from) end
     events = table.concat(kept, '\n')
   end
-  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events}
+  -- The chunk's people: those its lookup found, then those this commit created or found created.
+  local cio_map = ARGV[15]
+  if #known > 0 then
+    cio_map = (cio_map == '{}' and '{' or string.sub(cio_map, 1, -2) .. ',') .. table.concat(known, ',') .. '}'
+  end
+  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events, 'cio', cio_map}
   if #decisions > 0 then
     fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
   end

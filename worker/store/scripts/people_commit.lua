@@ -22,8 +22,9 @@
 -- KEYS[10] counters across imports (metrics): rows by outcome, for real runs
 -- KEYS[11] import problem runs (hash): where each chunk's error and warning rows start
 -- KEYS[12] outbox stream: real runs append the chunk's people, each one's whole new state with
---          its version (the database keeps a person's highest version), and the anonymous events
---          the chunk moved to people
+--          its version (the database keeps a person's highest version), with the identifiers the
+--          chunk gave them ("ids"), and the anonymous events the chunk moved to people (with "cio":
+--          their people's cio_ids)
 -- KEYS[13] anonymous ids tied to people (hash): anonymous id -> user id
 -- KEYS[14] scheduled triggers zset, KEYS[15] deliveries stream (the moved events' triggers)
 --
@@ -50,6 +51,10 @@
 --            expired and was held anew differs), then tied, their lists deleted
 --          n, n pairs (event JSON as the person's, trigger outcome as commit.lua takes them): the
 --            held events moved, appended to the outbox and counted in anonymous_merged
+--          the identifiers this chunk gives people, a JSON array of [kind, identifier, cio_id] ("id",
+--            "email", "anonymous"), or "" for none: the outbox's "ids" (the database keeps every
+--            identifier a person has had, so an old one still finds them)
+--          the cio_id of each person the moved events name, a JSON object (user id -> cio_id)
 -- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
 --          since the snapshot; {-2, next_chunk} not this chunk's turn.
 
@@ -78,6 +83,7 @@ local per_at, n_per = section(3)
 local held_prefix = ARGV[at]; at = at + 1
 local tie_at, n_tie = section(4)
 local moved_at, n_moved = section(2)
+local given_ids, moved_cio = ARGV[at], ARGV[at + 1]
 local index_key = {id = KEYS[7], email = KEYS[8]}
 
 -- The index entries of a chunk, by index: {kind = {ARGV positions of their quadruples}}. Checked
@@ -154,10 +160,15 @@ for k = 0, n_per - 1 do
   end
   if dry then redis.call('EXPIRE', key, scratch_ttl) end
 end
-if n_per > 0 and not dry then
-  local states = {}
-  for k = 0, n_per - 1 do states[k + 1] = ARGV[per_at + k * 3 + 2] end
-  outbox_add(KEYS[12], imp, 'import', ARGV[10], 'chunk', chunk, 'people', '[' .. table.concat(states, ',') .. ']')
+if (n_per > 0 or given_ids ~= '') and not dry then
+  local fields = {'import', ARGV[10], 'chunk', chunk}
+  if n_per > 0 then
+    local states = {}
+    for k = 0, n_per - 1 do states[k + 1] = ARGV[per_at + k * 3 + 2] end
+    fields[#fields + 1] = 'people'; fields[#fields + 1] = '[' .. table.concat(states, ',') .. ']'
+  end
+  if given_ids ~= '' then fields[#fields + 1] = 'ids'; fields[#fields + 1] = given_ids end
+  outbox_add(KEYS[12], imp, unpack(fields))
 end
 if not dry and n_tie > 0 then
   for k = 0, n_tie - 1 do
@@ -171,7 +182,8 @@ if not dry and n_tie > 0 then
       bodies[k + 1] = ARGV[moved_at + k * 2]
       take_outcome(ARGV[moved_at + k * 2 + 1], counts, decisions, KEYS[14], KEYS[15], false)
     end
-    local fields = {'import', ARGV[10], 'chunk', chunk, 'count', n_moved, 'events', table.concat(bodies, '\n')}
+    local fields = {'import', ARGV[10], 'chunk', chunk, 'count', n_moved, 'events', table.concat(bodies, '\n'),
+                    'cio', moved_cio}
     if #decisions > 0 then
       fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
     end
