@@ -61,6 +61,9 @@ def print_report(report: dict) -> None:
             click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
     if "events_stored" in report:
         held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
+        if report.get("dead_letters"):
+            held = (f"not all: {report['dead_letters']} outbox entr{'y' if report['dead_letters'] == 1 else 'ies'} "
+                    "refused by the database, set aside as dead letters: fix the cause, then backfill sink --retry-dead")
         what = "the import" if report.get("kind") == "people" else f"{report['events_stored']} events"
         click.echo(f"  stored            {what} in the results database ({held})")
     rate = report.get("rows_per_second")

@@ -9,11 +9,15 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from worker.errors import ResultsRefused
 from worker.sink.batch import Batch, imports_of, without
 from worker.sink.queries import Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS = upserts("?")
+#: What SQLite (or the binding of a value) refuses for the value itself: "string or blob too big", a
+#: constraint, an integer over 64 bits. Locked, busy or a full disk are OperationalError: not these.
+REFUSED = (sqlite3.DataError, sqlite3.IntegrityError, OverflowError)
 
 
 class SQLiteResults(Queries):
@@ -69,7 +73,8 @@ class SQLiteResults(Queries):
         """Write a batch in one transaction (events inserted once, people by version, deliveries
         scheduled then sent, import records once); how many events were new. ``undone`` names the
         imports taken back, asked once the write lock is held (an undo deletes under the same lock,
-        so what it deleted is never written again)."""
+        so what it deleted is never written again). A value SQLite refuses is ResultsRefused; a failure
+        of the file itself (locked, disk full) stays an OperationalError, retried whole."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if undone is not None:
@@ -85,8 +90,10 @@ class SQLiteResults(Queries):
             if batch.imports:
                 self.db.executemany(_IMPORTS, batch.imports)
             self.db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self.db.execute("ROLLBACK")
+            if isinstance(exc, REFUSED):
+                raise ResultsRefused(str(exc)) from exc
             raise
         return new_events
 
