@@ -165,7 +165,8 @@ class ImportHandle:
             spec = ImportSpec.from_json(state["spec"])
             header, dropped, delimiter = list(spec.columns.header), list(spec.columns.dropped), spec.delimiter
         return problems_csv(header, dropped, st.imports.problem_runs(self.import_id, kind), kind,
-                            delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind))
+                            delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind),
+                            not_kept=int(state.get(f"{kind}_not_kept", 0) or 0))
 
 
 def _report_of(state: dict[str, str]) -> dict | None:

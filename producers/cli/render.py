@@ -68,10 +68,11 @@ def print_report(report: dict) -> None:
         click.echo(f"  stored            {what} in the results database ({held})")
     rate = report.get("rows_per_second")
     click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
-    if report["errors"]:
-        click.echo(f"  errors file       backfill errors {report['import_id']} -o errors.csv")
-    if report["warnings"]:
-        click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
+    for kind in ("errors", "warnings"):
+        if report[kind]:
+            cut = report.get(f"{kind}_not_kept")
+            click.echo(f"  {kind + ' file':<18}backfill {kind} {report['import_id']} -o {kind}.csv"
+                       + (f" ({cut} {kind} not kept: BACKFILL_MAX_PROBLEM_ROWS)" if cut else ""))
 
 
 def progress_printer(import_id: str):
