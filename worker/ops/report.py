@@ -84,14 +84,19 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
 
 def combine(original: dict, retry: dict) -> dict:
     """The outcome of an import and the retry of its failed rows, as one import's (a retry of a retry
-    combines with what its original already combined). Rows of the retry beyond the original's errors
-    (rows added to the corrected file) count as rows of their own; every row is counted once:
-    rows = imported + duplicates + errors."""
+    combines with what its original already combined). Every row is counted once:
+    rows = imported + duplicates + errors.
+
+    The retry's rows beyond the original's errors are the original's good rows sent again (a retry of
+    the whole corrected file) as far as the retry found them duplicates: those were counted by the
+    original and are not counted again. The rest beyond the errors (rows added to the corrected file)
+    count as rows of their own."""
     base = original.get("combined") or original
-    extra = max(retry["rows"] - base["errors"], 0)
-    rows = base["rows"] + extra
+    beyond = max(retry["rows"] - base["errors"], 0)
+    again = min(retry["duplicates"], beyond, base["imported"] + base["duplicates"])
+    rows = base["rows"] + beyond - again
     imported = base["imported"] + retry["imported"]
-    duplicates = base["duplicates"] + retry["duplicates"]
+    duplicates = base["duplicates"] + retry["duplicates"] - again
     errors = max(rows - imported - duplicates, 0)
     return {"import_ids": [*(base.get("import_ids") or [original["import_id"]]), retry["import_id"]],
             "status": "completed" if errors == 0 else "completed_with_errors",
