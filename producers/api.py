@@ -22,6 +22,7 @@ from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.settings import Settings, get_settings
+from worker.sink.stored import dead_letters, import_stored, settled
 from worker.spec import ImportSpec, new_import_id
 from worker.timestamps import check_formats, check_zone, parse_duration
 
@@ -98,7 +99,8 @@ class ImportHandle:
              on_progress: Callable[[dict[str, str]], None] | None = None) -> dict | None:
         """Block until the report exists (returned), or ``timeout`` seconds pass (None returned). With
         ``stored``, also until everything the import wrote is in the results database (when a sink runs:
-        with none, there is nothing to wait for and the report says ``stored`` False).
+        with none, there is nothing to wait for and the report says ``stored`` False), or set aside as a
+        dead letter the database refused (the report says ``stored`` False and how many: ``dead_letters``).
 
         Waiting survives Redis pausing or restarting: a failed read is tried again with a growing
         pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log.
@@ -121,7 +123,7 @@ class ImportHandle:
             if retry_s:
                 log.info("Redis answers again")
                 retry_s = 0.0
-            if state.get("report") and (not stored or _stored(state) is not False or not self._sinks()):
+            if state.get("report") and (not stored or settled(state) or not self._sinks()):
                 return _report_of(state)
             if on_progress:
                 on_progress(state)
@@ -161,15 +163,8 @@ class ImportHandle:
             spec = ImportSpec.from_json(state["spec"])
             header, dropped, delimiter = list(spec.columns.header), list(spec.columns.dropped), spec.delimiter
         return problems_csv(header, dropped, st.imports.problem_runs(self.import_id, kind), kind,
-                            delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind))
-
-
-def _stored(state: dict[str, str]) -> bool | None:
-    """Whether everything the import wrote is in the results database (None: it writes nothing there)."""
-    entries = int(state.get("outbox_entries", 0) or 0)
-    if not entries:
-        return None
-    return int(state.get("outbox_stored", 0) or 0) >= entries
+                            delimiter=delimiter, width=st.imports.problems_width(self.import_id, kind),
+                            not_kept=int(state.get(f"{kind}_not_kept", 0) or 0))
 
 
 def _report_of(state: dict[str, str]) -> dict | None:
@@ -177,9 +172,11 @@ def _report_of(state: dict[str, str]) -> dict | None:
     if not raw:
         return None
     report = orjson.loads(raw)
-    if _stored(state) is not None:
+    stored = import_stored(state)
+    if stored is not None:
         report["events_stored"] = int(state.get("events_stored", 0) or 0)
-        report["stored"] = bool(_stored(state))
+        report["stored"] = stored
+        report["dead_letters"] = dead_letters(state)
     return report
 
 

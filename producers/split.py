@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 
-from worker.cells import clean_cell, column_letter
+from worker.cells import REPORT_COLUMNS, clean_cell, column_letter
 from worker.errors import FileProblem
 from worker.events.day_times import SAMPLE_ROWS, refuse_a_day_only_time, watched
 from worker.events.dialects import Columns, plan_columns
@@ -41,12 +41,22 @@ class Plan:
     samples: tuple[tuple[str, ...], ...]
 
 
-def _blank(record: list[str]) -> bool:
+def _blank(record: list[str], ours: frozenset[int] = frozenset()) -> bool:
     # A plain loop: called for every record twice, and nearly every record's first cell has data.
     for cell in record:
         if cell and not cell.isspace():
-            return False
+            return bool(ours) and _only_ours(record, ours)
     return True
+
+
+def _only_ours(record: list[str], ours: frozenset[int]) -> bool:
+    """True when the record's only text is in our own report columns (an errors file's closing note)."""
+    return all(i in ours or not cell or cell.isspace() for i, cell in enumerate(record))
+
+
+def _ours(header: list[str]) -> frozenset[int]:
+    """Where our own report columns (_row, _errors, _warnings) are: a re-imported errors file has them."""
+    return frozenset(i for i, cell in enumerate(header) if clean_cell(cell).lower() in REPORT_COLUMNS)
 
 
 def _header(records: Iterator[tuple[int, list[str]]]) -> list[str] | None:
@@ -128,13 +138,14 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
     unnamed = columns.unnamed
     most_cells = 2 * max(len(columns.header), max_columns)
     samples: list[list[str]] = [[] for _ in columns.header]
+    ours = _ours(header)
     first_email = first_id = None
     times: dict[int, list[str]] = {index: [] for index in watch}
     rows = blank = 0
     add = spool.add if spool is not None else None
     for row, record in records:
         # (the usual record's first cell has text: _blank's call is paid by the others only)
-        if (not record or not record[0] or record[0].isspace()) and _blank(record):
+        if (not record or not record[0] or record[0].isspace() or ours) and _blank(record, ours):
             blank += 1
             continue
         rows += 1
@@ -202,8 +213,9 @@ def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1
     """Stream the data records of ``source`` in chunks of ``chunk_rows`` records or about ``chunk_bytes``
     of text, whichever comes first (blank records skipped)."""
     records = iter(Records(source, plan.sniffed))
-    _header(records)
-    yield from batched(((row, record) for row, record in records if not _blank(record)), chunk_rows, chunk_bytes)
+    ours = _ours(_header(records) or [])
+    yield from batched(((row, record) for row, record in records if not _blank(record, ours)), chunk_rows,
+                       chunk_bytes)
 
 
 def batched(records: Iterator[tuple[int, list[str]]], chunk_rows: int, chunk_bytes: int,

@@ -23,6 +23,12 @@ class ResultsUnavailable(TransientError):
     """The results database did not answer (the sink retries; a command says so in one line)."""
 
 
+class ResultsRefused(PermanentError):
+    """The results database refused a batch for what it holds (a NUL in a text, a number out of range, a
+    value over one of its limits): written again unchanged, it fails again. The sink finds the entry it
+    refuses and sets it aside as a dead letter (worker/sink/split.py)."""
+
+
 class ConfigError(PermanentError):
     """A setting is invalid."""
 

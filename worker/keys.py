@@ -18,6 +18,11 @@ QUEUE_REPORTS = "reports"
 #: people: people it created), a committed people chunk (import, chunk, people: each person's new
 #: state), scheduled triggers sent (sent, at), a finished import (import, record).
 OUTBOX = PREFIX + "outbox"
+#: The dead letters: outbox entries the results database refused for what they hold (a NUL in a text, a
+#: number out of range), set aside so they block nothing else. Each keeps the entry's own fields plus
+#: dead_entry (its outbox id), dead_error (the database's message) and dead_at (ms); ``backfill sink
+#: --retry-dead`` writes them again and removes those the database now takes.
+SINK_DEAD = PREFIX + "outbox:dead"
 #: Sorted set of sinks by their last turn (ms): the sinks alive are those seen lately.
 SINKS = PREFIX + "sinks"
 #: A sink not seen for this long is not counted as running (it turns at least every few seconds).

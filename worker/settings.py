@@ -59,6 +59,9 @@ class Settings:
     clock_skew_s: int = 300
     #: How long problem rows and reports are kept.
     retention_s: int = 30 * DAY
+    #: Error rows (and, apart, warning rows) kept per import for its errors and warnings files; the rows
+    #: past it are counted (the counts stay exact) and the file says how many were not kept. 0: keep all.
+    max_problem_rows: int = 100_000
     #: Chunk task limits; the broker's visibility timeout must stay well above them.
     chunk_soft_time_limit_s: int = 240
     chunk_time_limit_s: int = 300
@@ -164,6 +167,8 @@ class Settings:
                               f"{self.redis_url.split(':', 1)[0]}:...)")
         if self.spool_bytes < 0:
             raise ConfigError("BACKFILL_SPOOL_BYTES must be 0 (never) or more")
+        if self.max_problem_rows < 0:
+            raise ConfigError("BACKFILL_MAX_PROBLEM_ROWS must be 0 (keep all) or more")
         if self.outbox_limit < 0:
             raise ConfigError("BACKFILL_OUTBOX_LIMIT must be 0 (no limit) or more")
         if self.track_chunk_messages < 1 or self.track_flush_ms < 0 or self.track_import_s < 1:

@@ -19,6 +19,7 @@ from worker.ops.report import EXIT_TIMEOUT
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes with --watch.")
 def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """Show one import, or the most recent ones."""
+    from worker.sink.stored import dead_letters
     from worker.tasks import store
 
     if watch:
@@ -43,6 +44,7 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
             "rows": int(state.get("rows", 0) or 0), "rows_expected": int(state.get("rows_expected", 0) or 0),
             "imported": int(state.get("imported", 0) or 0), "errors": int(state.get("errors", 0) or 0),
             "events_stored": int(state.get("events_stored", 0) or 0), "waiting": state.get("waiting", ""),
+            "dead_letters": dead_letters(state),
             **{k: state[k] for k in ("retry_of", "retried_by") if state.get(k)},
             **({"undone_ms": int(state["undone_ms"])} if state.get("undone_ms") else {}),
         })
@@ -54,6 +56,9 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
     for r in rows:
         click.echo(f"{r['import_id']}  {r['status']:<22} {r['rows']:>9}/{r['rows_expected']:<9} rows  "
                    f"{r['imported']:>9} imported  {r['events_stored']:>9} stored  {r['errors']:>7} errors  {r['source']}")
+        if r["dead_letters"]:
+            click.echo(f"{'':<23}{r['dead_letters']} outbox entries refused by the results database, set aside "
+                       "as dead letters (backfill sink --retry-dead)")
         if r["waiting"]:
             click.echo(f"{'':<23}waiting {r['waiting']}")
 
@@ -99,7 +104,8 @@ def top(interval: float, once: bool) -> None:
         queues = {name: st.r.llen(name) for name in (keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS)}
         at = time.strftime("%Y-%m-%d %H:%M:%S")
         entries, age = Outbox(st.r, "top").backlog()
-        return watch.render_top(flying, queues, st.r.zcard(keys.PENDING), at, (entries, age, sinks)), False
+        dead = st.r.xlen(keys.SINK_DEAD)
+        return watch.render_top(flying, queues, st.r.zcard(keys.PENDING), at, (entries, age, sinks), dead), False
 
     watch.run(frame, interval, once=once)
 

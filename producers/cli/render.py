@@ -61,14 +61,18 @@ def print_report(report: dict) -> None:
             click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
     if "events_stored" in report:
         held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
+        if report.get("dead_letters"):
+            held = (f"not all: {report['dead_letters']} outbox entr{'y' if report['dead_letters'] == 1 else 'ies'} "
+                    "refused by the database, set aside as dead letters: fix the cause, then backfill sink --retry-dead")
         what = "the import" if report.get("kind") == "people" else f"{report['events_stored']} events"
         click.echo(f"  stored            {what} in the results database ({held})")
     rate = report.get("rows_per_second")
     click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
-    if report["errors"]:
-        click.echo(f"  errors file       backfill errors {report['import_id']} -o errors.csv")
-    if report["warnings"]:
-        click.echo(f"  warnings file     backfill warnings {report['import_id']} -o warnings.csv")
+    for kind in ("errors", "warnings"):
+        if report[kind]:
+            cut = report.get(f"{kind}_not_kept")
+            click.echo(f"  {kind + ' file':<18}backfill {kind} {report['import_id']} -o {kind}.csv"
+                       + (f" ({cut} {kind} not kept: BACKFILL_MAX_PROBLEM_ROWS)" if cut else ""))
 
 
 #: seconds with chunks queued and none committed before ``--wait`` says how to start a worker

@@ -25,9 +25,13 @@ def _results(create: bool = False):
 @click.option("--name", default=None, help="This sink's consumer name (default: host and pid).")
 @click.option("--alive-file", type=click.Path(dir_okay=False), default=None,
               help="Touch this file at every turn of the loop (for a liveness probe: its age is the sink's silence).")
-def sink(name: str | None, alive_file: str | None) -> None:
+@click.option("--retry-dead", is_flag=True,
+              help="Write the dead letters (entries the database refused) again, once the cause is fixed: "
+                   "those it takes now are stored and removed, the others are listed with its message. Then exit.")
+def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     """Write what the imports committed (events, people, trigger decisions, reports) from the Redis outbox
-    to the results database, until stopped (Ctrl-C or SIGTERM: after the batch in hand)."""
+    to the results database, until stopped (Ctrl-C or SIGTERM: after the batch in hand). An entry the
+    database refuses (a NUL in a text, a value out of range) is set aside as a dead letter, the rest stored."""
     import signal
     import threading
     from pathlib import Path
@@ -40,6 +44,12 @@ def sink(name: str | None, alive_file: str | None) -> None:
     settings = get_settings()
     results = _results()
     results.check()
+    if retry_dead:
+        try:
+            _retry_dead(store().r, results, settings.sink_batch)
+        finally:
+            results.close()
+        return
     consumer = name or f"{socket.gethostname()}-{os.getpid()}"
     click.echo(f"sink {consumer}: Redis outbox -> {results.where}", err=True)
     stop = threading.Event()
@@ -53,6 +63,19 @@ def sink(name: str | None, alive_file: str | None) -> None:
         pass
     finally:
         results.close()
+
+
+def _retry_dead(client, results, batch: int) -> None:
+    from worker.sink.drain import retry_dead
+    from worker.store.outbox import Outbox, dead_letters
+
+    stored, left = retry_dead(dead_letters(client), results, Outbox(client, "retry").undone, batch=batch)
+    for entry_id, import_id, message in left:
+        click.echo(f"dead letter {entry_id.decode()} (import {import_id.decode(errors='replace') or '-'}): "
+                   f"still refused: {message}")
+    click.echo(f"stored {stored} dead letter(s); {len(left)} still refused")
+    if left:
+        sys.exit(1)
 
 
 @click.group()

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import click
 
+from worker.sink.stored import dead_letters, settled
+
 #: Statuses of an import still in flight (``top`` also shows imports whose results are still being stored).
 IN_FLIGHT = ("queued", "running")
 
@@ -29,7 +31,7 @@ def progress(import_id: str, state: dict[str, str], now_ms: int) -> dict:
             "rows": rows, "rows_expected": expected, "imported": number("imported"),
             "duplicates": number("duplicates"), "errors": number("errors"), "rows_per_second": round(rate),
             "eta_s": None if eta is None else round(eta), "stored": number("events_stored"),
-            "storing": bool(number("outbox_entries") > number("outbox_stored")), "waiting": state.get("waiting", "")}
+            "storing": not settled(state), "dead_letters": dead_letters(state), "waiting": state.get("waiting", "")}
 
 
 def _line(p: dict) -> str:
@@ -38,15 +40,18 @@ def _line(p: dict) -> str:
     eta = f"{p['eta_s']:>5} s" if p["eta_s"] is not None else "      -"
     line = (f"{p['import_id']}  {p['status']:<22}{p['rows']:>10}/{total:<10}{share}  {p['rows_per_second']:>8} rows/s"
             f"  ETA {eta}  {p['errors']:>7} errors  {p['stored']:>10} stored  {p['source']}")
+    line += f"\n{'':<23}{p['dead_letters']} outbox entries set aside as dead letters" if p.get("dead_letters") else ""
     return line + (f"\n{'':<23}waiting {p['waiting']}" if p["waiting"] else "")
 
 
 def render_top(imports: list[dict], queues: dict[str, int], pending: int, at: str,
-               outbox: tuple[int, float, int] = (0, 0.0, 0)) -> str:
-    """One frame of ``backfill top``; ``outbox``: entries not stored, the oldest one's age (s), sinks."""
+               outbox: tuple[int, float, int] = (0, 0.0, 0), dead: int = 0) -> str:
+    """One frame of ``backfill top``; ``outbox``: entries not stored, the oldest one's age (s), sinks;
+    ``dead``: entries the database refused, held as dead letters."""
     entries, age, sinks = outbox
     sink = f"outbox {entries} entries to store" + (f" (oldest {age:.0f} s)" if entries else "") + \
-        (f", {sinks} sink(s) running" if sinks else ", no sink running")
+        (f", {sinks} sink(s) running" if sinks else ", no sink running") + \
+        (f", {dead} dead letter(s): backfill sink --retry-dead" if dead else "")
     lines = [f"backfill top - {at}",
              "queues  " + "  ".join(f"{name} {depth}" for name, depth in queues.items()) + f"  pending chunks {pending}"
              + f"  {sink}", ""]

@@ -7,6 +7,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.errors import BackfillError
+from worker.sink.stored import dead_letters
 
 
 class ApiError(BackfillError):
@@ -94,6 +95,8 @@ class ImportSummary(BaseModel):
     errors: int = 0
     warnings: int = 0
     events_stored: int = 0
+    #: outbox entries the results database refused, set aside as dead letters (``backfill sink --retry-dead``)
+    dead_letters: int = 0
     waiting: str = ""
     failure_code: str | None = None
     failure: str | None = None
@@ -124,7 +127,7 @@ def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
     return ImportSummary(import_id=import_id, status=state.get("status", "unknown"), source=state.get("source"),
                          waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
                          retried_by=state.get("retried_by"), retry_of=state.get("retry_of"),
-                         failure=state.get("failure"),
+                         failure=state.get("failure"), dead_letters=dead_letters(state),
                          **{k: int(float(state[k])) for k in _INTS if state.get(k)})
 
 

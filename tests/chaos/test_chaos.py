@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, scenarios, stored, tracking
+from . import hostile, refused, scenarios, stored, tracking
 
 
 def _assert_exact(row: dict) -> None:
@@ -67,6 +67,12 @@ def test_redis_killed_under_a_sink_loses_nothing(tmp_path):
     row = stored.redis_kills_under_sink(tmp_path, kills=1, rows=12_000)
     assert row["people_equal"] and row["record"], row
     _assert_exact(row)
+
+
+def test_entries_a_database_refuses_are_set_aside_and_the_rest_stored(tmp_path):
+    for row in refused.refused_entries(tmp_path, rows=12_000):
+        assert "as expected" in row["report"] and "alert fires" in row["report"], row
+        _assert_exact(row)
 
 
 @pytest.mark.parametrize("case", hostile.CASES, ids=[name for _, name, _ in hostile.CASES])

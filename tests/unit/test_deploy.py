@@ -334,7 +334,8 @@ def test_the_endpoint_serves_the_documented_metrics():
     names, labels = _exposed()
     base = {"up", "imports_running", "queue_length", "pending_chunks", "oldest_pending_seconds",
             "oldest_producer_silence_seconds", "triggers_scheduled", "triggers_due", "rows_total",
-            "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+            "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total", "sink_dead_letters_total",
+            "sink_dead_letters_held"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
     assert names == {f"backfill_{n}" for n in base}
     assert labels["queue"] == {keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS}
     assert labels["outcome"] == {"imported", "duplicate", "error"}
@@ -449,6 +450,7 @@ ALERT_TESTS = [
          {"series": 'backfill_oldest_producer_silence_seconds{job="a"}', "values": "0+60x20"},
          {"series": 'backfill_triggers_due{job="a"}', "values": "0 0 3x20"},
          {"series": 'backfill_sink_lag_seconds{job="a"}', "values": "0+60x30"},
+         {"series": 'backfill_sink_dead_letters_held{job="a"}', "values": "0 0 0 2 2 0x10"},
          {"series": 'backfill_imports_total{job="a", status="failed"}', "values": "0 0 0 1x10"},
          {"series": 'backfill_imports_total{job="a", status="completed"}', "values": "0+1x20"},
          {"series": 'backfill_queue_length{job="a", queue="imports"}', "values": "0+20x40"},
@@ -481,6 +483,9 @@ ALERT_TESTS = [
          _alert("BackfillMetricsAbsent", "15m"),
          _alert("BackfillSinkBehind", "15m"),  # over 600 s since 11m: not yet 10 minutes
          _alert("BackfillSinkBehind", "22m", {"severity": "warning", "job": "a"}),
+         _alert("BackfillSinkDeadLetters", "2m"),
+         _alert("BackfillSinkDeadLetters", "3m", {"severity": "warning", "job": "a"}),
+         _alert("BackfillSinkDeadLetters", "6m"),  # stored again: it resolves
      ]},
     {"interval": "1m",
      "input_series": [{"series": 'backfill_pending_chunks{job="a"}', "values": "0x20"}],

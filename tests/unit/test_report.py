@@ -82,3 +82,17 @@ def test_a_retry_and_its_original_combine_into_one_outcome():
     grown = combine(original, {"import_id": "d", "rows": 12, "imported": 12, "duplicates": 0, "errors": 0})
     assert (grown["rows"], grown["imported"], grown["errors"]) == (102, 92, 0)
     assert grown["rows"] == grown["imported"] + grown["duplicates"] + grown["errors"]
+
+
+def test_a_retry_of_the_whole_corrected_file_counts_each_row_once():
+    from worker.ops.report import combine
+
+    original = {"import_id": "a", "rows": 100, "imported": 80, "duplicates": 10, "errors": 10}
+    # the whole file again, its 10 bad rows corrected: the 90 rows seen before are duplicates now
+    whole = combine(original, {"import_id": "b", "rows": 100, "imported": 10, "duplicates": 90, "errors": 0})
+    assert (whole["rows"], whole["imported"], whole["duplicates"], whole["errors"], whole["status"]) == \
+        (100, 90, 10, 0, "completed")
+    # two still fail, one corrected row is a duplicate itself, and three rows were added at the end
+    grown = combine(original, {"import_id": "c", "rows": 103, "imported": 10, "duplicates": 91, "errors": 2})
+    assert (grown["rows"], grown["imported"], grown["duplicates"], grown["errors"]) == (103, 90, 11, 2)
+    assert grown["rows"] == grown["imported"] + grown["duplicates"] + grown["errors"]

@@ -34,7 +34,8 @@ def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now:
         raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         return st.events.commit(spec, chunk, core.failed(stored.rows, stored.numbers, "", CANCELLED), at_ms=now_ms(),
-                                retention_s=settings.retention_s, cancelled=len(stored.rows))
+                                retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows,
+                                cancelled=len(stored.rows))
     return commit_rows(st, spec, chunk, stored.rows, stored.numbers, settings, time.time() if now is None else now)
 
 
@@ -60,8 +61,8 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
                                 seen_ids, id_owners)
         outcome.anonymous = anonymous or []
         result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
-                                  shard_bits=settings.dedupe_shard_bits, part=part,
-                                  anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
+                                  max_problem_rows=settings.max_problem_rows, shard_bits=settings.dedupe_shard_bits,
+                                  part=part, anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")
@@ -90,4 +91,5 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     return st.events.commit(st.imports.spec(import_id), chunk, core.failed(rows, numbers, reason, code),
-                            at_ms=now_ms(), retention_s=settings.retention_s, failed=True)
+                            at_ms=now_ms(), retention_s=settings.retention_s,
+                            max_problem_rows=settings.max_problem_rows, failed=True)

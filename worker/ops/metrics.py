@@ -8,7 +8,9 @@ worker process adds to. Run it with ``backfill metrics`` (one per deployment).
 
 Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``imports_running``, ``chunk_duration_seconds`` (histogram), ``queue_length{queue}``,
-``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``.
+``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``,
+``sink_lag_entries``, ``sink_lag_seconds``, ``rows_stored_total{table}``, ``sink_dead_letters_total``,
+``sink_dead_letters_held``.
 """
 from __future__ import annotations
 
@@ -79,6 +81,10 @@ class RedisCollector:
         for table in ("events", "people", "deliveries"):
             stored.add_metric([table], counters.get(f"stored_{table}", 0))
         yield stored
+        yield CounterMetricFamily("backfill_sink_dead_letters", "Outbox entries the results database refused, "
+                                  "set aside as dead letters", value=counters.get("sink_dead_letters", 0))
+        yield GaugeMetricFamily("backfill_sink_dead_letters_held", "Dead letters not yet stored again "
+                                "(backfill sink --retry-dead)", value=figures.dead_letters)
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:

@@ -77,6 +77,9 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         report["people_updated"] = counts["imported"] - counts["people_created"]
         report["people_skipped"] = int(state.get("people_skipped", 0) or 0)
         report.pop("triggers")
+    for kind in ("errors", "warnings"):
+        if state.get(f"{kind}_not_kept"):  # past BACKFILL_MAX_PROBLEM_ROWS: counted, not in the file
+            report[f"{kind}_not_kept"] = int(state[f"{kind}_not_kept"])
     if state.get("failure"):
         report["failure"] = state["failure"]
         report["failure_code"] = state.get("failure_code", "")
@@ -85,14 +88,19 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
 
 def combine(original: dict, retry: dict) -> dict:
     """The outcome of an import and the retry of its failed rows, as one import's (a retry of a retry
-    combines with what its original already combined). Rows of the retry beyond the original's errors
-    (rows added to the corrected file) count as rows of their own; every row is counted once:
-    rows = imported + duplicates + errors."""
+    combines with what its original already combined). Every row is counted once:
+    rows = imported + duplicates + errors.
+
+    The retry's rows beyond the original's errors are the original's good rows sent again (a retry of
+    the whole corrected file) as far as the retry found them duplicates: those were counted by the
+    original and are not counted again. The rest beyond the errors (rows added to the corrected file)
+    count as rows of their own."""
     base = original.get("combined") or original
-    extra = max(retry["rows"] - base["errors"], 0)
-    rows = base["rows"] + extra
+    beyond = max(retry["rows"] - base["errors"], 0)
+    again = min(retry["duplicates"], beyond, base["imported"] + base["duplicates"])
+    rows = base["rows"] + beyond - again
     imported = base["imported"] + retry["imported"]
-    duplicates = base["duplicates"] + retry["duplicates"]
+    duplicates = base["duplicates"] + retry["duplicates"] - again
     errors = max(rows - imported - duplicates, 0)
     return {"import_ids": [*(base.get("import_ids") or [original["import_id"]]), retry["import_id"]],
             "status": "completed" if errors == 0 else "completed_with_errors",
@@ -100,7 +108,7 @@ def combine(original: dict, retry: dict) -> dict:
 
 
 def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[list[dict]], kind: str, *,
-                 delimiter: str = ",", width: int = 0) -> Iterator[str]:
+                 delimiter: str = ",", width: int = 0, not_kept: int = 0) -> Iterator[str]:
     """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.
 
     ``runs`` are the stored problem rows chunk by chunk in file order (each run is sorted here, so
@@ -108,7 +116,9 @@ def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[l
     any problem row has; rows with more cells than the header keep them all, under unnamed columns,
     so the row can be fixed. Written with the input's ``delimiter``; our own ``_row``/``_errors``/
     ``_warnings`` columns of a re-imported file are left out, so the output re-imports as it is
-    once corrected. Every cell, header included, goes through :func:`escape_cell`.
+    once corrected. Every cell, header included, goes through :func:`escape_cell`. ``not_kept``: rows past
+    BACKFILL_MAX_PROBLEM_ROWS, not stored: the file ends with a row saying so, its text only in the
+    ``_errors``/``_warnings`` column (a file re-imported skips it as blank: our columns are not data).
     """
     drop = set(dropped)
     names = [escape_cell(h) for i, h in enumerate(header) if i not in drop]
@@ -130,4 +140,9 @@ def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[l
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
+    if not_kept:
+        label = kind[:-1]
+        writer.writerow([*[""] * (len(names) + extra), "", f"{not_kept:,} more {label} row{'s' if not_kept != 1 else ''} "
+                         f"not kept: an import keeps its first BACKFILL_MAX_PROBLEM_ROWS {label} rows (the report's "
+                         f"counts are exact)"])
     yield buffer.getvalue()

@@ -84,7 +84,8 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     at = time.time() if now is None else now
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, "", CANCELLED), [],
-                                at_ms=round(at * 1000), retention_s=settings.retention_s, cancelled=len(rows))
+                                at_ms=round(at * 1000), retention_s=settings.retention_s,
+                                max_problem_rows=settings.max_problem_rows, cancelled=len(rows))
     validated = ready.validated if ready is not None else validate(spec, rows, numbers)
     rules = rules_of(spec, at)
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
@@ -99,7 +100,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
             spec, chunk, changes,
             errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
             warnings + [problem_row(r, cells_of[r], p) for r, p in changes.warnings],
-            at_ms=round(at * 1000), retention_s=settings.retention_s,
+            at_ms=round(at * 1000), retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows,
         )
         if result.status != CONFLICT:
             return result
@@ -114,4 +115,5 @@ def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: S
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, reason, code), [],
-                            at_ms=round(time.time() * 1000), retention_s=settings.retention_s, failed=True)
+                            at_ms=round(time.time() * 1000), retention_s=settings.retention_s,
+                            max_problem_rows=settings.max_problem_rows, failed=True)

@@ -101,7 +101,8 @@ def _commit_people(st: Store, spec: ImportSpec, chunk: int, settings: Settings, 
                    errors: list[bytes], warnings: list[bytes], *, cancelled: int = 0,
                    failed: bool = False, attach: anonymous.Attach | None = None) -> PeopleCommit:
     return st.people.commit(spec, chunk, changes, errors, warnings, at_ms=round(at * 1000),
-                            retention_s=settings.retention_s, failed=failed, cancelled=cancelled, attach=attach)
+                            retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows, failed=failed,
+                            cancelled=cancelled, attach=attach)
 
 
 def _uncounted(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]],

@@ -1,7 +1,9 @@
 """The sink's loop: outbox entries in, one database transaction per batch, then acknowledged.
 
 Order of a batch: claim what a dead sink left (XAUTOCLAIM), else read new entries; write their
-rows in one transaction; acknowledge; trim what every group acknowledged. A sink that dies
+rows in one transaction; acknowledge; trim what every group acknowledged. A batch the database
+refuses for what it holds is split until the entries refused are found (worker/sink/split.py):
+those are set aside as dead letters, the rest is stored. A sink that dies
 between the write and the acknowledgement leaves its batch pending: another sink (or itself,
 restarted) claims it after ``claim_idle_ms`` and writes it again, harmlessly.
 
@@ -18,8 +20,8 @@ import time
 from collections.abc import Callable
 
 from worker.logs import get_logger
-from worker.sink.batch import batch_of
-from worker.store.outbox import Outbox
+from worker.sink.split import write_entries
+from worker.store.outbox import Outbox, dead_fields
 
 log = get_logger("backfill.sink")
 
@@ -32,6 +34,8 @@ class Drained:
     events: int = 0
     new_events: int = 0
     claimed: bool = False
+    #: entries the database refused, set aside as dead letters
+    dead: int = 0
 
 
 def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int) -> Drained:
@@ -42,12 +46,31 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
         entries = outbox.read(batch, block_ms)
     if not entries:
         return drained
-    batch = batch_of(entries)
-    drained.entries, drained.events = len(entries), len(batch.events)
-    drained.new_events = results.write(batch, undone=outbox.undone)
-    outbox.ack(batch.entries)
+    written = write_entries(entries, lambda batch: results.write(batch, undone=outbox.undone))
+    drained.entries, drained.events, drained.new_events = len(entries), written.events, written.new_events
+    outbox.ack(written.stored)
+    if written.refused:
+        drained.dead = outbox.set_aside(written.refused, int(time.time() * 1000))
+        for (entry_id, fields), message in written.refused:
+            log.error("outbox entry refused by the results database: set aside as a dead letter",
+                      entry=entry_id.decode(), import_id=fields.get(b"import", b"").decode(errors="replace"),
+                      error=message)
     outbox.trim()
     return drained
+
+
+def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[tuple[bytes, bytes, str]]]:
+    """Write the dead letters again (``backfill sink --retry-dead``, after the cause is fixed): those the
+    database takes now are stored and removed, the others stay with their message. Returns (how many were
+    stored, (dead-letter id, import id, message) of each left). ``undone``: as the sink's (Outbox.undone)."""
+    stored, left, after = 0, [], "-"
+    while page := dead.page(after, batch):
+        after = page[-1][0]
+        entries = [(entry_id, dead_fields(fields)[0]) for entry_id, fields in page]
+        written = write_entries(entries, lambda rows: results.write(rows, undone=undone))
+        stored += dead.ack(written.stored)
+        left += [(entry_id, fields.get(b"import", b""), message) for (entry_id, fields), message in written.refused]
+    return stored, left
 
 
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,

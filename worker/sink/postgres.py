@@ -11,13 +11,17 @@ from collections.abc import Callable
 
 import psycopg
 
-from worker.errors import ConfigError, ResultsUnavailable
+from worker.errors import ConfigError, ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.queries import Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("%s")
+#: What the server (or psycopg, adapting a value) refuses for the value itself: data exceptions (class 22:
+#: a NUL in a text, a number out of range, a bad encoding), integrity violations (class 23), program limits
+#: (class 54: an index row too big). A lost connection, a full disk or a lock timeout are none of these.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
 #: The advisory lock sinks hold shared while they write a batch and an undo holds alone ("bfundo").
 UNDO_LOCK = 0x6266756E646F
 
@@ -75,11 +79,15 @@ class PostgresResults(Queries):
         """Write a batch in one transaction; how many events were new. Events are copied (COPY) straight
         into their table; a batch holding events already stored (written again after a sink died before
         acknowledging it) goes through a temporary table and ON CONFLICT DO NOTHING instead. A connection
-        the server dropped (a restart) is opened again; a failure is a TransientError (the sink retries)."""
+        the server dropped (a restart) is opened again; a failure is a TransientError (the sink retries),
+        a value the server refuses (a NUL in a text, a number out of range, an index row over its size)
+        is ResultsRefused (the sink sets that entry aside)."""
         if self.db.broken or self.db.closed:
             self.db = self._connect()
         try:
             return self._write(batch, undone)
+        except REFUSED as exc:  # (before OperationalError: ProgramLimitExceeded is one)
+            raise ResultsRefused(" ".join(str(exc).split())) from None
         except psycopg.OperationalError as exc:
             raise ResultsUnavailable(f"the results database {self.where} failed: {' '.join(str(exc).split())}") from None
 

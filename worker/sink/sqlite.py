@@ -9,12 +9,16 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from worker.errors import ResultsRefused
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.queries import Queries, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, statement, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
 _EVENTS = statement("INSERT OR IGNORE INTO events ({cols}) VALUES ({marks})", EVENT_COLUMNS, "?")
+#: What SQLite (or the binding of a value) refuses for the value itself: "string or blob too big", a
+#: constraint, an integer over 64 bits. Locked, busy or a full disk are OperationalError: not these.
+REFUSED = (sqlite3.DataError, sqlite3.IntegrityError, OverflowError)
 
 
 class SQLiteResults(Queries):
@@ -70,7 +74,8 @@ class SQLiteResults(Queries):
         """Write a batch in one transaction (events inserted once, people by version, deliveries
         scheduled then sent, import records once); how many events were new. ``undone`` names the
         imports taken back, asked once the write lock is held (an undo deletes under the same lock,
-        so what it deleted is never written again)."""
+        so what it deleted is never written again). A value SQLite refuses is ResultsRefused; a failure
+        of the file itself (locked, disk full) stays an OperationalError, retried whole."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if undone is not None:
@@ -88,8 +93,10 @@ class SQLiteResults(Queries):
             if batch.identifiers:
                 self.db.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
             self.db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self.db.execute("ROLLBACK")
+            if isinstance(exc, REFUSED):
+                raise ResultsRefused(str(exc)) from exc
             raise
         return new_events
 

@@ -77,3 +77,23 @@ def person_of(row: tuple) -> dict:
     if person["unsubscribed"] is not None:
         person["unsubscribed"] = bool(person["unsubscribed"])
     return person
+
+
+def import_stored(state: dict[str, str]) -> bool | None:
+    """Whether everything an import wrote is in the results database, from its state in Redis (None: it
+    writes nothing there). Its outbox entries are counted as appended and as stored (ack.lua)."""
+    entries = int(state.get("outbox_entries", 0) or 0)
+    if not entries:
+        return None
+    return int(state.get("outbox_stored", 0) or 0) >= entries
+
+
+def dead_letters(state: dict[str, str]) -> int:
+    """How many of an import's outbox entries the results database refused (set aside as dead letters)."""
+    return max(int(state.get("outbox_dead", 0) or 0), 0)
+
+
+def settled(state: dict[str, str]) -> bool:
+    """Every outbox entry of an import is stored or set aside: no sink has anything of it left to write."""
+    entries = int(state.get("outbox_entries", 0) or 0)
+    return int(state.get("outbox_stored", 0) or 0) + dead_letters(state) >= entries

@@ -44,6 +44,8 @@ class Figures:
     #: outbox entries no sink has stored yet, and the age of the oldest (0 when none)
     outbox_entries: int = 0
     outbox_oldest_s: float = 0.0
+    #: outbox entries set aside because the results database refused them, not yet stored again
+    dead_letters: int = 0
 
 
 class Metrics:
@@ -75,8 +77,9 @@ class Metrics:
         pipe.zrange(keys.PRODUCING, 0, 0, withscores=True)
         pipe.xlen(keys.OUTBOX)
         pipe.xrange(keys.OUTBOX, count=1)
+        pipe.xlen(keys.SINK_DEAD)
         (counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer, outbox,
-         first) = pipe.execute()
+         first, dead) = pipe.execute()
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -88,4 +91,5 @@ class Metrics:
             oldest_producer_s=max(now - producer[0][1] / 1000, 0.0) if producer else 0.0,
             outbox_entries=outbox,
             outbox_oldest_s=age_s(first[0][0], now) if first else 0.0,
+            dead_letters=dead,
         )

@@ -4,7 +4,9 @@ group, acknowledged, trimmed.
 Every sink is a consumer of :data:`keys.SINK_GROUP`. It reads new entries, or first claims the
 entries a dead sink left pending too long (XAUTOCLAIM), writes them to the results store, then
 acknowledges them (ack.lua: XACK, and counts what each entry held, once). Entries that every group has acknowledged are trimmed (XTRIM MINID),
-so the stream holds at most what is not yet stored.
+so the stream holds at most what is not yet stored. An entry the database refuses is set aside
+(dead.lua: copied to the dead-letter stream and acknowledged in one step); the dead letters are an
+Outbox too (:func:`dead_letters`), with no group: storing one deletes it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class Outbox:
                  group: str = keys.SINK_GROUP) -> None:
         self.r, self.consumer, self.stream, self.group = client, consumer, stream, group
         self._ack = client.register_script(script("ack.lua"))
+        self._dead = client.register_script(script("dead.lua"))
 
     def ensure_group(self, forget_idle_ms: int = 86_400_000) -> None:
         """Create the group (from the stream's start, so nothing already there is missed) if it is not
@@ -68,6 +71,23 @@ class Outbox:
         args = [value for entry in entries for value in entry]
         return int(self._ack(keys=[self.stream, keys.METRICS], args=[self.group, keys.import_hash(""), *args]))
 
+    def set_aside(self, refused: list[tuple[Entry, str]], at_ms: int) -> int:
+        """Move these entries, each with why the database refused it, to the dead letters and acknowledge
+        them, in one step; how many were moved now (one another sink settled meanwhile is left alone)."""
+        args: list[object] = [self.group, keys.import_hash(""), at_ms]
+        for (entry_id, fields), message in refused:
+            args += [entry_id, fields.get(b"import", b""), message, len(fields)]
+            for name, value in fields.items():
+                args += [name, value]
+        if len(args) == 3:
+            return 0
+        return int(self._dead(keys=[self.stream, keys.SINK_DEAD, keys.METRICS], args=args))
+
+    def page(self, after: bytes | str, count: int) -> list[Entry]:
+        """Up to ``count`` entries of the stream after the entry ``after`` ("-": from its start)."""
+        entries = self.r.xrange(self.stream, min=after if after == "-" else f"({_text(after)}", count=count)
+        return [e for e in entries if e[1]]
+
     def trim(self) -> int:
         """Remove the entries every group has acknowledged; how many were removed."""
         groups = self.r.xinfo_groups(self.stream)
@@ -85,6 +105,22 @@ class Outbox:
         length = self.r.xlen(self.stream)
         first = self.r.xrange(self.stream, count=1)
         return length, age_s(first[0][0], time.time()) if first else 0.0
+
+
+def dead_letters(client: redis.Redis) -> Outbox:
+    """The dead letters (:data:`keys.SINK_DEAD`) as an outbox with no group: :meth:`Outbox.ack` deletes
+    an entry stored from there, counting it as stored in its import and no longer dead (ack.lua)."""
+    return Outbox(client, "", stream=keys.SINK_DEAD, group="")
+
+
+def dead_fields(fields: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], str]:
+    """A dead letter's fields as the outbox entry had them, and the database's message."""
+    return ({k: v for k, v in fields.items() if not k.startswith(b"dead_")},
+            fields.get(b"dead_error", b"").decode(errors="replace"))
+
+
+def _text(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
 def age_s(entry_id: bytes | str, now: float) -> float:

@@ -2,10 +2,13 @@
 --
 -- XACK answers 1 only the first time an entry is acknowledged, so the counters below grow
 -- once per entry even when a batch is written again (a sink that died before acknowledging).
+-- Dead letters stored by `backfill sink --retry-dead` come through here too, with no group:
+-- they are deleted from the dead-letter stream (XDEL, 1 only the first time) and are no longer
+-- counted dead in their import.
 --
--- KEYS[1] outbox stream
+-- KEYS[1] outbox stream (no group: the dead-letter stream)
 -- KEYS[2] counters across imports (metrics): stored_events, stored_people, stored_deliveries
--- ARGV[1] the sinks' consumer group
+-- ARGV[1] the sinks' consumer group, or "" for dead letters
 -- ARGV[2] import hash prefix (an entry's import hash = prefix .. import id); backfill runs on
 --         one Redis instance, not a cluster
 -- then    per entry, five values: entry id, import id or "", events, people, deliveries it held
@@ -14,14 +17,18 @@
 -- Returns how many entries were acknowledged now.
 local acked = 0
 local totals = {0, 0, 0}
+local dead = ARGV[1] == ''
 for k = 3, #ARGV, 5 do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[k]) == 1 then
+  local now
+  if dead then now = redis.call('XDEL', KEYS[1], ARGV[k]) else now = redis.call('XACK', KEYS[1], ARGV[1], ARGV[k]) end
+  if now == 1 then
     acked = acked + 1
     for t = 1, 3 do totals[t] = totals[t] + tonumber(ARGV[k + 1 + t]) end
     local imp = ARGV[2] .. ARGV[k + 1]
     if ARGV[k + 1] ~= '' and redis.call('EXISTS', imp) == 1 then
       redis.call('HINCRBY', imp, 'outbox_stored', 1)
       redis.call('HINCRBY', imp, 'events_stored', ARGV[k + 2])
+      if dead then redis.call('HINCRBY', imp, 'outbox_dead', -1) end
     end
   end
 end

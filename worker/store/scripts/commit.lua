@@ -52,6 +52,8 @@
 -- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
 -- ARGV[15] the people the chunk's lookup found, a JSON object (person key -> cio_id); this script
 --          adds the people it creates and those another chunk created since the lookup
+-- ARGV[16] the most error (and warning) rows the import keeps (0: all); past it they are counted in
+--          errors_not_kept / warnings_not_kept (lib.lua's push_all)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
@@ -83,7 +85,7 @@ if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
   return {0, 0, 0, 0}
 end
 -- Find each section before writing anything: the id check may refuse the whole commit.
-local i = 16
+local i = 17
 local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
 local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
 local n_ids = tonumber(ARGV[i])
@@ -126,8 +128,9 @@ local dry = ARGV[2] == '1'
 local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local dd_prefix, person_prefix, kind, shard_bits = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[14])
 local ttl, shadow = ARGV[10], ARGV[11]
-push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1])
-push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1])
+local cap = tonumber(ARGV[16])
+push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1], cap, imp, 'errors_not_kept')
+push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1], cap, imp, 'warnings_not_kept')
 if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
 
 local created, new_people, known = 0, {}, {}

@@ -3,18 +3,26 @@
 -- RPUSH ARGV[first .. first+count-1] onto key, then EXPIRE it (when anything was pushed), and
 -- record where this chunk's run starts in runs (field = run_name, value = "start:count"), so the
 -- problem files are read chunk by chunk in file order, one chunk's rows in memory at a time.
+-- The list keeps at most cap rows (0: no cap; BACKFILL_MAX_PROBLEM_ROWS): the rows past it are only
+-- counted in the import hash imp's field not_kept (its errors and warnings counters stay exact).
 -- In slices: unpack() of thousands of values overflows Lua's C stack.
-local function push_all(key, first, count, ttl, runs, run_name)
+local function push_all(key, first, count, ttl, runs, run_name, cap, imp, not_kept)
   if count == 0 then return end
-  redis.call('HSET', runs, run_name, redis.call('LLEN', key) .. ':' .. count)
+  local kept = count
+  if cap > 0 then
+    kept = math.max(math.min(count, cap - redis.call('LLEN', key)), 0)
+    if kept < count then redis.call('HINCRBY', imp, not_kept, count - kept) end
+    if kept == 0 then return end
+  end
+  redis.call('HSET', runs, run_name, redis.call('LLEN', key) .. ':' .. kept)
   redis.call('EXPIRE', runs, ttl)
   local at = first
-  while at < first + count do
-    local last = math.min(at + 499, first + count - 1)
+  while at < first + kept do
+    local last = math.min(at + 499, first + kept - 1)
     redis.call('RPUSH', key, unpack(ARGV, at, last))
     at = last + 1
   end
-  if count > 0 then redis.call('EXPIRE', key, ttl) end
+  redis.call('EXPIRE', key, ttl)
 end
 
 -- The dedupe shard of a 10-byte key and its field: shard = prefix .. the key's first `bits` bits

@@ -39,6 +39,8 @@
 -- ARGV[10] the import id (pending members are "<import id>/<chunk>" and "<import id>/report")
 -- ARGV[11] the chunk's state: "0" applied; "1" could not be applied, its rows are all errors
 --          (chunks_failed); "c<n>": its import was cancelled, its n rows are skipped (rows_cancelled)
+-- ARGV[12] the most error (and warning) rows the import keeps (0: all); past it they are counted in
+--          errors_not_kept / warnings_not_kept (lib.lua's push_all)
 -- then     n, n error rows
 --          n, n warning rows
 --          n, n pairs (memory field, value)
@@ -69,7 +71,7 @@ local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
 if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
 
 -- Find each section's start before checking or writing anything.
-local at = 12
+local at = 13
 local function section(width)
   local n = tonumber(ARGV[at]); local first = at + 1
   at = first + n * width
@@ -124,8 +126,8 @@ end
 
 redis.call('SADD', done_set, chunk)
 redis.call('ZREM', KEYS[9], ARGV[10] .. '/' .. chunk)
-push_all(KEYS[4], err_at, n_err, ttl, KEYS[11], 'e' .. chunk)
-push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[11], 'w' .. chunk)
+push_all(KEYS[4], err_at, n_err, ttl, KEYS[11], 'e' .. chunk, tonumber(ARGV[12]), imp, 'errors_not_kept')
+push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[11], 'w' .. chunk, tonumber(ARGV[12]), imp, 'warnings_not_kept')
 for from = seen_at, seen_at + n_seen * 2 - 1, 800 do  -- 400 pairs a call: unpack() overflows Lua's C stack
   redis.call('HSET', KEYS[6], unpack(ARGV, from, math.min(from + 799, seen_at + n_seen * 2 - 1)))
 end
