@@ -22,10 +22,14 @@ from worker.problems import Problem
 
 #: Columns our own errors/warnings files add: dropped so a corrected file re-imports as it is.
 REPORT_COLUMNS = ("_row", "_errors", "_warnings")
-# Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 accepts
-# addresses no mail system delivers to, and rejecting real ones is worse. A "mailto:"
-# link is not an address.
-EMAIL = re.compile(r"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+# Deliberately plain: one @, no spaces, a domain of two or more dot-separated labels, none
+# empty (``b..com``, a trailing dot), none starting or ending with a hyphen (DNS refuses
+# those). Any other character may be in a label: IDN domains (``bücher.de``, ``例え.jp``) are
+# addresses, as is their punycode (``xn--bcher-kva.de``). Full RFC 5322 accepts addresses no
+# mail system delivers to, and rejecting real ones is worse. A "mailto:" link is not an address.
+# (Possessive quantifiers: a label, and the labels, split one way only, so the engine never backtracks.)
+_LABEL = r"[^@\s,;<>.\-][^@\s,;<>.]*+(?<!-)"
+EMAIL = re.compile(rf"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]++@(?:{_LABEL}\.)++{_LABEL}")
 # Characters that print as nothing: zero-width space, word joiner, soft hyphen, BOM, direction
 # marks, embeddings and isolates. In a name or an identifier they only break matching
 # ("Completes checkout\u200b" never triggers "Completes checkout").
@@ -129,10 +133,31 @@ def is_email(value: str) -> bool:
 
 def email_problem(value: str, what: str = "") -> str:
     """The message for a value that is not an e-mail address (``what``: "recipient must be an e-mail
-    address, got "...)."""
+    address, got "...), saying what is wrong with its domain when that is what is wrong."""
     if value[:7].lower() == "mailto:":
         return f"{value!r} is a mailto: link, not an address: write {value[7:]!r}"
-    return f"{what}{value!r}" if what else f"{value!r} is not an e-mail address"
+    said = f"{what}{value!r}" if what else f"{value!r} is not an e-mail address"
+    fault = _domain_fault(value)
+    return f"{said}: {fault}" if fault else said
+
+
+def _domain_fault(value: str) -> str:
+    """What is wrong with the domain of an address that is otherwise one ("" when it is not that)."""
+    local, at, domain = value.partition("@")
+    if not local or not at or "@" in domain or "." not in domain or re.search(r"[\s,;<>]", value):
+        return ""
+    if domain.endswith("."):
+        return "the domain ends with a dot"
+    if domain.startswith("."):
+        return "the domain has an empty label (a dot right after the @)"
+    if ".." in domain:
+        return "the domain has an empty label (two dots together)"
+    labels = domain.split(".")
+    if any(label.startswith("-") for label in labels):
+        return "a label of the domain starts with a hyphen"
+    if any(label.endswith("-") for label in labels):
+        return "a label of the domain ends with a hyphen"
+    return ""
 
 
 def mangled_problem(value: str) -> str:

@@ -114,7 +114,8 @@ def test_the_example_files(name, trigger):
 
 EMAILS = ["ann@example.com", "ANN@Example.com", " bob@example.org ", "mailto:ann@example.com", "not-an-email",
           "", "'carl@example.com", "dee@example.com\u200b", "eve@example.com\u00a0", "x@y", "f\u00fcr@b\u00fccher.de",
-          "ann@example.com;bob@example.org", "1.23457E+15"]
+          "ann@example.com;bob@example.org", "1.23457E+15",
+          "a@b..com", "a@.b.com", "a@-b.com", "a@b-.com", "a@b.com.", "x@\u4f8b\u3048.jp", "u@xn--bcher-kva.de"]
 IDS = ["42", "7985351721238", "'7985351721238", "1.23457E+15", "1,23457E+15", "", "u-9\u200b", "  13  "]
 NAMES = ["Signed up", "Added to cart", "Completes checkout", "completes_checkout", "COMPLETES  CHECKOUT",
          "Refunded", "", "Viewed\u200b product", "\ufeffOpened app", "caf\u00e9 \u200d", "  Bought "]
@@ -125,7 +126,7 @@ TIMES = ["2024-12-20T10:00:00Z", "2024-12-23 18:01+10", "2024-12-23T23:59:59.123
 CELLS = ["", "plain", "=cmd|' /C calc'!A0", "+1+1", "'=literal", "''kept one", "-12.5", "caf\u00e9",
          "line\nbreak", "tab\there", "\u202eevil", "emoji \U0001f600", "a,b", "\"quoted\"", "  spaced  ", "0",
          "null", "TRUE", "\u00a0nbsp\u00a0", "x" * 300]
-RECIPIENTS = ["", "to@example.com", "not an address", "'to@example.com"]
+RECIPIENTS = ["", "to@example.com", "not an address", "'to@example.com", "to@b..com", "to@b\u00fccher.de"]
 
 
 def hostile_file(path: Path, rng: random.Random, rows: int, *, identifier: str, delimiter: str = ",",
