@@ -3,8 +3,8 @@
 Column letters as a spreadsheet shows them, the cleaned header and its names,
 our own report columns (``_row``, ``_errors``, ``_warnings``), reading a cell
 (:func:`clean_cell`) and writing it back so it reads the same (:func:`escape_cell`),
-fitting a row to the header's width, invisible characters, and what an e-mail
-address looks like.
+fitting a row to the header's width, invisible characters, the one Unicode form identifiers
+and names are compared in (:func:`composed`), and what an e-mail address looks like.
 
 A leading apostrophe is a spreadsheet's "text" marker (Excel hides it; Shopify
 exports ids as ``'7985351721238``): reading a cell removes one, in every file.
@@ -16,6 +16,7 @@ exactly as the rows it holds, with or without its ``_row``/``_errors`` columns.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from worker.errors import FileProblem
 from worker.problems import Problem
@@ -182,6 +183,33 @@ def visible(value: str, label: str | None, row: int, notes: list[Problem], patte
         notes.append(Problem(row, label, "invisible_characters",
                              f"removed invisible characters ({removed}) from {cleaned!r}"))
     return cleaned
+
+
+def composed(value: str, label: str | None, row: int, notes: list[Problem]) -> str:
+    """``value`` in Unicode's composed form (NFC), the one identifiers and names are compared in; a
+    warning in ``notes`` when it was written otherwise.
+
+    macOS writes text decomposed (NFD: ``e`` followed by U+0301 COMBINING ACUTE ACCENT): pasted into a
+    sheet, ``Café`` looks the same as the one typed elsewhere but is not equal to it, so it would be
+    another person, another event name, another dedupe key. ASCII text is composed as it is.
+    """
+    if value.isascii() or unicodedata.is_normalized("NFC", value):
+        return value
+    fixed = unicodedata.normalize("NFC", value)
+    # (the characters composition replaced: the combining marks, or a singleton such as U+212B ANGSTROM SIGN)
+    gone = sorted(set(value) - set(fixed))
+    marks = [c for c in gone if unicodedata.combining(c)] or gone
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'CHARACTER')}" for c in marks)
+    notes.append(Problem(row, label, "unicode_normalized",
+                         f"{fixed!r} was written with {names} (decomposed, as macOS writes accents): read in the "
+                         "composed form (NFC), so it matches the same text typed elsewhere"))
+    return fixed
+
+
+def nfc(value: str) -> str:
+    """``value`` in the composed form (NFC) identifiers and names are compared in, with no warning (a
+    campaign's definition, a name looked up)."""
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
 
 
 def shorten(text: str, limit: int = CELL_LIMIT) -> str:
