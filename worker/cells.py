@@ -3,8 +3,8 @@
 Column letters as a spreadsheet shows them, the cleaned header and its names,
 our own report columns (``_row``, ``_errors``, ``_warnings``), reading a cell
 (:func:`clean_cell`) and writing it back so it reads the same (:func:`escape_cell`),
-fitting a row to the header's width, invisible characters, and what an e-mail
-address looks like.
+fitting a row to the header's width, invisible characters, the one Unicode form identifiers
+and names are compared in (:func:`composed`), and what an e-mail address looks like.
 
 A leading apostrophe is a spreadsheet's "text" marker (Excel hides it; Shopify
 exports ids as ``'7985351721238``): reading a cell removes one, in every file.
@@ -16,16 +16,21 @@ exactly as the rows it holds, with or without its ``_row``/``_errors`` columns.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from worker.errors import FileProblem
 from worker.problems import Problem
 
 #: Columns our own errors/warnings files add: dropped so a corrected file re-imports as it is.
 REPORT_COLUMNS = ("_row", "_errors", "_warnings")
-# Deliberately plain: one @, no spaces, a dot in the domain. Full RFC 5322 accepts
-# addresses no mail system delivers to, and rejecting real ones is worse. A "mailto:"
-# link is not an address.
-EMAIL = re.compile(r"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+# Deliberately plain: one @, no spaces, a domain of two or more dot-separated labels, none
+# empty (``b..com``, a trailing dot), none starting or ending with a hyphen (DNS refuses
+# those). Any other character may be in a label: IDN domains (``bücher.de``, ``例え.jp``) are
+# addresses, as is their punycode (``xn--bcher-kva.de``). Full RFC 5322 accepts addresses no
+# mail system delivers to, and rejecting real ones is worse. A "mailto:" link is not an address.
+# (Possessive quantifiers: a label, and the labels, split one way only, so the engine never backtracks.)
+_LABEL = r"[^@\s,;<>.\-][^@\s,;<>.]*+(?<!-)"
+EMAIL = re.compile(rf"(?![Mm][Aa][Ii][Ll][Tt][Oo]:)[^@\s,;<>]++@(?:{_LABEL}\.)++{_LABEL}")
 # Characters that print as nothing: zero-width space, word joiner, soft hyphen, BOM, direction
 # marks, embeddings and isolates. In a name or an identifier they only break matching
 # ("Completes checkout\u200b" never triggers "Completes checkout").
@@ -151,10 +156,31 @@ def is_email(value: str) -> bool:
 
 def email_problem(value: str, what: str = "") -> str:
     """The message for a value that is not an e-mail address (``what``: "recipient must be an e-mail
-    address, got "...)."""
+    address, got "...), saying what is wrong with its domain when that is what is wrong."""
     if value[:7].lower() == "mailto:":
         return f"{value!r} is a mailto: link, not an address: write {value[7:]!r}"
-    return f"{what}{value!r}" if what else f"{value!r} is not an e-mail address"
+    said = f"{what}{value!r}" if what else f"{value!r} is not an e-mail address"
+    fault = _domain_fault(value)
+    return f"{said}: {fault}" if fault else said
+
+
+def _domain_fault(value: str) -> str:
+    """What is wrong with the domain of an address that is otherwise one ("" when it is not that)."""
+    local, at, domain = value.partition("@")
+    if not local or not at or "@" in domain or "." not in domain or re.search(r"[\s,;<>]", value):
+        return ""
+    if domain.endswith("."):
+        return "the domain ends with a dot"
+    if domain.startswith("."):
+        return "the domain has an empty label (a dot right after the @)"
+    if ".." in domain:
+        return "the domain has an empty label (two dots together)"
+    labels = domain.split(".")
+    if any(label.startswith("-") for label in labels):
+        return "a label of the domain starts with a hyphen"
+    if any(label.endswith("-") for label in labels):
+        return "a label of the domain ends with a hyphen"
+    return ""
 
 
 def mangled_problem(value: str) -> str:
@@ -179,6 +205,33 @@ def visible(value: str, label: str | None, row: int, notes: list[Problem], patte
         notes.append(Problem(row, label, "invisible_characters",
                              f"removed invisible characters ({removed}) from {cleaned!r}"))
     return cleaned
+
+
+def composed(value: str, label: str | None, row: int, notes: list[Problem]) -> str:
+    """``value`` in Unicode's composed form (NFC), the one identifiers and names are compared in; a
+    warning in ``notes`` when it was written otherwise.
+
+    macOS writes text decomposed (NFD: ``e`` followed by U+0301 COMBINING ACUTE ACCENT): pasted into a
+    sheet, ``Café`` looks the same as the one typed elsewhere but is not equal to it, so it would be
+    another person, another event name, another dedupe key. ASCII text is composed as it is.
+    """
+    if value.isascii() or unicodedata.is_normalized("NFC", value):
+        return value
+    fixed = unicodedata.normalize("NFC", value)
+    # (the characters composition replaced: the combining marks, or a singleton such as U+212B ANGSTROM SIGN)
+    gone = sorted(set(value) - set(fixed))
+    marks = [c for c in gone if unicodedata.combining(c)] or gone
+    names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'CHARACTER')}" for c in marks)
+    notes.append(Problem(row, label, "unicode_normalized",
+                         f"{fixed!r} was written with {names} (decomposed, as macOS writes accents): read in the "
+                         "composed form (NFC), so it matches the same text typed elsewhere"))
+    return fixed
+
+
+def nfc(value: str) -> str:
+    """``value`` in the composed form (NFC) identifiers and names are compared in, with no warning (a
+    campaign's definition, a name looked up)."""
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
 
 
 def shorten(text: str, limit: int = CELL_LIMIT) -> str:

@@ -57,12 +57,16 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
 
 def find_person(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
     """(a person in the directory's flat form, or None; a note when read from Redis because the results
-    database could not answer): the results database first, then the directory in Redis."""
-    stored, note = _from_database(who.strip(), by)
+    database could not answer): the results database first, then the directory in Redis. ``who`` is
+    compared composed (NFC), as identifiers are stored: ``café@example.com`` pasted from a Mac finds them."""
+    from worker.cells import nfc
+
+    who = nfc(who.strip())
+    stored, note = _from_database(who, by)
     if stored is None:
         from worker.tasks import store
 
-        stored = store().people.find(who.strip(), by)
+        stored = store().people.find(who, by)
     return stored, note if stored is not None else ""
 
 
@@ -148,8 +152,12 @@ def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--delay") from None
     if not event.strip() or not name.strip():
         raise click.BadParameter("a campaign needs a name and an event name (not empty)", param_hint="--event")
-    store().triggers.add_campaign(Campaign(name, event.strip(), seconds, match))
-    click.echo(f"campaign {name!r}: on {event.strip()!r} ({match} match), delay {seconds} s")
+    campaign = Campaign(name, event.strip(), seconds, match)
+    store().triggers.add_campaign(campaign)
+    click.echo(f"campaign {campaign.name!r}: on {campaign.event!r} ({match} match), delay {seconds} s")
+    if (campaign.name, campaign.event) != (name, event.strip()):
+        click.echo("note: written decomposed (as macOS writes accents): kept in the composed form (NFC), "
+                   "the form events' names are read in")
 
 
 @campaigns.command("list")

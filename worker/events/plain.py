@@ -4,9 +4,10 @@
 Here each column is cleaned, checked and read with ``map`` over C functions (``str.strip``, a
 compiled pattern's ``fullmatch``, ``fromisoformat``), and only the rows those checks cannot vouch
 for go through ``validate_rows`` itself: a row of another width than the header's, an invisible
-character, a missing or malformed person, name or id, a time that does not read or lies in the
-future, reserved data that is not an address. Those are exactly the rows that have a problem or a
-warning, so every error and warning, with its code and message, is still ``validate_rows``'s.
+character or decomposed text (not NFC), a missing or malformed person, name or id, a time that
+does not read or lies in the future, reserved data that is not an address. Those are exactly the
+rows that have a problem or a warning, so every error and warning, with its code and message, is
+still ``validate_rows``'s.
 A plain row gives the event ``validate_rows`` would give it, field for field (the differential
 test, tests/unit/test_differential.py, holds the outcome equal to the frozen per-row core's).
 """
@@ -16,6 +17,7 @@ from datetime import tzinfo
 from functools import partial
 from itertools import compress
 from operator import itemgetter, not_
+from unicodedata import is_normalized
 
 from worker.cells import EMAIL, INVISIBLE, SCIENTIFIC, clean_cell
 from worker.events.dialects import Columns
@@ -71,8 +73,12 @@ def validate_chunk(
     for column in (persons, names, ids):
         if column is not None:
             joined = "\n".join(column)
-            if not joined.isascii() and INVISIBLE.search(joined):  # (every invisible character is not ASCII)
-                _flag(slow, list(map(INVISIBLE.search, column)))
+            if not joined.isascii():  # (every invisible character, every decomposed text, is not ASCII)
+                if INVISIBLE.search(joined):
+                    _flag(slow, list(map(INVISIBLE.search, column)))
+                # A newline composes with nothing, so the joined column is NFC exactly when every cell is.
+                if not is_normalized("NFC", joined):
+                    _flag(slow, [not is_normalized("NFC", value) for value in column])
     _flag(slow, list(map(not_, persons)))
     if identifier == "email":
         _flag(slow, [match is None for match in map(EMAIL.fullmatch, persons)])

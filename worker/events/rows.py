@@ -18,6 +18,7 @@ from worker.cells import (
     INVISIBLE_IN_TEXT,
     SCIENTIFIC,
     clean_cells,
+    composed,
     email_problem,
     fit_cells,
     is_email,
@@ -85,7 +86,8 @@ def validate_rows(
     local time the clocks skip, or repeat without ``dst`` to choose its instant, an
     id Excel turned into scientific notation (``1.23457E+15``: its digits are gone), reserved data
     that is not an address. Warnings: invisible characters removed from the person, the event's
-    name or its id; a time in the future.
+    name or its id; any of those three written decomposed (NFD, as macOS writes accents) and read
+    composed (NFC), the form they are compared in; a time in the future.
     """
     outcome = RowOutcome()
     header = columns.header
@@ -116,6 +118,10 @@ def validate_rows(
             person = visible(person, person_label, row, notes)
             name = visible(name, name_label, row, notes, INVISIBLE_IN_TEXT)
             event_id = visible(event_id, id_label, row, notes)
+        if not (person.isascii() and name.isascii() and event_id.isascii()):  # (the usual row skips the calls)
+            person = composed(person, person_label, row, notes)
+            name = composed(name, name_label, row, notes)
+            event_id = composed(event_id, id_label, row, notes)
         if not person:
             problems.append(Problem(row, person_label, "missing_person", "no person identifier"))
         elif by_email:

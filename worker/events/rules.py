@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
+from worker.cells import nfc
+
 # Per-event outcomes, and per-campaign actions; these are also the report's counter names.
 PASSIVE = "passive"
 FUTURE = "future"
@@ -41,6 +43,12 @@ class Campaign:
     #: "exact": the event's name must be ``event`` as written; "loose": case, spaces and
     #: underscores aside (``completes_checkout`` triggers ``Completes checkout``)
     match: str = "exact"
+
+    def __post_init__(self) -> None:
+        # Names are compared composed (NFC), as events' names are read: a campaign on "Café" typed
+        # on a Mac (decomposed) is triggered by "Café" from any file, and is the same campaign.
+        object.__setattr__(self, "name", nfc(self.name))
+        object.__setattr__(self, "event", nfc(self.event))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

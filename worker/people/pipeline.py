@@ -89,17 +89,21 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     validated = ready.validated if ready is not None else validate(spec, rows, numbers)
     rules = rules_of(spec, at)
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
-    warnings = [problem_row(r, c, p) for r, c, p in validated.warnings]
     cells_of = dict(zip(numbers, rows))
     for _ in range(MAX_CONFLICTS):
         changes = apply_rows(validated.rows, st.people.snapshot(spec, validated.rows), rules)
         if before_commit is not None:
             before_commit()
             before_commit = None
+        # one warning row a row: a cell's warnings (invisible characters, decomposed text) and the
+        # directory's (duplicate_email) of the same row are one row of the warnings file, counted once
+        warned = {r: (c, list(p)) for r, c, p in validated.warnings}
+        for row, problems in changes.warnings:
+            warned.setdefault(row, (cells_of[row], []))[1].extend(problems)
         result = st.people.commit(
             spec, chunk, changes,
             errors + [problem_row(r, cells_of[r], p) for r, p in changes.errors],
-            warnings + [problem_row(r, cells_of[r], p) for r, p in changes.warnings],
+            [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())],
             at_ms=round(at * 1000), retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows,
         )
         if result.status != CONFLICT:

@@ -11,14 +11,14 @@ from datetime import tzinfo
 import orjson
 
 from worker.cells import (
-    INVISIBLE,
     SCIENTIFIC,
     clean_cells,
+    composed,
     email_problem,
     fit_cells,
     is_email,
     mangled_problem,
-    without_invisible,
+    visible,
 )
 from worker.people.columns import PeopleColumns
 from worker.problems import Problem
@@ -111,12 +111,13 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
         notes: list[Problem] = []
 
         def cell(index: int | None) -> str:
-            value = cells[index] if index is not None else ""
-            if INVISIBLE.search(value):
-                value, removed = without_invisible(value)
-                notes.append(Problem(row, header[index], "invisible_characters",  # type: ignore[index]
-                                     f"removed invisible characters ({removed}) from {value!r}"))
-            return value
+            """An identifier's cell: without invisible characters, composed (NFC), each with a warning."""
+            if index is None:
+                return ""
+            value = cells[index]
+            if value.isascii():
+                return value
+            return composed(visible(value, header[index], row, notes), header[index], row, notes)
 
         cio_id, pid, email = cell(columns.cio_id), cell(columns.id), cell(columns.email)
         for value, index in ((pid, columns.id), (cio_id, columns.cio_id)):

@@ -12,7 +12,7 @@ from datetime import timezone, tzinfo
 
 import orjson
 
-from worker.cells import long_name, visible
+from worker.cells import composed, long_name, visible
 from worker.problems import Problem
 from worker.segment.envelope import is_envelope
 from worker.timestamps import local_problem, parse_time
@@ -53,7 +53,7 @@ class Message:
     context_email: str | None = None
     #: ``integrations.Vero.tags``: (action, values, id or None)
     tags: tuple[str, tuple[str, ...], str | None] | None = None
-    #: warnings (invisible characters removed from an identifier or a name)
+    #: warnings (invisible characters removed from an identifier or a name; one written decomposed)
     notes: list[Problem] = dataclasses.field(default_factory=list)
 
 
@@ -117,7 +117,8 @@ def event_time(data: dict, row: int, problems: list[Problem],
     return None, None
 
 
-def _tags(data: dict, row: int, problems: list[Problem]) -> tuple[str, tuple[str, ...], str | None] | None:
+def _tags(data: dict, row: int, problems: list[Problem],
+          notes: list[Problem]) -> tuple[str, tuple[str, ...], str | None] | None:
     integrations = data.get("integrations")
     vero = integrations.get("Vero") if isinstance(integrations, dict) else None
     tags = vero.get("tags") if isinstance(vero, dict) else None
@@ -138,7 +139,7 @@ def _tags(data: dict, row: int, problems: list[Problem]) -> tuple[str, tuple[str
     if whose is not None and _text(whose) is None:
         problems.append(Problem(row, column, "invalid_tags", f"id must be the person's id, not {whose!r}"))
         return None
-    return action, tuple(dict.fromkeys(v.strip() for v in values)), _text(whose)
+    return action, tuple(dict.fromkeys(v.strip() for v in values)), _composed(_text(whose), column, row, notes)
 
 
 def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None = None) -> Message | list[Problem]:
@@ -169,9 +170,11 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
                                                     f"{', '.join(TYPES)})" if kind else "no type")]
     problems: list[Problem] = []
     ts, ts_from = event_time(data, row, problems, tz, dst)
-    message = Message(row, kind, _text(data.get("userId")), _text(data.get("anonymousId")),
-                      _text(data.get("messageId")), ts, ts_from)
-    message.tags = _tags(data, row, problems)
+    notes: list[Problem] = []
+    message = Message(row, kind, _text(data.get("userId")),
+                      _composed(_text(data.get("anonymousId")), "anonymousId", row, notes),
+                      _composed(_text(data.get("messageId")), "messageId", row, notes), ts, ts_from, notes=notes)
+    message.tags = _tags(data, row, problems, notes)
     for name in ("properties", "traits"):
         value = data.get(name)
         if value is None:
@@ -187,7 +190,7 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
     context = data.get("context")
     traits = context.get("traits") if isinstance(context, dict) else None
     if isinstance(traits, dict) and isinstance(traits.get("email"), str) and traits["email"].strip():
-        message.context_email = traits["email"].strip()
+        message.context_email = _composed(traits["email"].strip(), "context.traits.email", row, notes)
     if kind == "track":
         message.event = _name(data.get("event"), "event", row, problems, message.notes)
         if message.event is None and not any(p.column == "event" for p in problems):
@@ -200,11 +203,11 @@ def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None
         if message.group_id is None:
             problems.append(Problem(row, "groupId", "missing_group_id", "a group call needs its groupId"))
     elif kind == "alias":
-        message.previous_id = _text(data.get("previousId"))
+        message.previous_id = _composed(_text(data.get("previousId")), "previousId", row, notes)
         if message.previous_id is None:
             problems.append(Problem(row, "previousId", "missing_previous_id", "an alias call needs its previousId"))
     if message.user_id:
-        message.user_id = visible(message.user_id, "userId", row, message.notes) or None
+        message.user_id = _composed(visible(message.user_id, "userId", row, notes), "userId", row, notes)
     return problems or message
 
 
@@ -216,10 +219,18 @@ def _long_keys(value: dict, field: str, row: int, problems: list[Problem]) -> No
             problems.append(Problem(row, field, "name_too_long", f"the {_WHAT[field]} name {why}"))
 
 
+def _composed(value: str | None, field: str, row: int, notes: list[Problem]) -> str | None:
+    """An identifier or a name in the composed form (NFC) it is compared in (:func:`worker.cells.composed`);
+    None for none."""
+    if not value:
+        return None
+    return composed(value, field, row, notes) or None
+
+
 def _name(value: object, field: str, row: int, problems: list[Problem], notes: list[Problem]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         problems.append(Problem(row, field, "invalid_" + field, f"must be a string, not {type(value).__name__}"))
         return None
-    return visible(value.strip(), field, row, notes) or None
+    return _composed(visible(value.strip(), field, row, notes), field, row, notes)

@@ -24,7 +24,7 @@ from datetime import tzinfo
 
 import orjson
 
-from worker.cells import email_problem, is_email
+from worker.cells import composed, email_problem, is_email
 from worker.events.rows import Event
 from worker.people.rows import PersonRow
 from worker.problems import Problem
@@ -139,7 +139,8 @@ def _changes(message: Message, problems: list[Problem], notes: list[Problem]) ->
     ops: list[PersonRow] = []
     if message.type == "identify":
         email = message.traits.get("email")
-        email = email.strip() if isinstance(email, str) and email.strip() else None
+        email = composed(email.strip(), "traits.email", row, notes) if isinstance(email, str) and email.strip() \
+            else None
         if email is not None and not is_email(email):
             problems.append(Problem(row, "traits.email", "invalid_email", email_problem(email)))
             return []
@@ -166,7 +167,8 @@ def _changes(message: Message, problems: list[Problem], notes: list[Problem]) ->
             return []
         ops.append(PersonRow(row, None, uid, None, {}, alias_of=message.previous_id))
     elif message.type == "track" and message.event == "Unsubscribe":
-        target = _id_of(message.properties.get("id")) or uid
+        given = _id_of(message.properties.get("id"))
+        target = composed(given, "properties.id", row, notes) if given else uid
         if message.properties.get("id") is not None and _id_of(message.properties["id"]) is None:
             problems.append(Problem(row, "properties.id", "invalid_id",
                                     f"the person to unsubscribe must be an id, not {message.properties['id']!r}"))

@@ -12,6 +12,7 @@ import orjson
 import redis
 
 from worker import keys
+from worker.cells import nfc
 from worker.events.rules import Campaign
 from worker.store.lua import script
 
@@ -32,8 +33,8 @@ class Triggers:
         self.r.hset(keys.CAMPAIGNS, campaign.name, orjson.dumps(dataclasses.asdict(campaign)))
 
     def remove_campaign(self, name: str) -> bool:
-        """Delete a campaign; False when there was none of that name."""
-        return bool(self.r.hdel(keys.CAMPAIGNS, name))
+        """Delete a campaign; False when there was none of that name (compared composed, as it was stored)."""
+        return bool(self.r.hdel(keys.CAMPAIGNS, nfc(name)))
 
     def drop_scheduled(self, import_id: str) -> int:
         """Remove the triggers an import scheduled that are not sent yet (an import taken back); how many."""
