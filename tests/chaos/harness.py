@@ -117,10 +117,11 @@ class Cluster:
     def start_redis(self) -> None:
         self.redis, _ = start_private(self.base / "redis", port=self.port, aof=True)
 
-    def bounce_redis(self, rng) -> None:
-        """kill -9 the server after 1-2 s, start it again on its AOF 0.2-1 s later, and restart the workers
-        that exited meanwhile (as a supervisor would)."""
-        time.sleep(rng.uniform(1.0, 2.0))
+    def bounce_redis(self, rng, *, wait: bool = True) -> None:
+        """kill -9 the server (after 1-2 s unless ``wait`` is False: the caller paced it), start it again on
+        its AOF 0.2-1 s later, and restart the workers that exited meanwhile (as a supervisor would)."""
+        if wait:
+            time.sleep(rng.uniform(1.0, 2.0))
         self.kill_redis()
         time.sleep(rng.uniform(0.2, 1.0))
         self.start_redis()
@@ -254,6 +255,28 @@ class Cluster:
             return None
         return orjson.loads(raw) if raw else None
 
+    def chunks_done(self, import_id: str) -> int | None:
+        """Chunks of the import committed so far; None while Redis is down."""
+        try:
+            return int(self.client().hget(keys.import_hash(import_id), "chunks_done") or 0)
+        except redis.RedisError:
+            return None
+
+    def wait_progress(self, import_id: str, chunks: int, timeout: float = 240) -> bool:
+        """Wait until ``chunks`` chunks of the import are committed (True), or its report is written first
+        (False): faults are paced by the import's progress, not by the clock, so a fast machine cannot
+        finish the import before they are made, nor a slow one make them all before it starts."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.chunks_done(import_id)
+            if done is not None and done >= chunks:
+                return True
+            if self.report(import_id) is not None:
+                return False
+            self.supervise()
+            time.sleep(0.05)
+        return False
+
     def wait_report(self, import_id: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -291,6 +314,12 @@ class Cluster:
             "finished_lines": self.log_count('"import finished"'),
             "status": report["status"], "restarts": self.restarts,
         }
+
+
+def pace(total_chunks: int, faults: int, fault: int) -> int:
+    """The chunks that must be committed before fault number ``fault`` (0-based) of ``faults``: spread over
+    the import, the last one with a share of its chunks still to come."""
+    return max(1, (fault + 1) * total_chunks // (faults + 2))
 
 
 def events_file(base: Path, rows: int, seed: int) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from worker import keys
 
-from .harness import ROOT, Cluster, Expected, events_file, oracle
+from .harness import ROOT, Cluster, Expected, events_file, oracle, pace
 from .scenarios import _row
 
 
@@ -110,13 +110,13 @@ def sink_kills(base: Path, kills: int = 10, rows: int = 60_000) -> dict:
     """SIGKILL the sink ``kills`` times while it drains an import into SQLite, starting a new one each time."""
     started = time.monotonic()
     rng = random.Random(21)
-    with Cluster(base).start(2) as cluster:
+    with Cluster(base, settings={"CHAOS_SLOW_MS": "150"}).start(2) as cluster:
         sinks, expected, import_id = _begin(cluster, f"sqlite:///{base / 'results.db'}", rows, 21)
         sinks.start()
         done = 0
         try:
-            while done < kills:
-                time.sleep(rng.uniform(0.3, 0.8))
+            while done < kills and cluster.wait_progress(import_id, pace(len(expected.chunk_rows), kills, done)):
+                time.sleep(rng.uniform(0.05, 0.3))  # (mid-batch: the sink stores as the chunks commit)
                 sinks.kill()
                 done += 1
                 sinks.start()
@@ -137,14 +137,14 @@ def postgres_crashes(base: Path, crashes: int = 3, rows: int = 60_000) -> dict:
     server = PrivatePostgres()
     server.start()
     try:
-        with Cluster(base).start(2) as cluster:
+        with Cluster(base, settings={"CHAOS_SLOW_MS": "100"}).start(2) as cluster:
             sinks, expected, import_id = _begin(cluster, server.url, rows, 22)
             sinks.start()
             sinks.start()
             done = 0
             try:
-                while done < crashes:
-                    time.sleep(rng.uniform(1.0, 2.0))
+                while done < crashes and cluster.wait_progress(import_id,
+                                                               pace(len(expected.chunk_rows), crashes, done)):
                     server.crash()
                     time.sleep(rng.uniform(0.5, 1.5))
                     server.start()
@@ -167,8 +167,8 @@ def redis_kills_under_sink(base: Path, kills: int = 3, rows: int = 40_000) -> di
         sinks.start()
         done = 0
         try:
-            while done < kills and cluster.report(import_id) is None:
-                cluster.bounce_redis(rng)
+            while done < kills and cluster.wait_progress(import_id, pace(len(expected.chunk_rows), kills, done)):
+                cluster.bounce_redis(rng, wait=False)
                 done += 1
                 if all(p.poll() is not None for p in sinks.processes):
                     sinks.start()  # (a supervisor restarts a sink that gave up, as it does workers)
