@@ -200,3 +200,15 @@ def test_every_file_in_this_module_was_counted_once(store, workers, tmp_path):
             "dan@example.com,Ordered,1709287200,3\n")
     report = run_import(write(tmp_path, "mixed.csv", text), create_people=True)
     assert counted_once(report) and (report["imported"], report["errors"], report["warnings"]) == (2, 2, 1)
+
+
+def test_a_final_ctrl_z_is_the_end_of_the_file_not_an_error_row(backfill, tmp_path):
+    body = b"email,event_name\r\n" + b"\r\n".join(b"p%d@example.com,Ordered" % n for n in range(120))
+    for name, data in (("crlf.csv", body + b"\r\n\x1a"), ("last.csv", body + b"\x1a"),
+                       ("crlf.csv.gz", gzip.compress(body + b"\r\n\x1a")),
+                       ("last.csv.gz", gzip.compress(body + b"\x1a"))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        report = _json(backfill("import", str(path), "--create-people", "--wait", "--json"))
+        assert counted_once(report) and (report["rows"], report["imported"] + report["duplicates"],
+                                         report["errors"]) == (120, 120, 0), name

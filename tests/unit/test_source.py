@@ -141,3 +141,21 @@ def test_unnamed_column_with_values_is_a_file_problem(tmp_path):
     bad = write(tmp_path, "bad.csv", b"email,event_name,\na@b.co,x,\na@b.co,x,lost\n")
     with pytest.raises(FileProblem, match="column C has no name"):
         scan(Source.open(bad))
+
+
+@pytest.mark.parametrize("end", [b"\r\n\x1a", b"\x1a", b"\n\x1a"])
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_final_ctrl_z_is_the_end_of_the_file(tmp_path, end, zipped):
+    data = b"email,event_name\r\na@b.co,Paid\r\nb@b.co,Paid" + end
+    path = write(tmp_path, "dos.csv.gz" if zipped else "dos.csv", gzip.compress(data) if zipped else data)
+    plan, rows = records(path)
+    assert plan.rows == 2 and rows == [(2, ["a@b.co", "Paid"]), (3, ["b@b.co", "Paid"])]
+
+
+def test_a_ctrl_z_anywhere_else_is_a_character_as_before(tmp_path):
+    path = write(tmp_path, "z.csv", b"email,event_name\r\na@b.co,Pa\x1aid\r\n\x1a\r\nb@b.co,Paid\x1a\r\n")
+    plan, rows = records(path)
+    assert [r for _, r in rows] == [["a@b.co", "Pa\x1aid"], ["\x1a"], ["b@b.co", "Paid\x1a"]]
+    with pytest.raises(FileProblem) as caught:
+        scan(Source.open(write(tmp_path, "only.csv", b"\x1a")))
+    assert caught.value.code == "empty_file"
