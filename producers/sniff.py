@@ -2,8 +2,9 @@
 
 :func:`sniff` reads the first 64 KiB: signatures of what is not CSV (workbooks, PDF, UTF-16),
 the delimiter from the header. :func:`check_bytes` then reads the whole file as bytes, a block
-at a time: NUL bytes and over-long lines are refused, and what the file says about UTF-8 is
-gathered, so :func:`choose_encoding` decides from the whole file, not from its start.
+at a time: NUL bytes and over-long lines are refused, and what the file says about UTF-8 (and,
+once a byte is not UTF-8, whether it reads as cp1252: :mod:`producers.mojibake`) is gathered,
+so :func:`choose_encoding` decides from the whole file, not from its start.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import codecs
 import dataclasses
 import re
 
+from producers.mojibake import CANDIDATES, Unlikely, shown, undefined, unlikely, word_at
 from producers.source import Source
 from worker.errors import FileProblem
 
@@ -35,36 +37,49 @@ BLOCK_BYTES = FIELD_LIMIT
 
 
 @dataclasses.dataclass(slots=True)
-class Utf8Evidence:
-    """What the whole file says about UTF-8: its first byte that is not UTF-8, its first UTF-8 text."""
+class Evidence:
+    """What the whole file says about its encoding: its first byte that is not UTF-8, its first UTF-8
+    text, and its first word that does not read as cp1252 (looked for once a byte is not UTF-8)."""
 
     #: (line, byte value) of the first byte that does not decode as UTF-8
     bad: tuple[int, int] | None = None
     #: (line, a few characters around it) of the first non-ASCII character that decodes as UTF-8
     text: tuple[int, str] | None = None
+    #: (line, the word) of the first word that reads as mojibake in cp1252 and as letters in another encoding
+    unlikely: tuple[int, Unlikely] | None = None
 
 
 _BAD_BYTE = re.compile("[\udc80-\udcff]")
+_LINES = re.compile("\r\n?|\n")  # a Mac file's lines end in CR alone
 _WIDE = re.compile("[^\x00-\x7f\udc80-\udcff]")
-_WORD_END, _WORD_START = re.compile(r'[^\s,;|"]*$'), re.compile(r'[^\s,;|"]*')
+# Bytes of the block before that are read again with a block, so that a word across the two is whole.
+_OVERLAP = 64
 
 
-def check_bytes(source: Source) -> Utf8Evidence:
+def check_bytes(source: Source, *, cp1252: bool = True) -> Evidence:
     """Read the whole file as bytes, a block at a time, before any decoding or CSV parsing: a NUL
     byte, or a line longer than :data:`LINE_LIMIT`, is a FileProblem naming its line. Returns what
-    the file says about UTF-8 (see :func:`choose_encoding`).
+    the file says about its encoding (see :func:`choose_encoding`); ``cp1252``: whether to look for
+    a word that does not read as cp1252 (needed only when the encoding is not given).
 
     One pass of bytes.find/count over 1 MiB blocks costs a few milliseconds per 100 MB; checking
     inside the parsing passes cost the producer ~10 % (a Python step per read). Only blocks that are
-    not ASCII are decoded, and only until both pieces of evidence are found.
+    not ASCII are decoded, and only until the evidence is found; the cp1252 reading only once a
+    byte is not UTF-8 (and then until a word does not read as cp1252).
     """
-    evidence = Utf8Evidence()
+    evidence = Evidence()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
-    lines = run = 0  # newlines before the block; bytes since the last line break
+    lines = run = offset = 0  # newlines before the block; bytes since the last line break; bytes before the block
+    previous = b""
     with source.binary() as stream:
         while block := stream.read(BLOCK_BYTES):
             if (evidence.bad is None or evidence.text is None) and not block.isascii():
                 _utf8_evidence(decoder.decode(block), lines, evidence)
+            if cp1252 and evidence.bad is not None and evidence.text is None and evidence.unlikely is None \
+                    and not block.isascii():
+                found = unlikely(previous + block)
+                if found is not None:
+                    evidence.unlikely = (_line_at(source, offset - len(previous) + found.start), found)
             nul = block.find(b"\0")
             if nul != -1:
                 line = lines + block.count(b"\n", 0, nul) + 1
@@ -77,24 +92,40 @@ def check_bytes(source: Source) -> Utf8Evidence:
             last = max(block.rfind(b"\n"), block.rfind(b"\r"))
             run = run + len(block) if last == -1 else len(block) - last - 1
             lines += block.count(b"\n")
+            offset += len(block)
+            previous = block[-_OVERLAP:]
     return evidence
 
 
-def _utf8_evidence(text: str, lines: int, evidence: Utf8Evidence) -> None:
+def _line_at(source: Source, offset: int) -> int:
+    """The line the byte at ``offset`` is on, counting every kind of line end (a Mac file's are CRs)."""
+    lines, last = 0, b""
+    with source.binary() as stream:
+        while offset > 0 and (block := stream.read(min(BLOCK_BYTES, offset))):
+            offset -= len(block)
+            lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+            if last == b"\r" and block.startswith(b"\n"):  # a CRLF across two blocks is one line end
+                lines -= 1
+            last = block[-1:]
+    return lines + 1
+
+
+def _utf8_evidence(text: str, lines: int, evidence: Evidence) -> None:
     if evidence.bad is None and (bad := _BAD_BYTE.search(text)):
         evidence.bad = (lines + text.count("\n", 0, bad.start()) + 1, ord(bad.group()) - 0xDC00)
     if evidence.text is None and (wide := _WIDE.search(text)):
-        start = text.rfind("\n", 0, wide.start()) + 1
-        word = _WORD_END.search(text[start:wide.start()]).group() + _WORD_START.match(text[wide.start():]).group()
+        word = word_at(text, wide.start())[1]
         evidence.text = (lines + text.count("\n", 0, wide.start()) + 1, word[:40])
 
 
-def choose_encoding(sniffed: Sniffed, evidence: Utf8Evidence, name: str) -> Sniffed:
+def choose_encoding(sniffed: Sniffed, evidence: Evidence, name: str) -> Sniffed:
     """The file's encoding from the whole file's evidence, when none was given and there is no BOM.
 
     UTF-8 when every byte decodes as UTF-8. cp1252 (what Excel writes) when some byte does not and
-    the file holds no UTF-8 text at all. A file that holds both, valid UTF-8 text and a byte that is
-    not UTF-8, is refused naming both lines: reading it either way would garble part of it.
+    the file holds no UTF-8 text at all, unless a word reads as mojibake in cp1252 and as letters in
+    another encoding (Mac Roman's ``Zürich`` is cp1252's ``ZŸrich``): that file is refused naming the
+    line, the word and the encodings that read it. A file that holds both, valid UTF-8 text and a
+    byte that is not UTF-8, is refused naming both lines: reading it either way would garble part of it.
     """
     if sniffed.encoding_reason != "sniffed":
         if evidence.bad and sniffed.encoding == "utf-8-sig":
@@ -105,6 +136,8 @@ def choose_encoding(sniffed: Sniffed, evidence: Utf8Evidence, name: str) -> Snif
     if evidence.bad is None:
         return dataclasses.replace(sniffed, encoding="utf-8", encoding_reason="valid UTF-8")
     line, byte = evidence.bad
+    if evidence.text is None and evidence.unlikely is not None:
+        raise _unlikely(name, *evidence.unlikely)
     if evidence.text is None:
         return dataclasses.replace(sniffed, encoding="cp1252", encoding_reason=(
             f"cp1252: not UTF-8 (line {line} has byte 0x{byte:02x}) and no UTF-8 text anywhere"))
@@ -114,6 +147,21 @@ def choose_encoding(sniffed: Sniffed, evidence: Utf8Evidence, name: str) -> Snif
         f"{name} mixes encodings: line {line} has byte 0x{byte:02x}, which is not UTF-8, while line {text_line} "
         f"holds UTF-8 text ({word!r}). Fix line {line} (re-type its accented letters) or save the whole file as "
         "CSV UTF-8; --encoding cp1252 reads every byte as cp1252 (and garbles the UTF-8 text)",
+        line=line,
+    )
+
+
+def _unlikely(name: str, line: int, found: Unlikely) -> FileProblem:
+    writers = dict(CANDIDATES)
+    ways = "; or ".join(f"as {encoding} ({text!r}), what {writers[encoding]} writes"
+                        for encoding, text in found.readings)
+    options = " or ".join(f"--encoding {encoding}" for encoding, _ in found.readings)
+    # (a byte cp1252 does not define cannot be read as cp1252 at all)
+    anyway = "" if undefined(found.word) else " (--encoding cp1252 reads it as cp1252 all the same)"
+    return FileProblem(
+        "unlikely_encoding",
+        f"{name} does not read as cp1252 (what Excel on Windows writes): line {line} would hold "
+        f"{shown(found.word)}, which is no word. It reads {ways}: pass {options}{anyway}",
         line=line,
     )
 
@@ -168,7 +216,7 @@ def sniff(source: Source, *, encoding: str | None = None, delimiter: str | None 
         chosen, reason = "utf-8", "sniffed"  # settled by choose_encoding once the whole file is read
 
     text = sample.decode(chosen, errors="replace")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    first_line = _LINES.split(text, 1)[0]
     sep_line = False
     if first_line.lower().startswith("sep=") and len(first_line) == 5:
         delimiter, sep_line = delimiter or first_line[4], True
@@ -180,7 +228,7 @@ def sniff(source: Source, *, encoding: str | None = None, delimiter: str | None 
 def _delimiter(text: str, skip: int) -> str:
     """The candidate the header holds most of, outside quotes; on a tie (``email;event_name;Amount,
     gross``), the one that splits the first lines into as many fields as the header."""
-    lines = [line.rstrip("\r") for line in text.split("\n")[skip:skip + 21] if line.strip()]
+    lines = [line for line in _LINES.split(text, skip + 21)[skip:skip + 21] if line.strip()]
     if not lines:
         return ","
     header = _strip_quoted(lines[0])

@@ -5,6 +5,9 @@ once (so every file-level problem is found before any chunk is queued, even an
 unterminated quote on the last line or a cp1252 byte at row 900,000), then
 streams it again in chunks. Standard input is spooled to a temporary file for
 that; nothing is ever held in memory whole.
+
+A Ctrl-Z (0x1A) as the very last byte is DOS's end-of-file mark (``copy /a`` appends one), not
+data: every reading of the file ends before it.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ GZIP_MAX_RATIO = 100
 GZIP_RATIO_AFTER = 16 * 1024 * 1024
 # ...or when it inflates past this size at all.
 GZIP_MAX_BYTES = 20 * 1024**3
+CTRL_Z = 0x1A
 
 
 class Source:
@@ -64,10 +68,16 @@ class Source:
         return cls(str(path), path, gzipped=_is_gzip(path))
 
     def binary(self) -> BinaryIO:
-        """A fresh binary stream over the (decompressed) content."""
+        """A fresh binary stream over the (decompressed) content, without a final Ctrl-Z."""
         if self.gzipped:
-            return io.BufferedReader(_CappedGzip(self.path, self.name), 1024 * 1024)  # type: ignore[return-value]
-        return self.path.open("rb")
+            stream = io.BufferedReader(_CappedGzip(self.path, self.name), 1024 * 1024)
+        else:
+            stream = self.path.open("rb")
+            size = os.fstat(stream.fileno()).st_size
+            # (a plain file's last byte is known at once: the usual file is read as it is)
+            if not size or os.pread(stream.fileno(), 1, size - 1)[0] != CTRL_Z:
+                return stream
+        return io.BufferedReader(_BeforeFinalCtrlZ(stream), 1024 * 1024)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Delete the spooled copy of standard input and the chunks kept while scanning, if any."""
@@ -81,6 +91,27 @@ class Source:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _BeforeFinalCtrlZ(io.RawIOBase):
+    """A stream that ends before its last byte when that byte is a Ctrl-Z."""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._stream.read1(len(buffer))
+        if data and data[-1] == CTRL_Z and not self._stream.peek(1):
+            data = data[:-1]
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 class _CappedGzip(io.RawIOBase):

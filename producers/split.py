@@ -93,7 +93,7 @@ def scan(
     without reading the file again; it belongs to ``source`` from then on (closed with it).
     """
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
-    sniffed = choose_encoding(sniffed, check_bytes(source), source.name)
+    sniffed = choose_encoding(sniffed, check_bytes(source, cp1252=sniffed.encoding_reason == "sniffed"), source.name)
     if people is not None:
         def columns_of(header: list[str]) -> PeopleColumns:
             return plan_people_columns(header, identifier=identifier, max_columns=max_columns, **people)

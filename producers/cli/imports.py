@@ -52,7 +52,8 @@ FORMAT = click.option("--format", "file_format", type=click.Choice(["auto", "csv
                    "later instant. Default: an error naming both.")
 @click.option("--create-people", is_flag=True, help="Create people the directory does not know.")
 @click.option("--dry-run", is_flag=True, help="Run everything, write nothing, report what would happen.")
-@click.option("--encoding", help="Force the encoding (default: UTF-8, else cp1252).")
+@click.option("--encoding", help="Force the encoding: cp1252, latin-1, mac_roman (Excel for Mac), cp850 (DOS)... "
+              "(default: UTF-8, else cp1252).")
 @click.option("--delimiter", help="Force the delimiter: a character, or tab (default: sniffed among , ; tab |).")
 @click.option("--wait", is_flag=True, help="Wait for the report and for the results database to hold the import "
               "(when a sink runs); exit 0, 4 (row errors), 1 (failed), 3 (timeout).")

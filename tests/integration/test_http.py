@@ -186,6 +186,20 @@ def test_options_are_checked_before_the_import_is_accepted(service, keys):
         assert failed["failure_code"] == "empty_file" and failed["failure"].startswith("empty.csv is empty")
 
 
+
+def test_an_uploaded_mac_roman_file_is_refused_naming_it_and_read_with_the_encoding_field(service, keys):
+    """Excel for Mac's "CSV (Macintosh)" (Mac Roman, CR line ends) is read as the CLI reads it."""
+    mac = "email,event_name,city\rann@example.com,Bestellung,Zürich\rbob@example.com,Bestellung,Straße\r"
+    upload = {"file": ("mac.csv", mac.encode("mac_roman"))}
+    with service.client(keys["import"]) as client:
+        refused = wait_final(client, client.post("/v1/imports", files=upload).json()["import_id"])
+        assert refused["failure_code"] == "unlikely_encoding" and "mac_roman ('Zürich')" in refused["failure"]
+        answer = client.post("/v1/imports", files=upload, data={"encoding": "mac_roman", "create_people": "true"})
+        state = wait_final(client, answer.json()["import_id"])
+        assert (state["status"], state["imported"], state["errors"]) == ("completed", 2, 0)
+        stored = {e["person"]["email"]: e["data"] for e in store_of().events.read(answer.json()["import_id"])}
+        assert stored == {"ann@example.com": {"city": "Zürich"}, "bob@example.com": {"city": "Straße"}}
+
 class _Files(http.server.BaseHTTPRequestHandler):
     """Serves the test's events file, and redirects to where the query says."""
 

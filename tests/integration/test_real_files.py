@@ -200,3 +200,45 @@ def test_every_file_in_this_module_was_counted_once(store, workers, tmp_path):
             "dan@example.com,Ordered,1709287200,3\n")
     report = run_import(write(tmp_path, "mixed.csv", text), create_people=True)
     assert counted_once(report) and (report["imported"], report["errors"], report["warnings"]) == (2, 2, 1)
+
+
+# Excel for Mac's "CSV (Macintosh)": Mac Roman, lines ending in CR alone.
+MAC_TEXT = ("email,event_name,customer,city,note\r"
+            "anna@example.ch,Bestellung,Anna Müller,Zürich,Straße 5\r"
+            "jose@example.es,Pedido,Señor José,Madrid,Café con leche\r")
+
+
+def test_a_mac_roman_file_is_refused_naming_mac_roman_and_imported_exactly_with_it(backfill, store, tmp_path):
+    path = write(tmp_path, "mac.csv", MAC_TEXT, encoding="mac_roman")
+    for refused in (backfill("import", str(path), "--create-people", "--wait"), backfill("inspect", str(path))):
+        assert refused.returncode == 1 and b"Traceback" not in refused.stderr, refused.stderr
+        assert "'MŸller'" in refused.stderr.decode() and "--encoding mac_roman" in refused.stderr.decode()
+    report = _json(backfill("import", str(path), "--encoding", "mac_roman", "--create-people", "--wait", "--json"))
+    assert counted_once(report) and (report["imported"], report["errors"], report["encoding"]) == (2, 0, "mac_roman")
+    stored = {e["person"]["email"]: (e["name"], e["data"]) for e in store.events.read(report["import_id"])}
+    assert stored == {
+        "anna@example.ch": ("Bestellung", {"customer": "Anna Müller", "city": "Zürich", "note": "Straße 5"}),
+        "jose@example.es": ("Pedido", {"customer": "Señor José", "city": "Madrid", "note": "Café con leche"}),
+    }
+
+
+def test_a_cp1252_file_with_euros_and_smart_quotes_is_still_read_as_cp1252(backfill, store, tmp_path):
+    path = write(tmp_path, "win.csv", "email,event_name,note\r\n"
+                                      "ann@example.com,Commandé,“Premium” plan – 10 € – it’s Renée’s\r\n",
+                 encoding="cp1252")
+    report = _json(backfill("import", str(path), "--create-people", "--wait", "--json"))
+    assert (report["imported"], report["errors"], report["encoding"]) == (1, 0, "cp1252")
+    [event] = store.events.read(report["import_id"])
+    assert (event["name"], event["data"]) == ("Commandé", {"note": "“Premium” plan – 10 € – it’s Renée’s"})
+
+
+def test_a_final_ctrl_z_is_the_end_of_the_file_not_an_error_row(backfill, tmp_path):
+    body = b"email,event_name\r\n" + b"\r\n".join(b"p%d@example.com,Ordered" % n for n in range(120))
+    for name, data in (("crlf.csv", body + b"\r\n\x1a"), ("last.csv", body + b"\x1a"),
+                       ("crlf.csv.gz", gzip.compress(body + b"\r\n\x1a")),
+                       ("last.csv.gz", gzip.compress(body + b"\x1a"))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        report = _json(backfill("import", str(path), "--create-people", "--wait", "--json"))
+        assert counted_once(report) and (report["rows"], report["imported"] + report["duplicates"],
+                                         report["errors"]) == (120, 120, 0), name

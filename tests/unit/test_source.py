@@ -141,3 +141,84 @@ def test_unnamed_column_with_values_is_a_file_problem(tmp_path):
     bad = write(tmp_path, "bad.csv", b"email,event_name,\na@b.co,x,\na@b.co,x,lost\n")
     with pytest.raises(FileProblem, match="column C has no name"):
         scan(Source.open(bad))
+
+
+# Excel for Mac's "CSV (Macintosh)": Mac Roman, lines ending in CR alone.
+MAC_TEXT = ("email,event_name,customer,city,note\r"
+            "anna@example.ch,Bestellung,Anna Müller,Zürich,Straße 5\r"
+            "jose@example.es,Pedido,Señor José,Madrid,Café con leche\r")
+MAC_ROWS = [(2, ["anna@example.ch", "Bestellung", "Anna Müller", "Zürich", "Straße 5"]),
+            (3, ["jose@example.es", "Pedido", "Señor José", "Madrid", "Café con leche"])]
+
+
+def test_a_mac_roman_file_is_refused_naming_the_word_and_mac_roman(tmp_path):
+    path = write(tmp_path, "mac.csv", MAC_TEXT.encode("mac_roman"))
+    with pytest.raises(FileProblem) as caught:
+        scan(Source.open(path))
+    message = str(caught.value)
+    assert caught.value.code == "unlikely_encoding" and caught.value.line == 2
+    assert "line 2 would hold 'MŸller'" in message and "as mac_roman ('Müller')" in message
+    assert "--encoding mac_roman" in message and "cp850" not in message
+
+
+@pytest.mark.parametrize("name", ["mac_roman", "macintosh"])
+def test_a_mac_roman_file_with_cr_line_ends_is_read_exactly_with_its_encoding(tmp_path, name):
+    plan, rows = records(write(tmp_path, "mac.csv", MAC_TEXT.encode("mac_roman")), encoding=name)
+    assert (plan.sniffed.encoding, plan.sniffed.encoding_reason, plan.sniffed.delimiter) == (name, "given", ",")
+    assert rows == MAC_ROWS and plan.rows == 2
+
+
+def test_a_mac_roman_excel_hint_line_ends_in_cr_too(tmp_path):
+    path = write(tmp_path, "mac.csv", ("sep=;\r" + MAC_TEXT.replace(",", ";")).encode("mac_roman"))
+    plan, rows = records(path, encoding="mac_roman")
+    assert plan.sniffed.sep_line and plan.sniffed.delimiter == ";" and rows == MAC_ROWS
+
+
+def test_a_mac_roman_word_late_in_a_big_file_names_its_line(tmp_path):
+    # 1 MiB blocks: the word is in the second; a few cp1252-looking bytes before it are not evidence
+    body = "email,event_name,city\r" + "a@b.co,Ordered – paid,x\r" * 50_000 + "b@b.co,Ordered,Crème\r"
+    with pytest.raises(FileProblem) as caught:
+        scan(Source.open(write(tmp_path, "late.csv", body.encode("mac_roman"))))
+    assert caught.value.code == "unlikely_encoding" and caught.value.line == 50_002
+    assert "'Cr\\x8fme'" in str(caught.value) and "as mac_roman ('Crème')" in str(caught.value)
+
+
+def test_a_dos_file_is_refused_naming_cp850(tmp_path):
+    path = write(tmp_path, "dos.csv", "email,event_name,city\r\na@b.co,Bestellt,Zürich\r\n".encode("cp850"))
+    with pytest.raises(FileProblem) as caught:
+        scan(Source.open(path))
+    assert caught.value.code == "unlikely_encoding" and "as cp850 ('Zürich')" in str(caught.value)
+    assert "mac_roman" not in str(caught.value).split("cp1252 reads")[0]
+    assert records(path, encoding="cp850")[1] == [(2, ["a@b.co", "Bestellt", "Zürich"])]
+
+
+@pytest.mark.parametrize("encoding, text", [
+    # Excel on Windows: €, smart quotes and dashes, accents; and real text's letters between letters
+    ("cp1252", "email,event_name,name,note\r\n"
+               "a@b.co,Paid 10 €,Renée O’Brien,“Premium” plan – it’s café time\r\n"
+               "b@b.co,Commandé,Zoë Dupré,Škoda — cœur; naïve; D´Angelo; ÖSTERREICH; Brand™; col·lecció\r\n"),
+    ("cp1252", "email,event_name\na@b.co,Commandé\n"),
+    ("latin-1", "email,event_name,city\na@b.co,Commande,Besançon\nb@b.co,Pedido,Logroño\n"),
+])
+def test_real_cp1252_and_latin1_files_are_still_read_as_cp1252(tmp_path, encoding, text):
+    plan, rows = records(write(tmp_path, "win.csv", text.encode(encoding)))
+    assert plan.sniffed.encoding == "cp1252"
+    assert [r for _, r in rows] == [line.split(",") for line in text.replace("\r\n", "\n").splitlines()[1:]]
+
+
+@pytest.mark.parametrize("end", [b"\r\n\x1a", b"\x1a", b"\n\x1a"])
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_final_ctrl_z_is_the_end_of_the_file(tmp_path, end, zipped):
+    data = b"email,event_name\r\na@b.co,Paid\r\nb@b.co,Paid" + end
+    path = write(tmp_path, "dos.csv.gz" if zipped else "dos.csv", gzip.compress(data) if zipped else data)
+    plan, rows = records(path)
+    assert plan.rows == 2 and rows == [(2, ["a@b.co", "Paid"]), (3, ["b@b.co", "Paid"])]
+
+
+def test_a_ctrl_z_anywhere_else_is_a_character_as_before(tmp_path):
+    path = write(tmp_path, "z.csv", b"email,event_name\r\na@b.co,Pa\x1aid\r\n\x1a\r\nb@b.co,Paid\x1a\r\n")
+    plan, rows = records(path)
+    assert [r for _, r in rows] == [["a@b.co", "Pa\x1aid"], ["\x1a"], ["b@b.co", "Paid\x1a"]]
+    with pytest.raises(FileProblem) as caught:
+        scan(Source.open(write(tmp_path, "only.csv", b"\x1a")))
+    assert caught.value.code == "empty_file"

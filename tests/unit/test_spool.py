@@ -114,3 +114,20 @@ def test_a_full_temporary_disk_falls_back_to_reading_the_file_again(tmp_path, mo
         assert not source.spool.complete and source.spool.closed
         queued = list(_encoded(source, plan, settings))
     assert queued == list(_encoded_without_spool(path, settings)) and len(queued) == 30
+
+
+@pytest.mark.parametrize("name, end", [("newline.csv", b"\r\n\x1a"), ("last.csv", b"\x1a"),
+                                       ("newline.csv.gz", b"\r\n\x1a"), ("last.csv.gz", b"\x1a")])
+def test_a_final_ctrl_z_is_no_row_in_the_spool_nor_in_a_second_pass(tmp_path, name, end):
+    # what `copy /a` makes of a file: a Ctrl-Z after its last byte
+    body = b"email,event_name\r\n" + b"\r\n".join(b"a%d@x.co,Bought" % n for n in range(250)) + end
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    expected = [[f"a{n}@x.co", "Bought"] for n in range(250)]
+    with Source.open(path) as source:
+        spool = Spool(100, 10**6, 10**9)
+        plan = scan(source, spool=spool)
+        kept = [decode_rows(c.payload) for c in spool.chunks()]
+        again = list(chunks(source, plan, 100))
+    assert plan.rows == 250 and [r for rows, _ in kept for r in rows] == expected
+    assert [r for c in again for r in c.rows] == expected and again[-1].row_numbers[-1] == kept[-1][1][-1] == 251
