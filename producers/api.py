@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -20,17 +19,26 @@ import orjson
 from worker.errors import ConfigError, FileProblem, ImportNotFound
 from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
-from worker.people.columns import DATA_TO_PROCESS, EMPTY_CELLS
 from worker.settings import Settings, get_settings
 from worker.sink.stored import dead_letters, import_stored, settled
 from worker.spec import ImportSpec, new_import_id
-from worker.timestamps import check_formats, check_zone, parse_duration
 
 from . import segment
+from .options import (
+    SEGMENT_DRY_RUN,
+    SEGMENT_KIND,
+    check_encoding,
+    check_file_options,
+    check_options,
+    delimiter_of,
+)
 from .queueing import Queueing
 from .source import Source
 from .split import Plan, scan
 from .spool import Spool
+
+__all__ = ["ImportHandle", "check_file_options", "check_options", "delimiter_of", "enqueue_import", "inspect",
+           "retry_options"]
 
 log = get_logger("backfill.producer")
 #: The longest pause between two tries of a wait whose reads of Redis fail.
@@ -180,21 +188,6 @@ def _report_of(state: dict[str, str]) -> dict | None:
     return report
 
 
-#: What ``--delimiter`` accepts besides the character itself.
-DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-
-
-def delimiter_of(text: str | None) -> str | None:
-    """The delimiter ``text`` names: a character, ``tab`` (or ``\\t``), ``comma``, ``semicolon``, ``pipe``;
-    raises ConfigError for anything else."""
-    if text is None or text == "":
-        return None
-    chosen = DELIMITER_NAMES.get(text.lower(), text)
-    if len(chosen) != 1 or chosen in "\"\r\n" or chosen.isalnum():
-        raise ConfigError(f"--delimiter {text!r}: give one character (, ; |) or tab")
-    return chosen
-
-
 def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | None = None,
             dialect: str | None = None, identifier: str | None = None, kind: str = "events",
             mapping: dict[str, str] | None = None, skip: tuple[str, ...] = (), data_to_process: str = "all",
@@ -208,11 +201,13 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
     people = {"mapping": mapping or {}, "skip": tuple(skip), "data_to_process": data_to_process} \
         if kind == "people" else None
     chosen = delimiter_of(delimiter)
+    if encoding:
+        check_encoding(encoding)
     source = Source.open(path, stdin=stdin)
     try:
         if segment.chosen(str(path), format, source):
             if kind != "events":
-                raise ConfigError("a file of Segment messages holds people and events together: leave out --type")
+                raise ConfigError(SEGMENT_KIND)
             return source, segment.scan(source)
         plan = scan(source, encoding=encoding, delimiter=chosen, dialect=dialect,
                     identifier=identifier, max_columns=settings.max_columns, people=people,
@@ -248,34 +243,6 @@ def retry_options(import_id: str) -> dict:
         raise ConfigError(f"import {import_id} was refused before it was read, or recorded before retries "
                           "existed: import the corrected file as a new import")
     return {**orjson.loads(raw), "retry_of": import_id}
-
-
-def check_options(*, kind: str = "events", data_to_process: str = "all", empty_cells: str = "ignore",
-                  date_formats: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
-                  dst: str | None = None, trigger_window: str | int | None = "72h",
-                  delimiter: str | None = None, encoding: str | None = None) -> tuple[tuple[str, ...], int | None]:
-    """Check an import's options before anything is read; (date formats, trigger window in seconds).
-    Raises ConfigError naming the option that is wrong."""
-    if kind not in ("events", "people"):
-        raise ConfigError(f"kind must be events or people, not {kind!r}")
-    if data_to_process not in DATA_TO_PROCESS or empty_cells not in EMPTY_CELLS:
-        raise ConfigError(f"data_to_process must be one of {', '.join(DATA_TO_PROCESS)} and empty_cells one of "
-                          f"{', '.join(EMPTY_CELLS)}")
-    if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
-        raise ConfigError("data_to_process and empty_cells are options of people imports")
-    try:
-        formats = check_formats(tuple(date_formats))
-        check_zone(timezone, dst)
-        window = parse_duration(trigger_window) if isinstance(trigger_window, str) else trigger_window
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    delimiter_of(delimiter)
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ConfigError(f"unknown encoding {encoding!r}: use utf-8, cp1252, latin-1...") from None
-    return formats, window
 
 
 def enqueue_import(
@@ -332,7 +299,8 @@ def enqueue_import(
     settings = settings or get_settings()
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
                                     date_formats=date_formats, timezone=timezone, dst=dst,
-                                    trigger_window=trigger_window, delimiter=delimiter, encoding=encoding)
+                                    trigger_window=trigger_window, delimiter=delimiter, encoding=encoding,
+                                    mapping=mapping, skip=skip, source=source or str(path))
     id_only = settings.workspace_identifiers == "id_only"
     tasks = _worker()
     st = tasks.store()
@@ -357,7 +325,7 @@ def enqueue_import(
                 kind, create_people = "segment", True
                 if dry_run:
                     source.close()
-                    raise ConfigError("--dry-run does not read Segment files yet: import into a test Redis instead")
+                    raise ConfigError(SEGMENT_DRY_RUN)
             if kind == "events" and create_people and id_only and plan.identifier == "email":
                 source.close()
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "

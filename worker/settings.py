@@ -121,10 +121,16 @@ class Settings:
     api_upload_dir: str = ""
     #: Imports being scanned and queued at once by one API process (the rest wait their turn).
     api_producers: int = 2
-    #: data_file_url: the longest a download may take, and the hosts or networks (comma-separated:
-    #: names, addresses, CIDRs) it may reach even though they are private, loopback or link-local.
+    #: data_file_url: the longest a download may take (the whole exchange: connecting, headers, body),
+    #: and the hosts or networks (separated by commas or spaces: names, addresses, CIDRs) it may reach
+    #: even though they are private, loopback or link-local.
     api_fetch_timeout_s: float = 300.0
     api_fetch_allow: str = ""
+    #: A request's line and headers must arrive within this long (of the connection opening, or of the
+    #: previous answer); its body may fall this far behind a pace of 1 KB a second at most (so it may
+    #: pause this long at most), and a body still coming after its answer is dropped for this long.
+    api_header_timeout_s: float = 10.0
+    api_body_timeout_s: float = 30.0
     #: The tracking endpoints (/v1/batch, /v1/track...): at most this many messages a chunk; a write waits
     #: this long for more messages first (0: writes at once, what arrives meanwhile goes in the next one);
     #: a stream's import ends (its report is written) after this many seconds, and a new one begins.
@@ -176,6 +182,9 @@ class Settings:
                               "BACKFILL_TRACK_FLUSH_MS 0 or more")
         if self.api_max_upload_bytes < 1 or self.api_producers < 1:
             raise ConfigError("BACKFILL_API_MAX_UPLOAD_BYTES and BACKFILL_API_PRODUCERS must be positive")
+        if min(self.api_fetch_timeout_s, self.api_header_timeout_s, self.api_body_timeout_s) <= 0:
+            raise ConfigError("BACKFILL_API_FETCH_TIMEOUT_S, BACKFILL_API_HEADER_TIMEOUT_S and "
+                              "BACKFILL_API_BODY_TIMEOUT_S must be positive")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
 

@@ -77,6 +77,9 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             continue
         if "%" not in pattern:
             raise ValueError(f"--date-format {pattern!r} is not a strptime pattern like '%m/%d/%Y' (or excel)")
+        repeated = _repeated_directive(pattern)
+        if repeated:
+            raise ValueError(f"--date-format {pattern!r} repeats %{repeated}: each directive may appear once")
         try:
             datetime.now().strftime(pattern)
             datetime.strptime("", pattern)
@@ -85,7 +88,27 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             # only that "" is no time, which says nothing about the pattern
             if "directive" in str(exc) or "strftime" in str(exc):
                 raise ValueError(f"--date-format {pattern!r}: {exc}") from None
+        except re.error:
+            # strptime's regular expression names a field twice: %c, %x and %X hold %d, %m, %y, %H...
+            raise ValueError(f"--date-format {pattern!r} reads a field twice (%c, %x and %X hold several of "
+                             "%d %m %y %Y %H %M %S themselves): each may appear once") from None
     return tuple(formats)
+
+
+def _repeated_directive(pattern: str) -> str | None:
+    """The first directive ``pattern`` holds twice (strptime cannot read a field twice), or None."""
+    seen: set[str] = set()
+    position = 0
+    while position < len(pattern) - 1:
+        if pattern[position] != "%":
+            position += 1
+            continue
+        directive = pattern[position + 1]
+        if directive != "%" and directive in seen:
+            return directive
+        seen.add(directive)
+        position += 2
+    return None
 
 
 def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = (),

@@ -152,6 +152,14 @@ def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--delay") from None
     if not event.strip() or not name.strip():
         raise click.BadParameter("a campaign needs a name and an event name (not empty)", param_hint="--event")
+    from producers.text import check_text
+    from worker.errors import ConfigError
+
+    try:
+        check_text("campaign name", name)
+        check_text("--event", event)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     campaign = Campaign(name, event.strip(), seconds, match)
     store().triggers.add_campaign(campaign)
     click.echo(f"campaign {campaign.name!r}: on {campaign.event!r} ({match} match), delay {seconds} s")

@@ -16,6 +16,7 @@ def serve(bind: str | None, port: int | None, certfile: str | None, keyfile: str
     import uvicorn
 
     from producers.web.app import create_app
+    from producers.web.limits import protocol
     from worker.logs import get_logger
     from worker.settings import get_settings
 
@@ -25,8 +26,10 @@ def serve(bind: str | None, port: int | None, certfile: str | None, keyfile: str
     app = create_app(settings)
     host, listen = bind or settings.api_bind, port or settings.api_port
     get_logger("backfill.api").info("serving", bind=host, port=listen, tls=bool(certfile))
+    # h11 (headers at most 16 KB), with the header and body timeouts in front (producers.web.limits)
     uvicorn.run(app, host=host, port=listen, log_level="warning", access_log=False, ssl_certfile=certfile,
-                ssl_keyfile=keyfile, timeout_graceful_shutdown=30)
+                ssl_keyfile=keyfile, timeout_graceful_shutdown=30,
+                http=protocol(settings.api_header_timeout_s, settings.api_body_timeout_s))
 
 
 @click.group()
@@ -42,8 +45,14 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def keys_create(name: str, scope: str, as_json: bool) -> None:
     """Create a key and print it, once: only its hash is kept."""
+    from producers.text import check_text
+    from worker.errors import ConfigError
     from worker.tasks import store
 
+    try:
+        check_text("--name", name)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
     record, secret = store().apikeys.create(name, scope)
     if as_json:
         echo_json({"id": record.id, "name": record.name, "scope": record.scope, "key": secret})

@@ -24,9 +24,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from producers.api import ImportHandle, check_options
+from producers.api import ImportHandle, check_file_options, check_options
+from producers.text import check_text
 from producers.web import trackapi, tracking
+from producers.web.fetch import check_url, parse_allow, redact
 from producers.web.jobs import Producers
+from producers.web.limits import BodyDeadline
 from producers.web.models import (
     ERROR_RESPONSES,
     Accepted,
@@ -36,12 +39,13 @@ from producers.web.models import (
     ImportPage,
     ImportSummary,
     UrlImport,
+    as_fields,
     first_problem,
     form_options,
     summary,
 )
-from producers.web.uploads import UploadError, read_body, read_form
-from worker.errors import ConfigError, ImportNotFound
+from producers.web.uploads import UploadError, read_body, read_form, read_small
+from worker.errors import ConfigError, FileProblem, ImportNotFound
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store import TRANSIENT
@@ -50,12 +54,17 @@ from worker.store.apikeys import ApiKey
 log = get_logger("backfill.api")
 #: How many imports a page of ``GET /v1/imports`` holds at most.
 PAGE_MAX = 100
+#: The largest JSON request (a data_file_url and its options).
+JSON_LIMIT = 1024 * 1024
+#: What a multipart form may add to its file: the boundaries, the part headers, the option fields.
+FORM_SLACK = 1024 * 1024
 _bearer = HTTPBearer(auto_error=False, description="An API key from `backfill keys create`.")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP service, on the store and settings of this process."""
     settings = settings or get_settings()
+    parse_allow(settings.api_fetch_allow)  # (a wrong allowlist stops the service at its start, not a fetch later)
     from worker import tasks
 
     store = tasks.store()
@@ -70,32 +79,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="backfill", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
                   description="Imports of CSV files of events and people: upload, poll, read the report and "
                               "the errors file, cancel; and Segment's tracking calls (/v1/batch...).")
+    app.add_middleware(BodyDeadline, timeout_s=settings.api_body_timeout_s)
     streams = tracking.routes(app, store, settings)
     trackapi.routes(app, store, streams)
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.code, "message": str(exc)}}, exc.status, headers=exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(request, exc.status, exc.code, str(exc), exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own answers (an unknown path, a method a path does not take) in the same shape
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return _error(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("Redis did not answer", error=f"{type(exc).__name__}: {exc}")
-        return JSONResponse({"error": {"code": "unavailable", "message": f"Redis did not answer: {exc}"}}, 503,
-                            headers={"Retry-After": "5"})
+        return _error(request, 503, "unavailable", f"Redis did not answer: {exc}", {"Retry-After": "5"})
 
     for transient in TRANSIENT:
         app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": {"code": "invalid_request", "message": first_problem(exc.errors()),
-                                       "details": orjson.loads(orjson.dumps(exc.errors(), default=str))}}, 422)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(request, 422, "invalid_request", first_problem(exc.errors()), None,
+                      details=orjson.loads(orjson.dumps(exc.errors(), default=str)))
 
     def key_with(need: str):
         def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
@@ -149,42 +157,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ``data_file_url`` (http or https) and the options. Answers 202 once the file is on disk (or the URL
         taken); poll the import's URL."""
         content_type, kind = _media(request)
+        _check_length(request, JSON_LIMIT if kind == "application/json" else settings.api_max_upload_bytes + FORM_SLACK)
         import_id, path = producers.reserve()
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.api_max_upload_bytes + 1024 * 1024:
-            raise ApiError(413, "too_large", f"the request is {int(declared):,} bytes; the limit is "
-                           f"{settings.api_max_upload_bytes:,} (BACKFILL_API_MAX_UPLOAD_BYTES)")
         with _spooled(path):
             if kind == "application/json":
-                body = await request.body()
-                if len(body) > 1024 * 1024:
-                    raise ApiError(413, "too_large", "a JSON request is at most 1 MB")
                 try:
-                    data = orjson.loads(body)
+                    data = orjson.loads(await read_small(request.stream(), JSON_LIMIT, "a JSON request"))
                 except orjson.JSONDecodeError as exc:
                     raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
                 job = _validated(UrlImport, data)
                 options = ImportOptions.model_validate(job.model_dump(exclude={"data_file_url"}))
-                _check(options)
-                from producers.web.fetch import check_url
-
                 try:
-                    check_url(job.data_file_url)
-                except Exception as exc:  # noqa: BLE001 - a FileProblem: the URL is refused now
-                    raise ApiError(422, getattr(exc, "code", "url_invalid"), str(exc)) from None
+                    parts = check_url(job.data_file_url)
+                except FileProblem as exc:  # the URL is refused now
+                    raise ApiError(422, exc.code, str(exc)) from None
+                _check(options, redact(job.data_file_url))
+                _check_file(options, parts.path, content=False)
                 producers.start_url(import_id, path, job.data_file_url, options.producer_args())
             elif kind == "multipart/form-data":
                 form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
                 options = _validated(ImportOptions, form_options(form.fields))
-                _check(options)
+                _check(options, form.filename or "upload.csv")
+                _check_file(options, path)
                 producers.start_file(import_id, path, form.filename or "upload.csv", options.producer_args())
             elif kind in ("text/csv", "application/octet-stream", "text/plain"):
                 options = _validated(ImportOptions, form_options(
                     {k: request.query_params.getlist(k) for k in request.query_params if k != "source"}))
-                _check(options)
+                source = request.query_params.get("source") or "upload.csv"
+                _check(options, source)
                 await read_body(request.stream(), path, settings.api_max_upload_bytes)
-                producers.start_file(import_id, path, request.query_params.get("source", "upload.csv"),
-                                     options.producer_args())
+                _check_file(options, path)
+                producers.start_file(import_id, path, source, options.producer_args())
             else:
                 raise ApiError(415, "unsupported_media_type", "send multipart/form-data (a file field), text/csv, "
                                "or application/json with a data_file_url")
@@ -209,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ConfigError as exc:
             raise ApiError(409, "not_retryable", str(exc)) from None
         content_type, kind = _media(request)
+        _check_length(request, settings.api_max_upload_bytes + FORM_SLACK)
         new_id, path = producers.reserve()
         with _spooled(path):
             if kind == "multipart/form-data":
@@ -223,6 +227,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else:
                 raise ApiError(415, "unsupported_media_type", "send the corrected errors file as multipart/form-data "
                                "(a file field) or text/csv")
+            try:
+                check_text("file name", name)
+            except ConfigError as exc:
+                raise ApiError(422, "invalid_option", str(exc)) from None
             producers.start_file(new_id, path, name, options)
         return _accepted(new_id)
 
@@ -307,10 +315,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return JSONResponse([dataclasses.asdict(c) for c in sorted(store.triggers.campaigns(), key=lambda c: c.name)])
 
-    @app.get("/v1/people/{who}", tags=["people"], dependencies=[read], responses={404: {"description": "no such person"}})
+    @app.get("/v1/people/{who:path}", tags=["people"], dependencies=[read],
+             responses={404: {"description": "no such person"}})
     def get_person(who: str, by: Literal["cio_id", "id", "email"] | None = None) -> JSONResponse:
         """A person by cio_id, id or e-mail (``by`` says which; default: tried in that order), as
-        ``backfill people show --json`` prints them."""
+        ``backfill people show --json`` prints them. An id may hold ``/`` (sent as is, or as ``%2F``)."""
         from producers.cli.directory import person_json
 
         found = person_json(who, by)
@@ -352,22 +361,38 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
         raise ApiError(422, "invalid_option", first_problem(exc.errors())) from None
 
 
-def _check(options: ImportOptions) -> None:
+def _check(options: ImportOptions, source: str) -> None:
+    """The options (and the name the import will be known by), checked as the CLI checks them; 422."""
     try:
         check_options(kind=options.type, data_to_process=options.data_to_process, empty_cells=options.empty_cells,
                       date_formats=options.date_formats, timezone=options.timezone, dst=options.dst,
-                      trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding)
+                      trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding,
+                      mapping=options.mapping, skip=options.skip, source=source)
     except ConfigError as exc:
-        raise ApiError(422, "invalid_option", _as_fields(str(exc))) from None
+        raise ApiError(422, "invalid_option", as_fields(str(exc))) from None
 
 
-#: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
-_FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
-           "--timezone": "timezone", "--dst": "dst", "--encoding": "encoding", "--create-people": "create_people"}
+def _check_file(options: ImportOptions, path: str | Path, content: bool = True) -> None:
+    """The options that depend on the file (a dry run or a --type of Segment messages), before the 202; 422."""
+    try:
+        check_file_options(path, dry_run=options.dry_run, kind=options.type, content=content)
+    except ConfigError as exc:
+        raise ApiError(422, "invalid_option", as_fields(str(exc))) from None
 
 
-def _as_fields(message: str) -> str:
-    """A producer's message about an option, naming the form field instead of the CLI's option."""
-    for option, field in _FIELDS.items():
-        message = message.replace(option, field)
-    return message
+def _check_length(request: Request, limit: int) -> None:
+    """413 for a request whose Content-Length is over ``limit`` (before any file is made for it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the request is {int(declared):,} bytes; the limit is {limit:,} "
+                       "(BACKFILL_API_MAX_UPLOAD_BYTES, and 1 MB for JSON)")
+
+
+def _error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None,
+           **extra: Any) -> JSONResponse:
+    """An answer other than 2xx: ``{"error": {"code", "message"}}``; on the tracking endpoints also
+    Segment's ``code`` and ``message`` at the top, which its libraries read."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+    if tracking.speaks_segment(request.url.path):
+        body = {"success": False, "code": code, "message": message, **body}
+    return JSONResponse(body, status, headers=headers)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from producers import api
-from producers.web.fetch import fetch
-from worker.errors import FileProblem
+from producers.web.fetch import fetch, redact
+from producers.web.models import as_fields
+from worker.errors import ConfigError, FileProblem
 from worker.logs import get_logger
 from worker.settings import Settings
 from worker.spec import new_import_id
@@ -101,10 +101,12 @@ class Producers:
         self.pool.submit(self._run, import_id, path, source, options, None)
 
     def start_url(self, import_id: str, path: Path, url: str, options: dict[str, Any]) -> None:
-        """Record the import as accepted, download ``url`` to ``path``, then queue it."""
-        self.store.imports.accept(import_id, url, self.settings.retention_s)
+        """Record the import as accepted, download ``url`` to ``path``, then queue it. The import's source
+        is the URL without its secrets (:func:`producers.web.fetch.redact`): every read key sees it."""
+        source = redact(url)
+        self.store.imports.accept(import_id, source, self.settings.retention_s)
         self.held.add(import_id)
-        self.pool.submit(self._run, import_id, path, url, options, url)
+        self.pool.submit(self._run, import_id, path, source, options, url)
 
     def _run(self, import_id: str, path: Path, source: str, options: dict[str, Any], url: str | None) -> None:
         try:
@@ -121,6 +123,8 @@ class Producers:
             handle = api.enqueue_import(path, import_id=import_id, source=source, settings=self.settings,
                                         background=False, **options)
             handle.queued()
+        except ConfigError as exc:  # an option the file refuses (a dry run of a downloaded Segment file)
+            self._refuse(import_id, source, FileProblem("invalid_option", as_fields(str(exc))))
         except Exception as exc:  # noqa: BLE001 - the import says what happened; the service goes on
             log.exception("import could not be queued", import_id=import_id)
             if self.store.imports.state(import_id).get("status") == "accepted":

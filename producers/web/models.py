@@ -163,3 +163,16 @@ def first_problem(errors) -> str:
     first = errors[0]
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
     return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+
+
+#: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
+_FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
+           "--timezone": "timezone", "--dst": "dst", "--encoding": "encoding", "--create-people": "create_people",
+           "--map": "mapping", "--skip": "skip", "--dry-run": "dry_run", "--type": "type"}
+
+
+def as_fields(message: str) -> str:
+    """A producer's message about an option, naming the form field instead of the CLI's option. Pure."""
+    for option, field in _FIELDS.items():
+        message = message.replace(option, field)
+    return message

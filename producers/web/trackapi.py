@@ -84,18 +84,21 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
         if customer_id is None and not str(anonymous_id or "").strip():
             raise TrackingError(400, "missing_anonymous_id", "an event without a customer needs its anonymous_id "
                                                              "(invite events are not supported)")
+        if customer_id is not None and not customer_id.strip():
+            raise TrackingError(400, "missing_user_id", "the customer id in the path is empty or only spaces")
         message = as_segment(call, customer_id.strip() if customer_id is not None else None, data)
         await streams.take(key, orjson.dumps(message), message["type"], None)
         return {}
 
     account = Depends(site_key)
 
-    @app.put("/api/v1/customers/{customer_id}", tags=["track api"])
+    # {customer_id:path}: an id may hold "/" (sent as %2F, which the server decodes before routing)
+    @app.put("/api/v1/customers/{customer_id:path}", tags=["track api"])
     async def identify(customer_id: str, request: Request, key: ApiKey = account) -> dict:
         """Customer.io's identify: add or update the person ``customer_id`` with the body's attributes."""
         return await take(request, key, "identify", customer_id)
 
-    @app.post("/api/v1/customers/{customer_id}/events", tags=["track api"])
+    @app.post("/api/v1/customers/{customer_id:path}/events", tags=["track api"])
     async def event(customer_id: str, request: Request, key: ApiKey = account) -> dict:
         """Customer.io's track: an event ``name`` with ``data`` (``timestamp``, ``id`` optional) for the person."""
         return await take(request, key, "event", customer_id)
@@ -106,7 +109,7 @@ def routes(app: FastAPI, store, streams: Streams) -> None:
         held until an identify carrying that ``anonymous_id`` ties it to a person."""
         return await take(request, key, "event", None)
 
-    @app.delete("/api/v1/customers/{customer_id}", tags=["track api"], status_code=405)
+    @app.delete("/api/v1/customers/{customer_id:path}", tags=["track api"], status_code=405)
     def delete(customer_id: str, key: ApiKey = account) -> dict:
         """Refused: backfill does not delete people one by one (``backfill undo`` takes an import back)."""
         raise TrackingError(405, "delete_not_supported", f"people are not deleted one by one ({customer_id!r} is "

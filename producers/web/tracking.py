@@ -26,7 +26,6 @@ from typing import Annotated
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -60,6 +59,12 @@ _bearer = HTTPBearer(auto_error=False)
 
 class TrackingError(ApiError):
     """An answer of the tracking endpoints other than 2xx (shaped for Segment's libraries too)."""
+
+
+def speaks_segment(path: str) -> bool:
+    """True for the paths Segment's and Customer.io's libraries call: their errors carry ``code`` and
+    ``message`` at the top, as Segment's do (every answer other than 2xx, 503s included)."""
+    return path == "/v1/batch" or path.removeprefix("/v1/") in CALLS or path.startswith("/api/v1/")
 
 
 async def bounded_body(request: Request) -> bytes:
@@ -351,12 +356,6 @@ def routes(app: FastAPI, store, settings: Settings) -> Streams:
 
     streams = Streams(settings, store, tasks)
 
-    @app.exception_handler(TrackingError)
-    async def _refused(_: Request, exc: TrackingError) -> JSONResponse:
-        # Segment's libraries read "code" and "message" at the top; our clients read "error"
-        return JSONResponse({"success": False, "code": exc.code, "message": str(exc),
-                             "error": {"code": exc.code, "message": str(exc)}}, exc.status, headers=exc.headers)
-
     def write_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
                   token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
         return tracking_key(store, [user.username if user else None, token.credentials if token else None],
@@ -375,10 +374,14 @@ def routes(app: FastAPI, store, settings: Settings) -> Streams:
         every message is stored."""
         return await take(request, key, None)
 
-    for call in CALLS:
-        async def one(request: Request, key: ApiKey = tracking, call: str = call) -> dict:
+    def single(call: str):
+        # the call is the path's, bound here: a parameter with a default would be a query parameter too
+        async def one(request: Request, key: ApiKey = tracking) -> dict:
             return await take(request, key, call)
 
         one.__doc__ = f"Segment's {call} call: one message (its type is {call})."
-        app.post(f"/v1/{call}", tags=["tracking"], openapi_extra=body, name=call)(one)
+        return one
+
+    for call in CALLS:
+        app.post(f"/v1/{call}", tags=["tracking"], openapi_extra=body, name=call)(single(call))
     return streams
