@@ -6,23 +6,29 @@ again and import everything:
 1. the import joins ``keys.UNDONE``: from then on the sinks drop its outbox entries instead of
    storing them (they ask under the database lock an undo also takes: worker/sink/);
 2. its dedupe marks: each event it imported, read back from the outbox and the results database,
-   gives its dedupe key again (:func:`worker.events.rows.key_of`), and the mark is removed;
+   gives its dedupe key again (:func:`worker.events.rows.key_of`), and the mark is removed, except
+   for the events another import also brought (counted there as duplicates of this one's: see
+   producers/undo_keep.py): those stay, as that import's rows, with their marks, counted imported
+   there. Events commits wait meanwhile (``keys.UNDO_MARKS``), so none counts a duplicate of a mark
+   being taken away, whenever the other import runs;
 3. its triggers scheduled and not yet sent are removed; those sent are listed, not un-sent;
-4. the results database loses its events and its unsent trigger decisions; its record says
-   ``undone``;
+4. the results database loses its events and its unsent trigger decisions, and holds the events that
+   stay as the other imports' (one transaction); its record says ``undone``;
 5. the people it created that nothing else names (see :func:`_drop_people`: careful, a person
    wrongly deleted being worse than one kept).
 
-The undo is recorded on the import (``undo`` in its hash): asked again, it answers what it did
-and does nothing more.
+One undo runs at a time (``keys.UNDO_LEASE``: another is refused meanwhile). The undo is recorded on
+the import (``undo`` in its hash): asked again, it answers what it did and does nothing more.
 """
 from __future__ import annotations
 
 import orjson
 
+from producers import undo_keep as keep
 from worker import keys
 from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUnavailable
 from worker.events.rows import key_of, person_key
+from worker.sink.batch import event_rows
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store.client import now_ms
@@ -34,8 +40,8 @@ PAGE = 50_000
 
 def undo_import(import_id: str, settings: Settings | None = None) -> dict:
     """Undo a finished events import (see the module); what it did. Raises ImportNotFound, or
-    ConfigError for an import that runs, a people import, or a results database that cannot be read."""
-    from worker.sink.results import open_results
+    ConfigError for an import that runs, a people import, a results database that cannot be read,
+    another undo running, or an import whose shared events cannot be told (producers/undo_keep.py)."""
     from worker.tasks import store
 
     settings = settings or get_settings()
@@ -54,50 +60,74 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
                           + (": its person changes, and the anonymous events it held or tied, would stay"
                              if spec.kind == "segment" else ""))
     done: dict = {"import_id": import_id, "undone_ms": now_ms(), "marks_removed": 0, "triggers_unscheduled": 0,
-                  "events_deleted": 0, "decisions_deleted": 0, "sent": [], "people_deleted": 0, "people_kept": 0,
-                  "people_kept_why": ""}
+                  "events_deleted": 0, "events_kept": 0, "kept_by": {}, "decisions_deleted": 0, "sent": [],
+                  "people_deleted": 0, "people_kept": 0, "people_kept_why": ""}
     if spec is not None and not spec.dry_run:  # (a refused import or a dry run wrote nothing)
-        results = open_results(settings)  # (first: a database that cannot be read stops the undo before it starts)
-        try:
-            results.check()
-            # The outbox before the import joins UNDONE (a sink then drops its entries: read after, they
-            # could be gone from both places); the database after (what a sink stored before is there).
-            events, created = _in_outbox(st, import_id)
-            st.r.sadd(keys.UNDONE, import_id)
-            for row, event in _stored_events(results, import_id):
-                events.setdefault(row, event)
-            dedupe = {k for k in (key_of(*e) for e in events.values()) if k is not None}
-            done["marks_removed"] = st.events.forget_marks(dedupe, settings.dedupe_shard_bits)
-            done["triggers_unscheduled"] = st.triggers.drop_scheduled(import_id)
-            done.update(results.undo(import_id))
-            created.update(results.created_by(import_id))
-            dropped, why = _drop_people(st, results, import_id, created)
-            done.update(people_deleted=len(dropped), people_kept=len(created) - len(dropped), people_kept_why=why)
-        except Exception as exc:
-            if isinstance(exc, BackfillError):
-                raise
-            # (sqlite3 / psycopg: a locked or unreachable database) one line, and the undo can be asked again
-            raise ResultsUnavailable(f"the results database failed during the undo ({type(exc).__name__}: "
-                                     f"{exc}); nothing is recorded: ask for the undo again") from None
-        finally:
-            results.close()
+        with st.undoing.hold(keys.UNDO_LEASE, import_id, exclusive=True) as other:
+            if other is not None:
+                raise ConfigError(f"an undo of import {other} is running: ask again when it has finished")
+            _take_back(st, import_id, state, settings, done)
     st.imports.record_undo(import_id, done)
-    log.info("import undone", **{k: v for k, v in done.items() if k != "sent"}, sent=len(done["sent"]))
+    log.info("import undone", **{k: v for k, v in done.items() if k not in ("sent", "kept_by")}, sent=len(done["sent"]))
     return done
 
 
+def _take_back(st, import_id: str, state: dict[str, str], settings: Settings, done: dict) -> None:
+    """Steps 1 to 5 of the module, under the undo's lease; what was done goes into ``done``."""
+    from worker.sink.results import open_results
+
+    since = int(state.get("first_commit_ms") or state.get("created_ms") or 0)
+    keep.refuse_untraceable(st, import_id, since, settings.retention_s, now_ms())  # (before anything changes)
+    results = open_results(settings)  # (first: a database that cannot be read stops the undo before it starts)
+    try:
+        results.check()
+        # The outbox before the import joins UNDONE (a sink then drops its entries: read after, they
+        # could be gone from both places); the database after (what a sink stored before is there).
+        events, created = _in_outbox(st, import_id)
+        st.r.sadd(keys.UNDONE, import_id)
+        for row, event in _stored_events(results, import_id):
+            events.setdefault(row, event)
+        keyed = {key: row for row, event in events.items() if (key := _dedupe_key(event)) is not None}
+        with st.undoing.hold(keys.UNDO_MARKS, import_id, exclusive=False):
+            kept = keep.find_kept(st, import_id, since, keyed, settings.retention_s, now_ms())
+            done["marks_removed"] = st.events.forget_marks([k for k, row in keyed.items() if row not in kept],
+                                                           settings.dedupe_shard_bits)
+            st.events.keep_marks({k: kept[row].expiry_h for k, row in keyed.items() if row in kept},
+                                 settings.dedupe_shard_bits)
+            done["kept_by"], records = keep.count_kept(st, import_id, kept)
+        done["events_kept"] = len(kept)
+        done["triggers_unscheduled"] = st.triggers.drop_scheduled(import_id)
+        done.update(results.undo(import_id, keep.kept_rows(events, kept), records))
+        created.update(results.created_by(import_id))
+        dropped, why = _drop_people(st, results, import_id, created)
+        done.update(people_deleted=len(dropped), people_kept=len(created) - len(dropped), people_kept_why=why)
+    except Exception as exc:
+        if isinstance(exc, BackfillError):
+            raise
+        # (sqlite3 / psycopg: a locked or unreachable database) one line, and the undo can be asked again
+        raise ResultsUnavailable(f"the results database failed during the undo ({type(exc).__name__}: "
+                                 f"{exc}); nothing is recorded: ask for the undo again") from None
+    finally:
+        results.close()
+
+
+def _dedupe_key(event: tuple) -> bytes | None:
+    """The dedupe key of an event as the results database holds it (a row of EVENT_COLUMNS)."""
+    _, _, kind, person, name, ts_ms, event_id, data, _ = event
+    return key_of(person_key(person, kind), name, ts_ms, orjson.loads(data), event_id)
+
+
 def _in_outbox(st, import_id: str) -> tuple[dict[int, tuple], dict[str, tuple[str, str]]]:
-    """From the import's outbox entries not yet stored: its events by row, as (person key, name, ts_ms, data,
-    event id), and the people it created (cio_id -> (identifier kind, directory key))."""
+    """From the import's outbox entries not yet stored: its events by row, as the results database's rows
+    (EVENT_COLUMNS), and the people it created (cio_id -> (identifier kind, directory key))."""
     events: dict[int, tuple] = {}
     people: dict[str, tuple[str, str]] = {}
     for fields in st.events.entries():
         if fields.get(b"import", b"").decode() != import_id:
             continue
-        for event in (orjson.loads(e) for e in fields[b"events"].split(b"\n")) if fields.get(b"events") else ():
-            (kind, person), = event["person"].items()
-            events[event["row"]] = (person_key(person, kind), event["name"], round(event["timestamp"] * 1000),
-                                    event["data"], event.get("id"))
+        if fields.get(b"events"):
+            cio = orjson.loads(fields[b"cio"]) if b"cio" in fields else {}
+            events.update((event[1], event) for event in event_rows(fields[b"events"], cio))
         for person in orjson.loads(fields[b"people"]) if fields.get(b"people") else ():
             kind = "email" if "email" in person else "id"
             people[person["cio_id"]] = (kind, person_key(person[kind], kind))
@@ -110,7 +140,8 @@ def _stored_events(results, import_id: str):
     while True:
         page = results.events_of(import_id, after, PAGE)
         for e in page:
-            yield e.row, (person_key(e.person, e.person_kind), e.name, e.ts_ms, e.data, e.event_id)
+            yield e.row, (e.import_id, e.row, e.person_kind, e.person, e.name, e.ts_ms, e.event_id,
+                          orjson.dumps(e.data).decode(), e.cio_id)
         if len(page) < PAGE:
             return
         after = page[-1].row

@@ -39,6 +39,15 @@ CAMPAIGNS = PREFIX + "campaigns"
 IMPORTS_INDEX = PREFIX + "imports"
 #: Set of the imports taken back (``backfill undo``): sinks drop their outbox entries instead of storing them.
 UNDONE = PREFIX + "undone"
+#: The lease of the one undo running (value: the import it takes back, with a TTL the undo renews): a
+#: second undo is refused while it is held.
+UNDO_LEASE = PREFIX + "undo"
+#: Set (with a TTL the undo renews) while an undo changes the dedupe memory: events commits wait for it
+#: (commit.lua), so no commit counts a duplicate of a mark the undo is taking away.
+UNDO_MARKS = PREFIX + "undo:marks"
+#: Sorted set of the events imports that counted duplicates (see :func:`import_duplicates`): score = ms
+#: of the latest such commit. An undo reads those that counted some since its import's first commit.
+TRACED = PREFIX + "traced"
 #: Hash: API key id -> orjson {id, name, scope, sha256 of the whole key, created_ms, revoked_ms}
 #: (``backfill keys``; the key itself is never stored).
 API_KEYS = PREFIX + "apikeys"
@@ -132,6 +141,13 @@ def import_event_ids(import_id: str) -> str:
     """Hash: an events import's memory of its event ids (digest -> content digest and first row),
     for the warning on an id reused for a different event; deleted when the report is written."""
     return f"{PREFIX}imp:{import_id}:ids"
+
+
+def import_duplicates(import_id: str) -> str:
+    """Hash: what an import's chunks counted as duplicates (field = chunk; value = ``<ms>:<expiry hour>:``,
+    then their 10-byte dedupe keys, then their rows as 4 bytes each), so an undo of the import that held
+    those events leaves them to this one; kept for the retention."""
+    return f"{PREFIX}imp:{import_id}:dups"
 
 
 #: The keys under a dry run's shadow prefix that finalize deletes (dedupe marks, people created by

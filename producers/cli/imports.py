@@ -244,7 +244,8 @@ def cancel(import_id: str, wait: bool, timeout: float | None) -> None:
 def undo(import_id: str, as_json: bool) -> None:
     """Take back a finished events import: its events (in the outbox and the results database), its
     dedupe marks (the same file imports everything again), its triggers not yet sent, the people it
-    created that nothing else names; triggers sent are listed. Recorded: asked again, it says what it did."""
+    created that nothing else names; triggers sent are listed. Its events a later import also brought
+    stay, as that import's. Recorded: asked again, it says what it did."""
     from producers.undo import undo_import
 
     try:
@@ -260,5 +261,8 @@ def undo(import_id: str, as_json: bool) -> None:
                f"triggers removed, {done['decisions_deleted']} trigger decisions deleted, "
                f"{done['people_deleted']} people it created deleted"
                + (f"; {done['people_kept']} kept: {done['people_kept_why']}" if done["people_kept"] else ""))
+    if done.get("events_kept"):
+        click.echo(f"  {done['events_kept']} of its events stay, brought again by later imports (counted there as "
+                   "duplicates, now imported): " + ", ".join(f"{i} ({n})" for i, n in done["kept_by"].items()))
     for sent in done["sent"]:
         click.echo(f"  already sent, not taken back: {sent['campaign']} to {sent['person']} ({sent['delivery_id']})")

@@ -294,11 +294,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Cancelled(import_id=import_id, cancelled=stopped, status=state_of(import_id).get("status", "unknown"))
 
     @app.post("/v1/imports/{import_id}/undo", tags=["imports"], dependencies=[write],
-              responses={404: {"description": "no such import"}, 409: {"description": "running, or not undoable"}})
+              responses={404: {"description": "no such import"},
+                         409: {"description": "running, not undoable, or another undo running"}})
     def undo_import_(import_id: str) -> JSONResponse:
         """Take back a finished events import: its events, its dedupe marks (the same file imports
         everything again), its triggers not yet sent, the people it created that nothing else names; the
-        triggers sent are listed. Recorded and idempotent: asked again, it answers what it did (``already``)."""
+        triggers sent are listed. Its events a later import also brought stay, as that import's
+        (``events_kept``, ``kept_by``). Recorded and idempotent: asked again, it answers what it did
+        (``already``)."""
         from producers.undo import undo_import
 
         try:

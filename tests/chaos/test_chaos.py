@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, refused, scenarios, stored, tracking
+from . import hostile, refused, scenarios, stored, tracking, undo_race
 
 
 def _assert_exact(row: dict) -> None:
@@ -127,4 +127,10 @@ def test_the_tracking_endpoint_loses_and_doubles_nothing_when_its_server_and_wor
 def test_tracking_order_holds_with_the_workers_paused_across_stream_ends(tmp_path):
     row = tracking.tracking_backlog_order(tmp_path, people=20, pauses=3)
     assert row["broke"].startswith("3 pauses"), row
+    _assert_exact(row)
+
+
+def test_an_undo_racing_an_import_of_the_same_events_leaves_that_import_whole(tmp_path):
+    row = undo_race.undo_race(tmp_path, rows=1000, new_rows=3000, after=2)
+    assert row["broke"].startswith("undo X after") and "X's events left 0" in row["report"], row
     _assert_exact(row)

@@ -453,6 +453,12 @@ def test_undo_over_http_takes_the_import_back_once(service, keys):
         refused = client.post(f"/v1/imports/{people_id}/undo")
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_undoable"
         assert client.post("/v1/imports/nope/undo").status_code == 404
+        from worker import keys as redis_keys
+
+        store_of().r.set(redis_keys.UNDO_LEASE, "imp-running", px=30_000)  # another undo runs: refused, naming it
+        busy = client.post(f"/v1/imports/{redo.json()['import_id']}/undo")
+        assert busy.status_code == 409 and "imp-running" in busy.json()["error"]["message"], busy.text
+        store_of().r.delete(redis_keys.UNDO_LEASE)
     with service.client(keys["read"]) as reader:
         assert reader.post(f"/v1/imports/{import_id}/undo").status_code == 403
 

@@ -38,14 +38,18 @@ def spec_info(st: Store, import_id: str) -> dict:
 def finalize(st: Store, import_id: str, settings: Settings, send_notify: Callable[[str], None]) -> dict | None:
     """Write the report once and queue its notification; None when another run already did."""
     info = spec_info(st, import_id)
-    state = st.imports.state(import_id)
-    report = build_report(state, info)
-    original = st.imports.state(state["retry_of"]).get("report") if state.get("retry_of") else None
-    if original:  # a retry of an import's failed rows: the outcome of both too
-        report["retry_of"] = state["retry_of"]
-        report["combined"] = combine(orjson.loads(original), report)
-    if not st.imports.finalize(import_id, report["status"], report, settings.retention_s,
-                               record=not info.get("dry_run")):
+    while True:
+        state = st.imports.state(import_id)
+        report = build_report(state, info)
+        original = st.imports.state(state["retry_of"]).get("report") if state.get("retry_of") else None
+        if original:  # a retry of an import's failed rows: the outcome of both too
+            report["retry_of"] = state["retry_of"]
+            report["combined"] = combine(orjson.loads(original), report)
+        wrote = st.imports.finalize(import_id, report["status"], report, settings.retention_s,
+                                    record=not info.get("dry_run"), adopted=int(state.get("adopted") or 0))
+        if wrote is not None:  # (None: an undo of another import left events to this one meanwhile)
+            break
+    if not wrote:
         return None
     send_notify(import_id)
     return report

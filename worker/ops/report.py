@@ -16,6 +16,9 @@ EXIT_CODES = {"completed": 0, "completed_with_errors": 4, "partially_failed": 4,
 STATUSES = tuple(EXIT_CODES)
 EXIT_TIMEOUT = 3
 _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
+#: The import hash's field ``kept_from:<id>``: events this import counted as duplicates of import <id>'s,
+#: kept as its own when <id> was undone (see producers/undo.py).
+KEPT_FROM = "kept_from:"
 
 
 def build_report(state: dict[str, str], spec_info: dict) -> dict:
@@ -77,6 +80,9 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
         report["people_updated"] = counts["imported"] - counts["people_created"]
         report["people_skipped"] = int(state.get("people_skipped", 0) or 0)
         report.pop("triggers")
+    kept = {name[len(KEPT_FROM):]: int(n) for name, n in state.items() if name.startswith(KEPT_FROM)}
+    if kept:  # events counted duplicates of an import undone since, kept as this import's (counted imported)
+        report["kept_from_undone"] = kept
     for kind in ("errors", "warnings"):
         if state.get(f"{kind}_not_kept"):  # past BACKFILL_MAX_PROBLEM_ROWS: counted, not in the file
             report[f"{kind}_not_kept"] = int(state[f"{kind}_not_kept"])

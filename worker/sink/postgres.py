@@ -7,13 +7,13 @@ DO NOTHING``; people, deliveries and import records as upserts (see schema.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 
 from worker.errors import ConfigError, ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
-from worker.sink.queries import Queries, undo_statements, undone_summary
+from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
@@ -127,13 +127,21 @@ class PostgresResults(Queries):
         self.db.execute("TRUNCATE incoming")
         return moved.rowcount
 
-    def undo(self, import_id: str) -> dict:
-        """Take an import's events and unsent decisions out (see queries.undo_statements), the sinks held off."""
+    def undo(self, import_id: str, kept: Sequence[tuple] = (), records: Sequence[tuple] = ()) -> dict:
+        """Take an import's events and unsent decisions out (see queries.undo_statements), the sinks held off;
+        in the same transaction, the events later imports also brought (``kept``: their rows, as theirs) and
+        those imports' records (``records``: imports rows) stay (queries.kept_statements)."""
         events, deliveries, sent, record = undo_statements(self.MARK)
+        keep_events, keep_records = kept_statements(self.MARK)
         if self.db.broken or self.db.closed:
             self.db = self._connect()
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (UNDO_LOCK,))
+            cursor = self.db.cursor()
+            if kept:
+                cursor.executemany(keep_events, list(kept))
+            if records:
+                cursor.executemany(keep_records, list(records))
             gone = self.db.execute(events, (import_id,)).rowcount
             dropped = self.db.execute(deliveries, (import_id,)).rowcount
             listed = self.db.execute(sent, (import_id,)).fetchall()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import orjson
 
 from worker.sink import batch as rows
+from worker.sink.schema import statement
 from worker.sink.stored import EventQuery, StoredEvent, person_of
 
 _EVENTS = ", ".join(rows.EVENT_COLUMNS)
@@ -28,6 +29,14 @@ def undo_statements(mark: str) -> tuple[str, str, str, str]:
             f"DELETE FROM deliveries WHERE import_id = {mark} AND state <> 'sent'",
             f"SELECT delivery_id, campaign, person, sent_ms FROM deliveries WHERE import_id = {mark} ORDER BY row",
             f"UPDATE imports SET status = 'undone' WHERE import_id = {mark}")
+
+
+def kept_statements(mark: str) -> tuple[str, str]:
+    """What an undo leaves to later imports: the events they also brought, inserted as theirs, and their
+    records as the undo left them (their counts moved from duplicates to imported)."""
+    return (statement("INSERT INTO events ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows.EVENT_COLUMNS, mark),
+            statement("INSERT INTO imports ({cols}) VALUES ({marks}) ON CONFLICT (import_id) DO UPDATE SET "
+                      "report = excluded.report", rows.IMPORT_COLUMNS, mark))
 
 
 def undone_summary(events: int, deliveries: int, sent: list[tuple]) -> dict:

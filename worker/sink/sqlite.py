@@ -6,12 +6,12 @@ again (a sink that died before acknowledging it) changes nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from worker.errors import ResultsRefused
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
-from worker.sink.queries import Queries, undo_statements, undone_summary
+from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
 from worker.sink.schema import LATEST, MIGRATIONS, check_version, statement, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
@@ -100,11 +100,16 @@ class SQLiteResults(Queries):
             raise
         return new_events
 
-    def undo(self, import_id: str) -> dict:
-        """Take an import's events and unsent decisions out (see queries.undo_statements), under the write lock."""
+    def undo(self, import_id: str, kept: Sequence[tuple] = (), records: Sequence[tuple] = ()) -> dict:
+        """Take an import's events and unsent decisions out (see queries.undo_statements), under the write lock;
+        in the same transaction, the events later imports also brought (``kept``: their rows, as theirs) and
+        those imports' records (``records``: imports rows) stay (queries.kept_statements)."""
         events, deliveries, sent, record = undo_statements(self.MARK)
+        keep_events, keep_records = kept_statements(self.MARK)
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.executemany(keep_events, kept)
+            self.db.executemany(keep_records, records)
             gone = self.db.execute(events, (import_id,)).rowcount
             dropped = self.db.execute(deliveries, (import_id,)).rowcount
             listed = self.db.execute(sent, (import_id,)).fetchall()

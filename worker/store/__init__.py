@@ -4,8 +4,8 @@ One :class:`Store` per process holds one connection pool and a part per concern,
 each in its own module: ``imports`` (imports and their reports), ``work`` (stored
 chunks, deliveries, pending work), ``events`` (event commits and the dedupe
 memory), ``people`` (the people directory), ``triggers`` (campaigns, scheduled
-triggers, deliveries), ``metrics`` (the shared figures) and ``apikeys`` (the HTTP
-service's keys). Key names come from
+triggers, deliveries), ``metrics`` (the shared figures), ``apikeys`` (the HTTP
+service's keys) and ``undoing`` (an undo's leases and the duplicates it reads). Key names come from
 :mod:`worker.keys`; multi-key changes are Lua scripts in ``scripts/``, each key
 and argument commented there.
 """
@@ -20,6 +20,7 @@ from worker.store.imports import Imports
 from worker.store.metrics import Metrics
 from worker.store.people import People
 from worker.store.triggers import Triggers
+from worker.store.undoing import Undoing
 from worker.store.work import Work
 
 __all__ = ["TRANSIENT", "CommitResult", "Store", "connect", "now_ms"]
@@ -37,3 +38,4 @@ class Store:
         self.triggers = Triggers(client)
         self.metrics = Metrics(client)
         self.apikeys = ApiKeys(client)
+        self.undoing = Undoing(client)

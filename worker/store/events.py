@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import time
 from collections.abc import Iterable
 
 import orjson
 import redis
 
 from worker import keys
+from worker.errors import TransientError
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
 from worker.store.work import SCRATCH_TTL_S, chunk_state
+
+#: How long a commit waits for an undo that is changing the dedupe memory (it holds keys.UNDO_MARKS for
+#: seconds, renewing it; one that died lets go within its TTL) before its task is retried.
+UNDO_WAIT_S = 120
 
 
 @dataclasses.dataclass(slots=True)
@@ -69,6 +75,14 @@ def _known_json(known: dict[str, str] | None) -> bytes:
     if not known:
         return b"{}"
     return orjson.dumps({key: cio for key, cio in known.items() if "," not in cio})
+
+
+def _slot(key: bytes, shard_bits: int) -> tuple[bytes, bytes]:
+    """(shard, field) of a dedupe key's mark, as lib.lua's dedupe_slot names them."""
+    shard = keys.DEDUPE_PREFIX.encode() + key[:2]
+    if shard_bits > 16:
+        shard += bytes([key[2] >> (24 - shard_bits)])
+    return shard, key[2:]
 
 
 class Events:
@@ -130,13 +144,23 @@ class Events:
             args += (key, value, orjson.dumps(value))
         args.extend(_pack_events(outcome))
         args.extend(_pack_anonymous(outcome, anonymous_ttl_s))
-        committed, imported, duplicates, finalize = self._commit(keys=[
+        script_keys = [
             keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
             keys.import_errors(iid), keys.import_warnings(iid), keys.OUTBOX,
             keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
             keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
-            keys.ANONYMOUS_LINKS,
-        ], args=args)
+            keys.ANONYMOUS_LINKS, keys.UNDO_MARKS, keys.import_duplicates(iid), keys.TRACED,
+        ]
+        waited, pause = 0.0, 0.05
+        while True:
+            committed, imported, duplicates, finalize = self._commit(keys=script_keys, args=args)
+            if int(committed) != -3:
+                break
+            # An undo is changing the dedupe memory: this chunk's duplicates are decided after it.
+            if waited >= UNDO_WAIT_S:
+                raise TransientError(f"chunk {chunk}: an undo kept the dedupe memory for {UNDO_WAIT_S} s")
+            time.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, 1.0)
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
                             conflict=int(committed) == -1, moved=int(committed) == -2)
 
@@ -145,12 +169,23 @@ class Events:
         pipe = self.r.pipeline(transaction=False)
         queued = 0
         for key in dedupe_keys:
-            shard = keys.DEDUPE_PREFIX.encode() + key[:2]
-            if shard_bits > 16:  # as lib.lua's dedupe_slot names a shard
-                shard += bytes([key[2] >> (24 - shard_bits)])
-            pipe.hdel(shard, key[2:])
+            pipe.hdel(*_slot(key, shard_bits))
             queued += 1
         return sum(int(n) for n in pipe.execute()) if queued else 0
+
+    def keep_marks(self, expiry: dict[bytes, int], shard_bits: int) -> None:
+        """Keep the marks of these keys until at least their hour (dedupe key -> expiry hour): events an
+        undone import held that a later import also brought, whose window runs from that import's commit
+        (a mark pruned meanwhile is written again). Only while keys.UNDO_MARKS holds the commits off."""
+        slots = [(_slot(key, shard_bits), hour) for key, hour in expiry.items()]
+        pipe = self.r.pipeline(transaction=False)
+        for slot, _ in slots:
+            pipe.hget(*slot)
+        pipe_set = self.r.pipeline(transaction=False)
+        for (slot, hour), now in zip(slots, pipe.execute()):
+            if now is None or int(now) < hour:
+                pipe_set.hset(*slot, hour)
+        pipe_set.execute()
 
     def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:
         """Remove expired dedupe marks from every shard (prune.lua); how many were removed."""

@@ -149,27 +149,32 @@ class Imports:
             start += len(ids) - len(gone)
         return found[:limit]
 
-    def finalize(self, import_id: str, status: str, report: dict, retention_s: int, *, record: bool = True) -> bool:
+    def finalize(self, import_id: str, status: str, report: dict, retention_s: int, *, record: bool = True,
+                 adopted: int = 0) -> bool | None:
         """Write the report once; True for the call that wrote it. With ``record`` (a real run), the
-        import's record goes to the outbox in the same step, for the results database."""
+        import's record goes to the outbox in the same step, for the results database. None, writing
+        nothing, when the import's ``adopted`` counter is no longer the one the report was built from (an
+        undo left events to it meanwhile): build it again."""
         hash_key, marker, *rest = keys.import_keys(import_id)
         finished = now_ms()
         entry = orjson.dumps({
             "import_id": import_id, "status": status, "finished_ms": finished,
             "created_ms": int(self.r.hget(hash_key, "created_ms") or finished), "report": report,
         }) if record else b""
-        wrote = bool(self._finalize(
+        wrote = int(self._finalize(
             keys=[hash_key, marker, keys.PENDING, keys.METRICS, keys.OUTBOX, *rest],
             args=[status, orjson.dumps(report), finished, retention_s, keys.pending_member(import_id, keys.REPORT),
-                  keys.pending_member(import_id, keys.NOTIFY), import_id, entry],
+                  keys.pending_member(import_id, keys.NOTIFY), import_id, entry, adopted],
         ))
+        if wrote < 0:
+            return None
         if wrote:
             # Done with: the import's memories of its rows (people: identifiers; events: event ids), and a
             # dry run's shadow dedupe marks and directory (shadow person hashes expire within a day).
             shadow = keys.import_shadow(import_id)
             self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id),
                           *(shadow + name for name in keys.SHADOW_PARTS))
-        return wrote
+        return bool(wrote)
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:
         """Stored error (``kind="errors"``) or warning rows, chunk by chunk in file order."""

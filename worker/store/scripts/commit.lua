@@ -28,6 +28,13 @@
 -- KEYS[13] import problem runs (hash): where each chunk's error and warning rows start
 -- KEYS[14] the import's memory of its event ids (hash): id digest -> content digest .. row
 -- KEYS[15] anonymous ids tied to people (hash): anonymous id -> user id
+-- KEYS[16] set while an undo changes the dedupe memory (keys.UNDO_MARKS): nothing is written and
+--          {-3, 0, 0, 0} asks the caller to wait and commit again
+-- KEYS[17] the import's duplicates (hash, keys.import_duplicates): field = chunk, value = "<now ms>:<expiry
+--          hour>:" then the dedupe keys of the chunk's events counted duplicates (10 bytes each), then
+--          their rows (4 bytes each, big-endian), read from their JSON: what an undo of the import that
+--          held them leaves to this one (one HSET a chunk with duplicates; none for a chunk without)
+-- KEYS[18] the imports that counted duplicates (zset, keys.TRACED): score = now ms
 --
 -- ARGV[1]  chunk number
 -- ARGV[2]  "1" for a dry run: count and report, write no data
@@ -77,13 +84,14 @@
 --            id (worker/segment/anonymous.py), deduped like the others, counted as imported and
 --            in anonymous_stored; if one of these ids was tied to a person since the chunk read the
 --            ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
--- Returns  {committed 1/0/-1/-2, imported, duplicates, finalize 0/1}
+-- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1}
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
   return {0, 0, 0, 0}
 end
+if redis.call('EXISTS', KEYS[16]) == 1 then return {-3, 0, 0, 0} end
 -- Find each section before writing anything: the id check may refuse the whole commit.
 local i = 17
 local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
@@ -216,6 +224,18 @@ for k = 1, n_ev do
   end
 end
 imported = n_ev - duplicates
+if duplicates > 0 and not dry then
+  -- Every event JSON starts {"import":"<id>","row":<n>, (worker/events/chunk.py): the row is read there.
+  local dup_keys, dup_rows, match = {}, {}, string.match
+  for n, k in ipairs(dups) do
+    local start = k == 1 and 1 or struct.unpack('<I4', ends, k * 4 - 7) + 2
+    dup_keys[n] = sub(packed_keys, k * 10 - 9, k * 10)
+    dup_rows[n] = struct.pack('>I4', tonumber(match(packed_events, '^{"import":"[^"]*","row":(%d+)', start)))
+  end
+  redis.call('HSET', KEYS[17], ARGV[1], now_ms .. ':' .. exp_h .. ':' .. table.concat(dup_keys) .. table.concat(dup_rows))
+  redis.call('EXPIRE', KEYS[17], ttl)
+  redis.call('ZADD', KEYS[18], now_ms, ARGV[9])
+end
 if shared_outcome ~= '' and imported > 0 then counts[shared_outcome] = imported end
 if shadow_marks then redis.call('EXPIRE', shadow .. 'dd', ttl) end
 if (imported > 0 or created > 0) and not dry then

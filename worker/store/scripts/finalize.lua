@@ -14,8 +14,12 @@
 -- ARGV[6]   the notification's member of KEYS[3]: due from now on, removed once it is done
 -- ARGV[7]   the import id
 -- ARGV[8]   the import's record (JSON) for the outbox, or "" (dry runs store nothing)
--- Returns 1 for the run that wrote the report, 0 for any later one.
+-- ARGV[9]   the import's "adopted" counter as the report counted it: an undo of another import that
+--           left events to this one changed its counters since when it differs, and -1 asks for the
+--           report again (nothing written)
+-- Returns 1 for the run that wrote the report, 0 for any later one, -1 to build the report again.
 
+if (redis.call('HGET', KEYS[1], 'adopted') or '0') ~= ARGV[9] then return -1 end
 -- The first write is one a full Redis refuses (SET): the script then changes nothing, and the
 -- task is retried.
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then
