@@ -28,6 +28,8 @@ log = get_logger("backfill.producer")
 STALL_WARNING_S = 15.0
 #: How often a producer waiting for room says it is alive (the sweeper interrupts silent ones).
 HEARTBEAT_S = 5.0
+#: How often a producer waiting for the sink brings up to date the figures its import shows.
+SAY_EVERY_S = 1.0
 T = TypeVar("T")
 
 
@@ -139,24 +141,28 @@ def _encoded(source: Source, plan: Plan, settings: Settings) -> Iterator[Encoded
 
 def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event | None = None) -> bool:
     """Backpressure: pause while too many chunks of this import wait uncommitted, or while the outbox
-    holds more than ``outbox_limit`` entries the sinks have not stored (the outbox must not eat Redis),
-    beating the producer's heartbeat meanwhile; the import says why it waits. False when the import
-    has stopped (cancelled)."""
+    would hold ``outbox_limit`` entries the sinks have not stored (the outbox must not eat Redis):
+    the entries there and the chunks of every import still in flight, which add theirs when they
+    commit; so the limit holds, give or take the chunks other producers queue at the same moment.
+    Beats the producer's heartbeat meanwhile; the import says why it waits, with figures kept fresh
+    (at most :data:`SAY_EVERY_S` old). False when the import has stopped (cancelled)."""
     room = _retrying(settings, "read the import", lambda: st.work.room(import_id))
     waited_since = beat = time.monotonic()
-    warned = said = False
+    warned = False
+    said, said_at = "", 0.0
     limit = settings.outbox_limit
-    while not room.stop and (room.in_flight >= settings.max_inflight_chunks or (limit and room.outbox > limit)):
+    full = lambda room: bool(limit) and room.outbox_due() >= limit  # noqa: E731
+    while not room.stop and (room.in_flight >= settings.max_inflight_chunks or full(room)):
         if stop is not None and stop.is_set():
             break
         now = time.monotonic()
-        if limit and room.outbox > limit and not said:
-            sinks = _retrying(settings, "read the outbox", st.work.sinks)
-            why = (f"for the sink: {room.outbox} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT {limit})"
-                   + ("" if sinks else "; no sink is running: start `backfill worker` (it runs one) or `backfill sink`"))
-            _retrying(settings, "say why it waits", lambda: st.work.say_waiting(import_id, why))
-            log.warning("waiting " + why, import_id=import_id)
-            said = True
+        if full(room) and (not said or now - said_at >= SAY_EVERY_S):
+            why = _why_full(st, settings, room)
+            if why != said:
+                _retrying(settings, "say why it waits", lambda: st.work.say_waiting(import_id, why))
+                if not said:
+                    log.warning("waiting " + why, import_id=import_id)
+            said, said_at = why, now
         elif not warned and not said and now - waited_since > STALL_WARNING_S:
             log.warning("no chunk committed lately: is a worker running? start one with `backfill worker`",
                         in_flight=room.in_flight)
@@ -174,6 +180,15 @@ def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event
     if room.stop:
         log.warning("import stopped: no more chunks are queued", reason=room.stop)
     return not room.stop
+
+
+def _why_full(st, settings: Settings, room) -> str:
+    """What an import waiting for the sink says (``backfill status``, ``top``, the API)."""
+    sinks = _retrying(settings, "read the outbox", st.work.sinks)
+    return (f"for the sink: {room.outbox_due()} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT "
+            f"{settings.outbox_limit})" + (f", {room.chunks_pending} of them chunks being committed"
+                                           if room.chunks_pending else "")
+            + ("" if sinks else "; no sink is running: start `backfill worker` (it runs one) or `backfill sink`"))
 
 
 def _retrying(settings: Settings, what: str, operation: Callable[[], T]) -> T:

@@ -23,6 +23,10 @@ OUTBOX = PREFIX + "outbox"
 #: dead_entry (its outbox id), dead_error (the database's message) and dead_at (ms); ``backfill sink
 #: --retry-dead`` writes them again and removes those the database now takes.
 SINK_DEAD = PREFIX + "outbox:dead"
+#: The results store every sink of this Redis writes: orjson {store_id, where, at_ms}, set by the first
+#: sink or ``backfill db upgrade`` (SET NX); a sink whose database has another store id refuses to start
+#: (worker/sink/registry.py). ``backfill db register --replace`` points it at another database.
+RESULTS_STORE = PREFIX + "results:store"
 #: Sorted set of sinks by their last turn (ms): the sinks alive are those seen lately.
 SINKS = PREFIX + "sinks"
 #: A sink not seen for this long is not counted as running (it turns at least every few seconds).

@@ -120,31 +120,32 @@ def finalize_import(self, import_id: str) -> None:
 
 
 @app.task(name="backfill.notify", bind=True, max_retries=None, **_RETRY_REDIS)
-def notify_finished(self, import_id: str, announced: bool = False) -> int | None:
+def notify_finished(self, import_id: str, announced: bool = False, tries: int = 0) -> None:
     """Announce a finished import: the ``import finished`` line, then the signed webhook when
-    BACKFILL_WEBHOOK_URL is set (retried with backoff). At least once: pending work until done."""
+    BACKFILL_WEBHOOK_URL is set, sent in a thread of its own (notify.Senders: the task returns at once,
+    and a hanging endpoint holds no pool process) and retried with backoff. At least once: pending work
+    until done. ``tries``: deliveries already failed."""
     settings = get_settings()
     st = store()
     raw = st.imports.state(import_id).get("report")
-    status = None
     with bind_chunk(import_id):
         if raw and not announced:
             log.info("import finished", **notify.log_fields(orjson.loads(raw)))
-        if raw and settings.webhook_url:
-            try:
-                status = notify.post(settings.webhook_url, orjson.loads(raw), settings.webhook_secret)
-            except notify.WebhookFailed as exc:
-                if self.request.retries < settings.webhook_retries:
-                    delay = notify.backoff_s(self.request.retries, settings.webhook_backoff_s)
-                    log.warning("webhook failed, will retry", url=settings.webhook_url, error=str(exc), in_s=delay)
-                    st.work.touch(import_id, keys.NOTIFY)  # alive: the sweeper leaves it to the retry
-                    raise self.retry(countdown=delay, kwargs={"announced": True}) from None
-                log.error("webhook gave up", url=settings.webhook_url, error=str(exc), tries=self.request.retries + 1)
-            else:
-                log.info("webhook delivered", url=settings.webhook_url, status=status,
-                         tries=self.request.retries + 1)
-    st.work.drop(import_id, keys.NOTIFY)
-    return status
+    if not (raw and settings.webhook_url):
+        st.work.drop(import_id, keys.NOTIFY)
+        return
+    st.work.touch(import_id, keys.NOTIFY)  # alive: the sweeper leaves it to the sender
+    if not _senders.submit(lambda: _deliver(st, import_id, orjson.loads(raw), settings, tries)):
+        notify_finished.apply_async((import_id,), {"announced": True, "tries": tries}, countdown=notify.BUSY_RETRY_S)
+
+
+_senders = notify.Senders()
+
+
+def _deliver(st: Store, import_id: str, report: dict, settings: Settings, tries: int) -> None:
+    """One webhook delivery, in a sender thread; a failure to retry is queued again after its backoff."""
+    notify.deliver(st.work, import_id, report, settings, tries, again=lambda tries, delay: notify_finished.apply_async(
+        (import_id,), {"announced": True, "tries": tries}, countdown=delay))
 
 
 @app.task(name="backfill.move_due_triggers", **_RETRY)

@@ -38,12 +38,18 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
 
     from worker.settings import get_settings
     from worker.sink.drain import run
+    from worker.sink.registry import claim
     from worker.store.outbox import Outbox
     from worker.tasks import store
 
     settings = get_settings()
     results = _results()
     results.check()
+    try:
+        claim(store().r, results)  # another store registered: one line, exit 1
+    except BaseException:
+        results.close()
+        raise
     if retry_dead:
         try:
             _retry_dead(store().r, results, settings.sink_batch)
@@ -58,7 +64,7 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     try:
         run(Outbox(store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
             claim_idle_ms=settings.sink_claim_idle_ms, stop=stop.is_set,
-            on_turn=(lambda: alive.touch()) if alive else None)
+            on_turn=(lambda: alive.touch()) if alive else None, guard=lambda: claim(store().r, results))
     except KeyboardInterrupt:
         pass
     finally:
@@ -84,12 +90,67 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
-    """Bring the results database to this backfill's schema (creating it when it does not exist)."""
+@click.option("--repair", is_flag=True, help="Create again, empty, the tables and columns the database lacks "
+              "(what they held is lost: restore a backup to keep it). Missing indexes are always made again.")
+def db_upgrade(repair: bool) -> None:
+    """Bring the results database to this backfill's schema (creating it when it does not exist), check
+    that it has every table, column and index of it, and register it in Redis as the store the sinks
+    write (when REDIS_URL is set)."""
     results = _results(create=True)
-    applied = results.upgrade()
+    try:
+        registered = _register(results, replace=False, required=False)  # another store registered: refused first
+        applied = results.upgrade()
+        made = results.verify(repair=repair)
+    finally:
+        results.close()
     click.echo(f"applied {', '.join(map(str, applied))}" if applied else "already up to date")
-    results.close()
+    for line in (f"made again: {made}" if made else "", registered):
+        if line:
+            click.echo(line)
+
+
+@db.command("register")
+@click.option("--replace", is_flag=True, help="Replace the store registered before (the results moved on purpose).")
+def db_register(replace: bool) -> None:
+    """Register the results database as the store every sink on this Redis writes (the first sink, or
+    `db upgrade`, does it by itself); a sink writing another database then refuses to start. After moving
+    the results to another database on purpose, --replace makes it the registered one: stop the sinks
+    that wrote the old one first, and point every host's DATABASE_URL at the new one."""
+    results = _results()
+    try:
+        results.check()
+        click.echo(_register(results, replace=replace, required=True))
+    finally:
+        results.close()
+
+
+def _register(results, *, replace: bool, required: bool) -> str:
+    """Register ``results`` in Redis (``replace``: whatever was registered); what to say about it. Not
+    ``required`` (``db upgrade``): with no REDIS_URL, or a Redis that does not answer, the first sink
+    registers it instead."""
+    from worker.errors import ConfigError
+    from worker.sink import registry
+    from worker.store import TRANSIENT
+    from worker.tasks import store
+
+    if not required and not os.environ.get("REDIS_URL"):
+        return ""
+    try:
+        client = store().r
+        mine = registry.identity_of(results)
+        if replace:
+            before = registry.replace(client, mine)
+            return (f"registered {mine.where} (store {mine.store_id})"
+                    + (f", replacing {before.where} (store {before.store_id})"
+                       if before and before.store_id != mine.store_id else ""))
+        new = registry.register(client, mine)
+        return f"registered {mine.where} (store {mine.store_id}) as the store this Redis's sinks write" \
+            if new or required else ""
+    except (*TRANSIENT, ConfigError) as exc:
+        if required or isinstance(exc, registry.OtherStore):
+            raise
+        click.echo(f"warning: not registered in Redis ({exc}): the first sink registers it", err=True)
+        return ""
 
 
 def _ms(text: str | None) -> int | None:

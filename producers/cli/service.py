@@ -56,21 +56,28 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool, sin
 
 def _check_results() -> None:
     """Refuse to start a worker whose sink could not run: a malformed DATABASE_URL, a schema older or
-    newer than this code's, a user who may not create tables. A database that does not answer yet is
-    not a reason: the sink retries."""
-    from worker.errors import ConfigError, TransientError
+    newer than this code's, a user who may not create tables, a results store other than the one this
+    Redis's sinks write (registered by the first: worker/sink/registry.py). A database or Redis that
+    does not answer yet is not a reason: the sink retries."""
+    from worker.errors import ConfigError
     from worker.settings import get_settings
+    from worker.sink.registry import OtherStore, claim
     from worker.sink.results import open_results
+    from worker.store import TRANSIENT
+    from worker.tasks import store
 
     try:
         results = open_results(get_settings())
         try:
             results.check()
+            claim(store().r, results)
         finally:
             results.close()
+    except OtherStore as exc:
+        raise click.ClickException(str(exc)) from None  # (it names --no-sink already)
     except ConfigError as exc:
         raise click.ClickException(f"{exc} (or start the worker with --no-sink)") from None
-    except TransientError as exc:
+    except TRANSIENT as exc:
         click.echo(f"warning: {exc}; the sink will keep trying", err=True)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, refused, scenarios, stored, tracking, undo_race
+from . import hostile, refused, scenarios, split_store, stored, tracking, undo_race
 
 
 def _assert_exact(row: dict) -> None:
@@ -73,6 +73,12 @@ def test_entries_a_database_refuses_are_set_aside_and_the_rest_stored(tmp_path):
     for row in refused.refused_entries(tmp_path, rows=12_000):
         assert "as expected" in row["report"] and "alert fires" in row["report"], row
         _assert_exact(row)
+
+
+def test_two_hosts_with_their_own_stores_split_nothing(tmp_path):
+    row = split_store.split_store(tmp_path, rows=6_000)
+    assert row["stored_claim_true"] and row["ok"], row
+    _assert_exact(row)
 
 
 @pytest.mark.parametrize("case", hostile.CASES, ids=[name for _, name, _ in hostile.CASES])

@@ -16,6 +16,7 @@ from worker.store.outbox import Outbox
 from ..unit.test_results_sqlite import (
     EVENTS,
     _entry,
+    check_a_damaged_schema_is_named_and_made_again,
     check_a_person_answers_to_every_identifier_they_had,
     check_an_older_database_upgrades,
     check_people_deliveries_and_imports,
@@ -48,6 +49,12 @@ def test_a_person_answers_to_every_identifier_they_had(postgres):
 def test_an_older_database_upgrades(postgres, postgres_url):
     postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, schema_version")
     check_an_older_database_upgrades(PostgresResults(postgres_url))
+
+
+def test_a_damaged_schema_is_named_and_made_again(postgres):
+    check_a_damaged_schema_is_named_and_made_again(postgres)
+    assert postgres.place().endswith(f":{postgres.db.info.port}/{postgres.db.info.dbname}")
+    assert "secret" not in postgres.place() and "@" not in postgres.place()
 
 
 def test_a_sink_drains_an_import_into_postgres_once(store, workers, postgres, tmp_path):

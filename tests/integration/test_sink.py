@@ -206,6 +206,43 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
         reset_settings()
 
 
+def test_the_outbox_limit_counts_the_chunks_in_flight_and_status_shows_fresh_figures(store, workers, backfill,
+                                                                                      tmp_path, monkeypatch):
+    """The producer queues chunks much faster than workers commit them: each becomes an outbox entry
+    later, so they count against the limit from the start (limit 5: not 5 plus the 40 in flight)."""
+    import time
+
+    from producers.api import enqueue_import
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("BACKFILL_OUTBOX_LIMIT", "5")
+    reset_settings()
+    try:
+        handle = enqueue_import(write(tmp_path, "many.csv", "email,event_name\n" + "".join(
+            f"p{n}@example.com,Viewed\n" for n in range(2000))), create_people=True)  # 40 chunks
+        deadline = time.monotonic() + 30
+        state = handle.state()
+        while time.monotonic() < deadline and not (state.get("waiting") and state.get("chunks_done")
+                                                   and state["chunks_done"] == state.get("chunks_queued")):
+            time.sleep(0.05)
+            state = handle.state()
+        time.sleep(1.5)  # every chunk queued is committed; the producer has said so again since
+        entries = store.r.xlen(keys.OUTBOX)
+        assert 0 < entries <= 5 and int(handle.state()["chunks_queued"]) == entries, handle.state()
+        shown = backfill("status", handle.import_id).stdout.decode()
+        assert f"waiting for the sink: {entries} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 5)" in shown, shown
+        results, outbox = _results(tmp_path), Outbox(store.r, "sink-late")
+        outbox.ensure_group()
+        while handle.report() is None and time.monotonic() < deadline + 60:
+            drain_once(outbox, results, batch=2, block_ms=50, claim_idle_ms=60_000)
+            assert store.r.xlen(keys.OUTBOX) <= 6  # (the import's record, once it ends)
+        drain_all(outbox, results)
+        assert handle.report()["imported"] == 2000 and results.count_events(handle.import_id) == 2000
+    finally:
+        monkeypatch.delenv("BACKFILL_OUTBOX_LIMIT")
+        reset_settings()
+
+
 def test_bad_settings_are_one_line(backfill, tmp_path, monkeypatch):
     cases = [({"DATABASE_URL": "sqlite:////proc/nowhere/r.db"}, ("db", "upgrade"), b"cannot be used"),
              ({"DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}, ("events",), b"no results database at"),

@@ -111,3 +111,60 @@ def test_redirects_are_failures_and_slow_endpoints_are_cut_off():
                 raise AssertionError(f"{path} counted as delivered")
     finally:
         server.shutdown()
+
+
+def test_a_hanging_endpoint_holds_no_pool_process(tmp_path):
+    """One worker with one pool process, a webhook that never answers: each import's notification waits
+    for the endpoint in a thread of its own, so the next import's chunks do not wait behind it."""
+    import http.server
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    import orjson
+
+    from producers.demo import start_workers, stop_workers
+    from worker.store.embedded import start_private
+
+    posted: list[str] = []
+
+    class Hang(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            posted.append(self.headers["X-Backfill-Delivery"])
+            time.sleep(30)
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    hook.daemon_threads = True
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    server, url = start_private(tmp_path / "redis")
+    env = {**os.environ, "REDIS_URL": url, "BACKFILL_HOME": str(tmp_path / "home"),
+           "BACKFILL_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_port}/hang", "BACKFILL_WEBHOOK_BACKOFF_S": "0.2"}
+    workers = start_workers(url, 1, beat=False, log_dir=tmp_path, extra_env=env)
+    exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
+    try:
+        seconds = []
+        for n in range(3):
+            path = tmp_path / f"orders{n}.csv"
+            path.write_text("email,event_name\n" + "".join(f"p{i}@example.com,Ordered\n" for i in range(20)))
+            started = time.monotonic()
+            done = subprocess.run([exe, "import", str(path), "--create-people", "--wait", "--json"], env=env,
+                                  capture_output=True, timeout=120)
+            seconds.append(time.monotonic() - started)
+            assert done.returncode == 0 and orjson.loads(done.stdout)["imported"] == 20, done.stderr
+        # (a notification held the pool process for the request's 10 s bound, and again on each retry)
+        assert max(seconds[1:]) < 8, seconds
+        assert (tmp_path / "worker0.log").read_text().count('"import finished"') == 3
+        deadline = time.monotonic() + 5
+        while len(set(posted)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(set(posted)) == 3  # every notification was sent, none answered
+    finally:
+        stop_workers(workers)
+        server.kill()
+        hook.shutdown()

@@ -228,3 +228,49 @@ def test_a_person_answers_to_every_identifier_they_had(tmp_path):
 
 def test_an_older_database_upgrades(tmp_path):
     check_an_older_database_upgrades(SQLiteResults(tmp_path / "r.db"))
+
+
+def check_a_damaged_schema_is_named_and_made_again(results) -> None:
+    """A database at the latest version with a table, a column and an index dropped by hand: the check
+    names them (the version alone says nothing), indexes are made again by themselves, tables and
+    columns only when asked (empty), and a store keeps one id. Shared by both backends' tests."""
+    results.upgrade()
+    results.check()
+    assert results.verify() == ""
+    store_id = results.store_id()
+    assert len(store_id) == 32 and results.store_id() == store_id
+    results.apply(["DROP INDEX events_by_name"])
+    with pytest.raises(ConfigError, match="lacks indexes events_by_name: run `backfill db upgrade`"):
+        results.check()
+    assert results.verify() == "indexes events_by_name"
+    results.check()
+    results.apply(["DROP TABLE deliveries", "ALTER TABLE people DROP COLUMN tags"])
+    with pytest.raises(ConfigError, match="lacks tables deliveries; columns people.tags"):
+        results.check()
+    with pytest.raises(ConfigError, match="--repair` to create them empty"):
+        results.verify()
+    assert results.verify(repair=True) == "tables deliveries; columns people.tags"
+    results.check()
+    assert results.version() == LATEST and results.store_id() == store_id
+    results.apply(["ALTER TABLE imports DROP COLUMN report"])  # made with its table, NOT NULL: no way back
+    with pytest.raises(ConfigError, match="imports.report cannot be added back: restore the database"):
+        results.verify(repair=True)
+
+
+def test_a_damaged_schema_is_named_and_made_again(tmp_path):
+    check_a_damaged_schema_is_named_and_made_again(SQLiteResults(tmp_path / "r.db"))
+
+
+def test_the_expected_schema_is_what_the_migrations_make(tmp_path):
+    """The schema read from the migrations' text is the one SQLite has after running them."""
+    from worker.sink.schema import BOOKKEEPING, expected_shape
+
+    results = SQLiteResults(tmp_path / "r.db")
+    results.upgrade()
+    found = results.shape()
+    for table in ("schema_version", "store_meta"):
+        assert f"TABLE IF NOT EXISTS {table}" in " ".join(BOOKKEEPING)
+        del found.tables[table]
+    want = expected_shape()
+    assert found.tables == want.tables
+    assert {name: table for name, table in found.indexes.items() if not name.startswith("sqlite_")} == want.indexes

@@ -9,7 +9,8 @@ the report. It is signed: ``X-Backfill-Timestamp: <unix seconds>`` and
 comparison, and a timestamp within five minutes, so a captured request cannot be
 replayed later). A delivery succeeds only on a 2xx answer: a redirect is a failure
 (following it would send the body and its signature to another address). Each request
-is bounded as a whole (:data:`REQUEST_TIMEOUT_S`). A failed delivery is retried with
+is bounded as a whole (:data:`REQUEST_TIMEOUT_S`) and sent in a thread of its own (:class:`Senders`),
+so a hanging endpoint never holds the pool process chunks need. A failed delivery is retried with
 exponential backoff, ``BACKFILL_WEBHOOK_RETRIES`` times; the same import is always the
 same ``X-Backfill-Delivery``, so a receiver can ignore a repeat.
 """
@@ -24,7 +25,11 @@ import urllib.parse
 
 import orjson
 
+from worker import keys
 from worker.errors import TransientError
+from worker.logs import bind_chunk, get_logger
+
+log = get_logger("backfill.worker")
 
 SIGNATURE_HEADER = "X-Backfill-Signature-256"
 TIMESTAMP_HEADER = "X-Backfill-Timestamp"
@@ -35,6 +40,35 @@ TOLERANCE_S = 300
 #: The report fields of the one log line every finished import gets.
 LOG_FIELDS = ("status", "rows", "imported", "duplicates", "errors", "warnings", "seconds", "rows_per_second",
               "failure")
+
+
+#: Webhook requests one process sends at once; another notification waits its turn in the queue.
+SENDERS = 4
+#: How long a notification that found every sender busy waits before it is tried again.
+BUSY_RETRY_S = 5.0
+
+
+class Senders:
+    """Webhook requests sent in threads of their own, at most ``limit`` at once: the task that asks for
+    one returns at once, so an endpoint that hangs holds a thread for its bound, never the pool process
+    that chunks need."""
+
+    def __init__(self, limit: int = SENDERS) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def submit(self, job) -> bool:
+        """Run ``job()`` in a thread of its own; False (not run) while every sender is busy."""
+        if not self._slots.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                job()
+            finally:
+                self._slots.release()
+
+        threading.Thread(target=run, name="backfill-webhook", daemon=True).start()
+        return True
 
 
 class WebhookFailed(TransientError):
@@ -117,3 +151,27 @@ def post(url: str, report: dict, secret: str, timeout_s: float = REQUEST_TIMEOUT
         kind = "a redirect, which is not followed" if 300 <= status < 400 else "not 2xx"
         raise WebhookFailed(f"{url} answered {status} ({kind})")
     return status
+
+
+def deliver(work, import_id: str, report: dict, settings, tries: int, again) -> None:
+    """Send an import's webhook (``tries``: deliveries already failed) and settle its pending work: done,
+    given up after ``BACKFILL_WEBHOOK_RETRIES``, or ``again(tries, delay_s)`` to be sent again after its
+    backoff. ``work``: the store's pending work (worker.store.work.Work). Redis or the broker away: it
+    stays pending, and the sweeper sends it again."""
+    with bind_chunk(import_id):
+        try:
+            try:
+                status = post(settings.webhook_url, report, settings.webhook_secret)
+            except WebhookFailed as exc:
+                if tries < settings.webhook_retries:
+                    delay = backoff_s(tries, settings.webhook_backoff_s)
+                    log.warning("webhook failed, will retry", url=settings.webhook_url, error=str(exc), in_s=delay)
+                    work.touch(import_id, keys.NOTIFY)  # alive: the sweeper leaves it to the retry
+                    again(tries + 1, delay)
+                    return
+                log.error("webhook gave up", url=settings.webhook_url, error=str(exc), tries=tries + 1)
+            else:
+                log.info("webhook delivered", url=settings.webhook_url, status=status, tries=tries + 1)
+            work.drop(import_id, keys.NOTIFY)
+        except Exception as exc:  # noqa: BLE001 - Redis or the broker away: still pending
+            log.warning("webhook delivery not settled; the sweeper sends it again", error=str(exc))

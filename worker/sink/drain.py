@@ -19,11 +19,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.sink.split import write_entries
 from worker.store.outbox import Outbox, dead_fields
 
 log = get_logger("backfill.sink")
+#: How often a running sink checks that its store is still the one registered in Redis (registry.py).
+GUARD_EVERY_S = 30.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -75,15 +78,26 @@ def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[
 
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
         stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
-        on_turn: Callable[[], None] | None = None) -> None:
+        on_turn: Callable[[], None] | None = None, guard: Callable[[], None] | None = None,
+        guard_every_s: float = GUARD_EVERY_S) -> None:
     """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
     outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
-    sign: the sink is not stuck)."""
+    sign: the sink is not stuck). ``guard`` is called every ``guard_every_s``: a ConfigError it raises
+    (this sink's store is no longer the registered one) ends the loop, raised."""
     pause = 0.5
     ready = False
+    guard_at = time.monotonic() + guard_every_s
     while not stop():
         if on_turn:
             on_turn()
+        if guard is not None and time.monotonic() >= guard_at:
+            guard_at = time.monotonic() + guard_every_s
+            try:
+                guard()
+            except ConfigError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: the batch below says so, and retries
+                pass
         try:
             if not ready:
                 outbox.ensure_group()

@@ -14,7 +14,7 @@ import psycopg
 from worker.errors import ConfigError, ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
-from worker.sink.schema import LATEST, MIGRATIONS, check_version, upserts
+from worker.sink.schema import BOOKKEEPING, Shape, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("%s")
@@ -39,7 +39,7 @@ class PostgresResults(Queries):
     def __init__(self, url: str) -> None:
         self.url, self.where = url, redacted(url)
         self.db = self._connect()
-        self._ensure_version_table()
+        self._ensure_bookkeeping()
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -48,32 +48,34 @@ class PostgresResults(Queries):
             raise ResultsUnavailable(f"the results database {self.where} did not answer: "
                                      f"{' '.join(str(exc).split())}") from None
 
-    def _ensure_version_table(self) -> None:
+    def _ensure_bookkeeping(self) -> None:
         try:
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for sql in BOOKKEEPING:
+                self.db.execute(sql)
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName) as exc:
             raise ConfigError(f"the results database {self.where} refuses to create tables ({exc}): "
                               "grant CREATE on its schema to this user, or create the tables with a user "
                               "who may (backfill db upgrade)") from None
 
-    def version(self) -> int:
-        """The schema version of the database (0: empty)."""
-        return int(self.db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0)
+    def place(self) -> str:
+        """Where the store is: the server and database the connection reached (no user, no password)."""
+        info = self.db.info
+        return f"postgresql://{info.host}:{info.port}/{info.dbname}"
 
-    def upgrade(self) -> list[int]:
-        """Apply the migrations the database lacks; the versions applied."""
-        applied = []
-        for version in range(self.version() + 1, LATEST + 1):
-            with self.db.transaction():
-                for statement in MIGRATIONS[version]:
-                    self.db.execute(statement)
-                self.db.execute("INSERT INTO schema_version VALUES (%s)", (version,))
-            applied.append(version)
-        return applied
+    def apply(self, statements: list[str]) -> None:
+        """Run ``statements`` in one transaction (a migration, a repair)."""
+        with self.db.transaction():
+            for sql in statements:
+                self.db.execute(sql)
 
-    def check(self) -> None:
-        """Refuse a schema other than this code's, saying what to do."""
-        check_version(self.version(), self.where)
+    def shape(self) -> Shape:
+        """The tables (with their columns) and indexes of the connection's schema."""
+        tables: dict[str, set[str]] = {}
+        for table, column in self.db.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                             "WHERE table_schema = current_schema()").fetchall():
+            tables.setdefault(table, set()).add(column)
+        indexes = self.db.execute("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()")
+        return Shape({name: frozenset(columns) for name, columns in tables.items()}, dict(indexes.fetchall()))
 
     def write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None = None) -> int:
         """Write a batch in one transaction; how many events were new. Events are copied (COPY) straight

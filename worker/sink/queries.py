@@ -6,12 +6,13 @@ psycopg) and a ``_fetch(sql, args)`` that returns rows; the SQL is the same for 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 
 import orjson
 
 from worker.sink import batch as rows
-from worker.sink.schema import statement
+from worker.sink.schema import LATEST, MIGRATIONS, Shape, check_shape, check_version, missing, statement
 from worker.sink.stored import EventQuery, StoredEvent, person_of
 
 _EVENTS = ", ".join(rows.EVENT_COLUMNS)
@@ -49,6 +50,63 @@ class Queries:
     """Reads of the results database (mixed into each backend)."""
 
     MARK = "?"
+    #: how messages name the database (a path, a URL without its password)
+    where = ""
+
+    def version(self) -> int:
+        """The schema version of the database (0: empty)."""
+        return int(self._fetch("SELECT max(version) FROM schema_version", ())[0][0] or 0)
+
+    def upgrade(self) -> list[int]:
+        """Apply the migrations the database lacks, each in one transaction with its version; the versions applied."""
+        applied = []
+        for version in range(self.version() + 1, LATEST + 1):
+            self.apply([*MIGRATIONS[version], f"INSERT INTO schema_version VALUES ({version})"])
+            applied.append(version)
+        return applied
+
+    def check(self) -> None:
+        """Refuse a schema other than this code's, or one that lacks a table, a column or an index of it
+        (dropped by hand: the version alone would not say), saying what to do."""
+        check_version(self.version(), self.where)
+        check_shape(self.shape(), self.where)
+
+    def verify(self, *, repair: bool = False) -> str:
+        """Make again what the database lacks of the schema at LATEST (``db upgrade``): missing indexes
+        always, missing tables and columns only with ``repair`` (empty: what they held is gone); what was
+        made, in words. Refuses (ConfigError) what it may not or cannot make, naming it."""
+        from worker.errors import ConfigError
+
+        lack = missing(self.shape())
+        if not lack:
+            return ""
+        if lack.unrepairable:
+            raise ConfigError(f"the results database {self.where} lacks {lack.describe()}: "
+                              f"{', '.join(lack.unrepairable)} cannot be added back: restore the database from a backup")
+        if (lack.tables or lack.columns) and not repair:
+            raise ConfigError(f"the results database {self.where} lacks {lack.describe()}: restore it from a backup, "
+                              "or run `backfill db upgrade --repair` to create them empty")
+        self.apply(list(lack.repairs))
+        return lack.describe()
+
+    def store_id(self) -> str:
+        """The database's own id: made once, at random, and kept in it (``store_meta``), so the same
+        database is known as such however it is reached, and another one as another."""
+        sql = f"SELECT value FROM store_meta WHERE name = {self.MARK}"
+        found = self._fetch(sql, ("store_id",))
+        if not found:  # (two processes making it at once: the first insert wins, both read it)
+            self._execute(f"INSERT INTO store_meta (name, value) VALUES ({self.MARK}, {self.MARK}) "
+                          "ON CONFLICT (name) DO NOTHING", ("store_id", uuid.uuid4().hex))
+            found = self._fetch(sql, ("store_id",))
+        return found[0][0]
+
+    def apply(self, statements: list[str]) -> None:  # pragma: no cover - each backend has its own
+        """Run ``statements`` in one transaction."""
+        raise NotImplementedError
+
+    def shape(self) -> Shape:  # pragma: no cover - each backend has its own
+        """The tables (with their columns) and indexes the database has."""
+        raise NotImplementedError
 
     def _fetch(self, sql: str, args: tuple) -> list[tuple]:  # pragma: no cover - each backend has its own
         raise NotImplementedError

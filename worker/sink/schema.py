@@ -7,6 +7,9 @@ which command to run.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from worker.sink.batch import DELIVERY_COLUMNS, IDENTIFIER_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
 
 #: version -> statements bringing the schema to it (SQLite and PostgreSQL alike where possible)
@@ -99,6 +102,13 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
+#: Made when a database is opened, before any migration: the schema's version, and the store's own id
+#: (``store_id``, see worker/sink/registry.py).
+BOOKKEEPING = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
 #: Upserts shared by both backends (placeholders filled in per driver). A person's row is replaced only
 #: by a higher version; a delivery's only from "scheduled" to "sent"; an import's record is final.
 PEOPLE_UPSERT = (
@@ -144,3 +154,100 @@ def check_version(found: int, where: str) -> None:
     if found > LATEST:
         raise ConfigError(f"the results database {where} is at schema version {found}, newer than this "
                           f"backfill knows ({LATEST}): upgrade backfill")
+
+
+# -- the schema a database at LATEST must have ---------------------------------------------------------
+_CREATE_TABLE = re.compile(r"\s*CREATE TABLE (\w+) \((.*)\)\s*$", re.S)
+_ADD_COLUMN = re.compile(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)")
+_CREATE_INDEX = re.compile(r"\s*CREATE INDEX (\w+) ON (\w+)")
+_NOT_COLUMNS = {"PRIMARY", "UNIQUE", "FOREIGN", "CHECK", "CONSTRAINT"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shape:
+    """Tables (name -> columns) and indexes (name -> table) of a schema."""
+
+    tables: dict[str, frozenset[str]]
+    indexes: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Missing:
+    """What a database lacks of the schema at LATEST: tables, columns ("table.column"), indexes; and the
+    statements that would create them (empty: a column no statement can add back, as a NOT NULL one)."""
+
+    tables: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()
+    #: columns that cannot be added back to a table holding rows (created with the table, NOT NULL)
+    unrepairable: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.columns or self.indexes)
+
+    def describe(self) -> str:
+        """What is missing, in words."""
+        parts = [f"{kind} {', '.join(names)}" for kind, names in
+                 (("tables", self.tables), ("columns", self.columns), ("indexes", self.indexes)) if names]
+        return "; ".join(parts)
+
+
+def _columns(body: str) -> list[str]:
+    """The column names of a CREATE TABLE body (its items at depth 0, constraints left out)."""
+    items, depth, start = [], 0, 0
+    for at, char in enumerate(body):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(body[start:at])
+            start = at + 1
+    items.append(body[start:])
+    return [item.split()[0] for item in items if item.split() and item.split()[0].upper() not in _NOT_COLUMNS]
+
+
+def expected_shape() -> Shape:
+    """The tables, columns and indexes the migrations up to LATEST create."""
+    tables: dict[str, list[str]] = {}
+    indexes: dict[str, str] = {}
+    for version in sorted(MIGRATIONS):
+        for sql in MIGRATIONS[version]:
+            if found := _CREATE_TABLE.match(sql):
+                tables[found[1]] = _columns(found[2])
+            elif found := _ADD_COLUMN.match(sql):
+                tables[found[1]].append(found[2])
+            elif found := _CREATE_INDEX.match(sql):
+                indexes[found[1]] = found[2]
+    return Shape({name: frozenset(columns) for name, columns in tables.items()}, indexes)
+
+
+def missing(found: Shape) -> Missing:
+    """What ``found`` (a database's shape) lacks of :func:`expected_shape`, with the statements that make
+    it again from the migrations: a table as it was created plus the columns added since, a column added
+    by a migration, an index."""
+    want = expected_shape()
+    tables = [t for t in want.tables if t not in found.tables]
+    columns = [f"{t}.{c}" for t in want.tables if t in found.tables for c in sorted(want.tables[t] - found.tables[t])]
+    # (the indexes of a missing table are made with it, not named apart)
+    indexes = [i for i, t in want.indexes.items() if i not in found.indexes and t not in tables]
+    statements, added = [], set()
+    for version in sorted(MIGRATIONS):
+        for sql in MIGRATIONS[version]:
+            if (created := _CREATE_TABLE.match(sql)) and created[1] in tables:
+                statements.append(sql)
+            elif (column := _ADD_COLUMN.match(sql)) and (column[1] in tables or f"{column[1]}.{column[2]}" in columns):
+                statements.append(sql)
+                added.add(f"{column[1]}.{column[2]}")
+            elif (index := _CREATE_INDEX.match(sql)) and (index[1] in indexes or index[2] in tables):
+                statements.append(sql)
+    return Missing(tuple(tables), tuple(columns), tuple(indexes), tuple(statements),
+                   tuple(c for c in columns if c not in added))
+
+
+def check_shape(found: Shape, where: str) -> None:
+    """Refuse a database at LATEST that lacks a table, a column or an index of it, naming them."""
+    from worker.errors import ConfigError
+
+    lack = missing(found)
+    if lack:
+        raise ConfigError(f"the results database {where} is at schema version {LATEST} but lacks {lack.describe()}: "
+                          "run `backfill db upgrade` (it says what it can make again)")

@@ -5,14 +5,15 @@ again (a sink that died before acknowledging it) changes nothing.
 """
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from worker.errors import ResultsRefused
+from worker.errors import ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
-from worker.sink.schema import LATEST, MIGRATIONS, check_version, statement, upserts
+from worker.sink.schema import BOOKKEEPING, Shape, statement, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
 _EVENTS = statement("INSERT OR IGNORE INTO events ({cols}) VALUES ({marks})", EVENT_COLUMNS, "?")
@@ -39,43 +40,42 @@ class SQLiteResults(Queries):
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed batch's order
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a big import stay in memory
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for sql in BOOKKEEPING:
+                self.db.execute(sql)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"the results database {path} cannot be used: {exc}") from None
         if new:
             path.chmod(0o600)  # (SQLite gives its -wal and -shm files the same mode)
 
-    def version(self) -> int:
-        """The schema version of the database (0: empty)."""
-        found = self.db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        return int(found or 0)
+    def place(self) -> str:
+        """Where the store is, for another host to tell it from its own: this host and the file's path."""
+        return f"{socket.gethostname()}:{self.path.resolve()}"
 
-    def upgrade(self) -> list[int]:
-        """Apply the migrations the database lacks; the versions applied."""
-        applied = []
-        for version in range(self.version() + 1, LATEST + 1):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in MIGRATIONS[version]:
-                    self.db.execute(statement)
-                self.db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            applied.append(version)
-        return applied
+    def apply(self, statements: list[str]) -> None:
+        """Run ``statements`` in one transaction (a migration, a repair)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in statements:
+                self.db.execute(sql)
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            self._roll_back(exc)
+            raise
 
-    def check(self) -> None:
-        """Refuse a schema other than this code's, saying what to do."""
-        check_version(self.version(), str(self.path))
+    def shape(self) -> Shape:
+        """The tables (with their columns) and indexes the file has."""
+        tables = [name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return Shape({name: frozenset(column[1] for column in self.db.execute(f'PRAGMA table_info("{name}")'))
+                      for name in tables},
+                     dict(self.db.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall()))
 
     def write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None = None) -> int:
         """Write a batch in one transaction (events inserted once, people by version, deliveries
         scheduled then sent, import records once); how many events were new. ``undone`` names the
         imports taken back, asked once the write lock is held (an undo deletes under the same lock,
         so what it deleted is never written again). A value SQLite refuses is ResultsRefused; a failure
-        of the file itself (locked, disk full) stays an OperationalError, retried whole."""
+        of the file itself is retried whole: locked stays an OperationalError, a full disk is ResultsUnavailable
+        saying "disk full"."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if undone is not None:
@@ -94,7 +94,7 @@ class SQLiteResults(Queries):
                 self.db.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
             self.db.execute("COMMIT")
         except BaseException as exc:
-            self.db.execute("ROLLBACK")
+            self._roll_back(exc)
             if isinstance(exc, REFUSED):
                 raise ResultsRefused(str(exc)) from exc
             raise
@@ -115,10 +115,23 @@ class SQLiteResults(Queries):
             listed = self.db.execute(sent, (import_id,)).fetchall()
             self.db.execute(record, (import_id,))
             self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
+        except BaseException as exc:
+            self._roll_back(exc)
             raise
         return undone_summary(gone, dropped, listed)
+
+    def _roll_back(self, exc: BaseException) -> None:
+        """Roll back the transaction ``exc`` broke. SQLite rolls back by itself on a full disk or an I/O
+        error, and a ROLLBACK then fails ("no transaction is active"): that must not hide the cause. A full
+        disk is raised as such (ResultsUnavailable: the sink retries the batch); else the caller raises ``exc``."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # (the connection is gone or rolled back already: the cause is what matters)
+        if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise ResultsUnavailable(f"the results database {self.path}: disk full ({exc}): free space on its disk; "
+                                     "what is not stored stays in the outbox") from exc
 
     def _execute(self, sql: str, args: tuple) -> None:
         self.db.execute(sql, args)

@@ -1,6 +1,8 @@
 """A sink inside a worker's main process (``backfill worker`` runs one unless --no-sink), so a
 one-machine setup needs nothing more. A prefork worker's main process only hands tasks to its
-children: the sink thread has it to itself. Several workers running sinks is fine (see drain).
+children: the sink thread has it to itself. Several workers running sinks is fine (see drain), as long
+as they write one store: the first registers it in Redis, a sink on another store does not start
+(registry.py), and the worker goes on processing chunks.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ def start(redis_client, settings: Settings) -> threading.Thread:
     is logged and ends the thread."""
     from worker.errors import ConfigError
     from worker.sink.drain import run
+    from worker.sink.registry import claim
     from worker.sink.results import open_results
     from worker.store.outbox import Outbox
 
@@ -29,14 +32,18 @@ def start(redis_client, settings: Settings) -> threading.Thread:
     def loop() -> None:
         pause = 0.5
         while not _stop.is_set():
+            results = None
             try:
                 results = open_results(settings)
                 results.check()
+                claim(redis_client, results)  # another store registered: refused (ConfigError)
                 break
-            except ConfigError as exc:
-                log.error("sink not started", error=str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - the database may come up later: try again
+            except Exception as exc:  # noqa: BLE001 - the database or Redis may come up later: try again
+                if results is not None:
+                    results.close()
+                if isinstance(exc, ConfigError):
+                    log.error("sink not started", error=str(exc))
+                    return
                 log.warning("results database not reachable; the sink tries again", error=str(exc), retry_in_s=pause)
                 _stop.wait(pause)
                 pause = min(pause * 2, 30.0)
@@ -44,7 +51,10 @@ def start(redis_client, settings: Settings) -> threading.Thread:
             return
         try:
             run(Outbox(redis_client, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
-                claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set)
+                claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set,
+                guard=lambda: claim(redis_client, results))
+        except ConfigError as exc:
+            log.error("sink stopped", error=str(exc))
         finally:
             results.close()
 

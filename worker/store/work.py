@@ -65,6 +65,12 @@ class Room:
     stop: str
     #: outbox entries not yet stored by a sink (the outbox is trimmed as they are)
     outbox: int = 0
+    #: chunks of every import stored and not committed yet: each adds (at most) one outbox entry
+    chunks_pending: int = 0
+
+    def outbox_due(self) -> int:
+        """What the outbox holds and will hold once the chunks in flight commit: what its limit bounds."""
+        return self.outbox + self.chunks_pending
 
 
 class Work:
@@ -74,6 +80,7 @@ class Work:
         self.r = client
         self._set_total = client.register_script(script("set_total.lua"))
         self._put_chunk = client.register_script(script("put_chunk.lua"))
+        self._room = client.register_script(script("room.lua"))
 
     # -- chunks ----------------------------------------------------------------------
     def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> bool:
@@ -111,12 +118,11 @@ class Work:
         return self.r.zscore(keys.PRODUCING, import_id)
 
     def room(self, import_id: str) -> Room:
-        """Chunks of the import waiting uncommitted, whether it has stopped, and the outbox's length."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done", "stop")
-        pipe.xlen(keys.OUTBOX)
-        (queued, done, stop), outbox = pipe.execute()
-        return Room(int(queued or 0) - int(done or 0), (stop or b"").decode(), int(outbox))
+        """Chunks of the import waiting uncommitted, whether it has stopped, the outbox's length and the
+        chunks of every import in flight (room.lua)."""
+        queued, done, stop, outbox, pending = self._room(keys=[keys.import_hash(import_id), keys.OUTBOX, keys.PENDING])
+        return Room(int(queued) - int(done), stop.decode() if isinstance(stop, bytes) else stop, int(outbox),
+                    int(pending))
 
     def sinks(self) -> int:
         """How many sinks are running (seen within :data:`keys.SINK_ALIVE_MS`); those silent a day are forgotten."""
