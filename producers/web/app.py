@@ -303,7 +303,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (``events_kept``, ``kept_by``). Recorded and idempotent: asked again, it answers what it did
         (``already``)."""
         from producers.undo import undo_import
-
         try:
             return JSONResponse(undo_import(import_id, settings))
         except ImportNotFound as exc:
