@@ -25,7 +25,7 @@ from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUna
 from worker.events.rows import key_of, person_key
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
-from worker.store.client import now_ms
+from worker.store.clock import now_ms
 
 log = get_logger("backfill.undo")
 #: Stored events read back per query, at most (an import's events, in pages).
@@ -53,7 +53,7 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
         raise ConfigError(f"undo takes back events imports; a {spec.kind} import cannot be undone (yet)"
                           + (": its person changes, and the anonymous events it held or tied, would stay"
                              if spec.kind == "segment" else ""))
-    done: dict = {"import_id": import_id, "undone_ms": now_ms(), "marks_removed": 0, "triggers_unscheduled": 0,
+    done: dict = {"import_id": import_id, "undone_ms": now_ms(st.r), "marks_removed": 0, "triggers_unscheduled": 0,
                   "events_deleted": 0, "decisions_deleted": 0, "sent": [], "people_deleted": 0, "people_kept": 0,
                   "people_kept_why": ""}
     if spec is not None and not spec.dry_run:  # (a refused import or a dry run wrote nothing)
