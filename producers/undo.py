@@ -31,7 +31,7 @@ from worker.events.rows import key_of, person_key
 from worker.sink.batch import event_rows
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
-from worker.store.client import now_ms
+from worker.store.clock import now_ms
 
 log = get_logger("backfill.undo")
 #: Stored events read back per query, at most (an import's events, in pages).
@@ -59,7 +59,7 @@ def undo_import(import_id: str, settings: Settings | None = None) -> dict:
         raise ConfigError(f"undo takes back events imports; a {spec.kind} import cannot be undone (yet)"
                           + (": its person changes, and the anonymous events it held or tied, would stay"
                              if spec.kind == "segment" else ""))
-    done: dict = {"import_id": import_id, "undone_ms": now_ms(), "marks_removed": 0, "triggers_unscheduled": 0,
+    done: dict = {"import_id": import_id, "undone_ms": now_ms(st.r), "marks_removed": 0, "triggers_unscheduled": 0,
                   "events_deleted": 0, "events_kept": 0, "kept_by": {}, "decisions_deleted": 0, "sent": [],
                   "people_deleted": 0, "people_kept": 0, "people_kept_why": ""}
     if spec is not None and not spec.dry_run:  # (a refused import or a dry run wrote nothing)
@@ -77,7 +77,7 @@ def _take_back(st, import_id: str, state: dict[str, str], settings: Settings, do
     from worker.sink.results import open_results
 
     since = int(state.get("first_commit_ms") or state.get("created_ms") or 0)
-    keep.refuse_untraceable(st, import_id, since, settings.retention_s, now_ms())  # (before anything changes)
+    keep.refuse_untraceable(st, import_id, since, settings.retention_s, now_ms(st.r))  # (before anything changes)
     results = open_results(settings)  # (first: a database that cannot be read stops the undo before it starts)
     try:
         results.check()
@@ -89,7 +89,7 @@ def _take_back(st, import_id: str, state: dict[str, str], settings: Settings, do
             events.setdefault(row, event)
         keyed = {key: row for row, event in events.items() if (key := _dedupe_key(event)) is not None}
         with st.undoing.hold(keys.UNDO_MARKS, import_id, exclusive=False):
-            kept = keep.find_kept(st, import_id, since, keyed, settings.retention_s, now_ms())
+            kept = keep.find_kept(st, import_id, since, keyed, settings.retention_s, now_ms(st.r))
             done["marks_removed"] = st.events.forget_marks([k for k, row in keyed.items() if row not in kept],
                                                            settings.dedupe_shard_bits)
             st.events.keep_marks({k: kept[row].expiry_h for k, row in keyed.items() if row in kept},

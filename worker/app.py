@@ -46,6 +46,10 @@ def create_app() -> Celery:
         # rediss://: kombu checks the certificate only when told to (redis-py does by default).
         broker_use_ssl=tls_options(url, settings.redis_ca_file, settings.redis_tls_verify),
         broker_connection_retry_on_startup=True,
+        # A Redis refusing writes for a while (MISCONF: it cannot save; OOM: it is full) answers the consumer's
+        # own commands (BRPOP under MISCONF, its acks and requeues) with errors kombu calls channel errors,
+        # which would end the worker: reconnect with backoff instead, as for a lost connection.
+        broker_channel_error_retry=True,
         # A task not acked within this is delivered again: keep it well above the chunk time limit.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         task_serializer="orjson",

@@ -73,6 +73,9 @@ METRICS = PREFIX + "metrics"
 #: Hash: chunk processing time histogram, field = bucket upper bound in seconds (or "+Inf"),
 #: plus "sum" and "count" (see worker/store/metrics.py).
 CHUNK_SECONDS = PREFIX + "metrics:chunk_seconds"
+#: Hash: worker name -> "<skew s> <ms>": how far that worker's clock was ahead of Redis's (negative: behind)
+#: when it last said, by Redis's clock (worker/ops/skew.py); read by the metrics endpoint.
+CLOCKS = PREFIX + "clocks"
 #: The pending members of an import's report, and of the notification that follows it.
 REPORT = "report"
 NOTIFY = "notify"

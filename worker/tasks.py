@@ -20,14 +20,14 @@ from worker import keys
 from worker.app import app
 from worker.events import pipeline as events
 from worker.logs import bind_chunk, get_logger
-from worker.ops import notify, sweeper
+from worker.ops import notify, skew, sweeper
 from worker.ops.finalize import finalize
 from worker.ops.poison import attempt
 from worker.people import pipeline as people
 from worker.people.apply import run_people
 from worker.segment import pipeline as segment
 from worker.settings import Settings, get_settings
-from worker.store import TRANSIENT, Store, connect, now_ms
+from worker.store import TRANSIENT, Store, connect
 
 log = get_logger("backfill.worker")
 _store: Store | None = None
@@ -80,6 +80,18 @@ def _bind_task(task=None, args=None, **_: object) -> None:
 @signals.task_postrun.connect
 def _unbind_task(**_: object) -> None:
     structlog.contextvars.unbind_contextvars("import_id", "chunk")
+
+
+@signals.task_postrun.connect
+def _check_clock(task=None, **_: object) -> None:
+    # How far this host's clock is off Redis's (measured at each chunk's read): a gauge, a warning when
+    # over the allowance. Nothing most of the time (see worker/ops/skew.py); never fails the task.
+    if task is None:
+        return
+    try:
+        skew.check(store(), task.request.hostname or "", get_settings().clock_skew_s)
+    except TRANSIENT:
+        pass
 
 
 #: Failures worth retrying (with backoff); anything else in a chunk is recorded as its rows' errors.
@@ -151,7 +163,8 @@ def _deliver(st: Store, import_id: str, report: dict, settings: Settings, tries:
 @app.task(name="backfill.move_due_triggers", **_RETRY)
 def move_due_triggers() -> int:
     """Move scheduled triggers that are due to the deliveries stream."""
-    moved = store().triggers.move_due(now_ms())
+    st = store()
+    moved = st.triggers.move_due(int(st.now() * 1000))  # due by Redis's clock, whichever worker runs this
     if moved:
         log.info("triggers due", moved=moved)
     return moved
@@ -184,7 +197,8 @@ def sweep_pending() -> dict:
 @app.task(name="backfill.prune_dedupe", **_RETRY)
 def prune_dedupe() -> int:
     """Give back the memory of expired dedupe marks (commit.lua already ignores them)."""
-    removed = store().events.prune_dedupe(now_ms())
+    st = store()
+    removed = st.events.prune_dedupe(int(st.now() * 1000))
     if removed:
         log.info("dedupe marks pruned", removed=removed)
     return removed

@@ -66,6 +66,7 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
 def _watch(import_id: str, interval: float) -> None:
     from producers.cli import watch
     from worker.store import now_ms
+    from worker.tasks import store
 
     handle = handle_of(import_id)
 
@@ -74,7 +75,7 @@ def _watch(import_id: str, interval: float) -> None:
             state = handle.state()
         except BackfillError as exc:
             raise click.ClickException(str(exc)) from None
-        return watch.render_one(watch.progress(import_id, state, now_ms())), "report" in state
+        return watch.render_one(watch.progress(import_id, state, now_ms(store().r))), "report" in state
 
     watch.run(frame, interval)
     sys.exit(handle.exit_code())
@@ -98,7 +99,7 @@ def top(interval: float, once: bool) -> None:
         sinks = st.work.sinks()
         for iid in st.imports.recent(200):
             state = st.imports.state(iid)
-            shown = watch.progress(iid, state, now_ms())
+            shown = watch.progress(iid, state, now_ms(st.r))
             if state.get("status") in watch.IN_FLIGHT or (sinks and shown["storing"]):
                 flying.append(shown)
         queues = {name: st.r.llen(name) for name in (keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS)}

@@ -56,14 +56,14 @@ class Producers:
         """Delete the upload files a killed service left behind: those of imports that ended or that are
         unknown, and those silent past the producer timeout (ended here as ``interrupted``). Returns how
         many files were deleted. Files of imports another live service still holds are left alone."""
-        stale_before = now_ms() - int(self.settings.producer_timeout_s * 1000)
         deleted = 0
         for path in self.dir.glob("*.upload"):
             import_id = path.name.removesuffix(".upload")
             state = self.store.imports.state(import_id)
             if state and "report" not in state:
                 beat = self.store.work.last_beat(import_id)
-                if beat is not None and beat >= stale_before:
+                # (Redis's clock, as the beats are: read only here, so a service starts while Redis is down)
+                if beat is not None and beat >= now_ms(self.store.r) - int(self.settings.producer_timeout_s * 1000):
                     continue  # held by a live producer
                 self._end_interrupted(import_id)
             path.unlink(missing_ok=True)

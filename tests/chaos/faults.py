@@ -8,7 +8,10 @@ Read from the environment of the worker:
 - ``CHAOS_POISON_CHUNK``: processing that chunk number kills its process (SIGKILL
   to itself, as the out-of-memory killer would), every time it is delivered;
 - ``CHAOS_BUSY_DIR``: while a process works on a chunk, a file named by its pid
-  exists there, so the harness can kill processes that are mid-chunk.
+  exists there, so the harness can kill processes that are mid-chunk;
+- ``CHAOS_CLOCK_OFFSET_S``: this worker's wall clock is that many seconds off (``time.time`` and
+  ``time.time_ns``, the clock backfill's code reads, as a host with a wrong clock would give them;
+  the monotonic clocks, and what Celery and kombu bound at import, are left alone).
 
 Nothing here is imported by backfill itself.
 """
@@ -29,6 +32,7 @@ SLOW_S = int(os.environ.get("CHAOS_SLOW_MS", "0")) / 1000
 RAISE_CHUNK = int(os.environ.get("CHAOS_RAISE_CHUNK", "-1"))
 POISON_CHUNK = int(os.environ.get("CHAOS_POISON_CHUNK", "-1"))
 BUSY_DIR = os.environ.get("CHAOS_BUSY_DIR")
+CLOCK_OFFSET_S = float(os.environ.get("CHAOS_CLOCK_OFFSET_S", "0"))
 
 
 @contextlib.contextmanager
@@ -64,3 +68,7 @@ def apply_segment(st, spec, chunk, settings, **kwargs):
 
 pipeline.run_chunk = run_chunk
 segment.apply_chunk = apply_segment
+if CLOCK_OFFSET_S:
+    _real_time, _real_time_ns = time.time, time.time_ns
+    time.time = lambda: _real_time() + CLOCK_OFFSET_S  # type: ignore[assignment]
+    time.time_ns = lambda: _real_time_ns() + int(CLOCK_OFFSET_S * 1e9)  # type: ignore[assignment]

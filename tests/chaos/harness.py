@@ -137,7 +137,8 @@ class Cluster:
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
     # workers ----------------------------------------------------------------------------------------
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, settings: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start one more worker; ``settings``: its own environment on top of the cluster's."""
         index = self._started
         self._started += 1
         args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
@@ -146,7 +147,8 @@ class Cluster:
         if self.pool == "prefork":
             args += ["-c", str(self.concurrency)]
         log = open(self.base / f"worker{index}.log", "wb")
-        process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(args, env={**self.env, **(settings or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=ROOT)
         self.workers.append(process)
         return process
 
@@ -158,10 +160,11 @@ class Cluster:
         self.beat = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "-s", str(self.base / "beat-schedule")],
             env=self.env, stdout=open(self.base / "beat.log", "wb"), stderr=subprocess.STDOUT, cwd=ROOT)
-        self._wait_ready(workers)
+        self.wait_ready(workers)
         return self
 
-    def _wait_ready(self, count: int, timeout: float = 60) -> None:
+    def wait_ready(self, count: int, timeout: float = 60) -> None:
+        """Wait until ``count`` workers (in all, since the cluster started) said they are ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.log_count(" ready.") >= count:
@@ -238,10 +241,10 @@ class Cluster:
         self.stop()
 
     # imports ------------------------------------------------------------------------------------------
-    def enqueue(self, path: Path, *, twice: bool = False, drop_every: int = 0) -> str:
-        """Queue ``path`` from a producer process of its own; the import id."""
+    def enqueue(self, path: Path, *, twice: bool = False, drop_every: int = 0, trigger: bool = False) -> str:
+        """Queue ``path`` from a producer process of its own (``trigger``: a triggering import); the import id."""
         args = [sys.executable, "-m", "tests.chaos.produce", str(path), *(["--twice"] if twice else []),
-                "--drop-every", str(drop_every)]
+                *(["--trigger"] if trigger else []), "--drop-every", str(drop_every)]
         done = subprocess.run(args, env=self.env, capture_output=True, cwd=ROOT, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(done.stderr.decode()[-3000:])

@@ -1,7 +1,7 @@
 """The chaos harness's producer: ``python -m tests.chaos.produce FILE [--twice] [options]``.
 
 Runs in its own process (with the cluster's ``REDIS_URL``), enqueues the file with
-``--create-people`` and prints the import id. ``--twice`` publishes every chunk task
+``--create-people`` (and ``--trigger``, when given) and prints the import id. ``--twice`` publishes every chunk task
 twice, as a broker that duplicates deliveries would; ``--drop-every N`` never publishes
 every Nth one, as a broker that loses messages would.
 """
@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--twice", action="store_true")
     parser.add_argument("--drop-every", type=int, default=0, help="never publish every Nth chunk task")
     parser.add_argument("--kind", default="events")
+    parser.add_argument("--trigger", action="store_true", help="a triggering import")
     args = parser.parse_args()
 
     from producers.api import enqueue_import
@@ -37,7 +38,7 @@ def main() -> None:
             return None if sent[0] % args.drop_every == 0 else publish(*a, **kw)
 
         tasks.process_chunk.apply_async = lossy  # type: ignore[method-assign]
-    options = {"create_people": True} if args.kind == "events" else {"kind": "people"}
+    options = {"create_people": True, "trigger": args.trigger} if args.kind == "events" else {"kind": "people"}
     print(enqueue_import(args.path, **options).import_id, flush=True)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, refused, scenarios, split_store, stored, tracking, undo_race
+from . import clock, hostile, refused, scenarios, split_store, stored, tracking, undo_race
 
 
 def _assert_exact(row: dict) -> None:
@@ -117,6 +117,14 @@ def test_sigterm_finishes_the_chunk_in_hand(tmp_path):
 def test_a_full_redis_refuses_cleanly_and_the_import_completes_when_memory_is_back(tmp_path):
     row = scenarios.full_redis(tmp_path, rows=8000, seconds=4)
     assert row["ok"], row
+
+
+def test_workers_with_wrong_clocks_decide_by_redis_clock(tmp_path):
+    row = clock.clock_skew(tmp_path, rows=1000)
+    assert "FAULT NOT MADE" not in row["report"], row
+    assert "sent now 1000/1000, future 0, outside the window 0" in row["report"], row
+    assert row["report"].count("1 warning(s), gauge shown") == 2, row
+    _assert_exact(row)
 
 
 def test_a_killed_producer_ends_its_import_as_interrupted(tmp_path):

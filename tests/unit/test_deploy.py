@@ -317,6 +317,7 @@ def _exposed() -> tuple[set[str], dict[str, set[str]]]:
     values = {f.name: ({} if str(f.type).startswith("dict") else 0) for f in dataclasses.fields(Figures)
               if f.default is dataclasses.MISSING}
     values["queues"] = {keys.QUEUE_IMPORTS: 0, keys.QUEUE_REPORTS: 0}
+    values["clock_skews"] = {"w1@host": 0.0}
     figures = Figures(**values)
     collector = RedisCollector(None)  # type: ignore[arg-type]
     collector.metrics = type("Stub", (), {"figures": staticmethod(lambda: figures)})()
@@ -335,7 +336,7 @@ def test_the_endpoint_serves_the_documented_metrics():
     base = {"up", "imports_running", "queue_length", "pending_chunks", "oldest_pending_seconds",
             "oldest_producer_silence_seconds", "triggers_scheduled", "triggers_due", "rows_total",
             "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total", "sink_dead_letters_total",
-            "sink_dead_letters_held"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+            "sink_dead_letters_held", "worker_clock_skew_seconds"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
     assert names == {f"backfill_{n}" for n in base}
     assert labels["queue"] == {keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS}
     assert labels["outcome"] == {"imported", "duplicate", "error"}
@@ -381,6 +382,7 @@ def test_alert_rules():
         int(defaults.requeue_after_s)] == [int(config["BACKFILL_REQUEUE_AFTER_S"])]
     assert [int(t) for t in only(r"backfill_oldest_producer_silence_seconds > (\d+)")] == [
         int(defaults.producer_timeout_s)] == [int(config["BACKFILL_PRODUCER_TIMEOUT_S"])]
+    assert [int(t) for t in only(r"abs\(backfill_worker_clock_skew_seconds\) > (\d+)")] == [defaults.clock_skew_s]
     exprs = [" ".join(r["expr"].split()) for r in rules]
     assert any('backfill_queue_length{queue="imports"}' in e for e in exprs)
     [failing] = [e for e in exprs if "backfill_imports_total" in e and "increase(" in e]
@@ -461,6 +463,9 @@ ALERT_TESTS = [
          {"series": 'backfill_chunk_duration_seconds_bucket{job="a", le="120.0"}', "values": "0x40"},
          {"series": 'backfill_chunk_duration_seconds_bucket{job="a", le="300.0"}', "values": "0+10x40"},
          {"series": 'backfill_chunk_duration_seconds_bucket{job="a", le="+Inf"}', "values": "0+10x40"},
+         # one worker 10 minutes slow from 2m on, one a second fast (well within the allowance)
+         {"series": 'backfill_worker_clock_skew_seconds{job="a", worker="slow@h"}', "values": "0 0 -600x20"},
+         {"series": 'backfill_worker_clock_skew_seconds{job="a", worker="fine@h"}', "values": "1x20"},
      ],
      "alert_rule_test": [
          _alert("BackfillRedisDown", "3m"),
@@ -486,6 +491,8 @@ ALERT_TESTS = [
          _alert("BackfillSinkDeadLetters", "2m"),
          _alert("BackfillSinkDeadLetters", "3m", {"severity": "warning", "job": "a"}),
          _alert("BackfillSinkDeadLetters", "6m"),  # stored again: it resolves
+         _alert("BackfillWorkerClockSkewed", "5m"),
+         _alert("BackfillWorkerClockSkewed", "8m", {"severity": "warning", "job": "a", "worker": "slow@h"}),
      ]},
     {"interval": "1m",
      "input_series": [{"series": 'backfill_pending_chunks{job="a"}', "values": "0x20"}],

@@ -8,8 +8,6 @@ this from outside (:mod:`worker.ops.poison`).
 """
 from __future__ import annotations
 
-import time
-
 from worker.errors import PermanentError, TransientError
 from worker.events import chunk as core
 from worker.events import rules
@@ -17,7 +15,7 @@ from worker.events.rows import RowOutcome
 from worker.problems import CANCELLED, CHUNK_FAILED
 from worker.settings import Settings
 from worker.spec import ImportSpec
-from worker.store import CommitResult, Store, now_ms
+from worker.store import CommitResult, Store
 
 #: Commits refused because another chunk recorded the same event ids meanwhile, before giving up (and retrying).
 MAX_CONFLICTS = 10
@@ -33,10 +31,11 @@ def run_chunk(st: Store, import_id: str, chunk: int, settings: Settings, *, now:
             return CommitResult(False, 0, 0, st.work.all_done(import_id))
         raise PermanentError(f"the rows of chunk {chunk} of import {import_id} are gone (expired or deleted)")
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
-        return st.events.commit(spec, chunk, core.failed(stored.rows, stored.numbers, "", CANCELLED), at_ms=now_ms(),
-                                retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows,
-                                cancelled=len(stored.rows))
-    return commit_rows(st, spec, chunk, stored.rows, stored.numbers, settings, time.time() if now is None else now)
+        return st.events.commit(spec, chunk, core.failed(stored.rows, stored.numbers, "", CANCELLED),
+                                at_ms=round(stored.now * 1000), retention_s=settings.retention_s,
+                                max_problem_rows=settings.max_problem_rows, cancelled=len(stored.rows))
+    # Redis's clock, read with the rows: every worker decides by the same now, whatever its own clock says.
+    return commit_rows(st, spec, chunk, stored.rows, stored.numbers, settings, stored.now if now is None else now)
 
 
 def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], numbers: list[int],
@@ -91,5 +90,5 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     return st.events.commit(st.imports.spec(import_id), chunk, core.failed(rows, numbers, reason, code),
-                            at_ms=now_ms(), retention_s=settings.retention_s,
+                            at_ms=round(st.now() * 1000), retention_s=settings.retention_s,
                             max_problem_rows=settings.max_problem_rows, failed=True)

@@ -10,7 +10,7 @@ Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``imports_running``, ``chunk_duration_seconds`` (histogram), ``queue_length{queue}``,
 ``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``,
 ``sink_lag_entries``, ``sink_lag_seconds``, ``rows_stored_total{table}``, ``sink_dead_letters_total``,
-``sink_dead_letters_held``.
+``sink_dead_letters_held``, ``worker_clock_skew_seconds{worker}``.
 """
 from __future__ import annotations
 
@@ -85,6 +85,11 @@ class RedisCollector:
                                   "set aside as dead letters", value=counters.get("sink_dead_letters", 0))
         yield GaugeMetricFamily("backfill_sink_dead_letters_held", "Dead letters not yet stored again "
                                 "(backfill sink --retry-dead)", value=figures.dead_letters)
+        skews = GaugeMetricFamily("backfill_worker_clock_skew_seconds", "How far a worker's clock is ahead of "
+                                  "Redis's (negative: behind); backfill decides by Redis's", labels=["worker"])
+        for worker, skew in sorted(figures.clock_skews.items()):
+            skews.add_metric([worker], skew)
+        yield skews
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from worker import keys
 from worker.logs import bind_chunk, get_logger
-from worker.store import Store, now_ms
+from worker.store import Store
 
 log = get_logger("backfill.sweeper")
 
@@ -44,7 +44,8 @@ def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int],
     committed, so its import completes instead of waiting for it forever.
     """
     swept = Swept()
-    for import_id in st.work.silent_producers(now_ms() - int(producer_timeout_s * 1000)):
+    now_ms = int(st.now() * 1000)  # Redis's clock, which every sign of life was written by
+    for import_id in st.work.silent_producers(now_ms - int(producer_timeout_s * 1000)):
         with bind_chunk(import_id):
             stopped, due = st.imports.stop(import_id, "interrupted")
             if stopped == 1:
@@ -53,7 +54,7 @@ def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int],
                 swept.interrupted += 1
             if due:
                 send_report(import_id)
-    for import_id, part in st.work.stale(now_ms() - int(requeue_after_s * 1000), limit):
+    for import_id, part in st.work.stale(now_ms - int(requeue_after_s * 1000), limit):
         with bind_chunk(import_id):
             if not st.imports.state(import_id):  # the import expired: nothing can happen any more
                 st.work.drop(import_id, part)

@@ -10,7 +10,6 @@ is decided again on a fresh snapshot. Which chunk is next, and who applies it, i
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from datetime import timezone
 
@@ -81,7 +80,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
         if stored is None:
             return None
     rows, numbers = stored.rows, stored.numbers
-    at = time.time() if now is None else now
+    at = stored.now if now is None else now  # Redis's clock when the rows were read: the same on every worker
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, "", CANCELLED), [],
                                 at_ms=round(at * 1000), retention_s=settings.retention_s,
@@ -119,5 +118,5 @@ def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: S
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, reason, code), [],
-                            at_ms=round(time.time() * 1000), retention_s=settings.retention_s,
+                            at_ms=round(st.now() * 1000), retention_s=settings.retention_s,
                             max_problem_rows=settings.max_problem_rows, failed=True)

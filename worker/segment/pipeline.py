@@ -22,7 +22,6 @@ alias's new id; the producer ends a chunk after every alias call, so that never 
 """
 from __future__ import annotations
 
-import time
 from datetime import timezone
 
 from worker.errors import TransientError
@@ -47,7 +46,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
     stored = st.work.load(spec.import_id, chunk)
     if stored is None:
         return None
-    at = time.time() if now is None else now
+    at = stored.now if now is None else now  # Redis's clock when the rows were read: the same on every worker
     lines, numbers = [r[0] if r else "" for r in stored.rows], stored.numbers
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows
         rows, numbers = _uncounted(st, spec, chunk, stored.rows, numbers)
@@ -123,5 +122,5 @@ def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: S
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     rows, numbers = _uncounted(st, spec, chunk, rows, numbers)
-    return _commit_people(st, spec, chunk, settings, time.time(), Changes(), failed_rows(rows, numbers, reason, code),
+    return _commit_people(st, spec, chunk, settings, st.now(), Changes(), failed_rows(rows, numbers, reason, code),
                           [], failed=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from worker.errors import ConfigError
 from worker.logs import get_logger
 from worker.sink.split import write_entries
+from worker.store import clock
 from worker.store.outbox import Outbox, dead_fields
 
 log = get_logger("backfill.sink")
@@ -53,7 +54,7 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
     drained.entries, drained.events, drained.new_events = len(entries), written.events, written.new_events
     outbox.ack(written.stored)
     if written.refused:
-        drained.dead = outbox.set_aside(written.refused, int(time.time() * 1000))
+        drained.dead = outbox.set_aside(written.refused, clock.now_ms(outbox.r))
         for (entry_id, fields), message in written.refused:
             log.error("outbox entry refused by the results database: set aside as a dead letter",
                       entry=entry_id.decode(), import_id=fields.get(b"import", b"").decode(errors="replace"),

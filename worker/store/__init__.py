@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import redis
 
+from worker.store import clock
 from worker.store.apikeys import ApiKeys
-from worker.store.client import TRANSIENT, connect, now_ms
+from worker.store.client import TRANSIENT, connect
+from worker.store.clock import now_ms
 from worker.store.events import CommitResult, Events
 from worker.store.imports import Imports
 from worker.store.metrics import Metrics
@@ -39,3 +41,8 @@ class Store:
         self.metrics = Metrics(client)
         self.apikeys = ApiKeys(client)
         self.undoing = Undoing(client)
+
+    def now(self) -> float:
+        """Redis's clock (Unix seconds), the one every worker decides by, in one round trip (see
+        :mod:`worker.store.clock`)."""
+        return clock.now(self.r)

@@ -18,7 +18,7 @@ import redis
 
 from worker import keys
 from worker.errors import ConfigError
-from worker.store.client import now_ms
+from worker.store import clock
 
 #: What each scope may do: a key of one of these may call the endpoints that need any scope listed.
 SCOPES = {"read": {"read"}, "import": {"read", "import", "track"}, "track": {"track"}}
@@ -56,7 +56,7 @@ class ApiKeys:
             raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         key_id = secrets.token_hex(4)
         secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        record = ApiKey(key_id, name, scope, now_ms())
+        record = ApiKey(key_id, name, scope, clock.now_ms(self.r))
         self.r.hset(keys.API_KEYS, key_id, orjson.dumps({**dataclasses.asdict(record), "sha256": _digest(secret)}))
         return record, secret
 
@@ -72,7 +72,7 @@ class ApiKeys:
             return False
         data = orjson.loads(raw)
         if data.get("revoked_ms") is None:
-            data["revoked_ms"] = now_ms()
+            data["revoked_ms"] = clock.now_ms(self.r)
             self.r.hset(keys.API_KEYS, key_id, orjson.dumps(data))
         return True
 

@@ -1,16 +1,23 @@
-"""Connecting to Redis, what counts as a passing failure of it, and the store's clock."""
+"""Connecting to Redis, and what counts as a passing failure of it."""
 from __future__ import annotations
 
 import ssl
-import time
 
 import redis
 
 from worker.errors import TransientError
 
-#: Failures worth retrying with backoff: the store was unreachable, busy (loading its data), or full
-#: (maxmemory with noeviction: it refuses writes until memory is given back or raised).
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, TransientError)
+
+class WritesRefused(redis.ResponseError):
+    """Redis refuses writes because it cannot save to its disk (``MISCONF``: a full or read-only disk under
+    an RDB snapshot with ``stop-writes-on-bgsave-error yes``) until a snapshot succeeds again."""
+
+
+#: Failures worth retrying with backoff: the store was unreachable, busy (loading its data), full
+#: (maxmemory with noeviction: it refuses writes until memory is given back or raised), or unable to save
+#: (MISCONF: it refuses writes until its disk takes a snapshot again).
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, WritesRefused,
+             TransientError)
 
 
 def is_full(exc: BaseException) -> bool:
@@ -19,38 +26,48 @@ def is_full(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc)
 
 
+def is_unsaved(exc: BaseException) -> bool:
+    """True for Redis refusing a write because it cannot save to its disk (``MISCONF``), however it said
+    so: a plain reply, or an error inside a script or a MULTI that quotes it."""
+    return isinstance(exc, redis.ResponseError) and "MISCONF " in str(exc)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for a failure worth retrying with backoff (see :data:`TRANSIENT`)."""
-    return isinstance(exc, TRANSIENT) or is_full(exc)
+    return isinstance(exc, TRANSIENT) or is_full(exc) or is_unsaved(exc)
 
 
-class _FullAware:
-    """Raises every "memory is full" refusal as OutOfMemoryError (a :data:`TRANSIENT` failure): Redis 6
-    reports one inside a Lua script or a MULTI as a plain error, which would otherwise read as a bug."""
+class _RefusalAware:
+    """Raises every write Redis refuses for a passing reason as a :data:`TRANSIENT` failure: "memory is
+    full" as OutOfMemoryError, "cannot save" (MISCONF) as :class:`WritesRefused`. redis-py names neither
+    when a Lua script or a MULTI reports it (nor MISCONF at all), which would otherwise read as a bug."""
 
-    def _full(self, exc: redis.ResponseError) -> Exception:
-        return redis.exceptions.OutOfMemoryError(str(exc)) if is_full(exc) and not isinstance(
-            exc, redis.exceptions.OutOfMemoryError) else exc
+    def _refused(self, exc: redis.ResponseError) -> Exception:
+        if isinstance(exc, TRANSIENT):
+            return exc
+        if is_full(exc):
+            return redis.exceptions.OutOfMemoryError(str(exc))
+        return WritesRefused(str(exc)) if is_unsaved(exc) else exc
 
 
-class Pipeline(_FullAware, redis.client.Pipeline):
-    """A pipeline whose "memory is full" errors are OutOfMemoryError."""
+class Pipeline(_RefusalAware, redis.client.Pipeline):
+    """A pipeline whose passing refusals are :data:`TRANSIENT` errors."""
 
     def execute(self, raise_on_error: bool = True):
         try:
             return super().execute(raise_on_error)
         except redis.ResponseError as exc:
-            raise self._full(exc) from exc
+            raise self._refused(exc) from exc
 
 
-class Client(_FullAware, redis.Redis):
-    """redis-py's client, with "memory is full" errors always OutOfMemoryError (scripts and pipelines too)."""
+class Client(_RefusalAware, redis.Redis):
+    """redis-py's client, with passing refusals always :data:`TRANSIENT` errors (scripts and pipelines too)."""
 
     def execute_command(self, *args, **options):
         try:
             return super().execute_command(*args, **options)
         except redis.ResponseError as exc:
-            raise self._full(exc) from exc
+            raise self._refused(exc) from exc
 
     def pipeline(self, transaction: bool = True, shard_hint=None) -> Pipeline:
         return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -72,7 +89,3 @@ def connect(url: str, ca_file: str = "", verify: bool = True) -> redis.Redis:
     tls = tls_options(url, ca_file, verify) or {}
     return Client.from_url(url, health_check_interval=30, **tls)
 
-
-def now_ms() -> int:
-    """Wall-clock time in ms, the unit of every stored time."""
-    return int(time.time() * 1000)

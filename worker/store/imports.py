@@ -14,7 +14,7 @@ import redis
 from worker import keys
 from worker.errors import ImportNotFound
 from worker.spec import ImportSpec
-from worker.store.client import now_ms
+from worker.store import clock
 from worker.store.lua import script
 
 
@@ -30,7 +30,7 @@ class Imports:
     def create(self, spec: ImportSpec, info: dict[str, object], retention_s: int) -> bool:
         """Record a new import (status ``queued``) before any chunk of it is queued. False, recording
         nothing, when the import was stopped (cancelled) while the service held it ``accepted``."""
-        created = now_ms()
+        created = clock.now_ms(self.r)
         fields = {k: orjson.dumps(v) if not isinstance(v, (str, int, float, bytes)) else v
                   for k, v in info.items()}
 
@@ -74,7 +74,7 @@ class Imports:
         upload is on disk, or its data_file_url is being downloaded. :meth:`create` or :meth:`refuse` follows.
         Its producer is the service from now on: one that stops beating (a killed service) has the
         sweeper end the import as ``interrupted``."""
-        created = now_ms()
+        created = clock.now_ms(self.r)
         pipe = self.r.pipeline()
         pipe.hset(keys.import_hash(import_id), mapping={"source": source, "created_ms": created, "status": "accepted"})
         pipe.expire(keys.import_hash(import_id), retention_s)
@@ -93,7 +93,7 @@ class Imports:
     def refuse(self, import_id: str, source: str, code: str, message: str) -> bool:
         """Record an import refused for a file-level problem: nothing of it is queued. False, recording
         nothing, when it had already stopped (cancelled while ``accepted``: that is its end)."""
-        created = now_ms()
+        created = clock.now_ms(self.r)
 
         def record(pipe) -> None:
             pipe.hset(keys.import_hash(import_id), mapping={
@@ -109,7 +109,7 @@ class Imports:
         """Stop queueing the import (``reason``: "cancelled" or "interrupted"; see stop.lua): (1 stopped
         now, 0 already stopped or ended, -1 unknown; True when its report is now due)."""
         status, done = self._stop(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
-                                  args=[reason, now_ms(), keys.pending_member(import_id, keys.REPORT), import_id])
+                                  args=[reason, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT), import_id])
         return int(status), bool(done)
 
     def spec(self, import_id: str) -> ImportSpec:
@@ -131,7 +131,7 @@ class Imports:
         """Ids of the newest imports that still exist, newest first. Entries of imports that expired
         are dropped from the index on the way (and, given ``retention_s``, every entry older than it)."""
         if retention_s is not None:
-            self.r.zremrangebyscore(keys.IMPORTS_INDEX, "-inf", now_ms() - retention_s * 1000)
+            self.r.zremrangebyscore(keys.IMPORTS_INDEX, "-inf", clock.now_ms(self.r) - retention_s * 1000)
         found: list[str] = []
         start = 0
         while len(found) < limit:
@@ -156,7 +156,7 @@ class Imports:
         nothing, when the import's ``adopted`` counter is no longer the one the report was built from (an
         undo left events to it meanwhile): build it again."""
         hash_key, marker, *rest = keys.import_keys(import_id)
-        finished = now_ms()
+        finished = clock.now_ms(self.r)
         entry = orjson.dumps({
             "import_id": import_id, "status": status, "finished_ms": finished,
             "created_ms": int(self.r.hget(hash_key, "created_ms") or finished), "report": report,

@@ -8,15 +8,19 @@ the figures are right however many processes and machines produced them, and
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import redis
 
 from worker import keys
+from worker.store import clock
 from worker.store.outbox import age_s
 
 #: Upper bounds (seconds) of the chunk time histogram's buckets.
 CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+#: A worker's clock skew is shown while it said so within this long (it says so every minute while it works).
+CLOCK_SHOWN_MS = 10 * 60_000
+#: A worker silent this long is forgotten from the clocks hash (by the next worker that reports).
+CLOCK_KEPT_MS = 86_400_000
 
 
 def bucket_of(seconds: float) -> str:
@@ -46,6 +50,9 @@ class Figures:
     outbox_oldest_s: float = 0.0
     #: outbox entries set aside because the results database refused them, not yet stored again
     dead_letters: int = 0
+    #: worker name -> how far its clock is ahead of Redis's (seconds; negative: behind), of the workers
+    #: that said so lately
+    clock_skews: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Metrics:
@@ -62,9 +69,19 @@ class Metrics:
         pipe.hincrby(keys.CHUNK_SECONDS, "count", 1)
         pipe.execute()
 
+    def note_skew(self, worker: str, skew_s: float) -> None:
+        """Record how far ``worker``'s clock is ahead of Redis's (the gauge reads it); forget the workers
+        silent for :data:`CLOCK_KEPT_MS` (gone, or renamed by a restart)."""
+        at = clock.now_ms(self.r)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(keys.CLOCKS, worker, f"{skew_s:.3f} {at}")
+        pipe.hgetall(keys.CLOCKS)
+        gone = [name for name, (_, seen) in _skews(pipe.execute()[1]).items() if seen < at - CLOCK_KEPT_MS]
+        if gone:
+            self.r.hdel(keys.CLOCKS, *gone)
+
     def figures(self) -> Figures:
-        """Every shared figure, in one round trip."""
-        now = time.time()
+        """Every shared figure, in one round trip (ages by Redis's clock, read in it)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(keys.METRICS)
         pipe.hgetall(keys.CHUNK_SECONDS)
@@ -73,13 +90,16 @@ class Metrics:
         pipe.zcard(keys.PENDING)
         pipe.zrange(keys.PENDING, 0, 0, withscores=True)
         pipe.zcard(keys.TRIGGERS_ZSET)
-        pipe.zcount(keys.TRIGGERS_ZSET, "-inf", int(now * 1000))
+        pipe.zcount(keys.TRIGGERS_ZSET, "-inf", clock.now_ms(self.r))
         pipe.zrange(keys.PRODUCING, 0, 0, withscores=True)
         pipe.xlen(keys.OUTBOX)
         pipe.xrange(keys.OUTBOX, count=1)
         pipe.xlen(keys.SINK_DEAD)
+        pipe.hgetall(keys.CLOCKS)
+        sent = clock.add_time(pipe)
         (counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer, outbox,
-         first, dead) = pipe.execute()
+         first, dead, skews, reply) = pipe.execute()
+        now = clock.read_time(self.r, reply, sent)
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -92,4 +112,15 @@ class Metrics:
             outbox_entries=outbox,
             outbox_oldest_s=age_s(first[0][0], now) if first else 0.0,
             dead_letters=dead,
+            clock_skews={name: skew for name, (skew, seen) in _skews(skews).items()
+                         if seen >= now * 1000 - CLOCK_SHOWN_MS},
         )
+
+
+def _skews(stored: dict[bytes, bytes]) -> dict[str, tuple[float, int]]:
+    """The clocks hash read: worker name -> (skew in seconds, when it said so in ms)."""
+    out = {}
+    for name, value in stored.items():
+        skew, seen = value.split()
+        out[name.decode()] = (float(skew), int(seen))
+    return out

@@ -10,11 +10,10 @@ Outbox too (:func:`dead_letters`), with no group: storing one deletes it.
 """
 from __future__ import annotations
 
-import time
-
 import redis
 
 from worker import keys
+from worker.store import clock
 from worker.store.lua import script
 
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -56,7 +55,7 @@ class Outbox:
 
     def beat(self) -> None:
         """This sink is alive (the count of running sinks reads these)."""
-        self.r.zadd(keys.SINKS, {self.consumer: int(time.time() * 1000)})
+        self.r.zadd(keys.SINKS, {self.consumer: clock.now_ms(self.r)})  # (compared with Redis's clock)
 
     def read(self, count: int, block_ms: int) -> list[Entry]:
         """New entries for this sink, waiting up to ``block_ms`` for some."""
@@ -104,7 +103,7 @@ class Outbox:
         every batch, so what the stream holds is what waits (give or take the batch in hand)."""
         length = self.r.xlen(self.stream)
         first = self.r.xrange(self.stream, count=1)
-        return length, age_s(first[0][0], time.time()) if first else 0.0
+        return length, age_s(first[0][0], clock.now_ms(self.r) / 1000) if first else 0.0
 
 
 def dead_letters(client: redis.Redis) -> Outbox:

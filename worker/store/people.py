@@ -21,7 +21,7 @@ from worker.people.directory import Changes, Snapshot, digest, given_identifiers
 from worker.people.rows import PersonRow
 from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
-from worker.store.client import now_ms
+from worker.store import clock
 from worker.store.lua import script
 from worker.store.work import SCRATCH_TTL_S, chunk_state
 
@@ -218,7 +218,7 @@ class People:
         if not self.r.hsetnx(index, key, cio):
             return self.r.hget(index, key).decode()
         self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,
-                                               "created_at": now_ms() // 1000, "_v": 1})
+                                               "created_at": clock.now_ms(self.r) // 1000, "_v": 1})
         return cio
 
     def find(self, value: str, by: str | None = None) -> dict[str, str] | None:

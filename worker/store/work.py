@@ -15,7 +15,7 @@ import orjson
 import redis
 
 from worker import keys
-from worker.store.client import now_ms
+from worker.store import clock
 from worker.store.lua import script
 
 #: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people, the
@@ -54,6 +54,8 @@ class StoredChunk:
     rows: list[list[str]]
     numbers: list[int]
     cancelled: bool
+    #: Redis's clock when they were read (Unix seconds): the chunk's "now", the same on every worker
+    now: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -92,18 +94,21 @@ class Work:
         """:meth:`put_chunk` of a chunk already encoded (:func:`encode_rows`), whose last row is ``last_row``."""
         return bool(self._put_chunk(
             keys=[keys.import_chunk(import_id, chunk), keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
-            args=[payload, ttl_s, now_ms(), keys.pending_member(import_id, chunk), import_id, last_row]))
+            args=[payload, ttl_s, clock.now_ms(self.r), keys.pending_member(import_id, chunk), import_id, last_row]))
 
     def load(self, import_id: str, chunk: int) -> StoredChunk | None:
-        """The chunk's records and whether its import was cancelled, in one round trip; None once committed."""
+        """The chunk's records, whether its import was cancelled and Redis's clock (the chunk's now), in one
+        round trip; None once committed."""
         pipe = self.r.pipeline(transaction=False)
         pipe.get(keys.import_chunk(import_id, chunk))
         pipe.hget(keys.import_hash(import_id), "stop")
-        raw, stop = pipe.execute()
+        sent = clock.add_time(pipe)
+        raw, stop, time_reply = pipe.execute()
+        now = clock.read_time(self.r, time_reply, sent)
         if raw is None:
             return None
         rows, numbers = decode_rows(raw)
-        return StoredChunk(rows, numbers, stop == b"cancelled")
+        return StoredChunk(rows, numbers, stop == b"cancelled", now)
 
     def cancelled(self, import_id: str) -> bool:
         """Whether the import was cancelled (what :meth:`load` tells, for a chunk whose rows were read before)."""
@@ -111,7 +116,7 @@ class Work:
 
     def heartbeat(self, import_id: str) -> None:
         """The producer is alive (while it waits for room, between chunks)."""
-        self.r.zadd(keys.PRODUCING, {import_id: now_ms()}, xx=True)
+        self.r.zadd(keys.PRODUCING, {import_id: clock.now_ms(self.r)}, xx=True)
 
     def last_beat(self, import_id: str) -> float | None:
         """When the import's producer last showed life (ms), or None when none is producing it."""
@@ -126,7 +131,7 @@ class Work:
 
     def sinks(self) -> int:
         """How many sinks are running (seen within :data:`keys.SINK_ALIVE_MS`); those silent a day are forgotten."""
-        now = now_ms()
+        now = clock.now_ms(self.r)
         pipe = self.r.pipeline(transaction=False)
         pipe.zremrangebyscore(keys.SINKS, "-inf", now - 86_400_000)
         pipe.zcount(keys.SINKS, now - keys.SINK_ALIVE_MS, "+inf")
@@ -160,7 +165,7 @@ class Work:
     def set_total(self, import_id: str, chunks: int) -> bool:
         """Record the number of chunks; True when all are already committed."""
         return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
-                                    args=[chunks, now_ms(), keys.pending_member(import_id, keys.REPORT), import_id]))
+                                    args=[chunks, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT), import_id]))
 
     def chunk_done(self, import_id: str, chunk: int) -> bool:
         """True when the chunk's commit already happened."""
@@ -180,7 +185,7 @@ class Work:
         pipe = self.r.pipeline()
         pipe.hset(keys.import_tries(import_id), f"{chunk}:{token}", 1)
         pipe.expire(keys.import_tries(import_id), SCRATCH_TTL_S)
-        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): now_ms()}, xx=True)
+        pipe.zadd(keys.PENDING, {keys.pending_member(import_id, chunk): clock.now_ms(self.r)}, xx=True)
         pipe.hkeys(keys.import_tries(import_id))  # (as many fields as deliveries in flight or dead)
         marks = pipe.execute()[3]
         prefix = f"{chunk}:".encode()
@@ -202,7 +207,7 @@ class Work:
         member = keys.pending_member(import_id, part)
         pipe = self.r.pipeline()
         pipe.zscore(keys.PENDING, member)
-        pipe.zadd(keys.PENDING, {member: now_ms()}, xx=True)
+        pipe.zadd(keys.PENDING, {member: clock.now_ms(self.r)}, xx=True)
         return pipe.execute()[0] is not None
 
     def drop(self, import_id: str, part: int | str) -> None:
