@@ -41,7 +41,7 @@ from producers.web.models import (
     summary,
 )
 from producers.web.uploads import UploadError, read_body, read_form
-from worker.errors import ConfigError, ImportNotFound
+from worker.errors import ConfigError, ImportNotFound, RedisMisconfigured
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store import TRANSIENT
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from worker import tasks
 
     store = tasks.store()
+    store.guard.start()  # a Redis that evicts keys: the service does not start (one line)
     producers = Producers(settings, store)
 
     @contextlib.asynccontextmanager
@@ -92,6 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for transient in TRANSIENT:
         app.add_exception_handler(transient, _unavailable)
 
+    @app.exception_handler(RedisMisconfigured)
+    async def _misconfigured(_: Request, exc: RedisMisconfigured) -> JSONResponse:
+        return JSONResponse({"error": {"code": "redis_misconfigured", "message": str(exc)}}, 503,
+                            headers={"Retry-After": "60"})
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": {"code": "invalid_request", "message": first_problem(exc.errors()),
@@ -117,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def state_of(import_id: str) -> dict[str, str]:
         state = store.imports.state(import_id)
         if not state:
-            raise ApiError(404, "not_found", f"no import {import_id!r} (unknown, or expired after its retention)")
+            raise ApiError(404, "not_found", str(store.guard.unknown(import_id, settings.retention_s)))
         return state
 
     @app.get("/healthz", tags=["service"])
@@ -149,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ``data_file_url`` (http or https) and the options. Answers 202 once the file is on disk (or the URL
         taken); poll the import's URL."""
         content_type, kind = _media(request)
+        store.guard.check()  # (at most every BACKFILL_REDIS_CHECK_S) a Redis that evicts keys: 503
         import_id, path = producers.reserve()
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > settings.api_max_upload_bytes + 1024 * 1024:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, refused, scenarios, stored, tracking
+from . import hostile, redis_config, refused, scenarios, stored, tracking
 
 
 def _assert_exact(row: dict) -> None:
@@ -128,3 +128,17 @@ def test_tracking_order_holds_with_the_workers_paused_across_stream_ends(tmp_pat
     row = tracking.tracking_backlog_order(tmp_path, people=20, pauses=3)
     assert row["broke"].startswith("3 pauses"), row
     _assert_exact(row)
+
+
+def test_a_redis_that_evicts_is_refused_by_every_process_at_start_and_mid_import(tmp_path):
+    row = redis_config.eviction_policy(tmp_path, rows=12_000)
+    assert row["broke"].startswith("allkeys-lru at start, then mid-import (switched after"), row
+    assert row["report"].startswith("5/5 refused to start in one line; mid-import: writes stopped, interrupted"), row
+    assert row["ok"] and row["doubled"] == 0, row
+
+
+def test_a_redis_that_lost_its_data_is_said_in_one_line_and_the_sink_goes_on(tmp_path):
+    row = redis_config.data_lost(tmp_path, rows=12_000)
+    assert row["broke"].startswith("Redis restarted empty after") and "ALREADY" not in row["broke"], row
+    assert row["report"].startswith("--wait: one line"), row
+    assert row["ok"], row

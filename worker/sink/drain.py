@@ -19,8 +19,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import redis
+
+from worker.errors import RedisMisconfigured
 from worker.logs import get_logger
 from worker.sink.split import write_entries
+from worker.store.guard import Guard
 from worker.store.outbox import Outbox, dead_fields
 
 log = get_logger("backfill.sink")
@@ -75,23 +79,35 @@ def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[
 
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
         stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
-        on_turn: Callable[[], None] | None = None) -> None:
+        on_turn: Callable[[], None] | None = None, guard: Guard | None = None) -> None:
     """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
     outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
-    sign: the sink is not stuck)."""
+    sign: the sink is not stuck). ``guard`` (the store's) is checked at every turn, at most every
+    BACKFILL_REDIS_CHECK_S: while Redis evicts keys the sink stores nothing and does not count as running;
+    once Redis lost its data, its consumer group is created again, as when the group is found missing."""
     pause = 0.5
     ready = False
     while not stop():
         if on_turn:
             on_turn()
         try:
+            if guard is not None and guard.check():
+                ready = False  # the outbox and its group went with Redis's data
             if not ready:
                 outbox.ensure_group()
                 ready = True
             outbox.beat()
             drained = drain_once(outbox, results, batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
             pause = 0.5
+        except RedisMisconfigured:  # (said by the guard when found) stays so until the policy is fixed
+            time.sleep(min(retry_max_s, 1.0))
+            continue
         except Exception as exc:  # noqa: BLE001 - logged, retried: nothing is acknowledged that is not stored
+            if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                # the group is gone (Redis lost its data, or the stream was deleted): make it again, go on
+                log.warning("the outbox's consumer group is gone: creating it again", error=str(exc))
+                ready = False
+                continue
             log.warning("sink failed; retrying", error=f"{type(exc).__name__}: {exc}", retry_in_s=pause)
             time.sleep(pause)
             pause = min(pause * 2, retry_max_s)

@@ -5,7 +5,8 @@ each in its own module: ``imports`` (imports and their reports), ``work`` (store
 chunks, deliveries, pending work), ``events`` (event commits and the dedupe
 memory), ``people`` (the people directory), ``triggers`` (campaigns, scheduled
 triggers, deliveries), ``metrics`` (the shared figures) and ``apikeys`` (the HTTP
-service's keys). Key names come from
+service's keys), and the ``guard`` that checks Redis itself (its memory policy, its data
+epoch: :mod:`worker.store.guard`). Key names come from
 :mod:`worker.keys`; multi-key changes are Lua scripts in ``scripts/``, each key
 and argument commented there.
 """
@@ -16,6 +17,7 @@ import redis
 from worker.store.apikeys import ApiKeys
 from worker.store.client import TRANSIENT, connect, now_ms
 from worker.store.events import CommitResult, Events
+from worker.store.guard import Guard
 from worker.store.imports import Imports
 from worker.store.metrics import Metrics
 from worker.store.people import People
@@ -37,3 +39,4 @@ class Store:
         self.triggers = Triggers(client)
         self.metrics = Metrics(client)
         self.apikeys = ApiKeys(client)
+        self.guard = Guard(client)

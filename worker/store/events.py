@@ -18,7 +18,7 @@ from worker import keys
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
-from worker.store.work import SCRATCH_TTL_S, chunk_state
+from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
 
 @dataclasses.dataclass(slots=True)
@@ -137,6 +137,8 @@ class Events:
             keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
             keys.ANONYMOUS_LINKS,
         ], args=args)
+        if int(committed) == -3:
+            raise unknown_import(iid)
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
                             conflict=int(committed) == -1, moved=int(committed) == -2)
 

@@ -16,6 +16,7 @@ from worker.errors import ImportNotFound
 from worker.spec import ImportSpec
 from worker.store.client import now_ms
 from worker.store.lua import script
+from worker.store.work import unknown_import
 
 
 class Imports:
@@ -123,9 +124,10 @@ class Imports:
         return spec
 
     def state(self, import_id: str) -> dict[str, str]:
-        """The import hash, decoded (empty when unknown)."""
+        """The import hash, decoded (empty when unknown). A hash with no status is not an import: a stray
+        counter written after Redis lost the import (a sink's, a late commit's) is unknown as well."""
         raw = self.r.hgetall(keys.import_hash(import_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {k.decode(): v.decode() for k, v in raw.items()} if b"status" in raw else {}
 
     def recent(self, limit: int = 20, retention_s: int | None = None) -> list[str]:
         """Ids of the newest imports that still exist, newest first. Entries of imports that expired
@@ -151,25 +153,28 @@ class Imports:
 
     def finalize(self, import_id: str, status: str, report: dict, retention_s: int, *, record: bool = True) -> bool:
         """Write the report once; True for the call that wrote it. With ``record`` (a real run), the
-        import's record goes to the outbox in the same step, for the results database."""
+        import's record goes to the outbox in the same step, for the results database. Raises
+        ImportNotFound for an import Redis does not know (no report is made up for it)."""
         hash_key, marker, *rest = keys.import_keys(import_id)
         finished = now_ms()
         entry = orjson.dumps({
             "import_id": import_id, "status": status, "finished_ms": finished,
             "created_ms": int(self.r.hget(hash_key, "created_ms") or finished), "report": report,
         }) if record else b""
-        wrote = bool(self._finalize(
+        wrote = int(self._finalize(
             keys=[hash_key, marker, keys.PENDING, keys.METRICS, keys.OUTBOX, *rest],
             args=[status, orjson.dumps(report), finished, retention_s, keys.pending_member(import_id, keys.REPORT),
                   keys.pending_member(import_id, keys.NOTIFY), import_id, entry],
         ))
+        if wrote == -1:
+            raise unknown_import(import_id)
         if wrote:
             # Done with: the import's memories of its rows (people: identifiers; events: event ids), and a
             # dry run's shadow dedupe marks and directory (shadow person hashes expire within a day).
             shadow = keys.import_shadow(import_id)
             self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id),
                           *(shadow + name for name in keys.SHADOW_PARTS))
-        return wrote
+        return wrote == 1
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:
         """Stored error (``kind="errors"``) or warning rows, chunk by chunk in file order."""

@@ -13,6 +13,7 @@ import time
 import redis
 
 from worker import keys
+from worker.redis_health import Epoch
 from worker.store.outbox import age_s
 
 #: Upper bounds (seconds) of the chunk time histogram's buckets.
@@ -46,6 +47,10 @@ class Figures:
     outbox_oldest_s: float = 0.0
     #: outbox entries set aside because the results database refused them, not yet stored again
     dead_letters: int = 0
+    #: Redis's maxmemory-policy as INFO says it ("" when it does not)
+    maxmemory_policy: str = ""
+    #: losses of Redis's data found by backfill's processes (epochs found gone), carried from epoch to epoch
+    redis_data_lost: int = 0
 
 
 class Metrics:
@@ -78,8 +83,13 @@ class Metrics:
         pipe.xlen(keys.OUTBOX)
         pipe.xrange(keys.OUTBOX, count=1)
         pipe.xlen(keys.SINK_DEAD)
+        pipe.get(keys.EPOCH)
         (counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer, outbox,
-         first, dead) = pipe.execute()
+         first, dead, epoch) = pipe.execute()
+        try:
+            policy = str(self.r.info("memory").get("maxmemory_policy", "") or "")
+        except redis.ResponseError:  # INFO refused (renamed by a provider)
+            policy = ""
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -92,4 +102,6 @@ class Metrics:
             outbox_entries=outbox,
             outbox_oldest_s=age_s(first[0][0], now) if first else 0.0,
             dead_letters=dead,
+            maxmemory_policy=policy,
+            redis_data_lost=epoch.losses if (epoch := Epoch.parse(epoch)) else 0,
         )

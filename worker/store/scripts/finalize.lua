@@ -14,8 +14,10 @@
 -- ARGV[6]   the notification's member of KEYS[3]: due from now on, removed once it is done
 -- ARGV[7]   the import id
 -- ARGV[8]   the import's record (JSON) for the outbox, or "" (dry runs store nothing)
--- Returns 1 for the run that wrote the report, 0 for any later one.
+-- Returns 1 for the run that wrote the report, 0 for any later one, -1 when Redis does not know the
+-- import (it lost its data): no report is made up for it.
 
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 -- The first write is one a full Redis refuses (SET): the script then changes nothing, and the
 -- task is retried.
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX') then
