@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import orjson
 
-from worker.errors import ConfigError, FileProblem, ImportNotFound
+from worker.errors import ConfigError, FileProblem
 from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.settings import Settings, get_settings
@@ -74,10 +74,11 @@ class ImportHandle:
         return _worker().store()
 
     def state(self) -> dict[str, str]:
-        """The raw stored state (counters, status); raises ImportNotFound when unknown."""
-        state = self._store().imports.state(self.import_id)
+        """The raw stored state (counters, status); ImportNotFound when Redis does not know the import."""
+        st = self._store()
+        state = st.imports.state(self.import_id)
         if not state:
-            raise ImportNotFound(f"no import {self.import_id!r} (unknown, or expired after its retention)")
+            raise st.guard.unknown(self.import_id, get_settings().retention_s)
         return state
 
     @property
@@ -111,7 +112,8 @@ class ImportHandle:
         dead letter the database refused (the report says ``stored`` False and how many: ``dead_letters``).
 
         Waiting survives Redis pausing or restarting: a failed read is tried again with a growing
-        pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log.
+        pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log. A Redis that lost its data
+        no longer knows the import: ImportNotFound, saying so.
         """
         from worker.store import TRANSIENT
 
@@ -119,6 +121,7 @@ class ImportHandle:
         retry_s = 0.0
         while True:
             try:
+                self._store().guard.watch()
                 state = self.state()
             except TRANSIENT as exc:
                 if not retry_s:
@@ -149,12 +152,12 @@ class ImportHandle:
         """Stop the import: its producer queues no more chunks, queued chunks are skipped (their rows
         become ``cancelled`` errors), chunks in flight finish, and it ends ``cancelled`` with its report.
         False when it had already stopped or ended."""
-        tasks = _worker()
-        stopped, due = self._store().imports.stop(self.import_id, "cancelled")
+        st = self._store()
+        stopped, due = st.imports.stop(self.import_id, "cancelled")
         if stopped == -1:
-            raise ImportNotFound(f"no import {self.import_id!r} (unknown, or expired after its retention)")
+            raise st.guard.unknown(self.import_id, get_settings().retention_s)
         if due:
-            tasks.finalize_import.apply_async((self.import_id,))
+            _worker().finalize_import.apply_async((self.import_id,))
         return stopped == 1
 
     def exit_code(self) -> int:
@@ -223,7 +226,7 @@ def _finished_report(st, import_id: str) -> dict:
     """The report of a finished import; ImportNotFound, or ConfigError while it runs."""
     state = st.imports.state(import_id)
     if not state:
-        raise ImportNotFound(f"no import {import_id!r} (unknown, or expired after its retention)")
+        raise st.guard.unknown(import_id, get_settings().retention_s)
     if not state.get("report"):
         raise ConfigError(f"import {import_id} has not finished ({state.get('status')}): retry it once it has")
     return orjson.loads(state["report"])
@@ -304,6 +307,7 @@ def enqueue_import(
     id_only = settings.workspace_identifiers == "id_only"
     tasks = _worker()
     st = tasks.store()
+    st.guard.check(force=True)  # RedisMisconfigured for a Redis that evicts keys: nothing is recorded
     if retry_of is not None:
         _finished_report(st, retry_of)
     import_id = import_id or new_import_id()

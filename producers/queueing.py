@@ -5,7 +5,9 @@ that ``enqueue_import`` returns at once and progress shows from the first chunk.
 while too many chunks wait uncommitted (beating the producer's heartbeat, so the sweeper
 knows it is alive), retries passing Redis and broker failures, and stops when the import is
 cancelled, when asked (Ctrl-C), or when Redis stays away: what it queued is then imported
-and the import ends as interrupted.
+and the import ends as interrupted. It checks Redis as it goes (its guard, every
+``BACKFILL_REDIS_CHECK_S``): a memory policy that evicts keys stops it the same way, and a Redis
+that lost its data (the import with it) stops it with nothing more to end.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from worker.errors import ImportNotFound, RedisMisconfigured
 from worker.logs import bind_chunk, get_logger
 from worker.settings import Settings
 from worker.store.work import encode_rows
@@ -88,6 +91,13 @@ class Queueing:
                     _interrupt(st, tasks, import_id)
                 elif not st.work.room(import_id).stop and st.work.set_total(import_id, self.count):
                     tasks.finalize_import.apply_async((import_id,))
+            except ImportNotFound as exc:  # Redis lost its data: there is no import left to end
+                self.error = exc
+                log.error("Redis no longer knows the import (it lost its data): queueing stopped",
+                          chunks_queued=self.count)
+            except RedisMisconfigured as exc:  # (said by the store's guard) what was queued ends as interrupted
+                self.error = exc
+                _interrupt(st, tasks, import_id)
             except BaseException as exc:  # a Redis that stayed away: what was queued ends as interrupted
                 self.error = exc
                 log.error("queueing failed", error=str(exc), chunks_queued=self.count)
@@ -116,6 +126,7 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
     for chunk in _encoded(source, plan, settings):
         if stop is not None and stop.is_set():
             break
+        _retrying(settings, "check Redis", st.guard.check)  # (at most every BACKFILL_REDIS_CHECK_S)
         if not _wait_for_room(st, import_id, settings, stop):
             break
         stored = _retrying(settings, "store a chunk", lambda: st.work.put_encoded(
@@ -168,6 +179,7 @@ def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event
                         in_flight=room.in_flight)
             warned = True
         if now - beat > HEARTBEAT_S:
+            _retrying(settings, "check Redis", st.guard.check)
             _retrying(settings, "beat", lambda: st.work.heartbeat(import_id))
             beat = now
         time.sleep(0.02 if not said else 0.2)

@@ -45,5 +45,10 @@ class FileProblem(PermanentError):
         self.line = line
 
 
+class RedisMisconfigured(PermanentError):
+    """Redis is set up in a way that would silently lose or double rows (a memory policy that evicts
+    keys): every process that writes refuses to work on it, saying how to fix it in one line."""
+
+
 class ImportNotFound(PermanentError):
     """No import has that id (or its records expired)."""

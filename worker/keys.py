@@ -27,6 +27,11 @@ SINK_DEAD = PREFIX + "outbox:dead"
 #: sink or ``backfill db upgrade`` (SET NX); a sink whose database has another store id refuses to start
 #: (worker/sink/registry.py). ``backfill db register --replace`` points it at another database.
 RESULTS_STORE = PREFIX + "results:store"
+#: The data epoch: "<random id>:<ms>:<losses>" written (SET NX) by the first process that meets this
+#: Redis's data. Every process remembers the epoch it met; finding the key gone or another id later means
+#: Redis lost its data (restarted without persistence, or flushed) since (worker/store/guard.py). The
+#: losses found so far are carried from epoch to epoch (the metric backfill_redis_data_lost_total).
+EPOCH = PREFIX + "epoch"
 #: Sorted set of sinks by their last turn (ms): the sinks alive are those seen lately.
 SINKS = PREFIX + "sinks"
 #: A sink not seen for this long is not counted as running (it turns at least every few seconds).

@@ -79,6 +79,9 @@ class Settings:
     producer_timeout_s: float = 300.0
     #: How long a producer keeps trying when Redis or the broker fails passingly (unreachable, full).
     producer_retry_s: float = 120.0
+    #: How often a long-running process (worker, sink, producer, service) checks again that Redis evicts
+    #: nothing (maxmemory-policy noeviction) and still holds its data (the epoch it met at start).
+    redis_check_s: float = 10.0
     #: On a cold shutdown (SIGQUIT) a worker finishes the chunk in hand for up to this long, then gives it
     #: back; SIGTERM (warm) always lets it finish, within the chunk time limit.
     soft_shutdown_s: float = 60.0
@@ -171,6 +174,8 @@ class Settings:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (not "
                               f"{self.redis_url.split(':', 1)[0]}:...)")
+        if self.redis_check_s <= 0:
+            raise ConfigError("BACKFILL_REDIS_CHECK_S must be positive")
         if self.spool_bytes < 0:
             raise ConfigError("BACKFILL_SPOOL_BYTES must be 0 (never) or more")
         if self.max_problem_rows < 0:

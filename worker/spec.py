@@ -16,6 +16,15 @@ def new_import_id() -> str:
     return f"{int(time.time() * 1000):x}{secrets.token_hex(5)}"
 
 
+def import_id_ms(import_id: str) -> int | None:
+    """When an id of :func:`new_import_id` was made (ms), or None for an id not of that form."""
+    head = import_id[:-10]
+    try:
+        return int(head, 16) if 8 <= len(head) <= 13 and len(import_id) - len(head) == 10 else None
+    except ValueError:
+        return None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ImportSpec:
     """Options of one import, stored once in Redis and read by every chunk task."""

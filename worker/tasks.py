@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
+import os
 import time
 
 import orjson
@@ -18,6 +20,7 @@ from celery import signals
 
 from worker import keys
 from worker.app import app
+from worker.errors import ImportNotFound, RedisMisconfigured
 from worker.events import pipeline as events
 from worker.logs import bind_chunk, get_logger
 from worker.ops import notify, skew, sweeper
@@ -55,12 +58,44 @@ def _tune_gc(**_: object) -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def refuse_misconfigured_redis(role: str) -> None:
+    """At the start of a worker or of beat: exit (78, EX_CONFIG) with the one line saying how to fix a
+    Redis that evicts keys; meet the data epoch otherwise. A Redis not answering yet is no reason: the
+    checks run again while the process works."""
+    try:
+        store().guard.start()
+    except RedisMisconfigured as exc:
+        log.error(str(exc), process=role)
+        logging.shutdown()  # (flushed: the exit below skips it)
+        os._exit(78)  # (raising here would print Celery's traceback around the line)
+
+
+@signals.worker_init.connect
+def _check_redis_worker(**_: object) -> None:
+    refuse_misconfigured_redis("worker")
+
+
+@signals.beat_init.connect
+def _check_redis_beat(**_: object) -> None:
+    refuse_misconfigured_redis("beat")
+
+
+def redis_refuses(st: Store) -> bool:
+    """True while Redis evicts keys (said in the log when found): tasks then do nothing, their work stays
+    pending and the sweeper sends it again once Redis is fixed. Checked every BACKFILL_REDIS_CHECK_S."""
+    try:
+        st.guard.check()
+    except RedisMisconfigured:
+        return True
+    return False
+
+
 @signals.worker_ready.connect
 def _start_sink(**_: object) -> None:
     if get_settings().worker_sink:
         from worker.sink import thread
 
-        thread.start(store().r, get_settings())
+        thread.start(store().r, get_settings(), store().guard)
 
 
 @signals.worker_shutting_down.connect
@@ -101,9 +136,20 @@ _RETRY_REDIS = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_m
 
 @app.task(name="backfill.process_chunk", bind=True, **_RETRY)
 def process_chunk(self, import_id: str, chunk: int) -> None:
-    """Import one chunk; the commit that completes the import enqueues its report."""
-    settings = get_settings()
+    """Import one chunk; the commit that completes the import enqueues its report. A chunk of an import
+    Redis does not know (it lost its data) ends quietly, and so does every chunk while Redis evicts keys."""
     st = store()
+    if redis_refuses(st):
+        return
+    try:
+        _process_chunk(st, import_id, chunk)
+    except ImportNotFound:
+        with bind_chunk(import_id, chunk):
+            log.warning("chunk of an import Redis does not know (lost or expired): nothing to do")
+
+
+def _process_chunk(st: Store, import_id: str, chunk: int) -> None:
+    settings = get_settings()
     if st.imports.spec(import_id).kind in ("people", "segment"):
         # People (and Segment) chunks apply in file order: this task applies whatever is next (worker/people/apply.py).
         run_people(st, import_id, settings,
@@ -127,8 +173,16 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
 
 @app.task(name="backfill.finalize_import", bind=True, **_RETRY)
 def finalize_import(self, import_id: str) -> None:
-    """Write the import's report and notify, exactly once however often it runs."""
-    run_finalize(store(), import_id, get_settings())
+    """Write the import's report and notify, exactly once however often it runs (an import Redis does not
+    know has no report: it ends quietly)."""
+    st = store()
+    if redis_refuses(st):
+        return
+    try:
+        run_finalize(st, import_id, get_settings())
+    except ImportNotFound:
+        with bind_chunk(import_id):
+            log.warning("report of an import Redis does not know (lost or expired): nothing to write")
 
 
 @app.task(name="backfill.notify", bind=True, max_retries=None, **_RETRY_REDIS)
@@ -163,6 +217,8 @@ def _deliver(st: Store, import_id: str, report: dict, settings: Settings, tries:
 @app.task(name="backfill.move_due_triggers", **_RETRY)
 def move_due_triggers() -> int:
     """Move scheduled triggers that are due to the deliveries stream."""
+    if redis_refuses(store()):
+        return 0
     st = store()
     moved = st.triggers.move_due(int(st.now() * 1000))  # due by Redis's clock, whichever worker runs this
     if moved:
@@ -175,6 +231,8 @@ def sweep_pending() -> dict:
     """Send again the chunks and reports that went quiet (see :mod:`worker.ops.sweeper`)."""
     settings = get_settings()
     st = store()
+    if redis_refuses(st):
+        return {}
 
     def fail_lost(import_id: str, chunk: int) -> None:
         reason = "its rows expired before a worker processed them"
@@ -197,6 +255,8 @@ def sweep_pending() -> dict:
 @app.task(name="backfill.prune_dedupe", **_RETRY)
 def prune_dedupe() -> int:
     """Give back the memory of expired dedupe marks (commit.lua already ignores them)."""
+    if redis_refuses(store()):
+        return 0
     st = store()
     removed = st.events.prune_dedupe(int(st.now() * 1000))
     if removed:

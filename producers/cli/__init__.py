@@ -18,7 +18,7 @@ class _Backfill(click.Group):
     """The command group: a Redis that does not answer, or a wrong setting, is one line, not a traceback."""
 
     def invoke(self, ctx: click.Context):
-        from worker.errors import ConfigError, ResultsUnavailable
+        from worker.errors import ConfigError, ImportNotFound, RedisMisconfigured, ResultsUnavailable
         from worker.store import TRANSIENT
 
         # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
@@ -31,7 +31,7 @@ class _Backfill(click.Group):
         except TRANSIENT as exc:
             url = os.environ.get("REDIS_URL") or "the embedded server (REDIS_URL is not set)"
             raise click.ClickException(f"Redis did not answer at {url}: {exc}") from None
-        except ConfigError as exc:
+        except (ConfigError, RedisMisconfigured, ImportNotFound) as exc:
             raise click.ClickException(str(exc)) from None
 
 

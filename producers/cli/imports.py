@@ -9,7 +9,7 @@ from producers.cli import render
 from producers.cli.common import echo_json
 from worker.cells import column_letter
 from worker.clocks import DST_CHOICES
-from worker.errors import BackfillError, ConfigError, FileProblem
+from worker.errors import BackfillError, ConfigError, FileProblem, ImportNotFound
 from worker.events.dialects import DIALECTS
 from worker.ops.report import EXIT_TIMEOUT
 from worker.people.columns import (
@@ -119,6 +119,11 @@ def _follow(handle, wait: bool, timeout: float | None, as_json: bool) -> None:
         report = handle.wait(timeout, stored=True,
                              on_progress=None if as_json else render.progress_printer(handle.import_id))
         _queued(handle)
+    except ImportNotFound as exc:  # Redis lost its data (and the import with it) while this waited
+        handle.stop_queueing()
+        if not as_json and sys.stderr.isatty():
+            click.echo("", err=True)
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         # Ctrl-C: what was queued is imported; the import ends as interrupted, with its report.
         handle.stop_queueing()

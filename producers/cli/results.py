@@ -43,6 +43,7 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     from worker.tasks import store
 
     settings = get_settings()
+    store().guard.start()  # a Redis that evicts keys: refused in one line, before anything
     results = _results()
     results.check()
     try:
@@ -64,7 +65,8 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     try:
         run(Outbox(store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
             claim_idle_ms=settings.sink_claim_idle_ms, stop=stop.is_set,
-            on_turn=(lambda: alive.touch()) if alive else None, guard=lambda: claim(store().r, results))
+            on_turn=(lambda: alive.touch()) if alive else None, guard=store().guard,
+            registered=lambda: claim(store().r, results))
     except KeyboardInterrupt:
         pass
     finally:

@@ -45,7 +45,7 @@ from producers.web.models import (
     summary,
 )
 from producers.web.uploads import UploadError, read_body, read_form, read_small
-from worker.errors import ConfigError, FileProblem, ImportNotFound
+from worker.errors import ConfigError, FileProblem, ImportNotFound, RedisMisconfigured
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store import TRANSIENT
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from worker import tasks
 
     store = tasks.store()
+    store.guard.start()  # a Redis that evicts keys: the service does not start (one line)
     producers = Producers(settings, store)
 
     @contextlib.asynccontextmanager
@@ -100,6 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for transient in TRANSIENT:
         app.add_exception_handler(transient, _unavailable)
 
+    @app.exception_handler(RedisMisconfigured)
+    async def _misconfigured(_: Request, exc: RedisMisconfigured) -> JSONResponse:
+        return JSONResponse({"error": {"code": "redis_misconfigured", "message": str(exc)}}, 503,
+                            headers={"Retry-After": "60"})
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(request, 422, "invalid_request", first_problem(exc.errors()), None,
@@ -125,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def state_of(import_id: str) -> dict[str, str]:
         state = store.imports.state(import_id)
         if not state:
-            raise ApiError(404, "not_found", f"no import {import_id!r} (unknown, or expired after its retention)")
+            raise ApiError(404, "not_found", str(store.guard.unknown(import_id, settings.retention_s)))
         return state
 
     @app.get("/healthz", tags=["service"])
@@ -158,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         taken); poll the import's URL."""
         content_type, kind = _media(request)
         _check_length(request, JSON_LIMIT if kind == "application/json" else settings.api_max_upload_bytes + FORM_SLACK)
+        store.guard.check()  # (at most every BACKFILL_REDIS_CHECK_S) a Redis that evicts keys: 503
         import_id, path = producers.reserve()
         with _spooled(path):
             if kind == "application/json":

@@ -23,7 +23,7 @@ from typing import Any
 from producers import api
 from producers.web.fetch import fetch, redact
 from producers.web.models import as_fields
-from worker.errors import ConfigError, FileProblem
+from worker.errors import ConfigError, FileProblem, ImportNotFound, RedisMisconfigured
 from worker.logs import get_logger
 from worker.settings import Settings
 from worker.spec import new_import_id
@@ -125,6 +125,10 @@ class Producers:
             handle.queued()
         except ConfigError as exc:  # an option the file refuses (a dry run of a downloaded Segment file)
             self._refuse(import_id, source, FileProblem("invalid_option", as_fields(str(exc))))
+        except ImportNotFound as exc:  # Redis lost its data: nothing is left of the import to end
+            log.error("import lost with Redis's data: not queued", import_id=import_id, error=str(exc))
+        except RedisMisconfigured as exc:  # (the one line was logged by the store's guard)
+            self._refuse(import_id, source, FileProblem("redis_misconfigured", str(exc)))
         except Exception as exc:  # noqa: BLE001 - the import says what happened; the service goes on
             log.exception("import could not be queued", import_id=import_id)
             if self.store.imports.state(import_id).get("status") == "accepted":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import clock, hostile, refused, scenarios, split_store, stored, tracking, undo_race
+from . import clock, hostile, redis_config, refused, scenarios, split_store, stored, tracking, undo_race
 
 
 def _assert_exact(row: dict) -> None:
@@ -148,3 +148,17 @@ def test_an_undo_racing_an_import_of_the_same_events_leaves_that_import_whole(tm
     row = undo_race.undo_race(tmp_path, rows=1000, new_rows=3000, after=2)
     assert row["broke"].startswith("undo X after") and "X's events left 0" in row["report"], row
     _assert_exact(row)
+
+
+def test_a_redis_that_evicts_is_refused_by_every_process_at_start_and_mid_import(tmp_path):
+    row = redis_config.eviction_policy(tmp_path, rows=12_000)
+    assert row["broke"].startswith("allkeys-lru at start, then mid-import (switched after"), row
+    assert row["report"].startswith("5/5 refused to start in one line; mid-import: writes stopped, interrupted"), row
+    assert row["ok"] and row["doubled"] == 0, row
+
+
+def test_a_redis_that_lost_its_data_is_said_in_one_line_and_the_sink_goes_on(tmp_path):
+    row = redis_config.data_lost(tmp_path, rows=12_000)
+    assert row["broke"].startswith("Redis restarted empty after") and "ALREADY" not in row["broke"], row
+    assert row["report"].startswith("--wait: one line"), row
+    assert row["ok"], row

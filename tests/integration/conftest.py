@@ -111,9 +111,10 @@ def workers(redis_url, worker_logs, webhook):
 def store(redis_url):
     from worker.tasks import store as get_store
 
+    from .helpers import clear_keys
+
     st = get_store()
-    for key in st.r.scan_iter(match="bf:*", count=1000):
-        st.r.delete(key)
+    clear_keys(st.r)
     return st
 
 

@@ -7,6 +7,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "producers" / "examples"
 
 
+def clear_keys(client) -> None:
+    """Delete backfill's keys, all but the data epoch: the workers of the session would otherwise take a
+    test's fresh start for Redis losing its data (which they say, and count)."""
+    from worker import keys
+
+    for key in client.scan_iter(match="bf:*", count=1000):
+        if key != keys.EPOCH.encode():
+            client.delete(key)
+
+
 def stream_reports(store, key_id: str, timeout: float = 60) -> list[dict]:
     """The finished reports of a write key's tracking streams, once every one has ended (a killed
     server's stream is ended by the sweeper when its heartbeats stop)."""

@@ -16,7 +16,7 @@ from worker.sink.sqlite import SQLiteResults
 from worker.store.embedded import free_port
 from worker.store.outbox import Outbox
 
-from .helpers import counted_once, drain_all, outbox_events, run_import, write
+from .helpers import clear_keys, counted_once, drain_all, outbox_events, run_import, write
 
 
 def _segment(*messages: dict) -> list[str]:
@@ -76,8 +76,7 @@ def test_a_persons_events_answer_to_every_identifier_they_had(store, workers, tm
     assert [e["name"] for e in events_of("zed", env)] == ["Bought"]
 
     # The directory in Redis gone, and then Redis itself: the database still answers by an old name.
-    for key in store.r.scan_iter(match="bf:*", count=1000):
-        store.r.delete(key)
+    clear_keys(store.r)
     stopped = {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     for name in ("a", "b", "anon-1", "ann@old.example", cio):
         shown = subprocess.run(_cli("people", "show", name, "--json"), env=stopped, capture_output=True, timeout=60)

@@ -13,7 +13,7 @@ from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
 from worker.store.people import CONFLICT, NOT_ITS_TURN
 
-from .helpers import EXAMPLES, counted_once, run_import, write
+from .helpers import EXAMPLES, clear_keys, counted_once, run_import, write
 
 
 def people_file(tmp_path, name, header, rows):
@@ -231,8 +231,7 @@ def test_same_id_with_another_email_in_a_later_chunk_is_a_warning(workers, store
         "".join(report["_handle"].problems_csv("warnings"))
     assert store.people.find("5", "id")["email"] == "other@example.com"
     # in an email-or-id workspace the same file cannot change person 5's e-mail: a row error
-    for key in store.r.scan_iter(match="bf:*"):
-        store.r.delete(key)
+    clear_keys(store.r)
     strict = run_import(path, kind="people")
     assert strict["errors"] == 1 and "failed_attribute_change" in "".join(strict["_handle"].problems_csv("errors"))
 

@@ -14,7 +14,7 @@ from tests.segment_data import messages, write_archive
 from worker import keys
 from worker.settings import get_settings
 
-from .helpers import counted_once, drain_all, outbox_events, run_import, write
+from .helpers import clear_keys, counted_once, drain_all, outbox_events, run_import, write
 
 
 def test_an_archive_imports_with_exact_counts_and_the_oracles_people(store, workers, tmp_path):
@@ -71,8 +71,7 @@ def test_lines_arrays_and_batch_objects_give_the_same_store(store, workers, tmp_
     }
     seen = []
     for name, text in forms.items():
-        for key in store.r.scan_iter(match="bf:*"):
-            store.r.delete(key)
+        clear_keys(store.r)
         report = run_import(write(tmp_path, name, text))
         assert (report["rows"], report["imported"], report["errors"]) == (5, 5, 0), name
         person = store.people.find("u1", "id")

@@ -336,7 +336,8 @@ def test_the_endpoint_serves_the_documented_metrics():
     base = {"up", "imports_running", "queue_length", "pending_chunks", "oldest_pending_seconds",
             "oldest_producer_silence_seconds", "triggers_scheduled", "triggers_due", "rows_total",
             "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total", "sink_dead_letters_total",
-            "sink_dead_letters_held", "worker_clock_skew_seconds"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+            "sink_dead_letters_held", "worker_clock_skew_seconds", "redis_noeviction", "redis_data_lost_total"} | {
+                f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
     assert names == {f"backfill_{n}" for n in base}
     assert labels["queue"] == {keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS}
     assert labels["outcome"] == {"imported", "duplicate", "error"}
@@ -376,6 +377,8 @@ def test_alert_rules():
         return [m.group(1) for r in rules if (m := re.fullmatch(pattern, " ".join(r["expr"].split())))]
 
     assert only(r"backfill_up == (0)") == ["0"]
+    assert only(r"backfill_redis_noeviction == (0)") == ["0"]
+    assert only(r"increase\(backfill_redis_data_lost_total\[(\w+)\]\) > 0") == ["1h"]
     # thresholds are the settings the workers run with (their defaults, and k8s/config.yaml's values)
     defaults, config = Settings(), _k8s()[("ConfigMap", "backfill")]["data"]
     assert [int(t) for t in only(r"backfill_oldest_pending_seconds > (\d+)")] == [
@@ -453,6 +456,10 @@ ALERT_TESTS = [
          {"series": 'backfill_triggers_due{job="a"}', "values": "0 0 3x20"},
          {"series": 'backfill_sink_lag_seconds{job="a"}', "values": "0+60x30"},
          {"series": 'backfill_sink_dead_letters_held{job="a"}', "values": "0 0 0 2 2 0x10"},
+         {"series": 'backfill_redis_noeviction{job="a", policy="allkeys-lru"}', "values": "_ _ 0 0 stale"},
+         {"series": 'backfill_redis_noeviction{job="a", policy="noeviction"}', "values": "1 1 _ _ 1x10"},
+         # lost twice: the count is carried from epoch to epoch (a restart of every process resets it)
+         {"series": 'backfill_redis_data_lost_total{job="a"}', "values": "0 0 0 1 1x60 2x20"},
          {"series": 'backfill_imports_total{job="a", status="failed"}', "values": "0 0 0 1x10"},
          {"series": 'backfill_imports_total{job="a", status="completed"}', "values": "0+1x20"},
          {"series": 'backfill_queue_length{job="a", queue="imports"}', "values": "0+20x40"},
@@ -493,6 +500,13 @@ ALERT_TESTS = [
          _alert("BackfillSinkDeadLetters", "6m"),  # stored again: it resolves
          _alert("BackfillWorkerClockSkewed", "5m"),
          _alert("BackfillWorkerClockSkewed", "8m", {"severity": "warning", "job": "a", "worker": "slow@h"}),
+         _alert("BackfillRedisEvicts", "1m"),
+         _alert("BackfillRedisEvicts", "3m", {"severity": "critical", "job": "a", "policy": "allkeys-lru"}),
+         _alert("BackfillRedisEvicts", "5m"),  # noeviction again: it resolves
+         _alert("BackfillRedisDataLost", "2m"),
+         _alert("BackfillRedisDataLost", "4m", {"severity": "critical", "job": "a"}),
+         _alert("BackfillRedisDataLost", "64m"),  # an hour later: it resolves
+         _alert("BackfillRedisDataLost", "66m", {"severity": "critical", "job": "a"}),  # the second loss
      ]},
     {"interval": "1m",
      "input_series": [{"series": 'backfill_pending_chunks{job="a"}', "values": "0x20"}],

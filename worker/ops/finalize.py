@@ -16,6 +16,7 @@ from worker.errors import PermanentError
 from worker.ops.report import build_report, combine
 from worker.settings import Settings
 from worker.store import Store
+from worker.store.work import unknown_import
 
 
 def spec_info(st: Store, import_id: str) -> dict:
@@ -36,10 +37,13 @@ def spec_info(st: Store, import_id: str) -> dict:
 
 
 def finalize(st: Store, import_id: str, settings: Settings, send_notify: Callable[[str], None]) -> dict | None:
-    """Write the report once and queue its notification; None when another run already did."""
+    """Write the report once and queue its notification; None when another run already did. Raises
+    ImportNotFound for an import Redis does not know (lost with its data, or expired)."""
     info = spec_info(st, import_id)
     while True:
         state = st.imports.state(import_id)
+        if not state:
+            raise unknown_import(import_id)
         report = build_report(state, info)
         original = st.imports.state(state["retry_of"]).get("report") if state.get("retry_of") else None
         if original:  # a retry of an import's failed rows: the outcome of both too

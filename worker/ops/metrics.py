@@ -10,7 +10,9 @@ Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``imports_running``, ``chunk_duration_seconds`` (histogram), ``queue_length{queue}``,
 ``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``,
 ``sink_lag_entries``, ``sink_lag_seconds``, ``rows_stored_total{table}``, ``sink_dead_letters_total``,
-``sink_dead_letters_held``, ``worker_clock_skew_seconds{worker}``.
+``sink_dead_letters_held``, ``worker_clock_skew_seconds{worker}``, ``redis_noeviction{policy}``,
+``redis_data_lost_total``. At each scrape the endpoint's own guard checks Redis too (:mod:`worker.store.guard`),
+so a loss of Redis's data is found and counted even while no other process runs.
 """
 from __future__ import annotations
 
@@ -26,19 +28,29 @@ from prometheus_client.core import (
     Metric,
 )
 
+from worker.errors import RedisMisconfigured
 from worker.ops.report import STATUSES
+from worker.redis_health import NOEVICTION
 from worker.store import TRANSIENT
+from worker.store.guard import Guard
 from worker.store.metrics import CHUNK_BUCKETS, Metrics
 
 
 class RedisCollector:
-    """A prometheus_client collector reading backfill's shared figures from Redis at each scrape."""
+    """A prometheus_client collector reading backfill's shared figures from Redis at each scrape;
+    ``guard``: this process's (checked at each scrape: it finds and counts a loss of Redis's data)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, guard: Guard | None = None) -> None:
         self.metrics = Metrics(client)
+        self.guard = guard
 
     def collect(self) -> Iterator[Metric]:
         try:
+            if self.guard is not None:
+                try:
+                    self.guard.check(force=True)
+                except RedisMisconfigured:  # (served below as backfill_redis_noeviction 0)
+                    pass
             figures = self.metrics.figures()
         except TRANSIENT:  # Redis is away: say so, and only that (the endpoint itself keeps answering)
             yield GaugeMetricFamily("backfill_up", "1 when Redis answered this scrape", value=0)
@@ -90,6 +102,15 @@ class RedisCollector:
         for worker, skew in sorted(figures.clock_skews.items()):
             skews.add_metric([worker], skew)
         yield skews
+        policy = figures.maxmemory_policy
+        noeviction = GaugeMetricFamily("backfill_redis_noeviction", "1 when Redis evicts nothing (maxmemory-policy "
+                                       "noeviction, or INFO does not say); 0: every process refuses to work",
+                                       labels=["policy"])
+        noeviction.add_metric([policy or "unknown"], 1 if policy in ("", NOEVICTION) else 0)
+        yield noeviction
+        yield CounterMetricFamily("backfill_redis_data_lost", "Losses of Redis's data found by backfill (restarted "
+                                  "without persistence, or flushed); counted in Redis, so it starts again from 0 "
+                                  "after each loss", value=figures.redis_data_lost)
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
@@ -105,6 +126,6 @@ def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
 def serve(client: redis.Redis, port: int, addr: str = "0.0.0.0") -> WSGIServer:
     """Serve /metrics on ``addr:port`` in a background thread; returns the server (``shutdown()`` stops it)."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(RedisCollector(client))
+    registry.register(RedisCollector(client, Guard(client)))
     server, _ = start_http_server(port, addr=addr, registry=registry)
     return server

@@ -8,7 +8,8 @@ chunk starts with more than ``BACKFILL_MAX_CHUNK_TRIES`` such deaths behind it, 
 committed as errors (code ``chunk_poison``) instead of being processed again. A chunk
 that raises (a bug, bad state, its soft time limit) is committed as errors too
 (``chunk_failed``), so its import ends instead of waiting for it; a passing failure of
-Redis is raised, for the task to retry. Both kinds of chunk (events, people) go
+Redis is raised, for the task to retry, and so is an import Redis does not know (its task ends
+quietly: nothing can be committed to an import that is gone). Both kinds of chunk (events, people) go
 through :func:`attempt`, once per chunk.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from worker.errors import ImportNotFound
 from worker.logs import bind_chunk, get_logger
 from worker.problems import CHUNK_FAILED, CHUNK_POISON
 from worker.store import TRANSIENT
@@ -47,7 +49,7 @@ def attempt(work: Work, import_id: str, chunk: int, max_tries: int, *,
                 return fail(poison_reason(deaths), CHUNK_POISON)
             try:
                 return run()
-            except TRANSIENT:
+            except (*TRANSIENT, ImportNotFound):
                 raise
             except SoftTimeLimitExceeded:
                 log.error("chunk over its time limit")

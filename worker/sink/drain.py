@@ -19,10 +19,13 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from worker.errors import ConfigError
+import redis
+
+from worker.errors import ConfigError, RedisMisconfigured
 from worker.logs import get_logger
 from worker.sink.split import write_entries
 from worker.store import clock
+from worker.store.guard import Guard
 from worker.store.outbox import Outbox, dead_fields
 
 log = get_logger("backfill.sink")
@@ -79,34 +82,47 @@ def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[
 
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
         stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
-        on_turn: Callable[[], None] | None = None, guard: Callable[[], None] | None = None,
-        guard_every_s: float = GUARD_EVERY_S) -> None:
+        on_turn: Callable[[], None] | None = None, guard: Guard | None = None,
+        registered: Callable[[], None] | None = None, registered_every_s: float = GUARD_EVERY_S) -> None:
     """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
     outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
-    sign: the sink is not stuck). ``guard`` is called every ``guard_every_s``: a ConfigError it raises
-    (this sink's store is no longer the registered one) ends the loop, raised."""
+    sign: the sink is not stuck). ``guard`` (the store's) is checked at every turn, at most every
+    BACKFILL_REDIS_CHECK_S: while Redis evicts keys the sink stores nothing and does not count as running;
+    once Redis lost its data, its consumer group is created again, as when the group is found missing.
+    ``registered`` is called every ``registered_every_s``: a ConfigError it raises (this sink's store is
+    no longer the registered one) ends the loop, raised."""
     pause = 0.5
     ready = False
-    guard_at = time.monotonic() + guard_every_s
+    registered_at = time.monotonic() + registered_every_s
     while not stop():
         if on_turn:
             on_turn()
-        if guard is not None and time.monotonic() >= guard_at:
-            guard_at = time.monotonic() + guard_every_s
+        if registered is not None and time.monotonic() >= registered_at:
+            registered_at = time.monotonic() + registered_every_s
             try:
-                guard()
+                registered()
             except ConfigError:
                 raise
             except Exception:  # noqa: BLE001 - Redis away: the batch below says so, and retries
                 pass
         try:
+            if guard is not None and guard.check():
+                ready = False  # the outbox and its group went with Redis's data
             if not ready:
                 outbox.ensure_group()
                 ready = True
             outbox.beat()
             drained = drain_once(outbox, results, batch=batch, block_ms=block_ms, claim_idle_ms=claim_idle_ms)
             pause = 0.5
+        except RedisMisconfigured:  # (said by the guard when found) stays so until the policy is fixed
+            time.sleep(min(retry_max_s, 1.0))
+            continue
         except Exception as exc:  # noqa: BLE001 - logged, retried: nothing is acknowledged that is not stored
+            if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                # the group is gone (Redis lost its data, or the stream was deleted): make it again, go on
+                log.warning("the outbox's consumer group is gone: creating it again", error=str(exc))
+                ready = False
+                continue
             log.warning("sink failed; retrying", error=f"{type(exc).__name__}: {exc}", retry_in_s=pause)
             time.sleep(pause)
             pause = min(pause * 2, retry_max_s)

@@ -17,10 +17,10 @@ log = get_logger("backfill.sink")
 _stop = threading.Event()
 
 
-def start(redis_client, settings: Settings) -> threading.Thread:
+def start(redis_client, settings: Settings, guard=None) -> threading.Thread:
     """Start the sink thread. It opens the results store itself, trying again while the database does
     not answer; a configuration it cannot work with (`backfill worker` refuses those before it starts)
-    is logged and ends the thread."""
+    is logged and ends the thread. ``guard``: the store's (see :func:`worker.sink.drain.run`)."""
     from worker.errors import ConfigError
     from worker.sink.drain import run
     from worker.sink.registry import claim
@@ -51,8 +51,8 @@ def start(redis_client, settings: Settings) -> threading.Thread:
             return
         try:
             run(Outbox(redis_client, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
-                claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set,
-                guard=lambda: claim(redis_client, results))
+                claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set, guard=guard,
+                registered=lambda: claim(redis_client, results))
         except ConfigError as exc:
             log.error("sink stopped", error=str(exc))
         finally:

@@ -5,7 +5,8 @@ each in its own module: ``imports`` (imports and their reports), ``work`` (store
 chunks, deliveries, pending work), ``events`` (event commits and the dedupe
 memory), ``people`` (the people directory), ``triggers`` (campaigns, scheduled
 triggers, deliveries), ``metrics`` (the shared figures), ``apikeys`` (the HTTP
-service's keys) and ``undoing`` (an undo's leases and the duplicates it reads). Key names come from
+service's keys), ``undoing`` (an undo's leases and the duplicates it reads), and the ``guard`` that
+checks Redis itself (its memory policy, its data epoch: :mod:`worker.store.guard`). Key names come from
 :mod:`worker.keys`; multi-key changes are Lua scripts in ``scripts/``, each key
 and argument commented there.
 """
@@ -18,6 +19,7 @@ from worker.store.apikeys import ApiKeys
 from worker.store.client import TRANSIENT, connect
 from worker.store.clock import now_ms
 from worker.store.events import CommitResult, Events
+from worker.store.guard import Guard
 from worker.store.imports import Imports
 from worker.store.metrics import Metrics
 from worker.store.people import People
@@ -41,6 +43,7 @@ class Store:
         self.metrics = Metrics(client)
         self.apikeys = ApiKeys(client)
         self.undoing = Undoing(client)
+        self.guard = Guard(client)
 
     def now(self) -> float:
         """Redis's clock (Unix seconds), the one every worker decides by, in one round trip (see

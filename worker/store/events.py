@@ -20,7 +20,7 @@ from worker.errors import TransientError
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
-from worker.store.work import SCRATCH_TTL_S, chunk_state
+from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
 #: How long a commit waits for an undo that is changing the dedupe memory (it holds keys.UNDO_MARKS for
 #: seconds, renewing it; one that died lets go within its TTL) before its task is retried.
@@ -161,6 +161,8 @@ class Events:
                 raise TransientError(f"chunk {chunk}: an undo kept the dedupe memory for {UNDO_WAIT_S} s")
             time.sleep(pause)
             waited, pause = waited + pause, min(pause * 2, 1.0)
+        if int(committed) == -4:
+            raise unknown_import(iid)
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
                             conflict=int(committed) == -1, moved=int(committed) == -2)
 

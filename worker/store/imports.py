@@ -16,6 +16,7 @@ from worker.errors import ImportNotFound
 from worker.spec import ImportSpec
 from worker.store import clock
 from worker.store.lua import script
+from worker.store.work import unknown_import
 
 
 class Imports:
@@ -123,9 +124,10 @@ class Imports:
         return spec
 
     def state(self, import_id: str) -> dict[str, str]:
-        """The import hash, decoded (empty when unknown)."""
+        """The import hash, decoded (empty when unknown). A hash with no status is not an import: a stray
+        counter written after Redis lost the import (a sink's, a late commit's) is unknown as well."""
         raw = self.r.hgetall(keys.import_hash(import_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {k.decode(): v.decode() for k, v in raw.items()} if b"status" in raw else {}
 
     def recent(self, limit: int = 20, retention_s: int | None = None) -> list[str]:
         """Ids of the newest imports that still exist, newest first. Entries of imports that expired
@@ -154,7 +156,8 @@ class Imports:
         """Write the report once; True for the call that wrote it. With ``record`` (a real run), the
         import's record goes to the outbox in the same step, for the results database. None, writing
         nothing, when the import's ``adopted`` counter is no longer the one the report was built from (an
-        undo left events to it meanwhile): build it again."""
+        undo left events to it meanwhile): build it again. Raises ImportNotFound for an import Redis does
+        not know (no report is made up for it)."""
         hash_key, marker, *rest = keys.import_keys(import_id)
         finished = clock.now_ms(self.r)
         entry = orjson.dumps({
@@ -166,6 +169,8 @@ class Imports:
             args=[status, orjson.dumps(report), finished, retention_s, keys.pending_member(import_id, keys.REPORT),
                   keys.pending_member(import_id, keys.NOTIFY), import_id, entry, adopted],
         ))
+        if wrote == -2:
+            raise unknown_import(import_id)
         if wrote < 0:
             return None
         if wrote:
@@ -174,7 +179,7 @@ class Imports:
             shadow = keys.import_shadow(import_id)
             self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id),
                           *(shadow + name for name in keys.SHADOW_PARTS))
-        return bool(wrote)
+        return wrote == 1
 
     def problems(self, import_id: str, kind: str) -> Iterator[dict]:
         """Stored error (``kind="errors"``) or warning rows, chunk by chunk in file order."""

@@ -12,6 +12,7 @@ import dataclasses
 import redis
 
 from worker import keys
+from worker.redis_health import Epoch
 from worker.store import clock
 from worker.store.outbox import age_s
 
@@ -53,6 +54,10 @@ class Figures:
     #: worker name -> how far its clock is ahead of Redis's (seconds; negative: behind), of the workers
     #: that said so lately
     clock_skews: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Redis's maxmemory-policy as INFO says it ("" when it does not)
+    maxmemory_policy: str = ""
+    #: losses of Redis's data found by backfill's processes (epochs found gone), carried from epoch to epoch
+    redis_data_lost: int = 0
 
 
 class Metrics:
@@ -96,10 +101,15 @@ class Metrics:
         pipe.xrange(keys.OUTBOX, count=1)
         pipe.xlen(keys.SINK_DEAD)
         pipe.hgetall(keys.CLOCKS)
+        pipe.get(keys.EPOCH)
         sent = clock.add_time(pipe)
         (counters, chunk_seconds, q_imports, q_reports, pending, oldest, scheduled, due, producer, outbox,
-         first, dead, skews, reply) = pipe.execute()
+         first, dead, skews, epoch, reply) = pipe.execute()
         now = clock.read_time(self.r, reply, sent)
+        try:
+            policy = str(self.r.info("memory").get("maxmemory_policy", "") or "")
+        except redis.ResponseError:  # INFO refused (renamed by a provider)
+            policy = ""
         return Figures(
             counters={k.decode(): int(v) for k, v in counters.items()},
             chunk_seconds={k.decode(): v.decode() for k, v in chunk_seconds.items()},
@@ -114,6 +124,8 @@ class Metrics:
             dead_letters=dead,
             clock_skews={name: skew for name, (skew, seen) in _skews(skews).items()
                          if seen >= now * 1000 - CLOCK_SHOWN_MS},
+            maxmemory_policy=policy,
+            redis_data_lost=epoch.losses if (epoch := Epoch.parse(epoch)) else 0,
         )
 
 

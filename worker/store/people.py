@@ -23,7 +23,7 @@ from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
 from worker.store import clock
 from worker.store.lua import script
-from worker.store.work import SCRATCH_TTL_S, chunk_state
+from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
 #: commit outcomes
 COMMITTED, ALREADY, CONFLICT, NOT_ITS_TURN = 1, 0, -1, -2
@@ -167,6 +167,8 @@ class People:
             keys.import_problem_runs(iid), keys.OUTBOX, keys.ANONYMOUS_LINKS, keys.TRIGGERS_ZSET,
             keys.DELIVERIES_STREAM,
         ], args=args)
+        if int(status) == -3:
+            raise unknown_import(iid)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
 
     # -- anonymous ids ---------------------------------------------------------------------

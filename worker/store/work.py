@@ -15,6 +15,7 @@ import orjson
 import redis
 
 from worker import keys
+from worker.errors import ImportNotFound
 from worker.store import clock
 from worker.store.lua import script
 
@@ -87,23 +88,30 @@ class Work:
     # -- chunks ----------------------------------------------------------------------
     def put_chunk(self, import_id: str, chunk: int, rows: list[list[str]], numbers: list[int], ttl_s: int) -> bool:
         """Store a chunk's rows for its task; counts it as in flight and as pending work (for the sweeper),
-        and as the producer's heartbeat. False (nothing stored) once the import has stopped (put_chunk.lua)."""
+        and as the producer's heartbeat. False (nothing stored) once the import has stopped (put_chunk.lua);
+        ImportNotFound when Redis does not know it (it lost its data)."""
         return self.put_encoded(import_id, chunk, encode_rows(rows, numbers), numbers[-1], ttl_s)
 
     def put_encoded(self, import_id: str, chunk: int, payload: bytes, last_row: int, ttl_s: int) -> bool:
         """:meth:`put_chunk` of a chunk already encoded (:func:`encode_rows`), whose last row is ``last_row``."""
-        return bool(self._put_chunk(
+        stored = int(self._put_chunk(
             keys=[keys.import_chunk(import_id, chunk), keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
             args=[payload, ttl_s, clock.now_ms(self.r), keys.pending_member(import_id, chunk), import_id, last_row]))
+        if stored == -1:
+            raise unknown_import(import_id)
+        return stored == 1
 
     def load(self, import_id: str, chunk: int) -> StoredChunk | None:
         """The chunk's records, whether its import was cancelled and Redis's clock (the chunk's now), in one
-        round trip; None once committed."""
+        round trip; None once committed. ImportNotFound when Redis does not know the import (it lost its
+        data, or it expired)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.get(keys.import_chunk(import_id, chunk))
-        pipe.hget(keys.import_hash(import_id), "stop")
+        pipe.hmget(keys.import_hash(import_id), "stop", "spec")
         sent = clock.add_time(pipe)
-        raw, stop, time_reply = pipe.execute()
+        raw, (stop, spec), time_reply = pipe.execute()
+        if spec is None:
+            raise unknown_import(import_id)
         now = clock.read_time(self.r, time_reply, sent)
         if raw is None:
             return None
@@ -163,9 +171,14 @@ class Work:
         return int(queued or 0) - int(done or 0)
 
     def set_total(self, import_id: str, chunks: int) -> bool:
-        """Record the number of chunks; True when all are already committed."""
-        return bool(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
-                                    args=[chunks, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT), import_id]))
+        """Record the number of chunks; True when all are already committed. ImportNotFound when Redis does
+        not know the import (it lost its data)."""
+        done = int(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+                                   args=[chunks, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT),
+                                         import_id]))
+        if done == -1:
+            raise unknown_import(import_id)
+        return done == 1
 
     def chunk_done(self, import_id: str, chunk: int) -> bool:
         """True when the chunk's commit already happened."""
@@ -213,3 +226,8 @@ class Work:
     def drop(self, import_id: str, part: int | str) -> None:
         """Forget pending work that can never happen (its import expired)."""
         self.r.zrem(keys.PENDING, keys.pending_member(import_id, part))
+
+
+def unknown_import(import_id: str) -> ImportNotFound:
+    """The error of a store call on an import Redis does not know (lost with its data, or expired)."""
+    return ImportNotFound(f"no import {import_id!r} (unknown to Redis: lost or expired)")

@@ -84,13 +84,15 @@
 --            id (worker/segment/anonymous.py), deduped like the others, counted as imported and
 --            in anonymous_stored; if one of these ids was tied to a person since the chunk read the
 --            ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
--- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1}
+-- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1}; {-4, 0, 0, 0} when Redis does
+--          not know the import (it lost its data since the chunk began): nothing written
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
   return {0, 0, 0, 0}
 end
+if redis.call('EXISTS', imp) == 0 then return {-4, 0, 0, 0} end
 if redis.call('EXISTS', KEYS[16]) == 1 then return {-3, 0, 0, 0} end
 -- Find each section before writing anything: the id check may refuse the whole commit.
 local i = 17

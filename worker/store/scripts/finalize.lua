@@ -17,8 +17,10 @@
 -- ARGV[9]   the import's "adopted" counter as the report counted it: an undo of another import that
 --           left events to this one changed its counters since when it differs, and -1 asks for the
 --           report again (nothing written)
--- Returns 1 for the run that wrote the report, 0 for any later one, -1 to build the report again.
+-- Returns 1 for the run that wrote the report, 0 for any later one, -1 to build the report again,
+-- -2 when Redis does not know the import (it lost its data): no report is made up for it.
 
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if (redis.call('HGET', KEYS[1], 'adopted') or '0') ~= ARGV[9] then return -1 end
 -- The first write is one a full Redis refuses (SET): the script then changes nothing, and the
 -- task is retried.

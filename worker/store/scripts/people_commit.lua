@@ -58,7 +58,8 @@
 --            identifier a person has had, so an old one still finds them)
 --          the cio_id of each person the moved events name, a JSON object (user id -> cio_id)
 -- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
---          since the snapshot; {-2, next_chunk} not this chunk's turn.
+--          since the snapshot; {-2, next_chunk} not this chunk's turn; {-3, 0} Redis does not know the
+--          import (it lost its data since the chunk began): nothing written.
 
 local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
 local chunk, dry, now_ms, prefix, ttl = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4], ARGV[5]
@@ -67,6 +68,7 @@ if redis.call('SISMEMBER', done_set, chunk) == 1 then
   redis.call('ZREM', KEYS[9], ARGV[10] .. '/' .. chunk)
   return {0, 0}
 end
+if redis.call('EXISTS', imp) == 0 then return {-3, 0} end
 local next_chunk = redis.call('HGET', imp, 'next_chunk') or '0'
 if next_chunk ~= chunk then return {-2, tonumber(next_chunk)} end
 

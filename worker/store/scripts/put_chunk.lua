@@ -14,8 +14,10 @@
 -- ARGV[4] the chunk's member of KEYS[3]
 -- ARGV[5] the import id
 -- ARGV[6] the chunk's last row number
--- Returns 1 stored, 0 the import has stopped (cancelled or interrupted): nothing stored.
+-- Returns 1 stored, 0 the import has stopped (cancelled or interrupted): nothing stored, -1 Redis
+-- does not know the import (it lost its data): nothing stored, no stray hash made.
 
+if redis.call('HEXISTS', KEYS[2], 'spec') == 0 then return -1 end
 local stop = redis.call('HGET', KEYS[2], 'stop')
 if stop then return 0 end
 -- The first write is one a full Redis refuses (SET): the script then changes nothing.

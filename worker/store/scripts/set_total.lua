@@ -12,8 +12,10 @@
 -- ARGV[2] now, ms
 -- ARGV[3] the report's member of KEYS[2]
 -- ARGV[4] the import id
--- Returns 1 when every chunk is already committed, else 0.
+-- Returns 1 when every chunk is already committed, else 0; -1 when Redis does not know the import
+-- (it lost its data): nothing written.
 
+if redis.call('HEXISTS', KEYS[1], 'spec') == 0 then return -1 end
 redis.call('HSET', KEYS[1], 'chunks_total', ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[4])
 local done = tonumber(redis.call('HGET', KEYS[1], 'chunks_done') or '0')
