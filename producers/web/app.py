@@ -12,8 +12,6 @@ functions (FastAPI runs them in its thread pool); the upload is async, streamed 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,13 +19,13 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from producers.api import ImportHandle, check_file_options, check_options
+from producers.api import ImportHandle
 from producers.text import check_text
 from producers.web import trackapi, tracking
 from producers.web.fetch import check_url, parse_allow, redact
+from producers.web.checks import accepted, check_file, check_import, check_length, media, spooled, validated
 from producers.web.jobs import Producers
 from producers.web.limits import BodyDeadline
 from producers.web.models import (
@@ -39,12 +37,11 @@ from producers.web.models import (
     ImportPage,
     ImportSummary,
     UrlImport,
-    as_fields,
     first_problem,
     form_options,
     summary,
 )
-from producers.web.uploads import UploadError, read_body, read_form, read_small
+from producers.web.uploads import read_body, read_form, read_small
 from worker.errors import ConfigError, FileProblem, ImportNotFound, RedisMisconfigured
 from worker.logs import get_logger
 from worker.settings import Settings, get_settings
@@ -162,43 +159,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fields), a raw CSV body (``Content-Type: text/csv``, options in the query string), or JSON with a
         ``data_file_url`` (http or https) and the options. Answers 202 once the file is on disk (or the URL
         taken); poll the import's URL."""
-        content_type, kind = _media(request)
-        _check_length(request, JSON_LIMIT if kind == "application/json" else settings.api_max_upload_bytes + FORM_SLACK)
+        content_type, kind = media(request)
+        check_length(request, JSON_LIMIT if kind == "application/json" else settings.api_max_upload_bytes + FORM_SLACK)
         store.guard.check()  # (at most every BACKFILL_REDIS_CHECK_S) a Redis that evicts keys: 503
         import_id, path = producers.reserve()
-        with _spooled(path):
+        with spooled(path):
             if kind == "application/json":
                 try:
                     data = orjson.loads(await read_small(request.stream(), JSON_LIMIT, "a JSON request"))
                 except orjson.JSONDecodeError as exc:
                     raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
-                job = _validated(UrlImport, data)
+                job = validated(UrlImport, data)
                 options = ImportOptions.model_validate(job.model_dump(exclude={"data_file_url"}))
                 try:
                     parts = check_url(job.data_file_url)
                 except FileProblem as exc:  # the URL is refused now
                     raise ApiError(422, exc.code, str(exc)) from None
-                _check(options, redact(job.data_file_url))
-                _check_file(options, parts.path, content=False)
+                check_import(options, redact(job.data_file_url))
+                check_file(options, parts.path, content=False)
                 producers.start_url(import_id, path, job.data_file_url, options.producer_args())
             elif kind == "multipart/form-data":
                 form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
-                options = _validated(ImportOptions, form_options(form.fields))
-                _check(options, form.filename or "upload.csv")
-                _check_file(options, path)
+                options = validated(ImportOptions, form_options(form.fields))
+                check_import(options, form.filename or "upload.csv")
+                check_file(options, path)
                 producers.start_file(import_id, path, form.filename or "upload.csv", options.producer_args())
             elif kind in ("text/csv", "application/octet-stream", "text/plain"):
-                options = _validated(ImportOptions, form_options(
+                options = validated(ImportOptions, form_options(
                     {k: request.query_params.getlist(k) for k in request.query_params if k != "source"}))
                 source = request.query_params.get("source") or "upload.csv"
-                _check(options, source)
+                check_import(options, source)
                 await read_body(request.stream(), path, settings.api_max_upload_bytes)
-                _check_file(options, path)
+                check_file(options, path)
                 producers.start_file(import_id, path, source, options.producer_args())
             else:
                 raise ApiError(415, "unsupported_media_type", "send multipart/form-data (a file field), text/csv, "
                                "or application/json with a data_file_url")
-        return _accepted(import_id)
+        return accepted(import_id)
 
     @app.post("/v1/imports/{import_id}/retry", status_code=202, response_model=Accepted, tags=["imports"],
               dependencies=[write], responses={404: {"description": "no such import"},
@@ -218,10 +215,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "not_found", str(exc)) from None
         except ConfigError as exc:
             raise ApiError(409, "not_retryable", str(exc)) from None
-        content_type, kind = _media(request)
-        _check_length(request, settings.api_max_upload_bytes + FORM_SLACK)
+        content_type, kind = media(request)
+        check_length(request, settings.api_max_upload_bytes + FORM_SLACK)
         new_id, path = producers.reserve()
-        with _spooled(path):
+        with spooled(path):
             if kind == "multipart/form-data":
                 form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
                 if form.fields:
@@ -239,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except ConfigError as exc:
                 raise ApiError(422, "invalid_option", str(exc)) from None
             producers.start_file(new_id, path, name, options)
-        return _accepted(new_id)
+        return accepted(new_id)
 
     @app.get("/v1/imports", response_model=ImportPage, tags=["imports"], dependencies=[read])
     def list_imports(limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
@@ -337,64 +334,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(found)
 
     return app
-
-
-def _media(request: Request) -> tuple[str, str]:
-    """The request's Content-Type, whole and as its bare media type."""
-    content_type = request.headers.get("content-type", "")
-    return content_type, content_type.split(";", 1)[0].strip().lower()
-
-
-@contextlib.contextmanager
-def _spooled(path: Path) -> Iterator[None]:
-    """An upload's file is removed when its request fails; an UploadError becomes its HTTP answer."""
-    try:
-        yield
-    except UploadError as exc:
-        path.unlink(missing_ok=True)
-        raise ApiError(exc.status, exc.code, str(exc)) from None
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def _accepted(import_id: str) -> JSONResponse:
-    url = f"/v1/imports/{import_id}"
-    return JSONResponse({"import_id": import_id, "status": "accepted", "url": url}, 202, headers={"Location": url})
-
-
-def _validated(model: type[BaseModel], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_option", first_problem(exc.errors())) from None
-
-
-def _check(options: ImportOptions, source: str) -> None:
-    """The options (and the name the import will be known by), checked as the CLI checks them; 422."""
-    try:
-        check_options(kind=options.type, data_to_process=options.data_to_process, empty_cells=options.empty_cells,
-                      date_formats=options.date_formats, timezone=options.timezone, dst=options.dst,
-                      trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding,
-                      mapping=options.mapping, skip=options.skip, source=source)
-    except ConfigError as exc:
-        raise ApiError(422, "invalid_option", as_fields(str(exc))) from None
-
-
-def _check_file(options: ImportOptions, path: str | Path, content: bool = True) -> None:
-    """The options that depend on the file (a dry run or a --type of Segment messages), before the 202; 422."""
-    try:
-        check_file_options(path, dry_run=options.dry_run, kind=options.type, content=content)
-    except ConfigError as exc:
-        raise ApiError(422, "invalid_option", as_fields(str(exc))) from None
-
-
-def _check_length(request: Request, limit: int) -> None:
-    """413 for a request whose Content-Length is over ``limit`` (before any file is made for it)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"the request is {int(declared):,} bytes; the limit is {limit:,} "
-                       "(BACKFILL_API_MAX_UPLOAD_BYTES, and 1 MB for JSON)")
 
 
 def _error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None,
