@@ -85,6 +85,8 @@ def test_stored_times_are_redis_clock_on_a_shifted_host(store, shift):
     """Signs of life (the sweeper's), record times: Redis's clock, whatever this host's says."""
     redis_now_ms = _redis_now(store) * 1000
     shift(31 * DAY)
+    store.imports.create(ImportSpec(import_id="shifted", columns=plan_columns(["email", "event_name"]),
+                                    identifier="email"), {}, 3600)
     store.work.put_chunk("shifted", 0, [["a@b.co", "x"]], [2], 3600)
     score = store.r.zscore(keys.PENDING, keys.pending_member("shifted", 0))
     assert abs(score - redis_now_ms) < 5_000
@@ -98,9 +100,9 @@ def test_the_sweeper_judges_quiet_work_by_redis_clock(store, shift):
     not send again work that just showed life."""
     from worker.ops import sweeper
 
-    store.work.put_chunk("quiet", 0, [["a@b.co", "x"]], [2], 3600)
     store.imports.create(ImportSpec(import_id="quiet", columns=plan_columns(["email", "event_name"]),
                                     identifier="email"), {}, 3600)
+    store.work.put_chunk("quiet", 0, [["a@b.co", "x"]], [2], 3600)
 
     def sent(after_s: float) -> list:
         out: list = []
