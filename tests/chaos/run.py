@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import hostile, refused, scenarios, stored, tracking
+from . import host_crash, hostile, refused, scenarios, stored, tracking
 
 COLUMNS = ("scenario", "broke", "rows", "lost", "doubled", "report", "seconds", "ok")
 
@@ -18,7 +18,8 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="backfill-chaos-") as tmp:
-        for index, scenario in enumerate(scenarios.ALL + stored.ALL + refused.ALL + tracking.ALL + [hostile.all_files]):
+        for index, scenario in enumerate(scenarios.ALL + stored.ALL + refused.ALL + tracking.ALL + host_crash.ALL
+                                     + [hostile.all_files]):
             if args.only and args.only not in scenario.__name__:
                 continue
             print(f"{scenario.__name__} ...", flush=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import hostile, refused, scenarios, stored, tracking
+from . import host_crash, hostile, refused, scenarios, stored, tracking
 
 
 def _assert_exact(row: dict) -> None:
@@ -128,3 +128,10 @@ def test_tracking_order_holds_with_the_workers_paused_across_stream_ends(tmp_pat
     row = tracking.tracking_backlog_order(tmp_path, people=20, pauses=3)
     assert row["broke"].startswith("3 pauses"), row
     _assert_exact(row)
+
+
+@pytest.mark.parametrize("during", ["commits", "queueing"])
+def test_a_host_crash_rolling_redis_back_stores_no_event_twice_and_every_import_ends(tmp_path, during):
+    row = host_crash.host_crash(tmp_path, rows=12_000, during=during, copy_at=12, kill_after=8)
+    assert not row["broke"].startswith("COULD NOT"), row
+    assert row["doubled"] == 0 and row["ok"], row

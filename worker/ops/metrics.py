@@ -10,7 +10,7 @@ Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``imports_running``, ``chunk_duration_seconds`` (histogram), ``queue_length{queue}``,
 ``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``,
 ``sink_lag_entries``, ``sink_lag_seconds``, ``rows_stored_total{table}``, ``sink_dead_letters_total``,
-``sink_dead_letters_held``.
+``sink_dead_letters_held``, ``sink_late_duplicates_total``.
 """
 from __future__ import annotations
 
@@ -83,6 +83,9 @@ class RedisCollector:
         yield stored
         yield CounterMetricFamily("backfill_sink_dead_letters", "Outbox entries the results database refused, "
                                   "set aside as dead letters", value=counters.get("sink_dead_letters", 0))
+        yield CounterMetricFamily("backfill_sink_late_duplicates", "Events the results database did not store "
+                                  "because another event already held their dedupe key (Redis had forgotten its "
+                                  "mark: a host crash rolled it back)", value=counters.get("stored_late_duplicates", 0))
         yield GaugeMetricFamily("backfill_sink_dead_letters_held", "Dead letters not yet stored again "
                                 "(backfill sink --retry-dead)", value=figures.dead_letters)
 
