@@ -21,8 +21,11 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def fill(client, events: int, chunk: int) -> None:
-    """The outbox as ``events`` committed events in ``chunk``-event entries."""
+def fill(client, events: int, chunk: int, with_keys: bool = True) -> None:
+    """The outbox as ``events`` committed events in ``chunk``-event entries (``with_keys``: with their dedupe
+    keys, as commit.lua writes them, so the sink claims each key: worker/sink/claims.py)."""
+    import hashlib
+
     from worker import keys
 
     pipe = client.pipeline(transaction=False)
@@ -33,8 +36,13 @@ def fill(client, events: int, chunk: int) -> None:
                  for n in range(start, min(start + chunk, events))]
         cio = {f"person{n % 50_000}@example.com": f"{0xa0000000 + n % 50_000:x}"
                for n in range(start, min(start + chunk, events))}  # (the people the chunk names, as commit.lua adds)
-        pipe.xadd(keys.OUTBOX, {"import": "bench", "chunk": number, "count": len(blobs), "events": b"\n".join(blobs),
-                                "cio": orjson.dumps(cio)})
+        fields = {"import": "bench", "chunk": number, "count": len(blobs), "events": b"\n".join(blobs),
+                  "cio": orjson.dumps(cio)}
+        if with_keys:
+            fields["keys"] = b"".join(hashlib.blake2b(b"id\0evt-%d" % n, digest_size=10).digest()
+                                      for n in range(start, min(start + chunk, events)))
+            fields["hours"] = "472222:472942"
+        pipe.xadd(keys.OUTBOX, fields)
         if number % 50 == 49:
             pipe.execute()
     pipe.execute()
@@ -102,6 +110,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="entries a transaction")
     parser.add_argument("--postgres", action="store_true", help="into a private PostgreSQL instead of SQLite")
     parser.add_argument("--sinks", type=int, default=1, help="sink processes draining side by side")
+    parser.add_argument("--no-keys", action="store_true",
+                        help="entries without their events' dedupe keys (nothing claimed: the cost of the claims)")
     args = parser.parse_args()
 
     import redis
@@ -113,7 +123,7 @@ def main() -> None:
     server, url = start_private(work / "redis")
     try:
         client = redis.Redis.from_url(url)
-        fill(client, args.events, args.chunk)
+        fill(client, args.events, args.chunk, with_keys=not args.no_keys)
         if args.postgres:
             from tests.integration.postgres import start_postgres
 

@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--type", dest="kind", choices=["events", "people", "segment"], default="events",
                         help="people: a people file, applied in file order (one worker at a time per import); "
                              "segment: a gzipped archive of mixed Segment messages (tests/segment_data.py)")
+    parser.add_argument("--appendfsync", choices=["off", "everysec", "always"], default="off",
+                        help="run Redis with an append-only file flushed this way (default: no AOF)")
     parser.add_argument("--out", help="JSON results (default: bench/results/throughput[-people].json)")
     args = parser.parse_args()
 
@@ -48,7 +50,8 @@ def main() -> None:
 
     from worker.store.embedded import start_private
 
-    redis_process, url = start_private(work / "redis")
+    aof = args.appendfsync != "off"
+    redis_process, url = start_private(work / "redis", aof=aof, appendfsync=args.appendfsync if aof else "everysec")
     os.environ.update(REDIS_URL=url, BACKFILL_CHUNK_ROWS=str(args.chunk_rows), BACKFILL_LOG_LEVEL="WARNING",
                       BACKFILL_LOG_FORMAT="json", BACKFILL_HOME=str(work),
                       BACKFILL_OUTBOX_LIMIT="0")  # (no sink runs here: the outbox is left to grow)
@@ -82,7 +85,7 @@ def main() -> None:
         redis_process.kill()
 
     print(f"\nbackfill end-to-end {args.kind} import, {args.rows:,} rows, {args.chunk_rows}-row chunks, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, AOF {args.appendfsync}")
     print(f"{'workers':>8} {'seconds':>9} {'rows/s':>10} {'producer s':>11} {'imported':>10} {'duplicates':>11} {'errors':>8}")
     for r in results:
         print(f"{r['workers']:>8} {r['seconds']:>9} {r['rows_per_second']:>10,} {r['producer_seconds']:>11} {r['imported']:>10,} "
@@ -90,6 +93,7 @@ def main() -> None:
     out = Path(args.out or HERE / "results" / f"throughput{'' if args.kind == 'events' else '-' + args.kind}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps({"kind": args.kind, "rows": args.rows, "chunk_rows": args.chunk_rows, "cores": os.cpu_count(),
+                                  "appendfsync": args.appendfsync,
                                   "runs": results}, option=orjson.OPT_INDENT_2))
     print(f"wrote {out}")
 

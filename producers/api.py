@@ -88,7 +88,8 @@ class ImportHandle:
 
     def report(self) -> dict | None:
         """The final report, or None while the import runs; with what of it the results database holds
-        so far (``events_stored``; ``stored``: True once everything it wrote is there)."""
+        so far (``events_stored``; ``stored``: True once everything it wrote is there; ``late_duplicates``:
+        its events the database did not store because another event held their dedupe key)."""
         return _report_of(self.state())
 
     def events(self, **query) -> Iterator:
@@ -188,6 +189,7 @@ def _report_of(state: dict[str, str]) -> dict | None:
         report["events_stored"] = int(state.get("events_stored", 0) or 0)
         report["stored"] = stored
         report["dead_letters"] = dead_letters(state)
+        report["late_duplicates"] = int(state.get("late_duplicates", 0) or 0)
     return report
 
 

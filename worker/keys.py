@@ -72,6 +72,10 @@ PENDING = PREFIX + "pending"
 #: Sorted set of imports whose producer is still queueing chunks: score = its last heartbeat (ms).
 #: The sweeper ends imports whose producer went silent (killed, out of memory) as "interrupted".
 PRODUCING = PREFIX + "producing"
+#: Sorted set of imports whose chunks are all queued (their total is known) and whose report may not be
+#: written yet: score = ms when last checked. The sweeper fails the chunks of these that Redis lost
+#: (neither committed, pending nor stored: a host crash rolled Redis back), so they end instead of hanging.
+CLOSING = PREFIX + "closing"
 #: Hash of counters across all imports, for the metrics endpoint: rows_imported, rows_duplicate,
 #: rows_error (real runs only), imports_created, imports_<final status>.
 METRICS = PREFIX + "metrics"

@@ -234,8 +234,7 @@ def sweep_pending() -> dict:
     if redis_refuses(st):
         return {}
 
-    def fail_lost(import_id: str, chunk: int) -> None:
-        reason = "its rows expired before a worker processed them"
+    def fail_lost(import_id: str, chunk: int, reason: str = "its rows expired before a worker processed them") -> None:
         spec = st.imports.spec(import_id)
         if spec.kind in ("people", "segment"):
             result = (segment if spec.kind == "segment" else people).fail_chunk(st, spec, chunk, reason, settings)
@@ -248,7 +247,8 @@ def sweep_pending() -> dict:
                           send_chunk=lambda i, c: process_chunk.apply_async((i, c)),
                           send_report=lambda i: finalize_import.apply_async((i,)), fail_chunk=fail_lost,
                           send_notify=lambda i: notify_finished.apply_async((i,)),
-                          producer_timeout_s=settings.producer_timeout_s)
+                          producer_timeout_s=settings.producer_timeout_s,
+                          fail_lost=lambda i, c: fail_lost(i, c, "Redis lost it before its commit (rolled back)"))
     return dataclasses.asdict(swept)
 
 

@@ -39,8 +39,12 @@ def print_report(report: dict) -> None:
             click.echo(f"  skipped           {report['rows_cancelled']} queued rows (errors, code cancelled)")
         if report.get("resume"):
             click.echo(f"  to complete it    {report['resume']}")
-    if report.get("chunks_failed"):
-        click.echo(f"  chunks failed     {report['chunks_failed']} (not processed: their rows are in the errors file)")
+    if report.get("chunks_lost"):
+        click.echo(f"  chunks lost       {report['chunks_lost']}, {report['rows_lost']} rows (gone before a worker read "
+                   f"them: Redis rolled back by a host crash, or expired); to complete it: {report['resume']}")
+    if report.get("chunks_failed", 0) > report.get("chunks_lost", 0):
+        click.echo(f"  chunks failed     {report['chunks_failed'] - report.get('chunks_lost', 0)} (not processed: "
+                   "their rows are in the errors file)")
     if report.get("kind") == "people":
         click.echo(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):
@@ -66,6 +70,9 @@ def print_report(report: dict) -> None:
                     "refused by the database, set aside as dead letters: fix the cause, then backfill sink --retry-dead")
         what = "the import" if report.get("kind") == "people" else f"{report['events_stored']} events"
         click.echo(f"  stored            {what} in the results database ({held})")
+        if report.get("late_duplicates"):
+            click.echo(f"  late duplicates   {report['late_duplicates']} events not stored: the database already held "
+                       "their event id or content (Redis had lost its dedupe marks: a host crash rolled it back)")
     rate = report.get("rows_per_second")
     click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
     for kind in ("errors", "warnings"):

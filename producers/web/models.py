@@ -97,6 +97,9 @@ class ImportSummary(BaseModel):
     events_stored: int = 0
     #: outbox entries the results database refused, set aside as dead letters (``backfill sink --retry-dead``)
     dead_letters: int = 0
+    #: events the results database did not store because another event held their dedupe key (Redis had
+    #: forgotten its marks: a host crash rolled it back)
+    late_duplicates: int = 0
     waiting: str = ""
     failure_code: str | None = None
     failure: str | None = None
@@ -119,7 +122,7 @@ class Cancelled(BaseModel):
 
 
 _INTS = ("created_ms", "rows_expected", "rows", "imported", "duplicates", "errors", "warnings", "events_stored",
-         "undone_ms")
+         "undone_ms", "late_duplicates")
 
 
 def summary(import_id: str, state: dict[str, str]) -> ImportSummary:

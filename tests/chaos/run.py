@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import clock, hostile, redis_config, refused, scenarios, split_store, stored, tracking, undo_race
+from . import clock, host_crash, hostile, redis_config, refused, scenarios, split_store, stored, tracking, undo_race
 
 COLUMNS = ("scenario", "broke", "rows", "lost", "doubled", "report", "seconds", "ok")
 
@@ -19,7 +19,8 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="backfill-chaos-") as tmp:
         for index, scenario in enumerate(scenarios.ALL + stored.ALL + refused.ALL + split_store.ALL + tracking.ALL
-                                         + undo_race.ALL + clock.ALL + redis_config.ALL + [hostile.all_files]):
+                                         + undo_race.ALL + clock.ALL + redis_config.ALL + host_crash.ALL
+                                         + [hostile.all_files]):
             if args.only and args.only not in scenario.__name__:
                 continue
             print(f"{scenario.__name__} ...", flush=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import clock, hostile, redis_config, refused, scenarios, split_store, stored, tracking, undo_race
+from . import clock, host_crash, hostile, redis_config, refused, scenarios, split_store, stored, tracking, undo_race
 
 
 def _assert_exact(row: dict) -> None:
@@ -162,3 +162,10 @@ def test_a_redis_that_lost_its_data_is_said_in_one_line_and_the_sink_goes_on(tmp
     assert row["broke"].startswith("Redis restarted empty after") and "ALREADY" not in row["broke"], row
     assert row["report"].startswith("--wait: one line"), row
     assert row["ok"], row
+
+
+@pytest.mark.parametrize("during", ["commits", "queueing"])
+def test_a_host_crash_rolling_redis_back_stores_no_event_twice_and_every_import_ends(tmp_path, during):
+    row = host_crash.host_crash(tmp_path, rows=12_000, during=during, copy_at=12, kill_after=8)
+    assert not row["broke"].startswith("COULD NOT"), row
+    assert row["doubled"] == 0 and row["ok"], row

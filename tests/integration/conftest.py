@@ -146,7 +146,8 @@ def postgres(postgres_url):
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute("DROP TABLE IF EXISTS events, people, deliveries, imports, identifiers, schema_version, store_meta")
+        admin.execute("DROP TABLE IF EXISTS events, people, deliveries, imports, identifiers, event_keys, schema_version, "
+                      "store_meta")
     from worker.sink.postgres import PostgresResults
 
     results = PostgresResults(postgres_url)

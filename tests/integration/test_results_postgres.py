@@ -19,6 +19,7 @@ from ..unit.test_results_sqlite import (
     check_a_damaged_schema_is_named_and_made_again,
     check_a_person_answers_to_every_identifier_they_had,
     check_an_older_database_upgrades,
+    check_late_duplicates,
     check_people_deliveries_and_imports,
 )
 from .helpers import run_import, write
@@ -42,12 +43,16 @@ def test_people_deliveries_and_imports_settle_whatever_the_order(postgres):
     check_people_deliveries_and_imports(postgres)
 
 
+def test_a_dedupe_key_is_stored_once_whatever_redis_forgot(postgres):
+    check_late_duplicates(postgres)
+
+
 def test_a_person_answers_to_every_identifier_they_had(postgres):
     check_a_person_answers_to_every_identifier_they_had(postgres)
 
 
 def test_an_older_database_upgrades(postgres, postgres_url):
-    postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, schema_version")
+    postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, event_keys, schema_version")
     check_an_older_database_upgrades(PostgresResults(postgres_url))
 
 

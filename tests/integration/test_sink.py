@@ -258,3 +258,31 @@ def test_bad_settings_are_one_line(backfill, tmp_path, monkeypatch):
         assert done.returncode == 1 and said in done.stderr and b"Traceback" not in done.stderr, (env, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and b"Redis did not" not in done.stderr, done.stderr
     assert not (tmp_path / "missing.db").exists()  # a query creates no database
+
+
+def test_events_redis_forgot_are_not_stored_twice_and_the_report_counts_them(store, workers, tmp_path):
+    import hashlib
+
+    # rows 152-201 use the event ids of rows 2-51 again: Redis finds them duplicates and cuts them (and
+    # their dedupe keys) out of the outbox entries
+    lines = [f"p{n % 150}@example.com,Ordered,2024-03-01T10:{n % 60:02}:00Z,E{n % 150}" for n in range(200)]
+    path = write(tmp_path, "orders.csv", "email,event_name,time,event_id\n" + "\n".join(lines) + "\n")
+    first = run_import(path, create_people=True)
+    assert (first["imported"], first["duplicates"]) == (150, 50)
+    entries = [fields for _, fields in store.r.xrange(keys.OUTBOX) if fields.get(b"events")]
+    for fields in entries:  # each event with its own dedupe key, in order
+        ids = [orjson.loads(line)["id"] for line in fields[b"events"].split(b"\n")]
+        assert fields[b"keys"] == b"".join(hashlib.blake2b(b"id\0" + i.encode(), digest_size=10).digest() for i in ids)
+    results, outbox = _results(tmp_path), Outbox(store.r, "sink-a")
+    outbox.ensure_group()
+    assert drain_all(outbox, results) == 150
+    # Redis forgets its marks (a host crash rolled it back): the same file is new to it
+    for shard in list(store.r.scan_iter(match=keys.DEDUPE_PREFIX.encode() + b"*")):
+        store.r.delete(shard)
+    second = run_import(path, create_people=True)
+    assert (second["imported"], second["duplicates"]) == (150, 50)
+    assert drain_all(outbox, results) == 0
+    assert results.count_events(first["import_id"]) == 150 and results.count_events(second["import_id"]) == 0
+    report = second["_handle"].report()
+    assert report["late_duplicates"] == 150 and report["events_stored"] == 0 and report["stored"]
+    assert int(store.r.hget(keys.METRICS, "stored_late_duplicates")) >= 150

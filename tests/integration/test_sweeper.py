@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from worker import keys
 from worker.events.dialects import plan_columns
 from worker.ops import sweeper
@@ -79,3 +81,37 @@ def test_deliveries_that_never_ended_are_counted(store):
     store.work.begin_try("imp4", 0)
     assert deliver() == "chunk_poison"
     assert store.r.hlen(keys.import_tries("imp4")) == 3  # the three marks left by the dead deliveries
+
+
+def test_chunks_redis_lost_after_the_total_are_failed_and_the_import_ends(store):
+    from worker.events.pipeline import fail_chunk, run_chunk
+    from worker.settings import get_settings
+    from worker.tasks import run_finalize
+
+    settings = get_settings()
+    _import(store, "imp5", 4)
+    store.r.hset(keys.import_hash("imp5"), "rows_expected", 4)
+    # Redis rolled back to before chunks 1 and 2 were stored (their rows, pending entries, count: all gone),
+    # and the producer, which had stored them, went on to record its total of 4
+    for chunk in (1, 2):
+        store.r.delete(keys.import_chunk("imp5", chunk))
+        store.r.zrem(keys.PENDING, keys.pending_member("imp5", chunk))
+    store.work.set_total("imp5", 4)
+    run_chunk(store, "imp5", 0, settings)
+    lost: list = []
+
+    def sweep(after_s: float = 0.0):
+        return sweeper.sweep(store, after_s, send_chunk=lambda i, c: None, send_report=lambda i: None,
+                             fail_chunk=lambda i, c: None, send_notify=lambda i: None, producer_timeout_s=3600,
+                             fail_lost=lambda i, c: lost.append(c) or fail_chunk(store, i, c, "lost", settings))
+
+    assert sweep(after_s=3600).lost == 0  # looked at only once its total is older than requeue_after_s
+    time.sleep(0.01)
+    assert sweep().lost == 2 and lost == [1, 2]  # chunk 3 is still pending: it is sent again, not failed
+    assert run_chunk(store, "imp5", 3, settings).finalize
+    run_finalize(store, "imp5", settings)
+    report = orjson.loads(store.r.hget(keys.import_hash("imp5"), "report"))
+    assert (report["status"], report["chunks_lost"], report["rows_lost"], report["rows"]) == ("partially_failed", 2, 2, 2)
+    assert "import the file again" in report["resume"]
+    assert sweep().lost == 0 and lost == [1, 2]  # an import that ended leaves the closing set at the next look
+    assert store.r.zscore(keys.CLOSING, "imp5") is None

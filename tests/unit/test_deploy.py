@@ -336,8 +336,8 @@ def test_the_endpoint_serves_the_documented_metrics():
     base = {"up", "imports_running", "queue_length", "pending_chunks", "oldest_pending_seconds",
             "oldest_producer_silence_seconds", "triggers_scheduled", "triggers_due", "rows_total",
             "imports_total", "sink_lag_entries", "sink_lag_seconds", "rows_stored_total", "sink_dead_letters_total",
-            "sink_dead_letters_held", "worker_clock_skew_seconds", "redis_noeviction", "redis_data_lost_total"} | {
-                f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+            "sink_dead_letters_held", "worker_clock_skew_seconds", "redis_noeviction", "redis_data_lost_total",
+            "sink_late_duplicates_total"} | {f"chunk_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
     assert names == {f"backfill_{n}" for n in base}
     assert labels["queue"] == {keys.QUEUE_IMPORTS, keys.QUEUE_REPORTS}
     assert labels["outcome"] == {"imported", "duplicate", "error"}

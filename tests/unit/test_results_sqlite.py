@@ -69,6 +69,45 @@ EVENTS = [
 ]
 
 
+def _keyed(import_id: str, rows: dict[int, bytes], hours: str = "480000:480720") -> dict[bytes, bytes]:
+    """An entry of events at ``rows`` (row -> its 10-byte dedupe key) committed at hour 480000, as commit.lua
+    writes it with the events' keys."""
+    events = [{"import": import_id, "row": row, "name": "Ordered", "person": {"email": f"p{row}@example.com"},
+               "timestamp": 1700000000, "data": {}, "id": f"E{row}"} for row in rows]
+    return {**_entry(import_id, events), b"keys": b"".join(rows.values()), b"hours": hours.encode()}
+
+
+def check_late_duplicates(results) -> None:
+    """A dedupe key is held by one stored event within its window, whatever Redis forgot: a late duplicate
+    (the same key at another row, by another entry or within one batch) is not stored and is counted in
+    its entry; a batch written again is no late duplicate; an expired claim, or one whose event was taken
+    back (undo), is taken over. Shared by both backends' tests."""
+    k = [bytes([n]) * 10 for n in range(1, 8)]
+    first = batch_of([(b"1-0", _keyed("i1", {2: k[1], 3: k[2], 4: k[3]}))])
+    assert results.write(first) == 3 and first.late == {}
+    again = batch_of([(b"1-0", _keyed("i1", {2: k[1], 3: k[2], 4: k[3]}))])
+    assert results.write(again) == 0 and again.late == {}  # written again: the same events hold the keys
+    # Redis forgot rows 2-4's marks: a later chunk imports the same events at rows 102 and 103
+    late = batch_of([(b"2-0", _keyed("i1", {102: k[1], 103: k[4]})), (b"2-1", _keyed("i2", {7: k[3], 8: k[5], 9: k[5]}))])
+    assert results.write(late) == 2 and late.late == {b"2-0": 1, b"2-1": 2}
+    assert sorted(e.row for e in results.events(EventQuery(import_id="i1", limit=99))) == [2, 3, 4, 103]
+    assert [e.row for e in results.events(EventQuery(import_id="i2", limit=99))] == [8]
+    # past its window (expires at hour 480720) a key is free again: Redis sees the event as new too
+    later = batch_of([(b"3-0", _keyed("i3", {5: k[2]}, hours="480721:481441"))])
+    assert results.write(later) == 1 and later.late == {}
+    # an import taken back frees its keys
+    results.undo("i2")
+    back = batch_of([(b"4-0", _keyed("i4", {6: k[5]}))])
+    assert results.write(back) == 1 and back.late == {}
+    assert results.key_holders([k[5], k[2]]) == {k[5]: ("i4", 6), k[2]: ("i3", 5)}
+
+
+def test_a_dedupe_key_is_stored_once_whatever_redis_forgot(tmp_path):
+    results = SQLiteResults(tmp_path / "r.db")
+    results.upgrade()
+    check_late_duplicates(results)
+
+
 def test_a_new_database_refuses_until_upgraded_and_a_newer_one_is_refused(tmp_path):
     results = SQLiteResults(tmp_path / "r.db")
     with pytest.raises(ConfigError, match="backfill db upgrade"):

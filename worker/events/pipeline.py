@@ -82,8 +82,8 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
     """Commit a chunk that cannot be processed: every row an error (``code``).
 
     The import then completes (with errors) instead of waiting for this chunk forever.
-    Rows that cannot even be read give no error rows (the report's rows then fall short
-    of rows_expected).
+    Rows that cannot even be read (gone: expired, or lost by a Redis rolled back) give no error rows:
+    the chunk is counted in chunks_lost (the report's rows then fall short of rows_expected).
     """
     try:
         rows, numbers = st.work.load_chunk(import_id, chunk) or ([], [])
@@ -91,4 +91,4 @@ def fail_chunk(st: Store, import_id: str, chunk: int, reason: str, settings: Set
         rows, numbers = [], []
     return st.events.commit(st.imports.spec(import_id), chunk, core.failed(rows, numbers, reason, code),
                             at_ms=round(st.now() * 1000), retention_s=settings.retention_s,
-                            max_problem_rows=settings.max_problem_rows, failed=True)
+                            max_problem_rows=settings.max_problem_rows, failed=True, lost=not rows)

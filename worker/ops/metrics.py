@@ -11,8 +11,9 @@ Metrics (all ``backfill_``): ``rows_total{outcome}``, ``imports_total{status}``,
 ``pending_chunks``, ``oldest_pending_seconds``, ``oldest_producer_silence_seconds``, ``triggers_scheduled``, ``triggers_due``,
 ``sink_lag_entries``, ``sink_lag_seconds``, ``rows_stored_total{table}``, ``sink_dead_letters_total``,
 ``sink_dead_letters_held``, ``worker_clock_skew_seconds{worker}``, ``redis_noeviction{policy}``,
-``redis_data_lost_total``. At each scrape the endpoint's own guard checks Redis too (:mod:`worker.store.guard`),
-so a loss of Redis's data is found and counted even while no other process runs.
+``redis_data_lost_total``, ``sink_late_duplicates_total``. At each scrape the endpoint's own guard checks
+Redis too (:mod:`worker.store.guard`), so a loss of Redis's data is found and counted even while no other
+process runs.
 """
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ class RedisCollector:
         yield stored
         yield CounterMetricFamily("backfill_sink_dead_letters", "Outbox entries the results database refused, "
                                   "set aside as dead letters", value=counters.get("sink_dead_letters", 0))
+        yield CounterMetricFamily("backfill_sink_late_duplicates", "Events the results database did not store "
+                                  "because another event already held their dedupe key (Redis had forgotten its "
+                                  "mark: a host crash rolled it back)", value=counters.get("stored_late_duplicates", 0))
         yield GaugeMetricFamily("backfill_sink_dead_letters_held", "Dead letters not yet stored again "
                                 "(backfill sink --retry-dead)", value=figures.dead_letters)
         skews = GaugeMetricFamily("backfill_worker_clock_skew_seconds", "How far a worker's clock is ahead of "

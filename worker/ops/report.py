@@ -70,6 +70,12 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
             parts = [f"import the file's rows after row {last} again"] if not_queued else []
             parts += ["the errors file holds the rows skipped (code cancelled)"] if cancelled_rows else []
             report["resume"] = "; ".join(parts)
+    lost = int(state.get("chunks_lost", 0) or 0)
+    if lost:  # chunks whose rows were gone before a worker read them (a Redis rolled back by a host crash)
+        report["chunks_lost"] = lost
+        report["rows_lost"] = not_queued
+        report["resume"] = ("import the file again: its rows imported already are found duplicates "
+                            "(the rows lost were never read by a worker)")
     if spec_info.get("kind") == "segment":
         # Anonymous events: held for their anonymous id (counted in imported), and those this import's
         # identify and alias calls moved to people (held by this import or by earlier ones).

@@ -9,6 +9,12 @@ Commits and the report remove their member atomically with what they write.
 Beat runs :func:`sweep` every ``BACKFILL_SWEEP_EVERY_S``; whatever has shown no
 life for ``BACKFILL_REQUEUE_AFTER_S`` is sent again. Sending twice is safe: a
 chunk commits once (its done-set) and a report is written once.
+
+A Redis rolled back (a host crash with the AOF synced every second) can forget chunks altogether: their
+rows, pending entry and commit all lost while the producer went on to record its total. Those would
+leave their import running forever, so the sweeper also looks, every ``BACKFILL_REQUEUE_AFTER_S``, at
+each import whose chunks are all queued and fails the chunks it lost (``fail_lost``): the import ends
+partially_failed, its report counting them (``chunks_lost``, ``rows_lost``).
 """
 from __future__ import annotations
 
@@ -32,19 +38,31 @@ class Swept:
     dropped: int = 0
     #: imports ended as interrupted: their producer went silent before recording its total
     interrupted: int = 0
+    #: chunks Redis lost (rolled back) after their import's total was recorded, failed
+    lost: int = 0
 
 
 def sweep(st: Store, requeue_after_s: float, *, send_chunk: Callable[[str, int], None],
           send_report: Callable[[str], None], fail_chunk: Callable[[str, int], None],
-          send_notify: Callable[[str], None], producer_timeout_s: float, limit: int = 1000) -> Swept:
+          send_notify: Callable[[str], None], producer_timeout_s: float, limit: int = 1000,
+          fail_lost: Callable[[str, int], None] | None = None) -> Swept:
     """Send again the pending work quiet for ``requeue_after_s``, and end the imports whose producer
     has been silent for ``producer_timeout_s``; returns what it did.
 
     ``fail_chunk`` is called for a chunk whose rows are gone (expired) before it
-    committed, so its import completes instead of waiting for it forever.
+    committed, so its import completes instead of waiting for it forever; ``fail_lost`` for a chunk
+    Redis lost altogether (see above).
     """
     swept = Swept()
     now_ms = int(st.now() * 1000)  # Redis's clock, which every sign of life was written by
+    if fail_lost is not None:
+        for import_id in st.work.closing(now_ms - int(requeue_after_s * 1000)):
+            with bind_chunk(import_id):
+                for chunk in st.work.lost_chunks(import_id):
+                    log.error("chunk lost by Redis before its commit (rolled back: a host crash?): the chunk is "
+                              "failed, its rows are counted as lost", chunk=chunk)
+                    fail_lost(import_id, chunk)
+                    swept.lost += 1
     for import_id in st.work.silent_producers(now_ms - int(producer_timeout_s * 1000)):
         with bind_chunk(import_id):
             stopped, due = st.imports.stop(import_id, "interrupted")

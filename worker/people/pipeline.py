@@ -112,11 +112,12 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
 
 def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: Settings,
                code: str = CHUNK_FAILED) -> PeopleCommit:
-    """Commit a chunk that cannot be applied as errors (``code``), so the next ones can go on."""
+    """Commit a chunk that cannot be applied as errors (``code``), so the next ones can go on (one whose rows
+    are gone is counted in chunks_lost)."""
     try:
         rows, numbers = st.work.load_chunk(spec.import_id, chunk) or ([], [])
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
     return st.people.commit(spec, chunk, Changes(), failed_rows(rows, numbers, reason, code), [],
                             at_ms=round(st.now() * 1000), retention_s=settings.retention_s,
-                            max_problem_rows=settings.max_problem_rows, failed=True)
+                            max_problem_rows=settings.max_problem_rows, failed=True, lost=not rows)

@@ -98,10 +98,10 @@ def _commit_events(st: Store, spec: ImportSpec, chunk: int, planned: SegmentChun
 
 def _commit_people(st: Store, spec: ImportSpec, chunk: int, settings: Settings, at: float, changes: Changes,
                    errors: list[bytes], warnings: list[bytes], *, cancelled: int = 0,
-                   failed: bool = False, attach: anonymous.Attach | None = None) -> PeopleCommit:
+                   failed: bool = False, attach: anonymous.Attach | None = None, lost: bool = False) -> PeopleCommit:
     return st.people.commit(spec, chunk, changes, errors, warnings, at_ms=round(at * 1000),
                             retention_s=settings.retention_s, max_problem_rows=settings.max_problem_rows, failed=failed,
-                            cancelled=cancelled, attach=attach)
+                            cancelled=cancelled, attach=attach, lost=lost)
 
 
 def _uncounted(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]],
@@ -121,6 +121,7 @@ def fail_chunk(st: Store, spec: ImportSpec, chunk: int, reason: str, settings: S
         rows, numbers = st.work.load_chunk(spec.import_id, chunk) or ([], [])
     except (ValueError, KeyError, TypeError):
         rows, numbers = [], []
+    lost = not rows
     rows, numbers = _uncounted(st, spec, chunk, rows, numbers)
     return _commit_people(st, spec, chunk, settings, st.now(), Changes(), failed_rows(rows, numbers, reason, code),
-                          [], failed=True)
+                          [], failed=True, lost=lost)

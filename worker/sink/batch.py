@@ -2,7 +2,8 @@
 
 An outbox entry (see :data:`worker.keys.OUTBOX`) carries one or more of: ``events`` (event JSONs
 joined by "\\n") with ``cio`` (person key -> cio_id of the people they name), ``decisions`` (per
-event, its trigger decisions), ``people`` (whole person states with their versions), ``ids`` (the
+event, its trigger decisions), ``people`` (whole person states with their versions), ``keys`` and ``hours`` (the events' dedupe
+keys and their window: see :mod:`worker.sink.claims`), ``ids`` (the
 identifiers a people chunk gave people: [kind, identifier, cio_id]), ``sent`` (scheduled messages
 sent at ``at``), ``record`` (a finished import). Each identifier a person is seen with (in a state or
 in ``ids``) becomes an ``identifiers`` row, seen at the entry's time (its stream id's milliseconds).
@@ -30,6 +31,10 @@ OPTIONS = ("source", "kind", "dialect", "identifier", "trigger", "trigger_window
 IMPORT_COLUMNS = ("import_id", "kind", "source", "status", "created_ms", "finished_ms", "retry_of", "options",
                   "report")
 EVENT_COLUMNS = ("import_id", "row", "person_kind", "person", "name", "ts_ms", "event_id", "data", "cio_id")
+#: an event's dedupe key (10 bytes) and the event that holds it: the hour it was committed, the hour it expires
+KEY_COLUMNS = ("dedupe_key", "import_id", "row", "seen_h", "expires_h")
+#: the dedupe key of an event that has none
+NO_KEY = b"\0" * 10
 #: an identifier a person has or had (kind "id", "email" lowercased, or "anonymous") and when it was seen so
 IDENTIFIER_COLUMNS = ("kind", "value", "cio_id", "first_ms", "last_ms")
 
@@ -46,6 +51,13 @@ class Batch:
     identifiers: dict[tuple[str, str, str], tuple] = dataclasses.field(default_factory=dict)
     #: per entry: (entry id, import id or "", events, people, deliveries)
     entries: list[tuple[bytes, str, int, int, int]] = dataclasses.field(default_factory=list)
+    #: the events' dedupe keys, as :data:`KEY_COLUMNS` (events with none have no row here)
+    keys: list[tuple] = dataclasses.field(default_factory=list)
+    #: the index in :attr:`entries` of the entry each of :attr:`keys` came from
+    key_entries: list[int] = dataclasses.field(default_factory=list)
+    #: entry id -> its events the database already held under another row (late duplicates), filled
+    #: in by the backend's write
+    late: dict[bytes, int] = dataclasses.field(default_factory=dict)
 
 
 def imports_of(batch: Batch) -> set[str]:
@@ -59,8 +71,10 @@ def without(batch: Batch, gone: set[str]) -> Batch:
     if not gone:
         return batch
     state, status = DELIVERY_COLUMNS.index("state"), IMPORT_COLUMNS.index("status")
+    kept = [(k, e) for k, e in zip(batch.keys, batch.key_entries) if k[1] not in gone]
     return dataclasses.replace(
         batch, events=[r for r in batch.events if r[0] not in gone],
+        keys=[k for k, _ in kept], key_entries=[e for _, e in kept],
         # a trigger sent stays recorded (it happened); an import's record says it was undone
         deliveries={k: r for k, r in batch.deliveries.items() if r[1] not in gone or r[state] == "sent"},
         imports=[(*r[:status], "undone", *r[status + 1:]) if r[0] in gone else r for r in batch.imports])
@@ -77,6 +91,10 @@ def batch_of(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Batch:
             rows = event_rows(fields[b"events"], orjson.loads(fields[b"cio"]) if b"cio" in fields else {})
             batch.events += rows
             n_events = len(rows)
+            if b"keys" in fields:
+                found = key_rows(rows, fields[b"keys"], fields[b"hours"])
+                batch.keys += found
+                batch.key_entries += [len(batch.entries)] * len(found)
         if b"decisions" in fields:
             for decision in _decisions(orjson.loads(fields[b"decisions"])):
                 _merge_delivery(batch.deliveries, decision)
@@ -126,6 +144,16 @@ def event_rows(events: bytes, cio: dict[str, str]) -> list[tuple]:
                 ts * 1000 if type(ts) is int else round(ts * 1000), event.get("id"), dumps(event["data"]).decode(),
                 cio.get(who)))
     return rows
+
+
+def key_rows(events: list[tuple], keys: bytes, hours: bytes) -> list[tuple]:
+    """The ``event_keys`` rows of an entry's events (``keys``: their 10-byte dedupe keys in order, ten zero
+    bytes for none; ``hours``: "<committed>:<expires>", hours since the epoch)."""
+    if len(keys) != 10 * len(events):
+        raise ValueError(f"{len(keys) // 10} dedupe keys for {len(events)} events")
+    seen_h, expires_h = (int(h) for h in hours.split(b":"))
+    found = [(keys[at:at + 10], row[0], row[1], seen_h, expires_h) for row, at in zip(events, range(0, len(keys), 10))]
+    return [k for k in found if k[0] != NO_KEY] if NO_KEY[:5] in keys else found
 
 
 def person_row(state: dict[str, str], import_id: str) -> tuple:

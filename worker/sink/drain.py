@@ -43,6 +43,8 @@ class Drained:
     claimed: bool = False
     #: entries the database refused, set aside as dead letters
     dead: int = 0
+    #: events not stored because another event held their dedupe key (claims.py)
+    late_duplicates: int = 0
 
 
 def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int) -> Drained:
@@ -55,7 +57,13 @@ def drain_once(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle
         return drained
     written = write_entries(entries, lambda batch: results.write(batch, undone=outbox.undone))
     drained.entries, drained.events, drained.new_events = len(entries), written.events, written.new_events
+    drained.late_duplicates = written.late_duplicates
     outbox.ack(written.stored)
+    for entry_id, import_id, *_, late in written.stored:
+        if late:
+            log.warning("late duplicates: events Redis imported again after forgetting their dedupe marks (a host "
+                        "crash rolled it back); the database keeps the first and did not store these",
+                        entry=entry_id.decode(), import_id=import_id, late_duplicates=late)
     if written.refused:
         drained.dead = outbox.set_aside(written.refused, clock.now_ms(outbox.r))
         for (entry_id, fields), message in written.refused:

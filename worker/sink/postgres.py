@@ -2,7 +2,8 @@
 
 A batch is one transaction: its events copied (COPY, the bulk path) straight into ``events``, or,
 when some are there already (a batch written again), through a temporary table and ``ON CONFLICT
-DO NOTHING``; people, deliveries and import records as upserts (see schema.py).
+DO NOTHING``; their dedupe keys claimed first (worker/sink/claims.py: copied to a temporary table, then
+one upsert); people, deliveries and import records as upserts (see schema.py).
 """
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from worker.errors import ConfigError, ResultsRefused, ResultsUnavailable
-from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
+from worker.sink.batch import EVENT_COLUMNS, KEY_COLUMNS, Batch, imports_of, without
+from worker.sink.claims import claim
 from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
-from worker.sink.schema import BOOKKEEPING, Shape, upserts
+from worker.sink.schema import BOOKKEEPING, Shape, key_claim, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("%s")
+_KEYS = key_claim("%s", source="incoming_keys")
 #: What the server (or psycopg, adapting a value) refuses for the value itself: data exceptions (class 22:
 #: a NUL in a text, a number out of range, a bad encoding), integrity violations (class 23), program limits
 #: (class 54: an index row too big). A lost connection, a full disk or a lock timeout are none of these.
@@ -100,6 +103,7 @@ class PostgresResults(Queries):
             self.db.execute("SELECT pg_advisory_xact_lock_shared(%s)", (UNDO_LOCK,))
             if undone is not None:
                 batch = without(batch, undone(imports_of(batch)))
+            claim(batch, self._claim_keys, self.key_holders, self.events_held, self.take_keys)
             new_events = self._write_events(batch.events) if batch.events else 0
             cursor = self.db.cursor()
             if batch.people:
@@ -111,6 +115,15 @@ class PostgresResults(Queries):
             if batch.identifiers:  # (in key order: sinks writing the same identifiers never deadlock)
                 cursor.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
         return new_events
+
+    def _claim_keys(self, claims: list[tuple]) -> int:
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming_keys AS SELECT * FROM event_keys WITH NO DATA")
+        with self.db.cursor().copy(f"COPY incoming_keys ({', '.join(KEY_COLUMNS)}) FROM STDIN") as copy:
+            for row in claims:
+                copy.write_row(row)
+        claimed = self.db.execute(_KEYS).rowcount
+        self.db.execute("TRUNCATE incoming_keys")
+        return claimed
 
     def _write_events(self, events: list[tuple]) -> int:
         try:

@@ -179,6 +179,27 @@ class Queries:
             self._execute(f"DELETE FROM people WHERE cio_id = {self.MARK}", (cio_id,))
             self._execute(f"DELETE FROM identifiers WHERE cio_id = {self.MARK}", (cio_id,))
 
+    def key_holders(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
+        """The event (import, row) holding each of these dedupe keys that is claimed (worker/sink/claims.py)."""
+        held = {}
+        for at in range(0, len(keys), 500):
+            part = keys[at:at + 500]
+            held.update((bytes(k), (i, r)) for k, i, r in self._fetch(
+                f"SELECT dedupe_key, import_id, row FROM event_keys WHERE dedupe_key IN ({', '.join([self.MARK] * len(part))})",
+                tuple(part)))
+        return held
+
+    def events_held(self, events: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (import, row) events are stored."""
+        sql = f"SELECT 1 FROM events WHERE import_id = {self.MARK} AND row = {self.MARK}"
+        return {event for event in events if self._fetch(sql, event)}
+
+    def take_keys(self, claims: list[tuple]) -> None:
+        """These claims become these events' (theirs was taken back)."""
+        for key, import_id, row, seen_h, expires_h in claims:
+            self._execute(f"UPDATE event_keys SET import_id = {self.MARK}, row = {self.MARK}, seen_h = {self.MARK}, "
+                          f"expires_h = {self.MARK} WHERE dedupe_key = {self.MARK}", (import_id, row, seen_h, expires_h, key))
+
     def count_events(self, import_id: str) -> int:
         """How many events of an import are stored."""
         return self._fetch(f"SELECT count(*) FROM events WHERE import_id = {self.MARK}", (import_id,))[0][0]

@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from worker.sink.batch import DELIVERY_COLUMNS, IDENTIFIER_COLUMNS, IMPORT_COLUMNS, PEOPLE_COLUMNS
+from worker.sink.batch import DELIVERY_COLUMNS, IDENTIFIER_COLUMNS, IMPORT_COLUMNS, KEY_COLUMNS, PEOPLE_COLUMNS
+
+#: A statement's text ending in this is run by SQLite with " WITHOUT ROWID" in its place (one B-tree keyed
+#: by the primary key instead of a table and an index: a table of random keys written at every batch),
+#: by PostgreSQL without it.
+SQLITE_WITHOUT_ROWID = " /* sqlite: WITHOUT ROWID */"
 
 #: version -> statements bringing the schema to it (SQLite and PostgreSQL alike where possible)
 MIGRATIONS: dict[int, list[str]] = {
@@ -100,6 +105,19 @@ MIGRATIONS: dict[int, list[str]] = {
         "WHERE lower(p.email) = events.person) WHERE person_kind = 'email'",
         "CREATE INDEX events_by_cio ON events (cio_id, ts_ms)",
     ],
+    # Each dedupe key's claim (worker/sink/claims.py): the event holding it and the hour it expires, so a
+    # key Redis forgot (a host crash rolled it back) is never stored twice within its window. Events
+    # stored before this version hold no claim. The key's 10 bytes as they are (BYTEA: compared as bytes
+    # by both; a hex TEXT key cost PostgreSQL its collation on every comparison).
+    5: [
+        """CREATE TABLE event_keys (
+            dedupe_key BYTEA   PRIMARY KEY,
+            import_id  TEXT    NOT NULL,
+            row        INTEGER NOT NULL,
+            seen_h     BIGINT  NOT NULL,
+            expires_h  BIGINT  NOT NULL
+        )""" + SQLITE_WITHOUT_ROWID,
+    ],
 }
 
 #: Made when a database is opened, before any migration: the schema's version, and the store's own id
@@ -130,6 +148,22 @@ IDENTIFIER_UPSERT = (
     "THEN identifiers.first_ms ELSE excluded.first_ms END, "
     "last_ms = CASE WHEN identifiers.last_ms >= excluded.last_ms THEN identifiers.last_ms ELSE excluded.last_ms END"
 )
+
+#: A claim is made, or taken over from an expired one (its window passed: the event is new again).
+KEY_CLAIM = (
+    "INSERT INTO event_keys ({cols}) VALUES ({marks}) ON CONFLICT (dedupe_key) DO UPDATE SET "
+    "import_id = excluded.import_id, row = excluded.row, seen_h = excluded.seen_h, expires_h = excluded.expires_h "
+    "WHERE event_keys.expires_h < excluded.seen_h"
+)
+
+
+def key_claim(mark: str, source: str | None = None) -> str:
+    """The claims' upsert with the driver's placeholder, or (``source``) from that table's rows, in key order
+    (sinks claiming the same keys never deadlock)."""
+    if source is None:
+        return statement(KEY_CLAIM, KEY_COLUMNS, mark)
+    cols = ", ".join(KEY_COLUMNS)
+    return KEY_CLAIM.replace("VALUES ({marks})", f"SELECT {cols} FROM {source} ORDER BY dedupe_key").format(cols=cols)
 
 
 def statement(template: str, columns: tuple[str, ...], mark: str) -> str:

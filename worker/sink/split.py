@@ -28,12 +28,14 @@ MALFORMED = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 class Written:
     """What writing some entries did."""
 
-    #: the entries stored, as :attr:`Batch.entries` holds them (for the acknowledgement's counters)
-    stored: list[tuple[bytes, str, int, int, int]] = dataclasses.field(default_factory=list)
+    #: the entries stored, as :attr:`Batch.entries` holds them, each with its late duplicates (events the
+    #: database already held under another row: claims.py), for the acknowledgement's counters
+    stored: list[tuple[bytes, str, int, int, int, int]] = dataclasses.field(default_factory=list)
     #: the entries refused, each with the reason
     refused: list[tuple[Entry, str]] = dataclasses.field(default_factory=list)
     events: int = 0
     new_events: int = 0
+    late_duplicates: int = 0
 
 
 def write_entries(entries: list[Entry], write: Callable[[Batch], int]) -> Written:
@@ -55,8 +57,9 @@ def _write(entries: list[Entry], write: Callable[[Batch], int], written: Written
         except ResultsRefused as exc:
             reason = str(exc)
         else:
-            written.stored += batch.entries
+            written.stored += [(*entry, batch.late.get(entry[0], 0)) for entry in batch.entries]
             written.events += len(batch.events)
+            written.late_duplicates += sum(batch.late.values())
             written.new_events += new_events
             return
     if len(entries) == 1:

@@ -1,7 +1,8 @@
 """The embedded results store: one SQLite file (WAL) under ``BACKFILL_HOME``.
 
 Writes are batches in one transaction; events are unique on (import, row), so a batch written
-again (a sink that died before acknowledging it) changes nothing.
+again (a sink that died before acknowledging it) changes nothing, and each dedupe key is held by one
+event within its window (worker/sink/claims.py).
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 from worker.errors import ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
+from worker.sink.claims import claim
 from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
-from worker.sink.schema import BOOKKEEPING, Shape, statement, upserts
+from worker.sink.schema import BOOKKEEPING, SQLITE_WITHOUT_ROWID, Shape, key_claim, statement, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
 _EVENTS = statement("INSERT OR IGNORE INTO events ({cols}) VALUES ({marks})", EVENT_COLUMNS, "?")
+_KEYS = key_claim("?")
 #: What SQLite (or the binding of a value) refuses for the value itself: "string or blob too big", a
 #: constraint, an integer over 64 bits. Locked, busy or a full disk are OperationalError: not these.
 REFUSED = (sqlite3.DataError, sqlite3.IntegrityError, OverflowError)
@@ -56,7 +59,7 @@ class SQLiteResults(Queries):
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for sql in statements:
-                self.db.execute(sql)
+                self.db.execute(sql.replace(SQLITE_WITHOUT_ROWID, " WITHOUT ROWID"))
             self.db.execute("COMMIT")
         except BaseException as exc:
             self._roll_back(exc)
@@ -70,7 +73,8 @@ class SQLiteResults(Queries):
                      dict(self.db.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall()))
 
     def write(self, batch: Batch, undone: Callable[[set[str]], set[str]] | None = None) -> int:
-        """Write a batch in one transaction (events inserted once, people by version, deliveries
+        """Write a batch in one transaction (events inserted once, their late duplicates left out and
+        counted in ``batch.late`` (claims.py), people by version, deliveries
         scheduled then sent, import records once); how many events were new. ``undone`` names the
         imports taken back, asked once the write lock is held (an undo deletes under the same lock,
         so what it deleted is never written again). A value SQLite refuses is ResultsRefused; a failure
@@ -80,6 +84,7 @@ class SQLiteResults(Queries):
         try:
             if undone is not None:
                 batch = without(batch, undone(imports_of(batch)))
+            claim(batch, self._claim_keys, self.key_holders, self.events_held, self.take_keys)
             before = self.db.total_changes
             if batch.events:
                 self.db.executemany(_EVENTS, batch.events)
@@ -99,6 +104,11 @@ class SQLiteResults(Queries):
                 raise ResultsRefused(str(exc)) from exc
             raise
         return new_events
+
+    def _claim_keys(self, claims: list[tuple]) -> int:
+        before = self.db.total_changes
+        self.db.executemany(_KEYS, claims)
+        return self.db.total_changes - before
 
     def undo(self, import_id: str, kept: Sequence[tuple] = (), records: Sequence[tuple] = ()) -> dict:
         """Take an import's events and unsent decisions out (see queries.undo_statements), under the write lock;

@@ -110,12 +110,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_private(directory: Path, *, port: int | None = None, aof: bool = False) -> tuple[subprocess.Popen, str]:
-    """Start a throwaway redis-server in the foreground (tests and benchmarks)."""
+def start_private(directory: Path, *, port: int | None = None, aof: bool = False,
+                  appendfsync: str = "everysec") -> tuple[subprocess.Popen, str]:
+    """Start a throwaway redis-server in the foreground (tests and benchmarks); ``aof``: with an
+    append-only file, flushed to disk as ``appendfsync`` says ("everysec" or "always")."""
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     args = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-            "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
+            "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", appendfsync, "--maxmemory-policy", "noeviction"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ})
     url = f"redis://127.0.0.1:{port}/0"

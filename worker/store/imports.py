@@ -109,7 +109,7 @@ class Imports:
     def stop(self, import_id: str, reason: str) -> tuple[int, bool]:
         """Stop queueing the import (``reason``: "cancelled" or "interrupted"; see stop.lua): (1 stopped
         now, 0 already stopped or ended, -1 unknown; True when its report is now due)."""
-        status, done = self._stop(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+        status, done = self._stop(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING, keys.CLOSING],
                                   args=[reason, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT), import_id])
         return int(status), bool(done)
 

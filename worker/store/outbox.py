@@ -62,9 +62,9 @@ class Outbox:
         answer = self.r.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         return answer[0][1] if answer else []
 
-    def ack(self, entries: list[tuple[bytes, str, int, int, int]]) -> int:
-        """These entries are stored: (entry id, import id or "", events, people, deliveries) each; how
-        many were acknowledged now (an entry acknowledged before is not counted again)."""
+    def ack(self, entries: list[tuple[bytes, str, int, int, int, int]]) -> int:
+        """These entries are stored: (entry id, import id or "", events, people, deliveries, late duplicates
+        left out) each; how many were acknowledged now (an entry acknowledged before is not counted again)."""
         if not entries:
             return 0
         args = [value for entry in entries for value in entry]

@@ -134,14 +134,15 @@ class People:
     # -- commit ----------------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
                *, at_ms: int, retention_s: int, failed: bool = False, cancelled: int = 0,
-               attach: Attach | None = None, max_problem_rows: int = 0) -> PeopleCommit:
+               attach: Attach | None = None, max_problem_rows: int = 0, lost: bool = False) -> PeopleCommit:
         """Commit a chunk in file order if the directory still matches its snapshot (people_commit.lua);
         ``attach``: the anonymous ids a Segment chunk ties to people, and the held events it moves;
-        ``max_problem_rows``: the most error (and warning) rows the import keeps (0: all)."""
+        ``max_problem_rows``: the most error (and warning) rows the import keeps (0: all); ``lost``: a failed
+        chunk whose rows were gone."""
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
         args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, chunk_state(failed, cancelled),
+                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, chunk_state(failed, cancelled, lost),
                               max_problem_rows, len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
         for name, value in changes.seen.items():
             args += [name, value]

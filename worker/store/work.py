@@ -43,9 +43,10 @@ def decode_rows(raw: bytes) -> tuple[list[list[str]], list[int]]:
     return rows, numbers
 
 
-def chunk_state(failed: bool, cancelled: int) -> str:
-    """The commit scripts' chunk-state argument (see lib.lua: chunk_state)."""
-    return f"c{cancelled}" if cancelled else ("1" if failed else "0")
+def chunk_state(failed: bool, cancelled: int, lost: bool = False) -> str:
+    """The commit scripts' chunk-state argument (see lib.lua: chunk_state); ``lost``: a failed chunk whose rows
+    could not be read (gone: expired, or lost by a Redis rolled back)."""
+    return f"c{cancelled}" if cancelled else ("l" if lost else "1" if failed else "0")
 
 
 @dataclasses.dataclass(slots=True)
@@ -173,7 +174,7 @@ class Work:
     def set_total(self, import_id: str, chunks: int) -> bool:
         """Record the number of chunks; True when all are already committed. ImportNotFound when Redis does
         not know the import (it lost its data)."""
-        done = int(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING],
+        done = int(self._set_total(keys=[keys.import_hash(import_id), keys.PENDING, keys.PRODUCING, keys.CLOSING],
                                    args=[chunks, clock.now_ms(self.r), keys.pending_member(import_id, keys.REPORT),
                                          import_id]))
         if done == -1:
@@ -222,6 +223,29 @@ class Work:
         pipe.zscore(keys.PENDING, member)
         pipe.zadd(keys.PENDING, {member: clock.now_ms(self.r)}, xx=True)
         return pipe.execute()[0] is not None
+
+    def closing(self, older_than_ms: int, limit: int = 100) -> list[str]:
+        """Imports whose chunks are all queued, not checked since ``older_than_ms`` (:meth:`lost_chunks`)."""
+        return [i.decode() for i in self.r.zrangebyscore(keys.CLOSING, "-inf", older_than_ms, start=0, num=limit)]
+
+    def lost_chunks(self, import_id: str) -> list[int]:
+        """The chunks of an import whose chunks are all queued that Redis lost: neither committed, pending nor
+        stored, which only a Redis rolled back (a host crash, an AOF synced every second) leaves. An import
+        that ended (or expired) leaves the closing set; one that runs is checked again later."""
+        total, report = self.r.hmget(keys.import_hash(import_id), "chunks_total", "report")
+        if total is None or report is not None:
+            self.r.zrem(keys.CLOSING, import_id)
+            return []
+        self.r.zadd(keys.CLOSING, {import_id: clock.now_ms(self.r)}, xx=True)
+        chunks = range(int(total))
+        # Pending and stored first, committed last: a chunk that commits meanwhile is seen committed.
+        pipe = self.r.pipeline(transaction=False)
+        for chunk in chunks:
+            pipe.zscore(keys.PENDING, keys.pending_member(import_id, chunk))
+            pipe.exists(keys.import_chunk(import_id, chunk))
+        found = pipe.execute()
+        done = self.r.smembers(keys.import_done(import_id))
+        return [c for c in chunks if found[2 * c] is None and not found[2 * c + 1] and str(c).encode() not in done]
 
     def drop(self, import_id: str, part: int | str) -> None:
         """Forget pending work that can never happen (its import expired)."""

@@ -17,7 +17,10 @@
 -- KEYS[6]  outbox stream: one entry per chunk with events (keys.OUTBOX): its events (JSON texts
 --          joined by "\n"), their trigger decisions, the people it created, and "cio": the cio_id of
 --          each person its events name (a JSON object, person key -> cio_id: one field a chunk, so
---          the sink stores every event with its person's stable key)
+--          the sink stores every event with its person's stable key), "keys": the events' dedupe keys
+--          (10 bytes each, in the same order; ten zero bytes for none) and "hours": "<now>:<expiry>" in
+--          hours since the epoch, so the results database keeps each key once within its dedupe window
+--          even when Redis forgets its marks (a host crash rolls it back: worker/sink/claims.py)
 -- KEYS[7]  scheduled triggers zset (score = due ms)
 -- KEYS[8]  deliveries stream (triggers sent now)
 -- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
@@ -52,7 +55,7 @@
 --          marks and people it would have written, so its later chunks see them ("" otherwise)
 -- ARGV[12] the chunk's state: "0" processed; "1" could not be processed, its rows are all errors
 --          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
---          "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the events
+--          "l": likewise, its rows gone before any worker read them (counted in chunks_lost too); "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the events
 --          step of a Segment chunk, whose person step follows (ARGV[1] is then "<chunk>e": its own
 --          done-set member and problem runs; the rows stay and the chunk is not counted done)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
@@ -253,13 +256,22 @@ if (imported > 0 or created > 0) and not dry then
     end
     if from <= #packed_events then kept[#kept + 1] = sub(packed_events, from) end
     events = table.concat(kept, '\n')
+    -- their dedupe keys likewise: the 10-byte runs between the duplicates'
+    local kept_keys, at = {}, 1
+    for _, k in ipairs(dups) do
+      if k * 10 - 9 > at then kept_keys[#kept_keys + 1] = sub(packed_keys, at, k * 10 - 10) end
+      at = k * 10 + 1
+    end
+    kept_keys[#kept_keys + 1] = sub(packed_keys, at)
+    packed_keys = table.concat(kept_keys)
   end
   -- The chunk's people: those its lookup found, then those this commit created or found created.
   local cio_map = ARGV[15]
   if #known > 0 then
     cio_map = (cio_map == '{}' and '{' or string.sub(cio_map, 1, -2) .. ',') .. table.concat(known, ',') .. '}'
   end
-  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events, 'cio', cio_map}
+  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events, 'cio', cio_map,
+                  'keys', packed_keys, 'hours', now_h .. ':' .. exp_h}
   if #decisions > 0 then
     fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
   end

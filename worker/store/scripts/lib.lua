@@ -72,12 +72,13 @@ local function take_outcome(outcome, counts, decisions, triggers, deliveries, dr
 end
 
 -- How a chunk is committed, from the commit scripts' chunk-state argument: "0" processed, "1" failed
--- (its rows are all errors), "c<n>" cancelled (its n rows were skipped), "p" the first of a Segment
--- chunk's two steps (its rows are counted; the chunk is done only when its second step commits).
--- Returns failed, cancelled rows.
+-- (its rows are all errors), "l" failed with its rows gone before any worker read them (expired, or
+-- lost by a Redis rolled back: counted in chunks_lost too), "c<n>" cancelled (its n rows were
+-- skipped), "p" the first of a Segment chunk's two steps (its rows are counted; the chunk is done
+-- only when its second step commits). Returns failed, cancelled rows, lost.
 local function chunk_state(arg)
-  if string.sub(arg, 1, 1) == 'c' then return false, tonumber(string.sub(arg, 2)) end
-  return arg == '1', 0
+  if string.sub(arg, 1, 1) == 'c' then return false, tonumber(string.sub(arg, 2)), false end
+  return arg == '1' or arg == 'l', 0, arg == 'l'
 end
 
 -- A committed chunk's counters, and whether it completes its import: the import's counters, the
@@ -86,8 +87,9 @@ end
 -- report's entry in the pending-work set. Returns 1 or 0.
 local function count_chunk(imp, metrics, pending, import_id, now_ms, dry, state,
                            imported, duplicates, errors, warnings)
-  local failed, cancelled = chunk_state(state)
+  local failed, cancelled, lost = chunk_state(state)
   if cancelled > 0 then redis.call('HINCRBY', imp, 'rows_cancelled', cancelled) end
+  if lost then redis.call('HINCRBY', imp, 'chunks_lost', 1) end
   redis.call('HINCRBY', imp, 'rows', imported + duplicates + errors)
   redis.call('HINCRBY', imp, 'imported', imported)
   redis.call('HINCRBY', imp, 'duplicates', duplicates)

@@ -38,7 +38,7 @@
 --          they serve only while the import runs (finalize deletes the memory)
 -- ARGV[10] the import id (pending members are "<import id>/<chunk>" and "<import id>/report")
 -- ARGV[11] the chunk's state: "0" applied; "1" could not be applied, its rows are all errors
---          (chunks_failed); "c<n>": its import was cancelled, its n rows are skipped (rows_cancelled)
+--          (chunks_failed; "l": its rows were gone, counted in chunks_lost too); "c<n>": its import was cancelled, its n rows are skipped (rows_cancelled)
 -- ARGV[12] the most error (and warning) rows the import keeps (0: all); past it they are counted in
 --          errors_not_kept / warnings_not_kept (lib.lua's push_all)
 -- then     n, n error rows

@@ -9,6 +9,7 @@
 -- KEYS[1] import hash: stop, chunks_total, chunks_queued, chunks_done
 -- KEYS[2] pending work (zset): the report's member enters it when nothing is left to commit
 -- KEYS[3] imports whose producer is queueing (zset): the import leaves it
+-- KEYS[4] imports whose chunks are all queued (zset): the import enters it when stopped now
 -- ARGV[1] "cancelled" or "interrupted"
 -- ARGV[2] now, ms
 -- ARGV[3] the report's member of KEYS[2]
@@ -31,6 +32,7 @@ redis.call('ZREM', KEYS[3], ARGV[4])
 if redis.call('HEXISTS', KEYS[1], 'chunks_total') == 0 then
   redis.call('HSET', KEYS[1], 'chunks_total', redis.call('HGET', KEYS[1], 'chunks_queued') or '0')
 end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[4])
 local total = tonumber(redis.call('HGET', KEYS[1], 'chunks_total'))
 local done = tonumber(redis.call('HGET', KEYS[1], 'chunks_done') or '0')
 if done == total then
