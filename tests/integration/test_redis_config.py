@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from worker import keys
-from worker.store import Store, connect
+from worker.store import connect
 from worker.store.embedded import free_port, start_private
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -245,7 +245,7 @@ def expected_shape() -> Shape:
     indexes: dict[str, str] = {}
     for version in sorted(MIGRATIONS):
         for sql in MIGRATIONS[version]:
-            if found := _CREATE_TABLE.match(sql):
+            if found := _CREATE_TABLE.match(sql.replace(SQLITE_WITHOUT_ROWID, "")):
                 tables[found[1]] = _columns(found[2])
             elif found := _ADD_COLUMN.match(sql):
                 tables[found[1]].append(found[2])
@@ -266,7 +266,7 @@ def missing(found: Shape) -> Missing:
     statements, added = [], set()
     for version in sorted(MIGRATIONS):
         for sql in MIGRATIONS[version]:
-            if (created := _CREATE_TABLE.match(sql)) and created[1] in tables:
+            if (created := _CREATE_TABLE.match(sql.replace(SQLITE_WITHOUT_ROWID, ""))) and created[1] in tables:
                 statements.append(sql)
             elif (column := _ADD_COLUMN.match(sql)) and (column[1] in tables or f"{column[1]}.{column[2]}" in columns):
                 statements.append(sql)
