@@ -22,6 +22,7 @@ from worker.people.rows import PersonRow
 from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
 from worker.store import clock
+from worker.store.ids import PeopleSeq
 from worker.store.lua import script
 from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
@@ -48,6 +49,7 @@ class People:
         self.r = client
         self._commit = client.register_script(script("people_commit.lua"))
         self._lease = client.register_script(script("lease.lua"))
+        self._seq = PeopleSeq(client)
 
     # -- where a run's directory lives -----------------------------------------------------
     @staticmethod
@@ -128,8 +130,7 @@ class People:
         if count == 0:
             return []
         seq = keys.import_shadow(spec.import_id) + "seq" if spec.dry_run else keys.PEOPLE_SEQ
-        last = self.r.incrby(seq, count)
-        return [f"{0xA0000000 + n:x}" for n in range(last - count + 1, last + 1)]
+        return self._seq.new(seq, count, clock.now_ms(self.r))
 
     # -- commit ----------------------------------------------------------------------------
     def commit(self, spec: ImportSpec, chunk: int, changes: Changes, errors: list[bytes], warnings: list[bytes],
@@ -217,7 +218,7 @@ class People:
         existing = self.r.hget(index, key)
         if existing:
             return existing.decode()
-        cio = f"{0xA0000000 + self.r.incr(keys.PEOPLE_SEQ):x}"
+        [cio] = self._seq.new(keys.PEOPLE_SEQ, 1, clock.now_ms(self.r))
         if not self.r.hsetnx(index, key, cio):
             return self.r.hget(index, key).decode()
         self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,

@@ -172,11 +172,11 @@ else
   end
   created = #missing
   if created > 0 then
-    local last = redis.call('INCRBY', KEYS[10], created)
+    local last = next_people(KEYS[10], created, now_ms)
     local created_at = tostring(math.floor(tonumber(now_ms) / 1000))
     for n, at in ipairs(missing) do
       local key, value = ARGV[at], ARGV[at + 1]
-      local cio = string.format('%x', 0xa0000000 + last - created + n)
+      local cio = cio_of(last - created + n)
       redis.call('HSET', KEYS[9], key, cio)
       redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
       new_people[n] = '{"cio_id":"' .. cio .. '","' .. kind .. '":' .. ARGV[at + 2] .. ',"created_at":"' ..

@@ -1,5 +1,24 @@
 -- lib.lua: helpers prepended to every backfill script when it is loaded (worker/store/lua.py).
 
+-- The last of `count` new people sequence numbers (cio_ids), never below Redis's clock in microseconds
+-- since 2023-11-14 (now_ms * 1000 - 1.7e15, the floor): a sequence that went back with Redis (a host
+-- crash rolling its AOF back, a Redis restarted without its data) cannot give out a number it gave
+-- before, since its clock went on. (Python's worker.store.ids holds the same rule and formats the ids.)
+local function next_people(seq_key, count, now_ms)
+  local floor = tonumber(now_ms) * 1000 - 1700000000000000
+  local last = redis.call('INCRBY', seq_key, count)
+  if last - count < floor then
+    last = floor + count
+    redis.call('SET', seq_key, last)
+  end
+  return last
+end
+
+-- A cio_id: "a" and 12 hex digits of its sequence number (older ids, "a" and 7 digits, never equal one).
+local function cio_of(n)
+  return string.format('a%012x', n)
+end
+
 -- RPUSH ARGV[first .. first+count-1] onto key, then EXPIRE it (when anything was pushed), and
 -- record where this chunk's run starts in runs (field = run_name, value = "start:count"), so the
 -- problem files are read chunk by chunk in file order, one chunk's rows in memory at a time.
