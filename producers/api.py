@@ -82,7 +82,8 @@ class ImportHandle:
 
     @property
     def status(self) -> str:
-        """queued, running, completed, completed_with_errors or failed."""
+        """accepted, queued or running while it goes on; then one of ``worker.ops.report.STATUSES``:
+        completed, completed_with_errors, partially_failed, failed, cancelled or interrupted."""
         return self.state().get("status", "unknown")
 
     def report(self) -> dict | None:
