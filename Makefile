@@ -18,8 +18,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,ops]"
 	@touch $@
 
+# The unit tests first: a broken core fails in seconds, before minutes of real processes (and make
+# stops at the first command that fails). The second run's last line is the closing summary.
 test: setup
-	$(BIN)/pytest -q -m "not promtool" --durations=15
+	$(BIN)/pytest -q -m "not promtool" tests/unit
+	$(BIN)/pytest -q -m "not promtool" --durations=15 tests/integration tests/chaos
 
 unit: setup
 	$(BIN)/pytest -q -m "not promtool" tests/unit

@@ -5,6 +5,12 @@
 >>> report = handle.wait(timeout=600)
 >>> handle.exit_code()
 0
+
+Everything a script uses is importable from here (``__all__``), the errors it catches included:
+ConfigError (a bad option or setting), ImportNotFound (an unknown or expired import id),
+FileProblem (:func:`inspect`: a file that cannot be imported), ResultsUnavailable (the results
+database did not answer), all under BackfillError; and TRANSIENT, a tuple for ``except TRANSIENT``:
+Redis did not answer or was full (redis-py's errors), or TransientError.
 """
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ from typing import BinaryIO
 
 import orjson
 
-from worker.errors import ConfigError, FileProblem
+from worker.errors import BackfillError, ConfigError, FileProblem, ImportNotFound, ResultsUnavailable, TransientError
 from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
 from worker.settings import Settings, get_settings
 from worker.sink.stored import dead_letters, import_stored, settled
 from worker.spec import ImportSpec, new_import_id
+from worker.store.client import TRANSIENT
 
 from . import segment
 from .options import (
@@ -38,7 +45,10 @@ from .split import Plan, scan
 from .spool import Spool
 
 __all__ = ["ImportHandle", "check_file_options", "check_options", "delimiter_of", "enqueue_import", "inspect",
-           "retry_options"]
+           "retry_options", "Settings",
+           # what a caller catches
+           "BackfillError", "ConfigError", "FileProblem", "ImportNotFound", "ResultsUnavailable", "TransientError",
+           "TRANSIENT"]
 
 log = get_logger("backfill.producer")
 #: The longest pause between two tries of a wait whose reads of Redis fail.
@@ -83,7 +93,8 @@ class ImportHandle:
 
     @property
     def status(self) -> str:
-        """queued, running, completed, completed_with_errors or failed."""
+        """accepted, queued or running while it goes on; then one of ``worker.ops.report.STATUSES``:
+        completed, completed_with_errors, partially_failed, failed, cancelled or interrupted."""
         return self.state().get("status", "unknown")
 
     def report(self) -> dict | None:
@@ -116,8 +127,6 @@ class ImportHandle:
         pause (at most :data:`WAIT_RETRY_MAX_S`), and said once in the log. A Redis that lost its data
         no longer knows the import: ImportNotFound, saying so.
         """
-        from worker.store import TRANSIENT
-
         deadline = None if timeout is None else time.monotonic() + timeout
         retry_s = 0.0
         while True:

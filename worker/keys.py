@@ -94,7 +94,8 @@ ANONYMOUS_LINKS = PREFIX + "anon:links"
 #: An anonymous id's held events are the list ``ANONYMOUS_PREFIX + <anonymous id>`` (orjson each), kept
 #: until an identify or alias ties the id to a person, or until they expire.
 ANONYMOUS_PREFIX = PREFIX + "anon:events:"
-#: Dedupe shards are ``DEDUPE_PREFIX + <2 bytes of the key's digest>``.
+#: Dedupe shards are ``DEDUPE_PREFIX + <the key's first 2 bytes>``, and with BACKFILL_DEDUPE_SHARD_BITS
+#: above 16 a third byte: the next (bits - 16) bits of the key (worker/store/events.py ``_slot``, lib.lua).
 DEDUPE_PREFIX = PREFIX + "dd:"
 
 

@@ -1,13 +1,16 @@
 """Every setting of backfill, in one typed object read from the environment.
 
 Names are ``BACKFILL_<FIELD>`` in upper case, except ``REDIS_URL`` and ``DATABASE_URL``,
-the names every tool already uses.
+the names every tool already uses. Any other ``BACKFILL_`` variable is refused when the settings are
+read (a typo would otherwise be a setting silently left at its default), naming the closest setting.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from worker.errors import ConfigError
@@ -15,13 +18,23 @@ from worker.errors import ConfigError
 DAY = 86_400
 #: Settings read under the names every tool already uses.
 _PLAIN_NAMES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL"}
+#: ``BACKFILL_`` variables that are not settings and are read elsewhere: left alone, not refused.
+_NOT_SETTINGS = frozenset({
+    "BACKFILL_TEST_DATABASE_URL",  # the PostgreSQL the tests use instead of their own (tests/integration/postgres.py)
+})
+#: Settings that were removed, and what to do instead.
+_REMOVED = {
+    "BACKFILL_TRIGGER_WINDOW_S": "the trigger window is each import's own option (--trigger-window, "
+                                 "trigger_window=, the API's trigger_window), 72h unless given",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """The settings in force for this process."""
 
-    #: Redis for the broker and the store; empty = the embedded server under ``home``.
+    #: Redis for the broker and the store. Empty: the embedded server under ``home`` when ``embedded`` is
+    #: on, else an error (a worker or a script must be pointed at a Redis).
     redis_url: str = ""
     #: ``rediss://`` only: the CA bundle that signed the server's certificate (default: the system's),
     #: and whether to check it at all (true: a false here is an explicit, logged opt-out).
@@ -53,8 +66,6 @@ class Settings:
     dedupe_shard_bits: int = 16
     #: How often beat removes expired dedupe marks (their memory; they are ignored once expired).
     dedupe_prune_s: float = 3600.0
-    #: Default trigger window; 0 means none (Vero).
-    trigger_window_s: int = 72 * 3600
     #: Events this far in the future still count as "now" (client clocks drift).
     clock_skew_s: int = 300
     #: How long problem rows and reports are kept.
@@ -89,13 +100,14 @@ class Settings:
     trigger_tick_s: float = 5.0
     #: auto (console on a terminal, JSON otherwise), json or console.
     log_format: str = "auto"
+    #: The lowest level logged (ours and Celery's): DEBUG, INFO, WARNING, ERROR.
     log_level: str = "INFO"
     #: How the workspace identifies people: "email_or_id" (either, both unique) or "id_only"
     #: (Customer.io's classic workspaces: people are added by id; e-mails may be shared).
     workspace_identifiers: str = "email_or_id"
     #: How long one chunk task may go on applying a people import's chunks before handing over.
     people_apply_budget_s: float = 30.0
-    #: The results store: postgresql://... (not yet) or sqlite:///path; empty = SQLite at home/results.db.
+    #: The results store: postgresql://... or sqlite:///path; empty = SQLite at home/results.db.
     database_url: str = ""
     #: The worker's main process also runs a sink (``backfill worker`` turns it on; --no-sink off).
     worker_sink: bool = False
@@ -192,14 +204,20 @@ class Settings:
                               "BACKFILL_API_BODY_TIMEOUT_S must be positive")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError("BACKFILL_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: the process environment)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 defaults: Mapping[str, object] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment). ``defaults``: this
+        process's own defaults of some fields (by field name), for those the environment does not set.
+        A ``BACKFILL_`` variable that is no setting is a ConfigError naming the closest setting."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        _refuse_unknown(env)
+        values: dict[str, object] = dict(defaults or {})
         for field in dataclasses.fields(cls):
-            name = _PLAIN_NAMES.get(field.name, f"BACKFILL_{field.name.upper()}")
+            name = env_name(field.name)
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
@@ -221,13 +239,70 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} is not a valid {kind}") from None
         return cls(**values)  # type: ignore[arg-type]
 
+    def as_environ(self, *names: str) -> dict[str, str]:
+        """The environment variables that give a child process these fields' values (by field name)."""
+        return {env_name(name): _text(getattr(self, name)) for name in names}
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting (a field name of :class:`Settings`)."""
+    return _PLAIN_NAMES.get(field, f"BACKFILL_{field.upper()}")
+
+
+def env_names() -> list[str]:
+    """Every setting's environment variable, in the order of :class:`Settings`' fields."""
+    return [env_name(field.name) for field in dataclasses.fields(Settings)]
+
+
+def _text(value: object) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
+def _refuse_unknown(env: Mapping[str, str]) -> None:
+    """A ``BACKFILL_`` variable that is no setting is a typo (or a setting since removed): refused, all
+    of them in one error, each with the setting it most resembles, rather than silently ignored."""
+    known = env_names()
+    unknown = sorted(name for name in env if name.startswith("BACKFILL_") and name not in known
+                     and name not in _NOT_SETTINGS)
+    if not unknown:
+        return
+    # compared without the prefix every name shares (else any BACKFILL_X would resemble BACKFILL_HOME);
+    # REDIS_URL and DATABASE_URL by their own names (BACKFILL_REDIS_URL: did you mean REDIS_URL?)
+    by_field = {field.name.upper(): env_name(field.name) for field in dataclasses.fields(Settings)}
+    said = []
+    for name in unknown:
+        if name in _REMOVED:
+            said.append(f"{name} is no longer a setting: {_REMOVED[name]}")
+            continue
+        close = difflib.get_close_matches(name.removeprefix("BACKFILL_"), by_field, n=1, cutoff=0.6)
+        said.append(f"{name} is not a setting" + (f" (did you mean {by_field[close[0]]}?)" if close else ""))
+    raise ConfigError("; ".join(said) + " (the README's Settings table lists every setting)")
+
+
+#: Settings a command chose for its process (use_settings), in place of the environment's.
+_chosen: Settings | None = None
+
 
 @functools.lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
+def _from_env() -> Settings:
     return Settings.from_env()
 
 
+def get_settings() -> Settings:
+    """The process-wide settings: those the command chose (:func:`use_settings`), else the environment's,
+    read once."""
+    return _chosen if _chosen is not None else _from_env()
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` the process's own (a command that decides some itself: ``backfill worker
+    --embedded``), instead of steering them through ``os.environ``."""
+    global _chosen
+    _chosen = settings
+
+
 def reset_settings() -> None:
-    """Forget the cached settings (tests change the environment)."""
-    get_settings.cache_clear()
+    """Forget the chosen and cached settings (tests change the environment)."""
+    global _chosen
+    _chosen = None
+    _from_env.cache_clear()

@@ -19,12 +19,13 @@ class _Backfill(click.Group):
 
     def invoke(self, ctx: click.Context):
         from worker.errors import ConfigError, ImportNotFound, RedisMisconfigured, ResultsUnavailable
+        from worker.settings import Settings, use_settings
         from worker.store import TRANSIENT
 
-        # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
-        # only when asked (backfill worker --embedded), so they never serve a private Redis by mistake.
-        os.environ.setdefault("BACKFILL_EMBEDDED", "1")
         try:
+            # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
+            # only when asked (backfill worker --embedded), so they never serve a private Redis by mistake.
+            use_settings(Settings.from_env(defaults={"embedded": True}))
             return super().invoke(ctx)
         except ResultsUnavailable as exc:
             raise click.ClickException(str(exc)) from None

@@ -56,7 +56,7 @@ FORMAT = click.option("--format", "file_format", type=click.Choice(["auto", "csv
               "(default: UTF-8, else cp1252).")
 @click.option("--delimiter", help="Force the delimiter: a character, or tab (default: sniffed among , ; tab |).")
 @click.option("--wait", is_flag=True, help="Wait for the report and for the results database to hold the import "
-              "(when a sink runs); exit 0, 4 (row errors), 1 (failed), 3 (timeout).")
+              "(when a sink runs); exit 0, 4 (row errors), 1 (failed), 5 (cancelled or interrupted), 3 (timeout).")
 @click.option("--timeout", type=float, help="With --wait: give up waiting after this many seconds (exit 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the id) as JSON.")
 def import_(file: str, kind: str, file_format: str, identifier, data_to_process, empty_cells, mapping, skip,

@@ -1,6 +1,7 @@
 """Running backfill's processes: ``worker``, ``metrics``, ``demo``."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -38,20 +39,23 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool, sin
     if not os.environ.get("REDIS_URL") and not embedded:
         raise click.ClickException("REDIS_URL is not set: point it at the Redis your producers use "
                                    "(redis://host:6379/0), or pass --embedded to use backfill's own")
-    os.environ["BACKFILL_EMBEDDED"] = "1" if embedded else "0"
-    os.environ["BACKFILL_WORKER_SINK"] = "1" if sink else "0"
-    from worker.app import app  # starts the embedded Redis when asked
-    from worker.settings import get_settings
+    from worker.settings import get_settings, use_settings
 
-    home = get_settings().home
+    settings = dataclasses.replace(get_settings(), embedded=embedded, worker_sink=sink)
+    use_settings(settings)
+    from worker.app import app  # starts the embedded Redis when asked
+
+    home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     if sink:
         _check_results()
-    os.environ.setdefault("REDIS_URL", app.conf.backfill_redis_url)
+    # celery reads its settings from the environment: what this command decided goes there, with the
+    # Redis it resolved (the embedded server's socket)
+    env = {**os.environ, **settings.as_environ("embedded", "worker_sink"), "REDIS_URL": app.conf.backfill_redis_url}
     scheduler = ["-B", "-s", str(home / "celerybeat-schedule")] if beat else []
     args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
             "--pool", "prefork", "--concurrency", str(concurrency), *scheduler, *ctx.args]
-    os.execv(sys.executable, args)
+    os.execve(sys.executable, args, env)
 
 
 def _check_results() -> None:

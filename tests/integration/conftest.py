@@ -87,7 +87,8 @@ def webhook(redis_url):
 
 @pytest.fixture(scope="session")
 def workers(redis_url, worker_logs, webhook):
-    """Two real worker processes (solo pool), the first also running beat."""
+    """Two real worker processes (each a prefork pool of one process, as `backfill worker` runs), the first
+    also running beat."""
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app
 

@@ -1,10 +1,29 @@
 """Small helpers shared by the integration tests."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "producers" / "examples"
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "the condition",
+               every: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something true, and return that: a test waits for what it
+    needs, not a guessed time (too short on a slow machine, wasted on a fast one). An AssertionError
+    saying ``what`` was not reached once ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s: {what} (last: {got!r})")
+        time.sleep(every)
 
 
 def clear_keys(client) -> None:

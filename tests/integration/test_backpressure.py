@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -13,7 +12,7 @@ import redis
 
 from worker import keys
 
-from .helpers import write
+from .helpers import wait_until, write
 
 
 def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
@@ -32,9 +31,16 @@ def test_producer_pauses_while_too_many_chunks_wait(tmp_path):
     client = redis.Redis.from_url(url)
     workers = []
     try:
-        time.sleep(3)
+        def queued() -> bytes | None:
+            ids = client.zrange(keys.IMPORTS_INDEX, 0, -1)
+            return ids[0] if ids and client.hget(keys.import_hash(ids[0].decode()), "chunks_queued") == b"3" else None
+
+        iid = wait_until(queued, 30, "the producer queueing its first 3 chunks").decode()
+        # it waits for room, beating: a beat after the third chunk, and still no fourth
+        beat = client.zscore(keys.PRODUCING, iid)
+        wait_until(lambda: client.zscore(keys.PRODUCING, iid) != beat, 30, "the waiting producer's heartbeat")
         assert producer.poll() is None  # still waiting for room
-        [iid] = [k.decode() for k in client.zrange(keys.IMPORTS_INDEX, 0, -1)]
+        assert [k.decode() for k in client.zrange(keys.IMPORTS_INDEX, 0, -1)] == [iid]
         assert client.hget(keys.import_hash(iid), "chunks_queued") == b"3"
         assert client.llen(keys.QUEUE_IMPORTS) == 3
         assert len(list(client.scan_iter(match=keys.import_chunk(iid, 0)[:-1] + "*"))) == 3

@@ -11,12 +11,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import orjson
 
-from .helpers import counted_once, run_import, write
+from .helpers import counted_once, run_import, wait_until, write
 
 BACKFILL = shutil.which("backfill", path=str(Path(sys.executable).parent)) or "backfill"
 
@@ -151,10 +150,7 @@ def test_ctrl_c_while_standard_input_is_copied_leaves_no_spool_file(redis_url, t
                               env={**os.environ, "TMPDIR": str(spool_dir)})
     feeder.stdin.write(b"email,event_name\n" + b"a@b.co,x\n" * 10_000)
     feeder.stdin.flush()
-    deadline = time.monotonic() + 20
-    while not list(spool_dir.glob("backfill-stdin-*")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(spool_dir.glob("backfill-stdin-*")), "the copy of standard input never started"
+    wait_until(lambda: list(spool_dir.glob("backfill-stdin-*")), 20, "the copy of standard input started")
     feeder.send_signal(signal.SIGINT)
     feeder.wait(timeout=20)
     feeder.stdin.close()
@@ -173,15 +169,24 @@ def test_waiting_survives_a_redis_restart(tmp_path):
     st = Store(connect(url))
     st.r.hset("bf:imp:restart", mapping={"status": "running", "source": "x.csv"})
     handle = ImportHandle("restart")
-    handle._store = lambda: st  # this test's own Redis, not the session's
+    reads: list[int] = []
+
+    def store():  # this test's own Redis, not the session's; each read of the waiter counted
+        reads.append(1)
+        return st
+
+    handle._store = store
     got: list = []
     waiter = threading.Thread(target=lambda: got.append(handle.wait(timeout=60, poll_s=0.05)))
     waiter.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(reads) >= 2, 10, "the waiter reading the import")
         server.kill()
         server.wait()
-        time.sleep(2)
+        gone = len(reads)
+        # a read that failed, and another after it: the waiter keeps trying while Redis is away
+        wait_until(lambda: len(reads) >= gone + 2, 10, "the waiter trying again after a failed read")
+        assert waiter.is_alive() and not got
         server, _ = start_private(tmp_path / "redis", port=port, aof=True)
         st.r.hset("bf:imp:restart", "report", orjson.dumps({"status": "completed"}))
         waiter.join(timeout=30)

@@ -11,7 +11,7 @@ from worker.sink.sqlite import SQLiteResults
 from worker.sink.stored import EventQuery
 from worker.store.outbox import Outbox
 
-from .helpers import counted_once, drain_all, run_import, write
+from .helpers import counted_once, drain_all, run_import, wait_until, write
 
 
 def _results(tmp_path) -> SQLiteResults:
@@ -60,7 +60,6 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import orjson
@@ -79,9 +78,7 @@ def test_the_cli_upgrades_sinks_and_asks_the_database(store, workers, backfill, 
         exe = shutil.which("backfill", path=str(Path(sys.executable).parent))
         sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            while not store.r.zcard(keys.SINKS) and time.monotonic() < deadline:  # the sink is running
-                time.sleep(0.05)
+            wait_until(lambda: store.r.zcard(keys.SINKS), 30, "the sink running")
             # --wait returns once the report is written and the sink has stored the import: queryable now
             done = backfill("import", str(write(tmp_path, "e.csv", "email,event_name,time,note\n"
                                                 "Ann@Example.com,Ordered,2024-03-01T10:00:00Z,=1+2\n"
@@ -182,16 +179,14 @@ def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_
     try:
         handle = enqueue_import(write(tmp_path, "many.csv", "email,event_name\n" + "".join(
             f"p{n}@example.com,Viewed\n" for n in range(1000))), create_people=True)
-        deadline = time.monotonic() + 30
-        while "waiting" not in handle.state() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        waiting = handle.state()["waiting"]
+        waiting = wait_until(lambda: handle.state().get("waiting"), 30, "the producer saying why it waits")
         assert "outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 3)" in waiting and "no sink is running" in waiting
-        # paused: nothing more is queued (chunks queued before the pause may still commit: up to
+        # paused: nothing more is queued while the chunks queued before the pause commit (up to
         # BACKFILL_MAX_INFLIGHT_CHUNKS of them, however fast the workers were at that moment)
         queued = int(handle.state()["chunks_queued"])
-        time.sleep(1)
+        wait_until(lambda: handle.state().get("chunks_done") == str(queued), 30, "the chunks queued committed")
         assert handle.report() is None and int(handle.state()["chunks_queued"]) == queued < 20
+        deadline = time.monotonic() + 30
         assert store.r.xlen(keys.OUTBOX) <= queued
         results, outbox = _results(tmp_path), Outbox(store.r, "sink-late")
         outbox.ensure_group()
@@ -221,12 +216,16 @@ def test_the_outbox_limit_counts_the_chunks_in_flight_and_status_shows_fresh_fig
         handle = enqueue_import(write(tmp_path, "many.csv", "email,event_name\n" + "".join(
             f"p{n}@example.com,Viewed\n" for n in range(2000))), create_people=True)  # 40 chunks
         deadline = time.monotonic() + 30
-        state = handle.state()
-        while time.monotonic() < deadline and not (state.get("waiting") and state.get("chunks_done")
-                                                   and state["chunks_done"] == state.get("chunks_queued")):
-            time.sleep(0.05)
+
+        def said_fresh() -> bool:
+            """Every chunk queued is committed, and the producer has said so since: the entries it waits on
+            are the outbox's alone (none "being committed")."""
             state = handle.state()
-        time.sleep(1.5)  # every chunk queued is committed; the producer has said so again since
+            return bool(state.get("chunks_done") and state["chunks_done"] == state.get("chunks_queued")
+                        and f"{store.r.xlen(keys.OUTBOX)} outbox entries not stored yet (BACKFILL_OUTBOX_LIMIT 5);"
+                        in state.get("waiting", ""))
+
+        wait_until(said_fresh, 30, "the producer waiting on the committed chunks' outbox entries, said afresh")
         entries = store.r.xlen(keys.OUTBOX)
         assert 0 < entries <= 5 and int(handle.state()["chunks_queued"]) == entries, handle.state()
         shown = backfill("status", handle.import_id).stdout.decode()

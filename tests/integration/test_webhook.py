@@ -6,17 +6,24 @@ import time
 from worker.ops.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 from .conftest import WEBHOOK_SECRET
-from .helpers import run_import, write
+from .helpers import run_import, wait_until, write
+
+
+def _received(hook, import_id: str) -> list[dict]:
+    return [r for r in hook.received if r["report"]["import_id"] == import_id]
 
 
 def _deliveries(hook, import_id: str, count: int, timeout: float = 20) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = [r for r in hook.received if r["report"]["import_id"] == import_id]
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{len(got)} webhook requests for {import_id}, wanted {count}")
+    return wait_until(lambda: got if len(got := _received(hook, import_id)) >= count else None, timeout,
+                      f"{count} webhook requests for {import_id}")
+
+
+def _notified(store, import_id: str) -> None:
+    """Wait until the import's notification is no longer pending work: nothing will send it again."""
+    from worker import keys
+
+    member = keys.pending_member(import_id, keys.NOTIFY)
+    wait_until(lambda: store.r.zscore(keys.PENDING, member) is None, 10, f"{import_id}'s notification done")
 
 
 def test_webhook_posts_the_signed_report_once(store, workers, webhook, tmp_path):
@@ -33,8 +40,8 @@ def test_webhook_posts_the_signed_report_once(store, workers, webhook, tmp_path)
     sent = delivery["report"]
     assert sent["event"] == "import.finished" and sent["status"] == "completed_with_errors"
     assert (sent["imported"], sent["errors"], sent["rows"]) == (1, 1, 2)
-    time.sleep(0.5)
-    assert len([r for r in webhook.received if r["report"]["import_id"] == report["import_id"]]) == 1
+    _notified(store, report["import_id"])
+    assert len(_received(webhook, report["import_id"])) == 1
 
 
 def test_failing_endpoint_is_retried_with_backoff_without_holding_the_report(store, workers, webhook, tmp_path):
@@ -72,10 +79,7 @@ def test_the_notification_is_pending_work_until_done(store, workers, webhook, tm
     assert swept.notifications == 1
     [delivery] = _deliveries(webhook, "lost-notify", 1)
     assert delivery["report"]["status"] == "completed"
-    deadline = time.monotonic() + 10
-    while store.r.zscore(keys.PENDING, member) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert store.r.zscore(keys.PENDING, member) is None  # done: no longer pending
+    _notified(store, "lost-notify")  # done: no longer pending
 
 
 def test_redirects_are_failures_and_slow_endpoints_are_cut_off():
@@ -160,10 +164,7 @@ def test_a_hanging_endpoint_holds_no_pool_process(tmp_path):
         # (a notification held the pool process for the request's 10 s bound, and again on each retry)
         assert max(seconds[1:]) < 8, seconds
         assert (tmp_path / "worker0.log").read_text().count('"import finished"') == 3
-        deadline = time.monotonic() + 5
-        while len(set(posted)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(set(posted)) == 3  # every notification was sent, none answered
+        wait_until(lambda: len(set(posted)) == 3, 5, "every notification sent (none answered)")
     finally:
         stop_workers(workers)
         server.kill()

@@ -70,13 +70,6 @@ def id_row(value: bytes) -> int:
     return int.from_bytes(value[8:12], "big")
 
 
-def content_digest(event: Event) -> bytes:
-    """8 bytes that differ when two events differ in person, name, time or properties."""
-    material = orjson.dumps([event.person_key, event.name, None if event.ts is None else round(event.ts * 1000),
-                             event.data], option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(material, digest_size=8).digest()
-
-
 def id_fields(validated: RowOutcome) -> list[bytes]:
     """The memory fields of the chunk's event ids (to read before :func:`assemble`, which reuses them)."""
     digests = validated.id_digests

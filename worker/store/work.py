@@ -166,11 +166,6 @@ class Work:
         """True while the chunk's rows are stored (until its commit, or their expiry)."""
         return bool(self.r.exists(keys.import_chunk(import_id, chunk)))
 
-    def in_flight(self, import_id: str) -> int:
-        """Chunks of an import queued but not yet committed."""
-        queued, done = self.r.hmget(keys.import_hash(import_id), "chunks_queued", "chunks_done")
-        return int(queued or 0) - int(done or 0)
-
     def set_total(self, import_id: str, chunks: int) -> bool:
         """Record the number of chunks; True when all are already committed. ImportNotFound when Redis does
         not know the import (it lost its data)."""
