@@ -44,8 +44,7 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
 
     settings = get_settings()
     store().guard.start()  # a Redis that evicts keys: refused in one line, before anything
-    results = _results()
-    results.check()
+    results = _open_until_it_answers(retry_dead)
     try:
         claim(store().r, results)  # another store registered: one line, exit 1
     except BaseException:
@@ -71,6 +70,37 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
         pass
     finally:
         results.close()
+
+
+def _open_until_it_answers(once: bool, longest_s: float = 30.0):
+    """The results store, opened and checked; a database that does not answer yet is tried again with
+    backoff (a sink started with, or before, its database waits for it, as the worker's sink thread
+    does), unless ``once`` (a one-off command: it says so and exits). A wrong schema is refused at once."""
+    import time
+
+    from worker.errors import ResultsUnavailable
+    from worker.logs import get_logger
+
+    pause = 0.5
+    while True:
+        results = None
+        try:
+            results = _results()
+            results.check()
+            return results
+        except ResultsUnavailable as exc:
+            if results is not None:
+                results.close()
+            if once:
+                raise
+            get_logger("backfill.sink").warning("results database not reachable; the sink tries again",
+                                                error=str(exc), retry_in_s=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, longest_s)
+        except BaseException:
+            if results is not None:
+                results.close()
+            raise
 
 
 def _retry_dead(client, results, batch: int) -> None:

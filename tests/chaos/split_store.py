@@ -71,7 +71,7 @@ def split_store(base: Path, rows: int = 20_000) -> dict:
         _worker(cluster, {**second, "BACKFILL_WORKER_SINK": "1"}, 1,
                 [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
                  "--pool", "prefork", "-c", "1"])
-        cluster._wait_ready(2)
+        cluster.wait_ready(2)
         path = events_file(base, rows, seed=31)
         expected = oracle(path, cluster.chunk_rows)
         import_id = cluster.enqueue(path)
