@@ -259,6 +259,14 @@ def retry_options(import_id: str) -> dict:
     return {**orjson.loads(raw), "retry_of": import_id}
 
 
+def undo_import(import_id: str, settings: Settings | None = None) -> dict:
+    """Take back a finished events import (:func:`worker.ops.undo.undo_import`, on this process's store):
+    what was done. Raises ImportNotFound, or ConfigError when it cannot be undone."""
+    from worker.ops.undo import undo_import as undo
+
+    return undo(_worker().store(), import_id, settings or get_settings())
+
+
 def enqueue_import(
     path: str | Path,
     *,

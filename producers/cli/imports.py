@@ -251,7 +251,7 @@ def undo(import_id: str, as_json: bool) -> None:
     dedupe marks (the same file imports everything again), its triggers not yet sent, the people it
     created that nothing else names; triggers sent are listed. Its events a later import also brought
     stay, as that import's. Recorded: asked again, it says what it did."""
-    from producers.undo import undo_import
+    from producers.api import undo_import
 
     try:
         done = undo_import(import_id)

@@ -16,10 +16,11 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from producers.web.tracking import Streams, TrackingError, bounded_body, tracking_key
+from producers.web.deps import Service, ServiceDep
+from producers.web.tracking import TrackingError, bounded_body, tracking_key
 from worker.store.apikeys import ApiKey
 
 _basic = HTTPBasic(auto_error=False, description="A backfill key as the site id (or as the API key).")
@@ -63,55 +64,59 @@ def as_segment(call: str, customer_id: str | None, body: dict) -> dict:
     return message
 
 
-def routes(app: FastAPI, store, streams: Streams) -> None:
-    """Add the Track API's endpoints to ``app``, feeding ``streams``."""
+def site_key(svc: ServiceDep, user: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> ApiKey:
+    """A dependency: a tracking key sent as the site id or as the API key (HTTP Basic)."""
+    return tracking_key(svc.store, [user.username, user.password] if user else [],
+                        "send a backfill key as the site id (HTTP Basic)")
 
-    def site_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> ApiKey:
-        return tracking_key(store, [user.username, user.password] if user else [],
-                            "send a backfill key as the site id (HTTP Basic)")
 
-    async def take(request: Request, key: ApiKey, call: str, customer_id: str | None) -> dict:
-        body = await bounded_body(request)
-        try:
-            data = orjson.loads(body or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise TrackingError(400, "invalid_json", f"the body is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise TrackingError(400, "invalid_json", "the body must be a JSON object")
-        anonymous_id = data.get("anonymous_id")
-        if anonymous_id is not None and (isinstance(anonymous_id, bool) or not isinstance(anonymous_id, (str, int))):
-            raise TrackingError(400, "invalid_anonymous_id", f"anonymous_id must be text, not {anonymous_id!r}")
-        if customer_id is None and not str(anonymous_id or "").strip():
-            raise TrackingError(400, "missing_anonymous_id", "an event without a customer needs its anonymous_id "
-                                                             "(invite events are not supported)")
-        if customer_id is not None and not customer_id.strip():
-            raise TrackingError(400, "missing_user_id", "the customer id in the path is empty or only spaces")
-        message = as_segment(call, customer_id.strip() if customer_id is not None else None, data)
-        await streams.take(key, orjson.dumps(message), message["type"], None)
-        return {}
+async def _take(request: Request, svc: Service, key: ApiKey, call: str, customer_id: str | None) -> dict:
+    body = await bounded_body(request)
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise TrackingError(400, "invalid_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TrackingError(400, "invalid_json", "the body must be a JSON object")
+    anonymous_id = data.get("anonymous_id")
+    if anonymous_id is not None and (isinstance(anonymous_id, bool) or not isinstance(anonymous_id, (str, int))):
+        raise TrackingError(400, "invalid_anonymous_id", f"anonymous_id must be text, not {anonymous_id!r}")
+    if customer_id is None and not str(anonymous_id or "").strip():
+        raise TrackingError(400, "missing_anonymous_id", "an event without a customer needs its anonymous_id "
+                                                         "(invite events are not supported)")
+    if customer_id is not None and not customer_id.strip():
+        raise TrackingError(400, "missing_user_id", "the customer id in the path is empty or only spaces")
+    message = as_segment(call, customer_id.strip() if customer_id is not None else None, data)
+    await svc.streams.take(key, orjson.dumps(message), message["type"], None)
+    return {}
 
-    account = Depends(site_key)
 
-    # {customer_id:path}: an id may hold "/" (sent as %2F, which the server decodes before routing)
-    @app.put("/api/v1/customers/{customer_id:path}", tags=["track api"])
-    async def identify(customer_id: str, request: Request, key: ApiKey = account) -> dict:
-        """Customer.io's identify: add or update the person ``customer_id`` with the body's attributes."""
-        return await take(request, key, "identify", customer_id)
+router = APIRouter(tags=["track api"])
+_account = Depends(site_key)
 
-    @app.post("/api/v1/customers/{customer_id:path}/events", tags=["track api"])
-    async def event(customer_id: str, request: Request, key: ApiKey = account) -> dict:
-        """Customer.io's track: an event ``name`` with ``data`` (``timestamp``, ``id`` optional) for the person."""
-        return await take(request, key, "event", customer_id)
 
-    @app.post("/api/v1/events", tags=["track api"])
-    async def anonymous_event(request: Request, key: ApiKey = account) -> dict:
-        """Customer.io's anonymous event: ``name``, ``data``, ``anonymous_id`` (``timestamp``, ``id`` optional),
-        held until an identify carrying that ``anonymous_id`` ties it to a person."""
-        return await take(request, key, "event", None)
+# {customer_id:path}: an id may hold "/" (sent as %2F, which the server decodes before routing)
+@router.put("/api/v1/customers/{customer_id:path}")
+async def identify(customer_id: str, request: Request, svc: ServiceDep, key: ApiKey = _account) -> dict:
+    """Customer.io's identify: add or update the person ``customer_id`` with the body's attributes."""
+    return await _take(request, svc, key, "identify", customer_id)
 
-    @app.delete("/api/v1/customers/{customer_id:path}", tags=["track api"], status_code=405)
-    def delete(customer_id: str, key: ApiKey = account) -> dict:
-        """Refused: backfill does not delete people one by one (``backfill undo`` takes an import back)."""
-        raise TrackingError(405, "delete_not_supported", f"people are not deleted one by one ({customer_id!r} is "
-                                                         "kept): `backfill undo` takes back the import that made them")
 
+@router.post("/api/v1/customers/{customer_id:path}/events")
+async def event(customer_id: str, request: Request, svc: ServiceDep, key: ApiKey = _account) -> dict:
+    """Customer.io's track: an event ``name`` with ``data`` (``timestamp``, ``id`` optional) for the person."""
+    return await _take(request, svc, key, "event", customer_id)
+
+
+@router.post("/api/v1/events")
+async def anonymous_event(request: Request, svc: ServiceDep, key: ApiKey = _account) -> dict:
+    """Customer.io's anonymous event: ``name``, ``data``, ``anonymous_id`` (``timestamp``, ``id`` optional),
+    held until an identify carrying that ``anonymous_id`` ties it to a person."""
+    return await _take(request, svc, key, "event", None)
+
+
+@router.delete("/api/v1/customers/{customer_id:path}", status_code=405)
+def delete(customer_id: str, key: ApiKey = _account) -> dict:
+    """Refused: backfill does not delete people one by one (``backfill undo`` takes an import back)."""
+    raise TrackingError(405, "delete_not_supported", f"people are not deleted one by one ({customer_id!r} is "
+                                                     "kept): `backfill undo` takes back the import that made them")

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBasic,
@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from producers import segment
 from producers.split import batched
+from producers.web.deps import Service, ServiceDep
 from producers.web.models import ApiError
 from worker.logs import get_logger
 from worker.segment.envelope import with_envelope
@@ -350,38 +351,37 @@ def tracking_key(store, presented: list[str | None], how: str) -> ApiKey:
     raise TrackingError(401, "unauthorized", f"{reason}: {how}", {"WWW-Authenticate": 'Basic realm="backfill"'})
 
 
-def routes(app: FastAPI, store, settings: Settings) -> Streams:
-    """Add the tracking endpoints to ``app``; the streams they fill (close them when the app stops)."""
-    from worker import tasks
+def write_key(svc: ServiceDep, user: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+              token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+    """A dependency: the tracking key sent as the HTTP Basic user name (or as a bearer token)."""
+    return tracking_key(svc.store, [user.username if user else None, token.credentials if token else None],
+                        "send the write key as the HTTP Basic user name")
 
-    streams = Streams(settings, store, tasks)
 
-    def write_key(user: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
-                  token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
-        return tracking_key(store, [user.username if user else None, token.credentials if token else None],
-                            "send the write key as the HTTP Basic user name")
+router = APIRouter(tags=["tracking"])
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
-    async def take(request: Request, key: ApiKey, call: str | None) -> dict:
-        await streams.take(key, await bounded_body(request), call, request.headers.get("content-encoding"))
-        return {"success": True}
 
-    tracking = Depends(write_key)
-    body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+async def _take(request: Request, svc: Service, key: ApiKey, call: str | None) -> dict:
+    await svc.streams.take(key, await bounded_body(request), call, request.headers.get("content-encoding"))
+    return {"success": True}
 
-    @app.post("/v1/batch", tags=["tracking"], openapi_extra=body)
-    async def batch(request: Request, key: ApiKey = tracking) -> dict:
-        """Segment's batch call: ``{"batch": [messages], "sentAt": ...}``, gzipped or not; answered once
-        every message is stored."""
-        return await take(request, key, None)
 
-    def single(call: str):
-        # the call is the path's, bound here: a parameter with a default would be a query parameter too
-        async def one(request: Request, key: ApiKey = tracking) -> dict:
-            return await take(request, key, call)
+@router.post("/v1/batch", openapi_extra=_BODY)
+async def batch(request: Request, svc: ServiceDep, key: ApiKey = Depends(write_key)) -> dict:
+    """Segment's batch call: ``{"batch": [messages], "sentAt": ...}``, gzipped or not; answered once
+    every message is stored."""
+    return await _take(request, svc, key, None)
 
-        one.__doc__ = f"Segment's {call} call: one message (its type is {call})."
-        return one
 
-    for call in CALLS:
-        app.post(f"/v1/{call}", tags=["tracking"], openapi_extra=body, name=call)(single(call))
-    return streams
+def _single(call: str):
+    # the call is the path's, bound here: a parameter with a default would be a query parameter too
+    async def one(request: Request, svc: ServiceDep, key: ApiKey = Depends(write_key)) -> dict:
+        return await _take(request, svc, key, call)
+
+    one.__doc__ = f"Segment's {call} call: one message (its type is {call})."
+    return one
+
+
+for _call in CALLS:
+    router.post(f"/v1/{_call}", openapi_extra=_BODY, name=_call)(_single(_call))

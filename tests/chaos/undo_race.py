@@ -83,7 +83,7 @@ def _events_of(sinks: Sinks, import_id: str) -> int:
 
 def main() -> None:
     """The undo process (see the module)."""
-    from producers.undo import undo_import
+    from producers.api import undo_import
     from worker.tasks import store
 
     undone, after = sys.argv[1:3]

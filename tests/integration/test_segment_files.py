@@ -178,7 +178,7 @@ def _lines(*messages) -> str:
 
 def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by_their_own_times(
         store, workers, tmp_path):
-    from producers.undo import undo_import
+    from producers.api import undo_import
     from worker.errors import ConfigError
     from worker.events.rules import Campaign
     from worker.sink.sqlite import SQLiteResults

@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from producers.undo import undo_import
+from producers.api import undo_import
 from worker import keys
 from worker.errors import ConfigError
 from worker.events.rules import Campaign

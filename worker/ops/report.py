@@ -17,7 +17,7 @@ STATUSES = tuple(EXIT_CODES)
 EXIT_TIMEOUT = 3
 _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_created")
 #: The import hash's field ``kept_from:<id>``: events this import counted as duplicates of import <id>'s,
-#: kept as its own when <id> was undone (see producers/undo.py).
+#: kept as its own when <id> was undone (see worker/ops/undo.py).
 KEPT_FROM = "kept_from:"
 
 

@@ -1,4 +1,5 @@
-"""Taking an import back: ``backfill undo ID`` and ``POST /v1/imports/{id}/undo``.
+"""Taking an import back, an operation on the stored data: ``backfill undo ID`` and
+``POST /v1/imports/{id}/undo`` call it (through :func:`producers.api.undo_import`).
 
 An undo takes out what a finished events import wrote, so that the same file can be imported
 again and import everything:
@@ -8,7 +9,7 @@ again and import everything:
 2. its dedupe marks: each event it imported, read back from the outbox and the results database,
    gives its dedupe key again (:func:`worker.events.rows.key_of`), and the mark is removed, except
    for the events another import also brought (counted there as duplicates of this one's: see
-   producers/undo_keep.py): those stay, as that import's rows, with their marks, counted imported
+   worker/ops/undo_keep.py): those stay, as that import's rows, with their marks, counted imported
    there. Events commits wait meanwhile (``keys.UNDO_MARKS``), so none counts a duplicate of a mark
    being taken away, whenever the other import runs;
 3. its triggers scheduled and not yet sent are removed; those sent are listed, not un-sent;
@@ -24,13 +25,14 @@ from __future__ import annotations
 
 import orjson
 
-from producers import undo_keep as keep
 from worker import keys
 from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUnavailable
 from worker.events.rows import key_of, person_key
 from worker.sink.batch import event_rows
 from worker.logs import get_logger
-from worker.settings import Settings, get_settings
+from worker.ops import undo_keep as keep
+from worker.settings import Settings
+from worker.store import Store
 from worker.store.clock import now_ms
 
 log = get_logger("backfill.undo")
@@ -38,14 +40,11 @@ log = get_logger("backfill.undo")
 PAGE = 50_000
 
 
-def undo_import(import_id: str, settings: Settings | None = None) -> dict:
-    """Undo a finished events import (see the module); what it did. Raises ImportNotFound, or
-    ConfigError for an import that runs, a people import, a results database that cannot be read,
-    another undo running, or an import whose shared events cannot be told (producers/undo_keep.py)."""
-    from worker.tasks import store
-
-    settings = settings or get_settings()
-    st = store()
+def undo_import(st: Store, import_id: str, settings: Settings) -> dict:
+    """Undo a finished events import (see the module) in the store ``st``; what it did. Raises
+    ImportNotFound, or ConfigError for an import that runs, a people import, a results database that
+    cannot be read, another undo running, or an import whose shared events cannot be told
+    (worker/ops/undo_keep.py). ``producers.api.undo_import`` calls it on the process's store."""
     state = st.imports.state(import_id)
     if not state:
         raise ImportNotFound(f"no import {import_id!r} (unknown, or expired after its retention)")

@@ -1,0 +1,64 @@
+"""Every answer other than 2xx in one shape: ``{"error": {"code": ..., "message": ...}}`` with a stable
+code (and Segment's ``code`` and ``message`` at the top on the tracking endpoints)."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from producers.web.models import ApiError, first_problem
+from producers.web.tracking import speaks_segment
+from worker.errors import RedisMisconfigured
+from worker.logs import get_logger
+from worker.store import TRANSIENT
+
+log = get_logger("backfill.api")
+
+
+def install(app: FastAPI) -> None:
+    """Add the exception handlers that shape the errors to ``app``."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    for transient in TRANSIENT:
+        app.add_exception_handler(transient, _unavailable)
+    app.add_exception_handler(RedisMisconfigured, _misconfigured)
+    app.add_exception_handler(RequestValidationError, _invalid)
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error(request, exc.status, exc.code, str(exc), exc.headers)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    # FastAPI's own answers (an unknown path, a method a path does not take) in the same shape
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis did not answer", error=f"{type(exc).__name__}: {exc}")
+    return error(request, 503, "unavailable", f"Redis did not answer: {exc}", {"Retry-After": "5"})
+
+
+async def _misconfigured(_: Request, exc: RedisMisconfigured) -> JSONResponse:
+    return JSONResponse({"error": {"code": "redis_misconfigured", "message": str(exc)}}, 503,
+                        headers={"Retry-After": "60"})
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return error(request, 422, "invalid_request", first_problem(exc.errors()), None,
+                 details=orjson.loads(orjson.dumps(exc.errors(), default=str)))
+
+
+def error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None,
+          **extra: Any) -> JSONResponse:
+    """An answer other than 2xx: ``{"error": {"code", "message"}}``; on the tracking endpoints also
+    Segment's ``code`` and ``message`` at the top, which its libraries read."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+    if speaks_segment(request.url.path):
+        body = {"success": False, "code": code, "message": message, **body}
+    return JSONResponse(body, status, headers=headers)

@@ -1,0 +1,25 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (Redis answers): for probes, with no key."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from producers.web.deps import ServiceDep
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    """The process is up."""
+    return {"ok": True}
+
+
+@router.get("/readyz", responses={503: {"description": "Redis does not answer"}})
+def readyz(svc: ServiceDep) -> Response:
+    """Ready to take imports: Redis answers."""
+    try:
+        svc.store.r.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Redis is "not ready"
+        return JSONResponse({"error": {"code": "not_ready", "message": f"Redis does not answer: {exc}"}}, 503)
+    return JSONResponse({"ok": True})
