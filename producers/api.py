@@ -155,7 +155,7 @@ class ImportHandle:
     def _sinks(self) -> int:
         try:
             return self._store().work.sinks()
-        except Exception:  # noqa: BLE001 - a passing failure: keep waiting, the next poll asks again
+        except Exception:  # noqa: BLE001 - a transient failure: keep waiting, the next poll asks again
             return 1
 
     def cancel(self) -> bool:

@@ -3,7 +3,7 @@
 A :class:`Queueing` stores each chunk's rows and sends its task, in a thread of its own so
 that ``enqueue_import`` returns at once and progress shows from the first chunk. It pauses
 while too many chunks wait uncommitted (beating the producer's heartbeat, so the sweeper
-knows it is alive), retries passing Redis and broker failures, and stops when the import is
+knows it is alive), retries transient Redis and broker failures, and stops when the import is
 cancelled, when asked (Ctrl-C), or when Redis stays away: what it queued is then imported
 and the import ends as interrupted. It checks Redis as it goes (its guard, every
 ``BACKFILL_REDIS_CHECK_S``): a memory policy that evicts keys stops it the same way, and a Redis
@@ -119,7 +119,7 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
                  on_chunk: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> int:
     """Store each chunk's rows and send ``task(import_id, chunk)`` for it, with backpressure; how many.
 
-    Stops early when the import is cancelled (or was declared interrupted). A passing failure of
+    Stops early when the import is cancelled (or was declared interrupted). A transient failure of
     Redis or of the broker (unreachable, full) is retried with backoff for ``producer_retry_s``.
     """
     count = 0
@@ -204,7 +204,7 @@ def _why_full(st, settings: Settings, room) -> str:
 
 
 def _retrying(settings: Settings, what: str, operation: Callable[[], T]) -> T:
-    """``operation()``, tried again with a growing pause while Redis or the broker fails passingly
+    """``operation()``, tried again with a growing pause while Redis or the broker fails transiently
     (unreachable, busy loading, out of memory), for at most ``settings.producer_retry_s``."""
     from kombu.exceptions import OperationalError
 

@@ -88,7 +88,7 @@ class Settings:
     #: before it recorded its total was killed or lost its Redis: the sweeper ends its import as
     #: "interrupted" with what was queued.
     producer_timeout_s: float = 300.0
-    #: How long a producer keeps trying when Redis or the broker fails passingly (unreachable, full).
+    #: How long a producer keeps trying when Redis or the broker fails transiently (unreachable, full).
     producer_retry_s: float = 120.0
     #: How often a long-running process (worker, sink, producer, service) checks again that Redis evicts
     #: nothing (maxmemory-policy noeviction) and still holds its data (the epoch it met at start).

@@ -1,9 +1,11 @@
 """The Celery surface: one task per kind of work, each a few lines over the code that does it.
 
-A chunk's route goes one way: :func:`process_chunk` -> :func:`worker.ops.poison.attempt`
-(deliveries counted, failures committed as rows) -> the kind's pipeline
-(:mod:`worker.events.pipeline`, or :mod:`worker.people.apply` for people imports,
-which apply in file order) -> the store. The commit that completes an import queues
+A chunk's route goes one way. An events chunk: :func:`process_chunk` ->
+:func:`worker.ops.retries.run_or_reject` (deliveries counted, transient failures retried, the
+others rejected into error rows) -> :mod:`worker.events.pipeline` -> the store. A people or
+Segment chunk: :func:`process_chunk` -> :func:`worker.ordered.apply.run_ordered` (the import's
+chunks in file order under its lease, each through the same guard) -> :mod:`worker.people.pipeline`
+or :mod:`worker.segment.pipeline` -> the store. The commit that completes an import queues
 :func:`finalize_import`; beat runs the trigger mover, the sweeper and the dedupe pruning.
 """
 from __future__ import annotations
@@ -25,10 +27,8 @@ from worker.events import pipeline as events
 from worker.logs import bind_chunk, get_logger
 from worker.ops import notify, skew, sweeper
 from worker.ops.finalize import finalize
-from worker.ops.poison import attempt
-from worker.people import pipeline as people
-from worker.people.apply import run_people
-from worker.segment import pipeline as segment
+from worker.ops.retries import run_or_reject
+from worker.ordered import apply as ordered
 from worker.settings import Settings, get_settings
 from worker.store import TRANSIENT, Store, connect
 
@@ -150,14 +150,14 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
 
 def _process_chunk(st: Store, import_id: str, chunk: int) -> None:
     settings = get_settings()
-    if st.imports.spec(import_id).kind in ("people", "segment"):
-        # People (and Segment) chunks apply in file order: this task applies whatever is next (worker/people/apply.py).
-        run_people(st, import_id, settings,
-                   on_finalize=lambda: finalize_import.apply_async((import_id,)),
-                   on_handover=lambda n: process_chunk.apply_async((import_id, n)))
+    if st.imports.spec(import_id).kind in ordered.KINDS:
+        # In file order: this task applies whatever chunk is next, not necessarily ``chunk``.
+        ordered.run_ordered(st, import_id, settings,
+                            on_finalize=lambda: finalize_import.apply_async((import_id,)),
+                            on_handover=lambda n: process_chunk.apply_async((import_id, n)))
         return
     started = time.perf_counter()
-    result = attempt(st.work, import_id, chunk, settings.max_chunk_tries,
+    result = run_or_reject(st.work, import_id, chunk, settings.max_chunk_tries,
                      run=lambda: events.run_chunk(st, import_id, chunk, settings),
                      fail=lambda reason, code: events.fail_chunk(st, import_id, chunk, reason, settings, code))
     # One line per chunk (not per row): operators and the benchmark read chunk times from it.
@@ -236,8 +236,8 @@ def sweep_pending() -> dict:
 
     def fail_lost(import_id: str, chunk: int, reason: str = "its rows expired before a worker processed them") -> None:
         spec = st.imports.spec(import_id)
-        if spec.kind in ("people", "segment"):
-            result = (segment if spec.kind == "segment" else people).fail_chunk(st, spec, chunk, reason, settings)
+        if spec.kind in ordered.KINDS:
+            result = ordered.steps_for(spec).fail_chunk(st, spec, chunk, reason, settings)
         else:
             result = events.fail_chunk(st, import_id, chunk, reason, settings)
         if result.finalize:

@@ -1,4 +1,4 @@
-"""A Redis that cannot save to its disk (MISCONF) refuses writes for a while: like a full one, a passing failure.
+"""A Redis that cannot save to its disk (MISCONF) refuses writes for a while: like a full one, a transient failure.
 
 The refusal is real: a private redis-server whose data directory is removed under it, with an RDB
 save point and ``stop-writes-on-bgsave-error yes`` (its default), fails its BGSAVE and from then on
@@ -56,8 +56,8 @@ def server(tmp_path):
     process.wait()
 
 
-def test_every_write_refused_for_a_disk_is_a_passing_failure(server, tmp_path):
-    from worker.ops.poison import attempt
+def test_every_write_refused_for_a_disk_is_a_transient_failure(server, tmp_path):
+    from worker.ops.retries import run_or_reject
     from worker.store.client import WritesRefused, is_transient
     from worker.store.work import Work
 
@@ -81,7 +81,7 @@ def test_every_write_refused_for_a_disk_is_a_passing_failure(server, tmp_path):
     # a chunk meeting it is retried later (raised for the task's retry), not committed as failed rows
     failed: list = []
     with pytest.raises(WritesRefused):
-        attempt(Work(client), "imp", 0, 5, run=lambda: client.set("k", 1), fail=lambda *a: failed.append(a))
+        run_or_reject(Work(client), "imp", 0, 5, run=lambda: client.set("k", 1), fail=lambda *a: failed.append(a))
     assert failed == []
     _accept_writes(client, tmp_path / "data2")
     assert client.set("k", 1)

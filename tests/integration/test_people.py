@@ -81,12 +81,12 @@ def test_later_rows_win_across_chunks_with_real_workers(workers, store, tmp_path
 
 def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
     """Chunks 1..4 arrive first: nothing is applied until chunk 0 is there, then all in file order."""
-    from worker.people.apply import run_people
+    from worker.ordered.apply import run_ordered
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))
     calls = []
-    run = lambda: run_people(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),  # noqa: E731
-                             on_handover=calls.append)
+    run = lambda: run_ordered(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),  # noqa: E731
+                              on_handover=calls.append)
     for number, payload in stored[1:]:
         store.work.put_chunk(spec.import_id, number, *payload, 3600)
     assert run() == 0 and store.people.find("1", "id") is None and store.imports.state(spec.import_id)["chunks_done"] == "0"
@@ -138,10 +138,10 @@ def test_a_commit_checks_and_writes_every_index_entry_of_a_big_chunk(store, tmp_
 
 
 def test_a_chunk_read_ahead_is_applied_in_its_turn_and_sees_a_cancel_made_after_the_read(store, tmp_path):
-    """The holder reads the next chunk while the current one commits (worker/people/apply.py): what it read
+    """The holder reads the next chunk while the current one commits (worker/ordered/read_ahead.py): what it read
     serves only that chunk, a cancel made after the read still skips its rows, and a read that failed is
     forgotten (the chunk is read again in its turn)."""
-    from worker.people.apply import ReadAhead
+    from worker.ordered.read_ahead import ReadAhead
     from worker.people.pipeline import apply_chunk, prepare
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))

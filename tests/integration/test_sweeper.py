@@ -69,10 +69,10 @@ def test_lost_rows_fail_the_chunk_and_expired_imports_are_forgotten(store):
 
 
 def test_deliveries_that_never_ended_are_counted(store):
-    from worker.ops.poison import attempt
+    from worker.ops.retries import run_or_reject
 
     def deliver():
-        return attempt(store.work, "imp4", 0, 2, run=lambda: "processed", fail=lambda reason, code: code)
+        return run_or_reject(store.work, "imp4", 0, 2, run=lambda: "processed", fail=lambda reason, code: code)
 
     _import(store, "imp4", 1)
     assert deliver() == "processed"

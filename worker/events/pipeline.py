@@ -4,7 +4,7 @@ The pure steps are :mod:`worker.events.chunk` (validate, assemble); the store is
 read twice (the chunk's rows, which of its people exist; the campaigns on a
 triggering import) and written once, by the chunk's atomic commit. A chunk that
 was already committed changes nothing. Failure handling and poison counting wrap
-this from outside (:mod:`worker.ops.poison`).
+this from outside (:mod:`worker.ops.retries`).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from worker.problems import CANCELLED, CHUNK_FAILED
 from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import CommitResult, Store
+from worker.store.steps import CommitStep
 
 #: Commits refused because another chunk recorded the same event ids meanwhile, before giving up (and retrying).
 MAX_CONFLICTS = 10
@@ -46,7 +47,8 @@ def commit_rows(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]], 
 
 
 def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutcome, rows: list[list[str]],
-                     numbers: list[int], settings: Settings, at: float, *, part: bool = False,
+                     numbers: list[int], settings: Settings, at: float, *,
+                     step: CommitStep = CommitStep.WHOLE,
                      anonymous: list[tuple[bytes, str, bytes]] | None = None) -> CommitResult:
     """Look up validated events' people, apply the trigger rules, and commit them as ``chunk`` (``part``:
     the events step of a Segment chunk, with the ``anonymous`` events it holds), deciding again while
@@ -61,7 +63,7 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
         outcome.anonymous = anonymous or []
         result = st.events.commit(spec, chunk, outcome, at_ms=round(at * 1000), retention_s=settings.retention_s,
                                   max_problem_rows=settings.max_problem_rows, shard_bits=settings.dedupe_shard_bits,
-                                  part=part, anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
+                                  step=step, anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
         if not result.conflict:
             return result
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")

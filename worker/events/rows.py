@@ -175,9 +175,22 @@ def key_of(person_key: str, name: str, ts_ms: int | None, data: dict[str, str], 
     """:func:`dedupe_key` from an event's parts (``ts_ms``: the time in the file, in ms; None when the
     file gave none), as a stored event has them (undo recomputes the marks of the events it takes back)."""
     if event_id is not None:
-        material = b"id\0" + event_id.encode()
-    elif ts_ms is not None:
-        material = orjson.dumps([person_key, name, ts_ms, data], option=orjson.OPT_SORT_KEYS)
-    else:
-        return None
-    return hashlib.blake2b(material, digest_size=10).digest()
+        return _blake2b(b"id\0" + event_id.encode(), digest_size=10).digest()
+    if ts_ms is not None:
+        return _blake2b(_dumps([person_key, name, ts_ms, data], option=_SORTED), digest_size=10).digest()
+    return None
+
+
+def content_digest(person_key: str, name: str, ts_ms: int | None, data: dict[str, str]) -> bytes:
+    """8 bytes that differ when two events differ in person, name, time (None: none in the file) or
+    properties: what the import remembers of an event id, to tell an id used again for another event."""
+    return _blake2b(_dumps([person_key, name, ts_ms, data], option=_SORTED), digest_size=8).digest()
+
+
+def id_field(event_id: str) -> bytes:
+    """8-byte name of an event id in the import's memory of the ids it has seen."""
+    return _blake2b(b"id\0" + event_id.encode(), digest_size=8).digest()
+
+
+# Bound once: chunk.assemble calls the functions above for every event of every file.
+_blake2b, _dumps, _SORTED = hashlib.blake2b, orjson.dumps, orjson.OPT_SORT_KEYS

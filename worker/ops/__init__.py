@@ -1,1 +1,1 @@
-"""Operations: the sweeper, poison chunks, reports, notifications and metrics."""
+"""Operations: the delivery guard (retries, poison chunks), the sweeper, reports, notifications and metrics."""

@@ -5,7 +5,7 @@ The pure steps are :mod:`worker.people.rows` (what a row means) and
 the directory). The commit is a compare-and-set (people_commit.lua): if another
 writer changed the same people since the snapshot, nothing is written and the chunk
 is decided again on a fresh snapshot. Which chunk is next, and who applies it, is
-:mod:`worker.people.apply`'s business.
+:mod:`worker.ordered.apply`'s business.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int]) -> Peo
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ready:
     """A chunk's stored records and their validation, made before its turn (they do not depend on the
-    directory, only on the import's options): :mod:`worker.people.apply` reads the next chunk ahead."""
+    directory, only on the import's options): :mod:`worker.ordered.read_ahead` reads the next chunk ahead."""
 
     chunk: int
     stored: StoredChunk

@@ -2,12 +2,13 @@
 
 A chunk of Segment messages is committed in two atomic steps, each exactly once:
 
-1. the **events step** (commit.lua, as ``<chunk>e``): the chunk's track, page and screen
-   events with their dedupe (by ``messageId``, else the content key), the people they name
-   created when unknown, the trigger rules; its rows stay stored;
-2. the **person step** (people_commit.lua, the chunk itself): identify, group, alias, tags and
-   unsubscribes against a snapshot of the directory that already holds step 1's people, the
-   chunk's error rows, and the chunk's done-marker (the import's file order goes on from there).
+1. the **events step** (commit.lua, :attr:`~worker.store.steps.CommitStep.EVENTS`): the chunk's
+   track, page and screen events with their dedupe (by ``messageId``, else the content key), the
+   people they name created when unknown, the trigger rules; its rows stay stored;
+2. the **person step** (people_commit.lua, :attr:`~worker.store.steps.CommitStep.PEOPLE`: the
+   chunk itself): identify, group, alias, tags and unsubscribes against a snapshot of the
+   directory that already holds step 1's people, the chunk's error rows, and the chunk's
+   done-marker (the import's file order goes on from there).
 
 Events with only an ``anonymousId`` are held by step 1 (or are their person's, when the id is
 tied already); identify and alias calls carrying an anonymous id tie it in step 2, which moves
@@ -15,7 +16,7 @@ the events held for it to the person (:mod:`worker.segment.anonymous`).
 
 A crash between the two redoes only the second (the first is in the done-set). Every line is
 counted by exactly one step (:mod:`worker.segment.plan`). Chunks apply one after the other
-(:mod:`worker.people.apply`'s lease): a person's changes land in file order. Inside one chunk
+(:mod:`worker.ordered.apply`'s lease): a person's changes land in file order. Inside one chunk
 the events step goes first, so an event the file puts before an alias cannot resolve to the
 alias's new id; the producer ends a chunk after every alias call, so that never happens
 (:mod:`producers.segment`).
@@ -37,6 +38,7 @@ from worker.settings import Settings
 from worker.spec import ImportSpec
 from worker.store import Store
 from worker.store.people import CONFLICT, PeopleCommit
+from worker.store.steps import CommitStep
 from worker.timestamps import zone
 
 
@@ -54,7 +56,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
                               [], cancelled=len(rows))
     planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s,
                    dst=spec.dst)
-    if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
+    if not st.work.chunk_done(spec.import_id, chunk, CommitStep.EVENTS):
         _commit_events(st, spec, chunk, planned, stored.rows, numbers, settings, at)
     rules = Rules("all", spec.id_only, "id", int(at), (("id", "userId"), ("email", "traits.email")), segment=True)
     errors = [problem_row(r, c, p) for r, c, p in planned.errors]
@@ -90,7 +92,7 @@ def _commit_events(st: Store, spec: ImportSpec, chunk: int, planned: SegmentChun
         tied = st.people.tied(sorted({e.person for e in planned.anonymous}))
         mine, held = anonymous.split(planned.events, planned.anonymous, tied)
         result = events.commit_validated(st, spec, chunk, RowOutcome(events=mine), rows, numbers, settings, at,
-                                         part=True, anonymous=[anonymous.held(spec, e, at) for e in held])
+                                         step=CommitStep.EVENTS, anonymous=[anonymous.held(spec, e, at) for e in held])
         if not result.moved:
             return
     raise TransientError(f"chunk {chunk}: the anonymous ids of its events kept being tied to people under it")
@@ -107,7 +109,7 @@ def _commit_people(st: Store, spec: ImportSpec, chunk: int, settings: Settings, 
 def _uncounted(st: Store, spec: ImportSpec, chunk: int, rows: list[list[str]],
                numbers: list[int]) -> tuple[list[list[str]], list[int]]:
     """The rows the chunk's events step has not counted (all of them while it has not committed)."""
-    if not st.work.chunk_done(spec.import_id, f"{chunk}e"):  # type: ignore[arg-type]
+    if not st.work.chunk_done(spec.import_id, chunk, CommitStep.EVENTS):
         return rows, numbers
     kept = [(r, n) for r, n in zip(rows, numbers) if not (r and is_event(r[0]))]
     return [r for r, _ in kept], [n for _, n in kept]

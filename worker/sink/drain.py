@@ -92,7 +92,7 @@ def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: in
         stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
         on_turn: Callable[[], None] | None = None, guard: Guard | None = None,
         registered: Callable[[], None] | None = None, registered_every_s: float = GUARD_EVERY_S) -> None:
-    """Drain until ``stop()``; a database or Redis that fails passingly is retried with backoff (the
+    """Drain until ``stop()``; a database or Redis that fails transiently is retried with backoff (the
     outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
     sign: the sink is not stuck). ``guard`` (the store's) is checked at every turn, at most every
     BACKFILL_REDIS_CHECK_S: while Redis evicts keys the sink stores nothing and does not count as running;

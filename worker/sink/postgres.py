@@ -15,7 +15,7 @@ import psycopg
 from worker.errors import ConfigError, ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, KEY_COLUMNS, Batch, imports_of, without
 from worker.sink.claims import claim
-from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
+from worker.sink.queries import Queries
 from worker.sink.schema import BOOKKEEPING, Shape, key_claim, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
@@ -146,28 +146,8 @@ class PostgresResults(Queries):
         """Take an import's events and unsent decisions out (see queries.undo_statements), the sinks held off;
         in the same transaction, the events later imports also brought (``kept``: their rows, as theirs) and
         those imports' records (``records``: imports rows) stay (queries.kept_statements)."""
-        events, deliveries, sent, record = undo_statements(self.MARK)
-        keep_events, keep_records = kept_statements(self.MARK)
         if self.db.broken or self.db.closed:
             self.db = self._connect()
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (UNDO_LOCK,))
-            cursor = self.db.cursor()
-            if kept:
-                cursor.executemany(keep_events, list(kept))
-            if records:
-                cursor.executemany(keep_records, list(records))
-            gone = self.db.execute(events, (import_id,)).rowcount
-            dropped = self.db.execute(deliveries, (import_id,)).rowcount
-            listed = self.db.execute(sent, (import_id,)).fetchall()
-            self.db.execute(record, (import_id,))
-        return undone_summary(gone, dropped, listed)
-
-    def _execute(self, sql: str, args: tuple) -> None:
-        self.db.execute(sql, args)
-
-    def _fetch(self, sql: str, args: tuple) -> list[tuple]:
-        return self.db.execute(sql, args).fetchall()
-
-    def close(self) -> None:
-        self.db.close()
+            return self._take_back(import_id, kept, records)

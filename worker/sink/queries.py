@@ -1,4 +1,4 @@
-"""The questions both results backends answer, in SQL they share.
+"""The questions both results backends answer, in SQL they share, and what they do alike (an undo).
 
 A backend gives :class:`Queries` its placeholder (``MARK``: ``?`` for SQLite, ``%s`` for
 psycopg) and a ``_fetch(sql, args)`` that returns rows; the SQL is the same for both.
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -47,11 +48,40 @@ def undone_summary(events: int, deliveries: int, sent: list[tuple]) -> dict:
 
 
 class Queries:
-    """Reads of the results database (mixed into each backend)."""
+    """Reads of the results database, and what both backends do alike (mixed into each backend: its
+    ``db`` is a DB-API connection with ``execute``, sqlite3's or psycopg's)."""
 
     MARK = "?"
     #: how messages name the database (a path, a URL without its password)
     where = ""
+    db: Any
+
+    def _execute(self, sql: str, args: tuple) -> None:
+        self.db.execute(sql, args)
+
+    def _fetch(self, sql: str, args: tuple) -> list[tuple]:
+        return self.db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def _take_back(self, import_id: str, kept: Sequence[tuple], records: Sequence[tuple]) -> dict:
+        """An undo's statements, run inside the transaction (and under the lock) the backend holds: the
+        events later imports also brought and their records kept (:func:`kept_statements`), then the
+        import's events and unsent decisions deleted (:func:`undo_statements`); what it did."""
+        events, deliveries, sent, record = undo_statements(self.MARK)
+        keep_events, keep_records = kept_statements(self.MARK)
+        cursor = self.db.cursor()
+        if kept:
+            cursor.executemany(keep_events, list(kept))
+        if records:
+            cursor.executemany(keep_records, list(records))
+        gone = self.db.execute(events, (import_id,)).rowcount
+        dropped = self.db.execute(deliveries, (import_id,)).rowcount
+        listed = self.db.execute(sent, (import_id,)).fetchall()
+        self.db.execute(record, (import_id,))
+        return undone_summary(gone, dropped, listed)
 
     def version(self) -> int:
         """The schema version of the database (0: empty)."""
@@ -106,12 +136,6 @@ class Queries:
 
     def shape(self) -> Shape:  # pragma: no cover - each backend has its own
         """The tables (with their columns) and indexes the database has."""
-        raise NotImplementedError
-
-    def _fetch(self, sql: str, args: tuple) -> list[tuple]:  # pragma: no cover - each backend has its own
-        raise NotImplementedError
-
-    def _execute(self, sql: str, args: tuple) -> None:  # pragma: no cover - each backend has its own
         raise NotImplementedError
 
     def events(self, query: EventQuery) -> Iterator[StoredEvent]:

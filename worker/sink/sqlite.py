@@ -6,15 +6,16 @@ event within its window (worker/sink/claims.py).
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from worker.errors import ResultsRefused, ResultsUnavailable
 from worker.sink.batch import EVENT_COLUMNS, Batch, imports_of, without
 from worker.sink.claims import claim
-from worker.sink.queries import Queries, kept_statements, undo_statements, undone_summary
+from worker.sink.queries import Queries
 from worker.sink.schema import BOOKKEEPING, SQLITE_WITHOUT_ROWID, Shape, key_claim, statement, upserts
 
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("?")
@@ -56,14 +57,9 @@ class SQLiteResults(Queries):
 
     def apply(self, statements: list[str]) -> None:
         """Run ``statements`` in one transaction (a migration, a repair)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._locked():
             for sql in statements:
                 self.db.execute(sql.replace(SQLITE_WITHOUT_ROWID, " WITHOUT ROWID"))
-            self.db.execute("COMMIT")
-        except BaseException as exc:
-            self._roll_back(exc)
-            raise
 
     def shape(self) -> Shape:
         """The tables (with their columns) and indexes the file has."""
@@ -80,29 +76,25 @@ class SQLiteResults(Queries):
         so what it deleted is never written again). A value SQLite refuses is ResultsRefused; a failure
         of the file itself is retried whole: locked stays an OperationalError, a full disk is ResultsUnavailable
         saying "disk full"."""
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            if undone is not None:
-                batch = without(batch, undone(imports_of(batch)))
-            claim(batch, self._claim_keys, self.key_holders, self.events_held, self.take_keys)
-            before = self.db.total_changes
-            if batch.events:
-                self.db.executemany(_EVENTS, batch.events)
-            new_events = self.db.total_changes - before
-            if batch.people:
-                self.db.executemany(_PEOPLE, batch.people.values())
-            if batch.deliveries:
-                self.db.executemany(_DELIVERIES, batch.deliveries.values())
-            if batch.imports:
-                self.db.executemany(_IMPORTS, batch.imports)
-            if batch.identifiers:
-                self.db.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
-            self.db.execute("COMMIT")
-        except BaseException as exc:
-            self._roll_back(exc)
-            if isinstance(exc, REFUSED):
-                raise ResultsRefused(str(exc)) from exc
-            raise
+            with self._locked():
+                if undone is not None:
+                    batch = without(batch, undone(imports_of(batch)))
+                claim(batch, self._claim_keys, self.key_holders, self.events_held, self.take_keys)
+                before = self.db.total_changes
+                if batch.events:
+                    self.db.executemany(_EVENTS, batch.events)
+                new_events = self.db.total_changes - before
+                if batch.people:
+                    self.db.executemany(_PEOPLE, batch.people.values())
+                if batch.deliveries:
+                    self.db.executemany(_DELIVERIES, batch.deliveries.values())
+                if batch.imports:
+                    self.db.executemany(_IMPORTS, batch.imports)
+                if batch.identifiers:
+                    self.db.executemany(_IDENTIFIERS, sorted(batch.identifiers.values()))
+        except REFUSED as exc:  # (rolled back already)
+            raise ResultsRefused(str(exc)) from exc
         return new_events
 
     def _claim_keys(self, claims: list[tuple]) -> int:
@@ -114,21 +106,19 @@ class SQLiteResults(Queries):
         """Take an import's events and unsent decisions out (see queries.undo_statements), under the write lock;
         in the same transaction, the events later imports also brought (``kept``: their rows, as theirs) and
         those imports' records (``records``: imports rows) stay (queries.kept_statements)."""
-        events, deliveries, sent, record = undo_statements(self.MARK)
-        keep_events, keep_records = kept_statements(self.MARK)
+        with self._locked():
+            return self._take_back(import_id, kept, records)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One transaction holding the write lock from its start (BEGIN IMMEDIATE), rolled back on any failure."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.executemany(keep_events, kept)
-            self.db.executemany(keep_records, records)
-            gone = self.db.execute(events, (import_id,)).rowcount
-            dropped = self.db.execute(deliveries, (import_id,)).rowcount
-            listed = self.db.execute(sent, (import_id,)).fetchall()
-            self.db.execute(record, (import_id,))
+            yield
             self.db.execute("COMMIT")
         except BaseException as exc:
             self._roll_back(exc)
             raise
-        return undone_summary(gone, dropped, listed)
 
     def _roll_back(self, exc: BaseException) -> None:
         """Roll back the transaction ``exc`` broke. SQLite rolls back by itself on a full disk or an I/O
@@ -142,12 +132,3 @@ class SQLiteResults(Queries):
         if isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             raise ResultsUnavailable(f"the results database {self.path}: disk full ({exc}): free space on its disk; "
                                      "what is not stored stays in the outbox") from exc
-
-    def _execute(self, sql: str, args: tuple) -> None:
-        self.db.execute(sql, args)
-
-    def _fetch(self, sql: str, args: tuple) -> list[tuple]:
-        return self.db.execute(sql, args).fetchall()
-
-    def close(self) -> None:
-        self.db.close()

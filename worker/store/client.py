@@ -1,4 +1,4 @@
-"""Connecting to Redis, and what counts as a passing failure of it."""
+"""Connecting to Redis, and what counts as a transient failure of it."""
 from __future__ import annotations
 
 import ssl
@@ -38,7 +38,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class _RefusalAware:
-    """Raises every write Redis refuses for a passing reason as a :data:`TRANSIENT` failure: "memory is
+    """Raises every write Redis refuses for a transient reason as a :data:`TRANSIENT` failure: "memory is
     full" as OutOfMemoryError, "cannot save" (MISCONF) as :class:`WritesRefused`. redis-py names neither
     when a Lua script or a MULTI reports it (nor MISCONF at all), which would otherwise read as a bug."""
 
@@ -51,7 +51,7 @@ class _RefusalAware:
 
 
 class Pipeline(_RefusalAware, redis.client.Pipeline):
-    """A pipeline whose passing refusals are :data:`TRANSIENT` errors."""
+    """A pipeline whose transient refusals are :data:`TRANSIENT` errors."""
 
     def execute(self, raise_on_error: bool = True):
         try:
@@ -61,7 +61,7 @@ class Pipeline(_RefusalAware, redis.client.Pipeline):
 
 
 class Client(_RefusalAware, redis.Redis):
-    """redis-py's client, with passing refusals always :data:`TRANSIENT` errors (scripts and pipelines too)."""
+    """redis-py's client, with transient refusals always :data:`TRANSIENT` errors (scripts and pipelines too)."""
 
     def execute_command(self, *args, **options):
         try:

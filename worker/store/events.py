@@ -20,6 +20,7 @@ from worker.errors import TransientError
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
 from worker.store.lua import script
+from worker.store.steps import CommitStep
 from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
 #: How long a commit waits for an undo that is changing the dedupe memory (it holds keys.UNDO_MARKS for
@@ -117,23 +118,24 @@ class Events:
         return people, seen
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
-               failed: bool = False, cancelled: int = 0, shard_bits: int = 16, part: bool = False, lost: bool = False,
+               failed: bool = False, cancelled: int = 0, shard_bits: int = 16,
+               step: CommitStep = CommitStep.WHOLE, lost: bool = False,
                anonymous_ttl_s: int = 0, known: dict[str, str] | None = None,
                max_problem_rows: int = 0) -> CommitResult:
         """Commit a chunk's whole outcome atomically (see commit.lua); ``failed``: a chunk whose rows
         are all errors because it could not be processed (``lost``: whose rows were gone); ``cancelled``: the rows of a chunk skipped
-        because its import was cancelled (the outcome is then empty); ``part``: the events step of a
-        Segment chunk (its person step commits the chunk), whose events held for their anonymous ids
-        are kept ``anonymous_ttl_s``; ``known``: the cio_id of each person the lookup found (person key
+        because its import was cancelled (the outcome is then empty); ``step``: :attr:`CommitStep.EVENTS` for
+        the events step of a Segment chunk (its person step commits the chunk), whose events held for
+        their anonymous ids are kept ``anonymous_ttl_s``; ``known``: the cio_id of each person the lookup found (person key
         -> cio_id), carried in the outbox entry with those the commit creates; ``max_problem_rows``: the
         most error (and warning) rows the import keeps (0: all)."""
         iid = spec.import_id
         hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
         args: list[object] = [
-            f"{chunk}e" if part else chunk, "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
+            step.member(chunk), "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
             keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid, retention_s,
-            keys.import_shadow(iid) if spec.dry_run else "", "p" if part else chunk_state(failed, cancelled, lost),
+            keys.import_shadow(iid) if spec.dry_run else "", step.state(chunk_state(failed, cancelled, lost)),
             SCRATCH_TTL_S, shard_bits, _known_json(known), max_problem_rows,
             len(outcome.errors), *outcome.errors,
             len(outcome.warnings), *outcome.warnings,

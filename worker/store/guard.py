@@ -60,7 +60,7 @@ class Guard:
 
     def check(self, force: bool = False) -> bool:
         """Check Redis now if a check is due (or ``force``); raises RedisMisconfigured while its memory
-        policy evicts, and Redis's own errors (unreachable: a passing failure) as they come. True once
+        policy evicts, and Redis's own errors (unreachable: a transient failure) as they come. True once
         for each loss of data this process finds (said in the log once, counted once)."""
         with self._lock:
             now = time.monotonic()

@@ -18,6 +18,7 @@ from worker import keys
 from worker.errors import ImportNotFound
 from worker.store import clock
 from worker.store.lua import script
+from worker.store.steps import CommitStep
 
 #: Life of an import's scratch keys (its memory of seen identifiers, a dry run's shadow people, the
 #: count of its deliveries), renewed at every write: they serve only while the import runs.
@@ -176,9 +177,9 @@ class Work:
             raise unknown_import(import_id)
         return done == 1
 
-    def chunk_done(self, import_id: str, chunk: int) -> bool:
-        """True when the chunk's commit already happened."""
-        return bool(self.r.sismember(keys.import_done(import_id), chunk))
+    def chunk_done(self, import_id: str, chunk: int, step: CommitStep = CommitStep.WHOLE) -> bool:
+        """True when the chunk's commit (``step``: that step of a Segment chunk) already happened."""
+        return bool(self.r.sismember(keys.import_done(import_id), step.member(chunk)))
 
     def all_done(self, import_id: str) -> bool:
         """True when every chunk is committed and the total is known."""

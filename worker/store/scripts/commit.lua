@@ -57,7 +57,8 @@
 --          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
 --          "l": likewise, its rows gone before any worker read them (counted in chunks_lost too); "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the events
 --          step of a Segment chunk, whose person step follows (ARGV[1] is then "<chunk>e": its own
---          done-set member and problem runs; the rows stay and the chunk is not counted done)
+--          done-set member and problem runs; the rows stay and the chunk is not counted done:
+--          worker/store/steps.py, CommitStep.EVENTS)
 -- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
 -- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
 -- ARGV[15] the people the chunk's lookup found, a JSON object (person key -> cio_id); this script

@@ -94,7 +94,7 @@ end
 -- (its rows are all errors), "l" failed with its rows gone before any worker read them (expired, or
 -- lost by a Redis rolled back: counted in chunks_lost too), "c<n>" cancelled (its n rows were
 -- skipped), "p" the first of a Segment chunk's two steps (its rows are counted; the chunk is done
--- only when its second step commits). Returns failed, cancelled rows, lost.
+-- only when its second step commits: worker/store/steps.py, CommitStep). Returns failed, cancelled rows, lost.
 local function chunk_state(arg)
   if string.sub(arg, 1, 1) == 'c' then return false, tonumber(string.sub(arg, 2)), false end
   return arg == '1' or arg == 'l', 0, arg == 'l'

@@ -1,4 +1,8 @@
-"""One delivery of a chunk, guarded: deliveries that never finish are counted, failures become rows.
+"""The guard every delivery of a chunk passes: retried, or rejected into error rows.
+
+In the words of Celery (and dramatiq's Retries middleware): a transient failure is *retried*
+(raised, for the task's autoretry), and a chunk that cannot be processed is *rejected* (its rows
+committed as errors), so that it is never retried for ever.
 
 A chunk whose processing kills its worker (a crash in a C extension, the out-of-memory
 killer, the hard time limit) is delivered again, and would kill the next worker too,
@@ -7,10 +11,10 @@ its outcome; a count left over is a delivery that took its worker down with it. 
 chunk starts with more than ``BACKFILL_MAX_CHUNK_TRIES`` such deaths behind it, it is
 committed as errors (code ``chunk_poison``) instead of being processed again. A chunk
 that raises (a bug, bad state, its soft time limit) is committed as errors too
-(``chunk_failed``), so its import ends instead of waiting for it; a passing failure of
+(``chunk_failed``), so its import ends instead of waiting for it; a transient failure of
 Redis is raised, for the task to retry, and so is an import Redis does not know (its task ends
-quietly: nothing can be committed to an import that is gone). Both kinds of chunk (events, people) go
-through :func:`attempt`, once per chunk.
+quietly: nothing can be committed to an import that is gone). Every kind of chunk (events, people,
+Segment) goes through :func:`run_or_reject`, once per chunk.
 """
 from __future__ import annotations
 
@@ -36,10 +40,10 @@ def poison_reason(deaths: int) -> str:
             "so it was set aside")
 
 
-def attempt(work: Work, import_id: str, chunk: int, max_tries: int, *,
-            run: Callable[[], R], fail: Callable[[str, str], R]) -> R:
-    """One counted delivery of ``chunk``: ``run()`` it, or ``fail(reason, code)`` it when it
-    killed too many workers before or raises now. Transient failures are raised."""
+def run_or_reject(work: Work, import_id: str, chunk: int, max_tries: int, *,
+                 run: Callable[[], R], fail: Callable[[str, str], R]) -> R:
+    """One counted delivery of ``chunk``: ``run()`` it, or reject it with ``fail(reason, code)`` when it
+    killed too many workers before or raises now. Transient failures are raised, to be retried."""
     with bind_chunk(import_id, chunk):
         _flush_unrecorded_ends(work)
         deaths, token = work.begin_try(import_id, chunk)
