@@ -340,22 +340,22 @@ def enqueue_import(
     started_ms = int(time.time() * 1000)
     with bind_chunk(import_id):
         try:
-            source, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
+            opened, plan = inspect(path, encoding=encoding, delimiter=delimiter, dialect=dialect,
                                    identifier=identifier, kind=kind, mapping=mapping, skip=tuple(skip),
                                    data_to_process=data_to_process, settings=settings, stdin=stdin,
                                    format=format, keep_chunks=True)
             if plan.columns.dialect == "segment":
                 kind, create_people = "segment", True
                 if dry_run:
-                    source.close()
+                    opened.close()
                     raise ConfigError(SEGMENT_DRY_RUN)
             if kind == "events" and create_people and id_only and plan.identifier == "email":
-                source.close()
+                opened.close()
                 raise FileProblem("cannot_create_by_email", "this workspace adds people by id only "
                                   "(BACKFILL_WORKSPACE_IDENTIFIERS=id_only): --create-people needs a file of ids")
         except FileProblem as problem:
             # named as the caller named it (an upload's server-side path means nothing to its sender)
-            reason = str(problem).replace(str(path), label) if source else str(problem)
+            reason = str(problem).replace(str(path), label)
             if st.imports.refuse(import_id, label, problem.code, reason):  # (not once cancelled while accepted)
                 log.warning("import refused", source=label, code=problem.code, reason=reason)
                 tasks.run_finalize(st, import_id, settings)
@@ -373,15 +373,15 @@ def enqueue_import(
                 "encoding_reason": plan.sniffed.encoding_reason, "started_ms": started_ms,
                 "options": orjson.dumps(given), **({"retry_of": retry_of} if retry_of else {}),
             }, settings.retention_s):
-                source.close()  # cancelled while the service held it accepted: that stop wrote its report
+                opened.close()  # cancelled while the service held it accepted: that stop wrote its report
                 return handle
             if retry_of:
                 st.imports.note_retry(retry_of, import_id)
         except BaseException:
-            source.close()
+            opened.close()
             raise
         log.info("import queued", source=label, kind=kind, rows=plan.rows, dialect=plan.columns.dialect,
                  identifier=plan.identifier, encoding=plan.sniffed.encoding, dry_run=dry_run)
-    handle.queueing = Queueing(st, tasks, source, plan, import_id, settings, on_chunk)
+    handle.queueing = Queueing(st, tasks, opened, plan, import_id, settings, on_chunk)
     handle.queueing.start(background)
     return handle

@@ -1,6 +1,8 @@
 """``backfill demo``: Redis, workers, the example files, their reports, on any machine."""
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 import os
 import signal
@@ -103,7 +105,7 @@ def run(workers: int) -> int:
         st = store()
         st.triggers.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
         st.triggers.add_campaign(Campaign("purchase thank-you", "purchase", 0))
-        runs = [
+        runs: list[tuple[str, Path, dict[str, Any], str]] = [
             ("People first (Customer.io people CSV)", EXAMPLES / "people.csv", dict(kind="people"), "completed"),
             ("Vero example, passive, creating its person", EXAMPLES / "vero_events.csv",
              dict(create_people=True), "completed"),

@@ -139,8 +139,10 @@ _WORD_END = re.compile(r'[^\s,;|"]*$')
 def word_at(text: str, index: int) -> tuple[int, str]:
     """(where it starts, the word) of the word of ``text`` that holds ``text[index]``: what lies between
     spaces, delimiters and quotes, at most 64 characters before it (a word is short)."""
-    begin = _WORD_END.search(text, max(0, index - 64), index).start()
-    return begin, text[begin:_WORD.match(text, index).end()]
+    before = _WORD_END.search(text, max(0, index - 64), index)
+    after = _WORD.match(text, index)
+    begin = before.start() if before else index  # (both patterns match the empty string: always found)
+    return begin, text[begin:after.end() if after else index]
 
 
 def _hits(data: bytes) -> Iterator[int]:

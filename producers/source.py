@@ -20,7 +20,7 @@ import sys
 import tempfile
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from worker.errors import FileProblem
 
@@ -69,6 +69,7 @@ class Source:
 
     def binary(self) -> BinaryIO:
         """A fresh binary stream over the (decompressed) content, without a final Ctrl-Z."""
+        stream: io.BufferedReader
         if self.gzipped:
             stream = io.BufferedReader(_CappedGzip(self.path, self.name), 1024 * 1024)
         else:
@@ -77,7 +78,7 @@ class Source:
             # (a plain file's last byte is known at once: the usual file is read as it is)
             if not size or os.pread(stream.fileno(), 1, size - 1)[0] != CTRL_Z:
                 return stream
-        return io.BufferedReader(_BeforeFinalCtrlZ(stream), 1024 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(_BeforeFinalCtrlZ(stream), 1024 * 1024)
 
     def close(self) -> None:
         """Delete the spooled copy of standard input and the chunks kept while scanning, if any."""
@@ -150,7 +151,7 @@ class _CappedGzip(io.RawIOBase):
         super().close()
 
 
-def _copy_interruptibly(source: BinaryIO, target: BinaryIO) -> None:
+def _copy_interruptibly(source: BinaryIO, target: IO[bytes]) -> None:
     """``shutil.copyfileobj``, but a Ctrl-C always stops it.
 
     A buffered read blocked on a pipe does not see a Ctrl-C that lands between two of its raw

@@ -95,10 +95,10 @@ def scan(
     sniffed = sniff(source, encoding=encoding, delimiter=delimiter)
     sniffed = choose_encoding(sniffed, check_bytes(source, cp1252=sniffed.encoding_reason == "sniffed"), source.name)
     if people is not None:
-        def columns_of(header: list[str]) -> PeopleColumns:
+        def columns_of(header: list[str]) -> Columns | PeopleColumns:
             return plan_people_columns(header, identifier=identifier, max_columns=max_columns, **people)
     else:
-        def columns_of(header: list[str]) -> Columns:
+        def columns_of(header: list[str]) -> Columns | PeopleColumns:
             return plan_columns(header, dialect=dialect, max_columns=max_columns, identifier=identifier,
                                 mapping=mapping, skip=skip)
     if spool is not None:
@@ -176,10 +176,10 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
                     first_email = first_email or row
                 else:
                     first_id = first_id or row
-    if watch:
-        refuse_a_day_only_time(columns, times)  # type: ignore[arg-type]
+    if watch and isinstance(columns, Columns):  # (only an events file watches its time columns)
+        refuse_a_day_only_time(columns, times)
     if identifier is None:
-        if first_email and first_id:
+        if first_email and first_id and person is not None:
             raise FileProblem(
                 "mixed_identifiers",
                 f"column {columns.header[person]!r} mixes e-mail addresses (first on row {first_email}) and ids "

@@ -29,7 +29,7 @@ def configure(settings: Settings, *, stream=None) -> None:
     global _configured
     stream = stream or sys.stderr
     use_json = settings.log_format == "json" or (settings.log_format == "auto" and not stream.isatty())
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

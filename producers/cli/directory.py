@@ -35,8 +35,8 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
     reserved = {k: stored[k] for k in ("created_at", "unsubscribed") if k in stored}
     attributes = {k[2:]: v for k, v in sorted(stored.items()) if k.startswith("a:")}
     topics = {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}
-    for name, value in identifiers.items():
-        click.echo(f"{name:<14}{value}")
+    for kind, value in identifiers.items():
+        click.echo(f"{kind:<14}{value}")
     if "created_at" in reserved:
         from worker.timestamps import iso
 

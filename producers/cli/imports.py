@@ -1,6 +1,8 @@
 """``backfill import`` and ``backfill inspect``: reading a file, and queueing it."""
 from __future__ import annotations
 
+from typing import Any
+
 import sys
 
 import click
@@ -182,7 +184,7 @@ def inspect_(file: str, kind, file_format, identifier, dialect, mapping, skip, e
         raise click.ClickException(str(exc)) from None
     source.close()
     columns = plan.columns
-    info = {
+    info: dict[str, Any] = {
         "file": file, "encoding": plan.sniffed.encoding, "encoding_reason": plan.sniffed.encoding_reason,
         "delimiter": plan.sniffed.delimiter, "dialect": columns.dialect, "identifier": plan.identifier,
         "rows": plan.rows, "blank_rows": plan.blank,

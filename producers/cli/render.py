@@ -1,6 +1,8 @@
 """How the CLI prints a report and an import's progress (text for people; --json elsewhere)."""
 from __future__ import annotations
 
+from typing import Any
+
 import sys
 import time
 
@@ -99,7 +101,7 @@ def progress_printer(import_id: str, *, tty: bool | None = None, clock=time.mono
 
     tty = sys.stderr.isatty() if tty is None else tty
     echo = out or (lambda text, nl: click.echo(text, err=True, nl=nl))
-    last = {"at": -1e9, "said": None, "queued_at": None, "hinted": False}
+    last: dict[str, Any] = {"at": -1e9, "said": None, "queued_at": None, "hinted": False}
 
     def show(state: dict[str, str]) -> None:
         now = clock()

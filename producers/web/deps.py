@@ -7,7 +7,7 @@ router holds a module global and a test can build several apps side by side.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,6 +17,9 @@ from producers.web.models import ApiError
 from worker.settings import Settings
 from worker.store import Store
 from worker.store.apikeys import ApiKey
+
+#: The OpenAPI document's answer for an import id that is unknown (expired, or never made).
+NO_IMPORT: dict[int | str, dict[str, Any]] = {404: {"description": "no such import"}}
 
 if TYPE_CHECKING:
     from producers.web.tracking import Streams

@@ -29,11 +29,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
 
 
-async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+# Starlette types a handler as taking any Exception; each is installed for one class (install above).
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
     return error(request, exc.status, exc.code, str(exc), exc.headers)
 
 
-async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
     # FastAPI's own answers (an unknown path, a method a path does not take) in the same shape
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
@@ -44,12 +47,13 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error(request, 503, "unavailable", f"Redis did not answer: {exc}", {"Retry-After": "5"})
 
 
-async def _misconfigured(_: Request, exc: RedisMisconfigured) -> JSONResponse:
+async def _misconfigured(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"code": "redis_misconfigured", "message": str(exc)}}, 503,
                         headers={"Retry-After": "60"})
 
 
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     return error(request, 422, "invalid_request", first_problem(exc.errors()), None,
                  details=orjson.loads(orjson.dumps(exc.errors(), default=str)))
 

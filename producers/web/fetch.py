@@ -91,7 +91,8 @@ def forbidden(address: Address) -> str | None:
     for ipv4 in carried(address):
         why = _kind(ipv4)
         if why:
-            return why if address.ipv4_mapped is not None else f"{why}, carrying {ipv4}"
+            mapped = isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+            return why if mapped else f"{why}, carrying {ipv4}"
     return None if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else _kind(address)
 
 
@@ -147,7 +148,7 @@ def resolve(host: str, port: int, allow: tuple[frozenset[str], tuple[Network, ..
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FileProblem("url_unreachable", f"data_file_url host {host!r} does not resolve ({exc.strerror})") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in found]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
     if host.lower().rstrip(".") not in names:
         for address in addresses:
             why = forbidden(address)
@@ -177,11 +178,11 @@ class _PinnedTLS(http.client.HTTPSConnection):
 
     def __init__(self, host: str, address: str, port: int, timeout: float, context: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
-        self.address = address
+        self.address, self.tls = address, context
 
     def connect(self) -> None:
         sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def fetch(url: str, dest: Path, *, max_bytes: int, timeout_s: float, allow: str = "",

@@ -100,9 +100,11 @@ class BoundedH11(H11Protocol):
             self.transport.close()
 
 
-def _cancelled(timer: asyncio.TimerHandle | None) -> None:
+def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancel ``timer`` (if any); None, to put in its place."""
     if timer is not None:
         timer.cancel()
+    return None
 
 
 def protocol(header_timeout_s: float, body_timeout_s: float) -> type[BoundedH11]:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from producers.api import ImportHandle, retry_options, undo_import
 from producers.text import check_text
 from producers.web.checks import accepted, check_file, check_import, check_length, media, spooled, validated
-from producers.web.deps import WRITE, ServiceDep, state_of
+from producers.web.deps import NO_IMPORT, WRITE, ServiceDep, state_of
 from producers.web.fetch import check_url, redact
 from producers.web.models import ApiError, Accepted, Cancelled, ImportOptions, UrlImport, form_options
 from producers.web.uploads import read_body, read_form, read_small
@@ -21,7 +21,6 @@ JSON_LIMIT = 1024 * 1024
 FORM_SLACK = 1024 * 1024
 #: The media types of a raw CSV body.
 RAW = ("text/csv", "application/octet-stream", "text/plain")
-_NO_IMPORT = {404: {"description": "no such import"}}
 _FILE = {"type": "string", "format": "binary"}
 _CREATE_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -84,7 +83,7 @@ async def create_import(request: Request, svc: ServiceDep) -> JSONResponse:
 
 
 @router.post("/v1/imports/{import_id}/retry", status_code=202, response_model=Accepted, openapi_extra=_RETRY_BODY,
-             responses={**_NO_IMPORT, 409: {"description": "not finished yet"}})
+             responses={**NO_IMPORT, 409: {"description": "not finished yet"}})
 async def retry_import(import_id: str, request: Request, svc: ServiceDep) -> JSONResponse:
     """Import the corrected failed rows of a finished import (its errors file, fixed) with the options it
     was given, as a new import linked to it: its report also gives the outcome of both (``combined``)."""
@@ -119,7 +118,7 @@ async def retry_import(import_id: str, request: Request, svc: ServiceDep) -> JSO
     return accepted(new_id)
 
 
-@router.post("/v1/imports/{import_id}/cancel", response_model=Cancelled, responses=_NO_IMPORT)
+@router.post("/v1/imports/{import_id}/cancel", response_model=Cancelled, responses=NO_IMPORT)
 def cancel_import(import_id: str, svc: ServiceDep) -> Cancelled:
     """Cancel: no more chunks are queued, queued ones are skipped (their rows become ``cancelled``
     errors), chunks in flight finish; it ends ``cancelled`` with its report. ``cancelled`` is false
@@ -133,7 +132,7 @@ def cancel_import(import_id: str, svc: ServiceDep) -> Cancelled:
 
 
 @router.post("/v1/imports/{import_id}/undo",
-             responses={**_NO_IMPORT, 409: {"description": "running, not undoable, or another undo running"}})
+             responses={**NO_IMPORT, 409: {"description": "running, not undoable, or another undo running"}})
 def undo_import_(import_id: str, svc: ServiceDep) -> JSONResponse:
     """Take back a finished events import: its events, its dedupe marks (the same file imports
     everything again), its triggers not yet sent, the people it created that nothing else names; the

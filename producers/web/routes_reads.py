@@ -3,20 +3,19 @@ the campaigns, a person."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from producers.api import ImportHandle
 from producers.lookup import person_json
-from producers.web.deps import READ, Service, ServiceDep, state_of
+from producers.web.deps import NO_IMPORT, READ, Service, ServiceDep, state_of
 from producers.web.models import ApiError, ImportPage, ImportSummary, summary
 
 #: How many imports a page of ``GET /v1/imports`` holds at most.
 PAGE_MAX = 100
-_NO_IMPORT = {404: {"description": "no such import"}}
-_CSV = {"response_class": StreamingResponse, "responses": {200: {"content": {"text/csv": {}}}}}
+_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 router = APIRouter(dependencies=[READ])
 
@@ -31,14 +30,14 @@ def list_imports(svc: ServiceDep, limit: Annotated[int, Query(ge=1, le=PAGE_MAX)
     return ImportPage(imports=found, next_offset=offset + limit if len(ids) > offset + limit else None)
 
 
-@router.get("/v1/imports/{import_id}", response_model=ImportSummary, tags=["imports"], responses=_NO_IMPORT)
+@router.get("/v1/imports/{import_id}", response_model=ImportSummary, tags=["imports"], responses=NO_IMPORT)
 def get_import(import_id: str, svc: ServiceDep) -> ImportSummary:
     """An import's status and progress."""
     return summary(import_id, state_of(svc, import_id))
 
 
 @router.get("/v1/imports/{import_id}/report", tags=["imports"],
-            responses={**_NO_IMPORT, 409: {"description": "not finished yet"}})
+            responses={**NO_IMPORT, 409: {"description": "not finished yet"}})
 def get_report(import_id: str, svc: ServiceDep) -> JSONResponse:
     """The import's final report (as ``backfill report --json``); 409 while it runs."""
     state = state_of(svc, import_id)
@@ -58,13 +57,14 @@ def _problems(svc: Service, import_id: str, kind: str) -> StreamingResponse:
         "Content-Disposition": f'attachment; filename="{import_id}-{kind}.csv"'})
 
 
-@router.get("/v1/imports/{import_id}/errors.csv", tags=["imports"], **_CSV)
+@router.get("/v1/imports/{import_id}/errors.csv", tags=["imports"], response_class=StreamingResponse, responses=_CSV)
 def get_errors(import_id: str, svc: ServiceDep) -> StreamingResponse:
     """The rows that were not imported, with ``_row`` and ``_errors``: fix them, import the file again."""
     return _problems(svc, import_id, "errors")
 
 
-@router.get("/v1/imports/{import_id}/warnings.csv", tags=["imports"], **_CSV)
+@router.get("/v1/imports/{import_id}/warnings.csv", tags=["imports"], response_class=StreamingResponse,
+            responses=_CSV)
 def get_warnings(import_id: str, svc: ServiceDep) -> StreamingResponse:
     """The rows imported with a warning, with ``_row`` and ``_warnings``."""
     return _problems(svc, import_id, "warnings")

@@ -139,7 +139,8 @@ class _Ticket:
     __slots__ = ("lines", "done", "error")
 
     def __init__(self, lines: list[str]) -> None:
-        self.lines, self.done, self.error = lines, False, None
+        self.lines, self.done = lines, False
+        self.error: str | None = None
 
 
 class _Stream:

@@ -11,6 +11,8 @@ headers at :data:`MAX_PART_HEADER_BYTES`. A body other than an upload (JSON) is 
 """
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import re
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -45,7 +47,7 @@ class Form:
         self.fields: dict[str, list[str]] = {}
         self.filename: str | None = None
         self.size = 0
-        self._out = None
+        self._out: BinaryIO | None = None
         self._headers: dict[bytes, bytes] = {}
         self._field, self._value = b"", b""
         self._header_bytes = 0

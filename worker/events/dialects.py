@@ -205,12 +205,13 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
                                       f"with --map (e.g. --map '{cells[matches[-1]]}={_MAP_NAME[role]}')")
                 found = matches[0] if matches else None
                 continue
-            for other in matches:
-                notes.append(f"column {column_letter(other)} {cells[other]!r} is imported as a "
+            for also in matches:
+                notes.append(f"column {column_letter(also)} {cells[also]!r} is imported as a "
                              f"property: {cells[found]!r} is the {_LABELS[role]}")
         roles[role] = found
 
-    person_kind, id_property = None, None
+    person_kind: str | None = None
+    id_property: int | None = None
     if chosen == VERO:
         email, pid = roles.pop("email"), roles.pop("id")
         if identifier not in (None, "email", "id"):

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from typing import Final, Literal
 
 from worker.cells import nfc
 
 # Per-event outcomes, and per-campaign actions; these are also the report's counter names.
-PASSIVE = "passive"
-FUTURE = "future"
-OUTSIDE_WINDOW = "outside_window"
-NO_CAMPAIGN = "no_campaign"
-CAMPAIGNS = "campaigns"
-SENT_NOW = "sent_now"
-SCHEDULED = "scheduled"
-DISCARDED = "discarded"
+PASSIVE: Final = "passive"
+FUTURE: Final = "future"
+OUTSIDE_WINDOW: Final = "outside_window"
+NO_CAMPAIGN: Final = "no_campaign"
+CAMPAIGNS: Final = "campaigns"
+SENT_NOW: Final = "sent_now"
+SCHEDULED: Final = "scheduled"
+DISCARDED: Final = "discarded"
 OUTCOMES = (PASSIVE, FUTURE, OUTSIDE_WINDOW, NO_CAMPAIGN, SENT_NOW, SCHEDULED, DISCARDED)
 
 

@@ -127,7 +127,7 @@ def post(url: str, report: dict, secret: str, timeout_s: float = REQUEST_TIMEOUT
 
     def request() -> None:
         kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
-        connection = kind(target.hostname, target.port, timeout=timeout_s)
+        connection = kind(target.hostname or "", target.port, timeout=timeout_s)  # (checked above)
         try:
             path = (target.path or "/") + (f"?{target.query}" if target.query else "")
             connection.request("POST", path, body=payload, headers=headers)

@@ -91,7 +91,7 @@ def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[
 def run(outbox: Outbox, results, *, batch: int, block_ms: int, claim_idle_ms: int,
         stop: Callable[[], bool] = lambda: False, retry_max_s: float = 30.0,
         on_turn: Callable[[], None] | None = None, guard: Guard | None = None,
-        registered: Callable[[], None] | None = None, registered_every_s: float = GUARD_EVERY_S) -> None:
+        registered: Callable[[], object] | None = None, registered_every_s: float = GUARD_EVERY_S) -> None:
     """Drain until ``stop()``; a database or Redis that fails transiently is retried with backoff (the
     outbox keeps what is not stored). ``on_turn`` is called at every turn, retries included (a liveness
     sign: the sink is not stuck). ``guard`` (the store's) is checked at every turn, at most every

@@ -129,6 +129,7 @@ class Guard:
             return False
         losses = self.epoch.losses + 1
         fresh = Epoch(secrets.token_hex(8), now_ms(self.r), losses)
+        assert self._lost_script is not None  # (a guard without a client never gets here: no epoch met)
         held, counted = self._lost_script(keys=[keys.EPOCH], args=[self.epoch.id, fresh.raw, losses])
         held = held.decode() if isinstance(held, bytes) else held
         if int(counted) == -1:
