@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration chaos demo flower metrics bench bench-quick clean constraints deploy-check
+.PHONY: setup test lint unit integration chaos demo flower metrics bench bench-quick clean constraints deploy-check
 
 setup: $(VENV)/.installed
 
@@ -18,11 +18,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,ops]"
 	@touch $@
 
-# The unit tests first: a broken core fails in seconds, before minutes of real processes (and make
-# stops at the first command that fails). The second run's last line is the closing summary.
-test: setup
+# Lint and types first, then the unit tests: a broken core fails in seconds, before minutes of real
+# processes (make stops at the first command that fails). The last run's last line is the closing summary.
+test: setup lint
 	$(BIN)/pytest -q -m "not promtool" tests/unit
 	$(BIN)/pytest -q -m "not promtool" --durations=15 tests/integration tests/chaos
+
+# ruff (pyflakes, isort, bugbear, pyupgrade) and mypy, as configured in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check worker producers tests bench
+	$(BIN)/mypy
 
 unit: setup
 	$(BIN)/pytest -q -m "not promtool" tests/unit
@@ -53,7 +58,7 @@ bench-quick: setup
 	$(BIN)/python bench/throughput.py
 
 constraints: setup
-	$(BIN)/pip freeze --exclude-editable | grep -v '^ruff==' > constraints.txt
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 # The alert rules compiled and unit-tested by promtool (Debian: apt-get install prometheus).
 deploy-check: setup

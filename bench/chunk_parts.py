@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from generate import generate, generate_people  # noqa: E402
+from generate import generate, generate_people
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ import argparse
 import csv
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 NAMES = ["Completes checkout", "Viewed product", "Added to cart", "Signed up", "Opened app", "Refunded"]
 ITEMS = ["yellow_shirt", "green_shirt", "red_hat", "blue_jeans", "socks", "scarf"]
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _time(rng: random.Random, moment: datetime) -> str:

@@ -153,7 +153,7 @@ def sink_alone(events: int, postgres: bool, sinks: int) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="sink-"))
     server, url = start_private(work / "redis", aof=False)
-    stop_pg = lambda: None  # noqa: E731
+    stop_pg = lambda: None
     try:
         import redis
 
@@ -221,7 +221,7 @@ def main() -> None:
     results: dict = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                  "platform": platform.platform()},
                      "rows": args.rows, "chunk_rows": args.chunk_rows}
-    step = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    step = lambda text: print(text, file=sys.stderr, flush=True)
     step("pure core ...")
     results["pure_core"] = pure_core(main_file, args.chunk_rows)
     results["import"] = []

@@ -1,8 +1,6 @@
 """``backfill demo``: Redis, workers, the example files, their reports, on any machine."""
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 import os
 import signal
@@ -10,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 

@@ -87,7 +87,7 @@ def check_encoding(name: str) -> str:
     try:
         with warnings.catch_warnings():  # (unicode_escape warns of the sample's "\]" before it is refused)
             warnings.simplefilter("ignore", DeprecationWarning)
-            reads_ascii = info._is_text_encoding and _ASCII.decode(info.name) == _ASCII.decode("latin-1")  # type: ignore[attr-defined]
+            reads_ascii = info._is_text_encoding and _ASCII.decode(info.name) == _ASCII.decode("latin-1")
     except (UnicodeError, ValueError, TypeError):
         reads_ascii = False
     if not reads_ascii:

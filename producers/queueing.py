@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TypeVar
 
 from worker.errors import ImportNotFound, RedisMisconfigured
@@ -129,11 +130,11 @@ def queue_chunks(st, task, source: Source, plan: Plan, import_id: str, settings:
         _retrying(settings, "check Redis", st.guard.check)  # (at most every BACKFILL_REDIS_CHECK_S)
         if not _wait_for_room(st, import_id, settings, stop):
             break
-        stored = _retrying(settings, "store a chunk", lambda: st.work.put_encoded(
-            import_id, chunk.number, chunk.payload, chunk.last_row, settings.retention_s))
+        stored = _retrying(settings, "store a chunk", partial(
+            st.work.put_encoded, import_id, chunk.number, chunk.payload, chunk.last_row, settings.retention_s))
         if not stored:
             break  # stopped between the room check and the store
-        _retrying(settings, "queue a task", lambda: task.apply_async((import_id, chunk.number)))
+        _retrying(settings, "queue a task", partial(task.apply_async, (import_id, chunk.number)))
         count += 1
         if on_chunk:
             on_chunk(count)
@@ -162,7 +163,7 @@ def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event
     warned = False
     said, said_at = "", 0.0
     limit = settings.outbox_limit
-    full = lambda room: bool(limit) and room.outbox_due() >= limit  # noqa: E731
+    full = lambda room: bool(limit) and room.outbox_due() >= limit
     while not room.stop and (room.in_flight >= settings.max_inflight_chunks or full(room)):
         if stop is not None and stop.is_set():
             break
@@ -170,7 +171,7 @@ def _wait_for_room(st, import_id: str, settings: Settings, stop: threading.Event
         if full(room) and (not said or now - said_at >= SAY_EVERY_S):
             why = _why_full(st, settings, room)
             if why != said:
-                _retrying(settings, "say why it waits", lambda: st.work.say_waiting(import_id, why))
+                _retrying(settings, "say why it waits", partial(st.work.say_waiting, import_id, why))
                 if not said:
                     log.warning("waiting " + why, import_id=import_id)
             said, said_at = why, now

@@ -129,7 +129,7 @@ def _batch_lines(source: Source) -> Iterator[tuple[str | None, object]]:
         except orjson.JSONDecodeError:
             data = None
         if envelope.is_envelope(data):
-            for message in envelope.messages(data):  # type: ignore[arg-type]
+            for message in envelope.messages(data):
                 yield None, message
         else:
             yield text, None

@@ -103,7 +103,7 @@ class _BeforeFinalCtrlZ(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self._stream.read1(len(buffer))
         if data and data[-1] == CTRL_Z and not self._stream.peek(1):
             data = data[:-1]
@@ -127,7 +127,7 @@ class _CappedGzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         try:
             n = self._gzip.readinto(buffer)
         except EOFError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, timezone, tzinfo
 from functools import lru_cache
 from itertools import chain, compress, repeat
 from operator import attrgetter
@@ -87,7 +87,7 @@ def _changes(tz: tzinfo, year: int) -> tuple[float, ...]:
     """``tz``'s clock changes around ``year`` (a few days either side), as sorted pairs of instants
     (start, end): a local time the change of ``d`` seconds at ``T`` skipped or repeated reads as an
     instant within ``d`` of ``T``; each pair is ``T - d - 1``, ``T + d + 1``."""
-    start = datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()
+    start = datetime(year, 1, 1, tzinfo=UTC).timestamp()
     low, high = max(_FIRST_S, start - 2 * 86_400), min(_LAST_S, start + 369 * 86_400)
     edges: list[float] = []
     at, offset = low, datetime.fromtimestamp(low, tz).utcoffset()
@@ -96,7 +96,7 @@ def _changes(tz: tzinfo, year: int) -> tuple[float, ...]:
         then = datetime.fromtimestamp(step, tz).utcoffset()
         if then != offset:
             change = transition(tz, at, step)
-            size = abs((then - offset).total_seconds())  # type: ignore[operator]
+            size = abs((then - offset).total_seconds())  # type: ignore[operator]  # both offsets are known: the zone names the transition
             edges += [change - size - 1, change + size + 1]
         at, offset = step, then
     return tuple(edges)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 #: The only memory policy backfill runs on: a full Redis refuses writes (they are retried), it never evicts.
 NOEVICTION = "noeviction"
@@ -87,6 +87,6 @@ def unknown_import(import_id: str, *, made_ms: int | None, epoch: Epoch | None, 
     if (made_ms is not None and epoch is not None and made_ms < epoch.created_ms
             and now_ms - made_ms < retention_s * 1000):
         # newer than its retention, older than Redis's data: it was there before Redis lost it
-        began = datetime.fromtimestamp(epoch.created_ms / 1000, timezone.utc).isoformat(timespec="seconds")
+        began = datetime.fromtimestamp(epoch.created_ms / 1000, UTC).isoformat(timespec="seconds")
         return text + f"; Redis's data begins at {began}, after this import was made: Redis lost it"
     return text

@@ -237,7 +237,7 @@ class Settings:
                     values[field.name] = raw
             except ValueError:
                 raise ConfigError(f"{name}={raw!r} is not a valid {kind}") from None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # values come from the environment, each parsed to its field's type above
 
     def as_environ(self, *names: str) -> dict[str, str]:
         """The environment variables that give a child process these fields' values (by field name)."""

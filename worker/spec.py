@@ -57,6 +57,20 @@ class ImportSpec:
     #: ``--dst``: a local time the clocks repeat is its "earlier" or "later" instant; None refuses it
     dst: str | None = None
 
+    @property
+    def events(self) -> Columns:
+        """The columns of an events file (an events or Segment import); raises TypeError for a people file."""
+        if not isinstance(self.columns, Columns):
+            raise TypeError(f"import {self.import_id} is a people import: its columns are no events columns")
+        return self.columns
+
+    @property
+    def people(self) -> PeopleColumns:
+        """The columns of a people file; raises TypeError for an events file."""
+        if not isinstance(self.columns, PeopleColumns):
+            raise TypeError(f"import {self.import_id} is an events import: its columns are no people columns")
+        return self.columns
+
     def to_json(self) -> bytes:
         """orjson bytes, for the import hash."""
         data = dataclasses.asdict(self)

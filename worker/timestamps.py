@@ -23,7 +23,7 @@ the day's first instant. Times with an offset, and Unix times, are instants alre
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from itertools import compress
 from operator import attrgetter, itemgetter, not_
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,7 +54,7 @@ _LOCAL_DATE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1
 def zone(name: str) -> tzinfo | None:
     """The time zone called ``name`` (IANA, or UTC), or None if unknown."""
     if name.upper() in {"UTC", "Z", "GMT"}:
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -111,7 +111,7 @@ def _repeated_directive(pattern: str) -> str | None:
     return None
 
 
-def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = (),
+def parse_time(text: str, tz: tzinfo = UTC, formats: tuple[str, ...] = (),
                dst: str | None = None) -> float | None:
     """Unix seconds for ``text``, or None when it is not a time we accept (see :func:`time_problem`).
 
@@ -128,7 +128,7 @@ def parse_time(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = 
     return _builtin(text, tz, formats, dst)
 
 
-def parse_times(texts: list[str], tz: tzinfo = timezone.utc, formats: tuple[str, ...] = (),
+def parse_times(texts: list[str], tz: tzinfo = UTC, formats: tuple[str, ...] = (),
                 dst: str | None = None) -> list[float | None]:
     """:func:`parse_time` of every text of a column (stripped), None for an empty one or one it refuses.
 
@@ -170,7 +170,7 @@ def _iso_column(texts: list[str], tz: tzinfo, dst: str | None) -> list[float | N
     if not isinstance(tz, timezone):
         # The times near one of the zone's clock changes are read again one by one: a local time
         # the clocks skipped or repeated is refused, or its instant chosen, as parse_iso does.
-        for i in near_changes(times, moments, tz):  # type: ignore[arg-type]
+        for i in near_changes(times, moments, tz):  # type: ignore[arg-type]  # the moments of an ISO column are aware once read in the zone
             times[i] = parse_iso(texts[i], tz, dst)
     return times
 
@@ -287,7 +287,7 @@ def clock_problem(text: str, moment: datetime, tz: tzinfo, dst: str | None = Non
     at = transition(tz, min(earlier, later), max(earlier, later))
     old, new = datetime.fromtimestamp(at - 1, tz), datetime.fromtimestamp(at, tz)
     # what the clocks read at the change, before it (02:00 on the spring change in New York)
-    was = datetime.fromtimestamp(at, timezone(old.utcoffset()))  # type: ignore[arg-type]
+    was = datetime.fromtimestamp(at, timezone(old.utcoffset()))  # type: ignore[arg-type]  # a zone's offset is known at a transition it names
     zones = f"({old.tzname()} to {new.tzname()})"
     if was.date() == new.date():
         change = f"from {was:%H:%M} to {new:%H:%M} {zones} on {was.date()}"
@@ -303,7 +303,7 @@ def clock_problem(text: str, moment: datetime, tz: tzinfo, dst: str | None = Non
                               "pass --dst earlier or --dst later to choose")
 
 
-def local_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = (),
+def local_problem(text: str, tz: tzinfo = UTC, formats: tuple[str, ...] = (),
                   dst: str | None = None) -> tuple[str, str] | None:
     """(code, message) when :func:`parse_time` refused ``text`` because it reads as a local time
     ``tz``'s clocks skip or repeat (see :func:`clock_problem`); None when that is not why."""
@@ -316,7 +316,7 @@ def local_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...]
     return None
 
 
-def time_problem(text: str, tz: tzinfo = timezone.utc, formats: tuple[str, ...] = (),
+def time_problem(text: str, tz: tzinfo = UTC, formats: tuple[str, ...] = (),
                  dst: str | None = None) -> tuple[str, str]:
     """(code, message) for a value :func:`parse_time` refused: what it looks like and how to fix it."""
     if formats:
@@ -363,7 +363,7 @@ def _suggest(match: re.Match) -> str:
 
 def iso(ts: float) -> str:
     """``ts`` as an ISO 8601 UTC string with a Z, millisecond precision."""
-    moment = datetime.fromtimestamp(ts, timezone.utc)
+    moment = datetime.fromtimestamp(ts, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -1,9 +1,8 @@
 """``backfill import`` and ``backfill inspect``: reading a file, and queueing it."""
 from __future__ import annotations
 
-from typing import Any
-
 import sys
+from typing import Any
 
 import click
 

@@ -1,10 +1,9 @@
 """How the CLI prints a report and an import's progress (text for people; --json elsewhere)."""
 from __future__ import annotations
 
-from typing import Any
-
 import sys
 import time
+from typing import Any
 
 import click
 

@@ -6,7 +6,7 @@ import io
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 import orjson
@@ -243,4 +243,4 @@ def events(import_id, person, name, since, until, limit, fmt) -> None:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

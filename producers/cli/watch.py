@@ -20,7 +20,7 @@ IN_FLIGHT = ("queued", "running")
 
 def progress(import_id: str, state: dict[str, str], now_ms: int) -> dict:
     """Rows done/total, rows/s since the first commit, ETA and errors of one import's stored state."""
-    number = lambda name: int(state.get(name, 0) or 0)  # noqa: E731
+    number = lambda name: int(state.get(name, 0) or 0)
     rows, expected = number("rows"), number("rows_expected")
     first = number("first_commit_ms") or number("created_ms")
     end = number("finished_ms") or now_ms

@@ -198,13 +198,13 @@ def fetch(url: str, dest: Path, *, max_bytes: int, timeout_s: float, allow: str 
         elif (parts.scheme, parts.hostname, parts.port) != (credentials.scheme, credentials.hostname, credentials.port):
             credentials = parts  # another host: the password is not sent there
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolve(parts.hostname, port, allowed)  # type: ignore[arg-type]
+        address = resolve(parts.hostname, port, allowed)  # type: ignore[arg-type]  # check_url refused a URL without a host before
         left = deadline - time.monotonic()
         if left <= 0:
             raise FileProblem("url_timeout", f"data_file_url did not answer in time ({timeout_s:g} s)")
         connection: http.client.HTTPConnection = (
-            _PinnedTLS(parts.hostname, address, port, left, context or ssl.create_default_context())  # type: ignore[arg-type]
-            if parts.scheme == "https" else _Pinned(parts.hostname, address, port, left))  # type: ignore[arg-type]
+            _PinnedTLS(parts.hostname, address, port, left, context or ssl.create_default_context())  # type: ignore[arg-type]  # check_url refused a URL without a host before
+            if parts.scheme == "https" else _Pinned(parts.hostname, address, port, left))  # type: ignore[arg-type]  # check_url refused a URL without a host before
         # Each socket operation is bounded by the time left, but a server that sends a byte now and then
         # never lets one time out: at the deadline the socket is shut, whatever is under way.
         cut = _Cutoff(connection, left)

@@ -49,7 +49,7 @@ class BoundedH11(H11Protocol):
     header_timeout_s = 10.0
     linger_s = 30.0
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         self._headers_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)

@@ -11,7 +11,7 @@ from producers.text import check_text
 from producers.web.checks import accepted, check_file, check_import, check_length, media, spooled, validated
 from producers.web.deps import NO_IMPORT, WRITE, ServiceDep, state_of
 from producers.web.fetch import check_url, redact
-from producers.web.models import ApiError, Accepted, Cancelled, ImportOptions, UrlImport, form_options
+from producers.web.models import Accepted, ApiError, Cancelled, ImportOptions, UrlImport, form_options
 from producers.web.uploads import read_body, read_form, read_small
 from worker.errors import ConfigError, FileProblem, ImportNotFound
 

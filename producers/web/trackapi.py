@@ -12,7 +12,7 @@ same chunks, dedupe, rules and commits apply. ``DELETE /api/v1/customers/{id}`` 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -32,7 +32,7 @@ def _iso(value: object) -> str | None:
         return None
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00",
+            return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds").replace("+00:00",
                                                                                                          "Z")
         except (ValueError, OverflowError, OSError):  # milliseconds, or nonsense: the worker says invalid_time
             return str(value)

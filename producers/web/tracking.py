@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -225,7 +225,7 @@ class Streams:
         """A request's body into the key's stream (:func:`messages_of`, then :meth:`send` off the event
         loop); raises TrackingError: 400 for a body Segment refuses, 503 when it could not be stored."""
         try:
-            lines = messages_of(body, encoding, call, datetime.now(timezone.utc))
+            lines = messages_of(body, encoding, call, datetime.now(UTC))
         except Refused as refused:
             raise TrackingError(400, refused.code, str(refused)) from None
         if lines:
@@ -368,8 +368,12 @@ async def _take(request: Request, svc: Service, key: ApiKey, call: str | None) -
     return {"success": True}
 
 
+#: The write key a tracking call is made with (401/403 otherwise).
+WriteKey = Annotated[ApiKey, Depends(write_key)]
+
+
 @router.post("/v1/batch", openapi_extra=_BODY)
-async def batch(request: Request, svc: ServiceDep, key: ApiKey = Depends(write_key)) -> dict:
+async def batch(request: Request, svc: ServiceDep, key: WriteKey) -> dict:
     """Segment's batch call: ``{"batch": [messages], "sentAt": ...}``, gzipped or not; answered once
     every message is stored."""
     return await _take(request, svc, key, None)
@@ -377,7 +381,7 @@ async def batch(request: Request, svc: ServiceDep, key: ApiKey = Depends(write_k
 
 def _single(call: str):
     # the call is the path's, bound here: a parameter with a default would be a query parameter too
-    async def one(request: Request, svc: ServiceDep, key: ApiKey = Depends(write_key)) -> dict:
+    async def one(request: Request, svc: ServiceDep, key: WriteKey) -> dict:
         return await _take(request, svc, key, call)
 
     one.__doc__ = f"Segment's {call} call: one message (its type is {call})."

@@ -11,12 +11,11 @@ headers at :data:`MAX_PART_HEADER_BYTES`. A body other than an upload (JSON) is 
 """
 from __future__ import annotations
 
-from typing import BinaryIO
-
 import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -167,7 +166,7 @@ async def read_form(stream: AsyncIterator[bytes], content_type: str, dest: Path,
     callbacks = {name: getattr(form, name) for name in (
         "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
         "on_headers_finished")}
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]  # python-multipart types its callbacks by name as a TypedDict this dict matches
     try:
         async for block in stream:
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .harness import Cluster, Expected
@@ -30,7 +30,7 @@ WARNING = "this host's clock is off Redis's"
 def _files(base: Path, rows: int, at: float) -> tuple[Path, Path, Expected]:
     """The earlier file (``rows`` events), the file that repeats each of them beside as many new ones
     (interleaved, so every chunk holds both), all at ``at``; and what the second import must give."""
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     line = "p{n}@example.com,{event},{stamp},{id}\n"
     earlier, again = base / "earlier.csv", base / "again.csv"
     header = "email,event_name,time,event_id\n"

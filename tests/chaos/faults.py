@@ -70,5 +70,5 @@ pipeline.run_chunk = run_chunk
 segment.apply_chunk = apply_segment
 if CLOCK_OFFSET_S:
     _real_time, _real_time_ns = time.time, time.time_ns
-    time.time = lambda: _real_time() + CLOCK_OFFSET_S  # type: ignore[assignment]
-    time.time_ns = lambda: _real_time_ns() + int(CLOCK_OFFSET_S * 1e9)  # type: ignore[assignment]
+    time.time = lambda: _real_time() + CLOCK_OFFSET_S
+    time.time_ns = lambda: _real_time_ns() + int(CLOCK_OFFSET_S * 1e9)

@@ -27,11 +27,11 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from generate import generate  # noqa: E402
+from generate import generate
 
-from worker import keys  # noqa: E402
-from worker.events.rows import dedupe_key  # noqa: E402
-from worker.store.embedded import free_port, start_private  # noqa: E402
+from worker import keys
+from worker.events.rows import dedupe_key
+from worker.store.embedded import free_port, start_private
 
 
 # -- the oracle --------------------------------------------------------------------------------

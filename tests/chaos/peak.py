@@ -14,7 +14,7 @@ from pathlib import Path
 
 def _record(out: Path) -> None:
     status = Path("/proc/self/status").read_text()
-    out.write_text(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+    out.write_text(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
 
 
 def main() -> None:

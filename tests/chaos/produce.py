@@ -29,7 +29,7 @@ def main() -> None:
             send(*a, **kw)
             return send(*a, **kw)
 
-        tasks.process_chunk.apply_async = twice  # type: ignore[method-assign]
+        tasks.process_chunk.apply_async = twice
     if args.drop_every:
         publish, sent = tasks.process_chunk.apply_async, [0]
 
@@ -37,7 +37,7 @@ def main() -> None:
             sent[0] += 1
             return None if sent[0] % args.drop_every == 0 else publish(*a, **kw)
 
-        tasks.process_chunk.apply_async = lossy  # type: ignore[method-assign]
+        tasks.process_chunk.apply_async = lossy
     options = {"create_people": True, "trigger": args.trigger} if args.kind == "events" else {"kind": "people"}
     print(enqueue_import(args.path, **options).import_id, flush=True)
 

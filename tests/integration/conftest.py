@@ -50,7 +50,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
     received: list[dict] = []
     failures: dict[str, int] = {}
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         payload = self.rfile.read(int(self.headers["Content-Length"]))
         report = orjson.loads(payload)
         self.received.append({"headers": dict(self.headers), "body": payload, "report": report})

@@ -6,7 +6,7 @@ as a host 31 days fast or 10 minutes slow would have it; Redis's clock is the tr
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -41,7 +41,7 @@ def _redis_now(store) -> float:
 
 def _stage(store, tmp_path, name: str, ids: list[str], at: float, *, trigger: bool) -> ImportSpec:
     """An events import of one chunk (one row per event id, all at ``at``), stored but not queued."""
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = ["email,event_name,time,event_id"] + [f"{i}@example.com,Completes checkout,{stamp},{i}" for i in ids]
     path = write(tmp_path, name, "\n".join(lines) + "\n")
     source = Source.open(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timezone
+from datetime import UTC
 
 from worker.events.dialects import plan_columns
 from worker.events.rows import validate_rows
@@ -56,7 +56,7 @@ def test_hostile_cells_neutralized_numbers_kept_and_round_trip(store, workers, t
     # What the original rows, once corrected, import when read directly: the round trip must equal it.
     corrected = list(csv.reader(io.StringIO(_file(cells, "2024-01-02T00:00:00Z"), newline="")))
     direct = validate_rows(corrected[1:], list(range(2, 2 + len(cells))), plan_columns(corrected[0]),
-                           identifier="email", tz=timezone.utc, now=1_800_000_000.0, clock_skew_s=300)
+                           identifier="email", tz=UTC, now=1_800_000_000.0, clock_skew_s=300)
     expected = {e.person: e.data for e in direct.events}
     imported = {e["person"]["email"]: e["data"] for e in store.events.read(again["import_id"])}
     assert imported == expected and len(imported) == len(cells)

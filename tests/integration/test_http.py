@@ -203,7 +203,7 @@ def test_an_uploaded_mac_roman_file_is_refused_naming_it_and_read_with_the_encod
 class _Files(http.server.BaseHTTPRequestHandler):
     """Serves the test's events file, and redirects to where the query says."""
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path == "/big.csv":  # larger than the limit, said by no Content-Length
             self.send_response(200)
             self.end_headers()

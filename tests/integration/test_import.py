@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from worker import keys
 from worker.timestamps import iso
@@ -215,7 +215,7 @@ def test_naive_times_in_the_import_time_zone(store, workers, tmp_path):
     path = write(tmp_path, "tz.csv", "email,event_name,time\na@example.com,x,2024-07-01 12:00\n")
     report = run_import(path, create_people=True, timezone="Europe/Paris")
     [event] = store.events.read(report["import_id"])
-    assert event["timestamp"] == int(datetime(2024, 7, 1, 10, tzinfo=timezone.utc).timestamp())
+    assert event["timestamp"] == int(datetime(2024, 7, 1, 10, tzinfo=UTC).timestamp())
 
 
 def test_dry_run_predicts_the_real_run_across_chunks(store, workers, tmp_path):

@@ -111,7 +111,7 @@ def test_a_worker_waits_through_a_disk_that_refuses_writes_and_the_import_comple
                                   capture_output=True, cwd=ROOT, timeout=120)
         assert produced.returncode == 0, produced.stderr.decode()[-3000:]
         import_id = produced.stdout.decode().split()[-1]
-        done = lambda: int(client.hget(keys.import_hash(import_id), "chunks_done") or 0)  # noqa: E731
+        done = lambda: int(client.hget(keys.import_hash(import_id), "chunks_done") or 0)
         _wait(lambda: done() >= 3, "three chunks to commit", timeout=60)
         _refuse_writes(client, tmp_path / "data")
         refused_at = done()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC
 
 import orjson
 
@@ -85,7 +86,7 @@ def test_a_chunk_waits_for_the_chunks_before_it(store, tmp_path):
 
     spec, stored = _stage(store, _plan_order_file(tmp_path))
     calls = []
-    run = lambda: run_ordered(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),  # noqa: E731
+    run = lambda: run_ordered(store, spec.import_id, get_settings(), on_finalize=lambda: calls.append("final"),
                               on_handover=calls.append)
     for number, payload in stored[1:]:
         store.work.put_chunk(spec.import_id, number, *payload, 3600)
@@ -168,13 +169,12 @@ def test_a_chunk_read_ahead_is_applied_in_its_turn_and_sees_a_cancel_made_after_
 
 
 def _changes_of(store, spec, number):
-    from datetime import timezone
 
     from worker.people.directory import Rules, apply_rows
     from worker.people.rows import validate_people
 
     rows, numbers = store.work.load_chunk(spec.import_id, number)
-    valid = validate_people(rows, numbers, spec.columns, tz=timezone.utc, clear_empty=False)
+    valid = validate_people(rows, numbers, spec.columns, tz=UTC, clear_empty=False)
     return apply_rows(valid.rows, store.people.snapshot(spec, valid.rows), Rules(identifier="id", now_s=1))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -110,9 +110,9 @@ def _phone_batches(clock_behind_s: float, received: float) -> list[dict]:
     once on the envelope (the batch API merges it into each call); the calls made 120, 90, 60 and 30 s
     before their batch left, which Segment's servers stamped ``receivedAt`` when it arrived."""
     def phone(seconds_before_received: float) -> str:
-        return datetime.fromtimestamp(received - seconds_before_received - clock_behind_s, timezone.utc).isoformat()
+        return datetime.fromtimestamp(received - seconds_before_received - clock_behind_s, UTC).isoformat()
 
-    stamped = datetime.fromtimestamp(received, timezone.utc).isoformat()
+    stamped = datetime.fromtimestamp(received, UTC).isoformat()
     context = {"library": {"name": "analytics-ios", "version": "4.1.8"}, "os": {"name": "iOS"},
                "traits": {"email": "zoe@example.com"}}
     return [
@@ -131,7 +131,7 @@ def _phone_batches(clock_behind_s: float, received: float) -> list[dict]:
 
 @pytest.mark.parametrize("name", ["bodies.ndjson.gz", "batch.json"])
 def test_a_batchs_sent_at_corrects_a_device_clock_that_is_off(store, workers, tmp_path, name):
-    received = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc).timestamp()
+    received = datetime(2024, 3, 1, 10, 0, tzinfo=UTC).timestamp()
     bodies = _phone_batches(7 * 60, received)
     if name == "batch.json":  # one body, as a capture of a single request holds it
         text = orjson.dumps(bodies[0], option=orjson.OPT_INDENT_2).decode()
@@ -190,7 +190,7 @@ def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by
     now = time.time()
 
     def at(hours_ago: float) -> str:
-        return datetime.fromtimestamp(now - hours_ago * 3600, timezone.utc).isoformat()
+        return datetime.fromtimestamp(now - hours_ago * 3600, UTC).isoformat()
 
     visits = run_import(write(tmp_path, "visits.ndjson", _lines(
         {"type": "track", "anonymousId": "v1", "event": "Signed Up", "messageId": "s1", "timestamp": at(1)},

@@ -46,7 +46,7 @@ def test_committed_chunks_leave_and_the_report_becomes_pending(store):
     _import(store, "imp2", 2)
     store.work.set_total("imp2", 2)
     run_chunk(store, "imp2", 0, get_settings())
-    mine = lambda: [m.decode() for m in store.r.zrange(keys.PENDING, 0, -1) if m.startswith(b"imp2/")]  # noqa: E731
+    mine = lambda: [m.decode() for m in store.r.zrange(keys.PENDING, 0, -1) if m.startswith(b"imp2/")]
     assert mine() == ["imp2/1"]
     assert run_chunk(store, "imp2", 1, get_settings()).finalize
     assert mine() == ["imp2/report"]

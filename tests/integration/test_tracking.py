@@ -6,7 +6,7 @@ import collections
 import gzip
 import ssl
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -98,7 +98,7 @@ def test_batches_give_the_store_a_file_import_gives(service, store):
 
 def _behind(seconds: float, before: float = 0.0) -> str:
     """The time ``before`` seconds ago by a clock ``seconds`` behind."""
-    return datetime.fromtimestamp(time.time() - seconds - before, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(time.time() - seconds - before, UTC).isoformat(timespec="milliseconds")
 
 
 @pytest.mark.parametrize("sender", ["httpx", "segment library"])

@@ -89,7 +89,7 @@ def test_redirects_are_failures_and_slow_endpoints_are_cut_off():
     from worker.ops import notify
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             if self.path == "/slow":
                 time.sleep(3)
@@ -136,7 +136,7 @@ def test_a_hanging_endpoint_holds_no_pool_process(tmp_path):
     posted: list[str] = []
 
     class Hang(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             posted.append(self.headers["X-Backfill-Delivery"])
             time.sleep(30)
 

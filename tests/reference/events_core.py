@@ -114,7 +114,7 @@ def validate_rows(
             continue
 
         if ts is not None and ts > future_limit:
-            notes.append(Problem(row, header[time_col], "future_time",  # type: ignore[index]
+            notes.append(Problem(row, header[time_col], "future_time",
                                  "the event time is in the future: recorded, never triggers a campaign"))
         if notes:
             outcome.warnings.append((row, list(raw), notes))
@@ -292,7 +292,7 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
     actions = decision.actions
     if not actions and matched and decision.outcome in (rules.OUTSIDE_WINDOW, rules.FUTURE):
         # what the event would have triggered, kept as decisions in the database (counted once)
-        actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)  # type: ignore[arg-type]
+        actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)
     if actions:
         outcome: bytes | str = orjson.dumps([
             [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({

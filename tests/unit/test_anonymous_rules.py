@@ -1,7 +1,7 @@
 """Anonymous Segment events: held, tied and moved by the pure rules (worker/segment/anonymous.py, plan.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -12,13 +12,13 @@ from worker.segment.anonymous import Link, attach, held, split
 from worker.segment.plan import is_event, plan
 from worker.spec import ImportSpec
 
-NOW = datetime(2024, 3, 10, 12, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2024, 3, 10, 12, tzinfo=UTC).timestamp()
 HOUR = 3600.0
 
 
 def chunk(*messages):
     lines = [orjson.dumps(m).decode() for m in messages]
-    return plan(lines, list(range(1, len(lines) + 1)), tz=timezone.utc, now=NOW, clock_skew_s=60)
+    return plan(lines, list(range(1, len(lines) + 1)), tz=UTC, now=NOW, clock_skew_s=60)
 
 
 def spec(import_id="imp", trigger=True, window=72 * 3600):
@@ -68,7 +68,7 @@ def test_an_event_without_a_message_id_keeps_its_dedupe_key_once_its_id_is_tied(
 
 def _held(event_name, hours_ago, import_id="old", trigger=True, row=1):
     [event] = chunk({"type": "track", "anonymousId": "a1", "event": event_name,
-                     "timestamp": datetime.fromtimestamp(NOW - hours_ago * HOUR, timezone.utc).isoformat()}).anonymous
+                     "timestamp": datetime.fromtimestamp(NOW - hours_ago * HOUR, UTC).isoformat()}).anonymous
     event.row = row
     return held(spec(import_id, trigger), event, NOW - hours_ago * HOUR)[2]
 

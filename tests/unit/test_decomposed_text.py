@@ -9,7 +9,7 @@ kept byte for byte as written. No Redis: the producer's reading and the pure cor
 from __future__ import annotations
 
 import unicodedata
-from datetime import timezone
+from datetime import UTC
 
 from producers.source import Source
 from producers.split import chunks, scan
@@ -122,7 +122,7 @@ def test_a_people_file_names_one_person_whatever_the_form(tmp_path):
     rows = [["jos\u00e9-7", "jos\u00e9@example.com", "Jos\u00e9", "Orl\u00e9ans"],
             ["jose\u0301-7", "Jose\u0301@example.com", "Jose\u0301", "Orle\u0301ans"],
             ["jose\u0301\u200b-7", "jos\u00e9@example.com", "x", "y"]]
-    out = validate_people(rows, [2, 3, 4], columns, tz=timezone.utc, clear_empty=False)
+    out = validate_people(rows, [2, 3, 4], columns, tz=UTC, clear_empty=False)
     assert not out.errors
     assert {(r.id, r.email_key) for r in out.rows} == {("jos\u00e9-7", "jos\u00e9@example.com")}
     assert out.rows[1].set == {"First Name": "Jose\u0301", "City": "Orle\u0301ans"}  # attributes as written
@@ -142,7 +142,7 @@ def test_segment_identifiers_and_names_are_read_composed():
         '{"type":"track","anonymousId":"anon-e\\u0301","event":"Caf\\u00e9 visit","timestamp":"2024-12-01T10:00:00Z"}',
         '{"type":"alias","previousId":"anon-e\\u0301","userId":"jos\\u00e9"}',
     ]
-    out = segment_plan(lines, [1, 2, 3, 4], tz=timezone.utc, now=NOW, clock_skew_s=300)
+    out = segment_plan(lines, [1, 2, 3, 4], tz=UTC, now=NOW, clock_skew_s=300)
     assert not out.errors
     identify = out.ops[0]
     assert (identify.id, identify.email, identify.set) == ("jos\u00e9", "Jos\u00e9@example.com",

@@ -319,7 +319,7 @@ def _exposed() -> tuple[set[str], dict[str, set[str]]]:
     values["queues"] = {keys.QUEUE_IMPORTS: 0, keys.QUEUE_REPORTS: 0}
     values["clock_skews"] = {"w1@host": 0.0}
     figures = Figures(**values)
-    collector = RedisCollector(None)  # type: ignore[arg-type]
+    collector = RedisCollector(None)
     collector.metrics = type("Stub", (), {"figures": staticmethod(lambda: figures)})()
     names: set[str] = set()
     labels: dict[str, set[str]] = collections.defaultdict(set)

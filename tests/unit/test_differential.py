@@ -13,7 +13,7 @@ import io
 import random
 import sys
 import zlib
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import orjson
@@ -31,7 +31,7 @@ from worker.spec import ImportSpec
 from worker.timestamps import EXCEL, zone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from generate import generate  # noqa: E402
+from generate import generate
 
 NOW = 1_735_000_000.0  # 2024-12-24: the generated times are before it, a few after it
 CAMPAIGNS = rules.by_event([
@@ -63,7 +63,7 @@ def run_both(path: Path, *, chunk_rows: int = 500, known: dict[str, str] | None 
     for chunk in chunks(source, plan, chunk_rows):
         rows, numbers = chunk.rows, chunk.row_numbers
         want_v = reference.validate_rows(rows, numbers, spec.columns, identifier=spec.identifier,
-                                         tz=zone(spec.timezone) or timezone.utc, now=NOW, clock_skew_s=300,
+                                         tz=zone(spec.timezone) or UTC, now=NOW, clock_skew_s=300,
                                          formats=spec.date_formats, dst=spec.dst)
         got_v = core.validate(spec, rows, numbers, NOW, 300)
         assert got_v.events == want_v.events
@@ -158,7 +158,7 @@ def hostile_file(path: Path, rng: random.Random, rows: int, *, identifier: str, 
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator=rng.choice(["\n", "\r\n"]))
     writer.writerow(header)
-    for n in range(rows):
+    for _ in range(rows):
         roll = rng.random()
         if written and roll < 0.12:
             row = list(rng.choice(written))  # the same event again

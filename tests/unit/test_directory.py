@@ -1,5 +1,5 @@
 """The people rules, one test per rule, against an in-memory directory."""
-from datetime import timezone
+from datetime import UTC
 
 from worker.people.columns import plan_people_columns
 from worker.people.directory import Changes, Rules, Snapshot, apply_rows
@@ -30,11 +30,12 @@ class World:
             self.people[cio] = dict(state)
         self.seen.update(changes.seen)
 
-    def run(self, header, *records, rules=Rules(), clear=False, identifier=None, first_row=2):
+    def run(self, header, *records, rules=None, clear=False, identifier=None, first_row=2):
+        rules = rules or Rules()
         cols = plan_people_columns(header, identifier=identifier, data_to_process=rules.data_to_process)
         rules = Rules(rules.data_to_process, rules.id_only, cols.identifier, 1000)
         rows = validate_people([list(r) for r in records], list(range(first_row, first_row + len(records))), cols,
-                               tz=timezone.utc, clear_empty=clear)
+                               tz=UTC, clear_empty=clear)
         assert not rows.errors, rows.errors
         changes = apply_rows(rows.rows, self.snapshot(len(rows.rows)), rules)
         self.commit(changes)

@@ -8,7 +8,7 @@ and the pure cores.
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -74,7 +74,7 @@ HUBSPOT = (
 def test_a_crm_people_export_with_domain_typos(tmp_path):
     plan, chunk = _read(tmp_path, HUBSPOT, people={"mapping": {"record id": "id"}, "skip": (),
                                                     "data_to_process": "all"})
-    out = validate_people(chunk.rows, chunk.row_numbers, plan.columns, tz=timezone.utc, clear_empty=False)
+    out = validate_people(chunk.rows, chunk.row_numbers, plan.columns, tz=UTC, clear_empty=False)
     assert [r.email for r in out.rows] == ["ann@example.com", "jo@m\u00fcller-b\u00e4ckerei.de", "ed@xn--mller-kva.de"]
     refused = {row: [(p.column, p.code, p.message) for p in problems] for row, _, problems in out.errors}
     assert refused == {
@@ -92,7 +92,7 @@ def test_an_events_file_checks_the_person_and_reserved_data_alike(tmp_path):
                                   "bo@gmail..com,Order shipped,2024-03-01T10:00:00Z,\n"
                                   "cy@example.org,Order shipped,2024-03-01T10:00:00Z,gift@example-.com\n"
                                   "jo@b\u00fccher.de,Order shipped,2024-03-01T10:00:00Z,jo@\u4f8b\u3048.jp\n")
-    options = dict(identifier="email", tz=timezone.utc, now=1_800_000_000.0, clock_skew_s=300)
+    options = dict(identifier="email", tz=UTC, now=1_800_000_000.0, clock_skew_s=300)
     out = validate_rows(chunk.rows, chunk.row_numbers, plan.columns, **options)
     assert validate_chunk(chunk.rows, chunk.row_numbers, plan.columns, **options) == out
     assert [e.row for e in out.events] == [2, 5]
@@ -109,7 +109,7 @@ def test_segment_trait_emails_are_checked_alike():
     lines = ['{"type":"identify","userId":"u1","traits":{"email":"u1@example..com"}}',
              '{"type":"identify","userId":"u2","traits":{"email":"u2@b\\u00fccher.de"}}',
              '{"type":"track","userId":"u3","event":"x","context":{"traits":{"email":"u3@-x.com"}}}']
-    out = segment_plan(lines, [1, 2, 3], tz=timezone.utc, now=1_800_000_000.0, clock_skew_s=300)
+    out = segment_plan(lines, [1, 2, 3], tz=UTC, now=1_800_000_000.0, clock_skew_s=300)
     [(row, _, [problem])] = out.errors
     assert (row, problem.code) == (1, "invalid_email")
     assert problem.message == ("'u1@example..com' is not an e-mail address: the domain has an empty label "

@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
@@ -83,7 +83,7 @@ def test_duplicate_header_and_too_many_columns():
 def rows_of(header, *records, clear=False, **options):
     cols = plan(header, **options)
     return validate_people([list(r) for r in records], list(range(2, 2 + len(records))), cols,
-                           tz=timezone.utc, clear_empty=clear)
+                           tz=UTC, clear_empty=clear)
 
 
 def test_row_without_identifier_value_is_an_error_naming_the_column():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -71,7 +71,7 @@ def test_every_event_row_counted_once(rows, chunk_rows):
     numbered = list(range(2, 2 + len(rows)))
     for start in range(0, len(rows), chunk_rows):
         part, numbers = rows[start:start + chunk_rows], numbered[start:start + chunk_rows]
-        validated = validate_rows(part, numbers, columns, identifier="email", tz=timezone.utc,
+        validated = validate_rows(part, numbers, columns, identifier="email", tz=UTC,
                                   now=1_800_000_000.0, clock_skew_s=300)
         assert sorted([e.row for e in validated.events] + [r for r, _, _ in validated.errors]) == numbers
         outcome = core.assemble(spec, validated, part, numbers, {}, rules.NO_CAMPAIGNS, 1_800_000_000.0, 300)
@@ -106,5 +106,5 @@ PEOPLE_ROW = st.tuples(st.sampled_from(["", "c1", "c2"]), EMAILS, TIMES, st.samp
 def test_every_people_row_counted_once(rows, clear):
     columns = plan_people_columns(["id", "email", "created_at", "unsubscribed", "plan"])
     numbers = list(range(2, 2 + len(rows)))
-    out = validate_people(rows, numbers, columns, tz=timezone.utc, clear_empty=clear)
+    out = validate_people(rows, numbers, columns, tz=UTC, clear_empty=clear)
     assert sorted([r.row for r in out.rows] + [r for r, _, _ in out.errors]) == numbers

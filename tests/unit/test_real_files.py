@@ -6,7 +6,7 @@ no Redis: the producer's reading and the pure core.
 from __future__ import annotations
 
 import gzip
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,7 +18,7 @@ from worker.events.plain import validate_chunk
 from worker.events.rows import validate_rows
 from worker.timestamps import EXCEL, parse_time, time_problem
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(*args):

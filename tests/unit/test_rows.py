@@ -1,4 +1,4 @@
-from datetime import timezone
+from datetime import UTC
 
 from worker.cells import is_email
 from worker.events.dialects import plan_columns
@@ -12,7 +12,7 @@ VERO = plan_columns(["email", "event_name", "time", "event_id", "item", "recipie
 def run(rows, cols=VERO, identifier="email", first=2):
     """validate_rows's outcome, checked equal to the column-at-a-time path's (what a worker runs)."""
     numbers = list(range(first, first + len(rows)))
-    options = dict(identifier=identifier, tz=timezone.utc, now=NOW, clock_skew_s=300)
+    options = dict(identifier=identifier, tz=UTC, now=NOW, clock_skew_s=300)
     outcome = validate_rows(rows, numbers, cols, **options)
     assert validate_chunk(rows, numbers, cols, **options) == outcome
     return outcome

@@ -3,7 +3,7 @@ request bodies: what their messages take from them, and the times that follow. P
 from __future__ import annotations
 
 import gzip
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -15,7 +15,7 @@ from worker.segment.envelope import with_envelope
 from worker.segment.messages import read_message
 from worker.segment.plan import plan
 
-NOW = datetime(2024, 3, 10, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2024, 3, 10, tzinfo=UTC).timestamp()
 # A phone whose clock is 7 minutes behind: it logged the calls at 09:51:30 and 09:52:00 by its clock
 # and sent the batch at 09:53:00 by its clock, which Segment's servers received at 10:00:00.
 SENT = "2024-03-01T09:53:00Z"
@@ -29,8 +29,8 @@ CALLS = [
 ENVELOPE = {"batch": CALLS, "sentAt": SENT,
             "context": {"traits": {"email": "ann@example.com"}, "library": {"name": "envelope"}}}
 # receivedAt - (sentAt - originalTimestamp): 1.5 and 1 minute before it was received
-CORRECTED = [datetime(2024, 3, 1, 9, 58, 30, tzinfo=timezone.utc).timestamp(),
-             datetime(2024, 3, 1, 9, 59, tzinfo=timezone.utc).timestamp()]
+CORRECTED = [datetime(2024, 3, 1, 9, 58, 30, tzinfo=UTC).timestamp(),
+             datetime(2024, 3, 1, 9, 59, tzinfo=UTC).timestamp()]
 
 
 def _copy(value):
@@ -62,7 +62,7 @@ def _planned(tmp_path, name: str, content: bytes):
     scanned = segment.scan(source)
     rows = [(row, record[0]) for chunk in segment.chunks(source, scanned, 100)
             for row, record in zip(chunk.row_numbers, chunk.rows)]
-    return scanned, rows, plan([text for _, text in rows], [row for row, _ in rows], tz=timezone.utc, now=NOW,
+    return scanned, rows, plan([text for _, text in rows], [row for row, _ in rows], tz=UTC, now=NOW,
                                clock_skew_s=300)
 
 
@@ -84,7 +84,7 @@ def test_an_archives_batches_correct_the_device_clock_with_their_sent_at(tmp_pat
         # a batch a line: rows count messages (the empty batch gives none); a line of one message is
         # read as it is, with no batch's sentAt: its device time stands
         assert scanned.sniffed.encoding_reason == "JSON (one batch a line)" and scanned.rows == 3
-        device = datetime(2024, 3, 1, 9, 52, tzinfo=timezone.utc).timestamp()
+        device = datetime(2024, 3, 1, 9, 52, tzinfo=UTC).timestamp()
         assert (out.events[2].row, out.events[2].ts) == (3, device)
 
 
@@ -98,7 +98,7 @@ def test_a_batch_on_a_line_of_single_messages_is_a_row_error_not_a_silent_loss(t
 
 
 def test_a_batch_body_corrects_times_by_its_sent_at_and_the_servers_receive_time():
-    received = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+    received = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
     bare = [{k: v for k, v in call.items() if k != "receivedAt"} for call in _copy(CALLS)]
     lines = messages_of(orjson.dumps({"batch": bare, "sentAt": SENT, "context": ENVELOPE["context"]}), None, None,
                         received)

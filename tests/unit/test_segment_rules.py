@@ -2,7 +2,7 @@
 directory's alias and tag changes. Pure: no Redis."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -12,7 +12,7 @@ from worker.people.directory import Rules, Snapshot, apply_rows
 from worker.segment.messages import DEPTH_LIMIT, MESSAGE_LIMIT, Message, read_message
 from worker.segment.plan import event_name, is_event, plan
 
-NOW = datetime(2024, 3, 10, tzinfo=timezone.utc).timestamp()
+NOW = datetime(2024, 3, 10, tzinfo=UTC).timestamp()
 
 
 def ts(text: str) -> float:
@@ -113,7 +113,7 @@ def test_invisible_characters_are_removed_with_a_warning():
 
 def chunk(*messages):
     lines = [line(**m) for m in messages]
-    return plan(lines, list(range(1, len(lines) + 1)), tz=timezone.utc, now=NOW, clock_skew_s=60)
+    return plan(lines, list(range(1, len(lines) + 1)), tz=UTC, now=NOW, clock_skew_s=60)
 
 
 def test_every_line_is_an_event_a_counted_change_or_an_error_once():

@@ -20,7 +20,7 @@ from worker.settings import Settings
 from worker.store.work import decode_rows, encode_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from generate import generate  # noqa: E402
+from generate import generate
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:

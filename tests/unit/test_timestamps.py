@@ -1,11 +1,11 @@
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from worker.timestamps import check_zone, iso, parse_duration, parse_time, parse_times, time_problem, zone
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def ts(*args, tz=UTC):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import gzip
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from producers.web.trackapi import as_segment
 from producers.web.tracking import BATCH_LIMIT, Refused, messages_of
 
-AT = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 
 
 def test_a_batch_gets_the_servers_time_and_shares_its_sent_at_and_context():

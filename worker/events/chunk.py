@@ -6,7 +6,7 @@ Two steps around the one read the worker makes (which people exist):
 from __future__ import annotations
 
 import dataclasses
-from datetime import timezone
+from datetime import UTC
 
 import orjson
 
@@ -48,8 +48,8 @@ class ChunkOutcome:
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
              clock_skew_s: float) -> RowOutcome:
     """Validate a chunk's records under the import's options."""
-    tz = zone(spec.timezone) or timezone.utc
-    return validate_chunk(rows, numbers, spec.columns, identifier=spec.identifier, tz=tz, now=now,
+    tz = zone(spec.timezone) or UTC
+    return validate_chunk(rows, numbers, spec.events, identifier=spec.identifier, tz=tz, now=now,
                          formats=spec.date_formats, dst=spec.dst,
                          clock_skew_s=clock_skew_s)
 
@@ -107,16 +107,18 @@ def assemble(
     out = ChunkOutcome(errors, [], create)
     packed_keys, bodies, outcomes, ends, remember = out.keys, out.bodies, out.outcomes, out.ends, out.remember
     kind = spec.identifier
-    header = spec.columns.header
-    person_label = header[spec.columns.person]
-    id_label = header[spec.columns.event_id] if spec.columns.event_id is not None else None
+    columns = spec.events
+    header = columns.header
+    person_label = header[columns.person]
+    id_label = header[columns.event_id] if columns.event_id is not None else None
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     seen = dict(seen_ids or {})
     creating: set[str] = set()
     digests = validated.id_digests
     passive, create_people, import_id = not spec.trigger, spec.create_people, spec.import_id
-    dumps, passive_outcome = orjson.dumps, rules.PASSIVE
-    id_key = spec.columns.id_property_key if id_owners else None
+    dumps = orjson.dumps
+    passive_outcome: bytes | str = rules.PASSIVE
+    id_key = columns.id_property_key if id_owners else None
 
     def cells(row: int) -> list[str]:
         nonlocal cells_of
@@ -145,8 +147,8 @@ def assemble(
             refuse(event, "ambiguous_email",
                    f"{found.count(',') + 1} people have the e-mail {event.person!r}; identify them by id")
             continue
-        if id_key is not None:
-            mismatch = id_mismatch(spec, event, found, id_owners, id_key)  # type: ignore[arg-type]
+        if id_key is not None and id_owners is not None:
+            mismatch = id_mismatch(spec, event, found, id_owners, id_key)
             if mismatch is not None:
                 warn(event.row, mismatch)
         event_id, ts = event.event_id, event.ts
@@ -176,7 +178,7 @@ def assemble(
         else:
             key, encoded, outcome, loosely = encode_event(spec, event, campaigns, now, clock_skew_s)
             if loosely and spec.dry_run:
-                warn(event.row, Problem(event.row, header[spec.columns.name], "loose_match",
+                warn(event.row, Problem(event.row, header[columns.name], "loose_match",
                                         f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
                                                                                for c in loosely)
                                         + " by a loose match (case, spaces and underscores aside)"))
@@ -199,7 +201,9 @@ def id_mismatch(spec: ImportSpec, event: Event, found: str | None, id_owners: di
     if owner is None or owner == found:
         return None
     whose = f"person {found}" if found else "no one yet (a new person is created for it)"
-    return Problem(event.row, spec.columns.header[spec.columns.id_property], "id_email_mismatch",  # type: ignore[index]
+    columns = spec.events
+    assert columns.id_property is not None  # (id_owners is given only for a file with an id property)
+    return Problem(event.row, columns.header[columns.id_property], "id_email_mismatch",
                    f"id {value!r} is person {owner}'s, but e-mail {event.person!r} names {whose}: the event is "
                    "imported as the e-mail's person's, its id a property (--identifier id to match by id)")
 
@@ -224,7 +228,7 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
     actions = decision.actions
     if not actions and matched and decision.outcome in (rules.OUTSIDE_WINDOW, rules.FUTURE):
         # what the event would have triggered, kept as decisions in the database (counted once)
-        actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)  # type: ignore[arg-type]
+        actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)  # type: ignore[arg-type]  # a Decision's outcome is a campaign action when it has campaigns
     if actions:
         outcome: bytes | str = orjson.dumps([
             [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({

@@ -262,8 +262,8 @@ def plan_columns(header: list[str], *, dialect: str | None = None, max_columns: 
     return Columns(
         dialect=chosen,
         header=cells,
-        person=roles["person"],  # type: ignore[arg-type]
-        name=roles["name"],  # type: ignore[arg-type]
+        person=roles["person"],
+        name=roles["name"],
         time=roles["time"],
         event_id=roles["event_id"],
         properties=properties,

@@ -72,7 +72,7 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
 def _id_owners(st: Store, spec: ImportSpec, validated: RowOutcome) -> dict[str, str] | None:
     """In a Vero file matched by e-mail with an ``id`` column (a property): the people the directory knows
     by the chunk's ids (id -> cio_id), read once; None for every other file (nothing read)."""
-    key = spec.columns.id_property_key if spec.identifier == "email" else None
+    key = spec.events.id_property_key if spec.identifier == "email" else None
     if key is None:
         return None
     ids = sorted({v for e in validated.events if (v := e.data.get(key))})

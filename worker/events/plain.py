@@ -117,7 +117,7 @@ def validate_chunk(
 
     events: list[Event | None] = list(map(Event, row_numbers, persons, person_keys, names, times, event_ids, data))
     if not slow:
-        return RowOutcome(events)  # type: ignore[arg-type]
+        return RowOutcome(events)  # type: ignore[arg-type]  # the plain rows' events: none of them is None here (the slow rows were set aside)
     order = sorted(slow)
     outcome = validate_rows([rows[i] for i in order],
                             [row_numbers[i] for i in order], columns, identifier=identifier, tz=tz, now=now,

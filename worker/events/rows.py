@@ -151,7 +151,7 @@ def validate_rows(
             continue
 
         if ts is not None and ts > future_limit:
-            notes.append(Problem(row, header[time_col], "future_time",  # type: ignore[index]
+            notes.append(Problem(row, header[time_col], "future_time",  # type: ignore[index]  # a future time is found only in a file with a time column
                                  "the event time is in the future: recorded, never triggers a campaign"))
         if notes:
             outcome.warnings.append((row, list(raw), notes))

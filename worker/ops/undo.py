@@ -28,10 +28,10 @@ import orjson
 from worker import keys
 from worker.errors import BackfillError, ConfigError, ImportNotFound, ResultsUnavailable
 from worker.events.rows import key_of, person_key
-from worker.sink.batch import event_rows
 from worker.logs import get_logger
 from worker.ops import undo_keep as keep
 from worker.settings import Settings
+from worker.sink.batch import event_rows
 from worker.store import Store
 from worker.store.clock import now_ms
 

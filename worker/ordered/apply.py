@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from worker.ops.retries import run_or_reject
 from worker.ordered.read_ahead import ReadAhead
@@ -66,16 +67,18 @@ def run_ordered(st: Store, import_id: str, settings: Settings, *,
                 on_handover(next_chunk)
                 return applied
             chunk_started = time.perf_counter()
-            if ahead is not None:
-                ready = ahead.take(next_chunk)
-                run = lambda n=next_chunk, r=ready: people.apply_chunk(  # noqa: E731
-                    st, spec, n, settings, now=now, ready=r, before_commit=lambda: ahead.start(n + 1))
-            else:
-                run = lambda n=next_chunk: steps.apply_chunk(st, spec, n, settings, now=now)  # noqa: E731
-            result = run_or_reject(
-                st.work, import_id, next_chunk, settings.max_chunk_tries, run=run,
-                fail=lambda reason, code, n=next_chunk: steps.fail_chunk(st, spec, n, reason, settings, code),
-            )
+            ready = ahead.take(next_chunk) if ahead is not None else None
+
+            def run(n: int = next_chunk, r: people.Ready | None = ready) -> Any:
+                if ahead is None:
+                    return steps.apply_chunk(st, spec, n, settings, now=now)
+                return people.apply_chunk(st, spec, n, settings, now=now, ready=r,
+                                          before_commit=lambda: ahead.start(n + 1))
+
+            def fail(reason: str, code: str, n: int = next_chunk) -> Any:
+                return steps.fail_chunk(st, spec, n, reason, settings, code)
+
+            result = run_or_reject(st.work, import_id, next_chunk, settings.max_chunk_tries, run=run, fail=fail)
             if result is None:
                 continue  # committed by a holder whose lease had expired: look again
             if result.status == COMMITTED:

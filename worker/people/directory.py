@@ -186,14 +186,14 @@ def apply_rows(rows: list[PersonRow], snap: Snapshot, rules: Rules) -> Changes:
             continue
         if outcome == "skipped":
             changes.skipped += 1
-        elif outcome is not None:
+        elif isinstance(outcome, list):  # (a str is only "skipped")
             changes.errors.append((p.row, outcome))
             failed.add(p.row)
         else:
             changes.imported += 1
             if warnings:
                 changes.warnings.append((p.row, warnings))
-    for cio, (read, state) in changes.people.items():
+    for read, state in changes.people.values():
         state["_v"] = str(int(read or 0) + 1)
     return changes
 
@@ -297,7 +297,7 @@ def _set_identifiers(p: PersonRow, cio: str, before: dict[str, str], state: dict
             d.set_index("email", old_email, [c for c in d.lookup("email", old_email) if c != cio])
         sharers = d.lookup("email", p.email_key) if rules.id_only else []
         d.set_index("email", p.email_key, [*[c for c in sharers if c != cio], cio])
-        state["email"] = p.email  # type: ignore[assignment]
+        state["email"] = p.email  # type: ignore[assignment]  # set only when the row gives an e-mail
 
 
 def _set_attributes(p: PersonRow, state: dict[str, str], *, creating: bool) -> None:
@@ -345,8 +345,8 @@ def _alias(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | None:
         state = dict(d.person(cio) or {})
         before = dict(state)
         if state.get("id") != p.id:  # (their old id entry stays: it still finds them)
-            d.set_index("id", p.id, [cio])  # type: ignore[arg-type]
-            state["id"] = p.id  # type: ignore[assignment]
+            d.set_index("id", p.id, [cio])  # type: ignore[arg-type]  # set only when the row gives an id
+            state["id"] = p.id  # type: ignore[assignment]  # set only when the row gives an id
         _set_tags(p, state)
         if state != before:
             d.write(cio, state)
@@ -356,8 +356,8 @@ def _alias(p: PersonRow, d: _Directory, rules: Rules) -> list[Problem] | None:
         state = dict(d.person(cio) or {})
     else:
         cio = next(d.new_ids)
-        state = {"cio_id": cio, "id": p.id, "created_at": str(rules.now_s)}  # type: ignore[dict-item]
-        d.set_index("id", p.id, [cio])  # type: ignore[arg-type]
+        state = {"cio_id": cio, "id": p.id, "created_at": str(rules.now_s)}  # type: ignore[dict-item]  # a new person made by id has one
+        d.set_index("id", p.id, [cio])  # type: ignore[arg-type]  # a new person made by id has one
         d.changes.created += 1
     if by_email:
         if state.get("email") and state["email"].lower() != old_key:

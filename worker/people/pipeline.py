@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 
 from worker.errors import TransientError
 from worker.people.directory import Changes, Rules, apply_rows
@@ -30,8 +30,8 @@ MAX_CONFLICTS = 10
 
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int]) -> PeopleRows:
     """A people chunk's records validated under the import's options (time zone, empty cells, formats, --dst)."""
-    return validate_people(rows, numbers, spec.columns,  # type: ignore[arg-type]
-                           tz=zone(spec.timezone) or timezone.utc, clear_empty=spec.empty_cells == "clear",
+    return validate_people(rows, numbers, spec.columns,  # type: ignore[arg-type]  # a people import's spec holds people columns
+                           tz=zone(spec.timezone) or UTC, clear_empty=spec.empty_cells == "clear",
                            formats=spec.date_formats, dst=spec.dst)
 
 
@@ -56,7 +56,7 @@ def prepare(st: Store, spec: ImportSpec, chunk: int) -> Ready | None:
 def rules_of(spec: ImportSpec, at: float) -> Rules:
     """The rules a people import's rows are decided by at ``at`` (seconds)."""
     columns = spec.columns
-    labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")  # type: ignore[union-attr]
+    labels = tuple((role, columns.header[i]) for role in ("cio_id", "id", "email")
                    if (i := getattr(columns, role)) is not None)
     return Rules(spec.data_to_process, spec.id_only, spec.identifier, int(at), labels)
 
@@ -76,9 +76,10 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
             stored = dataclasses.replace(stored, cancelled=True)
     else:
         ready = None
-        stored = st.work.load(spec.import_id, chunk)
-        if stored is None:
+        loaded = st.work.load(spec.import_id, chunk)
+        if loaded is None:
             return None
+        stored = loaded
     rows, numbers = stored.rows, stored.numbers
     at = stored.now if now is None else now  # Redis's clock when the rows were read: the same on every worker
     if stored.cancelled:  # the import was cancelled after this chunk was queued: skip its rows

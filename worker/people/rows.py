@@ -110,7 +110,7 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
         cells, problems = fit_cells(clean_cells(raw), row, width)
         notes: list[Problem] = []
 
-        def cell(index: int | None) -> str:
+        def cell(index: int | None, cells: list[str] = cells, row: int = row, notes: list[Problem] = notes) -> str:
             """An identifier's cell: without invisible characters, composed (NFC), each with a warning."""
             if index is None:
                 return ""
@@ -122,18 +122,18 @@ def validate_people(rows: list[list[str]], numbers: list[int], columns: PeopleCo
         cio_id, pid, email = cell(columns.cio_id), cell(columns.id), cell(columns.email)
         for value, index in ((pid, columns.id), (cio_id, columns.cio_id)):
             if value and SCIENTIFIC.fullmatch(value):
-                problems.append(Problem(row, header[index], "mangled_number",  # type: ignore[index]
+                problems.append(Problem(row, header[index], "mangled_number",  # type: ignore[index]  # index is one of the file's columns
                                         mangled_problem(value)))
         if columns.identifier == "cio_id":
             if not cio_id:
-                problems.append(Problem(row, header[columns.cio_id], "missing_identifier",  # type: ignore[index]
+                problems.append(Problem(row, header[columns.cio_id], "missing_identifier",  # type: ignore[index]  # the cio_id column is there when it is the identifier
                                         "no cio_id: a file identified by cio_id needs it on every row"))
         elif not pid and not email:
             named = [header[i] for i in (columns.id, columns.email) if i is not None]
             problems.append(Problem(row, named[0], "missing_identifier",
                                     "no identifier: the row needs a value in " + " or ".join(map(repr, named))))
         if email:
-            label = header[columns.email]  # type: ignore[index]
+            label = header[columns.email]  # type: ignore[index]  # the email column is there when an email was read from it
             if sum(1 for part in email.replace(";", ",").replace(" ", ",").split(",") if "@" in part) > 1:
                 problems.append(Problem(row, label, "multiple_emails", f"{email!r} holds several addresses; "
                                                                        "an email cell holds one"))

@@ -8,7 +8,7 @@ rules) is :mod:`worker.segment.plan`'s business.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 
 import orjson
 
@@ -98,7 +98,7 @@ def _when(data: dict, name: str, row: int, problems: list[Problem], tz: tzinfo, 
 
 
 def event_time(data: dict, row: int, problems: list[Problem],
-               tz: tzinfo = timezone.utc, dst: str | None = None) -> tuple[float | None, str | None]:
+               tz: tzinfo = UTC, dst: str | None = None) -> tuple[float | None, str | None]:
     """Segment's time of a message and where it came from: ``timestamp`` when given; else
     ``receivedAt - (sentAt - originalTimestamp)`` (the client's clock skew taken out); else
     ``originalTimestamp``; else ``receivedAt``; else (None, None): the time it is processed."""
@@ -142,7 +142,7 @@ def _tags(data: dict, row: int, problems: list[Problem],
     return action, tuple(dict.fromkeys(v.strip() for v in values)), _composed(_text(whose), column, row, notes)
 
 
-def read_message(line: str, row: int, tz: tzinfo = timezone.utc, dst: str | None = None) -> Message | list[Problem]:
+def read_message(line: str, row: int, tz: tzinfo = UTC, dst: str | None = None) -> Message | list[Problem]:
     """The message on one line, or why it cannot be read (each problem names the field); times
     written without an offset are in ``tz`` (``dst`` chooses the instant of one its clocks repeat)."""
     if len(line) > MESSAGE_LIMIT and len(line.encode()) > MESSAGE_LIMIT:

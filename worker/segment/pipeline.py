@@ -23,7 +23,7 @@ alias's new id; the producer ends a chunk after every alias call, so that never 
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from worker.errors import TransientError
 from worker.events import pipeline as events
@@ -54,7 +54,7 @@ def apply_chunk(st: Store, spec: ImportSpec, chunk: int, settings: Settings, *,
         rows, numbers = _uncounted(st, spec, chunk, stored.rows, numbers)
         return _commit_people(st, spec, chunk, settings, at, Changes(), failed_rows(rows, numbers, "", CANCELLED),
                               [], cancelled=len(rows))
-    planned = plan(lines, numbers, tz=zone(spec.timezone) or timezone.utc, now=at, clock_skew_s=settings.clock_skew_s,
+    planned = plan(lines, numbers, tz=zone(spec.timezone) or UTC, now=at, clock_skew_s=settings.clock_skew_s,
                    dst=spec.dst)
     if not st.work.chunk_done(spec.import_id, chunk, CommitStep.EVENTS):
         _commit_events(st, spec, chunk, planned, stored.rows, numbers, settings, at)

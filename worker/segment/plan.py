@@ -96,15 +96,15 @@ def plan(lines: list[str], numbers: list[int], *, tz: tzinfo, now: float, clock_
                                          "the event time is in the future: recorded, never triggers a campaign"))
                 name = event_name(message)
                 if message.user_id is None:
-                    out.anonymous.append(anonymous_event(row, message.anonymous_id, name, message.ts,  # type: ignore[arg-type]
+                    out.anonymous.append(anonymous_event(row, message.anonymous_id, name, message.ts,  # type: ignore[arg-type]  # an anonymous message has its anonymous id (messages.py checks it)
                                                          message.message_id, message.properties))
                 else:
-                    out.events.append(Event(row, message.user_id, message.user_id, name,  # type: ignore[arg-type]
+                    out.events.append(Event(row, message.user_id, message.user_id, name,  # type: ignore[arg-type]  # a message with a user id is a person's (messages.py checks it)
                                             message.ts, message.message_id, message.properties))
         elif not problems and message.type in ("identify", "alias") and ops:
             for anonymous_id in (message.anonymous_id, message.previous_id if message.type == "alias" else None):
                 if anonymous_id and anonymous_id != ops[0].id:
-                    out.links.append(Link(row, anonymous_id, ops[0].id))  # type: ignore[arg-type]
+                    out.links.append(Link(row, anonymous_id, ops[0].id))  # type: ignore[arg-type]  # an identify that ties an anonymous id names a person
         if problems:
             out.errors.append((row, [line], problems))
             continue

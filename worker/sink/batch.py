@@ -130,7 +130,7 @@ def event_rows(events: bytes, cio: dict[str, str]) -> list[tuple]:
     so the entry parses as one array), each with its person's cio_id from ``cio`` (person key -> cio_id;
     None for an entry without it: committed before the outbox carried them). E-mails are stored
     lowercased, as the directory keys them (and as ``cio`` names them)."""
-    rows = []
+    rows: list[tuple] = []
     append, dumps = rows.append, orjson.dumps
     for event in orjson.loads(b"[" + events.replace(b"\n", b",") + b"]"):
         person = event["person"]

@@ -78,7 +78,8 @@ def retry_dead(dead: Outbox, results, undone, *, batch: int) -> tuple[int, list[
     """Write the dead letters again (``backfill sink --retry-dead``, after the cause is fixed): those the
     database takes now are stored and removed, the others stay with their message. Returns (how many were
     stored, (dead-letter id, import id, message) of each left). ``undone``: as the sink's (Outbox.undone)."""
-    stored, left, after = 0, [], "-"
+    stored, left = 0, []
+    after: bytes | str = "-"
     while page := dead.page(after, batch):
         after = page[-1][0]
         entries = [(entry_id, dead_fields(fields)[0]) for entry_id, fields in page]

@@ -21,7 +21,8 @@ _PERSON_COLUMN = {"cio_id": "cio_id", "id": "id", "email": "lower(email)"}
 
 
 def _event(found: tuple) -> StoredEvent:
-    return StoredEvent(*found[:7], orjson.loads(found[7]), found[8])
+    import_id, row, person_kind, person, name, ts_ms, event_id, data, cio_id = found[:9]
+    return StoredEvent(import_id, row, person_kind, person, name, ts_ms, event_id, orjson.loads(data), cio_id)
 
 
 def undo_statements(mark: str) -> tuple[str, str, str, str]:
@@ -205,7 +206,7 @@ class Queries:
 
     def key_holders(self, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
         """The event (import, row) holding each of these dedupe keys that is claimed (worker/sink/claims.py)."""
-        held = {}
+        held: dict[bytes, tuple[str, int]] = {}
         for at in range(0, len(keys), 500):
             part = keys[at:at + 500]
             held.update((bytes(k), (i, r)) for k, i, r in self._fetch(

@@ -45,7 +45,8 @@ class EventQuery:
 
     def where(self, mark: str = "?") -> tuple[str, list]:
         """The WHERE clause and its arguments (``mark``: the driver's placeholder, ``?`` or ``%s``)."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         # (``person`` is resolved by the backend into ``persons``: every identifier of that person)
         for column, value in (("import_id", self.import_id), ("name", self.name)):
             if value is not None:

@@ -26,7 +26,6 @@ from worker.store.clock import now_ms
 from worker.store.lua import script
 
 
-
 def _log():
     # (looked up when first needed: importing the store must not read the settings, which may be wrong)
     return get_logger("backfill.redis")

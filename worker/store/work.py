@@ -210,7 +210,7 @@ class Work:
     def stale(self, older_than_ms: int, limit: int = 1000) -> list[tuple[str, str]]:
         """Pending (import id, chunk number or "report") with no sign of life since ``older_than_ms``."""
         members = self.r.zrangebyscore(keys.PENDING, "-inf", older_than_ms, start=0, num=limit)
-        return [tuple(m.decode().rsplit("/", 1)) for m in members]  # type: ignore[misc]
+        return [tuple(m.decode().rsplit("/", 1)) for m in members]
 
     def touch(self, import_id: str, part: int | str) -> bool:
         """Note that pending work was sent again now; False when it is no longer pending."""
