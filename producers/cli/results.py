@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import sys
+import time
 from datetime import UTC, datetime
 
 import click
@@ -39,17 +40,28 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     from worker.settings import get_settings
     from worker.sink.drain import run
     from worker.sink.registry import claim
+    from worker.sink.results import open_when_it_answers
     from worker.store.outbox import Outbox
     from worker.tasks import store
 
     settings = get_settings()
     store().guard.start()  # a Redis that evicts keys: refused in one line, before anything
-    results = _open_until_it_answers(retry_dead)
-    try:
-        claim(store().r, results)  # another store registered: one line, exit 1
-    except BaseException:
-        results.close()
-        raise
+    if retry_dead:  # a one-off command: a database that does not answer is said, once
+        results = _results()
+        try:
+            results.check()
+            claim(store().r, results)  # another store registered: one line, exit 1
+        except BaseException:
+            results.close()
+            raise
+    else:  # a sink started before its database (or with Redis away) waits for it, as the worker's does
+        def wait(pause: float) -> bool:
+            time.sleep(pause)
+            return False  # (never gives up: a supervisor stops it)
+
+        waited = open_when_it_answers(settings, wait, also=lambda found: claim(store().r, found))
+        assert waited is not None  # (its wait never gives up)
+        results = waited
     if retry_dead:
         try:
             _retry_dead(store().r, results, settings.sink_batch)
@@ -70,37 +82,6 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
         pass
     finally:
         results.close()
-
-
-def _open_until_it_answers(once: bool, longest_s: float = 30.0):
-    """The results store, opened and checked; a database that does not answer yet is tried again with
-    backoff (a sink started with, or before, its database waits for it, as the worker's sink thread
-    does), unless ``once`` (a one-off command: it says so and exits). A wrong schema is refused at once."""
-    import time
-
-    from worker.errors import ResultsUnavailable
-    from worker.logs import get_logger
-
-    pause = 0.5
-    while True:
-        results = None
-        try:
-            results = _results()
-            results.check()
-            return results
-        except ResultsUnavailable as exc:
-            if results is not None:
-                results.close()
-            if once:
-                raise
-            get_logger("backfill.sink").warning("results database not reachable; the sink tries again",
-                                                error=str(exc), retry_in_s=pause)
-            time.sleep(pause)
-            pause = min(pause * 2, longest_s)
-        except BaseException:
-            if results is not None:
-                results.close()
-            raise
 
 
 def _retry_dead(client, results, batch: int) -> None:

@@ -24,31 +24,19 @@ def start(redis_client, settings: Settings, guard=None) -> threading.Thread:
     from worker.errors import ConfigError
     from worker.sink.drain import run
     from worker.sink.registry import claim
-    from worker.sink.results import open_results
+    from worker.sink.results import open_when_it_answers
     from worker.store.outbox import Outbox
 
     consumer = f"{socket.gethostname()}-{os.getpid()}-worker"
 
     def loop() -> None:
-        pause = 0.5
-        while not _stop.is_set():
-            results = None
-            try:
-                results = open_results(settings)
-                results.check()
-                claim(redis_client, results)  # another store registered: refused (ConfigError)
-                break
-            except Exception as exc:  # noqa: BLE001 - the database or Redis may come up later: try again
-                if results is not None:
-                    results.close()
-                if isinstance(exc, ConfigError):
-                    log.error("sink not started", error=str(exc))
-                    return
-                log.warning("results database not reachable; the sink tries again", error=str(exc), retry_in_s=pause)
-                _stop.wait(pause)
-                pause = min(pause * 2, 30.0)
-        else:
+        try:  # (another store registered: refused, a ConfigError)
+            results = open_when_it_answers(settings, _stop.wait, also=lambda found: claim(redis_client, found))
+        except ConfigError as exc:
+            log.error("sink not started", error=str(exc))
             return
+        if results is None:
+            return  # stopped while it waited
         try:
             run(Outbox(redis_client, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
                 claim_idle_ms=settings.sink_claim_idle_ms, stop=_stop.is_set, guard=guard,
