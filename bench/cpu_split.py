@@ -62,10 +62,9 @@ def main() -> None:
     redis_process, url = start_private(work / "redis")
     os.environ.update(REDIS_URL=url, BACKFILL_LOG_LEVEL="WARNING", BACKFILL_LOG_FORMAT="json",
                       BACKFILL_HOME=str(work), BACKFILL_OUTBOX_LIMIT="0")
-    from producers.api import enqueue_import
+    from producers.api import default_context, enqueue_import
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app
-    from worker.tasks import store
 
     processes = start_workers(url, args.workers, beat=False, log_dir=work)
     try:
@@ -95,7 +94,7 @@ def main() -> None:
         watcher = threading.Thread(target=watch, daemon=True)
         start = {"producer": time.process_time(), "mains": sum(_cpu(p) or 0 for p in mains),
                  "redis": _cpu(redis_process.pid) or 0}
-        store().r.config_resetstat()
+        default_context().store.r.config_resetstat()
         watcher.start()
         started = time.perf_counter()
         options = {"kind": "people"} if args.kind == "people" else {"create_people": True}
@@ -115,7 +114,7 @@ def main() -> None:
             "workers' main processes": sum(_cpu(p) or 0 for p in mains) - start["mains"],
             "redis-server": (_cpu(redis_process.pid) or 0) - start["redis"],
         }
-        stats = store().r.info("commandstats")
+        stats = default_context().store.r.info("commandstats")
     finally:
         stop_workers(processes)
         redis_process.kill()

@@ -43,12 +43,10 @@ def main() -> None:
     from producers import api
     from producers.queueing import queue_chunks
     from producers.split import chunks
-    from worker import tasks
-    from worker.settings import get_settings
     from worker.spec import ImportSpec, new_import_id
 
-    settings = get_settings()
-    st = tasks.store()
+    context = api.default_context()
+    settings, st = context.settings, context.store
     started = time.perf_counter()
     result: dict = {"mode": args.mode}
     if args.mode == "import":

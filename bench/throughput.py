@@ -55,15 +55,14 @@ def main() -> None:
     os.environ.update(REDIS_URL=url, BACKFILL_CHUNK_ROWS=str(args.chunk_rows), BACKFILL_LOG_LEVEL="WARNING",
                       BACKFILL_LOG_FORMAT="json", BACKFILL_HOME=str(work),
                       BACKFILL_OUTBOX_LIMIT="0")  # (no sink runs here: the outbox is left to grow)
-    from producers.api import enqueue_import
+    from producers.api import default_context, enqueue_import
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.app import app
-    from worker.tasks import store
 
     results = []
     try:
         for count in args.workers:
-            store().r.flushdb()  # fresh dedupe memory for each run: same work every time
+            default_context().store.r.flushdb()  # fresh dedupe memory for each run: same work every time
             processes = start_workers(url, count, beat=False, log_dir=work)
             try:
                 wait_ready(app, count)

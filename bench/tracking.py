@@ -77,10 +77,10 @@ def main() -> None:
     env = {**os.environ, "REDIS_URL": url, "BACKFILL_HOME": str(work), "BACKFILL_LOG_LEVEL": "WARNING",
            "BACKFILL_OUTBOX_LIMIT": "0", "BACKFILL_API_PORT": str(port)}
     os.environ.update(env)
+    from producers.api import default_context
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker import keys
     from worker.app import app
-    from worker.tasks import store
 
     processes = start_workers(url, args.workers, beat=False, log_dir=work)
     exe = shutil.which("backfill", path=str(Path(sys.executable).parent)) or "backfill"
@@ -89,7 +89,7 @@ def main() -> None:
     try:
         wait_ready(app, args.workers)
         time.sleep(3)  # the service's start
-        st = store()
+        st = default_context().store
         _, key = st.apikeys.create("bench", "track")
         started = time.perf_counter()
         sent = subprocess.run([sys.executable, "-c", SENDER, key, f"http://127.0.0.1:{port}", str(data)],

@@ -6,7 +6,9 @@
 >>> handle.exit_code()
 0
 
-Everything a script uses is importable from here (``__all__``), the errors it catches included:
+Calls take ``context=`` (:class:`worker.context.Context`: settings and store, built once by the script
+with ``Context.open(settings)``), or share :func:`default_context`. Everything a script uses is
+importable from here (``__all__``), the errors it catches included:
 ConfigError (a bad option or setting), ImportNotFound (an unknown or expired import id),
 FileProblem (:func:`inspect`: a file that cannot be imported), ResultsUnavailable (the results
 database did not answer), all under BackfillError; and TRANSIENT, a tuple for ``except TRANSIENT``:
@@ -22,6 +24,8 @@ from typing import BinaryIO
 
 import orjson
 
+from worker import tasks
+from worker.context import Context
 from worker.errors import BackfillError, ConfigError, FileProblem, ImportNotFound, ResultsUnavailable, TransientError
 from worker.logs import bind_chunk, get_logger
 from worker.ops.report import EXIT_CODES, EXIT_TIMEOUT, problems_csv
@@ -31,21 +35,14 @@ from worker.spec import ImportSpec, new_import_id
 from worker.store.client import TRANSIENT
 
 from . import segment
-from .options import (
-    SEGMENT_DRY_RUN,
-    SEGMENT_KIND,
-    check_encoding,
-    check_file_options,
-    check_options,
-    delimiter_of,
-)
+from .options import SEGMENT_DRY_RUN, SEGMENT_KIND, check_encoding, check_file_options, check_options, delimiter_of
 from .queueing import Queueing
 from .source import Source
 from .split import Plan, scan
 from .spool import Spool
 
-__all__ = ["ImportHandle", "check_file_options", "check_options", "delimiter_of", "enqueue_import", "inspect",
-           "retry_options", "Settings",
+__all__ = ["Context", "ImportHandle", "check_file_options", "check_options", "default_context", "delimiter_of",
+           "enqueue_import", "inspect", "retry_options", "undo_import", "Settings",
            # what a caller catches
            "BackfillError", "ConfigError", "FileProblem", "ImportNotFound", "ResultsUnavailable", "TransientError",
            "TRANSIENT"]
@@ -53,11 +50,18 @@ __all__ = ["ImportHandle", "check_file_options", "check_options", "delimiter_of"
 log = get_logger("backfill.producer")
 #: The longest pause between two tries of a wait whose reads of Redis fail.
 WAIT_RETRY_MAX_S = 5.0
+_default: Context | None = None
 
 
-def _worker():
-    from worker import tasks  # imported late: the worker module connects to (or starts) Redis on import
-    return tasks
+def default_context(settings: Settings | None = None) -> Context:
+    """The context of the calls that pass none: built once from the environment's settings, one connection
+    pool (with ``settings``: a new context on them, not shared)."""
+    global _default
+    if settings is not None:
+        return Context.open(settings)
+    if _default is None or _default.settings is not get_settings():  # (read again: reset_settings)
+        _default = Context.open(get_settings())
+    return _default
 
 
 @dataclasses.dataclass
@@ -65,6 +69,8 @@ class ImportHandle:
     """A queued (or failed) import: poll it, wait for it, read its report."""
 
     import_id: str
+    #: the store and settings it reads with (default: :func:`default_context`)
+    context: Context = dataclasses.field(default_factory=default_context, repr=False, compare=False)
     #: the chunks being queued by this process, if it queues them
     queueing: Queueing | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -80,15 +86,14 @@ class ImportHandle:
         if self.queueing is not None:
             self.queueing.stop()
 
-    def _store(self):
-        return _worker().store()
+    _store = property(lambda self: self.context.store, doc="the store it reads")
 
     def state(self) -> dict[str, str]:
         """The raw stored state (counters, status); ImportNotFound when Redis does not know the import."""
-        st = self._store()
+        st = self._store
         state = st.imports.state(self.import_id)
         if not state:
-            raise st.guard.unknown(self.import_id, get_settings().retention_s)
+            raise st.guard.unknown(self.import_id, self.context.settings.retention_s)
         return state
 
     @property
@@ -109,7 +114,7 @@ class ImportHandle:
         from worker.sink.results import open_results
         from worker.sink.stored import EventQuery
 
-        results = open_results(get_settings())
+        results = open_results(self.context.settings)
         try:
             results.check()
             yield from results.events(EventQuery(import_id=self.import_id, **query))
@@ -131,7 +136,7 @@ class ImportHandle:
         retry_s = 0.0
         while True:
             try:
-                self._store().guard.watch()
+                self._store.guard.watch()
                 state = self.state()
             except TRANSIENT as exc:
                 if not retry_s:
@@ -154,7 +159,7 @@ class ImportHandle:
 
     def _sinks(self) -> int:
         try:
-            return self._store().work.sinks()
+            return self._store.work.sinks()
         except Exception:  # noqa: BLE001 - a transient failure: keep waiting, the next poll asks again
             return 1
 
@@ -162,12 +167,12 @@ class ImportHandle:
         """Stop the import: its producer queues no more chunks, queued chunks are skipped (their rows
         become ``cancelled`` errors), chunks in flight finish, and it ends ``cancelled`` with its report.
         False when it had already stopped or ended."""
-        st = self._store()
+        st = self._store
         stopped, due = st.imports.stop(self.import_id, "cancelled")
         if stopped == -1:
-            raise st.guard.unknown(self.import_id, get_settings().retention_s)
+            raise st.guard.unknown(self.import_id, self.context.settings.retention_s)
         if due:
-            _worker().finalize_import.apply_async((self.import_id,))
+            tasks.finalize_import.apply_async((self.import_id,))
         return stopped == 1
 
     def exit_code(self) -> int:
@@ -177,7 +182,7 @@ class ImportHandle:
 
     def problems_csv(self, kind: str = "errors") -> Iterator[str]:
         """The errors (or warnings) file, as CSV text in pieces."""
-        st = self._store()
+        st = self._store
         state = self.state()
         header, dropped, delimiter = [], [], ","
         if "spec" in state:
@@ -233,23 +238,25 @@ def inspect(path: str | Path, *, encoding: str | None = None, delimiter: str | N
     return source, plan
 
 
-def _finished_report(st, import_id: str) -> dict:
+def _finished_report(context: Context, import_id: str) -> dict:
     """The report of a finished import; ImportNotFound, or ConfigError while it runs."""
+    st = context.store
     state = st.imports.state(import_id)
     if not state:
-        raise st.guard.unknown(import_id, get_settings().retention_s)
+        raise st.guard.unknown(import_id, context.settings.retention_s)
     if not state.get("report"):
         raise ConfigError(f"import {import_id} has not finished ({state.get('status')}): retry it once it has")
     return orjson.loads(state["report"])
 
 
-def retry_options(import_id: str) -> dict:
+def retry_options(import_id: str, *, context: Context | None = None) -> dict:
     """The keyword arguments of :func:`enqueue_import` for a retry of ``import_id``: its options as they
     were given (the encoding and delimiter are sniffed again: the errors file backfill writes is UTF-8),
     and ``retry_of``. Raises ImportNotFound, or ConfigError while the import runs or for an import
     recorded before its options were kept."""
-    st = _worker().store()
-    report = _finished_report(st, import_id)
+    context = context or default_context()
+    st = context.store
+    report = _finished_report(context, import_id)
     if not (report.get("combined") or report).get("errors"):
         raise ConfigError(f"import {import_id} has no failed rows to retry")
     raw = st.imports.state(import_id).get("options")
@@ -259,12 +266,13 @@ def retry_options(import_id: str) -> dict:
     return {**orjson.loads(raw), "retry_of": import_id}
 
 
-def undo_import(import_id: str, settings: Settings | None = None) -> dict:
-    """Take back a finished events import (:func:`worker.ops.undo.undo_import`, on this process's store):
-    what was done. Raises ImportNotFound, or ConfigError when it cannot be undone."""
+def undo_import(import_id: str, settings: Settings | None = None, *, context: Context | None = None) -> dict:
+    """Take back a finished events import (:func:`worker.ops.undo.undo_import`): what was done. Raises
+    ImportNotFound, or ConfigError when it cannot be undone."""
     from worker.ops.undo import undo_import as undo
 
-    return undo(_worker().store(), import_id, settings or get_settings())
+    context = context or default_context(settings)
+    return undo(context.store, import_id, context.settings)
 
 
 def enqueue_import(
@@ -288,6 +296,7 @@ def enqueue_import(
     date_formats: tuple[str, ...] | list[str] = (),
     stdin: BinaryIO | None = None,
     settings: Settings | None = None,
+    context: Context | None = None,
     on_chunk: Callable[[int], None] | None = None,
     background: bool = True,
     import_id: str | None = None,
@@ -317,20 +326,22 @@ def enqueue_import(
     import whose failed rows this file holds, corrected (see :func:`retry_options`): the report then
     also gives the outcome of both. ``format``: "csv", "segment" or None (see :func:`inspect`): a file
     of Segment messages is one import of people and events (:mod:`worker.segment.plan`), no dry run.
+    ``context``: the store and settings to use (:mod:`worker.context`; default: :func:`default_context`
+    of ``settings``).
     """
-    settings = settings or get_settings()
+    context = context or default_context(settings)
+    settings = context.settings
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
                                     date_formats=date_formats, timezone=timezone, dst=dst,
                                     trigger_window=trigger_window, delimiter=delimiter, encoding=encoding,
                                     mapping=mapping, skip=skip, source=source or str(path))
     id_only = settings.workspace_identifiers == "id_only"
-    tasks = _worker()
-    st = tasks.store()
+    st = context.store
     st.guard.check(force=True)  # RedisMisconfigured for a Redis that evicts keys: nothing is recorded
     if retry_of is not None:
-        _finished_report(st, retry_of)
+        _finished_report(context, retry_of)
     import_id = import_id or new_import_id()
-    handle = ImportHandle(import_id)
+    handle = ImportHandle(import_id, context)
     # As given, for a retry to give them again (retry_options).
     given = {"kind": kind, "identifier": identifier, "dialect": dialect, "data_to_process": data_to_process,
              "empty_cells": empty_cells, "mapping": mapping or {}, "skip": list(skip), "trigger": trigger,

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from worker.context import Context
+from worker.settings import Settings
+
 #: The example files, shipped inside the package (so `backfill demo` runs from an installed wheel too).
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -57,22 +60,22 @@ def stop_workers(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
-def _show_stored(st) -> bool:
+def _show_stored(context: Context) -> bool:
     """Wait for the workers' sinks to store what was imported, then read a person's events back."""
     from worker import keys
-    from worker.settings import get_settings
     from worker.sink.results import open_results
     from worker.sink.stored import EventQuery
 
     deadline = time.monotonic() + 30
+    settings, st = context.settings, context.store
     while st.r.xlen(keys.OUTBOX) and time.monotonic() < deadline:
         time.sleep(0.2)
-    results = open_results(get_settings())
+    results = open_results(settings)
     try:
         found = list(results.events(EventQuery(person="tyrion.lannister@casterlyrock.com")))
     finally:
         results.close()
-    where = get_settings().database_url or get_settings().home / "results.db"
+    where = settings.database_url or settings.home / "results.db"
     click.echo(f"== Read back from the results database ({where}):")
     click.echo("   backfill events --person tyrion.lannister@casterlyrock.com")
     for e in found:
@@ -81,27 +84,26 @@ def _show_stored(st) -> bool:
     return len(found) >= 3
 
 
-def run(workers: int) -> int:
-    """Run the demo; the exit code is 0 when every example finished as expected."""
+def run(workers: int, settings: Settings) -> int:
+    """Run the demo with ``settings`` (the embedded Redis allowed); the exit code is 0 when every example
+    finished as expected."""
     from producers.cli.render import print_report
     from worker.app import app
     from worker.events.rules import Campaign
-    from worker.settings import get_settings
-    from worker.tasks import store
 
     from .api import enqueue_import
 
-    settings = get_settings()
+    context = Context.open(settings)
     # The demo prints reports; the producer's log lines would only interleave with them.
     logging.getLogger("backfill.producer").setLevel(logging.WARNING)
-    url = app.conf.backfill_redis_url
+    url = context.redis_url
     click.echo(f"Redis: {url}" + ("" if settings.redis_url else "  (embedded; set REDIS_URL to use yours)"))
     settings.home.mkdir(parents=True, exist_ok=True)
     processes = start_workers(url, workers, log_dir=settings.home, extra_env={"BACKFILL_WORKER_SINK": "1"})
     try:
         wait_ready(app, workers)
         click.echo(f"{workers} workers ready (logs in {settings.home})\n")
-        st = store()
+        st = context.store
         st.triggers.add_campaign(Campaign("checkout follow-up", "Completes checkout", 10 * 86_400))
         st.triggers.add_campaign(Campaign("purchase thank-you", "purchase", 0))
         runs: list[tuple[str, Path, dict[str, Any], str]] = [
@@ -120,7 +122,7 @@ def run(workers: int) -> int:
         ok = True
         for title, path, options, expected in runs:
             click.echo(f"== {title}: backfill import {path.relative_to(EXAMPLES.parent.parent)} ...")
-            handle = enqueue_import(path, **options)
+            handle = enqueue_import(path, **options, context=context)
             report = handle.wait(timeout=60)
             if report is None:
                 click.echo("   no report within 60 s")
@@ -133,7 +135,7 @@ def run(workers: int) -> int:
                 for line in "".join(handle.problems_csv("errors")).lstrip("\ufeff").splitlines():
                     click.echo(f"   {line}")
             click.echo("")
-        ok &= _show_stored(st)
+        ok &= _show_stored(context)
         return 0 if ok else 1
     finally:
         stop_workers(processes)

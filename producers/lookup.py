@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import orjson
 
+from worker.context import Context
+from worker.settings import Settings
 
-def find_person(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
+
+def find_person(context: Context, who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
     """(a person in the directory's flat form, or None; a note when read from Redis because the results
     database could not answer): the results database first, then the directory in Redis. ``who`` is
     compared composed (NFC), as identifiers are stored: ``café@example.com`` pasted from a Mac finds them."""
     from worker.cells import nfc
 
     who = nfc(who.strip())
-    stored, note = _from_database(who, by)
+    stored, note = _from_database(context.settings, who, by)
     if stored is None:
-        from worker.tasks import store
-
-        stored = store().people.find(who, by)
+        stored = context.store.people.find(who, by)
     return stored, note if stored is not None else ""
 
 
-def person_json(who: str, by: str | None) -> dict | None:
+def person_json(context: Context, who: str, by: str | None) -> dict | None:
     """A person as ``people show --json`` prints them (and the HTTP service answers), or None."""
-    stored, _ = find_person(who, by)
+    stored, _ = find_person(context, who, by)
     return None if stored is None else typed(stored)
 
 
@@ -38,13 +39,12 @@ def typed(stored: dict[str, str]) -> dict:
             "topics": {k[2:]: v == "true" for k, v in sorted(stored.items()) if k.startswith("t:")}}
 
 
-def _from_database(who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
+def _from_database(settings: Settings, who: str, by: str | None) -> tuple[dict[str, str] | None, str]:
     """(the person in the results database as a directory entry, or None; why not, when not)."""
-    from worker.settings import get_settings
     from worker.sink.results import open_results
 
     try:
-        results = open_results(get_settings())
+        results = open_results(settings)
         try:
             results.check()
             for kind in [by] if by else ["cio_id", "id", "email"]:

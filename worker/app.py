@@ -10,8 +10,9 @@ from kombu import Queue
 from kombu.serialization import register
 
 from worker import keys
-from worker.logs import configure
-from worker.settings import get_settings
+from worker.errors import ConfigError
+from worker.logs import configure as configure_logs
+from worker.settings import Settings, get_settings
 from worker.store.client import tls_options
 from worker.store.embedded import broker_url, ensure_redis
 
@@ -37,12 +38,11 @@ class WorkerLimitsTask(Task):
         return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
 
 
-def create_app() -> Celery:
-    """Build the app from the settings in force (tests build one per Redis)."""
-    settings = get_settings()
-    url = ensure_redis(settings)
-    app = Celery("backfill", broker=broker_url(url), task_cls=WorkerLimitsTask)
-    app.conf.update(
+def celery_config(settings: Settings, url: str) -> dict:
+    """The Celery configuration of backfill's workers and of the processes that send them tasks, on the
+    Redis ``url`` (resolved: :func:`worker.store.embedded.ensure_redis`)."""
+    return dict(
+        broker_url=broker_url(url),
         # rediss://: kombu checks the certificate only when told to (redis-py does by default).
         broker_use_ssl=tls_options(url, settings.redis_ca_file, settings.redis_tls_verify),
         broker_connection_retry_on_startup=True,
@@ -92,15 +92,42 @@ def create_app() -> Celery:
         timezone="UTC",
         enable_utc=True,
         include=["worker.tasks"],
+        # (not Celery's: the Redis the store connects to, in redis-py's spelling)
+        backfill_redis_url=url,
     )
-    app.conf.backfill_redis_url = url
-    return app
+
+
+#: The app every task is declared on. Configured when first used, not when imported: by the entry point
+#: that sends tasks (:func:`configure`, called by :meth:`worker.context.Context.open`), or, in a
+#: Celery worker (``celery -A worker.app``, which reads only the environment), from the environment.
+class _Backfill(Celery):
+    def on_configure(self) -> None:  # (Celery's method hook: it lets errors out)
+        # The app's first use in a process that configured nothing (a Celery worker, beat, Flower): the
+        # environment's settings, as the worker's entry point. ConfigError without a Redis to use: the
+        # Signal form of this hook would log that and go on with Celery's defaults (amqp://localhost).
+        if not _configured:
+            settings = get_settings()
+            configure(settings, ensure_redis(settings))
+
+
+app = _Backfill("backfill", task_cls=WorkerLimitsTask)
+_configured = False
+
+
+def configure(settings: Settings, url: str) -> None:
+    """Point the app at the Redis ``url`` with ``settings``, once a process: its connections are made for
+    that Redis, so a second context on another Redis is refused (ConfigError), never sent to the first."""
+    global _configured
+    if _configured:
+        if app.conf.backfill_redis_url != url:
+            raise ConfigError(f"this process already sends its tasks to {app.conf.backfill_redis_url}; "
+                              f"a second Redis ({url}) needs a process of its own")
+        return
+    _configured = True
+    app.config_from_object(celery_config(settings, url), force=app.configured)
 
 
 @signals.setup_logging.connect
 def _logging(**_: object) -> None:
     # Connecting this signal stops Celery from installing its own handlers.
-    configure(get_settings())
-
-
-app = create_app()
+    configure_logs(get_settings())

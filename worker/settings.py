@@ -279,30 +279,15 @@ def _refuse_unknown(env: Mapping[str, str]) -> None:
     raise ConfigError("; ".join(said) + " (the README's Settings table lists every setting)")
 
 
-#: Settings a command chose for its process (use_settings), in place of the environment's.
-_chosen: Settings | None = None
-
-
 @functools.lru_cache(maxsize=1)
-def _from_env() -> Settings:
+def get_settings() -> Settings:
+    """The environment's settings, read once a process: for the entry points that have nothing else to read
+    (a Celery worker or beat started by ``celery -A worker.app``, the log set-up before a command has read
+    its own, a script that passes no context). Everything below an entry point takes its settings as an
+    argument (:class:`worker.context.Context`)."""
     return Settings.from_env()
 
 
-def get_settings() -> Settings:
-    """The process-wide settings: those the command chose (:func:`use_settings`), else the environment's,
-    read once."""
-    return _chosen if _chosen is not None else _from_env()
-
-
-def use_settings(settings: Settings) -> None:
-    """Make ``settings`` the process's own (a command that decides some itself: ``backfill worker
-    --embedded``), instead of steering them through ``os.environ``."""
-    global _chosen
-    _chosen = settings
-
-
 def reset_settings() -> None:
-    """Forget the chosen and cached settings (tests change the environment)."""
-    global _chosen
-    _chosen = None
-    _from_env.cache_clear()
+    """Read the environment again at the next :func:`get_settings` (tests change it)."""
+    get_settings.cache_clear()

@@ -22,6 +22,7 @@ from celery import signals
 
 from worker import keys
 from worker.app import app
+from worker.context import Context
 from worker.errors import ImportNotFound, RedisMisconfigured
 from worker.events import pipeline as events
 from worker.logs import bind_chunk, get_logger
@@ -30,19 +31,20 @@ from worker.ops.finalize import finalize
 from worker.ops.retries import run_or_reject
 from worker.ordered import apply as ordered
 from worker.settings import Settings, get_settings
-from worker.store import TRANSIENT, Store, connect
+from worker.store import TRANSIENT, Store
 
 log = get_logger("backfill.worker")
-_store: Store | None = None
+_context: Context | None = None
 
 
-def store() -> Store:
-    """This process's store (one connection pool per process)."""
-    global _store
-    if _store is None:
-        settings = get_settings()
-        _store = Store(connect(app.conf.backfill_redis_url, settings.redis_ca_file, settings.redis_tls_verify))
-    return _store
+def context() -> Context:
+    """This worker process's context (:mod:`worker.context`), built at its first use in each process: the
+    settings its environment gives (a worker's entry point is Celery's, which reads only that) and the
+    store on the Redis the app was configured with, one connection pool a process."""
+    global _context
+    if _context is None:
+        _context = Context.on(get_settings(), app.conf.backfill_redis_url)
+    return _context
 
 
 def run_finalize(st: Store, import_id: str, settings: Settings) -> dict | None:
@@ -63,7 +65,7 @@ def refuse_misconfigured_redis(role: str) -> None:
     Redis that evicts keys; meet the data epoch otherwise. A Redis not answering yet is no reason: the
     checks run again while the process works."""
     try:
-        store().guard.start()
+        context().store.guard.start()
     except RedisMisconfigured as exc:
         log.error(str(exc), process=role)
         logging.shutdown()  # (flushed: the exit below skips it)
@@ -92,10 +94,10 @@ def redis_refuses(st: Store) -> bool:
 
 @signals.worker_ready.connect
 def _start_sink(**_: object) -> None:
-    if get_settings().worker_sink:
+    if context().settings.worker_sink:
         from worker.sink import thread
 
-        thread.start(store().r, get_settings(), store().guard)
+        thread.start(context().store.r, context().settings, context().store.guard)
 
 
 @signals.worker_shutting_down.connect
@@ -124,7 +126,7 @@ def _check_clock(task=None, **_: object) -> None:
     if task is None:
         return
     try:
-        skew.check(store(), task.request.hostname or "", get_settings().clock_skew_s)
+        skew.check(context().store, task.request.hostname or "", context().settings.clock_skew_s)
     except TRANSIENT:
         pass
 
@@ -138,7 +140,7 @@ _RETRY_REDIS = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_m
 def process_chunk(self, import_id: str, chunk: int) -> None:
     """Import one chunk; the commit that completes the import enqueues its report. A chunk of an import
     Redis does not know (it lost its data) ends quietly, and so does every chunk while Redis evicts keys."""
-    st = store()
+    st = context().store
     if redis_refuses(st):
         return
     try:
@@ -149,7 +151,7 @@ def process_chunk(self, import_id: str, chunk: int) -> None:
 
 
 def _process_chunk(st: Store, import_id: str, chunk: int) -> None:
-    settings = get_settings()
+    settings = context().settings
     if st.imports.spec(import_id).kind in ordered.KINDS:
         # In file order: this task applies whatever chunk is next, not necessarily ``chunk``.
         ordered.run_ordered(st, import_id, settings,
@@ -175,11 +177,11 @@ def _process_chunk(st: Store, import_id: str, chunk: int) -> None:
 def finalize_import(self, import_id: str) -> None:
     """Write the import's report and notify, exactly once however often it runs (an import Redis does not
     know has no report: it ends quietly)."""
-    st = store()
+    st = context().store
     if redis_refuses(st):
         return
     try:
-        run_finalize(st, import_id, get_settings())
+        run_finalize(st, import_id, context().settings)
     except ImportNotFound:
         with bind_chunk(import_id):
             log.warning("report of an import Redis does not know (lost or expired): nothing to write")
@@ -191,8 +193,8 @@ def notify_finished(self, import_id: str, announced: bool = False, tries: int = 
     BACKFILL_WEBHOOK_URL is set, sent in a thread of its own (notify.Senders: the task returns at once,
     and a hanging endpoint holds no pool process) and retried with backoff. At least once: pending work
     until done. ``tries``: deliveries already failed."""
-    settings = get_settings()
-    st = store()
+    settings = context().settings
+    st = context().store
     raw = st.imports.state(import_id).get("report")
     with bind_chunk(import_id):
         if raw and not announced:
@@ -217,9 +219,9 @@ def _deliver(st: Store, import_id: str, report: dict, settings: Settings, tries:
 @app.task(name="backfill.move_due_triggers", **_RETRY)
 def move_due_triggers() -> int:
     """Move scheduled triggers that are due to the deliveries stream."""
-    if redis_refuses(store()):
+    if redis_refuses(context().store):
         return 0
-    st = store()
+    st = context().store
     moved = st.triggers.move_due(int(st.now() * 1000))  # due by Redis's clock, whichever worker runs this
     if moved:
         log.info("triggers due", moved=moved)
@@ -229,8 +231,8 @@ def move_due_triggers() -> int:
 @app.task(name="backfill.sweep", **_RETRY)
 def sweep_pending() -> dict:
     """Send again the chunks and reports that went quiet (see :mod:`worker.ops.sweeper`)."""
-    settings = get_settings()
-    st = store()
+    settings = context().settings
+    st = context().store
     if redis_refuses(st):
         return {}
 
@@ -255,9 +257,9 @@ def sweep_pending() -> dict:
 @app.task(name="backfill.prune_dedupe", **_RETRY)
 def prune_dedupe() -> int:
     """Give back the memory of expired dedupe marks (commit.lua already ignores them)."""
-    if redis_refuses(store()):
+    if redis_refuses(context().store):
         return 0
-    st = store()
+    st = context().store
     removed = st.events.prune_dedupe(int(st.now() * 1000))
     if removed:
         log.info("dedupe marks pruned", removed=removed)

@@ -12,6 +12,7 @@ import os
 import click
 
 from producers.cli import directory, http, imports, progress, results, service
+from producers.cli.common import Entry
 
 
 class _Backfill(click.Group):
@@ -19,13 +20,14 @@ class _Backfill(click.Group):
 
     def invoke(self, ctx: click.Context):
         from worker.errors import ConfigError, ImportNotFound, RedisMisconfigured, ResultsUnavailable
-        from worker.settings import Settings, use_settings
+        from worker.settings import Settings
         from worker.store import TRANSIENT
 
         try:
-            # On a laptop with no REDIS_URL, the command uses (and starts) the embedded server; workers do
-            # only when asked (backfill worker --embedded), so they never serve a private Redis by mistake.
-            use_settings(Settings.from_env(defaults={"embedded": True}))
+            # The entry point: the settings read once, passed down (producers.cli.common.Entry). On a laptop
+            # with no REDIS_URL, the command uses (and starts) the embedded server; workers do only when
+            # asked (backfill worker --embedded), so they never serve a private Redis by mistake.
+            ctx.obj = Entry(Settings.from_env(defaults={"embedded": True}))
             return super().invoke(ctx)
         except ResultsUnavailable as exc:
             raise click.ClickException(str(exc)) from None

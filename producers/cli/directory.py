@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from producers.cli.common import echo_json
+from producers.cli.common import cli_context, cli_store, echo_json
 from producers.lookup import find_person, typed
 from worker.people.columns import IDENTIFIERS
 
@@ -23,7 +23,7 @@ def people_show(who: str, by: str | None, as_json: bool) -> None:
     """Print a person's identifiers, attributes and subscription topics (WHO: a cio_id, an id or an e-mail,
     one they have or had: an old id or e-mail, an alias's old id, an anonymous id tied to them), as the
     results database holds them; a person not stored there yet is read from the directory in Redis."""
-    stored, note = find_person(who, by)
+    stored, note = find_person(cli_context(), who, by)
     if stored is not None and note:
         click.echo(f"(from the directory in Redis: {note})", err=True)
     if stored is None:
@@ -78,7 +78,6 @@ def campaigns() -> None:
 def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
     """Create or replace campaign NAME."""
     from worker.events.rules import Campaign
-    from worker.tasks import store
     from worker.timestamps import parse_duration
 
     try:
@@ -96,7 +95,7 @@ def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     campaign = Campaign(name, event.strip(), seconds, match)
-    store().triggers.add_campaign(campaign)
+    cli_store().triggers.add_campaign(campaign)
     click.echo(f"campaign {campaign.name!r}: on {campaign.event!r} ({match} match), delay {seconds} s")
     if (campaign.name, campaign.event) != (name, event.strip()):
         click.echo("note: written decomposed (as macOS writes accents): kept in the composed form (NFC), "
@@ -107,9 +106,8 @@ def campaigns_add(name: str, event: str, delay: str, match: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def campaigns_list(as_json: bool) -> None:
     """List campaigns."""
-    from worker.tasks import store
 
-    found = sorted(store().triggers.campaigns(), key=lambda c: c.name)
+    found = sorted(cli_store().triggers.campaigns(), key=lambda c: c.name)
     if as_json:
         echo_json([{"name": c.name, "event": c.event, "delay_s": c.delay_s, "match": c.match} for c in found])
         return
@@ -121,9 +119,8 @@ def campaigns_list(as_json: bool) -> None:
 @click.argument("name")
 def campaigns_remove(name: str) -> None:
     """Delete campaign NAME."""
-    from worker.tasks import store
 
-    if not store().triggers.remove_campaign(name):
+    if not cli_store().triggers.remove_campaign(name):
         raise click.ClickException(f"no campaign {name!r}")
     click.echo(f"removed {name!r}")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from producers.cli.common import echo_json
+from producers.cli.common import cli_context, cli_settings, cli_store, echo_json
 
 
 @click.command()
@@ -18,12 +18,11 @@ def serve(bind: str | None, port: int | None, certfile: str | None, keyfile: str
     from producers.web.app import create_app
     from producers.web.limits import protocol
     from worker.logs import get_logger
-    from worker.settings import get_settings
 
-    settings = get_settings()
+    settings = cli_settings()
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile go together")
-    app = create_app(settings)
+    app = create_app(cli_context())
     host, listen = bind or settings.api_bind, port or settings.api_port
     get_logger("backfill.api").info("serving", bind=host, port=listen, tls=bool(certfile))
     # h11 (headers at most 16 KB), with the header and body timeouts in front (producers.web.limits)
@@ -47,13 +46,12 @@ def keys_create(name: str, scope: str, as_json: bool) -> None:
     """Create a key and print it, once: only its hash is kept."""
     from producers.text import check_text
     from worker.errors import ConfigError
-    from worker.tasks import store
 
     try:
         check_text("--name", name)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from None
-    record, secret = store().apikeys.create(name, scope)
+    record, secret = cli_store().apikeys.create(name, scope)
     if as_json:
         echo_json({"id": record.id, "name": record.name, "scope": record.scope, "key": secret})
         return
@@ -65,10 +63,9 @@ def keys_create(name: str, scope: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def keys_list(as_json: bool) -> None:
     """Every key: id, scope, name, created, revoked."""
-    from worker.tasks import store
     from worker.timestamps import iso
 
-    found = store().apikeys.all()
+    found = cli_store().apikeys.all()
     if as_json:
         echo_json([{"id": k.id, "name": k.name, "scope": k.scope, "created_ms": k.created_ms,
                     "revoked_ms": k.revoked_ms} for k in found])
@@ -86,8 +83,7 @@ def keys_list(as_json: bool) -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by its id (``keys list``): requests with it get 401 from now on."""
-    from worker.tasks import store
 
-    if not store().apikeys.revoke(key_id):
+    if not cli_store().apikeys.revoke(key_id):
         raise click.ClickException(f"no key {key_id!r} (backfill keys list)")
     click.echo(f"key {key_id} revoked")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from producers.cli import render
-from producers.cli.common import echo_json
+from producers.cli.common import cli_context, cli_settings, echo_json
 from worker.cells import column_letter
 from worker.clocks import DST_CHOICES
 from worker.errors import BackfillError, ConfigError, FileProblem, ImportNotFound
@@ -75,7 +75,7 @@ def import_(file: str, kind: str, file_format: str, identifier, data_to_process,
             file, kind=kind, **people, mapping=parse_mapping(mapping), skip=skip, identifier=identifier,
             dialect=dialect, trigger=trigger, trigger_window=trigger_window, date_formats=date_formats,
             timezone=timezone, dst=dst, create_people=create_people, dry_run=dry_run, encoding=encoding,
-            delimiter=delimiter, format=file_format,
+            delimiter=delimiter, format=file_format, context=cli_context(),
         )
     except (ValueError, ConfigError) as exc:  # an option is wrong: bad usage
         raise click.UsageError(str(exc)) from None
@@ -96,7 +96,7 @@ def retry(import_id: str, file: str, wait: bool, timeout: float | None, as_json:
     from producers.api import enqueue_import, retry_options
 
     try:
-        handle = enqueue_import(file, **retry_options(import_id))
+        handle = enqueue_import(file, **retry_options(import_id, context=cli_context()), context=cli_context())
     except BackfillError as exc:
         raise click.ClickException(str(exc)) from None
     _follow(handle, wait, timeout, as_json)
@@ -174,7 +174,7 @@ def inspect_(file: str, kind, file_format, identifier, dialect, mapping, skip, e
     try:
         source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
                                delimiter=delimiter, kind=kind, mapping=parse_mapping(mapping), skip=skip,
-                               format=file_format)
+                               format=file_format, settings=cli_settings())
     except (ValueError, ConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     except FileProblem as problem:
@@ -255,7 +255,7 @@ def undo(import_id: str, as_json: bool) -> None:
     from producers.api import undo_import
 
     try:
-        done = undo_import(import_id)
+        done = undo_import(import_id, context=cli_context())
     except BackfillError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -7,7 +7,7 @@ import time
 import click
 
 from producers.cli import render
-from producers.cli.common import echo_json, handle_of
+from producers.cli.common import cli_settings, cli_store, echo_json, handle_of
 from worker.errors import BackfillError
 from worker.ops.report import EXIT_TIMEOUT
 
@@ -20,7 +20,6 @@ from worker.ops.report import EXIT_TIMEOUT
 def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -> None:
     """Show one import, or the most recent ones."""
     from worker.sink.stored import dead_letters
-    from worker.tasks import store
 
     if watch:
         if not import_id:
@@ -28,9 +27,8 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
         _watch(import_id, interval)
         return
 
-    from worker.settings import get_settings
 
-    ids = [import_id] if import_id else store().imports.recent(20, get_settings().retention_s)
+    ids = [import_id] if import_id else cli_store().imports.recent(20, cli_settings().retention_s)
     rows = []
     for iid in ids:
         try:
@@ -66,7 +64,6 @@ def status(import_id: str | None, as_json: bool, watch: bool, interval: float) -
 def _watch(import_id: str, interval: float) -> None:
     from producers.cli import watch
     from worker.store import now_ms
-    from worker.tasks import store
 
     handle = handle_of(import_id)
 
@@ -75,7 +72,7 @@ def _watch(import_id: str, interval: float) -> None:
             state = handle.state()
         except BackfillError as exc:
             raise click.ClickException(str(exc)) from None
-        return watch.render_one(watch.progress(import_id, state, now_ms(store().r))), "report" in state
+        return watch.render_one(watch.progress(import_id, state, now_ms(cli_store().r))), "report" in state
 
     watch.run(frame, interval)
     sys.exit(handle.exit_code())
@@ -90,9 +87,8 @@ def top(interval: float, once: bool) -> None:
     from worker import keys
     from worker.store import now_ms
     from worker.store.outbox import Outbox
-    from worker.tasks import store
 
-    st = store()
+    st = cli_store()
 
     def frame() -> tuple[str, bool]:
         flying = []

@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 import click
 import orjson
 
+from producers.cli.common import cli_settings, cli_store
 from worker.cells import escape_cell
 
 
 def _results(create: bool = False):
-    from worker.settings import get_settings
     from worker.sink.results import open_results
 
-    return open_results(get_settings(), create=create)
+    return open_results(cli_settings(), create=create)
 
 
 @click.command()
@@ -37,20 +37,18 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     import threading
     from pathlib import Path
 
-    from worker.settings import get_settings
     from worker.sink.drain import run
     from worker.sink.registry import claim
     from worker.sink.results import open_when_it_answers
     from worker.store.outbox import Outbox
-    from worker.tasks import store
 
-    settings = get_settings()
-    store().guard.start()  # a Redis that evicts keys: refused in one line, before anything
+    settings = cli_settings()
+    cli_store().guard.start()  # a Redis that evicts keys: refused in one line, before anything
     if retry_dead:  # a one-off command: a database that does not answer is said, once
         results = _results()
         try:
             results.check()
-            claim(store().r, results)  # another store registered: one line, exit 1
+            claim(cli_store().r, results)  # another store registered: one line, exit 1
         except BaseException:
             results.close()
             raise
@@ -59,12 +57,12 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
             time.sleep(pause)
             return False  # (never gives up: a supervisor stops it)
 
-        waited = open_when_it_answers(settings, wait, also=lambda found: claim(store().r, found))
+        waited = open_when_it_answers(settings, wait, also=lambda found: claim(cli_store().r, found))
         assert waited is not None  # (its wait never gives up)
         results = waited
     if retry_dead:
         try:
-            _retry_dead(store().r, results, settings.sink_batch)
+            _retry_dead(cli_store().r, results, settings.sink_batch)
         finally:
             results.close()
         return
@@ -74,10 +72,10 @@ def sink(name: str | None, alive_file: str | None, retry_dead: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     alive = Path(alive_file) if alive_file else None
     try:
-        run(Outbox(store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
+        run(Outbox(cli_store().r, consumer), results, batch=settings.sink_batch, block_ms=settings.sink_block_ms,
             claim_idle_ms=settings.sink_claim_idle_ms, stop=stop.is_set,
-            on_turn=(lambda: alive.touch()) if alive else None, guard=store().guard,
-            registered=lambda: claim(store().r, results))
+            on_turn=(lambda: alive.touch()) if alive else None, guard=cli_store().guard,
+            registered=lambda: claim(cli_store().r, results))
     except KeyboardInterrupt:
         pass
     finally:
@@ -144,12 +142,11 @@ def _register(results, *, replace: bool, required: bool) -> str:
     from worker.errors import ConfigError
     from worker.sink import registry
     from worker.store import TRANSIENT
-    from worker.tasks import store
 
     if not required and not os.environ.get("REDIS_URL"):
         return ""
     try:
-        client = store().r
+        client = cli_store().r
         mine = registry.identity_of(results)
         if replace:
             before = registry.replace(client, mine)

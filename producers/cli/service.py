@@ -8,6 +8,8 @@ import time
 
 import click
 
+from producers.cli.common import cli_settings, cli_store
+
 
 @click.command()
 @click.option("--port", default=9808, show_default=True, help="Port of the /metrics endpoint.")
@@ -16,9 +18,8 @@ import click
 def metrics(port: int, bind: str) -> None:
     """Serve Prometheus metrics (rows by outcome, imports, chunk times, queues, triggers) from Redis."""
     from worker.ops.metrics import serve
-    from worker.tasks import store
 
-    serve(store().r, port, bind)
+    serve(cli_store().r, port, bind, check_every_s=cli_settings().redis_check_s)
     click.echo(f"metrics on http://{bind}:{port}/metrics", err=True)
     while True:
         time.sleep(3600)
@@ -39,42 +40,40 @@ def worker(ctx: click.Context, beat: bool, concurrency: int, embedded: bool, sin
     if not os.environ.get("REDIS_URL") and not embedded:
         raise click.ClickException("REDIS_URL is not set: point it at the Redis your producers use "
                                    "(redis://host:6379/0), or pass --embedded to use backfill's own")
-    from worker.settings import get_settings, use_settings
 
-    settings = dataclasses.replace(get_settings(), embedded=embedded, worker_sink=sink)
-    use_settings(settings)
-    from worker.app import app  # starts the embedded Redis when asked
+    from worker.context import Context
+
+    settings = dataclasses.replace(cli_settings(), embedded=embedded, worker_sink=sink)
+    context = Context.open(settings)  # starts the embedded Redis when asked
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     if sink:
-        _check_results()
+        _check_results(context)
     # celery reads its settings from the environment: what this command decided goes there, with the
     # Redis it resolved (the embedded server's socket)
-    env = {**os.environ, **settings.as_environ("embedded", "worker_sink"), "REDIS_URL": app.conf.backfill_redis_url}
+    env = {**os.environ, **settings.as_environ("embedded", "worker_sink"), "REDIS_URL": context.redis_url}
     scheduler = ["-B", "-s", str(home / "celerybeat-schedule")] if beat else []
     args = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "imports,reports",
             "--pool", "prefork", "--concurrency", str(concurrency), *scheduler, *ctx.args]
     os.execve(sys.executable, args, env)
 
 
-def _check_results() -> None:
+def _check_results(context) -> None:
     """Refuse to start a worker whose sink could not run: a malformed DATABASE_URL, a schema older or
     newer than this code's, a user who may not create tables, a results store other than the one this
     Redis's sinks write (registered by the first: worker/sink/registry.py). A database or Redis that
     does not answer yet is not a reason: the sink retries."""
     from worker.errors import ConfigError
-    from worker.settings import get_settings
     from worker.sink.registry import OtherStore, claim
     from worker.sink.results import open_results
     from worker.store import TRANSIENT
-    from worker.tasks import store
 
     try:
-        results = open_results(get_settings())
+        results = open_results(context.settings)
         try:
             results.check()
-            claim(store().r, results)
+            claim(context.store.r, results)
         finally:
             results.close()
     except OtherStore as exc:
@@ -91,6 +90,6 @@ def demo(workers: int) -> None:
     """Start Redis and workers, import the example files, print the reports."""
     from producers.demo import run
 
-    sys.exit(run(workers))
+    sys.exit(run(workers, cli_settings()))
 
 

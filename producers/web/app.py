@@ -26,18 +26,16 @@ from producers.web.fetch import parse_allow
 from producers.web.jobs import Producers
 from producers.web.limits import BodyDeadline
 from producers.web.models import ERROR_RESPONSES
-from worker.settings import Settings, get_settings
+from worker.context import Context
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The HTTP service, on the store and settings of this process."""
-    settings = settings or get_settings()
+def create_app(context: Context) -> FastAPI:
+    """The HTTP service on ``context`` (its settings and store: built once by the entry point, ``backfill
+    serve`` or a test, and shared by every request)."""
+    settings, store = context.settings, context.store
     parse_allow(settings.api_fetch_allow)  # (a wrong allowlist stops the service at its start, not a fetch later)
-    from worker import tasks
-
-    store = tasks.store()
     store.guard.start()  # a Redis that evicts keys: the service does not start (one line)
-    svc = Service(settings, store, Producers(settings, store), tracking.Streams(settings, store, tasks))
+    svc = Service(context, Producers(context), tracking.Streams(context))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):

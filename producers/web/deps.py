@@ -1,4 +1,4 @@
-"""What the routers share: the service's store, settings and jobs (built once by
+"""What the routers share: the service's context (store and settings), its jobs (built once by
 :func:`producers.web.app.create_app`, kept on ``app.state``), the API key checks, and an import's state.
 
 Routes take them as FastAPI dependencies (``svc: ServiceDep``, ``dependencies=[READ]``), so that no
@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from producers.web.jobs import Producers
 from producers.web.models import ApiError
+from worker.context import Context
 from worker.settings import Settings
 from worker.store import Store
 from worker.store.apikeys import ApiKey
@@ -29,12 +30,19 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `backfill ke
 
 @dataclasses.dataclass
 class Service:
-    """One service's shared parts: its settings, its store, the producer jobs, the tracking streams."""
+    """One service's shared parts: its context (settings and store), the producer jobs, the tracking streams."""
 
-    settings: Settings
-    store: Store
+    context: Context
     producers: Producers
     streams: Streams
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    @property
+    def store(self) -> Store:
+        return self.context.store
 
 
 def service(request: Request) -> Service:

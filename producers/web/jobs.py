@@ -23,9 +23,10 @@ from typing import Any
 from producers import api
 from producers.web.fetch import fetch, redact
 from producers.web.models import as_fields
+from worker import tasks
+from worker.context import Context
 from worker.errors import ConfigError, FileProblem, ImportNotFound, RedisMisconfigured
 from worker.logs import get_logger
-from worker.settings import Settings
 from worker.spec import new_import_id
 from worker.store import now_ms
 
@@ -37,9 +38,10 @@ HEARTBEAT_S = 5.0
 class Producers:
     """Imports accepted by this process, scanned and queued by a pool of threads."""
 
-    def __init__(self, settings: Settings, store) -> None:
-        self.settings = settings
-        self.store = store
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.settings = settings = context.settings
+        self.store = context.store
         if not settings.api_upload_dir:
             settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir = Path(settings.api_upload_dir) if settings.api_upload_dir else settings.home / "uploads"
@@ -73,8 +75,6 @@ class Producers:
         return deleted
 
     def _end_interrupted(self, import_id: str) -> None:
-        from worker import tasks
-
         stopped, due = self.store.imports.stop(import_id, "interrupted")
         if due:
             tasks.finalize_import.apply_async((import_id,))
@@ -120,7 +120,7 @@ class Producers:
                     self._refuse(import_id, source, problem)
                     return
                 log.info("data_file_url downloaded", import_id=import_id, bytes=size)
-            handle = api.enqueue_import(path, import_id=import_id, source=source, settings=self.settings,
+            handle = api.enqueue_import(path, import_id=import_id, source=source, context=self.context,
                                         background=False, **options)
             handle.queued()
         except ConfigError as exc:  # an option the file refuses (a dry run of a downloaded Segment file)
@@ -138,8 +138,6 @@ class Producers:
             path.unlink(missing_ok=True)
 
     def _refuse(self, import_id: str, source: str, problem: FileProblem) -> None:
-        from worker import tasks
-
         if self.store.imports.refuse(import_id, source, problem.code, str(problem)):
             log.warning("import refused", import_id=import_id, code=problem.code, reason=str(problem))
             tasks.run_finalize(self.store, import_id, self.settings)

@@ -88,7 +88,7 @@ async def retry_import(import_id: str, request: Request, svc: ServiceDep) -> JSO
     """Import the corrected failed rows of a finished import (its errors file, fixed) with the options it
     was given, as a new import linked to it: its report also gives the outcome of both (``combined``)."""
     try:
-        options = retry_options(import_id)
+        options = retry_options(import_id, context=svc.context)
     except ImportNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except ConfigError as exc:
@@ -125,7 +125,7 @@ def cancel_import(import_id: str, svc: ServiceDep) -> Cancelled:
     when it had already ended."""
     state_of(svc, import_id)
     try:
-        stopped = ImportHandle(import_id).cancel()
+        stopped = ImportHandle(import_id, svc.context).cancel()
     except ImportNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     return Cancelled(import_id=import_id, cancelled=stopped, status=state_of(svc, import_id).get("status", "unknown"))
@@ -140,7 +140,7 @@ def undo_import_(import_id: str, svc: ServiceDep) -> JSONResponse:
     (``events_kept``, ``kept_by``). Recorded and idempotent: asked again, it answers what it did
     (``already``)."""
     try:
-        return JSONResponse(undo_import(import_id, svc.settings))
+        return JSONResponse(undo_import(import_id, context=svc.context))
     except ImportNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except ConfigError as exc:

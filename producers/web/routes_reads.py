@@ -41,7 +41,7 @@ def get_import(import_id: str, svc: ServiceDep) -> ImportSummary:
 def get_report(import_id: str, svc: ServiceDep) -> JSONResponse:
     """The import's final report (as ``backfill report --json``); 409 while it runs."""
     state = state_of(svc, import_id)
-    report = ImportHandle(import_id).report() if state.get("report") else None
+    report = ImportHandle(import_id, svc.context).report() if state.get("report") else None
     if report is None:
         raise ApiError(409, "not_finished", f"import {import_id} has not finished ({state.get('status')})")
     return JSONResponse(report)
@@ -52,7 +52,7 @@ def _problems(svc: Service, import_id: str, kind: str) -> StreamingResponse:
     if not state.get("report"):  # (a partial file would read as "no errors" to a script that polls it)
         raise ApiError(409, "not_finished", f"import {import_id} has not finished ({state.get('status')}): its "
                        f"{kind} file is complete once it has")
-    pieces = ImportHandle(import_id).problems_csv(kind)
+    pieces = ImportHandle(import_id, svc.context).problems_csv(kind)
     return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{import_id}-{kind}.csv"'})
 
@@ -78,10 +78,10 @@ def list_campaigns(svc: ServiceDep) -> JSONResponse:
 
 
 @router.get("/v1/people/{who:path}", tags=["people"], responses={404: {"description": "no such person"}})
-def get_person(who: str, by: Literal["cio_id", "id", "email"] | None = None) -> JSONResponse:
+def get_person(who: str, svc: ServiceDep, by: Literal["cio_id", "id", "email"] | None = None) -> JSONResponse:
     """A person by cio_id, id or e-mail (``by`` says which; default: tried in that order), as
     ``backfill people show --json`` prints them. An id may hold ``/`` (sent as is, or as ``%2F``)."""
-    found = person_json(who, by)
+    found = person_json(svc.context, who, by)
     if found is None:
         raise ApiError(404, "not_found", f"no person with {by or 'cio_id, id or e-mail'} {who!r}")
     return JSONResponse(found)

@@ -38,10 +38,11 @@ from producers import segment
 from producers.split import batched
 from producers.web.deps import Service, ServiceDep
 from producers.web.models import ApiError
+from worker import tasks
+from worker.context import Context
 from worker.logs import get_logger
 from worker.segment.envelope import with_envelope
 from worker.segment.messages import MESSAGE_LIMIT
-from worker.settings import Settings
 from worker.spec import ImportSpec, new_import_id
 from worker.store.apikeys import ApiKey
 
@@ -164,8 +165,8 @@ class _Stream:
 class Streams:
     """The open streams of this process, their flusher thread, and the requests waiting on them."""
 
-    def __init__(self, settings: Settings, store, tasks) -> None:
-        self.settings, self.store, self.tasks = settings, store, tasks
+    def __init__(self, context: Context) -> None:
+        self.settings, self.store = context.settings, context.store
         self.cond = threading.Condition()
         self.open: dict[str, _Stream] = {}
         self.previous: dict[str, str] = {}
@@ -268,7 +269,7 @@ class Streams:
                 stream.chunks += 1
                 stream.stored += len(chunk.rows)
                 self.store.imports.expect_rows(stream.import_id, len(chunk.rows))
-                self.tasks.process_chunk.apply_async((stream.import_id, number))
+                tasks.process_chunk.apply_async((stream.import_id, number))
         except Exception as exc:  # noqa: BLE001 - the requests not stored answer 503; the client sends again
             error = str(exc)
         finally:
@@ -297,7 +298,7 @@ class Streams:
         self.previous[key_id] = stream.after if stream.after is not None and not stream.chunks else stream.import_id
         try:
             if self.store.work.set_total(stream.import_id, stream.chunks):
-                self.tasks.finalize_import.apply_async((stream.import_id,))
+                tasks.finalize_import.apply_async((stream.import_id,))
             log.info("tracking stream ended", import_id=stream.import_id, messages=stream.stored)
         except Exception as exc:  # noqa: BLE001 - the sweeper ends it (its producer is silent)
             log.warning("tracking stream not ended; the sweeper will", import_id=stream.import_id, error=str(exc))

@@ -83,11 +83,10 @@ def _events_of(sinks: Sinks, import_id: str) -> int:
 
 def main() -> None:
     """The undo process (see the module)."""
-    from producers.api import undo_import
-    from worker.tasks import store
+    from producers.api import default_context, undo_import
 
     undone, after = sys.argv[1:3]
-    st = store()
+    st = default_context().store
     print("ready", flush=True)
     running = sys.stdin.readline().strip()
     while int(st.r.hget(keys.import_hash(running), "chunks_done") or 0) < int(after):

@@ -110,11 +110,11 @@ def workers(redis_url, worker_logs, webhook):
 
 @pytest.fixture
 def store(redis_url):
-    from worker.tasks import store as get_store
+    from producers.api import default_context
 
     from .helpers import clear_keys
 
-    st = get_store()
+    st = default_context().store
     clear_keys(st.r)
     return st
 

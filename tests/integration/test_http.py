@@ -425,9 +425,9 @@ def test_retry_of_the_corrected_errors_file_links_and_combines(service, keys, ba
 
 
 def store_of():
-    from worker.tasks import store
+    from producers.api import default_context
 
-    return store()
+    return default_context().store
 
 
 def service_state(import_id: str) -> dict:

@@ -164,6 +164,8 @@ def test_ctrl_c_while_standard_input_is_copied_leaves_no_spool_file(redis_url, t
 def test_waiting_survives_a_redis_restart(tmp_path):
     """The import's report lands while Redis was down for a moment: wait() keeps going and returns it."""
     from producers.api import ImportHandle
+    from worker.context import Context
+    from worker.settings import get_settings
     from worker.store import Store, connect
     from worker.store.embedded import free_port, start_private
 
@@ -171,14 +173,15 @@ def test_waiting_survives_a_redis_restart(tmp_path):
     server, url = start_private(tmp_path / "redis", port=port, aof=True)
     st = Store(connect(url))
     st.r.hset("bf:imp:restart", mapping={"status": "running", "source": "x.csv"})
-    handle = ImportHandle("restart")
+    handle = ImportHandle("restart", Context(get_settings(), st, url))  # this test's own Redis, not the session's
     reads: list[int] = []
+    watch = st.guard.watch
 
-    def store():  # this test's own Redis, not the session's; each read of the waiter counted
+    def counted():  # each try of the waiter counted (the first thing it asks Redis, up or down)
         reads.append(1)
-        return st
+        return watch()
 
-    handle._store = store
+    st.guard.watch = counted
     got: list = []
     waiter = threading.Thread(target=lambda: got.append(handle.wait(timeout=60, poll_s=0.05)))
     waiter.start()

@@ -100,11 +100,12 @@ def test_an_import_redis_lost_is_unknown_in_one_line_never_running(private, tmp_
 def test_http_get_of_an_import_redis_does_not_know_is_404_saying_so(redis_url, store):
     from fastapi.testclient import TestClient
 
+    from producers.api import default_context
     from producers.web.app import create_app
 
     key = store.apikeys.create("test", "read")[1]
     store.r.hset(keys.import_hash("1a2450f3402ae5adba1bc"), "events_stored", 5)  # a stray counter: no import
-    with TestClient(create_app()) as http:
+    with TestClient(create_app(default_context())) as http:
         answer = http.get("/v1/imports/1a2450f3402ae5adba1bc", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 404, answer.text
     assert answer.json()["error"]["code"] == "not_found"

@@ -45,8 +45,8 @@ def _backfill(url: str, *args: str) -> subprocess.Popen:
 def _sweep(url: str) -> dict:
     """One sweep in a process of its own, with a producer timeout of 0.1 s."""
     code = ("import dataclasses, orjson\n"
-            "from worker import tasks\nfrom worker.ops import sweeper\n"
-            "s = sweeper.sweep(tasks.store(), 600, send_chunk=None, fail_chunk=None, send_notify=None,\n"
+            "from producers.api import default_context\nfrom worker import tasks\nfrom worker.ops import sweeper\n"
+            "s = sweeper.sweep(default_context().store, 600, send_chunk=None, fail_chunk=None, send_notify=None,\n"
             "    send_report=lambda i: tasks.finalize_import.apply_async((i,)), producer_timeout_s=0.1)\n"
             "print(orjson.dumps(dataclasses.asdict(s)).decode())")
     done = subprocess.run([sys.executable, "-c", code], env=_env(url), capture_output=True, timeout=60)
@@ -58,10 +58,10 @@ def _sweep(url: str) -> dict:
 
 def _handle(st, import_id: str):
     from producers.api import ImportHandle
+    from worker.context import Context
+    from worker.settings import get_settings
 
-    handle = ImportHandle(import_id)
-    handle._store = lambda: st  # read this test's Redis
-    return handle
+    return ImportHandle(import_id, Context(get_settings(), st, "this test's Redis"))
 
 
 def _queued_four(st) -> str:

@@ -60,6 +60,8 @@ def test_the_command_line_chooses_its_settings_without_changing_the_environment(
     its child processes and a script calling it in-process would inherit)."""
     import os
 
+    import click
+    import pytest
     from click.testing import CliRunner
 
     from producers.cli import main
@@ -68,10 +70,12 @@ def test_the_command_line_chooses_its_settings_without_changing_the_environment(
     monkeypatch.delenv("BACKFILL_EMBEDDED", raising=False)
     before = dict(os.environ)
     try:
-        done = CliRunner().invoke(main, ["events", "--limit", "0"])  # refused as bad usage, after the settings
-        assert done.exit_code == 2, done.output
+        ctx = main.make_context("backfill", ["events", "--limit", "0"])
+        with pytest.raises(click.UsageError):  # refused as bad usage, after the settings were read
+            main.invoke(ctx)
+        assert ctx.obj.settings.embedded is True  # the command's own settings, passed down
         assert dict(os.environ) == before
-        assert get_settings().embedded is True
+        assert get_settings().embedded is False  # nothing process-wide was steered
         done = CliRunner().invoke(main, ["events"], env={"BACKFILL_TIME_LIMIT_S": "60"})
         assert done.exit_code == 1 and done.output.strip() == (
             "Error: BACKFILL_TIME_LIMIT_S is not a setting (did you mean BACKFILL_CHUNK_TIME_LIMIT_S?) "

@@ -127,9 +127,10 @@ def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
                                  buckets=buckets, sum_value=float(fields.get("sum", 0)))
 
 
-def serve(client: redis.Redis, port: int, addr: str = "0.0.0.0") -> WSGIServer:
-    """Serve /metrics on ``addr:port`` in a background thread; returns the server (``shutdown()`` stops it)."""
+def serve(client: redis.Redis, port: int, addr: str = "0.0.0.0", *, check_every_s: float = 10.0) -> WSGIServer:
+    """Serve /metrics on ``addr:port`` in a background thread; returns the server (``shutdown()`` stops it).
+    ``check_every_s``: how often Redis's memory policy is checked (BACKFILL_REDIS_CHECK_S)."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(RedisCollector(client, Guard(client)))
+    registry.register(RedisCollector(client, Guard(client, check_every_s)))
     server, _ = start_http_server(port, addr=addr, registry=registry)
     return server

@@ -33,7 +33,7 @@ __all__ = ["TRANSIENT", "CommitResult", "Store", "connect", "now_ms"]
 class Store:
     """backfill's data in one Redis, by concern."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, check_every_s: float = 10.0) -> None:
         self.r = client
         self.imports = Imports(client)
         self.work = Work(client)
@@ -43,7 +43,7 @@ class Store:
         self.metrics = Metrics(client)
         self.apikeys = ApiKeys(client)
         self.undoing = Undoing(client)
-        self.guard = Guard(client)
+        self.guard = Guard(client, check_every_s)
 
     def now(self) -> float:
         """Redis's clock (Unix seconds), the one every worker decides by, in one round trip (see

@@ -34,9 +34,10 @@ def _log():
 class Guard:
     """This process's checks of its Redis."""
 
-    def __init__(self, client: redis.Redis, every_s: float | None = None) -> None:
+    def __init__(self, client: redis.Redis, every_s: float = 10.0) -> None:
         self.r = client
-        self._every_s = every_s
+        #: how often :meth:`check` asks Redis (BACKFILL_REDIS_CHECK_S)
+        self.every_s = every_s
         #: the epoch this process met (None until its first check reached Redis)
         self.epoch: Epoch | None = None
         #: Redis lost its data since this process met it (at least once)
@@ -48,14 +49,6 @@ class Guard:
         self._due = 0.0
         self._lock = threading.Lock()
         self._lost_script = client.register_script(script("epoch.lua")) if client is not None else None
-
-    @property
-    def every_s(self) -> float:
-        if self._every_s is None:
-            from worker.settings import get_settings
-
-            self._every_s = get_settings().redis_check_s
-        return self._every_s
 
     def check(self, force: bool = False) -> bool:
         """Check Redis now if a check is due (or ``force``); raises RedisMisconfigured while its memory
