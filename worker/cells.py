@@ -189,7 +189,7 @@ def mangled_problem(value: str) -> str:
             "lost. Format the column as Text in the spreadsheet, export the CSV again")
 
 
-def without_invisible(value: str, pattern: re.Pattern = INVISIBLE) -> tuple[str, str]:
+def without_invisible(value: str, pattern: re.Pattern[str] = INVISIBLE) -> tuple[str, str]:
     """``value`` without invisible characters, and the names of those removed ("" when none)."""
     found = sorted(set(pattern.findall(value)))
     if not found:
@@ -198,7 +198,7 @@ def without_invisible(value: str, pattern: re.Pattern = INVISIBLE) -> tuple[str,
     return " ".join(pattern.sub(lambda m: _SPACES.get(m.group(), ""), value).split()), names
 
 
-def visible(value: str, label: str | None, row: int, notes: list[Problem], pattern: re.Pattern = INVISIBLE) -> str:
+def visible(value: str, label: str | None, row: int, notes: list[Problem], pattern: re.Pattern[str] = INVISIBLE) -> str:
     """``value`` without invisible characters; a warning in ``notes`` saying which were removed."""
     cleaned, removed = without_invisible(value, pattern)
     if removed:

@@ -348,7 +348,7 @@ def time_problem(text: str, tz: tzinfo = UTC, formats: tuple[str, ...] = (),
     return "invalid_time", f"{text!r} is not a time; use {ACCEPTED}"
 
 
-def _suggest(match: re.Match) -> str:
+def _suggest(match: re.Match[str]) -> str:
     first, sep, second, year, clock, seconds, half = match.groups()
     tail = ((" %I:%M" if half else " %H:%M") + (":%S" if seconds else "") + (" %p" if half else "")) if clock else ""
     y = "%Y" if len(year) == 4 else "%y"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from worker.cells import (
     REPORT_COLUMNS,
@@ -105,12 +106,12 @@ class Columns:
             return "unnamed"
         return "property"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data, for the import's stored spec."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Columns:
+    def from_dict(cls, data: dict[str, Any]) -> Columns:
         """Inverse of :meth:`to_dict`."""
         fields = dict(data)
         fields["header"] = tuple(fields["header"])

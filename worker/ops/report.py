@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from worker.cells import escape_cell, shorten
 from worker.events.rules import OUTCOMES
@@ -21,7 +22,7 @@ _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_cre
 KEPT_FROM = "kept_from:"
 
 
-def build_report(state: dict[str, str], spec_info: dict) -> dict:
+def build_report(state: dict[str, str], spec_info: dict[str, Any]) -> dict[str, Any]:
     """The summary of a finished import, from its counters."""
     counts = {name: int(state.get(name, 0) or 0) for name in _COUNTERS}
     triggers = {name: int(state.get(f"trig_{name}", 0) or 0) for name in OUTCOMES}
@@ -98,7 +99,7 @@ def build_report(state: dict[str, str], spec_info: dict) -> dict:
     return report
 
 
-def combine(original: dict, retry: dict) -> dict:
+def combine(original: dict[str, Any], retry: dict[str, Any]) -> dict[str, Any]:
     """The outcome of an import and the retry of its failed rows, as one import's (a retry of a retry
     combines with what its original already combined). Every row is counted once:
     rows = imported + duplicates + errors.
@@ -119,7 +120,7 @@ def combine(original: dict, retry: dict) -> dict:
             "rows": rows, "imported": imported, "duplicates": duplicates, "errors": errors}
 
 
-def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[list[dict]], kind: str, *,
+def problems_csv(header: Sequence[str], dropped: Iterable[int], runs: Iterable[list[dict[str, Any]]], kind: str, *,
                  delimiter: str = ",", width: int = 0, not_kept: int = 0) -> Iterator[str]:
     """The problem rows as CSV text (in pieces): the original columns, ``_row`` and ``_errors``/``_warnings``.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from worker.cells import (
     REPORT_COLUMNS,
@@ -79,12 +80,12 @@ class PeopleColumns:
             return "unnamed"
         return "attribute"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data, for the import's stored spec."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PeopleColumns:
+    def from_dict(cls, data: dict[str, Any]) -> PeopleColumns:
         """Inverse of :meth:`to_dict`."""
         fields = dict(data)
         for name in ("header", "dropped", "unnamed", "notes"):

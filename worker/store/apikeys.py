@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 import orjson
 import redis
@@ -90,5 +91,5 @@ class ApiKeys:
         return self._record(data)
 
     @staticmethod
-    def _record(data: dict) -> ApiKey:
+    def _record(data: dict[str, Any]) -> ApiKey:
         return ApiKey(data["id"], data["name"], data["scope"], data["created_ms"], data.get("revoked_ms"))

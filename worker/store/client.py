@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import redis
 
 from worker.errors import TransientError
 
 
-class WritesRefused(redis.ResponseError):
+class WritesRefused(redis.ResponseError):  # type: ignore[misc]  # (redis-py is typed Any here: pyproject.toml)
     """Redis refuses writes because it cannot save to its disk (``MISCONF``: a full or read-only disk under
     an RDB snapshot with ``stop-writes-on-bgsave-error yes``) until a snapshot succeeds again."""
 
@@ -42,43 +43,45 @@ class _RefusalAware:
     full" as OutOfMemoryError, "cannot save" (MISCONF) as :class:`WritesRefused`. redis-py names neither
     when a Lua script or a MULTI reports it (nor MISCONF at all), which would otherwise read as a bug."""
 
-    def _refused(self, exc: redis.ResponseError) -> Exception:
+    def _refused(self, exc: Exception) -> Exception:
         if isinstance(exc, TRANSIENT):
             return exc
         if is_full(exc):
-            return redis.exceptions.OutOfMemoryError(str(exc))
+            full: Exception = redis.exceptions.OutOfMemoryError(str(exc))
+            return full
         return WritesRefused(str(exc)) if is_unsaved(exc) else exc
 
 
-class Pipeline(_RefusalAware, redis.client.Pipeline):
+class Pipeline(_RefusalAware, redis.client.Pipeline):  # type: ignore[misc]  # (redis-py is typed Any here: pyproject.toml)
     """A pipeline whose transient refusals are :data:`TRANSIENT` errors."""
 
-    def execute(self, raise_on_error: bool = True):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
         try:
-            return super().execute(raise_on_error)
+            replies: list[Any] = super().execute(raise_on_error)
         except redis.ResponseError as exc:
             raise self._refused(exc) from exc
+        return replies
 
 
-class Client(_RefusalAware, redis.Redis):
+class Client(_RefusalAware, redis.Redis):  # type: ignore[misc]  # (redis-py is typed Any here: pyproject.toml)
     """redis-py's client, with transient refusals always :data:`TRANSIENT` errors (scripts and pipelines too)."""
 
-    def execute_command(self, *args, **options):
+    def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute_command(*args, **options)
         except redis.ResponseError as exc:
             raise self._refused(exc) from exc
 
-    def pipeline(self, transaction: bool = True, shard_hint=None) -> Pipeline:
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
-def tls_options(url: str, ca_file: str = "", verify: bool = True) -> dict | None:
+def tls_options(url: str, ca_file: str = "", verify: bool = True) -> dict[str, Any] | None:
     """The TLS options of a ``rediss://`` URL (None for others): the server's certificate is checked
     by default, against ``ca_file`` (else the system's CAs); ``verify=False`` is an explicit opt-out."""
     if not url.startswith("rediss://"):
         return None
-    options: dict = {"ssl_cert_reqs": ssl.CERT_REQUIRED if verify else ssl.CERT_NONE}
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED if verify else ssl.CERT_NONE}
     if ca_file:
         options["ssl_ca_certs"] = ca_file
     return options

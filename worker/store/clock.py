@@ -22,6 +22,7 @@ import dataclasses
 import threading
 import time
 import weakref
+from typing import Any
 
 import redis
 
@@ -39,7 +40,7 @@ class _Reading:
     skew_s: float
 
 
-_readings: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_readings: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 

@@ -107,11 +107,12 @@ def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def start_private(directory: Path, *, port: int | None = None, aof: bool = False,
-                  appendfsync: str = "everysec") -> tuple[subprocess.Popen, str]:
+                  appendfsync: str = "everysec") -> tuple[subprocess.Popen[bytes], str]:
     """Start a throwaway redis-server in the foreground (tests and benchmarks); ``aof``: with an
     append-only file, flushed to disk as ``appendfsync`` says ("everysec" or "always")."""
     port = port or free_port()

@@ -15,6 +15,7 @@ import threading
 import time
 
 import redis
+import structlog
 
 from worker import keys
 from worker.errors import ImportNotFound, RedisMisconfigured
@@ -26,7 +27,7 @@ from worker.store.clock import now_ms
 from worker.store.lua import script
 
 
-def _log():
+def _log() -> structlog.stdlib.BoundLogger:
     # (looked up when first needed: importing the store must not read the settings, which may be wrong)
     return get_logger("backfill.redis")
 

@@ -7,6 +7,7 @@ moves the due ones across (move_due.lua).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import orjson
 import redis
@@ -48,10 +49,10 @@ class Triggers:
         """Move due scheduled triggers to the deliveries stream; how many moved."""
         return int(self._move_due(keys=[keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.OUTBOX], args=[at_ms, limit]))
 
-    def scheduled(self) -> list[tuple[dict, float]]:
+    def scheduled(self) -> list[tuple[dict[str, Any], float]]:
         """Every scheduled trigger and its due time (ms)."""
         return [(orjson.loads(m), s) for m, s in self.r.zrange(keys.TRIGGERS_ZSET, 0, -1, withscores=True)]
 
-    def deliveries(self) -> list[dict]:
+    def deliveries(self) -> list[dict[str, Any]]:
         """Every message in the deliveries stream (for inspection and tests)."""
         return [orjson.loads(f[b"message"]) for _, f in self.r.xrange(keys.DELIVERIES_STREAM)]

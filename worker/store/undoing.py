@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import redis
@@ -65,7 +66,8 @@ class Undoing:
     def traces(self, import_id: str) -> dict[bytes, bytes]:
         """commit.lua's records of what the import's chunks counted as duplicates (chunk -> record); empty
         when it recorded none, or they expired."""
-        return self.r.hgetall(keys.import_duplicates(import_id))
+        traces: dict[bytes, bytes] = self.r.hgetall(keys.import_duplicates(import_id))
+        return traces
 
     def with_traces(self, import_ids: list[str]) -> set[str]:
         """Those of ``import_ids`` whose records of duplicates, and the import itself, are still there."""
@@ -80,7 +82,7 @@ class Undoing:
             return set()
         return {i for i, gone in zip(import_ids, self.r.smismember(keys.UNDONE, import_ids)) if gone}
 
-    def keep(self, import_id: str, undone_id: str, count: int, patch: Callable[[dict], dict]) -> dict | None:
+    def keep(self, import_id: str, undone_id: str, count: int, patch: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
         """Count ``count`` events import ``import_id`` counted as duplicates of ``undone_id``'s as its own
         (imported, not duplicates; ``kept_from:<undone_id>`` and ``adopted`` in its hash), once: the undone
         import records it (``kept_by:<import_id>``), so an undo asked again changes nothing. A report
