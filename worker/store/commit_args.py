@@ -1,10 +1,11 @@
 """commit.lua's KEYS and ARGV, named: the one place that lays them out.
 
-:class:`CommitKeys` holds the script's keys and :class:`CommitArgs` its arguments, each a field with a
-name; :meth:`CommitKeys.layout` and :meth:`CommitArgs.layout` turn them into the lists Redis is sent, in
-field order. commit.lua's header names every key and argument in that same order (a unit test compares
-them), and the script finds each variable-length section where this module says it starts (the ``*_at``
-arguments), instead of counting its way there. Pure: no I/O.
+:class:`CommitKeys` holds the script's keys (one field each, in KEYS order) and :class:`CommitArgs` its
+arguments (:meth:`CommitArgs.fixed` names the fixed ones in ARGV order, :meth:`CommitArgs.sections` the
+variable-length sections); the two ``layout`` methods turn them into the lists Redis is sent.
+commit.lua binds every key and fixed argument by these names, in this order (KEY_NAMES, ARGV_NAMES: a unit
+test compares them), and finds each section where this module says it starts (the ``*_at`` arguments),
+instead of counting its way there. Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -59,9 +60,9 @@ class CommitKeys:
 
 @dataclasses.dataclass(slots=True)
 class CommitArgs:
-    """commit.lua's ARGV: the fixed arguments, one each in field order, then the sections (``outcome``'s
-    errors, warnings, event ids, people to create and events, and the held anonymous events), each found
-    at the position its ``*_at`` argument gives."""
+    """commit.lua's ARGV: the fixed arguments (:meth:`fixed`), then the sections (``outcome``'s errors,
+    warnings, event ids, people to create and events, and the held anonymous events), each found at the
+    position its ``*_at`` argument gives."""
 
     #: the step's done-set member: the chunk's number ("<n>e" for a Segment chunk's events step)
     member: str
