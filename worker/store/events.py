@@ -1,6 +1,6 @@
 """Event commits: one chunk's whole outcome in one atomic step, and what it wrote.
 
-:meth:`Events.commit` runs commit.lua (each key and argument is commented there):
+:meth:`Events.commit` runs commit.lua (its arguments laid out by :mod:`worker.store.commit_args`, each named and commented there and in the script):
 events, people created, dedupe marks, triggers, counters, problem rows, the
 chunk's done-marker and its pending entry, all or nothing. The dedupe memory is
 a set of hash shards (``keys.DEDUPE_PREFIX``); expired marks are pruned by beat.
@@ -8,7 +8,6 @@ a set of hash shards (``keys.DEDUPE_PREFIX``); expired marks are pruned by beat.
 from __future__ import annotations
 
 import dataclasses
-import struct
 import time
 from collections.abc import Iterable
 
@@ -19,6 +18,7 @@ from worker import keys
 from worker.errors import TransientError
 from worker.events.chunk import ChunkOutcome
 from worker.spec import ImportSpec
+from worker.store.commit_args import CommitArgs, CommitKeys
 from worker.store.lua import script
 from worker.store.steps import CommitStep
 from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
@@ -40,34 +40,6 @@ class CommitResult:
     conflict: bool = False
     #: an anonymous id of the events this chunk would hold was tied to a person since it was read
     moved: bool = False
-
-
-def _pack_events(outcome: ChunkOutcome) -> list[object]:
-    """commit.lua's packed form of the events: count, keys, JSONs, where each JSON ends, then the outcome(s)."""
-    outcomes = outcome.outcomes
-    packed: list[object] = [len(outcomes), bytes(outcome.keys), bytes(outcome.bodies),
-                            struct.pack(f"<{len(outcome.ends)}I", *outcome.ends)]
-    first = outcomes[0] if outcomes else "passive"
-    if isinstance(first, str) and outcomes.count(first) == len(outcomes):
-        packed.append(first)  # the usual case: every event has the same counter outcome
-    else:
-        packed += ["", *outcomes]
-    return packed
-
-
-def _pack_anonymous(outcome: ChunkOutcome, ttl_s: int) -> list[object]:
-    """commit.lua's form of the events held for their anonymous ids: count, list prefix, TTL, triples."""
-    packed: list[object] = [len(outcome.anonymous), keys.ANONYMOUS_PREFIX, ttl_s]
-    for held in outcome.anonymous:
-        packed += held
-    return packed
-
-
-def _pack_ids(remember: list[tuple[bytes, bytes]]) -> list[object]:
-    """commit.lua's packed form of the event ids a chunk uses first: count, digests, values."""
-    if not remember:
-        return [0]
-    return [len(remember), b"".join(f for f, _ in remember), b"".join(v for _, v in remember)]
 
 
 def _known_json(known: dict[str, str] | None) -> bytes:
@@ -130,29 +102,15 @@ class Events:
         -> cio_id), carried in the outbox entry with those the commit creates; ``max_problem_rows``: the
         most error (and warning) rows the import keeps (0: all)."""
         iid = spec.import_id
-        hour = at_ms // 3_600_000
         window_h = -(-spec.dedupe_window_s // 3600)
-        args: list[object] = [
-            step.member(chunk), "1" if spec.dry_run else "0", at_ms, hour, hour + window_h,
-            keys.DEDUPE_PREFIX, keys.person(""), spec.identifier, iid, retention_s,
-            keys.import_shadow(iid) if spec.dry_run else "", step.state(chunk_state(failed, cancelled, lost)),
-            SCRATCH_TTL_S, shard_bits, _known_json(known), max_problem_rows,
-            len(outcome.errors), *outcome.errors,
-            len(outcome.warnings), *outcome.warnings,
-            *_pack_ids(outcome.remember),
-            len(outcome.create),
-        ]
-        for key, value in outcome.create:
-            args += (key, value, orjson.dumps(value))
-        args.extend(_pack_events(outcome))
-        args.extend(_pack_anonymous(outcome, anonymous_ttl_s))
-        script_keys = [
-            keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk),
-            keys.import_errors(iid), keys.import_warnings(iid), keys.OUTBOX,
-            keys.TRIGGERS_ZSET, keys.DELIVERIES_STREAM, keys.people_index(spec.identifier),
-            keys.PEOPLE_SEQ, keys.PENDING, keys.METRICS, keys.import_problem_runs(iid), keys.import_event_ids(iid),
-            keys.ANONYMOUS_LINKS, keys.UNDO_MARKS, keys.import_duplicates(iid), keys.TRACED,
-        ]
+        script_keys = CommitKeys.of(iid, chunk, spec.identifier).layout()
+        args = CommitArgs(
+            member=step.member(chunk), dry_run=spec.dry_run, now_ms=at_ms, expiry_h=at_ms // 3_600_000 + window_h,
+            shard_bits=shard_bits, import_id=iid, identifier=spec.identifier,
+            state=step.state(chunk_state(failed, cancelled, lost)), problem_ttl_s=retention_s,
+            ids_ttl_s=SCRATCH_TTL_S, max_problem_rows=max_problem_rows, known=_known_json(known), outcome=outcome,
+            anonymous_ttl_s=anonymous_ttl_s,
+        ).layout()
         waited, pause = 0.0, 0.05
         while True:
             committed, imported, duplicates, finalize = self._commit(keys=script_keys, args=args)

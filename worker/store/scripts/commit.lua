@@ -9,161 +9,181 @@
 -- Dynamic keys (dedupe shards, person hashes) are derived here from prefixes:
 -- backfill runs on one Redis instance, not a cluster.
 --
--- KEYS[1]  import hash: counters (HINCRBY) and chunks_total
--- KEYS[2]  import done-set: chunk numbers already committed
--- KEYS[3]  the chunk's rows (deleted)
--- KEYS[4]  import errors list (orjson rows)
--- KEYS[5]  import warnings list (orjson rows)
--- KEYS[6]  outbox stream: one entry per chunk with events (keys.OUTBOX): its events (JSON texts
---          joined by "\n"), their trigger decisions, the people it created, and "cio": the cio_id of
---          each person its events name (a JSON object, person key -> cio_id: one field a chunk, so
---          the sink stores every event with its person's stable key), "keys": the events' dedupe keys
---          (10 bytes each, in the same order; ten zero bytes for none) and "hours": "<now>:<expiry>" in
---          hours since the epoch, so the results database keeps each key once within its dedupe window
---          even when Redis forgets its marks (a host crash rolls it back: worker/sink/claims.py)
--- KEYS[7]  scheduled triggers zset (score = due ms)
--- KEYS[8]  deliveries stream (triggers sent now)
--- KEYS[9]  people index of the file's identifier kind: identifier -> cio_id
--- KEYS[10] people sequence (new cio_ids)
--- KEYS[11] pending work (zset): the chunk's member leaves it; the report's enters it when this
---          commit completes the import (the sweeper sends again whatever stays there too long)
--- KEYS[12] counters across imports (metrics): rows by outcome, for real runs
--- KEYS[13] import problem runs (hash): where each chunk's error and warning rows start
--- KEYS[14] the import's memory of its event ids (hash): id digest -> content digest .. row
--- KEYS[15] anonymous ids tied to people (hash): anonymous id -> user id
--- KEYS[16] set while an undo changes the dedupe memory (keys.UNDO_MARKS): nothing is written and
---          {-3, 0, 0, 0} asks the caller to wait and commit again
--- KEYS[17] the import's duplicates (hash, keys.import_duplicates): field = chunk, value = "<now ms>:<expiry
---          hour>:" then the dedupe keys of the chunk's events counted duplicates (10 bytes each), then
---          their rows (4 bytes each, big-endian), read from their JSON: what an undo of the import that
---          held them leaves to this one (one HSET a chunk with duplicates; none for a chunk without)
--- KEYS[18] the imports that counted duplicates (zset, keys.TRACED): score = now ms
+-- Its KEYS and ARGV are laid out by worker/store/commit_args.py (CommitKeys, CommitArgs), the one place
+-- that builds them; KEY_NAMES and ARGV_NAMES below bind them to these names, in that order (a unit test
+-- compares the two). Sections of variable length follow the fixed arguments, each where its "*_at" says.
 --
--- ARGV[1]  chunk number
--- ARGV[2]  "1" for a dry run: count and report, write no data
--- ARGV[3]  now, ms
--- ARGV[4]  now, hours since the epoch (dedupe marks hold their expiry hour)
--- ARGV[5]  expiry hour for marks written now
--- ARGV[6]  dedupe shard prefix (a mark is shard = prefix..key[1..2], field = key[3..]); shards
---          have no TTL: prune.lua removes expired marks (beat runs it), as EXPIRE on every
---          touched shard cost a quarter of this script
--- ARGV[7]  person hash prefix
--- ARGV[8]  identifier kind: "email" or "id"
--- ARGV[9]  import id (pending members are "<import id>/<chunk>" and "<import id>/report")
--- ARGV[10] problem-list TTL, seconds
--- ARGV[11] dry runs only: prefix of this import's shadow keys, where a dry run records the
---          marks and people it would have written, so its later chunks see them ("" otherwise)
--- ARGV[12] the chunk's state: "0" processed; "1" could not be processed, its rows are all errors
---          (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
---          "l": likewise, its rows gone before any worker read them (counted in chunks_lost too); "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the events
---          step of a Segment chunk, whose person step follows (ARGV[1] is then "<chunk>e": its own
---          done-set member and problem runs; the rows stay and the chunk is not counted done:
---          worker/store/steps.py, CommitStep.EVENTS)
--- ARGV[13] TTL of the import's event-id memory, seconds (finalize deletes it)
--- ARGV[14] dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
--- ARGV[15] the people the chunk's lookup found, a JSON object (person key -> cio_id); this script
---          adds the people it creates and those another chunk created since the lookup
--- ARGV[16] the most error (and warning) rows the import keeps (0: all); past it they are counted in
---          errors_not_kept / warnings_not_kept (lib.lua's push_all)
--- then     n, n error rows
---          n, n warning rows
---          n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
---            12-byte values (content digest, then the row as 4 bytes); if another chunk recorded one
---            of them since this chunk read the memory, nothing is written and {-1, 0, 0, 0} asks
---            the caller to read it again and decide again
---          n, n triples (person key, value as written, that value as a JSON string) to create if missing
---          n, then the n events packed (one ARGV per event would cost more to send than to commit):
---            dedupe keys: n x 10 bytes, ten zero bytes for an event that has none
---            event JSONs joined by "\n" (JSON text never holds a raw newline)
---            where each JSON ends in that text: n x 4 bytes, little-endian (read only around the
---              duplicates: the events kept are the text between them, cut once per duplicate, not
---              once per event)
---            the trigger outcome shared by every event, or "" and then n outcomes, one per event
---          A trigger outcome is a counter name ("passive", "outside_window", ...) or a
---          JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
---          "outside_window" or "future" has one such action per campaign it would have
---          triggered (the decisions the database keeps), counted once for the event.
---          n, the prefix of the held-events lists, their TTL (seconds), then n triples (dedupe key
---            or ten zero bytes, anonymous id, event JSON): Segment events held for their anonymous
---            id (worker/segment/anonymous.py), deduped like the others, counted as imported and
---            in anonymous_stored; if one of these ids was tied to a person since the chunk read the
---            ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
+-- KEYS
+--   import_hash      import hash: counters (HINCRBY) and chunks_total
+--   done             import done-set: chunk numbers already committed
+--   chunk_rows       the chunk's rows (deleted)
+--   errors           import errors list (orjson rows)
+--   warnings         import warnings list (orjson rows)
+--   outbox           outbox stream: one entry per chunk with events (keys.OUTBOX): its events (JSON texts
+--                    joined by "\n"), their trigger decisions, the people it created, and "cio": the cio_id of
+--                    each person its events name (a JSON object, person key -> cio_id: one field a chunk, so
+--                    the sink stores every event with its person's stable key), "keys": the events' dedupe keys
+--                    (10 bytes each, in the same order; ten zero bytes for none) and "hours": "<now>:<expiry>" in
+--                    hours since the epoch, so the results database keeps each key once within its dedupe window
+--                    even when Redis forgets its marks (a host crash rolls it back: worker/sink/claims.py)
+--   triggers         scheduled triggers zset (score = due ms)
+--   deliveries       deliveries stream (triggers sent now)
+--   people_index     people index of the file's identifier kind: identifier -> cio_id
+--   people_seq       people sequence (new cio_ids)
+--   pending          pending work (zset): the chunk's member leaves it; the report's enters it when this
+--                    commit completes the import (the sweeper sends again whatever stays there too long)
+--   metrics          counters across imports (metrics): rows by outcome, for real runs
+--   problem_runs     import problem runs (hash): where each chunk's error and warning rows start
+--   event_ids        the import's memory of its event ids (hash): id digest -> content digest .. row
+--   anonymous_links  anonymous ids tied to people (hash): anonymous id -> user id
+--   undo_marks       set while an undo changes the dedupe memory (keys.UNDO_MARKS): nothing is written and
+--                    {-3, 0, 0, 0} asks the caller to wait and commit again
+--   duplicates       the import's duplicates (hash, keys.import_duplicates): field = chunk, value = "<now ms>:<expiry
+--                    hour>:" then the dedupe keys of the chunk's events counted duplicates (10 bytes each), then
+--                    their rows (4 bytes each, big-endian), read from their JSON: what an undo of the import that
+--                    held them leaves to this one (one HSET a chunk with duplicates; none for a chunk without)
+--   traced           the imports that counted duplicates (zset, keys.TRACED): score = now ms
+--
+-- ARGV, fixed
+--   member           the chunk number: its done-set member (a Segment chunk's events step: "<chunk>e")
+--   dry_run          "1" for a dry run: count and report, write no data
+--   now_ms           now, ms
+--   now_h            now, hours since the epoch (dedupe marks hold their expiry hour)
+--   expiry_h         expiry hour for marks written now
+--   dedupe_prefix    dedupe shard prefix (a mark is shard = prefix..key[1..2], field = key[3..]; lib.lua's
+--                    dedupe_slot); shards have no TTL: prune.lua removes expired marks (beat runs it), as
+--                    EXPIRE on every touched shard cost a quarter of this script
+--   shard_bits       dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
+--   person_prefix    person hash prefix
+--   identifier       identifier kind: "email" or "id"
+--   import_id        import id (pending members are "<import id>/<chunk>" and "<import id>/report")
+--   problem_ttl_s    problem-list TTL, seconds
+--   shadow_prefix    dry runs only: prefix of this import's shadow keys, where a dry run records the
+--                    marks and people it would have written, so its later chunks see them ("" otherwise)
+--   state            the chunk's state: "0" processed; "1" could not be processed, its rows are all errors
+--                    (chunk_failed, chunk_poison): counted in chunks_failed, the import ends partially_failed;
+--                    "l": likewise, its rows gone before any worker read them (counted in chunks_lost too);
+--                    "c<n>": its import was cancelled and its n rows are skipped (rows_cancelled); "p": the
+--                    events step of a Segment chunk, whose person step follows (member is then "<chunk>e": its
+--                    own done-set member and problem runs; the rows stay and the chunk is not counted done:
+--                    worker/store/steps.py, CommitStep.EVENTS)
+--   ids_ttl_s        TTL of the import's event-id memory, seconds (finalize deletes it)
+--   known            the people the chunk's lookup found, a JSON object (person key -> cio_id); this script
+--                    adds the people it creates and those another chunk created since the lookup
+--   max_problem_rows the most error (and warning) rows the import keeps (0: all); past it they are counted in
+--                    errors_not_kept / warnings_not_kept (lib.lua's push_all)
+--   errors_at .. anonymous_at: where each section below starts in ARGV
+--
+-- ARGV, sections (each starts with its count n)
+--   errors           n, n error rows
+--   warnings         n, n warning rows
+--   ids              n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
+--                    12-byte values (content digest, then the row as 4 bytes); if another chunk recorded one
+--                    of them since this chunk read the memory, nothing is written and {-1, 0, 0, 0} asks
+--                    the caller to read it again and decide again
+--   create           n, n triples (person key, value as written, that value as a JSON string) to create if missing
+--   events           n, then the n events packed (one ARGV per event would cost more to send than to commit):
+--                      the mark records: each event's dedupe key with dedupe_prefix in front (NO_KEY's too),
+--                        so a record's first bytes name its shard (dedupe_slot: with shard_bits above 16 the
+--                        third key byte's top bits are added here) and its last 8 bytes are the mark's field
+--                      dedupe keys: n x 10 bytes, ten zero bytes for an event that has none (a mark's field is
+--                        the key's last 8 bytes)
+--                      event JSONs joined by "\n" (JSON text never holds a raw newline)
+--                      where each JSON ends in that text: n x 4 bytes, little-endian (read only around the
+--                        duplicates: the events kept are the text between them, cut once per duplicate, not
+--                        once per event)
+--                      the trigger outcome shared by every event, or "" and then n outcomes, one per event
+--                    A trigger outcome is a counter name ("passive", "outside_window", ...) or a
+--                    JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
+--                    "outside_window" or "future" has one such action per campaign it would have
+--                    triggered (the decisions the database keeps), counted once for the event.
+--   anonymous        n, the prefix of the held-events lists, their TTL (seconds), then n triples (dedupe key
+--                    or ten zero bytes, anonymous id, event JSON): Segment events held for their anonymous
+--                    id (worker/segment/anonymous.py), deduped like the others, counted as imported and
+--                    in anonymous_stored; if one of these ids was tied to a person since the chunk read the
+--                    ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
 -- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1}; {-4, 0, 0, 0} when Redis does
 --          not know the import (it lost its data since the chunk began): nothing written
 
-local imp, done_set, chunk_key = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('SISMEMBER', done_set, ARGV[1]) == 1 then
-  redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
+local KEY_NAMES = {'import_hash', 'done', 'chunk_rows', 'errors', 'warnings', 'outbox', 'triggers', 'deliveries',
+                   'people_index', 'people_seq', 'pending', 'metrics', 'problem_runs', 'event_ids',
+                   'anonymous_links', 'undo_marks', 'duplicates', 'traced'}
+local ARGV_NAMES = {'member', 'dry_run', 'now_ms', 'now_h', 'expiry_h', 'dedupe_prefix', 'shard_bits',
+                    'person_prefix', 'identifier', 'import_id', 'problem_ttl_s', 'shadow_prefix', 'state',
+                    'ids_ttl_s', 'known', 'max_problem_rows', 'errors_at', 'warnings_at', 'ids_at', 'create_at',
+                    'events_at', 'anonymous_at'}
+local K, A = {}, {}
+for n, name in ipairs(KEY_NAMES) do K[name] = KEYS[n] end
+for n, name in ipairs(ARGV_NAMES) do A[name] = ARGV[n] end
+
+local call, sub = redis.call, string.sub
+local imp, member, import_id = K.import_hash, A.member, A.import_id
+if call('SISMEMBER', K.done, member) == 1 then
+  call('ZREM', K.pending, import_id .. '/' .. member)
   return {0, 0, 0, 0}
 end
-if redis.call('EXISTS', imp) == 0 then return {-4, 0, 0, 0} end
-if redis.call('EXISTS', KEYS[16]) == 1 then return {-3, 0, 0, 0} end
--- Find each section before writing anything: the id check may refuse the whole commit.
-local i = 17
-local err_at, n_err = i + 1, tonumber(ARGV[i]); i = err_at + n_err
-local warn_at, n_warn = i + 1, tonumber(ARGV[i]); i = warn_at + n_warn
-local n_ids = tonumber(ARGV[i])
-local id_fields, id_values = ARGV[i + 1], ARGV[i + 2]
-i = i + (n_ids > 0 and 3 or 1)
--- Where the held anonymous events begin (after the people to create and the events).
-local ev_at = i + 1 + 3 * tonumber(ARGV[i])
-local anon_at = ev_at + 5 + (ARGV[ev_at + 4] == '' and tonumber(ARGV[ev_at]) or 0)
+if call('EXISTS', imp) == 0 then return {-4, 0, 0, 0} end
+if call('EXISTS', K.undo_marks) == 1 then return {-3, 0, 0, 0} end
+-- Each section where the builder says it starts, and its count.
+local err_at, warn_at, ids_at = tonumber(A.errors_at), tonumber(A.warnings_at), tonumber(A.ids_at)
+local create_at, ev_at, anon_at = tonumber(A.create_at), tonumber(A.events_at), tonumber(A.anonymous_at)
+local n_err, n_warn, n_ids = tonumber(ARGV[err_at]), tonumber(ARGV[warn_at]), tonumber(ARGV[ids_at])
 local n_anon = tonumber(ARGV[anon_at])
+-- Nothing is written before these checks: each may refuse the whole commit.
 for k = 0, n_anon - 1 do
-  if redis.call('HEXISTS', KEYS[15], ARGV[anon_at + 4 + k * 3]) == 1 then return {-2, 0, 0, 0} end
+  if call('HEXISTS', K.anonymous_links, ARGV[anon_at + 4 + k * 3]) == 1 then return {-2, 0, 0, 0} end
 end
 -- The event ids first: if another chunk recorded one of them meanwhile, nothing is written and the
 -- caller decides again. Read, then written, 500 at a time (one HMGET and one HSET a slice instead of
--- an HSETNX an id; unpack() of thousands of values overflows Lua's C stack). The HSET is a write
--- Redis refuses when memory is full, so a full Redis refuses the whole script here, before it
--- changes anything.
+-- an HSETNX an id; unpack() of thousands of values overflows Lua's C stack); each digest and value is
+-- cut once, for both. The HSET is a write Redis refuses when memory is full, so a full Redis refuses
+-- the whole script here, before it changes anything.
 if n_ids > 0 then
-  local sub = string.sub
+  local id_fields, id_values, slices = ARGV[ids_at + 1], ARGV[ids_at + 2], {}
   for from = 1, n_ids, 500 do
-    local fields = {}
-    for k = from, math.min(from + 499, n_ids) do fields[#fields + 1] = sub(id_fields, k * 8 - 7, k * 8) end
-    for _, taken in ipairs(redis.call('HMGET', KEYS[14], unpack(fields))) do  -- (a missing field is false)
-      if taken then return {-1, 0, 0, 0} end
-    end
-  end
-  for from = 1, n_ids, 500 do
-    local pairs_ = {}
+    local fields, pairs_, j = {}, {}, 0
     for k = from, math.min(from + 499, n_ids) do
-      pairs_[#pairs_ + 1] = sub(id_fields, k * 8 - 7, k * 8)
-      pairs_[#pairs_ + 1] = sub(id_values, k * 12 - 11, k * 12)
+      local field = sub(id_fields, k * 8 - 7, k * 8)
+      j = j + 1
+      fields[j], pairs_[2 * j - 1], pairs_[2 * j] = field, field, sub(id_values, k * 12 - 11, k * 12)
     end
-    redis.call('HSET', KEYS[14], unpack(pairs_))
+    local taken = call('HMGET', K.event_ids, unpack(fields))
+    for m = 1, j do
+      if taken[m] then return {-1, 0, 0, 0} end  -- (a missing field is false)
+    end
+    slices[#slices + 1] = pairs_
   end
+  for _, pairs_ in ipairs(slices) do call('HSET', K.event_ids, unpack(pairs_)) end
 end
 -- Then a write Redis refuses when memory is full (SADD; ZREM is allowed), for a chunk without ids.
-redis.call('SADD', done_set, ARGV[1])
-redis.call('ZREM', KEYS[11], ARGV[9] .. '/' .. ARGV[1])
-local dry = ARGV[2] == '1'
-local now_ms, now_h, exp_h = ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local dd_prefix, person_prefix, kind, shard_bits = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[14])
-local ttl, shadow = ARGV[10], ARGV[11]
-local cap = tonumber(ARGV[16])
-push_all(KEYS[4], err_at, n_err, ttl, KEYS[13], 'e' .. ARGV[1], cap, imp, 'errors_not_kept')
-push_all(KEYS[5], warn_at, n_warn, ttl, KEYS[13], 'w' .. ARGV[1], cap, imp, 'warnings_not_kept')
-if n_ids > 0 then redis.call('EXPIRE', KEYS[14], ARGV[13]) end
+call('SADD', K.done, member)
+call('ZREM', K.pending, import_id .. '/' .. member)
+local dry = A.dry_run == '1'
+local now_ms, now_h, exp_h = A.now_ms, tonumber(A.now_h), A.expiry_h
+local dd_prefix, kind, shard_bits = A.dedupe_prefix, A.identifier, tonumber(A.shard_bits)
+local ttl, shadow = A.problem_ttl_s, A.shadow_prefix
+local cap = tonumber(A.max_problem_rows)
+push_all(K.errors, err_at + 1, n_err, ttl, K.problem_runs, 'e' .. member, cap, imp, 'errors_not_kept')
+push_all(K.warnings, warn_at + 1, n_warn, ttl, K.problem_runs, 'w' .. member, cap, imp, 'warnings_not_kept')
+if n_ids > 0 then call('EXPIRE', K.event_ids, A.ids_ttl_s) end
 
 local created, new_people, known = 0, {}, {}
-local n_new = tonumber(ARGV[i]); i = i + 1
+local n_new, i = tonumber(ARGV[create_at]), create_at + 1
 local shadow_people = shadow .. 'people'
 if dry then
   for _ = 1, n_new do
     local key = ARGV[i]; i = i + 3
-    if redis.call('HEXISTS', KEYS[9], key) == 0 and redis.call('HSETNX', shadow_people, key, 1) == 1 then
+    if call('HEXISTS', K.people_index, key) == 0 and call('HSETNX', shadow_people, key, 1) == 1 then
       created = created + 1
     end
   end
-  if created > 0 then redis.call('EXPIRE', shadow_people, ttl) end
+  if created > 0 then call('EXPIRE', shadow_people, ttl) end
 else
   -- Who is missing first, then one INCRBY for all their cio_ids. (HGET, not HEXISTS: a person another
   -- chunk created since the lookup is named in the entry's cio map at the same cost.)
   local missing = {}
   for _ = 1, n_new do
-    local cio = redis.call('HGET', KEYS[9], ARGV[i])
+    local cio = call('HGET', K.people_index, ARGV[i])
     if cio then
       known[#known + 1] = cjson.encode(ARGV[i]) .. ':"' .. cio .. '"'
     else
@@ -173,13 +193,13 @@ else
   end
   created = #missing
   if created > 0 then
-    local last = next_people(KEYS[10], created, now_ms)
+    local last = next_people(K.people_seq, created, now_ms)
     local created_at = tostring(math.floor(tonumber(now_ms) / 1000))
     for n, at in ipairs(missing) do
       local key, value = ARGV[at], ARGV[at + 1]
       local cio = cio_of(last - created + n)
-      redis.call('HSET', KEYS[9], key, cio)
-      redis.call('HSET', person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
+      call('HSET', K.people_index, key, cio)
+      call('HSET', A.person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
       new_people[n] = '{"cio_id":"' .. cio .. '","' .. kind .. '":' .. ARGV[at + 2] .. ',"created_at":"' ..
                       created_at .. '","_v":"1"}'
       known[#known + 1] = cjson.encode(key) .. ':"' .. cio .. '"'
@@ -187,46 +207,45 @@ else
   end
 end
 
+-- The events: one mark an event. The loop runs for every event of every import, so it cuts two strings
+-- an event out of the worker's records (the mark's field, then its shard) and makes one call.
 local imported, duplicates = 0, 0
 local counts, decisions, shadow_marks, dups = {}, {}, false, {}
-local n_ev = tonumber(ARGV[i])
-local packed_keys, packed_events, ends, shared_outcome = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-local no_key = string.rep('\0', 10)
-local sub = string.sub
-local wide = shard_bits > 16
+local n_ev, marks = tonumber(ARGV[ev_at]), ARGV[ev_at + 1]
+local packed_keys, packed_events, ends, shared_outcome = ARGV[ev_at + 2], ARGV[ev_at + 3], ARGV[ev_at + 4], ARGV[ev_at + 5]
+local no_key, no_field, shadow_dd = string.rep('\0', 10), string.rep('\0', 8), shadow .. 'dd'
+local plen, wide, scale = #dd_prefix, shard_bits > 16, 2 ^ (24 - shard_bits)
+local rec = plen + 10
 for k = 1, n_ev do
-  local dk = sub(packed_keys, k * 10 - 9, k * 10)
+  local at = (k - 1) * rec  -- the record is marks[at + 1 .. at + rec]
+  local field = sub(marks, at + plen + 3, at + rec)
   local fresh = true
   -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
-  if dk ~= no_key then
-    local shard, field
-    if wide then
-      shard, field = dedupe_slot(dd_prefix, dk, shard_bits)
-    else  -- (dedupe_slot, inlined for the usual 16 bits: this loop runs for every event)
-      shard, field = dd_prefix .. sub(dk, 1, 2), sub(dk, 3)
-    end
+  if field ~= no_field or sub(marks, at + plen + 1, at + plen + 2) ~= '\0\0' then  -- (NO_KEY: ten zero bytes)
+    local shard = sub(marks, at + 1, at + plen + 2)
+    if wide then shard = shard .. string.char(math.floor(string.byte(marks, at + plen + 3) / scale)) end
     if dry then
-      local expires = redis.call('HGET', shard, field)
+      local expires = call('HGET', shard, field)
       if expires and tonumber(expires) >= now_h then
         fresh = false
       else
         -- one hash per dry run is enough: it lives only as long as the import's records
-        if redis.call('HSETNX', shadow .. 'dd', dk, 1) == 0 then fresh = false end
+        if call('HSETNX', shadow_dd, sub(packed_keys, k * 10 - 9, k * 10), 1) == 0 then fresh = false end
         shadow_marks = true
       end
-    elseif redis.call('HSETNX', shard, field, exp_h) == 1 then
+    elseif call('HSETNX', shard, field, exp_h) == 1 then
       -- a new mark: one call for the usual case
-    elseif tonumber(redis.call('HGET', shard, field)) >= now_h then
+    elseif tonumber(call('HGET', shard, field)) >= now_h then
       fresh = false
     else
-      redis.call('HSET', shard, field, exp_h)  -- an expired mark (not pruned yet): the event is new again
+      call('HSET', shard, field, exp_h)  -- an expired mark (not pruned yet): the event is new again
     end
   end
   if not fresh then
     duplicates = duplicates + 1
     dups[duplicates] = k
   elseif shared_outcome == '' then
-    take_outcome(ARGV[i + 4 + k], counts, decisions, KEYS[7], KEYS[8], dry)
+    take_outcome(ARGV[ev_at + 5 + k], counts, decisions, K.triggers, K.deliveries, dry)
   end
 end
 imported = n_ev - duplicates
@@ -238,12 +257,12 @@ if duplicates > 0 and not dry then
     dup_keys[n] = sub(packed_keys, k * 10 - 9, k * 10)
     dup_rows[n] = struct.pack('>I4', tonumber(match(packed_events, '^{"import":"[^"]*","row":(%d+)', start)))
   end
-  redis.call('HSET', KEYS[17], ARGV[1], now_ms .. ':' .. exp_h .. ':' .. table.concat(dup_keys) .. table.concat(dup_rows))
-  redis.call('EXPIRE', KEYS[17], ttl)
-  redis.call('ZADD', KEYS[18], now_ms, ARGV[9])
+  call('HSET', K.duplicates, member, now_ms .. ':' .. exp_h .. ':' .. table.concat(dup_keys) .. table.concat(dup_rows))
+  call('EXPIRE', K.duplicates, ttl)
+  call('ZADD', K.traced, now_ms, import_id)
 end
 if shared_outcome ~= '' and imported > 0 then counts[shared_outcome] = imported end
-if shadow_marks then redis.call('EXPIRE', shadow .. 'dd', ttl) end
+if shadow_marks then call('EXPIRE', shadow_dd, ttl) end
 if (imported > 0 or created > 0) and not dry then
   local events = packed_events
   if duplicates > 0 then
@@ -267,11 +286,11 @@ if (imported > 0 or created > 0) and not dry then
     packed_keys = table.concat(kept_keys)
   end
   -- The chunk's people: those its lookup found, then those this commit created or found created.
-  local cio_map = ARGV[15]
+  local cio_map = A.known
   if #known > 0 then
-    cio_map = (cio_map == '{}' and '{' or string.sub(cio_map, 1, -2) .. ',') .. table.concat(known, ',') .. '}'
+    cio_map = (cio_map == '{}' and '{' or sub(cio_map, 1, -2) .. ',') .. table.concat(known, ',') .. '}'
   end
-  local fields = {'import', ARGV[9], 'chunk', ARGV[1], 'count', imported, 'events', events, 'cio', cio_map,
+  local fields = {'import', import_id, 'chunk', member, 'count', imported, 'events', events, 'cio', cio_map,
                   'keys', packed_keys, 'hours', now_h .. ':' .. exp_h}
   if #decisions > 0 then
     fields[#fields + 1] = 'decisions'; fields[#fields + 1] = '[' .. table.concat(decisions, ',') .. ']'
@@ -279,7 +298,7 @@ if (imported > 0 or created > 0) and not dry then
   if #new_people > 0 then
     fields[#fields + 1] = 'people'; fields[#fields + 1] = '[' .. table.concat(new_people, ',') .. ']'
   end
-  outbox_add(KEYS[6], imp, unpack(fields))
+  outbox_add(K.outbox, imp, unpack(fields))
 end
 
 -- The events held for their anonymous ids: one list per id, its TTL renewed at each event (Segment
@@ -291,19 +310,19 @@ for k = 0, n_anon - 1 do
     held = held + 1
     if not dry then
       local list = ARGV[anon_at + 1] .. ARGV[j + 1]
-      redis.call('RPUSH', list, ARGV[j + 2])
-      redis.call('EXPIRE', list, ARGV[anon_at + 2])
+      call('RPUSH', list, ARGV[j + 2])
+      call('EXPIRE', list, ARGV[anon_at + 2])
     end
   end
 end
 if n_anon > 0 then
   imported, duplicates = imported + held, duplicates + n_anon - held
-  redis.call('HINCRBY', imp, 'anonymous_stored', held)
+  call('HINCRBY', imp, 'anonymous_stored', held)
 end
 
-if ARGV[12] ~= 'p' then redis.call('DEL', chunk_key) end  -- a first step leaves the rows to the second
-if created > 0 then redis.call('HINCRBY', imp, 'people_created', created) end
-for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
-local finalize = count_chunk(imp, KEYS[12], KEYS[11], ARGV[9], now_ms, dry, ARGV[12],
+if A.state ~= 'p' then call('DEL', K.chunk_rows) end  -- a first step leaves the rows to the second
+if created > 0 then call('HINCRBY', imp, 'people_created', created) end
+for name, count in pairs(counts) do call('HINCRBY', imp, 'trig_' .. name, count) end
+local finalize = count_chunk(imp, K.metrics, K.pending, import_id, now_ms, dry, A.state,
                              imported, duplicates, n_err, n_warn)
 return {1, imported, duplicates, finalize}

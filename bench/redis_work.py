@@ -1,0 +1,106 @@
+"""Redis's work a row of an events import, counted in instructions: the chunk's lookup and commit, chunk
+after chunk in one process, against a private redis-server run under valgrind's callgrind.
+
+    python bench/redis_work.py [--rows 60000] [--chunk-rows 2000] [--top 0]
+
+CPU seconds on a shared machine move 2x between runs (other work, the caches it shares); the
+instructions a program runs do not, so two checkouts compare by this figure run once each (a run
+takes a minute: callgrind slows Redis ~50x). Counted from the first lookup to the last commit
+(callgrind_control zeroes, then dumps); validation and assembly run before and between, in Python,
+outside Redis. ``--top N`` prints the N functions of Redis that ran the most (inclusive). Needs
+valgrind (callgrind, callgrind_control, callgrind_annotate).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from generate import generate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--chunk-rows", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=0)
+    args = parser.parse_args()
+
+    import redis
+
+    from producers.api import inspect
+    from producers.split import chunks
+    from worker.events import chunk as core
+    from worker.events import rules
+    from worker.settings import Settings
+    from worker.spec import ImportSpec
+    from worker.store import Store, connect
+    from worker.store.embedded import free_port, server_binary
+
+    work = Path(tempfile.mkdtemp(prefix="backfill-work-"))
+    path = work / "events.csv"
+    with path.open("w", newline="") as out:
+        generate(out, args.rows)
+    port, counted = free_port(), work / "callgrind.out"
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", server_binary(),
+                               "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait(redis.Redis.from_url(url))
+        st = Store(connect(url))
+        source, plan = inspect(path, settings=Settings())
+        spec = ImportSpec(import_id="work", columns=plan.columns, identifier=plan.identifier, create_people=True)
+        st.imports.create(spec, {}, 3600)
+        with source:
+            loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
+        at = time.time()
+        validated = [core.validate(spec, rows, numbers, at, 300) for rows, numbers in loaded]
+        st.r.ping()  # (the script is loaded by its first commit, inside the count, as in a worker)
+        subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
+        for number, ((rows, numbers), valid) in enumerate(zip(loaded, validated)):
+            # the pipeline's read (the chunk's people, the import's memory of its event ids), then its commit
+            existing, seen = st.events.lookup(spec.identifier, list({e.person_key for e in valid.events}),
+                                              spec.import_id, core.id_fields(valid))
+            outcome = core.assemble(spec, valid, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen)
+            st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
+        dump = Path(f"{counted}.1")
+        for _ in range(100):
+            if dump.exists() and "totals:" in dump.read_text(errors="replace"):
+                break
+            time.sleep(0.1)
+        total = next(int(line.split()[1]) for line in dump.read_text(errors="replace").splitlines()
+                     if line.startswith("totals:"))
+        print(f"{args.rows:,} events rows, {len(loaded)} chunks: redis-server ran {total / args.rows:,.0f} "
+              f"instructions a row (lookup + commit)")
+        if args.top:
+            shown = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dump)], check=True,
+                                   capture_output=True, text=True).stdout.splitlines()
+            rows_of = [line for line in shown if "%)" in line and ":" in line]
+            for line in rows_of[:args.top]:
+                print(line[:160])
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _wait(client) -> None:
+    """Until the server under valgrind answers (it starts in seconds, not milliseconds)."""
+    for _ in range(600):
+        try:
+            client.ping()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    raise SystemExit("redis-server under valgrind did not start")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""commit.lua's KEYS and ARGV as worker/store/commit_args.py lays them out: the names the script binds,
+the sections where their ``*_at`` says, and the shard names the worker sends. No Redis."""
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from worker import keys
+from worker.events.chunk import NO_KEY, ChunkOutcome
+from worker.store.commit_args import SECTIONS, CommitArgs, CommitKeys, mark_records
+from worker.store.events import _slot
+
+LUA = (Path(__file__).resolve().parents[2] / "worker" / "store" / "scripts" / "commit.lua").read_text()
+
+
+def _lua_names(table: str) -> list[str]:
+    """The names in commit.lua's ``local <table> = {...}``."""
+    found = re.search(r"local " + table + r" = \{([^}]*)\}", LUA)
+    assert found, table
+    return re.findall(r"'(\w+)'", found.group(1))
+
+
+def _args(outcome: ChunkOutcome, **more: object) -> CommitArgs:
+    fields: dict = dict(member="3", dry_run=False, now_ms=1_700_000_000_000, expiry_h=472_300, shard_bits=16,
+                        import_id="imp1", identifier="email", state="0", problem_ttl_s=60, ids_ttl_s=86_400,
+                        max_problem_rows=0, known=b"{}", outcome=outcome)
+    return CommitArgs(**{**fields, **more})
+
+
+def _outcome() -> ChunkOutcome:
+    out = ChunkOutcome([b'{"row":2}', b'{"row":3}'], [b'{"row":4}'], [("a@x.co", "a@x.co")])
+    key = bytes(range(1, 11))
+    out.keys += key + NO_KEY
+    out.bodies += b'{"import":"imp1","row":5}\n{"import":"imp1","row":6}'
+    out.ends += [26, 53]
+    out.outcomes += ["passive", "passive"]
+    out.remember.append((b"f" * 8, b"v" * 12))
+    out.anonymous.append((key, "anon-1", b"{}"))
+    return out
+
+
+def test_the_script_binds_every_key_and_fixed_argument_by_the_builders_names_in_its_order():
+    fixed = list(_args(_outcome()).fixed([0] * len(SECTIONS)))
+    assert _lua_names("KEY_NAMES") == [f for f in CommitKeys.__dataclass_fields__]
+    assert _lua_names("ARGV_NAMES") == fixed
+    header = LUA.split("local KEY_NAMES")[0]
+    documented = set(re.findall(r"^--   (\w+)\s", header, re.M))
+    assert set(_lua_names("KEY_NAMES")) | set(fixed) - {f"{s}_at" for s in SECTIONS} | set(SECTIONS) <= documented
+
+
+def test_keys_are_laid_out_in_field_order():
+    laid = CommitKeys.of("imp1", 7, "id").layout()
+    assert len(laid) == len(_lua_names("KEY_NAMES"))
+    assert laid[:3] == [keys.import_hash("imp1"), keys.import_done("imp1"), keys.import_chunk("imp1", 7)]
+    assert laid[8] == keys.people_index("id") and laid[13] == keys.import_event_ids("imp1")
+
+
+def test_each_section_starts_where_its_argument_says_with_its_count():
+    args = _args(_outcome())
+    argv = args.layout()
+    fixed = args.fixed([0] * len(SECTIONS))
+    at = {name: argv[list(fixed).index(f"{name}_at")] for name in SECTIONS}
+    lua = lambda n: argv[n - 1]  # noqa: E731  (ARGV as Lua counts)
+    assert [lua(at["errors"]), lua(at["errors"] + 1), lua(at["errors"] + 2)] == [2, b'{"row":2}', b'{"row":3}']
+    assert [lua(at["warnings"]), lua(at["warnings"] + 1)] == [1, b'{"row":4}']
+    assert [lua(at["ids"]), lua(at["ids"] + 1), lua(at["ids"] + 2)] == [1, b"f" * 8, b"v" * 12]
+    assert [lua(at["create"]), lua(at["create"] + 1), lua(at["create"] + 3)] == [1, "a@x.co", b'"a@x.co"']
+    events = argv[at["events"] - 1:at["anonymous"] - 1]
+    assert events[0] == 2 and events[5] == "passive" and len(events) == 6
+    prefix = keys.DEDUPE_PREFIX.encode()
+    assert events[1] == prefix + bytes(range(1, 11)) + prefix + NO_KEY and events[2] == bytes(range(1, 11)) + NO_KEY
+    assert struct.unpack("<2I", events[4]) == (26, 53)
+    assert argv[at["anonymous"] - 1:] == [1, keys.ANONYMOUS_PREFIX, 0, bytes(range(1, 11)), "anon-1", b"{}"]
+
+
+def test_a_chunk_with_its_own_outcome_per_event_sends_them_after_an_empty_shared_one():
+    out = _outcome()
+    out.outcomes[1] = b'[["sent_now",0,"{}"]]'
+    argv = _args(out).layout()
+    assert argv[-9] == "" and argv[-8:-6] == ["passive", b'[["sent_now",0,"{}"]]']  # (then the anonymous section)
+
+
+def test_a_mark_record_is_the_prefix_then_the_key_so_it_holds_the_shard_and_then_the_field():
+    packed = b"".join(bytes((n, 255 - n, n * 7 % 256)) + bytes(7) for n in range(40)) + NO_KEY
+    records = mark_records(bytearray(packed))
+    size = len(keys.DEDUPE_PREFIX) + 10
+    assert len(records) == 41 * size and mark_records(b"") == b""
+    for n in range(41):
+        record, key = records[n * size:(n + 1) * size], packed[n * 10:(n + 1) * 10]
+        shard, field = _slot(key, 16)
+        assert record[:size - 8] == shard and record[size - 8:] == field
