@@ -52,6 +52,9 @@ def _hostile() -> dict[str, bytes]:
         "spaces and tabs": b"email, event_name ,note\n a@x.co,\tBought, \"x, y\"\n\tb@x.co , Sold,  z \n",
         "report columns": b"_row,email,event_name,_errors\n2,a@x.co,Bought,bad time\n3,b@x.co,Sold,\n"
                           b",,,2 rows had problems\n4,c@x.co,Kept,\n",
+        "spaces, no quote": b"email, event_name\n a@x.co, Bought\n\n b@x.co ,Sold\n,\n",
+        "CR alone, no quote": b"email,event_name\ra@x.co,Bought\r\rb@x.co,Sold\r",
+        "LF and CRLF, no quote": b"email,event_name\r\na@x.co,Bought\nb@x.co,Sold\r\n\r\n",
         "no final newline": b"email,event_name\na@x.co,Bought\nb@x.co,\"Sold\"",
         "people, one column": b"email\na@x.co\n\nb@x.co\n",
         "identifier from values": b"_cio_name,_cio_customer_id\n\npurchase,42\npurchase, 43\n",
