@@ -8,6 +8,7 @@ chunk sizes and with blocks small enough that records and chunks straddle them.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import gzip
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from producers import blocks
+from producers.queueing import _encoded
 from producers.source import Source
 from producers.split import _Decide, _scan, chunks, scan
 from producers.spool import Spool
@@ -22,7 +24,8 @@ from worker.errors import FileProblem
 from worker.events.dialects import plan_columns
 from worker.people.columns import plan_people_columns
 from worker.raw import is_raw, read_raw
-from worker.store.work import decode_rows
+from worker.settings import Settings
+from worker.store.work import decode_rows, encode_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from generate import generate
@@ -152,3 +155,22 @@ def refused_sniffed(source: Source):
 
     sniffed = sniff(source)
     return choose_encoding(sniffed, check_bytes(source), source.name)
+
+
+def test_a_file_the_block_reading_leaves_to_the_per_record_reader_is_queued_as_rows(tmp_path, monkeypatch):
+    # a record longer than the block reading carries from block to block (here 40 characters) is left to
+    # the per-record reader; it accepts it (the file's rows are below ROW_LIMIT), and the chunks are rows
+    monkeypatch.setattr(blocks, "BLOCK_CHARS", 50)
+    monkeypatch.setattr(blocks, "ROW_LIMIT", 20)
+    path = tmp_path / "long.csv"
+    path.write_text("email,event_name,note\n" + "".join(f'a{n}@x.co,Bought,"{"x" * 30}\n{"y" * 30}"\n'
+                                                         for n in range(9)), newline="")
+    settings = dataclasses.replace(Settings(), chunk_rows=4)
+    with Source.open(path) as source:
+        plan = scan(source, spool=Spool.for_settings(settings))
+        assert not plan.raw and not source.spool.complete
+        queued = list(_encoded(source, plan, settings))
+        again = list(chunks(source, plan, 4))
+    assert [(c.payload, c.records, c.last_row) for c in queued] == [
+        (encode_rows(c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again]
+    assert [len(c.rows) for c in again] == [4, 4, 1]
