@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from producers import blocks
 from producers.queueing import _encoded
@@ -174,3 +176,45 @@ def test_a_file_the_block_reading_leaves_to_the_per_record_reader_is_queued_as_r
     assert [(c.payload, c.records, c.last_row) for c in queued] == [
         (encode_rows(c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again]
     assert [len(c.rows) for c in again] == [4, 4, 1]
+
+
+_PIECES = ["a@x.co", "Bought", "x", " ", "  ", "\t", ",", ";", '"', '""', "\n", "\r\n", "\r", "é", "\xa0", "5\" tv",
+           '"q, r"', '"two\nlines"', '"x" , ', "\u2028"]
+
+_HEADERS = [
+    "email,event_name,note\n",
+    '"email" , "event_name" , note\n',  # Vero's spaced quotes: read the loose way when the strict reading fails
+    "\n,\nemail,event_name,,note\n",  # blank records before the header, an unnamed column
+    "_row,email,event_name,_errors\n",  # a re-imported errors file: text only in _row or _errors is blank
+    "_cio_name,_cio_customer_id,x\n",  # ids or e-mails: the values tell
+]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(body=st.lists(st.sampled_from(_PIECES), max_size=80), chunk_rows=st.integers(1, 7),
+       chunk_bytes=st.sampled_from([10, 40, 10**6]), block=st.integers(8, 120), head=st.sampled_from(_HEADERS))
+def test_any_text_reads_as_the_per_record_reader_reads_it(tmp_path, monkeypatch, body, chunk_rows, chunk_bytes,
+                                                           block, head):
+    # accepted: the same chunks, rows and plan as the per-record reader; refused: the problem it names
+    monkeypatch.setattr(blocks, "BLOCK_CHARS", block)
+    path = tmp_path / "any.csv"
+    path.write_bytes((head + "".join(body)).encode())
+    try:
+        with Source.open(path) as source:
+            scan(source)
+    except FileProblem as problem:
+        with Source.open(path) as source, pytest.raises(FileProblem) as named:
+            sniffed = refused_sniffed(source)
+            for quote_spaces in (False, True):
+                try:
+                    _scan(source, dataclasses.replace(sniffed, quote_spaces=quote_spaces),
+                          _Decide(plan_columns, None, 100, None))
+                except FileProblem as exc:
+                    if quote_spaces or exc.code != "bad_csv" or "expected after" not in str(exc):
+                        raise
+        assert (named.value.code, str(named.value)) == (problem.code, str(problem))
+        event(f"refused: {problem.code}")
+        return
+    event("accepted")
+    _compare(path, None, chunk_rows, chunk_bytes)
