@@ -35,7 +35,7 @@ from .spool import Encoded
 #: a physical line is too (LINE_LIMIT), but a quoted field may hold newlines.
 ROW_LIMIT = 2 * 1024 * 1024
 #: Text read at a time (characters, whole lines): a few thousand records, checked together.
-BLOCK_CHARS = 1024 * 1024
+BLOCK_CHARS = 256 * 1024
 _FIRST = itemgetter(0)
 
 
