@@ -194,7 +194,7 @@ class Reading:
                 self.found.header = record
                 self.watch = watch = self.on_header(record)
                 self.found.samples = [[] for _ in range(watch.width)]
-                self.found.times = {index: [] for index in watch.times}
+                self.found.times = {column: [] for column in watch.times}
                 return index + 1
         return len(records)
 
