@@ -1,9 +1,13 @@
 """Scanning a whole file for file-level problems, then streaming it in chunks.
 
 ``scan`` reads every record once, holding only counters, so that an import
-either fails before anything is queued or is known to be well formed CSV.
-``chunks`` then yields lists of records (records, not lines: quoted fields may
-hold newlines), each with the file row numbers of its records.
+either fails before anything is queued or is known to be well formed CSV. It
+reads a block of lines at a time (:mod:`producers.blocks`), cutting the file's
+chunks as its own text (:mod:`worker.raw`) for the spool; a problem, or what
+that reading leaves, is read record by record (:func:`_scan`), which names the
+first problem. ``raw_chunks`` cuts the same chunks from the file again;
+``chunks`` yields lists of records (records, not lines: quoted fields may hold
+newlines), each with the file row numbers of its records.
 """
 from __future__ import annotations
 
