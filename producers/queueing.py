@@ -24,7 +24,7 @@ from worker.store.work import encode_rows
 
 from . import segment
 from .source import Source
-from .split import Plan, chunks
+from .split import Plan, chunks, raw_chunks
 from .spool import Encoded
 
 log = get_logger("backfill.producer")
@@ -145,6 +145,9 @@ def _encoded(source: Source, plan: Plan, settings: Settings) -> Iterator[Encoded
     """The chunks to queue: those kept while the file was scanned (one pass), else read from it again."""
     if source.spool is not None and source.spool.complete:  # (Segment files are never spooled)
         yield from source.spool.chunks()
+        return
+    if plan.raw and plan.columns.dialect != "segment":
+        yield from raw_chunks(source, plan, settings.chunk_rows, settings.chunk_bytes)
         return
     reader = segment.chunks if plan.columns.dialect == "segment" else chunks
     for chunk in reader(source, plan, settings.chunk_rows, settings.chunk_bytes):

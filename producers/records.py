@@ -8,30 +8,7 @@ from collections.abc import Iterator
 from producers.sniff import FIELD_LIMIT, Sniffed
 from producers.source import Source
 from worker.errors import FileProblem
-
-csv.field_size_limit(FIELD_LIMIT)
-def _loose_quotes(lines: Iterator[str], delimiter: str) -> Iterator[str]:
-    """``lines`` with the spaces between a closing quote and the next delimiter or line end removed.
-
-    Vero's own example writes ``"x" , "y"``; the strict parser refuses a space after a closing
-    quote. Quotes are tracked across lines (a quoted field may hold newlines); a doubled quote
-    inside a field closes and reopens it, which leaves it as it is. Only used for a file whose
-    strict reading failed there, so the usual file pays nothing.
-    """
-    inside = False
-    for line in lines:
-        if '"' not in line:
-            yield line
-            continue
-        parts = line.split('"')
-        for index in range(1, len(parts)):
-            inside = not inside
-            if not inside:
-                part = parts[index]
-                rest = part.lstrip(" \t")
-                if rest != part and (not rest or rest[0] == delimiter or rest[0] in "\r\n"):
-                    parts[index] = rest
-        yield '"'.join(parts)
+from worker.raw import loosen, reader
 
 
 class Records:
@@ -49,23 +26,24 @@ class Records:
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         binary = self.source.binary()
         text = io.TextIOWrapper(binary, encoding=self.sniffed.encoding, newline="")
-        lines = _loose_quotes(text, self.sniffed.delimiter) if self.sniffed.quote_spaces else text
-        reader = csv.reader(lines, delimiter=self.sniffed.delimiter, skipinitialspace=True, strict=True)
+        # (spaces after a closing quote are removed only from a file whose strict reading failed there)
+        lines = loosen(text, self.sniffed.delimiter) if self.sniffed.quote_spaces else text
+        records = reader(lines, self.sniffed.delimiter)
         row = 0
         try:
             if self.sniffed.sep_line:
                 text.readline()
             offset = 1 if self.sniffed.sep_line else 0
             while True:
-                self.line = reader.line_num + 1 + offset
+                self.line = records.line_num + 1 + offset
                 try:
-                    record = next(reader)
+                    record = next(records)
                 except StopIteration:
                     return
                 row += 1
                 yield row, record
         except csv.Error as exc:
-            raise self._csv_problem(exc, reader.line_num + offset) from None
+            raise self._csv_problem(exc, records.line_num + offset) from None
         except UnicodeDecodeError:
             # The text layer decodes blocks ahead of the parser: find the exact line.
             line, byte = self._bad_byte()

@@ -15,6 +15,7 @@ import re
 from producers.mojibake import CANDIDATES, Unlikely, shown, undefined, unlikely, word_at
 from producers.source import Source
 from worker.errors import FileProblem
+from worker.raw import FIELD_LIMIT
 
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
@@ -26,9 +27,6 @@ _SIGNATURES = (
     (b"\xff\xfe", "UTF-16 text (Excel's \"Unicode text\")"),
     (b"\xfe\xff", "UTF-16 text"),
 )
-# Fields above this are refused: no real spreadsheet cell is this long, and a
-# file that is one giant field would otherwise be held in memory whole.
-FIELD_LIMIT = 1024 * 1024
 # Physical lines above this are refused before the CSV parser sees them: a 200 MB line of
 # commas would otherwise become a list of a hundred million fields.
 LINE_LIMIT = 2 * FIELD_LIMIT

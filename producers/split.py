@@ -1,9 +1,13 @@
 """Scanning a whole file for file-level problems, then streaming it in chunks.
 
 ``scan`` reads every record once, holding only counters, so that an import
-either fails before anything is queued or is known to be well formed CSV.
-``chunks`` then yields lists of records (records, not lines: quoted fields may
-hold newlines), each with the file row numbers of its records.
+either fails before anything is queued or is known to be well formed CSV. It
+reads a block of lines at a time (:mod:`producers.blocks`), cutting the file's
+chunks as its own text (:mod:`worker.raw`) for the spool; a problem, or what
+that reading leaves, is read record by record (:func:`_scan`), which names the
+first problem. ``raw_chunks`` cuts the same chunks from the file again;
+``chunks`` yields lists of records (records, not lines: quoted fields may hold
+newlines), each with the file row numbers of its records.
 """
 from __future__ import annotations
 
@@ -15,15 +19,13 @@ from worker.errors import FileProblem
 from worker.events.day_times import SAMPLE_ROWS, refuse_a_day_only_time, watched
 from worker.events.dialects import Columns, plan_columns
 from worker.people.columns import PeopleColumns, plan_people_columns
+from worker.raw import is_blank
 
+from .blocks import ROW_LIMIT, Found, Reading, Refused, Watch
 from .records import Records
 from .sniff import Sniffed, check_bytes, choose_encoding, sniff
 from .source import Source
-from .spool import Spool
-
-#: The most text one row may hold (characters): its cells are bounded one by one (FIELD_LIMIT) and
-#: a physical line is too (LINE_LIMIT), but a quoted field may hold newlines.
-ROW_LIMIT = 2 * 1024 * 1024
+from .spool import Encoded, Spool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,19 +41,9 @@ class Plan:
     blank: int
     #: first three values of each column, for ``backfill inspect``
     samples: tuple[tuple[str, ...], ...]
-
-
-def _blank(record: list[str], ours: frozenset[int] = frozenset()) -> bool:
-    # A plain loop: called for every record twice, and nearly every record's first cell has data.
-    for cell in record:
-        if cell and not cell.isspace():
-            return bool(ours) and _only_ours(record, ours)
-    return True
-
-
-def _only_ours(record: list[str], ours: frozenset[int]) -> bool:
-    """True when the record's only text is in our own report columns (an errors file's closing note)."""
-    return all(i in ours or not cell or cell.isspace() for i, cell in enumerate(record))
+    #: its chunks are sent as the file's own text (:mod:`worker.raw`); False: as rows, read by the
+    #: per-record reader (a file the scan's block reading left to it, and which it accepted)
+    raw: bool = True
 
 
 def _ours(header: list[str]) -> frozenset[int]:
@@ -62,7 +54,7 @@ def _ours(header: list[str]) -> frozenset[int]:
 def _header(records: Iterator[tuple[int, list[str]]]) -> list[str] | None:
     """Consume ``records`` up to and including the header (the first non-blank record)."""
     for _, record in records:
-        if not _blank(record):
+        if not is_blank(record):
             return record
     return None
 
@@ -103,65 +95,104 @@ def scan(
                                 mapping=mapping, skip=skip)
     if spool is not None:
         source.spool = spool  # (closed with the source, whatever happens here)
+    decide = _Decide(columns_of, identifier, max_columns, mapping)
     try:
-        plan = _scan(source, sniffed, identifier, columns_of, max_columns, spool, mapping)
+        plan = _read(source, sniffed, decide, spool)
     except FileProblem as problem:
         if problem.code != "bad_csv" or "expected after" not in str(problem):
             raise
         if spool is not None:
             spool.reset()
-        plan = _scan(source, dataclasses.replace(sniffed, quote_spaces=True), identifier, columns_of, max_columns,
-                     spool, mapping)
+        plan = _read(source, dataclasses.replace(sniffed, quote_spaces=True), decide, spool)
     if spool is not None:
         spool.finish()
     return plan
 
 
-def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, max_columns: int,
-          spool: Spool | None, mapping: dict[str, str] | None) -> Plan:
+def _read(source: Source, sniffed: Sniffed, decide: _Decide, spool: Spool | None) -> Plan:
+    """The scan's block reading (:mod:`producers.blocks`); the per-record reader names what it refused."""
+    reading = Reading(source, sniffed, decide.watch, spool.chunk_rows if spool else 2000,
+                      spool.chunk_bytes if spool else 2**62, keep=spool is not None)
+    try:
+        for chunk in reading.chunks():
+            if spool is not None:
+                spool.put(chunk)
+    except Refused:
+        if spool is not None:
+            spool.give_up()  # (the chunks are then read from the file again, as rows)
+        return dataclasses.replace(_scan(source, sniffed, decide), raw=False)
+    return decide.plan(sniffed, reading.found)
+
+
+class _Decide:
+    """What the header decides (columns, identifier, what to watch) and what the records then say."""
+
+    def __init__(self, columns_of, identifier: str | None, max_columns: int, mapping: dict[str, str] | None) -> None:
+        self.columns_of, self.given, self.max_columns, self.mapping = columns_of, identifier, max_columns, mapping
+        self.columns: Columns | PeopleColumns | None = None
+        self.identifier = identifier
+
+    def watch(self, header: list[str]) -> Watch:
+        """The header's columns and what to check in every record (FileProblem for a bad header)."""
+        self.columns = columns = self.columns_of(header)
+        times: tuple[int, ...] = ()
+        person = None
+        if isinstance(columns, PeopleColumns):
+            self.identifier = columns.identifier
+        else:
+            times = tuple(watched(columns, {name.strip().lower() for name in self.mapping or {}}))
+            self.identifier = columns.person_kind or self.given
+            if self.identifier not in (None, "id", "email"):
+                raise FileProblem("bad_identifier", f"--identifier must be id or email, not {self.identifier!r}")
+            person = columns.person
+        return Watch(2 * max(len(columns.header), self.max_columns), len(columns.header), tuple(columns.unnamed),
+                     person if self.identifier is None else None, times, _ours(header))
+
+    def plan(self, sniffed: Sniffed, found: Found) -> Plan:
+        """The file's plan once its records are read; FileProblem for what only all of them tell."""
+        columns, identifier = self.columns, self.identifier
+        assert columns is not None
+        if isinstance(columns, Columns) and found.times:  # (only an events file watches its time columns)
+            refuse_a_day_only_time(columns, found.times)
+        if identifier is None:
+            person = columns.person if isinstance(columns, Columns) else None
+            if found.first_email and found.first_id and person is not None:
+                raise FileProblem(
+                    "mixed_identifiers",
+                    f"column {columns.header[person]!r} mixes e-mail addresses (first on row {found.first_email}) "
+                    f"and ids (first on row {found.first_id}); a file uses one kind for everybody. If it is e-mails "
+                    "with typos, pass --identifier email to get the bad ones as row errors",
+                )
+            identifier = "email" if found.first_email else "id"
+        return Plan(sniffed, columns, identifier, found.rows, found.blank, tuple(tuple(s) for s in found.samples))
+
+
+def _scan(source: Source, sniffed: Sniffed, decide: _Decide) -> Plan:
+    """The per-record reading: every record parsed and checked in turn, the first problem named."""
     records = iter(Records(source, sniffed))
     header = _header(records)
     if header is None:
         raise FileProblem("empty_file", f"{source.name} has no header row")
-    person: int | None = None
-    columns: Columns | PeopleColumns
-    columns = columns_of(header)
-    watch: tuple[int, ...] = ()
-    if isinstance(columns, PeopleColumns):
-        identifier = columns.identifier
-    else:
-        watch = watched(columns, {name.strip().lower() for name in mapping or {}})
-        identifier = columns.person_kind or identifier
-        if identifier not in (None, "id", "email"):
-            raise FileProblem("bad_identifier", f"--identifier must be id or email, not {identifier!r}")
-        person = columns.person
-    unnamed = columns.unnamed
-    most_cells = 2 * max(len(columns.header), max_columns)
-    samples: list[list[str]] = [[] for _ in columns.header]
-    ours = _ours(header)
-    first_email = first_id = None
-    times: dict[int, list[str]] = {index: [] for index in watch}
-    rows = blank = 0
-    add = spool.add if spool is not None else None
+    watch = decide.watch(header)
+    found = Found(header, samples=[[] for _ in range(watch.width)], times={index: [] for index in watch.times})
+    ours, person = watch.ours, watch.person
     for row, record in records:
-        # (the usual record's first cell has text: _blank's call is paid by the others only)
-        if (not record or not record[0] or record[0].isspace() or ours) and _blank(record, ours):
-            blank += 1
+        # (the usual record's first cell has text: is_blank's call is paid by the others only)
+        if (not record or not record[0] or record[0].isspace() or ours) and is_blank(record, ours):
+            found.blank += 1
             continue
-        rows += 1
+        found.rows += 1
         size = len(record) + sum(map(len, record))
-        if size > ROW_LIMIT or len(record) > most_cells:
-            raise _row_problem(row, record, len(columns.header))
-        if add is not None:
-            add(row, record, size)
-        if rows <= SAMPLE_ROWS:
-            if rows <= 3:
-                for index, cell in enumerate(record[: len(samples)]):
-                    samples[index].append(clean_cell(cell))
-            for index in watch:  # (the first values of the columns that say which is the time)
+        if size > ROW_LIMIT or len(record) > watch.most_cells:
+            raise _row_problem(row, record, watch.width)
+        if found.rows <= SAMPLE_ROWS:
+            if found.rows <= 3:
+                for index, cell in enumerate(record[: len(found.samples)]):
+                    found.samples[index].append(clean_cell(cell))
+            for index in watch.times:  # (the first values of the columns that say which is the time)
                 if index < len(record) and (value := clean_cell(record[index])):
-                    times[index].append(value)
-        for index in unnamed:
+                    found.times[index].append(value)
+        for index in watch.unnamed:
             if index < len(record) and record[index].strip():
                 raise FileProblem(
                     "unnamed_column",
@@ -169,25 +200,14 @@ def _scan(source: Source, sniffed: Sniffed, identifier: str | None, columns_of, 
                     "name the column or delete it",
                     line=row,
                 )
-        if identifier is None and person is not None and person < len(record):
+        if person is not None and person < len(record):
             value = record[person].strip()
             if value:
                 if "@" in value:
-                    first_email = first_email or row
+                    found.first_email = found.first_email or row
                 else:
-                    first_id = first_id or row
-    if watch and isinstance(columns, Columns):  # (only an events file watches its time columns)
-        refuse_a_day_only_time(columns, times)
-    if identifier is None:
-        if first_email and first_id and person is not None:
-            raise FileProblem(
-                "mixed_identifiers",
-                f"column {columns.header[person]!r} mixes e-mail addresses (first on row {first_email}) and ids "
-                f"(first on row {first_id}); a file uses one kind for everybody. If it is e-mails with typos, "
-                "pass --identifier email to get the bad ones as row errors",
-            )
-        identifier = "email" if first_email else "id"
-    return Plan(sniffed, columns, identifier, rows, blank, tuple(tuple(s) for s in samples))
+                    found.first_id = found.first_id or row
+    return decide.plan(sniffed, found)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -214,8 +234,20 @@ def chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int = 8 * 1
     of text, whichever comes first (blank records skipped)."""
     records = iter(Records(source, plan.sniffed))
     ours = _ours(_header(records) or [])
-    yield from batched(((row, record) for row, record in records if not _blank(record, ours)), chunk_rows,
+    yield from batched(((row, record) for row, record in records if not is_blank(record, ours)), chunk_rows,
                        chunk_bytes)
+
+
+def raw_chunks(source: Source, plan: Plan, chunk_rows: int, chunk_bytes: int) -> Iterator[Encoded]:
+    """The chunks the scan cut (the file's own text), read from the file again: for a spool that gave up."""
+    def watch(header: list[str]) -> Watch:  # (checked by the scan already)
+        return Watch(2**62, len(plan.columns.header), ours=_ours(header))
+
+    try:
+        yield from Reading(source, plan.sniffed, watch, chunk_rows, chunk_bytes).chunks()
+    except Refused:
+        raise FileProblem("unreadable", f"{source.name} changed while it was imported: its chunks no longer read "
+                          "as they did when it was scanned") from None
 
 
 def batched(records: Iterator[tuple[int, list[str]]], chunk_rows: int, chunk_bytes: int,

@@ -13,11 +13,11 @@ import pytest
 
 from producers.queueing import _encoded
 from producers.source import Source
-from producers.split import chunks, scan
+from producers.split import chunks, raw_chunks, scan
 from producers.spool import Spool
 from worker.errors import FileProblem
 from worker.settings import Settings
-from worker.store.work import decode_rows, encode_rows
+from worker.store.work import decode_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from generate import generate
@@ -52,9 +52,11 @@ def test_spooled_chunks_are_the_chunks_a_second_pass_reads(tmp_path, chunk_rows,
             plan = scan(source, spool=spool)
             assert source.spool is spool and spool.complete
             kept = list(spool.chunks())
+            assert kept == list(raw_chunks(source, plan, chunk_rows, chunk_bytes)), name
+            # ... and they hold the rows and row numbers of the per-record reader's chunks, cut at the same records
             again = list(chunks(source, plan, chunk_rows, chunk_bytes))
-            assert [(c.number, c.payload, c.records, c.last_row) for c in kept] == [
-                (c.number, encode_rows(c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again], name
+            assert [(c.number, decode_rows(c.payload), c.records, c.last_row) for c in kept] == [
+                (c.number, (c.rows, c.row_numbers), len(c.rows), c.row_numbers[-1]) for c in again], name
             assert sum(len(decode_rows(c.payload)[0]) for c in kept) == plan.rows
         assert source.spool.closed  # closed with its source
 

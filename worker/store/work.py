@@ -1,7 +1,8 @@
 """Chunks and pending work: a chunk's stored rows, its deliveries, and what must still happen.
 
-The producer stores each chunk's rows (orjson) under its own key and sends only
-the key's coordinates through the queue; the chunk's commit deletes them. Every
+The producer stores each chunk (a CSV file's own text, :mod:`worker.raw`; rows as orjson
+otherwise) under its own key and sends only the key's coordinates through the queue; the
+chunk's commit deletes them. Every
 stored chunk, and every report due, is a member of the pending-work set
 (``keys.PENDING``), scored by its last sign of life, for the sweeper
 (:mod:`worker.ops.sweeper`).
@@ -16,6 +17,7 @@ import redis
 
 from worker import keys
 from worker.errors import ImportNotFound
+from worker.raw import is_raw, parse_raw, read_raw
 from worker.store import clock
 from worker.store.lua import script
 from worker.store.steps import CommitStep
@@ -34,7 +36,10 @@ def encode_rows(rows: list[list[str]], numbers: list[int]) -> bytes:
 
 
 def decode_rows(raw: bytes) -> tuple[list[list[str]], list[int]]:
-    """Records and row numbers of a stored chunk (see :func:`encode_rows`)."""
+    """Records and row numbers of a stored chunk: rows (see :func:`encode_rows`), or a CSV file's own text
+    (:mod:`worker.raw`), parsed as the producer read it."""
+    if is_raw(raw):
+        return parse_raw(read_raw(raw))
     payload = orjson.loads(raw)
     rows = payload["rows"]
     numbers = payload.get("row_numbers")
