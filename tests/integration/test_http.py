@@ -21,7 +21,7 @@ import pytest
 from worker.events.rules import Campaign
 from worker.store.embedded import free_port
 
-from .helpers import write
+from .helpers import wait_until, write
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled", "interrupted", "partially_failed"}
@@ -298,7 +298,8 @@ def test_a_download_stops_at_the_size_and_time_limits(redis_url, workers, keys, 
                 state = wait_final(client, answer.json()["import_id"])
                 assert (state["status"], state["failure_code"]) == ("failed", code), state
                 assert time.monotonic() - started < 8
-        assert not list((tmp_path / "uploads").iterdir())
+        # (the refusal is written first, the file deleted as the producer thread ends)
+        wait_until(lambda: not list((tmp_path / "uploads").iterdir()), 10, "the refused downloads deleted")
     finally:
         limited.stop()
 
