@@ -170,7 +170,7 @@ def sink_alone(events: int, postgres: bool, sinks: int) -> dict:
             target, stop_pg = start_postgres()
         else:
             target = f"sqlite:///{work / 'results.db'}"
-        seconds, stored = sink_bench.drain(url, target, sinks, 50)
+        seconds, stored, _ = sink_bench.drain(url, target, sinks, 50)
     finally:
         stop_pg()
         server.kill()
