@@ -97,6 +97,9 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
         extra = [*extra, "--stored"]
     try:
         wait_ready(app, workers)
+        from cpu_split import _cpu
+
+        sink_started = [_cpu(process.pid) or 0 for process in sinks]  # (its start: Python's imports, the store)
         produced = subprocess.run([sys.executable, str(HERE / "produce.py"), mode, str(data), *extra],
                                   env=env, capture_output=True, timeout=3600, cwd=ROOT)
         if produced.returncode != 0:
@@ -119,6 +122,10 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
             result["outbox_left"] = client.xlen("bf:outbox")
             result["redis_after_mb"] = round(memory["used_memory"] / 2**20, 1)
             result["redis_kept_mb"] = _memory_mb(client, ("bf:dd:*", "bf:person:*", "bf:people:*"))
+            # the sink's own CPU from the import's start (steadier than the wall time on a shared host; its
+            # database's is not in it)
+            spent = (_cpu(sinks[0].pid) or 0) - sink_started[0]
+            result["sink_cpu_us_an_event"] = round(spent * 1e6 / max(result["events_stored"], 1), 2)
     finally:
         for process in sinks:
             process.terminate()
@@ -338,7 +345,9 @@ def _print(r: dict, args) -> None:
           f"errors {imp['errors']:,}")
     ws = r["with_sink"]
     print(f"with a sink: report in {ws['report_seconds']} s, every event stored in {ws['stored_seconds']} s "
-          f"({ws['stored_seconds'] / ws['report_seconds']:.2f}x), {ws['events_stored']:,} events stored")
+          f"({ws['stored_seconds'] / ws['report_seconds']:.2f}x), {ws['events_stored']:,} events stored; the sink's "
+          f"CPU a stored event: SQLite {ws['sink_cpu_us_an_event']} us, PostgreSQL "
+          f"{r['with_postgres']['sink_cpu_us_an_event']} us")
     for x in r["sink_alone"]:
         print(f"sink alone, {x['backend']}, {x['sinks']} sink(s): {x['events']:,} events in {x['seconds']} s = "
               f"{x['events_per_second']:,} events/s")
