@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events")
     parser.add_argument("--file", help="import this file instead of a generated one")
+    parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
     from generate import generate, generate_people
@@ -128,9 +129,17 @@ def main() -> None:
     total = sum(spent.values())
     print(f"{'all':<28}{total:>8.2f}{total * 1e6 / rows:>10.2f}   "
           f"({100 * total / (elapsed * (os.cpu_count() or 1)):.0f} % of the machine's cores busy)")
-    print("Redis, microseconds a row by command: " + ", ".join(
-        f"{name.split('_', 1)[1]} {stats[name]['usec'] / rows:.2f}"
-        for name in sorted(stats, key=lambda n: -stats[n]["usec"]) if stats[name]["usec"] / rows >= 0.05))
+    by_command = {name.split("_", 1)[1]: round(stats[name]["usec"] / rows, 2)
+                  for name in sorted(stats, key=lambda n: -stats[n]["usec"]) if stats[name]["usec"] / rows >= 0.05}
+    print("Redis, microseconds a row by command: " + ", ".join(f"{name} {us:.2f}" for name, us in by_command.items()))
+    if args.out:
+        import orjson
+
+        Path(args.out).write_bytes(orjson.dumps({
+            "kind": args.kind, "rows": rows, "workers": args.workers, "seconds": round(elapsed, 2),
+            "rows_per_second": round(rows / elapsed),
+            "us_a_row": {name: round(seconds * 1e6 / rows, 2) for name, seconds in spent.items()},
+            "redis_us_a_row_by_command": by_command}, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

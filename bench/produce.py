@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--trigger", action="store_true",
                         help="import: a triggering import (--trigger, no window) with three campaigns on the file's "
                              "event names: one sent at once, one scheduled, one discarded (its delay is over)")
+    parser.add_argument("--campaigns", type=int, choices=[1, 2, 3], default=3,
+                        help="--trigger: only the first N of those campaigns")
     args = parser.parse_args()
 
     from bench import tasks as bench_tasks
@@ -53,8 +55,9 @@ def main() -> None:
         if args.trigger:
             from worker.events.rules import Campaign
 
-            for campaign in (Campaign("thanks", "Completes checkout", 0), Campaign("later", "Added to cart", 3 * 365 * 86_400),
-                             Campaign("nudge", "Viewed product", 3600)):
+            campaigns = (Campaign("thanks", "Completes checkout", 0), Campaign("later", "Added to cart", 3 * 365 * 86_400),
+                         Campaign("nudge", "Viewed product", 3600))
+            for campaign in campaigns[:args.campaigns]:
                 st.triggers.add_campaign(campaign)
         handle = api.enqueue_import(args.file, create_people=True, trigger=args.trigger,
                                     trigger_window=None if args.trigger else "72h")

@@ -6,7 +6,8 @@ Fills a private redis-server's outbox with entries shaped as commit.lua writes t
 per chunk, its events' JSON joined by newlines and its people's cio_ids, events like the benchmark
 file's: an e-mail, a name, a time, an id, three properties), then times ``--sinks`` sink processes
 draining it into a fresh SQLite file (or a private PostgreSQL): events/s, and what is left in the
-stream.
+stream. The script a user would write (bench/reference.py) runs before and after on a generated
+Vero file of as many rows, and the sink's events/s is also given as a ratio of its rows/s (the mean).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 
 def fill(client, events: int, chunk: int, with_keys: bool = True) -> None:
@@ -61,19 +63,20 @@ def _sink(redis_url: str, database_url: str, batch: int, name: str, ready, go, c
     outbox = Outbox(redis.Redis.from_url(redis_url), name)
     ready.put(name)
     go.wait()
+    cpu = time.process_time()
     stored = 0
     while True:
         drained = drain_once(outbox, results, batch=batch, block_ms=10, claim_idle_ms=600_000)
         if not drained.entries:
             break
         stored += drained.new_events
-    counts.put(stored)
+    counts.put((stored, time.process_time() - cpu))
     results.close()
 
 
-def drain(redis_url: str, database_url: str, sinks: int, batch: int) -> tuple[float, int]:
-    """(seconds, events stored) for ``sinks`` processes draining the outbox into ``database_url`` (upgraded
-    first), timed from when they all start."""
+def drain(redis_url: str, database_url: str, sinks: int, batch: int) -> tuple[float, int, float]:
+    """(seconds, events stored, the sinks' CPU seconds) for ``sinks`` processes draining the outbox into
+    ``database_url`` (upgraded first), timed from when they all start."""
     import multiprocessing
 
     import redis
@@ -96,11 +99,11 @@ def drain(redis_url: str, database_url: str, sinks: int, batch: int) -> tuple[fl
         ready.get()  # every process imported and connected
     started = time.perf_counter()
     go.set()
-    stored = sum(counts.get() for _ in processes)
+    done = [counts.get() for _ in processes]
     seconds = time.perf_counter() - started
     for process in processes:
         process.join()
-    return seconds, stored
+    return seconds, sum(n for n, _ in done), sum(cpu for _, cpu in done)
 
 
 def main() -> None:
@@ -115,11 +118,16 @@ def main() -> None:
     args = parser.parse_args()
 
     import redis
+    from generate import generate
+    from reference import import_file
 
     from worker import keys
     from worker.store.embedded import start_private
 
     work = Path(tempfile.mkdtemp(prefix="backfill-sink-"))
+    with (work / "events.csv").open("w", newline="") as out:
+        generate(out, args.events)
+    references = [import_file(work / "events.csv", work / "reference-0.db")["rows_per_second"]]
     server, url = start_private(work / "redis")
     try:
         client = redis.Redis.from_url(url)
@@ -131,11 +139,16 @@ def main() -> None:
             kind = "PostgreSQL"
         else:
             target, kind, stop_pg = f"sqlite:///{work / 'results.db'}", "SQLite", (lambda: None)
-        seconds, stored = drain(url, target, args.sinks, args.batch)
+        seconds, stored, cpu = drain(url, target, args.sinks, args.batch)
         stop_pg()
+        references.append(import_file(work / "events.csv", work / "reference-1.db")["rows_per_second"])
+        reference = sum(references) / len(references)
         print(f"sink, {kind}: {stored:,} events in {seconds:.2f} s = {stored / seconds:,.0f} events/s "
-              f"({args.chunk}-event entries, {args.batch} entries a transaction, {args.sinks} sink(s)); "
-              f"stream left: {client.xlen(keys.OUTBOX)} entries")
+              f"({args.chunk}-event entries, {args.batch} entries a transaction, {args.sinks} sink(s)), "
+              f"the sinks' own CPU {cpu * 1e6 / max(stored, 1):.2f} us an event; "
+              f"stream left: {client.xlen(keys.OUTBOX)} entries; the script a user would write: "
+              f"{' and '.join(f'{r:,}' for r in references)} rows/s (before and after): "
+              f"the sink = {stored / seconds / reference:.2f}x the script")
     finally:
         server.kill()
         server.wait()

@@ -5,12 +5,17 @@
 3. a naive baseline: one Celery task per row (20,000 rows), and the ratio;
 4. peak RSS of the producer and of each worker, for 1M and for 5M rows;
 5. Redis memory per remembered event id, and Redis peak memory during the 5M import;
-6. chunk time p50/p99 (from the workers' "chunk done" lines), and rows/s of the pure core in one process.
+6. chunk time p50/p99 (from the workers' "chunk done" lines), and rows/s of the pure core in one process;
+7. the targets (bench/targets.py): the script a user would write instead (bench/reference.py), run on the
+   same file before and after the rest, and the imports with a SQLite or a PostgreSQL sink, a people file
+   (bench/throughput.py --type people), ``--trigger`` with two campaigns and Redis's CPU a row
+   (bench/cpu_split.py) as ratios against it or against the events import, each beside its target.
 
 Each measured run gets a fresh private redis-server on a free port and fresh worker
 processes. Prints a table and writes bench/results/bench.json.
 
     python bench/suite.py [--rows 1000000] [--big-rows 5000000] [--naive-rows 20000]
+    python bench/suite.py --quick            # 200,000 rows, no 5M run, small naive and Segment runs
 """
 from __future__ import annotations
 
@@ -62,10 +67,11 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra: list[str] = (),
-        sink: bool = False) -> dict:
+        sink: bool = False, database_url: str | None = None) -> dict:
     """One measured run: private Redis, ``workers`` worker processes, the producer in its own process; with
-    ``sink``, a ``backfill sink`` process writing to SQLite beside them (and the producer waits until the
-    import is stored). Without, the outbox is left to grow (BACKFILL_OUTBOX_LIMIT=0)."""
+    ``sink``, a ``backfill sink`` process writing to ``database_url`` (default: a fresh SQLite file) beside
+    them (and the producer waits until the import is stored). Without, the outbox is left to grow
+    (BACKFILL_OUTBOX_LIMIT=0)."""
     from producers.demo import start_workers, stop_workers, wait_ready
     from worker.store.embedded import start_private
 
@@ -73,7 +79,7 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
     server, url = start_private(run_dir / "redis", aof=False)
     env = {**os.environ, "REDIS_URL": url, "BACKFILL_CHUNK_ROWS": str(chunk_rows), "BACKFILL_LOG_LEVEL": "INFO",
            "BACKFILL_LOG_FORMAT": "json", "BACKFILL_HOME": str(run_dir), "BACKFILL_OUTBOX_LIMIT": "1000" if sink else "0",
-           "DATABASE_URL": f"sqlite:///{run_dir / 'results.db'}"}
+           "DATABASE_URL": database_url or f"sqlite:///{run_dir / 'results.db'}"}
     os.environ.update(env)
     from worker.settings import reset_settings
 
@@ -91,6 +97,9 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
         extra = [*extra, "--stored"]
     try:
         wait_ready(app, workers)
+        from cpu_split import _cpu
+
+        sink_started = [_cpu(process.pid) or 0 for process in sinks]  # (its start: Python's imports, the store)
         produced = subprocess.run([sys.executable, str(HERE / "produce.py"), mode, str(data), *extra],
                                   env=env, capture_output=True, timeout=3600, cwd=ROOT)
         if produced.returncode != 0:
@@ -113,6 +122,10 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
             result["outbox_left"] = client.xlen("bf:outbox")
             result["redis_after_mb"] = round(memory["used_memory"] / 2**20, 1)
             result["redis_kept_mb"] = _memory_mb(client, ("bf:dd:*", "bf:person:*", "bf:people:*"))
+            # the sink's own CPU from the import's start (steadier than the wall time on a shared host; its
+            # database's is not in it)
+            spent = (_cpu(sinks[0].pid) or 0) - sink_started[0]
+            result["sink_cpu_us_an_event"] = round(spent * 1e6 / max(result["events_stored"], 1), 2)
     finally:
         for process in sinks:
             process.terminate()
@@ -164,13 +177,36 @@ def sink_alone(events: int, postgres: bool, sinks: int) -> dict:
             target, stop_pg = start_postgres()
         else:
             target = f"sqlite:///{work / 'results.db'}"
-        seconds, stored = sink_bench.drain(url, target, sinks, 50)
+        seconds, stored, _ = sink_bench.drain(url, target, sinks, 50)
     finally:
         stop_pg()
         server.kill()
         server.wait()
     return {"backend": "PostgreSQL" if postgres else "SQLite", "sinks": sinks, "events": stored,
             "seconds": round(seconds, 2), "events_per_second": round(stored / seconds)}
+
+
+def with_postgres(data: Path, work: Path, chunk_rows: int) -> dict:
+    """The import with 2 workers and one sink storing into a private PostgreSQL."""
+    from tests.integration.postgres import start_postgres
+
+    url, stop = start_postgres()
+    try:
+        return run("import", data, 2, work, chunk_rows, sink=True, database_url=url)
+    finally:
+        stop()
+
+
+def script(name: str, *args: str) -> dict:
+    """Run bench/``name`` in its own process with ``args``; the JSON it wrote to its ``--out`` file (or,
+    for reference.py, printed last)."""
+    out = Path(tempfile.mkdtemp(prefix="bench-out-")) / "out.json"
+    command = [sys.executable, str(HERE / name), *args]
+    command += ["--json"] if name == "reference.py" else ["--out", str(out)]
+    done = subprocess.run(command, capture_output=True, timeout=3600, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr.decode()[-3000:]}")
+    return orjson.loads(done.stdout.splitlines()[-1] if name == "reference.py" else out.read_bytes())
 
 
 def pure_core(data: Path, chunk_rows: int) -> dict:
@@ -204,9 +240,14 @@ def main() -> None:
                         help="messages in the Segment archive row (tests/segment_data.py); 0 to skip it")
     parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--out", default=str(HERE / "results" / "bench.json"))
+    parser.add_argument("--quick", action="store_true",
+                        help="--rows 200000 --big-rows 0 --naive-rows 2000 --segment-rows 20000 (a few minutes)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.big_rows, args.naive_rows, args.segment_rows = 200_000, 0, 2000, 20_000
 
     from generate import generate
+    from targets import targets
 
     work = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
     files = {}
@@ -220,8 +261,10 @@ def main() -> None:
     main_file = files[args.rows]
     results: dict = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                                  "platform": platform.platform()},
-                     "rows": args.rows, "chunk_rows": args.chunk_rows}
+                     "rows": args.rows, "chunk_rows": args.chunk_rows, "big_rows": args.big_rows}
     step = lambda text: print(text, file=sys.stderr, flush=True)
+    step("the script a user would write (bench/reference.py) ...")
+    references = [script("reference.py", str(main_file))]
     step("pure core ...")
     results["pure_core"] = pure_core(main_file, args.chunk_rows)
     results["import"] = []
@@ -235,13 +278,20 @@ def main() -> None:
         archive = write_archive(work / "archive.ndjson.gz", messages(args.segment_rows, people=5000)[0])
         results["segment"] = run("import", archive, 2, work, args.chunk_rows)
     step("import --trigger, 2 workers ...")
-    results["trigger"] = run("import", main_file, 2, work, args.chunk_rows, ["--trigger"])
+    results["trigger"] = run("import", main_file, 2, work, args.chunk_rows, ["--trigger", "--campaigns", "2"])
     step("floor ...")
     results["floor"] = run("floor", main_file, 2, work, args.chunk_rows)
     step("naive ...")
     results["naive"] = run("naive", main_file, 2, work, args.chunk_rows, ["--rows", str(args.naive_rows)])
     step("import, 2 workers and a sink ...")
     results["with_sink"] = run("import", main_file, 2, work, args.chunk_rows, sink=True)
+    step("import, 2 workers and a PostgreSQL sink ...")
+    results["with_postgres"] = with_postgres(main_file, work, args.chunk_rows)
+    step(f"people file, {args.rows:,} rows, 2 workers (bench/throughput.py --type people) ...")
+    results["people"] = script("throughput.py", "--type", "people", "--rows", str(args.rows), "--workers", "2")["runs"][-1]
+    step("Redis's CPU a row (bench/cpu_split.py) ...")
+    split = script("cpu_split.py", "--file", str(main_file))
+    results["cpu_split"] = {**split, "redis_us_a_row": split["us_a_row"]["redis-server"]}
     step("sink alone ...")
     results["sink_alone"] = [sink_alone(args.rows, postgres, sinks) for postgres, sinks in
                              ((False, 1), (True, 1), (True, 2))]
@@ -249,6 +299,11 @@ def main() -> None:
         step(f"import of {args.big_rows:,} rows, 2 workers and a sink ...")
         results["big"] = run("import", files[args.big_rows], 2, work, args.chunk_rows, sink=True)
 
+    step("the script a user would write, again ...")
+    references.append(script("reference.py", str(main_file)))
+    results["reference"] = {"runs": references,
+                            "rows_per_second": round(sum(x["rows_per_second"] for x in references) / len(references))}
+    results["targets"] = {t.name: t.as_dict() for t in targets(results)}
     best = results["import"][-1]
     results["ratios"] = {
         "of_floor": round(best["rows_per_second"] / results["floor"]["rows_per_second"], 3),
@@ -273,6 +328,7 @@ def _print(r: dict, args) -> None:
         runs.append((f"Segment archive {r['segment']['rows']:,}, 2 w", r["segment"]))
     runs += [("floor (tasks do nothing)", r["floor"]), (f"naive, 1 task per row ({r['naive']['rows']:,})", r["naive"])]
     runs.append(("import, 2 workers + a sink", r["with_sink"]))
+    runs.append(("import, 2 w + PostgreSQL sink", r["with_postgres"]))
     if "big" in r:
         runs.append((f"import {r['big']['rows']:,} rows, 2 w + sink", r["big"]))
     for name, x in runs:
@@ -289,15 +345,25 @@ def _print(r: dict, args) -> None:
           f"errors {imp['errors']:,}")
     ws = r["with_sink"]
     print(f"with a sink: report in {ws['report_seconds']} s, every event stored in {ws['stored_seconds']} s "
-          f"({ws['stored_seconds'] / ws['report_seconds']:.2f}x), {ws['events_stored']:,} events stored")
+          f"({ws['stored_seconds'] / ws['report_seconds']:.2f}x), {ws['events_stored']:,} events stored; the sink's "
+          f"CPU a stored event: SQLite {ws['sink_cpu_us_an_event']} us, PostgreSQL "
+          f"{r['with_postgres']['sink_cpu_us_an_event']} us")
     for x in r["sink_alone"]:
         print(f"sink alone, {x['backend']}, {x['sinks']} sink(s): {x['events']:,} events in {x['seconds']} s = "
               f"{x['events_per_second']:,} events/s")
+    ref = r["reference"]
+    before_after = " and ".join(f"{x['rows_per_second']:,}" for x in ref["runs"])
+    print(f"the script a user would write (bench/reference.py): {before_after} rows/s (before and after), "
+          f"mean {ref['rows_per_second']:,}; people file {r['people']['rows_per_second']:,} rows/s; Redis "
+          f"{r['cpu_split']['redis_us_a_row']} us a row")
     if "big" in r:
         b = r["big"]
         print(f"{b['rows']:,} rows drained: outbox {b['outbox_left']} entries; Redis {b['redis_after_mb']} MB, of which "
               f"dedupe marks and people {b['redis_kept_mb']} MB: {b['redis_after_mb'] - b['redis_kept_mb']:.1f} MB else "
               f"(stored in {b['stored_seconds']} s, report in {b['report_seconds']} s)")
+    from targets import lines, targets
+
+    print("\n".join(["", *lines(targets(r))]))
 
 
 if __name__ == "__main__":

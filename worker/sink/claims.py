@@ -17,6 +17,7 @@ upsert; the rest runs only when some key was already claimed (a batch written ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 
 from worker.sink.batch import Batch
 
@@ -65,4 +66,4 @@ def first_in_batch(keys: list[Claim]) -> tuple[list[Claim], set[tuple[str, int]]
         if held is not row and (held[1], held[2]) != (row[1], row[2]):
             late.add((row[1], row[2]))
     # in key order: SQLite writes a B-tree of random keys faster in order, PostgreSQL sorts them itself
-    return sorted(first.values()), late
+    return sorted(first.values(), key=itemgetter(0)), late  # (keys unique here: the key alone orders them)

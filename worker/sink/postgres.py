@@ -2,8 +2,9 @@
 
 A batch is one transaction: its events copied (COPY, the bulk path) straight into ``events``, or,
 when some are there already (a batch written again), through a temporary table and ``ON CONFLICT
-DO NOTHING``; their dedupe keys claimed first (worker/sink/claims.py: copied to a temporary table, then
-one upsert); people, deliveries and import records as upserts (see schema.py).
+DO NOTHING``; their dedupe keys claimed first (worker/sink/claims.py), copied the same way straight into
+``event_keys``, or, when some key is claimed already, through a temporary table and one upsert; people,
+deliveries and import records as upserts (see schema.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from worker.sink.queries import Queries
 from worker.sink.schema import BOOKKEEPING, Shape, key_claim, upserts
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
+_KEY_COLUMNS = ", ".join(KEY_COLUMNS)
 _PEOPLE, _DELIVERIES, _IMPORTS, _IDENTIFIERS = upserts("%s")
 _KEYS = key_claim("%s", source="incoming_keys")
 #: What the server (or psycopg, adapting a value) refuses for the value itself: data exceptions (class 22:
@@ -117,30 +119,41 @@ class PostgresResults(Queries):
         return new_events
 
     def _claim_keys(self, claims: list[tuple]) -> int:
+        """Claim these keys (in key order, as claims.py sorts them: sinks claiming the same keys never
+        deadlock): how many rows were inserted or taken over. The usual batch claims only new keys, copied
+        straight into the table; a key held already (a batch written again, a late duplicate, an expired
+        claim) undoes the copy, and the claims go through a temporary table and the upsert."""
+        if self._copy_new("event_keys", _KEY_COLUMNS, claims):
+            return len(claims)
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS incoming_keys AS SELECT * FROM event_keys WITH NO DATA")
-        with self.db.cursor().copy(f"COPY incoming_keys ({', '.join(KEY_COLUMNS)}) FROM STDIN") as copy:
-            for row in claims:
-                copy.write_row(row)
+        self._copy("incoming_keys", _KEY_COLUMNS, claims)
         claimed = self.db.execute(_KEYS).rowcount
         self.db.execute("TRUNCATE incoming_keys")
         return claimed
 
     def _write_events(self, events: list[tuple]) -> int:
-        try:
-            with self.db.transaction():  # a savepoint: a conflict undoes only the copy
-                with self.db.cursor().copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
-                    for row in events:
-                        copy.write_row(row)
+        if self._copy_new("events", _COLUMNS, events):
             return len(events)
-        except psycopg.errors.UniqueViolation:
-            pass
         self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming AS SELECT {_COLUMNS} FROM events WITH NO DATA")
-        with self.db.cursor().copy(f"COPY incoming ({_COLUMNS}) FROM STDIN") as copy:
-            for row in events:
-                copy.write_row(row)
+        self._copy("incoming", _COLUMNS, events)
         moved = self.db.execute(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM incoming ON CONFLICT DO NOTHING")
         self.db.execute("TRUNCATE incoming")
         return moved.rowcount
+
+    def _copy_new(self, table: str, columns: str, rows: list[tuple]) -> bool:
+        """Copy ``rows`` straight into ``table`` (COPY, the bulk path) in a savepoint; False, with nothing
+        copied, when one of them is there already (a unique key)."""
+        try:
+            with self.db.transaction():  # a savepoint: a conflict undoes only the copy
+                self._copy(table, columns, rows)
+            return True
+        except psycopg.errors.UniqueViolation:
+            return False
+
+    def _copy(self, table: str, columns: str, rows: list[tuple]) -> None:
+        with self.db.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def undo(self, import_id: str, kept: Sequence[tuple] = (), records: Sequence[tuple] = ()) -> dict:
         """Take an import's events and unsent decisions out (see queries.undo_statements), the sinks held off;
