@@ -81,12 +81,11 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
            "BACKFILL_LOG_FORMAT": "json", "BACKFILL_HOME": str(run_dir), "BACKFILL_OUTBOX_LIMIT": "1000" if sink else "0",
            "DATABASE_URL": database_url or f"sqlite:///{run_dir / 'results.db'}"}
     os.environ.update(env)
-    from worker.settings import reset_settings
+    from worker.app import app_for
+    from worker.settings import get_settings, reset_settings
 
-    reset_settings()  # (before worker.app, which reads them when first imported)
-    from worker.app import create_app
-
-    app = create_app()
+    reset_settings()
+    app = app_for(get_settings(), url)  # (an app a run: each has a Redis of its own)
     processes = start_workers(url, workers, beat=False, log_dir=run_dir, include=("bench.tasks",))
     sinks = []
     if sink:

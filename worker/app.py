@@ -100,6 +100,15 @@ def celery_config(settings: Settings, url: str) -> dict:
 #: The app every task is declared on. Configured when first used, not when imported: by the entry point
 #: that sends tasks (:func:`configure`, called by :meth:`worker.context.Context.open`), or, in a
 #: Celery worker (``celery -A worker.app``, which reads only the environment), from the environment.
+def app_for(settings: Settings, url: str) -> Celery:
+    """A Celery app of its own on the Redis ``url``, to watch or ping the workers there: for a tool that
+    goes from one Redis to another in one process (the benchmark suite), since the tasks' app is
+    configured once a process. Tasks are sent with the tasks' app, in a process of its own."""
+    other = Celery("backfill", task_cls=WorkerLimitsTask)
+    other.config_from_object(celery_config(settings, url))
+    return other
+
+
 class _Backfill(Celery):
     def on_configure(self) -> None:  # (Celery's method hook: it lets errors out)
         # The app's first use in a process that configured nothing (a Celery worker, beat, Flower): the
