@@ -4,14 +4,20 @@ Run a worker with ``backfill worker`` (or ``celery -A worker.app worker``).
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+
 import orjson
-from celery import Celery, Task, signals
+from celery import Celery, Task, bootsteps, signals
 from kombu import Queue
 from kombu.serialization import register
 
 from worker import keys
 from worker.errors import ConfigError
 from worker.logs import configure as configure_logs
+from worker.logs import get_logger
 from worker.settings import Settings, get_settings
 from worker.store.client import tls_options
 from worker.store.embedded import broker_url, ensure_redis
@@ -109,6 +115,34 @@ def app_for(settings: Settings, url: str) -> Celery:
     return other
 
 
+class BoundedShutdown(bootsteps.StartStopStep):
+    """A worker's shutdown that outlasts what it may take ends the process.
+
+    A warm shutdown waits for the chunk in hand, which the chunk time limit bounds, and a cold one
+    gives it the soft shutdown timeout. Past both (and a margin), the pool's join is stuck: billiard
+    can block for good reading a pool child's result pipe after the consumer gave up (seen when a full
+    Redis refused the consumer five times in a second: RestartFreqExceeded), and a process that
+    neither works nor exits is one no supervisor restarts. So the process exits; its unacknowledged
+    chunks are delivered again (acks_late), as after any worker death."""
+
+    requires = {"celery.worker.components:Pool"}  # (started after the pool, so stopped before it)
+
+    def stop(self, parent: object) -> None:
+        bound = float(app.conf.task_time_limit or 0) + float(app.conf.worker_soft_shutdown_timeout or 0) + 10
+        threading.Thread(target=_exit_after, args=(bound,), name="backfill-shutdown-bound", daemon=True).start()
+
+    def terminate(self, parent: object) -> None:
+        self.stop(parent)
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    get_logger("backfill.worker").error("the worker's shutdown outlasted its bound: exiting; its chunks in "
+                                        "hand are delivered again", seconds=round(seconds))
+    logging.shutdown()
+    os._exit(70)  # EX_SOFTWARE: the supervisor starts it again
+
+
 class _Backfill(Celery):
     def on_configure(self) -> None:  # (Celery's method hook: it lets errors out)
         # The app's first use in a process that configured nothing (a Celery worker, beat, Flower): the
@@ -120,6 +154,7 @@ class _Backfill(Celery):
 
 
 app = _Backfill("backfill", task_cls=WorkerLimitsTask)
+app.steps["worker"].add(BoundedShutdown)
 _configured = False
 
 
