@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC
+from typing import Any
 
 import orjson
 
@@ -168,7 +169,7 @@ def assemble(
         if passive:
             # encode_event's passive case, inline
             at = ts if ts is not None else now
-            body: dict = {"import": import_id, "row": event.row, "name": event.name,
+            body: dict[str, Any] = {"import": import_id, "row": event.row, "name": event.name,
                           "person": {kind: event.person}, "timestamp": int(at) if at == int(at) else at,
                           "data": event.data}
             if event_id is not None:
@@ -213,7 +214,7 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
     """(dedupe key or NO_KEY, event JSON, trigger outcome, campaigns matched loosely) of one valid event."""
     ts = event.ts if event.ts is not None else now
     person = {spec.identifier: event.person}
-    body: dict = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
+    body: dict[str, Any] = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
                   "timestamp": int(ts) if ts == int(ts) else ts, "data": event.data}
     if event.event_id is not None:
         body["id"] = event.event_id

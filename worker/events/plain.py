@@ -13,6 +13,7 @@ test, tests/unit/test_differential.py, holds the outcome equal to the frozen per
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import tzinfo
 from functools import partial
 from itertools import compress
@@ -35,7 +36,7 @@ def clean_column(cells: tuple[str, ...] | list[str]) -> list[str]:
     return cleaned
 
 
-def _flag(slow: set[int], checks) -> None:
+def _flag(slow: set[int], checks: Sequence[object]) -> None:
     """Add the positions of the true values of ``checks`` to ``slow``."""
     slow.update(compress(range(len(checks)), checks))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import redis
@@ -164,7 +165,7 @@ class Events:
                 return removed
             removed += sum(int(n) for n in pipe.execute())
 
-    def read(self, import_id: str | None = None) -> Iterable[dict]:
+    def read(self, import_id: str | None = None) -> Iterable[dict[str, Any]]:
         """Events in the outbox (not yet trimmed by a sink), optionally of one import, in stream order."""
         for fields in self.entries():
             if fields.get(b"events") and (import_id is None or fields.get(b"import", b"").decode() == import_id):

@@ -6,7 +6,8 @@ once written, its report. The report is written once (finalize.lua).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import redis
@@ -35,7 +36,7 @@ class Imports:
         fields = {k: orjson.dumps(v) if not isinstance(v, (str, int, float, bytes)) else v
                   for k, v in info.items()}
 
-        def record(pipe) -> None:
+        def record(pipe: Any) -> None:
             pipe.hset(keys.import_hash(spec.import_id), mapping={
                 "spec": spec.to_json(), "status": "queued", "created_ms": created,
                 "chunks_done": 0, **fields,
@@ -48,7 +49,7 @@ class Imports:
 
         return self._unless_stopped(spec.import_id, record)
 
-    def _unless_stopped(self, import_id: str, record) -> bool:
+    def _unless_stopped(self, import_id: str, record: Callable[[Any], None]) -> bool:
         """Run ``record(pipe)`` as one transaction unless the import has stopped or ended (a cancel of an
         ``accepted`` import wins over the scan that follows it, however they interleave)."""
         key = keys.import_hash(import_id)
@@ -83,7 +84,7 @@ class Imports:
         pipe.zadd(keys.PRODUCING, {import_id: created})
         pipe.execute()
 
-    def record_undo(self, import_id: str, done: dict) -> None:
+    def record_undo(self, import_id: str, done: dict[str, Any]) -> None:
         """Record what an undo of the import did (asked again, the undo answers this)."""
         self.r.hset(keys.import_hash(import_id), mapping={"undo": orjson.dumps(done), "undone_ms": done["undone_ms"]})
 
@@ -96,7 +97,7 @@ class Imports:
         nothing, when it had already stopped (cancelled while ``accepted``: that is its end)."""
         created = clock.now_ms(self.r)
 
-        def record(pipe) -> None:
+        def record(pipe: Any) -> None:
             pipe.hset(keys.import_hash(import_id), mapping={
                 "source": source, "created_ms": created, "status": "failed", "failure_code": code, "failure": message,
             })
@@ -151,7 +152,7 @@ class Imports:
             start += len(ids) - len(gone)
         return found[:limit]
 
-    def finalize(self, import_id: str, status: str, report: dict, retention_s: int, *, record: bool = True,
+    def finalize(self, import_id: str, status: str, report: dict[str, Any], retention_s: int, *, record: bool = True,
                  adopted: int = 0) -> bool | None:
         """Write the report once; True for the call that wrote it. With ``record`` (a real run), the
         import's record goes to the outbox in the same step, for the results database. None, writing
@@ -181,12 +182,12 @@ class Imports:
                           *(shadow + name for name in keys.SHADOW_PARTS))
         return wrote == 1
 
-    def problems(self, import_id: str, kind: str) -> Iterator[dict]:
+    def problems(self, import_id: str, kind: str) -> Iterator[dict[str, Any]]:
         """Stored error (``kind="errors"``) or warning rows, chunk by chunk in file order."""
         for run in self.problem_runs(import_id, kind):
             yield from run
 
-    def problem_runs(self, import_id: str, kind: str) -> Iterator[list[dict]]:
+    def problem_runs(self, import_id: str, kind: str) -> Iterator[list[dict[str, Any]]]:
         """Stored error (``kind="errors"``) or warning rows as one list per chunk, in chunk order
         (rows within a run in the order they were found): one chunk's rows in memory at a time."""
         key = keys.import_errors(import_id) if kind == "errors" else keys.import_warnings(import_id)
@@ -195,7 +196,7 @@ class Imports:
         runs = sorted((int(field[1:].rstrip(b"e")), field, value) for field, value in
                       self.r.hgetall(keys.import_problem_runs(import_id)).items() if field[:1] == prefix)
         for _, group in itertools.groupby(runs, key=lambda run: run[0]):
-            rows: list[dict] = []
+            rows: list[dict[str, Any]] = []
             for _, _, where in group:
                 start, count = (int(n) for n in where.split(b":"))
                 rows += [orjson.loads(raw) for raw in self.r.lrange(key, start, start + count - 1)]

@@ -91,7 +91,7 @@ class People:
         snap.new_ids = self._new_ids(spec, may_create) if spec.identifier != "cio_id" else []
         return snap
 
-    def _read_index(self, layers, ids: list[str], emails: list[str], snap: Snapshot) -> None:
+    def _read_index(self, layers: list[tuple[str, str, str]], ids: list[str], emails: list[str], snap: Snapshot) -> None:
         pipe = self.r.pipeline(transaction=False)
         for by_id, by_email, _ in layers:
             if ids:
@@ -111,7 +111,7 @@ class People:
         snap.by_id.update({k: v for k, v in found_id.items() if v})
         snap.by_email.update({k: v for k, v in found_email.items() if v})
 
-    def _read_people(self, layers, cios: list[str]) -> dict[str, dict[str, str]]:
+    def _read_people(self, layers: list[tuple[str, str, str]], cios: list[str]) -> dict[str, dict[str, str]]:
         if not cios:
             return {}
         pipe = self.r.pipeline(transaction=False)
@@ -217,10 +217,10 @@ class People:
         index = keys.people_index(identifier)
         existing = self.r.hget(index, key)
         if existing:
-            return existing.decode()
+            return str(existing.decode())
         [cio] = self._seq.new(keys.PEOPLE_SEQ, 1, clock.now_ms(self.r))
         if not self.r.hsetnx(index, key, cio):
-            return self.r.hget(index, key).decode()
+            return str(self.r.hget(index, key).decode())
         self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,
                                                "created_at": clock.now_ms(self.r) // 1000, "_v": 1})
         return cio

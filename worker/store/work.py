@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from typing import Any
 
 import orjson
 import redis
@@ -29,7 +30,7 @@ SCRATCH_TTL_S = 86_400
 
 def encode_rows(rows: list[list[str]], numbers: list[int]) -> bytes:
     """The stored form of a chunk: row numbers spelled out only when not contiguous."""
-    data: dict = {"first_row": numbers[0], "rows": rows}
+    data: dict[str, Any] = {"first_row": numbers[0], "rows": rows}
     if numbers[-1] - numbers[0] != len(numbers) - 1:
         data["row_numbers"] = numbers
     return orjson.dumps(data)
@@ -127,7 +128,7 @@ class Work:
 
     def cancelled(self, import_id: str) -> bool:
         """Whether the import was cancelled (what :meth:`load` tells, for a chunk whose rows were read before)."""
-        return self.r.hget(keys.import_hash(import_id), "stop") == b"cancelled"
+        return bool(self.r.hget(keys.import_hash(import_id), "stop") == b"cancelled")
 
     def heartbeat(self, import_id: str) -> None:
         """The producer is alive (while it waits for room, between chunks)."""
@@ -135,7 +136,8 @@ class Work:
 
     def last_beat(self, import_id: str) -> float | None:
         """When the import's producer last showed life (ms), or None when none is producing it."""
-        return self.r.zscore(keys.PRODUCING, import_id)
+        beat: float | None = self.r.zscore(keys.PRODUCING, import_id)
+        return beat
 
     def room(self, import_id: str) -> Room:
         """Chunks of the import waiting uncommitted, whether it has stopped, the outbox's length and the
