@@ -21,8 +21,12 @@ import io
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from _csv import Reader  # (the reader's type, which typeshed names only there)
 
 # Fields above this are refused (by the producer's scan): no real spreadsheet cell is this long, and a
 # file that is one giant field would otherwise be held in memory whole.
@@ -70,7 +74,7 @@ def read_raw(payload: bytes) -> RawChunk:
                     tuple(head["report_columns"]))
 
 
-def reader(lines: Iterable[str], delimiter: str):
+def reader(lines: Iterable[str], delimiter: str) -> Reader:
     """The strict CSV reader every reading of a file uses (spaces after a delimiter skipped)."""
     return csv.reader(lines, delimiter=delimiter, skipinitialspace=True, strict=True)
 
