@@ -86,11 +86,9 @@ class ImportHandle:
         if self.queueing is not None:
             self.queueing.stop()
 
-    _store = property(lambda self: self.context.store, doc="the store it reads")
-
     def state(self) -> dict[str, str]:
         """The raw stored state (counters, status); ImportNotFound when Redis does not know the import."""
-        st = self._store
+        st = self.context.store
         state = st.imports.state(self.import_id)
         if not state:
             raise st.guard.unknown(self.import_id, self.context.settings.retention_s)
@@ -136,7 +134,7 @@ class ImportHandle:
         retry_s = 0.0
         while True:
             try:
-                self._store.guard.watch()
+                self.context.store.guard.watch()
                 state = self.state()
             except TRANSIENT as exc:
                 if not retry_s:
@@ -159,7 +157,7 @@ class ImportHandle:
 
     def _sinks(self) -> int:
         try:
-            return self._store.work.sinks()
+            return self.context.store.work.sinks()
         except Exception:  # noqa: BLE001 - a transient failure: keep waiting, the next poll asks again
             return 1
 
@@ -167,7 +165,7 @@ class ImportHandle:
         """Stop the import: its producer queues no more chunks, queued chunks are skipped (their rows
         become ``cancelled`` errors), chunks in flight finish, and it ends ``cancelled`` with its report.
         False when it had already stopped or ended."""
-        st = self._store
+        st = self.context.store
         stopped, due = st.imports.stop(self.import_id, "cancelled")
         if stopped == -1:
             raise st.guard.unknown(self.import_id, self.context.settings.retention_s)
@@ -182,7 +180,7 @@ class ImportHandle:
 
     def problems_csv(self, kind: str = "errors") -> Iterator[str]:
         """The errors (or warnings) file, as CSV text in pieces."""
-        st = self._store
+        st = self.context.store
         state = self.state()
         header, dropped, delimiter = [], [], ","
         if "spec" in state:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from worker.app import configure
 from worker.settings import Settings
 from worker.store import Store, connect
 from worker.store.embedded import ensure_redis
@@ -31,9 +32,7 @@ class Context:
         when there is none), point the Celery app at it for the tasks this process sends, and connect.
         Nothing is sent to Redis yet: a Redis that does not answer fails the first command, not this."""
         url = ensure_redis(settings)
-        from worker.app import configure  # (the Celery app is configured here, not when imported)
-
-        configure(settings, url)
+        configure(settings, url)  # (the Celery app is configured here, not when imported)
         return cls.on(settings, url)
 
     @classmethod
