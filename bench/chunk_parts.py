@@ -70,9 +70,9 @@ def main() -> None:
             t0 = time.perf_counter()
             validated = core.validate(spec, rows, numbers, at, 300)
             t1 = time.perf_counter()
-            # the pipeline's read: the chunk's people and the import's memory of its event ids
-            existing, seen_ids = st.events.lookup(spec.identifier, list({e.person_key for e in validated.events}),
-                                                  spec.import_id, core.id_fields(validated))
+            # the pipeline's read: the chunk's people (the commit tells what the import remembers of its ids)
+            existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
+            seen_ids: dict[bytes, bytes] = {}
             t2 = time.perf_counter()
             outcome = core.assemble(spec, validated, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen_ids)
             t3 = time.perf_counter()

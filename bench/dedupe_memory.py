@@ -1,7 +1,11 @@
-"""Redis memory per remembered event id, by number of live marks and shard bits.
+"""Redis memory per remembered event id, by number of live marks, shard bits and kind of mark.
 
-    python bench/dedupe_memory.py                    # 1M and 50M marks, 16 and 17 shard bits
-    python bench/dedupe_memory.py --marks 1000000 --bits 16
+    python bench/dedupe_memory.py                    # 1M and 50M marks, 16 and 17 shard bits, both kinds
+    python bench/dedupe_memory.py --marks 1000000 --bits 16 --kind id
+
+A mark's value is its expiry hour; an event id's mark (``--kind id``) holds 16 bytes more: the tag of the
+import that used the id first and what that import remembers of it (commit.lua). ``--kind key``: the mark of
+an event without an id (keyed by its content), the hour alone.
 
 Marks are written straight into a private redis-server by a Lua script that names shards and
 fields exactly as commit.lua does (lib.lua's dedupe_slot), in batches, from random 10-byte keys:
@@ -20,21 +24,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # KEYS: none. ARGV[1] shard prefix, ARGV[2] shard bits, ARGV[3] how many marks, ARGV[4] seed,
-# ARGV[5] the expiry hour the marks hold. Writes random marks as commit.lua would; returns how many.
+# ARGV[5] the expiry hour the marks hold, ARGV[6] "1" for event ids' marks (16 random bytes after the hour).
+# Writes random marks as commit.lua would; returns how many.
 FILL = """
 math.randomseed(tonumber(ARGV[4]))
-local bits, n = tonumber(ARGV[2]), tonumber(ARGV[3])
-local bytes = {}
+local bits, n, ids = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6] == '1'
+local bytes, more = {}, {}
 for _ = 1, n do
   for b = 1, 10 do bytes[b] = math.random(0, 255) end
   local shard, field = dedupe_slot(ARGV[1], string.char(unpack(bytes)), bits)
-  redis.call('HSET', shard, field, ARGV[5])
+  local value = ARGV[5]
+  if ids then
+    for b = 1, 16 do more[b] = math.random(0, 255) end
+    value = value .. string.char(unpack(more))
+  end
+  redis.call('HSET', shard, field, value)
 end
 return n
 """
 
 
-def measure(marks: int, bits: int, batch: int = 200_000) -> dict:
+def measure(marks: int, bits: int, kind: str = "key", batch: int = 200_000) -> dict:
     import redis
 
     from worker import keys
@@ -49,11 +59,11 @@ def measure(marks: int, bits: int, batch: int = 200_000) -> dict:
         before = client.info("memory")["used_memory"]
         started = time.perf_counter()
         for seed, start in enumerate(range(0, marks, batch), 1):
-            fill(args=[keys.DEDUPE_PREFIX, bits, min(batch, marks - start), seed, 500_000])
+            fill(args=[keys.DEDUPE_PREFIX, bits, min(batch, marks - start), seed, 500_000, int(kind == "id")])
         seconds = time.perf_counter() - started
         used = client.info("memory")["used_memory"] - before
         shards = client.dbsize()
-        return {"marks": marks, "bits": bits, "shards": shards, "marks_per_shard": round(marks / shards),
+        return {"marks": marks, "bits": bits, "kind": kind, "shards": shards, "marks_per_shard": round(marks / shards),
                 "bytes_per_mark": round(used / marks, 1), "seconds": round(seconds, 1)}
     finally:
         server.kill()
@@ -64,13 +74,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--marks", type=int, action="append", help="live marks (repeatable; default 1M and 50M)")
     parser.add_argument("--bits", type=int, action="append", help="shard bits (repeatable; default 16 and 17)")
+    parser.add_argument("--kind", choices=["key", "id"], action="append",
+                        help="marks of events keyed by content, or of event ids (repeatable; default both)")
     args = parser.parse_args()
-    print(f"{'marks':>12} {'bits':>4} {'shards':>8} {'marks/shard':>11} {'bytes/mark':>10} {'seconds':>8}")
+    print(f"{'marks':>12} {'bits':>4} {'kind':>4} {'shards':>8} {'marks/shard':>11} {'bytes/mark':>10} {'seconds':>8}")
     for marks in args.marks or [1_000_000, 50_000_000]:
         for bits in args.bits or [16, 17]:
-            r = measure(marks, bits)
-            print(f"{r['marks']:>12,} {r['bits']:>4} {r['shards']:>8,} {r['marks_per_shard']:>11,} "
-                  f"{r['bytes_per_mark']:>10} {r['seconds']:>8}", flush=True)
+            for kind in args.kind or ["key", "id"]:
+                r = measure(marks, bits, kind)
+                print(f"{r['marks']:>12,} {r['bits']:>4} {r['kind']:>4} {r['shards']:>8,} "
+                      f"{r['marks_per_shard']:>11,} {r['bytes_per_mark']:>10} {r['seconds']:>8}", flush=True)
 
 
 if __name__ == "__main__":

@@ -65,11 +65,15 @@ def main() -> None:
         st.r.ping()  # (the script is loaded by its first commit, inside the count, as in a worker)
         subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
         for number, ((rows, numbers), valid) in enumerate(zip(loaded, validated)):
-            # the pipeline's read (the chunk's people, the import's memory of its event ids), then its commit
-            existing, seen = st.events.lookup(spec.identifier, list({e.person_key for e in valid.events}),
-                                              spec.import_id, core.id_fields(valid))
-            outcome = core.assemble(spec, valid, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen)
-            st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
+            # the pipeline's read (the chunk's people), then its commit, again when told of the import's ids
+            seen: dict[bytes, bytes] = {}
+            while True:
+                existing = st.events.existing_people(spec.identifier, list({e.person_key for e in valid.events}))
+                outcome = core.assemble(spec, valid, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen)
+                result = st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
+                if not result.conflict:
+                    break
+                seen = core.told(seen, result.memory)
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
         dump = Path(f"{counted}.1")
         for _ in range(100):

@@ -165,16 +165,18 @@ def test_the_outbox_holds_exactly_the_events_kept_wherever_the_duplicates_fall(s
 
 
 def test_a_chunk_whose_event_ids_another_chunk_recorded_meanwhile_writes_nothing_and_decides_again(store):
-    """commit.lua reads the import's event-id memory before writing it: one id taken by another
-    chunk since this chunk read the memory (wherever it falls among 1,200 ids, past the script's
-    500-id slices) refuses the whole commit; the pipeline then reads again and the event is a
-    duplicate that warns, naming the other chunk's row."""
+    """commit.lua decides from the dedupe marks whether the import used a chunk's event ids before: one id
+    another chunk used since for another event (wherever it falls among 1,200 ids) refuses the whole commit,
+    the marks it had written taken back; the pipeline then decides again, told, and the event is a duplicate
+    that warns, naming the other chunk's row. The import remembers its ids in their marks: one write an
+    event, no other hash."""
     import time as clock
 
     from worker.events import chunk as core
     from worker.events import rules
     from worker.events.dialects import plan_columns
     from worker.events.pipeline import commit_rows
+    from worker.events.rows import id_field
 
     settings = get_settings()
     spec = ImportSpec(import_id=new_import_id(), columns=plan_columns(["email", "event_name", "event_id"]),
@@ -190,13 +192,113 @@ def test_a_chunk_whose_event_ids_another_chunk_recorded_meanwhile_writes_nothing
     other = commit_rows(store, spec, 1, [["q@x.co", "y", "E1100"]], [5000], settings, at)
     assert other.committed and other.imported == 1
     memory = keys.import_event_ids(spec.import_id)
-    assert store.r.hlen(memory) == 1
+
+    def marks() -> int:
+        return sum(store.r.hlen(s) for s in store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))
+
+    assert marks() == 1 and not store.r.exists(memory)
     refused = store.events.commit(spec, 0, stale, at_ms=round(at * 1000), retention_s=60)
     assert refused.conflict and not refused.committed
-    assert store.r.hlen(memory) == 1 and not store.r.sismember(keys.import_done(spec.import_id), 0)
+    assert list(refused.memory) == [id_field("E1100")] and core.id_row(refused.memory[id_field("E1100")]) == 5000
+    assert marks() == 1 and not store.r.sismember(keys.import_done(spec.import_id), 0)
 
     result = commit_rows(store, spec, 0, rows, numbers, settings, at)
     assert result.committed and (result.imported, result.duplicates) == (1199, 1)
-    assert store.r.hlen(memory) == 1200
+    assert marks() == 1200 and not store.r.exists(memory)
     warned = [orjson.loads(w) for w in store.r.lrange(keys.import_warnings(spec.import_id), 0, -1)]
     assert len(warned) == 1 and "event_id_reused" in str(warned[0]) and "first used on row 5000" in str(warned[0])
+
+
+def _ids_spec(store, **options):
+    from worker.events.dialects import plan_columns
+
+    spec = ImportSpec(import_id=new_import_id(), columns=plan_columns(["email", "event_name", "event_id"]),
+                      identifier="email", create_people=True, **options)
+    store.imports.create(spec, {}, 3600)
+    return spec
+
+
+def _reused(store, spec) -> list[tuple[int, str]]:
+    """(row, the row its warning names as the id's first use) of the import's event_id_reused warnings."""
+    import re
+
+    found = []
+    for line in store.r.lrange(keys.import_warnings(spec.import_id), 0, -1):
+        warned = orjson.loads(line)
+        for text, code in zip(warned["problems"], warned["codes"]):
+            if code == "event_id_reused":
+                found.append((warned["row"], re.search(r"first used on row (\d+)", text).group(1)))
+    return sorted(found)
+
+
+def test_each_running_import_remembers_its_own_first_use_of_an_event_id_whoever_holds_its_mark(store):
+    """The mark of an event id holds what the import that wrote it remembers of it; another import that
+    brings the id (a duplicate) remembers its own first use in its memory hash: each warns, naming its own
+    row, when it uses the id again for another event, whichever chunk and in whatever order they commit."""
+    import time as clock
+
+    from worker.events.pipeline import commit_rows
+
+    settings, at = get_settings(), clock.time()
+    a, b = _ids_spec(store), _ids_spec(store)
+    commit = lambda spec, chunk, rows, numbers: commit_rows(store, spec, chunk, rows, numbers, settings, at)  # noqa: E731
+    assert commit(a, 0, [["p@x.co", "x", "X"], ["p@x.co", "x", "Y"]], [2, 3]).imported == 2
+    assert not store.r.exists(keys.import_event_ids(a.import_id))  # (A's first uses are in its marks)
+    # B brings X and Y first as duplicates, X again within the chunk for another event, then in a later chunk
+    first = commit(b, 0, [["q@x.co", "x", "X"], ["q@x.co", "z", "X"], ["q@x.co", "x", "Y"]], [7, 8, 9])
+    assert (first.imported, first.duplicates) == (0, 3)
+    assert store.r.hlen(keys.import_event_ids(b.import_id)) == 2
+    later = commit(b, 1, [["r@x.co", "x", "Y"], ["q@x.co", "x", "X"], ["s@x.co", "x", "Z"]], [20, 21, 22])
+    assert (later.imported, later.duplicates) == (1, 2)
+    # A, still running, uses X again for another event: its own first row is named, not B's
+    again = commit(a, 1, [["t@x.co", "x", "X"], ["s@x.co", "x", "Z"]], [40, 41])
+    assert (again.imported, again.duplicates) == (0, 2)
+    assert _reused(store, b) == [(8, "7"), (20, "9")]
+    assert _reused(store, a) == [(40, "2")]
+
+
+def test_a_dry_run_warns_of_an_event_id_reused_as_the_import_would(store):
+    """A dry run writes no mark: it remembers its ids in its memory hash, and warns as the import would."""
+    import time as clock
+
+    from worker.events.pipeline import commit_rows
+
+    settings, at = get_settings(), clock.time()
+    spec = _ids_spec(store, dry_run=True)
+    one = commit_rows(store, spec, 0, [["p@x.co", "x", "X"], ["p@x.co", "y", "X"]], [2, 3], settings, at)
+    two = commit_rows(store, spec, 1, [["q@x.co", "x", "X"], ["q@x.co", "x", "W"]], [9, 10], settings, at)
+    assert (one.imported, one.duplicates, two.imported, two.duplicates) == (1, 1, 1, 1)
+    assert _reused(store, spec) == [(3, "2"), (9, "2")]
+    assert not list(store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*"))
+
+
+def test_an_expired_mark_makes_its_event_new_again_and_keeps_what_its_import_remembers(store):
+    """An expired mark (not pruned yet) is absent for dedupe; what its import remembers in it stays, and a
+    refused commit puts back the marks it changed (the commit is all or nothing)."""
+    import time as clock
+
+    from worker.events import chunk as core
+    from worker.events import rules
+    from worker.events.pipeline import commit_rows
+    from worker.store.events import _slot, mark_hour
+
+    settings, at = get_settings(), clock.time()
+    spec = _ids_spec(store)
+    assert commit_rows(store, spec, 0, [["p@x.co", "x", "X"]], [2], settings, at).imported == 1
+    key = core.dedupe_key(core.validate(spec, [["p@x.co", "x", "X"]], [2], at, 300).events[0])
+    slot = _slot(key, settings.dedupe_shard_bits)
+    held = store.r.hget(*slot)
+    store.r.hset(*slot, str(mark_hour(held) - 10_000).encode() + held[-16:])  # expired long ago
+    expired = store.r.hget(*slot)
+    # a chunk told nothing of X uses it for another event, with a new id: refused, the marks as they were
+    rows, numbers = [["q@x.co", "y", "X"], ["q@x.co", "y", "V"]], [30, 31]
+    validated = core.validate(spec, rows, numbers, at, 300)
+    stale = core.assemble(spec, validated, rows, numbers, {}, rules.NO_CAMPAIGNS, at, 300, {})
+    refused = store.events.commit(spec, 1, stale, at_ms=round(at * 1000), retention_s=60)
+    assert refused.conflict and store.r.hget(*slot) == expired
+    assert sum(store.r.hlen(s) for s in store.r.scan_iter(match=keys.DEDUPE_PREFIX + "*")) == 1
+    # decided again: X is new again (imported) and warns, naming the import's first row
+    result = commit_rows(store, spec, 1, rows, numbers, settings, at)
+    assert (result.imported, result.duplicates) == (2, 0)
+    assert _reused(store, spec) == [(30, "2")]
+    assert mark_hour(store.r.hget(*slot)) > mark_hour(expired) and store.r.hget(*slot)[-16:] == held[-16:]

@@ -8,6 +8,7 @@ worth is that it stays the simple version.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import tzinfo
 
@@ -147,6 +148,14 @@ def key_of(person_key: str, name: str, ts_ms: int | None, data: dict[str, str], 
     return hashlib.blake2b(material, digest_size=10).digest()
 
 
+@dataclasses.dataclass(slots=True)
+class ReferenceOutcome(ChunkOutcome):
+    """The worker's outcome, with the ids the chunk uses first as a plain list (the worker packs them into
+    records for its commit: :attr:`ChunkOutcome.remember` reads them back)."""
+
+    remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)  # type: ignore[assignment]
+
+
 def id_field(event_id: str) -> bytes:
     """8-byte name of an event id in the import's memory of the ids it has seen."""
     return hashlib.blake2b(b"id\0" + event_id.encode(), digest_size=8).digest()
@@ -185,7 +194,7 @@ def assemble(
     clock_skew_s: float,
     seen_ids: dict[bytes, bytes] | None = None,
     id_owners: dict[str, str] | None = None,
-) -> ChunkOutcome:
+) -> ReferenceOutcome:
     """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
 
     ``id_owners``: id -> cio_id of the people the directory knows by the values of a Vero file's ``id``
@@ -199,7 +208,7 @@ def assemble(
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
-    out = ChunkOutcome(errors, [], create)
+    out = ReferenceOutcome(errors, [], create)
     packed_keys, bodies, outcomes, ends = out.keys, out.bodies, out.outcomes, out.ends
     kind = spec.identifier
     header = spec.columns.header

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 from worker import keys
-from worker.events.chunk import NO_KEY, ChunkOutcome
+from worker.events.chunk import ID_RECORD, NO_KEY, NO_MEMORY, ChunkOutcome
 from worker.store.commit_args import SECTIONS, CommitArgs, CommitKeys, mark_records
 from worker.store.events import _slot
 
@@ -35,7 +35,7 @@ def _outcome() -> ChunkOutcome:
     out.bodies += b'{"import":"imp1","row":5}\n{"import":"imp1","row":6}'
     out.ends += [26, 53]
     out.outcomes += ["passive", "passive"]
-    out.remember.append((b"f" * 8, b"v" * 12))
+    out.ids += ID_RECORD.pack(1, b"0472300tttt", b"v" * 12, b"f" * 8, NO_MEMORY)
     out.anonymous.append((key, "anon-1", b"{}"))
     return out
 
@@ -64,7 +64,7 @@ def test_each_section_starts_where_its_argument_says_with_its_count():
     lua = lambda n: argv[n - 1]  # noqa: E731  (ARGV as Lua counts)
     assert [lua(at["errors"]), lua(at["errors"] + 1), lua(at["errors"] + 2)] == [2, b'{"row":2}', b'{"row":3}']
     assert [lua(at["warnings"]), lua(at["warnings"] + 1)] == [1, b'{"row":4}']
-    assert [lua(at["ids"]), lua(at["ids"] + 1), lua(at["ids"] + 2)] == [1, b"f" * 8, b"v" * 12]
+    assert [lua(at["ids"]), lua(at["ids"] + 1)] == [1, b"\1\0\0\0" + b"0472300tttt" + b"v" * 12 + b"f" * 8 + NO_MEMORY]
     assert [lua(at["create"]), lua(at["create"] + 1), lua(at["create"] + 3)] == [1, "a@x.co", b'"a@x.co"']
     events = argv[at["events"] - 1:at["anonymous"] - 1]
     assert events[0] == 2 and events[5] == "passive" and len(events) == 6

@@ -6,6 +6,8 @@ Two steps around the one read the worker makes (which people exist):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import struct
 from datetime import UTC
 from typing import Any
 
@@ -20,6 +22,18 @@ from worker.timestamps import iso, zone
 
 #: The dedupe key of an event that has none (it cannot be named, so it is never a duplicate).
 NO_KEY = b"\0" * 10
+#: What the import remembers of an id it has not seen (an :func:`id_value` of none).
+NO_MEMORY = b"\0" * 12
+#: One record of :attr:`ChunkOutcome.ids`, for each event id the chunk uses first: the event's place among
+#: the chunk's events (1-based, as Lua counts; 3 bytes) and its mode (a byte: :data:`TOLD`, :data:`NAMED`),
+#: as one little-endian number; the value its dedupe mark takes (its expiry hour in 7 digits, the import's
+#: tag (:func:`import_tag`) and the event's :func:`id_value`: cut out whole, the script makes no string an
+#: event); the id's field in the import's memory (:func:`worker.events.rows.id_field`); what the chunk was
+#: told the import remembers of it (:data:`NO_MEMORY`: nothing).
+ID_RECORD = struct.Struct("<I11s12s8s12s")
+#: A record's mode bits: the chunk was told the import remembers the id (from an earlier commit's answer);
+#: a later event of the chunk uses the id for a different event (its warning names this one's row).
+TOLD, NAMED = 1, 2
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,11 +53,18 @@ class ChunkOutcome:
     outcomes: list[bytes | str] = dataclasses.field(default_factory=list)
     #: where each event's JSON ends in ``bodies`` (commit.lua cuts the duplicates out by these)
     ends: list[int] = dataclasses.field(default_factory=list)
-    #: (id field, id_value) of the event ids this chunk uses first in its import
-    remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)
+    #: one :data:`ID_RECORD` for each event id the chunk uses first (commit.lua decides from the ids'
+    #: dedupe marks whether the import used them before, and refuses a chunk told otherwise)
+    ids: bytearray = dataclasses.field(default_factory=bytearray)
     #: (dedupe key, anonymous id, JSON) of the Segment events held for their anonymous id
     #: (:mod:`worker.segment.anonymous`)
     anonymous: list[tuple[bytes, str, bytes]] = dataclasses.field(default_factory=list)
+
+    @property
+    def remember(self) -> list[tuple[bytes, bytes]]:
+        """(id field, id_value) of the event ids this chunk uses first in its import, as far as it was told."""
+        return [(field, value) for place, _, value, field, _ in ID_RECORD.iter_unpack(self.ids)
+                if not place >> 24 & TOLD]
 
 
 def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: float,
@@ -55,6 +76,16 @@ def validate(spec: ImportSpec, rows: list[list[str]], numbers: list[int], now: f
                          clock_skew_s=clock_skew_s)
 
 
+def expiry_hour(at_ms: int, window_s: int) -> int:
+    """The hour (since the epoch) until which a dedupe mark written at ``at_ms`` lasts: the window rounded up."""
+    return at_ms // 3_600_000 - (-window_s // 3600)
+
+
+def import_tag(import_id: str) -> bytes:
+    """4 bytes naming an import in the dedupe marks it writes (two running imports share one once in 2^32)."""
+    return hashlib.blake2b(import_id.encode(), digest_size=4).digest()
+
+
 def id_value(content: bytes, row: int) -> bytes:
     """What the import remembers of an event id: its event's content digest and its row (12 bytes)."""
     return content + row.to_bytes(4, "big")
@@ -63,6 +94,18 @@ def id_value(content: bytes, row: int) -> bytes:
 def id_row(value: bytes) -> int:
     """The row of an :func:`id_value`."""
     return int.from_bytes(value[8:12], "big")
+
+
+def told(seen_ids: dict[bytes, bytes], memory: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """``seen_ids`` (for :func:`assemble`) with what a refused commit told of the import's memory of some ids
+    (:data:`NO_MEMORY`: nothing)."""
+    out = dict(seen_ids)
+    for field, value in memory.items():
+        if value == NO_MEMORY:
+            out.pop(field, None)
+        else:
+            out[field] = value
+    return out
 
 
 def id_fields(validated: RowOutcome) -> list[bytes]:
@@ -89,9 +132,10 @@ def assemble(
     """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
 
     ``seen_ids``: the import's memory of event ids committed by earlier chunks (id field -> content
-    digest + row). An event id used again with different content gets an ``event_id_reused``
-    warning naming the row where it was first seen (the event is a duplicate by its id); the ids
-    this chunk uses first go to :attr:`ChunkOutcome.remember`, for the commit to record.
+    digest + row), as a refused commit told it (:func:`told`). An event id used again with different
+    content gets an ``event_id_reused`` warning naming the row where it was first seen (the event is a
+    duplicate by its id); each id the chunk uses first gets a record in :attr:`ChunkOutcome.ids`, from
+    which the commit records it (in its dedupe mark) and checks what the chunk was told.
 
     ``id_owners``: in a Vero file matched by e-mail, the cio_id of each person the directory knows by
     a value of its ``id`` column (a property): a row whose id is another person's than its e-mail's
@@ -106,7 +150,7 @@ def assemble(
     warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
     out = ChunkOutcome(errors, [], create)
-    packed_keys, bodies, outcomes, ends, remember = out.keys, out.bodies, out.outcomes, out.ends, out.remember
+    packed_keys, bodies, outcomes, ends, ids = out.keys, out.bodies, out.outcomes, out.ends, out.ids
     kind = spec.identifier
     columns = spec.events
     header = columns.header
@@ -114,6 +158,10 @@ def assemble(
     id_label = header[columns.event_id] if columns.event_id is not None else None
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     seen = dict(seen_ids or {})
+    firsts: dict[bytes, int] = {}  # id field -> where its record starts in ids
+    # (the commit writes its marks until the same hour: worker/store/events.py)
+    head, record = b"%07d" % expiry_hour(round(now * 1000), spec.dedupe_window_s) + import_tag(spec.import_id), \
+        ID_RECORD.pack
     creating: set[str] = set()
     digests = validated.id_digests
     passive, create_people, import_id = not spec.trigger, spec.create_people, spec.import_id
@@ -158,10 +206,16 @@ def assemble(
             field = digests.get(event_id) or id_field(event_id)
             content = content_digest(key_of_person, event.name, ts_ms, event.data)
             first = seen.get(field)
-            if first is None:
-                seen[field] = value = id_value(content, event.row)
-                remember.append((field, value))
-            elif first[:8] != content:
+            rec_at = firsts.get(field)
+            if rec_at is None:  # the chunk's first use of the id: a record, what it was told or not
+                firsts[field] = len(ids)
+                value = id_value(content, event.row)
+                ids += record(len(outcomes) + 1 | (first is not None) << 24, head, value, field, first or NO_MEMORY)
+                if first is None:
+                    seen[field] = value
+            elif ids[rec_at + 15:rec_at + 23] != content:  # (a later use for another event than the chunk's first)
+                ids[rec_at + 3] |= NAMED
+            if first is not None and first[:8] != content:
                 warn(event.row, Problem(event.row, id_label, "event_id_reused",
                                         f"event id {event_id!r} was first used on row {id_row(first)} for a "
                                         "different event (person, name, time or properties): this row is a "

@@ -18,7 +18,8 @@ from worker.spec import ImportSpec
 from worker.store import CommitResult, Store
 from worker.store.steps import CommitStep
 
-#: Commits refused because another chunk recorded the same event ids meanwhile, before giving up (and retrying).
+#: Commits refused because the chunk was told wrongly what its import remembers of its event ids (another
+#: chunk used them meanwhile), before giving up (and retrying).
 MAX_CONFLICTS = 10
 
 
@@ -52,12 +53,16 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
                      anonymous: list[tuple[bytes, str, bytes]] | None = None) -> CommitResult:
     """Look up validated events' people, apply the trigger rules, and commit them as ``chunk`` (``part``:
     the events step of a Segment chunk, with the ``anonymous`` events it holds), deciding again while
-    other chunks take the same event ids. A result ``moved``: an anonymous id was tied meanwhile."""
+    other chunks take the same event ids. A result ``moved``: an anonymous id was tied meanwhile.
+
+    The chunk decides first as if its import had used none of its event ids before (the usual case); the
+    commit refuses it when that is wrong where it changes a warning, and tells what the import remembers."""
     campaigns = rules.by_event(st.triggers.campaigns()) if spec.trigger else rules.NO_CAMPAIGNS
-    person_keys, id_fields = list({e.person_key for e in validated.events}), core.id_fields(validated)
+    person_keys = list({e.person_key for e in validated.events})
     id_owners = _id_owners(st, spec, validated)
+    seen_ids: dict[bytes, bytes] = {}
     for _ in range(MAX_CONFLICTS):
-        existing, seen_ids = st.events.lookup(spec.identifier, person_keys, spec.import_id, id_fields)
+        existing = st.events.existing_people(spec.identifier, person_keys)
         outcome = core.assemble(spec, validated, rows, numbers, existing, campaigns, at, settings.clock_skew_s,
                                 seen_ids, id_owners)
         outcome.anonymous = anonymous or []
@@ -66,6 +71,7 @@ def commit_validated(st: Store, spec: ImportSpec, chunk: int, validated: RowOutc
                                   step=step, anonymous_ttl_s=settings.anonymous_ttl_s, known=existing)
         if not result.conflict:
             return result
+        seen_ids = core.told(seen_ids, result.memory)
     raise TransientError(f"chunk {chunk}: other chunks kept recording the same event ids ({MAX_CONFLICTS} tries)")
 
 

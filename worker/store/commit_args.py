@@ -15,7 +15,7 @@ import struct
 import orjson
 
 from worker import keys
-from worker.events.chunk import ChunkOutcome
+from worker.events.chunk import ID_RECORD, ChunkOutcome, import_tag
 
 #: Where the sections start in ARGV: after the fixed arguments (:meth:`CommitArgs.fixed`).
 SECTIONS = ("errors", "warnings", "ids", "create", "events", "anonymous")
@@ -61,7 +61,7 @@ class CommitKeys:
 @dataclasses.dataclass(slots=True)
 class CommitArgs:
     """commit.lua's ARGV: the fixed arguments (:meth:`fixed`), then the sections (``outcome``'s errors,
-    warnings, event ids, people to create and events, and the held anonymous events), each found at the
+    warnings, event-id records, people to create and events, and the held anonymous events), each found at the
     position its ``*_at`` argument gives."""
 
     #: the step's done-set member: the chunk's number ("<n>e" for a Segment chunk's events step)
@@ -99,7 +99,7 @@ class CommitArgs:
         for held in out.anonymous:
             anonymous += held
         return {"errors": [len(out.errors), *out.errors], "warnings": [len(out.warnings), *out.warnings],
-                "ids": _pack_ids(out.remember), "create": create,
+                "ids": [len(out.ids) // ID_RECORD.size, bytes(out.ids)], "create": create,
                 "events": _pack_events(out), "anonymous": anonymous}
 
     def fixed(self, starts: list[int]) -> dict[str, object]:
@@ -109,7 +109,7 @@ class CommitArgs:
             "member": self.member, "dry_run": "1" if self.dry_run else "0", "now_ms": self.now_ms,
             "now_h": self.now_h, "expiry_h": self.expiry_h, "dedupe_prefix": keys.DEDUPE_PREFIX,
             "shard_bits": self.shard_bits, "person_prefix": keys.person(""), "identifier": self.identifier,
-            "import_id": self.import_id, "problem_ttl_s": self.problem_ttl_s,
+            "import_id": self.import_id, "id_tag": import_tag(self.import_id), "problem_ttl_s": self.problem_ttl_s,
             "shadow_prefix": keys.import_shadow(self.import_id) if self.dry_run else "", "state": self.state,
             "ids_ttl_s": self.ids_ttl_s, "known": self.known, "max_problem_rows": self.max_problem_rows,
             **{f"{name}_at": at for name, at in zip(SECTIONS, starts)},
@@ -123,11 +123,6 @@ class CommitArgs:
             starts.append(at)
             at += len(sections[name])
         return [*self.fixed(starts).values(), *(arg for name in SECTIONS for arg in sections[name])]
-
-
-def _pack_ids(remember: list[tuple[bytes, bytes]]) -> list[object]:
-    """The event ids the chunk uses first: count, their 8-byte digests, their 12-byte values."""
-    return [len(remember), b"".join(f for f, _ in remember), b"".join(v for _, v in remember)]
 
 
 def mark_records(packed_keys: bytes | bytearray) -> bytes:

@@ -17,7 +17,7 @@ import redis
 
 from worker import keys
 from worker.errors import TransientError
-from worker.events.chunk import ChunkOutcome
+from worker.events.chunk import ChunkOutcome, expiry_hour
 from worker.spec import ImportSpec
 from worker.store.commit_args import CommitArgs, CommitKeys
 from worker.store.lua import script
@@ -37,8 +37,12 @@ class CommitResult:
     imported: int
     duplicates: int
     finalize: bool
-    #: another chunk recorded one of this chunk's event ids since they were read: decide again
+    #: the chunk was told wrongly whether its import used some of its event ids before (another chunk used
+    #: them since, say): decide again, told :attr:`memory`
     conflict: bool = False
+    #: on a conflict: what the import remembers of those ids (id field -> content digest and row; 12 zero
+    #: bytes: nothing), to decide by
+    memory: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     #: an anonymous id of the events this chunk would hold was tied to a person since it was read
     moved: bool = False
 
@@ -49,6 +53,11 @@ def _known_json(known: dict[str, str] | None) -> bytes:
     if not known:
         return b"{}"
     return orjson.dumps({key: cio for key, cio in known.items() if "," not in cio})
+
+
+def mark_hour(value: bytes) -> int:
+    """The expiry hour a dedupe mark holds (lib.lua's mark_hour: an event id's mark holds 16 bytes more)."""
+    return int(value[:-16] if len(value) > 16 else value)
 
 
 def _slot(key: bytes, shard_bits: int) -> tuple[bytes, bytes]:
@@ -69,26 +78,15 @@ class Events:
         self._forget_person = client.register_script(script("forget_person.lua"))
 
     def existing_people(self, identifier: str, person_keys: list[str]) -> dict[str, str]:
-        """The cio_id of each of ``person_keys`` the directory knows, in one round trip.
+        """The cio_id of each of ``person_keys`` the directory knows, in one round trip: what a chunk reads
+        before it decides (what its import remembers of its event ids, the commit tells: commit.lua).
 
         In an id-only workspace an e-mail may name several people: "cio,cio".
         """
-        return self.lookup(identifier, person_keys, "", [])[0]
-
-    def lookup(self, identifier: str, person_keys: list[str], import_id: str,
-               id_fields: list[bytes]) -> tuple[dict[str, str], dict[bytes, bytes]]:
-        """What a chunk reads before it decides, in one round trip: the cio_id of each of ``person_keys``
-        the directory knows, and what the import remembers of each of its event ids (``id_fields``)."""
-        pipe = self.r.pipeline(transaction=False)
-        if person_keys:
-            pipe.hmget(keys.people_index(identifier), person_keys)
-        if id_fields:
-            pipe.hmget(keys.import_event_ids(import_id), id_fields)
-        answers = iter(pipe.execute()) if person_keys or id_fields else iter(())
-        people = {key: cio.decode() for key, cio in zip(person_keys, next(answers)) if cio is not None} \
-            if person_keys else {}
-        seen = {f: v for f, v in zip(id_fields, next(answers)) if v is not None} if id_fields else {}
-        return people, seen
+        if not person_keys:
+            return {}
+        found = self.r.hmget(keys.people_index(identifier), person_keys)
+        return {key: cio.decode() for key, cio in zip(person_keys, found) if cio is not None}
 
     def commit(self, spec: ImportSpec, chunk: int, outcome: ChunkOutcome, *, at_ms: int, retention_s: int,
                failed: bool = False, cancelled: int = 0, shard_bits: int = 16,
@@ -103,10 +101,9 @@ class Events:
         -> cio_id), carried in the outbox entry with those the commit creates; ``max_problem_rows``: the
         most error (and warning) rows the import keeps (0: all)."""
         iid = spec.import_id
-        window_h = -(-spec.dedupe_window_s // 3600)
         script_keys = CommitKeys.of(iid, chunk, spec.identifier).layout()
         args = CommitArgs(
-            member=step.member(chunk), dry_run=spec.dry_run, now_ms=at_ms, expiry_h=at_ms // 3_600_000 + window_h,
+            member=step.member(chunk), dry_run=spec.dry_run, now_ms=at_ms, expiry_h=expiry_hour(at_ms, spec.dedupe_window_s),
             shard_bits=shard_bits, import_id=iid, identifier=spec.identifier,
             state=step.state(chunk_state(failed, cancelled, lost)), problem_ttl_s=retention_s,
             ids_ttl_s=SCRATCH_TTL_S, max_problem_rows=max_problem_rows, known=_known_json(known), outcome=outcome,
@@ -114,7 +111,7 @@ class Events:
         ).layout()
         waited, pause = 0.0, 0.05
         while True:
-            committed, imported, duplicates, finalize = self._commit(keys=script_keys, args=args)
+            committed, imported, duplicates, finalize, *told = self._commit(keys=script_keys, args=args)
             if int(committed) != -3:
                 break
             # An undo is changing the dedupe memory: this chunk's duplicates are decided after it.
@@ -124,8 +121,9 @@ class Events:
             waited, pause = waited + pause, min(pause * 2, 1.0)
         if int(committed) == -4:
             raise unknown_import(iid)
+        memory = {told[0][n:n + 8]: told[0][n + 8:n + 20] for n in range(0, len(told[0]), 20)} if told else {}
         return CommitResult(int(committed) == 1, int(imported), int(duplicates), bool(finalize),
-                            conflict=int(committed) == -1, moved=int(committed) == -2)
+                            conflict=int(committed) == -1, moved=int(committed) == -2, memory=memory)
 
     def forget_marks(self, dedupe_keys: Iterable[bytes], shard_bits: int) -> int:
         """Remove the dedupe marks of these keys (an import taken back); how many there were."""
@@ -146,8 +144,9 @@ class Events:
             pipe.hget(*slot)
         pipe_set = self.r.pipeline(transaction=False)
         for (slot, hour), now in zip(slots, pipe.execute()):
-            if now is None or int(now) < hour:
-                pipe_set.hset(*slot, hour)
+            if now is None or mark_hour(now) < hour:
+                # (what an import remembers of an event id in the mark stays: lib.lua's mark_hour)
+                pipe_set.hset(*slot, str(hour).encode() + (now[-16:] if now is not None and len(now) > 16 else b""))
         pipe_set.execute()
 
     def prune_dedupe(self, at_ms: int, batch: int = 500) -> int:

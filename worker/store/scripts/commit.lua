@@ -34,7 +34,8 @@
 --                    commit completes the import (the sweeper sends again whatever stays there too long)
 --   metrics          counters across imports (metrics): rows by outcome, for real runs
 --   problem_runs     import problem runs (hash): where each chunk's error and warning rows start
---   event_ids        the import's memory of its event ids (hash): id digest -> content digest .. row
+--   event_ids        the import's memory of the event ids whose marks are another import's (hash): id digest ->
+--                    content digest .. row (an id whose mark this import wrote is remembered in the mark)
 --   anonymous_links  anonymous ids tied to people (hash): anonymous id -> user id
 --   undo_marks       set while an undo changes the dedupe memory (keys.UNDO_MARKS): nothing is written and
 --                    {-3, 0, 0, 0} asks the caller to wait and commit again
@@ -57,6 +58,7 @@
 --   person_prefix    person hash prefix
 --   identifier       identifier kind: "email" or "id"
 --   import_id        import id (pending members are "<import id>/<chunk>" and "<import id>/report")
+--   id_tag           the import's tag (4 bytes, worker/events/chunk.py's import_tag): in the marks it writes
 --   problem_ttl_s    problem-list TTL, seconds
 --   shadow_prefix    dry runs only: prefix of this import's shadow keys, where a dry run records the
 --                    marks and people it would have written, so its later chunks see them ("" otherwise)
@@ -77,10 +79,15 @@
 -- ARGV, sections (each starts with its count n)
 --   errors           n, n error rows
 --   warnings         n, n warning rows
---   ids              n, then the event ids this chunk uses first, packed: their 8-byte digests, and their
---                    12-byte values (content digest, then the row as 4 bytes); if another chunk recorded one
---                    of them since this chunk read the memory, nothing is written and {-1, 0, 0, 0} asks
---                    the caller to read it again and decide again
+--   ids              n, then n records packed (worker/events/chunk.py's ID_RECORD, 47 bytes each), one for each
+--                    event id the chunk uses first: its event (1-based, 3 bytes little-endian) and its mode (a
+--                    byte: 1 when told, + 2 when a later event of the chunk uses the id for another event),
+--                    the value its mark takes (expiry_h in 7 digits, then the import tag, content digest,
+--                    row as 4 bytes big-endian), the id's 8-byte field in event_ids, and the 12 bytes the
+--                    chunk was told the import remembers of it (zeros: nothing). If the truth differs where
+--                    it would change a warning, nothing is written and {-1, 0, 0, 0, (id field .. what the
+--                    import remembers) of each} asks the caller to decide again (what the import remembers:
+--                    12 zero bytes for nothing)
 --   create           n, n triples (person key, value as written, that value as a JSON string) to create if missing
 --   events           n, then the n events packed (one ARGV per event would cost more to send than to commit):
 --                      the mark records: each event's dedupe key with dedupe_prefix in front (NO_KEY's too),
@@ -102,14 +109,16 @@
 --                    id (worker/segment/anonymous.py), deduped like the others, counted as imported and
 --                    in anonymous_stored; if one of these ids was tied to a person since the chunk read the
 --                    ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
--- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1}; {-4, 0, 0, 0} when Redis does
+-- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1} (-1: and what the import remembers
+--          of the ids in question, above); {-4, 0, 0, 0} when Redis does
 --          not know the import (it lost its data since the chunk began): nothing written
 
 local KEY_NAMES = {'import_hash', 'done', 'chunk_rows', 'errors', 'warnings', 'outbox', 'triggers', 'deliveries',
                    'people_index', 'people_seq', 'pending', 'metrics', 'problem_runs', 'event_ids',
                    'anonymous_links', 'undo_marks', 'duplicates', 'traced'}
 local ARGV_NAMES = {'member', 'dry_run', 'now_ms', 'now_h', 'expiry_h', 'dedupe_prefix', 'shard_bits',
-                    'person_prefix', 'identifier', 'import_id', 'problem_ttl_s', 'shadow_prefix', 'state',
+                    'person_prefix', 'identifier', 'import_id', 'id_tag',
+                    'problem_ttl_s', 'shadow_prefix', 'state',
                     'ids_ttl_s', 'known', 'max_problem_rows', 'errors_at', 'warnings_at', 'ids_at', 'create_at',
                     'events_at', 'anonymous_at'}
 local K, A = {}, {}
@@ -133,39 +142,137 @@ local n_anon = tonumber(ARGV[anon_at])
 for k = 0, n_anon - 1 do
   if call('HEXISTS', K.anonymous_links, ARGV[anon_at + 4 + k * 3]) == 1 then return {-2, 0, 0, 0} end
 end
--- The event ids first: if another chunk recorded one of them meanwhile, nothing is written and the
--- caller decides again. Read, then written, 500 at a time (one HMGET and one HSET a slice instead of
--- an HSETNX an id; unpack() of thousands of values overflows Lua's C stack); each digest and value is
--- cut once, for both. The HSET is a write Redis refuses when memory is full, so a full Redis refuses
--- the whole script here, before it changes anything.
-if n_ids > 0 then
-  local id_fields, id_values, slices = ARGV[ids_at + 1], ARGV[ids_at + 2], {}
-  for from = 1, n_ids, 500 do
-    local fields, pairs_, j = {}, {}, 0
-    for k = from, math.min(from + 499, n_ids) do
-      local field = sub(id_fields, k * 8 - 7, k * 8)
-      j = j + 1
-      fields[j], pairs_[2 * j - 1], pairs_[2 * j] = field, field, sub(id_values, k * 12 - 11, k * 12)
-    end
-    local taken = call('HMGET', K.event_ids, unpack(fields))
-    for m = 1, j do
-      if taken[m] then return {-1, 0, 0, 0} end  -- (a missing field is false)
-    end
-    slices[#slices + 1] = pairs_
-  end
-  for _, pairs_ in ipairs(slices) do call('HSET', K.event_ids, unpack(pairs_)) end
-end
--- Then a write Redis refuses when memory is full (SADD; ZREM is allowed), for a chunk without ids.
-call('SADD', K.done, member)
-call('ZREM', K.pending, import_id .. '/' .. member)
+-- The events' marks first, before anything else is written: one HSETNX an event. A mark holds its expiry
+-- hour, and for an event id the chunk uses first also the import's tag and what the import remembers of the
+-- id (lib.lua's mark_hour), so the mark answers whether this import used the id before: its first use is in
+-- its own mark, or, when the id's mark is another import's, in the import's event-id memory (a hash written
+-- only then: a re-import). A chunk told otherwise than the truth about an id (another chunk of the import
+-- used it since, say) would warn wrongly: its writes are taken back and {-1, 0, 0, 0, what is true} asks the
+-- caller to decide again. The first HSETNX is a write Redis refuses when memory is full, so a full Redis
+-- refuses the whole script there, before it changes anything.
 local dry = A.dry_run == '1'
 local now_ms, now_h, exp_h = A.now_ms, tonumber(A.now_h), A.expiry_h
 local dd_prefix, kind, shard_bits = A.dedupe_prefix, A.identifier, tonumber(A.shard_bits)
 local ttl, shadow = A.problem_ttl_s, A.shadow_prefix
+local imported, duplicates = 0, 0
+local counts, decisions, shadow_marks, dups = {}, {}, false, {}
+local n_ev, marks = tonumber(ARGV[ev_at]), ARGV[ev_at + 1]
+local packed_keys, packed_events, ends, shared_outcome = ARGV[ev_at + 2], ARGV[ev_at + 3], ARGV[ev_at + 4], ARGV[ev_at + 5]
+local no_key, no_field, shadow_dd = string.rep('\0', 10), string.rep('\0', 8), shadow .. 'dd'
+local plen, wide, scale = #dd_prefix, shard_bits > 16, 2 ^ (24 - shard_bits)
+local rec = plen + 10
+local records, tag, memory, byte = ARGV[ids_at + 1], A.id_tag, K.event_ids, string.byte
+local has_memory = n_ids > 0 and call('EXISTS', memory) == 1
+local r, next_k, mode = 0, 0, 0  -- the next record (its offset in records), its event and its mode
+if n_ids > 0 then
+  local b1, b2, b3
+  b1, b2, b3, mode = byte(records, 1, 4)
+  next_k = b1 + b2 * 256 + b3 * 65536
+  -- (the records carry the marks' whole values, their hour the worker's: it must be this one)
+  if tonumber(sub(records, 5, 11)) ~= tonumber(exp_h) then return redis.error_reply('records expire at another hour') end
+end
+local no_memory, conflicts, restored, remembered = string.rep('\0', 12), {}, {}, {}
+-- What decides a row's warning: a memory of the id for another event than the row's (its row is named).
+local function warning(memory_of, content)
+  if memory_of ~= no_memory and sub(memory_of, 1, 8) ~= content then return memory_of end
+  return ''
+end
+for k = 1, n_ev do
+  local at = (k - 1) * rec  -- the record is marks[at + 1 .. at + rec]
+  local field = sub(marks, at + plen + 3, at + rec)
+  local fresh, first_use = true, k == next_k
+  -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
+  if field ~= no_field or sub(marks, at + plen + 1, at + plen + 2) ~= '\0\0' then  -- (NO_KEY: ten zero bytes)
+    local shard = sub(marks, at + 1, at + plen + 2)
+    if wide then shard = shard .. string.char(math.floor(string.byte(marks, at + plen + 3) / scale)) end
+    local value = first_use and sub(records, r + 5, r + 27) or exp_h
+    local found, mine = false, false  -- the mark found (false: none), and whether it now holds value
+    if dry then
+      found = call('HGET', shard, field)
+      if found and mark_hour(found) >= now_h then
+        fresh = false
+      else
+        -- one hash per dry run is enough: it lives only as long as the import's records
+        if call('HSETNX', shadow_dd, sub(packed_keys, k * 10 - 9, k * 10), 1) == 0 then fresh = false end
+        shadow_marks = true
+      end
+      found = false  -- (a dry run remembers its ids in the import's memory, never in a mark)
+    elseif call('HSETNX', shard, field, value) == 1 then
+      mine = true  -- a new mark: one call for the usual case
+    else
+      found = call('HGET', shard, field)
+      if mark_hour(found) >= now_h then
+        fresh = false
+      else
+        -- an expired mark (not pruned yet): the event is new again; an import's memory in it stays
+        if #found > 16 and not (first_use and sub(found, -16, -13) ~= tag) then value = exp_h .. sub(found, -16) end
+        call('HSET', shard, field, value)
+        restored[k] = found
+        mine = first_use
+      end
+    end
+    if first_use then
+      local first_of = false
+      if has_memory then first_of = call('HGET', memory, sub(records, r + 28, r + 35)) end
+      if not first_of and found and #found > 16 and sub(found, -16, -13) == tag then first_of = sub(found, -12) end
+      if not first_of and not mine then
+        local id_field = sub(records, r + 28, r + 35)
+        call('HSET', memory, id_field, sub(records, r + 16, r + 27))
+        remembered[#remembered + 1], has_memory = id_field, true
+      end
+      if first_of or mode > 0 then
+        local told, truth, content = sub(records, r + 36, r + 47), first_of or no_memory, sub(records, r + 16, r + 23)
+        if truth ~= told and (mode >= 2 or warning(truth, content) ~= warning(told, content)) then
+          conflicts[#conflicts + 1] = sub(records, r + 28, r + 35) .. truth
+        end
+      end
+      r = r + 47
+      if r < #records then
+        local b1, b2, b3
+        b1, b2, b3, mode = byte(records, r + 1, r + 4)
+        next_k = b1 + b2 * 256 + b3 * 65536
+      end
+    end
+  end
+  if not fresh then
+    duplicates = duplicates + 1
+    dups[duplicates] = k
+  end
+end
+if #conflicts > 0 then
+  -- Nothing of the chunk stays: the memory it wrote, the marks it changed back, the marks it made gone.
+  for _, id_field in ipairs(remembered) do call('HDEL', memory, id_field) end
+  local dup = {}
+  for _, k in ipairs(dups) do dup[k] = true end
+  for k = 1, n_ev do
+    local at = (k - 1) * rec
+    local field = sub(marks, at + plen + 3, at + rec)
+    if not dup[k] and (field ~= no_field or sub(marks, at + plen + 1, at + plen + 2) ~= '\0\0') then
+      if dry then
+        call('HDEL', shadow_dd, sub(packed_keys, k * 10 - 9, k * 10))
+      else
+        local shard = sub(marks, at + 1, at + plen + 2)
+        if wide then shard = shard .. string.char(math.floor(string.byte(marks, at + plen + 3) / scale)) end
+        if restored[k] then call('HSET', shard, field, restored[k]) else call('HDEL', shard, field) end
+      end
+    end
+  end
+  return {-1, 0, 0, 0, table.concat(conflicts)}
+end
+if has_memory then call('EXPIRE', memory, A.ids_ttl_s) end
+if shared_outcome == '' then
+  local d = 1
+  for k = 1, n_ev do
+    if dups[d] == k then d = d + 1 else take_outcome(ARGV[ev_at + 5 + k], counts, decisions, K.triggers, K.deliveries, dry) end
+  end
+end
+
+-- Then a write Redis refuses when memory is full (SADD; ZREM is allowed), for a chunk without events.
+call('SADD', K.done, member)
+call('ZREM', K.pending, import_id .. '/' .. member)
 local cap = tonumber(A.max_problem_rows)
 push_all(K.errors, err_at + 1, n_err, ttl, K.problem_runs, 'e' .. member, cap, imp, 'errors_not_kept')
 push_all(K.warnings, warn_at + 1, n_warn, ttl, K.problem_runs, 'w' .. member, cap, imp, 'warnings_not_kept')
-if n_ids > 0 then call('EXPIRE', K.event_ids, A.ids_ttl_s) end
 
 local created, new_people, known = 0, {}, {}
 local n_new, i = tonumber(ARGV[create_at]), create_at + 1
@@ -207,47 +314,6 @@ else
   end
 end
 
--- The events: one mark an event. The loop runs for every event of every import, so it cuts two strings
--- an event out of the worker's records (the mark's field, then its shard) and makes one call.
-local imported, duplicates = 0, 0
-local counts, decisions, shadow_marks, dups = {}, {}, false, {}
-local n_ev, marks = tonumber(ARGV[ev_at]), ARGV[ev_at + 1]
-local packed_keys, packed_events, ends, shared_outcome = ARGV[ev_at + 2], ARGV[ev_at + 3], ARGV[ev_at + 4], ARGV[ev_at + 5]
-local no_key, no_field, shadow_dd = string.rep('\0', 10), string.rep('\0', 8), shadow .. 'dd'
-local plen, wide, scale = #dd_prefix, shard_bits > 16, 2 ^ (24 - shard_bits)
-local rec = plen + 10
-for k = 1, n_ev do
-  local at = (k - 1) * rec  -- the record is marks[at + 1 .. at + rec]
-  local field = sub(marks, at + plen + 3, at + rec)
-  local fresh = true
-  -- A key twice in one chunk needs no table of its own: the first occurrence's mark catches the second.
-  if field ~= no_field or sub(marks, at + plen + 1, at + plen + 2) ~= '\0\0' then  -- (NO_KEY: ten zero bytes)
-    local shard = sub(marks, at + 1, at + plen + 2)
-    if wide then shard = shard .. string.char(math.floor(string.byte(marks, at + plen + 3) / scale)) end
-    if dry then
-      local expires = call('HGET', shard, field)
-      if expires and tonumber(expires) >= now_h then
-        fresh = false
-      else
-        -- one hash per dry run is enough: it lives only as long as the import's records
-        if call('HSETNX', shadow_dd, sub(packed_keys, k * 10 - 9, k * 10), 1) == 0 then fresh = false end
-        shadow_marks = true
-      end
-    elseif call('HSETNX', shard, field, exp_h) == 1 then
-      -- a new mark: one call for the usual case
-    elseif tonumber(call('HGET', shard, field)) >= now_h then
-      fresh = false
-    else
-      call('HSET', shard, field, exp_h)  -- an expired mark (not pruned yet): the event is new again
-    end
-  end
-  if not fresh then
-    duplicates = duplicates + 1
-    dups[duplicates] = k
-  elseif shared_outcome == '' then
-    take_outcome(ARGV[ev_at + 5 + k], counts, decisions, K.triggers, K.deliveries, dry)
-  end
-end
 imported = n_ev - duplicates
 if duplicates > 0 and not dry then
   -- Every event JSON starts {"import":"<id>","row":<n>, (worker/events/chunk.py): the row is read there.

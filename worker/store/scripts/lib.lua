@@ -56,13 +56,21 @@ local function dedupe_slot(prefix, dk, bits)
   return shard, string.sub(dk, 3)
 end
 
+-- The expiry hour a dedupe mark holds: its value is that hour in decimal, followed for an event id by 16
+-- bytes (the tag of the import that used it first, then what that import remembers of it: commit.lua).
+local function mark_hour(value)
+  if #value > 16 then return tonumber(string.sub(value, 1, -17)) end
+  return tonumber(value)
+end
+
 -- Mark a dedupe key seen until hour exp_h: true when it was not seen (an expired mark, not pruned
 -- yet, counts as not seen). commit.lua's events loop does the same inline, for speed.
 local function mark_new(prefix, dk, bits, now_h, exp_h)
   local shard, field = dedupe_slot(prefix, dk, bits)
   if redis.call('HSETNX', shard, field, exp_h) == 1 then return true end
-  if tonumber(redis.call('HGET', shard, field)) >= now_h then return false end
-  redis.call('HSET', shard, field, exp_h)
+  local found = redis.call('HGET', shard, field)
+  if mark_hour(found) >= now_h then return false end
+  redis.call('HSET', shard, field, #found > 16 and exp_h .. string.sub(found, -16) or exp_h)
   return true
 end
 
