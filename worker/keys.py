@@ -96,6 +96,8 @@ ANONYMOUS_LINKS = PREFIX + "anon:links"
 ANONYMOUS_PREFIX = PREFIX + "anon:events:"
 #: Dedupe shards are ``DEDUPE_PREFIX + <the key's first 2 bytes>``, and with BACKFILL_DEDUPE_SHARD_BITS
 #: above 16 a third byte: the next (bits - 16) bits of the key (worker/store/events.py ``_slot``, lib.lua).
+#: A mark's value is its expiry hour, and for an event id 16 bytes more: the tag of the import that used
+#: it first and what that import remembers of it (lib.lua's mark_hour, commit.lua).
 DEDUPE_PREFIX = PREFIX + "dd:"
 
 
@@ -155,8 +157,10 @@ def import_shadow(import_id: str) -> str:
 
 
 def import_event_ids(import_id: str) -> str:
-    """Hash: an events import's memory of its event ids (digest -> content digest and first row),
-    for the warning on an id reused for a different event; deleted when the report is written."""
+    """Hash: an events import's memory of the event ids whose dedupe marks another import wrote (a
+    re-import), and of every id in a dry run (digest -> content digest and first row), for the warning on
+    an id reused for a different event; deleted when the report is written. An id whose mark the import
+    wrote is remembered in the mark (commit.lua)."""
     return f"{PREFIX}imp:{import_id}:ids"
 
 

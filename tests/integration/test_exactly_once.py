@@ -302,3 +302,19 @@ def test_an_expired_mark_makes_its_event_new_again_and_keeps_what_its_import_rem
     assert (result.imported, result.duplicates) == (2, 0)
     assert _reused(store, spec) == [(30, "2")]
     assert mark_hour(store.r.hget(*slot)) > mark_hour(expired) and store.r.hget(*slot)[-16:] == held[-16:]
+
+
+def test_a_chunk_that_uses_an_id_again_for_another_event_names_the_row_of_its_import_not_its_own(store):
+    """The chunk's first use of X is the same event as an earlier chunk's (no warning either way), but a
+    later row of the chunk uses X for another event: its warning names the earlier chunk's row, the
+    import's first use, as the commit tells (the chunk had taken its own first row for it)."""
+    import time as clock
+
+    from worker.events.pipeline import commit_rows
+
+    settings, at = get_settings(), clock.time()
+    spec = _ids_spec(store)
+    assert commit_rows(store, spec, 0, [["p@x.co", "x", "X"]], [2], settings, at).imported == 1
+    later = commit_rows(store, spec, 1, [["p@x.co", "x", "X"], ["q@x.co", "y", "X"]], [50, 51], settings, at)
+    assert (later.imported, later.duplicates) == (0, 2)
+    assert _reused(store, spec) == [(51, "2")]
