@@ -4,7 +4,8 @@ One ASGI app (FastAPI on uvicorn: the OpenAPI document at ``/openapi.json`` come
 routes themselves), its routes in one router a resource: the tracking calls
 (:mod:`producers.web.tracking`, :mod:`producers.web.trackapi`), health (:mod:`~producers.web.routes_health`),
 imports started, retried, cancelled, undone (:mod:`~producers.web.routes_imports`) and what is read
-(:mod:`~producers.web.routes_reads`). They share the store, settings and jobs built here once
+(:mod:`~producers.web.routes_reads`); the web console at ``/`` (:mod:`producers.console`). They share
+the store, settings and jobs built here once
 (:mod:`producers.web.deps`). Every ``/v1`` endpoint needs an API key (``Authorization: Bearer``,
 :mod:`worker.store.apikeys`): none, a wrong one or a revoked one is 401; a ``read`` key on a
 write is 403. Errors are ``{"error": {"code": ..., "message": ...}}`` with a stable code
@@ -20,6 +21,7 @@ import contextlib
 
 from fastapi import FastAPI
 
+from producers import console
 from producers.web import errors, routes_health, routes_imports, routes_reads, trackapi, tracking
 from producers.web.deps import Service
 from producers.web.fetch import parse_allow
@@ -51,5 +53,6 @@ def create_app(context: Context) -> FastAPI:
     for router in (tracking.router, trackapi.router, routes_health.router, routes_imports.router,
                    routes_reads.router):
         app.include_router(router)
+    console.install(app)
     errors.install(app)
     return app

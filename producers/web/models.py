@@ -7,7 +7,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.errors import BackfillError
-from worker.sink.stored import dead_letters
+from worker.sink.stored import dead_letters, import_stored
 
 
 class ApiError(BackfillError):
@@ -95,6 +95,9 @@ class ImportSummary(BaseModel):
     errors: int = 0
     warnings: int = 0
     events_stored: int = 0
+    #: everything it wrote is in the results database (false: a sink is still writing it, or none runs;
+    #: null: it writes nothing there, e.g. a dry run)
+    stored: bool | None = None
     #: outbox entries the results database refused, set aside as dead letters (``backfill sink --retry-dead``)
     dead_letters: int = 0
     #: events the results database did not store because another event held their dedupe key (Redis had
@@ -131,6 +134,7 @@ def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
                          waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
                          retried_by=state.get("retried_by"), retry_of=state.get("retry_of"),
                          failure=state.get("failure"), dead_letters=dead_letters(state),
+                         stored=import_stored(state),
                          **{k: int(float(state[k])) for k in _INTS if state.get(k)})
 
 
