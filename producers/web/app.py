@@ -3,7 +3,8 @@
 One ASGI app (FastAPI on uvicorn: the OpenAPI document at ``/openapi.json`` comes from the
 routes themselves), its routes in one router a resource: the tracking calls
 (:mod:`producers.web.tracking`, :mod:`producers.web.trackapi`), health (:mod:`~producers.web.routes_health`),
-imports started, retried, cancelled, undone (:mod:`~producers.web.routes_imports`) and what is read
+imports started, retried, cancelled, undone (:mod:`~producers.web.routes_imports`), files staged to
+inspect and import later (:mod:`~producers.web.routes_uploads`) and what is read
 (:mod:`~producers.web.routes_reads`); the web console at ``/`` (:mod:`producers.console`). They share
 the store, settings and jobs built here once
 (:mod:`producers.web.deps`). Every ``/v1`` endpoint needs an API key (``Authorization: Bearer``,
@@ -22,7 +23,7 @@ import contextlib
 from fastapi import FastAPI
 
 from producers import console
-from producers.web import errors, routes_health, routes_imports, routes_reads, trackapi, tracking
+from producers.web import errors, routes_health, routes_imports, routes_reads, routes_uploads, trackapi, tracking
 from producers.web.deps import Service
 from producers.web.fetch import parse_allow
 from producers.web.jobs import Producers
@@ -51,7 +52,7 @@ def create_app(context: Context) -> FastAPI:
     app.state.service = svc
     app.add_middleware(BodyDeadline, timeout_s=settings.api_body_timeout_s)
     for router in (tracking.router, trackapi.router, routes_health.router, routes_imports.router,
-                   routes_reads.router):
+                   routes_uploads.router, routes_reads.router):
         app.include_router(router)
     console.install(app)
     errors.install(app)

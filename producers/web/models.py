@@ -71,10 +71,28 @@ class ImportOptions(BaseModel):
                     encoding=self.encoding, delimiter=self.delimiter, date_formats=tuple(self.date_formats), **people)
 
 
-class UrlImport(ImportOptions):
-    """An import of a file the service downloads (http or https; see producers.web.fetch)."""
+class JsonImport(ImportOptions):
+    """An import started by JSON: of a file the service downloads (``data_file_url``, http or https; see
+    producers.web.fetch), or of a staged upload (``upload_id``, ``POST /v1/uploads``): exactly one."""
 
-    data_file_url: str
+    data_file_url: str | None = None
+    upload_id: str | None = None
+
+
+class InspectRequest(ImportOptions):
+    """How a staged upload would be read under these options, with a sample of its first rows."""
+
+    sample: int = Field(20, ge=1, le=200)
+
+
+class Upload(BaseModel):
+    """A staged upload."""
+
+    upload_id: str
+    name: str
+    bytes: int
+    #: ISO 8601, UTC: when it is deleted
+    expires_at: str
 
 
 class Accepted(BaseModel):
