@@ -289,7 +289,7 @@
         const bad = new Set((item.problems || []).map((p) => p.column).filter((c) => c !== null && c !== undefined));
         const badNames = new Set((item.problems || []).map((p) => p.name).filter(Boolean));
         const cells = (item.cells || []).map((cell, index) => {
-          const wrong = bad.has(index) || (cols[index] && badNames.has(cols[index].name));
+          const wrong = Boolean(cols[index]) && (bad.has(cols[index].column) || badNames.has(cols[index].name));
           return el("td", {class: wrong ? "bad-cell" : null, "aria-invalid": wrong ? "true" : null, text: cell});
         });
         out.push(el("tr", {class: "outcome-" + (item.outcome || "ok")}, el("th", {scope: "row", text: String(item.row)}), ...cells));
