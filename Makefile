@@ -35,8 +35,10 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -q tests/integration
 
+# The examples' reports, then the web console on the same Redis and workers: open the URL it prints, sign in
+# with the key it prints (Ctrl-C stops everything). `backfill demo` alone (--no-console) exits after the reports.
 demo: setup
-	$(BIN)/backfill demo
+	$(BIN)/backfill demo --console
 
 # Flower (the Celery dashboard) on http://localhost:5555, on the same Redis as `backfill worker`.
 flower: setup
