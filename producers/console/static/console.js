@@ -257,26 +257,54 @@
       sample(read.columns || [], read.sample || []);
     }
 
+    // What a column may be mapped to: the roles of the file's type, or any other name (a property's,
+    // a person's attribute's).
+    const ROLES = {events: ["email", "id", "event_name", "time", "event_id"], people: ["email", "id", "created_at"]};
+
+    let drawn = null;
+
     function columns(list) {
       const body = document.querySelector("#columns tbody");
+      const roles = ROLES[optionsForm.elements.type.value] || ROLES.events;
+      const shape = JSON.stringify([roles, list.map((col) => col.name)]);
+      if (shape === drawn) {
+        // the same columns read again: their roles updated in place (focus stays where it is)
+        list.forEach((col, index) => {
+          const cells = body.rows[index].cells;
+          cells[1].textContent = col.role || "";
+          cells[2].firstChild.textContent = (col.first_values || []).join(" · ");
+        });
+        return;
+      }
+      drawn = shape;
       body.replaceChildren(...list.map((col, index) => {
         const name = col.name;
         const id = "map-" + index;
         const select = el("select", {id, "data-column": name},
           el("option", {value: "", text: "as read"}), el("option", {value: "__skip", text: "skip this column"}),
-          ...["email", "id", "event_name", "time", "event_id"].map((role) => el("option", {value: role, text: role})));
-        select.value = skip.has(name) ? "__skip" : (mapping[name] || "");
-        select.addEventListener("change", () => {
+          ...roles.map((role) => el("option", {value: role, text: role})),
+          el("option", {value: "__other", text: "another name…"}));
+        const other = el("input", {id: id + "-name", "aria-label": "New name for " + name, placeholder: "a name"});
+        const chosen = mapping[name];
+        select.value = skip.has(name) ? "__skip" : (!chosen ? "" : roles.includes(chosen) ? chosen : "__other");
+        other.value = select.value === "__other" ? chosen : "";
+        other.hidden = select.value !== "__other";
+        const apply = () => {
           delete mapping[name];
           skip.delete(name);
-          if (select.value === "__skip") skip.add(name); else if (select.value) mapping[name] = select.value;
+          other.hidden = select.value !== "__other";
+          if (select.value === "__skip") skip.add(name);
+          else if (select.value === "__other") { if (other.value.trim()) mapping[name] = other.value.trim(); }
+          else if (select.value) mapping[name] = select.value;
           later();
-        });
+        };
+        select.addEventListener("change", apply);
+        other.addEventListener("input", apply);
         return el("tr", {},
           el("th", {scope: "row", text: name}),
           el("td", {text: col.role || ""}),
           el("td", {}, el("small", {text: (col.first_values || []).join(" · ")})),
-          el("td", {}, el("label", {for: id, class: "visually-hidden", text: "Map " + name + " to"}), select));
+          el("td", {}, el("label", {for: id, class: "visually-hidden", text: "Map " + name + " to"}), select, other));
       }));
     }
 
