@@ -32,6 +32,14 @@ FORM_LIMIT = 16 * 1024
 #: The final statuses (as the API says them).
 FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "interrupted", "partially_failed")
 
+#: Every page's headers: its script and style from this site only (no inline script: an injected one would
+#: not run), no framing (a confirmation cannot be clicked through another site's page), a Referer only
+#: to this site, and not kept in a cache (a page shows what a key may see).
+HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                      "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+           "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+           "Cache-Control": "no-store"}
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -39,7 +47,7 @@ def _page(request: Request, name: str, sign_in: sessions.SignIn | None, status: 
           **values: Any) -> HTMLResponse:
     writes = sign_in is not None and sign_in.key.allows("import")
     return templates.TemplateResponse(request, name, {"sign_in": sign_in, "writes": writes, "final": FINAL,
-                                                      **values}, status_code=status)
+                                                      **values}, status_code=status, headers=HEADERS)
 
 
 def _signed_in(request: Request, svc: ServiceDep) -> sessions.SignIn | None:

@@ -47,6 +47,10 @@ def test_the_cookie_carries_a_token_only_httponly_and_samesite_strict(console, s
     assert len(names) == 1 and token not in names[0]
     assert 0 < store.r.ttl(names[0]) <= 8 * 3600
     assert client.get("/v1/imports").status_code == 200  # the API takes the cookie for reads
+    headers = client.get("/").headers
+    assert "script-src 'self'" in headers["content-security-policy"] and "frame-ancestors 'none'" in \
+        headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
+    assert headers["cache-control"] == "no-store"
 
 
 def test_sign_in_is_refused_for_a_wrong_key_or_from_another_site(console, store):

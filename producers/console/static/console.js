@@ -110,6 +110,7 @@
     }
     status.addEventListener("change", draw);
     name.addEventListener("input", draw);
+    document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
     poll();
   }
 
@@ -375,6 +376,7 @@
       drop.classList.remove("over");
       if (event.dataTransfer.files[0]) send(event.dataTransfer.files[0]);
     });
+    optionsForm.addEventListener("submit", (event) => event.preventDefault());
     optionsForm.addEventListener("input", later);
     optionsForm.addEventListener("change", later);
     document.getElementById("dry-run").addEventListener("click", () => start(true));
