@@ -4,7 +4,7 @@ chromedriver (both by path: nothing is downloaded), against `backfill serve`, re
 One user's afternoon, in order: sign in; drop a file whose time column is wrong, see its cells marked,
 skip it and map the right one, dry-run (the trigger preview), import, watch the progress bar reach the
 end, read the report and its pictures, download the errors file (the same bytes as `backfill errors`);
-cancel a running import, retry it with a corrected file. Then a read key: no import button, and the
+cancel a running import, retry it with a corrected file, undo the retry. Then a read key: no import button, and the
 import endpoint refuses it (403) even when the page's own script calls it. The run makes the README's
 screenshots (docs/console/*.png).
 """
@@ -264,6 +264,9 @@ def test_cancel_a_running_import_then_retry_it(browser, site, user, tmp_path):
     retry_id = driver.current_url.rsplit("/", 1)[1]
     until(lambda: css(driver, "#report").is_displayed())
     assert driver.find_element("link text", import_id)  # "Retry of" links back
+    css(driver, "#undo").click()  # and the retry taken back, confirmed first
+    driver.switch_to.alert.accept()
+    until(lambda: "Undone" in css(driver, ".facts").text and not all_css(driver, "#undo"))
     driver.get(f"{service.url}/imports/{import_id}")
     assert driver.find_element("link text", retry_id)
 
