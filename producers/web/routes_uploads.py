@@ -71,6 +71,9 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
 
 
 def _name(name: str) -> str:
+    """The upload's name: its last part, as a form's file name is taken (it never names a path here: the
+    files are named by their ids), with no control character (422)."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1] or "upload.csv"
     try:
         return check_text("file name", name)
     except ConfigError as exc:
@@ -119,8 +122,9 @@ async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> J
 
 
 def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str, Any]:
-    """The inspection, off the event loop: the scan reads the whole file (as the import's does)."""
-    with svc.producers.staged.reading(upload_id) as (path, meta):
+    """The inspection, off the event loop: the scan reads the whole file (as the import's does), so at most
+    ``BACKFILL_API_PRODUCERS`` run at once."""
+    with svc.producers.inspections, svc.producers.staged.reading(upload_id) as (path, meta):
         name = meta["name"]
         try:
             formats, _ = check_options(date_formats=options.date_formats, timezone=options.timezone, dst=options.dst)

@@ -3,6 +3,7 @@ options after another (its first rows judged by the workers' own row core), a dr
 all from the same upload. A real `backfill serve`, real workers, a private Redis."""
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
@@ -116,6 +117,11 @@ def test_refused_files_and_wrong_options(service, keys):
         assert sniffed["ok"] is True and sniffed["encoding"] == "cp1252"
         assert sniffed["sample"][0]["cells"] == ["zoë@example.com", "Café"]
 
+        zipped = client.post("/v1/uploads?name=e.csv.gz", content=gzip.compress(WRONG_TIME.encode()),
+                             headers={"Content-Type": "application/gzip"}).json()["upload_id"]
+        unzipped = client.post(f"/v1/uploads/{zipped}/inspect", json={}).json()
+        assert unzipped["ok"] is True and unzipped["rows"] == 3 and unzipped["sample"][0]["outcome"] == "error"
+
         for wrong in ({"timezone": "Mars/Olympus"}, {"sample": 0}, {"sample": 201}, {"nope": 1}):
             answer = client.post(f"/v1/uploads/{latin}/inspect", json=wrong)
             assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_option", wrong
@@ -181,3 +187,37 @@ def test_expiry_cap_and_restart(redis_url, workers, store, tmp_path):
     third = Service(tmp_path, **settings)  # a start deletes what expired, asked for or not
     third.stop()
     assert staged_files(tmp_path) == []
+
+
+def test_one_upload_used_at_once_and_hostile_names(service, keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service.client(keys["import"]) as client, service.client(keys["read"]) as reader:
+        made = client.post("/v1/uploads?name=..%2F..%2Fetc%2Fp%C3%A4sswd%5C..%5Cx.csv", content=WRONG_TIME.encode(),
+                           headers={"Content-Type": "text/csv"})
+        assert made.status_code == 201 and made.json()["name"] == "x.csv"  # (only a name: never a path)
+        upload_id = made.json()["upload_id"]
+        fixed = {"mapping": {"when": "time"}, "skip": ["time"], "create_people": True}
+
+        def inspect(n: int) -> dict:
+            return client.post(f"/v1/uploads/{upload_id}/inspect", json=fixed if n % 2 else {"sample": 1}).json()
+
+        def dry_run(_: int) -> str:
+            answer = client.post("/v1/imports", json={**fixed, "upload_id": upload_id, "dry_run": True})
+            assert answer.status_code == 202, answer.text
+            return answer.json()["import_id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            inspections = list(pool.map(inspect, range(6)))
+            dry_runs = list(pool.map(dry_run, range(3)))
+        assert [len(i["sample"]) for i in inspections] == [1, 3] * 3
+        assert all(i["ok"] and i["file"] == "x.csv" for i in inspections)
+        for import_id in dry_runs:
+            state = wait_final(reader, import_id)
+            assert (state["status"], state["imported"], state["source"]) == ("completed", 3, "x.csv")
+        # deleted between the inspection and the import: the import is refused, nothing is left behind
+        assert client.delete(f"/v1/uploads/{upload_id}").status_code == 204
+        late = client.post("/v1/imports", json={**fixed, "upload_id": upload_id})
+        assert late.status_code == 404 and late.json()["error"]["code"] == "not_found"
+        assert not list((service.home / "uploads").glob("*.inspect"))
+        assert not [p for p in (service.home / "uploads").iterdir() if upload_id in p.name]
