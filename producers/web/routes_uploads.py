@@ -15,7 +15,7 @@ from producers.preview import describe, sample
 from producers.text import check_text
 from producers.web.checks import check_import, check_length, media, validated
 from producers.web.deps import READ, WRITE, Service, ServiceDep
-from producers.web.models import ApiError, InspectRequest, Upload, as_fields
+from producers.web.models import ApiError, Inspection, InspectRequest, Upload, as_fields
 from producers.web.routes_imports import FORM_SLACK, JSON_LIMIT, RAW
 from producers.web.staged import public
 from producers.web.uploads import UploadError, read_body, read_form, read_small
@@ -95,7 +95,7 @@ def delete_upload(upload_id: str, svc: ServiceDep) -> Response:
 
 
 @router.post("/v1/uploads/{upload_id}/inspect", dependencies=[WRITE], openapi_extra=_INSPECT_BODY,
-             responses=_NO_UPLOAD)
+             responses={200: {"model": Inspection}, **_NO_UPLOAD})
 async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> JSONResponse:
     """How an import with these options (``POST /v1/imports``'s, as JSON) would read the upload, and
     ``sample`` (1 to 200, default 20) of its first rows as the workers would judge them. ``ok`` true:

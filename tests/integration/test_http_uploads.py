@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from producers.web.models import Inspection
+
 from .test_http import Service, wait_final
 
 #: The time column holds a word on row 2; the "when" column holds the real times.
@@ -61,6 +63,13 @@ def test_upload_once_inspect_fix_dry_run_then_import(service, keys, backfill, tm
         assert problem["level"] == "error" and problem["column"] == "C" and problem["name"] == "time"
         assert problem["code"] and "yesterday" in problem["message"]
         assert second == {"row": 3, "cells": WRONG_TIME.splitlines()[2].split(","), "outcome": "ok", "problems": []}
+        Inspection.model_validate(seen)  # (the answer is what the OpenAPI document says, to the field)
+        # the import's errors file says the same of that row
+        unfixed = client.post("/v1/imports", json={"upload_id": upload_id, "create_people": True}).json()
+        assert wait_final(reader, unfixed["import_id"])["errors"] == 1
+        errors_file = reader.get(f"/v1/imports/{unfixed['import_id']}/errors.csv").text.splitlines()
+        assert errors_file[1].startswith("ann@example.com,Signed up,yesterday,") and ",2," in errors_file[1]
+        assert f"{problem['code']}: {problem['message']} (column 'time')" in errors_file[1]
         # what `backfill inspect --json` prints of the same file, to the letter (the file's name aside)
         path = tmp_path / "signups.csv"
         path.write_text(WRONG_TIME)
@@ -112,6 +121,7 @@ def test_refused_files_and_wrong_options(service, keys):
                             headers={"Content-Type": "text/csv"}).json()["upload_id"]
         forced = client.post(f"/v1/uploads/{latin}/inspect", json={"encoding": "utf-8"}).json()
         assert forced["ok"] is False and forced["refusal"]["code"] == "bad_encoding"
+        assert Inspection.model_validate(forced).refusal is not None
         assert forced["refusal"]["message"].startswith("upload.csv is not valid utf-8")  # (not the server's path)
         sniffed = client.post(f"/v1/uploads/{latin}/inspect", json={}).json()
         assert sniffed["ok"] is True and sniffed["encoding"] == "cp1252"
