@@ -50,6 +50,8 @@ class Producers:
         #: the staged uploads (POST /v1/uploads), in the same dir
         self.staged = Staged(self.dir, settings.api_staged_ttl_s, settings.api_staged_max)
         self.pool = ThreadPoolExecutor(settings.api_producers, thread_name_prefix="backfill-producer")
+        #: staged uploads inspected at once (each scans its whole file, as an import does): as many as imports
+        self.inspections = threading.BoundedSemaphore(settings.api_producers)
         #: imports accepted and not yet queued (or refused) by this process: it beats for them
         self.held: set[str] = set()
         self._stop = threading.Event()

@@ -85,6 +85,61 @@ class InspectRequest(ImportOptions):
     sample: int = Field(20, ge=1, le=200)
 
 
+class SampleProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: Literal["error", "warning"]
+    code: str
+    #: the column's letter (A, B...), or None for a problem of the whole row
+    column: str | None
+    #: the column's header (or the property it is read as), or None
+    name: str | None
+    message: str
+
+
+class SampleRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: the file's row number, as the errors file numbers it (the header is row 1)
+    row: int
+    cells: list[str]
+    outcome: Literal["ok", "error", "warning"]
+    problems: list[SampleProblem]
+
+
+class Refusal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    #: as ``backfill inspect`` says it, with what to do
+    message: str
+
+
+class InspectColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    column: str
+    name: str
+    role: str
+    first_values: list[str]
+
+
+class Inspection(BaseModel):
+    """``POST /v1/uploads/{id}/inspect``: ``ok`` true with what ``backfill inspect --json`` prints and the
+    sample, or ``ok`` false with the ``refusal`` (and nothing else)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ok: bool
+    refusal: Refusal | None = None
+    file: str | None = None
+    encoding: str | None = None
+    encoding_reason: str | None = None
+    delimiter: str | None = None
+    dialect: str | None = None
+    identifier: str | None = None
+    rows: int | None = None
+    blank_rows: int | None = None
+    columns: list[InspectColumn] | None = None
+    warnings: list[str] | None = None
+    sample: list[SampleRow] | None = None
+
+
 class Upload(BaseModel):
     """A staged upload."""
 

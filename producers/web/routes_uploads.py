@@ -15,7 +15,7 @@ from producers.preview import describe, sample
 from producers.text import check_text
 from producers.web.checks import check_import, check_length, media, validated
 from producers.web.deps import READ, WRITE, Service, ServiceDep
-from producers.web.models import ApiError, InspectRequest, Upload, as_fields
+from producers.web.models import ApiError, Inspection, InspectRequest, Upload, as_fields
 from producers.web.routes_imports import FORM_SLACK, JSON_LIMIT, RAW
 from producers.web.staged import public
 from producers.web.uploads import UploadError, read_body, read_form, read_small
@@ -71,6 +71,9 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
 
 
 def _name(name: str) -> str:
+    """The upload's name: its last part, as a form's file name is taken (it never names a path here: the
+    files are named by their ids), with no control character (422)."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1] or "upload.csv"
     try:
         return check_text("file name", name)
     except ConfigError as exc:
@@ -92,7 +95,7 @@ def delete_upload(upload_id: str, svc: ServiceDep) -> Response:
 
 
 @router.post("/v1/uploads/{upload_id}/inspect", dependencies=[WRITE], openapi_extra=_INSPECT_BODY,
-             responses=_NO_UPLOAD)
+             responses={200: {"model": Inspection}, **_NO_UPLOAD})
 async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> JSONResponse:
     """How an import with these options (``POST /v1/imports``'s, as JSON) would read the upload, and
     ``sample`` (1 to 200, default 20) of its first rows as the workers would judge them. ``ok`` true:
@@ -119,8 +122,9 @@ async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> J
 
 
 def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str, Any]:
-    """The inspection, off the event loop: the scan reads the whole file (as the import's does)."""
-    with svc.producers.staged.reading(upload_id) as (path, meta):
+    """The inspection, off the event loop: the scan reads the whole file (as the import's does), so at most
+    ``BACKFILL_API_PRODUCERS`` run at once."""
+    with svc.producers.inspections, svc.producers.staged.reading(upload_id) as (path, meta):
         name = meta["name"]
         try:
             formats, _ = check_options(date_formats=options.date_formats, timezone=options.timezone, dst=options.dst)

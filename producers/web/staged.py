@@ -163,7 +163,8 @@ class Staged:
                 if pattern == "*.staged" and self._meta(path.name.removesuffix(".staged")).exists():
                     continue
                 with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_ctime < now - self.ttl_s:
+                    seen = path.stat()  # (a body still arriving moves its mtime; a link made moves its ctime)
+                    if max(seen.st_mtime, seen.st_ctime) < now - self.ttl_s:
                         path.unlink(missing_ok=True)
                         deleted += pattern == "*.staged"
         return deleted

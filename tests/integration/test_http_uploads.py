@@ -3,11 +3,14 @@ options after another (its first rows judged by the workers' own row core), a dr
 all from the same upload. A real `backfill serve`, real workers, a private Redis."""
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from pathlib import Path
 
 import pytest
+
+from producers.web.models import Inspection
 
 from .test_http import Service, wait_final
 
@@ -60,6 +63,13 @@ def test_upload_once_inspect_fix_dry_run_then_import(service, keys, backfill, tm
         assert problem["level"] == "error" and problem["column"] == "C" and problem["name"] == "time"
         assert problem["code"] and "yesterday" in problem["message"]
         assert second == {"row": 3, "cells": WRONG_TIME.splitlines()[2].split(","), "outcome": "ok", "problems": []}
+        Inspection.model_validate(seen)  # (the answer is what the OpenAPI document says, to the field)
+        # the import's errors file says the same of that row
+        unfixed = client.post("/v1/imports", json={"upload_id": upload_id, "create_people": True}).json()
+        assert wait_final(reader, unfixed["import_id"])["errors"] == 1
+        errors_file = reader.get(f"/v1/imports/{unfixed['import_id']}/errors.csv").text.splitlines()
+        assert errors_file[1].startswith("ann@example.com,Signed up,yesterday,") and ",2," in errors_file[1]
+        assert f"{problem['code']}: {problem['message']} (column 'time')" in errors_file[1]
         # what `backfill inspect --json` prints of the same file, to the letter (the file's name aside)
         path = tmp_path / "signups.csv"
         path.write_text(WRONG_TIME)
@@ -111,10 +121,16 @@ def test_refused_files_and_wrong_options(service, keys):
                             headers={"Content-Type": "text/csv"}).json()["upload_id"]
         forced = client.post(f"/v1/uploads/{latin}/inspect", json={"encoding": "utf-8"}).json()
         assert forced["ok"] is False and forced["refusal"]["code"] == "bad_encoding"
+        assert Inspection.model_validate(forced).refusal is not None
         assert forced["refusal"]["message"].startswith("upload.csv is not valid utf-8")  # (not the server's path)
         sniffed = client.post(f"/v1/uploads/{latin}/inspect", json={}).json()
         assert sniffed["ok"] is True and sniffed["encoding"] == "cp1252"
         assert sniffed["sample"][0]["cells"] == ["zoë@example.com", "Café"]
+
+        zipped = client.post("/v1/uploads?name=e.csv.gz", content=gzip.compress(WRONG_TIME.encode()),
+                             headers={"Content-Type": "application/gzip"}).json()["upload_id"]
+        unzipped = client.post(f"/v1/uploads/{zipped}/inspect", json={}).json()
+        assert unzipped["ok"] is True and unzipped["rows"] == 3 and unzipped["sample"][0]["outcome"] == "error"
 
         for wrong in ({"timezone": "Mars/Olympus"}, {"sample": 0}, {"sample": 201}, {"nope": 1}):
             answer = client.post(f"/v1/uploads/{latin}/inspect", json=wrong)
@@ -181,3 +197,37 @@ def test_expiry_cap_and_restart(redis_url, workers, store, tmp_path):
     third = Service(tmp_path, **settings)  # a start deletes what expired, asked for or not
     third.stop()
     assert staged_files(tmp_path) == []
+
+
+def test_one_upload_used_at_once_and_hostile_names(service, keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service.client(keys["import"]) as client, service.client(keys["read"]) as reader:
+        made = client.post("/v1/uploads?name=..%2F..%2Fetc%2Fp%C3%A4sswd%5C..%5Cx.csv", content=WRONG_TIME.encode(),
+                           headers={"Content-Type": "text/csv"})
+        assert made.status_code == 201 and made.json()["name"] == "x.csv"  # (only a name: never a path)
+        upload_id = made.json()["upload_id"]
+        fixed = {"mapping": {"when": "time"}, "skip": ["time"], "create_people": True}
+
+        def inspect(n: int) -> dict:
+            return client.post(f"/v1/uploads/{upload_id}/inspect", json=fixed if n % 2 else {"sample": 1}).json()
+
+        def dry_run(_: int) -> str:
+            answer = client.post("/v1/imports", json={**fixed, "upload_id": upload_id, "dry_run": True})
+            assert answer.status_code == 202, answer.text
+            return answer.json()["import_id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            inspections = list(pool.map(inspect, range(6)))
+            dry_runs = list(pool.map(dry_run, range(3)))
+        assert [len(i["sample"]) for i in inspections] == [1, 3] * 3
+        assert all(i["ok"] and i["file"] == "x.csv" for i in inspections)
+        for import_id in dry_runs:
+            state = wait_final(reader, import_id)
+            assert (state["status"], state["imported"], state["source"]) == ("completed", 3, "x.csv")
+        # deleted between the inspection and the import: the import is refused, nothing is left behind
+        assert client.delete(f"/v1/uploads/{upload_id}").status_code == 204
+        late = client.post("/v1/imports", json={**fixed, "upload_id": upload_id})
+        assert late.status_code == 404 and late.json()["error"]["code"] == "not_found"
+        assert not list((service.home / "uploads").glob("*.inspect"))
+        assert not [p for p in (service.home / "uploads").iterdir() if upload_id in p.name]
