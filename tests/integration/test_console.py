@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,1000")
-SHOTS = ROOT / "docs" / "console"
+SHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "backfill-console-shots")
 WAIT_S = 30
 
 
@@ -133,7 +134,7 @@ def wizard_file(path: Path, rows: int) -> Path:
 
 
 def screenshot(driver, name: str) -> None:
-    """The whole page (up to 2,600 px tall) into docs/console/, the README's pictures."""
+    """The whole page (up to 2,600 px tall) into SHOTS (docs/console/ for the README's pictures)."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(height + 140, 2600))
     time.sleep(0.3)
