@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command 
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint unit integration chaos demo flower metrics bench bench-quick clean constraints deploy-check
+.PHONY: setup test lint unit integration chaos demo screenshots flower metrics bench bench-quick clean constraints deploy-check
 
 setup: $(VENV)/.installed
 
@@ -35,8 +35,15 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -q tests/integration
 
+# The examples' reports, then the web console on the same Redis and workers: open the URL it prints, sign in
+# with the key it prints (Ctrl-C stops everything). `backfill demo` alone (--no-console) exits after the reports.
 demo: setup
-	$(BIN)/backfill demo
+	$(BIN)/backfill demo --console
+
+# The README's console pictures (docs/console/*.png), taken by the browser test in a real headless Chromium;
+# `make test` takes them too, into a temporary folder, and leaves the tree as it was.
+screenshots: setup
+	SCREENSHOTS_DIR=docs/console $(BIN)/pytest -q tests/integration/test_console.py
 
 # Flower (the Celery dashboard) on http://localhost:5555, on the same Redis as `backfill worker`.
 flower: setup

@@ -1,4 +1,6 @@
-"""``backfill demo``: Redis, workers, the example files, their reports, on any machine."""
+"""``backfill demo``: Redis, workers, the example files, their reports, on any machine; with ``--console``
+(what ``make demo`` runs), then the web console on the same Redis and workers, with a fresh import key,
+until Ctrl-C."""
 from __future__ import annotations
 
 import logging
@@ -84,9 +86,33 @@ def _show_stored(context: Context) -> bool:
     return len(found) >= 3
 
 
-def run(workers: int, settings: Settings) -> int:
+def serve_console(context: Context, settings: Settings) -> None:
+    """``backfill serve`` in this process on the demo's Redis (its port, else a free one), with a new import
+    key to sign in with, until Ctrl-C."""
+    import socket
+
+    import uvicorn
+
+    from producers.web.app import create_app
+    from worker.store.embedded import free_port
+
+    port = settings.api_port
+    with socket.socket() as probe:
+        try:
+            probe.bind((settings.api_bind, port))
+        except OSError:  # (something else holds BACKFILL_API_PORT: any free port will do for a demo)
+            port = free_port()
+    _, key = context.store.apikeys.create("make demo", "import")
+    host = "127.0.0.1" if settings.api_bind in ("0.0.0.0", "::") else settings.api_bind
+    click.echo(f"== The web console: open http://{host}:{port}/ and sign in with this import key:\n   {key}\n"
+               "   (drop a file on New import, or one of producers/examples/; Ctrl-C stops the service and the "
+               "workers)")
+    uvicorn.run(create_app(context), host=settings.api_bind, port=port, log_level="warning", access_log=False)
+
+
+def run(workers: int, settings: Settings, *, console: bool = False) -> int:
     """Run the demo with ``settings`` (the embedded Redis allowed); the exit code is 0 when every example
-    finished as expected."""
+    finished as expected. ``console``: then serve the web console until Ctrl-C."""
     from producers.cli.render import print_report
     from worker.app import app
     from worker.events.rules import Campaign
@@ -136,6 +162,9 @@ def run(workers: int, settings: Settings) -> int:
                     click.echo(f"   {line}")
             click.echo("")
         ok &= _show_stored(context)
+        if console:
+            click.echo("")
+            serve_console(context, settings)
         return 0 if ok else 1
     finally:
         stop_workers(processes)

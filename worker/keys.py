@@ -60,6 +60,10 @@ TRACED = PREFIX + "traced"
 #: Hash: API key id -> orjson {id, name, scope, sha256 of the whole key, created_ms, revoked_ms}
 #: (``backfill keys``; the key itself is never stored).
 API_KEYS = PREFIX + "apikeys"
+#: Prefix of a console sign-in (``backfill serve``'s web console): + the SHA-256 of the token its cookie
+#: carries (so the keyspace never holds a usable token); orjson {key_id, csrf, created_ms}, with a TTL of
+#: BACKFILL_CONSOLE_SESSION_S. Signing out deletes it; a revoked key's sign-ins end at their next request.
+CONSOLE_SESSION_PREFIX = PREFIX + "console:session:"
 
 #: People directory: identifier -> cio_id, and one hash per person.
 PEOPLE_BY_ID = PREFIX + "people:by_id"

@@ -146,6 +146,12 @@ class Settings:
     #: pause this long at most), and a body still coming after its answer is dropped for this long.
     api_header_timeout_s: float = 10.0
     api_body_timeout_s: float = 30.0
+    #: The web console (``backfill serve`` at ``/``): how long a sign-in lasts, in seconds, from its start.
+    console_session_s: int = 8 * 3600
+    #: Staged uploads (``POST /v1/uploads``: a file uploaded once, inspected, then imported, more than
+    #: once if need be): kept this many seconds after their upload, and at most this many at once.
+    api_staged_ttl_s: int = 3600
+    api_staged_max: int = 100
     #: The tracking endpoints (/v1/batch, /v1/track...): at most this many messages a chunk; a write waits
     #: this long for more messages first (0: writes at once, what arrives meanwhile goes in the next one);
     #: a stream's import ends (its report is written) after this many seconds, and a new one begins.
@@ -202,6 +208,10 @@ class Settings:
         if min(self.api_fetch_timeout_s, self.api_header_timeout_s, self.api_body_timeout_s) <= 0:
             raise ConfigError("BACKFILL_API_FETCH_TIMEOUT_S, BACKFILL_API_HEADER_TIMEOUT_S and "
                               "BACKFILL_API_BODY_TIMEOUT_S must be positive")
+        if self.console_session_s < 60:
+            raise ConfigError("BACKFILL_CONSOLE_SESSION_S must be 60 (a minute) or more")
+        if self.api_staged_ttl_s < 1 or self.api_staged_max < 1:
+            raise ConfigError("BACKFILL_API_STAGED_TTL_S and BACKFILL_API_STAGED_MAX must be positive")
         if self.log_format not in {"auto", "json", "console"}:
             raise ConfigError("BACKFILL_LOG_FORMAT must be auto, json or console")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
 from producers.cli import render
 from producers.cli.common import cli_context, cli_settings, echo_json
-from worker.cells import column_letter
 from worker.clocks import DST_CHOICES
 from worker.errors import BackfillError, ConfigError, FileProblem, ImportNotFound
 from worker.events.dialects import DIALECTS
@@ -170,6 +168,7 @@ def _queued(handle) -> None:
 def inspect_(file: str, kind, file_format, identifier, dialect, mapping, skip, encoding, delimiter, as_json) -> None:
     """Show how FILE would be read, without importing anything (no Redis needed)."""
     from producers.api import inspect
+    from producers.preview import describe
 
     try:
         source, plan = inspect(file, identifier=identifier, dialect=dialect, encoding=encoding,
@@ -183,17 +182,7 @@ def inspect_(file: str, kind, file_format, identifier, dialect, mapping, skip, e
         raise click.ClickException(str(exc)) from None
     source.close()
     columns = plan.columns
-    info: dict[str, Any] = {
-        "file": file, "encoding": plan.sniffed.encoding, "encoding_reason": plan.sniffed.encoding_reason,
-        "delimiter": plan.sniffed.delimiter, "dialect": columns.dialect, "identifier": plan.identifier,
-        "rows": plan.rows, "blank_rows": plan.blank,
-        "columns": [
-            {"column": column_letter(i), "name": name, "role": columns.role_of(i),
-             "first_values": list(plan.samples[i])}
-            for i, name in enumerate(columns.header)
-        ],
-        "warnings": list(columns.notes),
-    }
+    info = describe(file, plan)
     if as_json:
         echo_json(info)
         return

@@ -7,80 +7,89 @@ from typing import Any
 
 import click
 
-_TRIGGER_LABELS = {
+#: How the report names each kind of trigger decision (the web console uses the same words).
+TRIGGER_LABELS = {
     "passive": "passive (trigger off)", "sent_now": "sent now", "scheduled": "scheduled",
     "discarded": "discarded (delay already passed)", "outside_window": "outside the trigger window",
     "future": "future-dated (never triggers)", "no_campaign": "no campaign on that event",
 }
 
 
-def print_report(report: dict) -> None:
-    """The report as the terminal shows it."""
+def report_lines(report: dict) -> list[str]:
+    """The report as the terminal shows it, line by line (the web console shows the same lines)."""
+    lines: list[str] = []
     title = "DRY RUN (nothing written) " if report.get("dry_run") else ""
-    click.echo(f"{title}import {report['import_id']}: {report['status']}")
+    lines.append(f"{title}import {report['import_id']}: {report['status']}")
     if report.get("source"):
-        click.echo(f"  file              {report['source']}")
+        lines.append(f"  file              {report['source']}")
     if report.get("failure"):
-        click.echo(f"  failure           {report['failure']}")
-        return
+        lines.append(f"  failure           {report['failure']}")
+        return lines
     if report.get("encoding"):
         reason = report.get("encoding_reason")
-        click.echo(f"  read as           {report['encoding']}" + (f" ({reason})" if reason else ""))
+        lines.append(f"  read as           {report['encoding']}" + (f" ({reason})" if reason else ""))
     blank = report.get("blank_rows_skipped")
-    click.echo(f"  rows              {report['rows']}" + (f" ({blank} blank rows skipped)" if blank else ""))
-    click.echo(f"  imported          {report['imported']}")
-    click.echo(f"  duplicates        {report['duplicates']}")
-    click.echo(f"  errors            {report['errors']}")
-    click.echo(f"  warnings          {report['warnings']}")
-    click.echo(f"  people created    {report['people_created']}")
+    lines.append(f"  rows              {report['rows']}" + (f" ({blank} blank rows skipped)" if blank else ""))
+    lines.append(f"  imported          {report['imported']}")
+    lines.append(f"  duplicates        {report['duplicates']}")
+    lines.append(f"  errors            {report['errors']}")
+    lines.append(f"  warnings          {report['warnings']}")
+    lines.append(f"  people created    {report['people_created']}")
     if "rows_not_queued" in report:
-        click.echo(f"  not queued        {report['rows_not_queued']} rows (queueing stopped after row "
+        lines.append(f"  not queued        {report['rows_not_queued']} rows (queueing stopped after row "
                    f"{report['last_row_queued']})")
         if report.get("rows_cancelled"):
-            click.echo(f"  skipped           {report['rows_cancelled']} queued rows (errors, code cancelled)")
+            lines.append(f"  skipped           {report['rows_cancelled']} queued rows (errors, code cancelled)")
         if report.get("resume"):
-            click.echo(f"  to complete it    {report['resume']}")
+            lines.append(f"  to complete it    {report['resume']}")
     if report.get("chunks_lost"):
-        click.echo(f"  chunks lost       {report['chunks_lost']}, {report['rows_lost']} rows (gone before a worker read "
+        lines.append(f"  chunks lost       {report['chunks_lost']}, {report['rows_lost']} rows (gone before a worker read "
                    f"them: Redis rolled back by a host crash, or expired); to complete it: {report['resume']}")
     if report.get("chunks_failed", 0) > report.get("chunks_lost", 0):
-        click.echo(f"  chunks failed     {report['chunks_failed'] - report.get('chunks_lost', 0)} (not processed: "
+        lines.append(f"  chunks failed     {report['chunks_failed'] - report.get('chunks_lost', 0)} (not processed: "
                    "their rows are in the errors file)")
     if report.get("kind") == "people":
-        click.echo(f"  people updated    {report['people_updated']}")
+        lines.append(f"  people updated    {report['people_updated']}")
         if report.get("people_skipped"):
-            click.echo(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
+            lines.append(f"  skipped           {report['people_skipped']} (already exist; counted as duplicates)")
     if report.get("anonymous_stored") or report.get("anonymous_merged"):
-        click.echo(f"  anonymous         {report['anonymous_stored']} events held for an anonymous id (counted as "
+        lines.append(f"  anonymous         {report['anonymous_stored']} events held for an anonymous id (counted as "
                    f"imported), {report['anonymous_merged']} moved to the people an identify or alias named")
     if report.get("combined"):
         both = report["combined"]
-        click.echo(f"  retry of          {report['retry_of']}: together {both['status']}, {both['rows']} rows, "
+        lines.append(f"  retry of          {report['retry_of']}: together {both['status']}, {both['rows']} rows, "
                    f"{both['imported']} imported, {both['duplicates']} duplicates, {both['errors']} errors")
     for note in report.get("column_warnings", []):
-        click.echo(f"  column warning    {note}")
+        lines.append(f"  column warning    {note}")
     triggers = {k: v for k, v in report.get("triggers", {}).items() if v}
     if triggers:
-        click.echo("  triggers")
+        lines.append("  triggers")
         for name, count in triggers.items():
-            click.echo(f"    {_TRIGGER_LABELS.get(name, name):<34}{count}")
+            lines.append(f"    {TRIGGER_LABELS.get(name, name):<34}{count}")
     if "events_stored" in report:
         held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
         if report.get("dead_letters"):
             held = (f"not all: {report['dead_letters']} outbox entr{'y' if report['dead_letters'] == 1 else 'ies'} "
                     "refused by the database, set aside as dead letters: fix the cause, then backfill sink --retry-dead")
         what = "the import" if report.get("kind") == "people" else f"{report['events_stored']} events"
-        click.echo(f"  stored            {what} in the results database ({held})")
+        lines.append(f"  stored            {what} in the results database ({held})")
         if report.get("late_duplicates"):
-            click.echo(f"  late duplicates   {report['late_duplicates']} events not stored: the database already held "
+            lines.append(f"  late duplicates   {report['late_duplicates']} events not stored: the database already held "
                        "their event id or content (Redis had lost its dedupe marks: a host crash rolled it back)")
     rate = report.get("rows_per_second")
-    click.echo(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
+    lines.append(f"  time              {report['seconds']} s" + (f" ({rate} rows/s)" if rate else ""))
     for kind in ("errors", "warnings"):
         if report[kind]:
             cut = report.get(f"{kind}_not_kept")
-            click.echo(f"  {kind + ' file':<18}backfill {kind} {report['import_id']} -o {kind}.csv"
+            lines.append(f"  {kind + ' file':<18}backfill {kind} {report['import_id']} -o {kind}.csv"
                        + (f" ({cut} {kind} not kept: BACKFILL_MAX_PROBLEM_ROWS)" if cut else ""))
+    return lines
+
+
+def print_report(report: dict) -> None:
+    """The report as the terminal shows it."""
+    for line in report_lines(report):
+        click.echo(line)
 
 
 #: seconds with chunks queued and none committed before ``--wait`` says how to start a worker

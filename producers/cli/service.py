@@ -86,10 +86,14 @@ def _check_results(context) -> None:
 
 @click.command()
 @click.option("--workers", default=2, show_default=True, help="Worker processes to start.")
-def demo(workers: int) -> None:
-    """Start Redis and workers, import the example files, print the reports."""
+@click.option("--console/--no-console", default=False, show_default=True,
+              help="Then serve the web console (BACKFILL_API_PORT, else a free port) with a new import key, "
+                   "until Ctrl-C (make demo turns it on).")
+def demo(workers: int, console: bool) -> None:
+    """Start Redis and workers, import the example files, print the reports (and, with --console, serve the
+    web console on them)."""
     from producers.demo import run
 
-    sys.exit(run(workers, cli_settings()))
+    sys.exit(run(workers, cli_settings(), console=console))
 
 

@@ -3,8 +3,10 @@
 One ASGI app (FastAPI on uvicorn: the OpenAPI document at ``/openapi.json`` comes from the
 routes themselves), its routes in one router a resource: the tracking calls
 (:mod:`producers.web.tracking`, :mod:`producers.web.trackapi`), health (:mod:`~producers.web.routes_health`),
-imports started, retried, cancelled, undone (:mod:`~producers.web.routes_imports`) and what is read
-(:mod:`~producers.web.routes_reads`). They share the store, settings and jobs built here once
+imports started, retried, cancelled, undone (:mod:`~producers.web.routes_imports`), files staged to
+inspect and import later (:mod:`~producers.web.routes_uploads`) and what is read
+(:mod:`~producers.web.routes_reads`); the web console at ``/`` (:mod:`producers.console`). They share
+the store, settings and jobs built here once
 (:mod:`producers.web.deps`). Every ``/v1`` endpoint needs an API key (``Authorization: Bearer``,
 :mod:`worker.store.apikeys`): none, a wrong one or a revoked one is 401; a ``read`` key on a
 write is 403. Errors are ``{"error": {"code": ..., "message": ...}}`` with a stable code
@@ -20,7 +22,8 @@ import contextlib
 
 from fastapi import FastAPI
 
-from producers.web import errors, routes_health, routes_imports, routes_reads, trackapi, tracking
+from producers import console
+from producers.web import errors, routes_health, routes_imports, routes_reads, routes_uploads, trackapi, tracking
 from producers.web.deps import Service
 from producers.web.fetch import parse_allow
 from producers.web.jobs import Producers
@@ -49,7 +52,8 @@ def create_app(context: Context) -> FastAPI:
     app.state.service = svc
     app.add_middleware(BodyDeadline, timeout_s=settings.api_body_timeout_s)
     for router in (tracking.router, trackapi.router, routes_health.router, routes_imports.router,
-                   routes_reads.router):
+                   routes_uploads.router, routes_reads.router):
         app.include_router(router)
+    console.install(app)
     errors.install(app)
     return app

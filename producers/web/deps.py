@@ -7,11 +7,13 @@ router holds a module global and a test can build several apps side by side.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from producers.console.sessions import COOKIE, SignIns, key_of
 from producers.web.jobs import Producers
 from producers.web.models import ApiError
 from worker.context import Context
@@ -44,6 +46,11 @@ class Service:
     def store(self) -> Store:
         return self.context.store
 
+    @functools.cached_property
+    def sign_ins(self) -> SignIns:
+        """The web console's sign-ins (:mod:`producers.console.sessions`)."""
+        return SignIns(self.store.r, self.store.apikeys, self.settings.console_session_s)
+
 
 def service(request: Request) -> Service:
     """The service of the app that took ``request``."""
@@ -54,19 +61,25 @@ ServiceDep = Annotated[Service, Depends(service)]
 
 
 def key_with(need: str):
-    """A dependency: the request's API key (``Authorization: Bearer``), if it allows ``need``; else 401
-    (none, unknown or revoked) or 403 (a key of another scope)."""
+    """A dependency: the request's API key (``Authorization: Bearer``, or the web console's sign-in cookie:
+    :func:`producers.console.sessions.key_of`, whose changes need the CSRF header), if it allows ``need``;
+    else 401 (none, unknown or revoked) or 403 (a key of another scope, a console change without its CSRF
+    token)."""
 
-    def check(svc: ServiceDep,
+    def check(request: Request, svc: ServiceDep,
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
         unauthorized = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
+        if credentials is None and COOKIE in request.cookies:
+            key = key_of(request, svc.sign_ins)
+        elif credentials is None:
             raise ApiError(401, "unauthorized", "no API key: send Authorization: Bearer <key>", unauthorized)
-        key = svc.store.apikeys.check(credentials.credentials)
-        if key is None:
-            raise ApiError(401, "unauthorized", "unknown API key", unauthorized)
-        if key.revoked_ms is not None:
-            raise ApiError(401, "unauthorized", f"API key {key.id} was revoked", unauthorized)
+        else:
+            found = svc.store.apikeys.check(credentials.credentials)
+            if found is None:
+                raise ApiError(401, "unauthorized", "unknown API key", unauthorized)
+            if found.revoked_ms is not None:
+                raise ApiError(401, "unauthorized", f"API key {found.id} was revoked", unauthorized)
+            key = found
         if not key.allows(need):
             raise ApiError(403, "forbidden", f"API key {key.id} is {key.scope}-only: this needs an {need} key")
         return key

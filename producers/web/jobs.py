@@ -23,6 +23,7 @@ from typing import Any
 from producers import api
 from producers.web.fetch import fetch, redact
 from producers.web.models import as_fields
+from producers.web.staged import Staged
 from worker import tasks
 from worker.context import Context
 from worker.errors import ConfigError, FileProblem, ImportNotFound, RedisMisconfigured
@@ -46,7 +47,11 @@ class Producers:
             settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir = Path(settings.api_upload_dir) if settings.api_upload_dir else settings.home / "uploads"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        #: the staged uploads (POST /v1/uploads), in the same dir
+        self.staged = Staged(self.dir, settings.api_staged_ttl_s, settings.api_staged_max)
         self.pool = ThreadPoolExecutor(settings.api_producers, thread_name_prefix="backfill-producer")
+        #: staged uploads inspected at once (each scans its whole file, as an import does): as many as imports
+        self.inspections = threading.BoundedSemaphore(settings.api_producers)
         #: imports accepted and not yet queued (or refused) by this process: it beats for them
         self.held: set[str] = set()
         self._stop = threading.Event()
@@ -56,9 +61,10 @@ class Producers:
 
     def clean_leftovers(self) -> int:
         """Delete the upload files a killed service left behind: those of imports that ended or that are
-        unknown, and those silent past the producer timeout (ended here as ``interrupted``). Returns how
-        many files were deleted. Files of imports another live service still holds are left alone."""
-        deleted = 0
+        unknown, and those silent past the producer timeout (ended here as ``interrupted``), and the staged
+        uploads that expired (live ones stay: they outlive a restart). Returns how many files were deleted.
+        Files of imports another live service still holds are left alone."""
+        deleted = self.staged.sweep(force=True)
         for path in self.dir.glob("*.upload"):
             import_id = path.name.removesuffix(".upload")
             state = self.store.imports.state(import_id)
@@ -86,6 +92,10 @@ class Producers:
                     self.store.work.heartbeat(import_id)
                 except Exception as exc:  # noqa: BLE001 - tried again at the next beat
                     log.warning("producer heartbeat failed", import_id=import_id, error=str(exc))
+            try:
+                self.staged.sweep()  # (every SWEEP_S: expired uploads nobody asks for)
+            except OSError as exc:
+                log.warning("expired uploads not deleted", error=str(exc))
 
     def reserve(self) -> tuple[str, Path]:
         """A new import id and the path its file is written to (created empty, readable by this user only)."""

@@ -7,7 +7,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.errors import BackfillError
-from worker.sink.stored import dead_letters
+from worker.sink.stored import dead_letters, import_stored
 
 
 class ApiError(BackfillError):
@@ -71,10 +71,83 @@ class ImportOptions(BaseModel):
                     encoding=self.encoding, delimiter=self.delimiter, date_formats=tuple(self.date_formats), **people)
 
 
-class UrlImport(ImportOptions):
-    """An import of a file the service downloads (http or https; see producers.web.fetch)."""
+class JsonImport(ImportOptions):
+    """An import started by JSON: of a file the service downloads (``data_file_url``, http or https; see
+    producers.web.fetch), or of a staged upload (``upload_id``, ``POST /v1/uploads``): exactly one."""
 
-    data_file_url: str
+    data_file_url: str | None = None
+    upload_id: str | None = None
+
+
+class InspectRequest(ImportOptions):
+    """How a staged upload would be read under these options, with a sample of its first rows."""
+
+    sample: int = Field(20, ge=1, le=200)
+
+
+class SampleProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: Literal["error", "warning"]
+    code: str
+    #: the column's letter (A, B...), or None for a problem of the whole row
+    column: str | None
+    #: the column's header (or the property it is read as), or None
+    name: str | None
+    message: str
+
+
+class SampleRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: the file's row number, as the errors file numbers it (the header is row 1)
+    row: int
+    cells: list[str]
+    outcome: Literal["ok", "error", "warning"]
+    problems: list[SampleProblem]
+
+
+class Refusal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    #: as ``backfill inspect`` says it, with what to do
+    message: str
+
+
+class InspectColumn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    column: str
+    name: str
+    role: str
+    first_values: list[str]
+
+
+class Inspection(BaseModel):
+    """``POST /v1/uploads/{id}/inspect``: ``ok`` true with what ``backfill inspect --json`` prints and the
+    sample, or ``ok`` false with the ``refusal`` (and nothing else)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ok: bool
+    refusal: Refusal | None = None
+    file: str | None = None
+    encoding: str | None = None
+    encoding_reason: str | None = None
+    delimiter: str | None = None
+    dialect: str | None = None
+    identifier: str | None = None
+    rows: int | None = None
+    blank_rows: int | None = None
+    columns: list[InspectColumn] | None = None
+    warnings: list[str] | None = None
+    sample: list[SampleRow] | None = None
+
+
+class Upload(BaseModel):
+    """A staged upload."""
+
+    upload_id: str
+    name: str
+    bytes: int
+    #: ISO 8601, UTC: when it is deleted
+    expires_at: str
 
 
 class Accepted(BaseModel):
@@ -95,6 +168,9 @@ class ImportSummary(BaseModel):
     errors: int = 0
     warnings: int = 0
     events_stored: int = 0
+    #: everything it wrote is in the results database (false: a sink is still writing it, or none runs;
+    #: null: it writes nothing there, e.g. a dry run)
+    stored: bool | None = None
     #: outbox entries the results database refused, set aside as dead letters (``backfill sink --retry-dead``)
     dead_letters: int = 0
     #: events the results database did not store because another event held their dedupe key (Redis had
@@ -131,6 +207,7 @@ def summary(import_id: str, state: dict[str, str]) -> ImportSummary:
                          waiting=state.get("waiting", ""), failure_code=state.get("failure_code"),
                          retried_by=state.get("retried_by"), retry_of=state.get("retry_of"),
                          failure=state.get("failure"), dead_letters=dead_letters(state),
+                         stored=import_stored(state),
                          **{k: int(float(state[k])) for k in _INTS if state.get(k)})
 
 

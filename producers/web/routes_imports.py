@@ -11,7 +11,7 @@ from producers.text import check_text
 from producers.web.checks import accepted, check_file, check_import, check_length, media, spooled, validated
 from producers.web.deps import NO_IMPORT, WRITE, ServiceDep, state_of
 from producers.web.fetch import check_url, redact
-from producers.web.models import Accepted, ApiError, Cancelled, ImportOptions, UrlImport, form_options
+from producers.web.models import Accepted, ApiError, Cancelled, ImportOptions, JsonImport, form_options
 from producers.web.uploads import read_body, read_form, read_small
 from worker.errors import ConfigError, FileProblem, ImportNotFound
 
@@ -26,7 +26,7 @@ _CREATE_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": _FILE, **{name: {"type": "string"} for name in ImportOptions.model_fields}}}},
-    "application/json": {"schema": UrlImport.model_json_schema()},
+    "application/json": {"schema": JsonImport.model_json_schema()},
     "text/csv": {"schema": _FILE},
 }}}
 _RETRY_BODY = {"requestBody": {"required": True, "content": {
@@ -39,9 +39,10 @@ router = APIRouter(tags=["imports"], dependencies=[WRITE])
 @router.post("/v1/imports", status_code=202, response_model=Accepted, openapi_extra=_CREATE_BODY)
 async def create_import(request: Request, svc: ServiceDep) -> JSONResponse:
     """Start an import: a multipart upload (the CSV in a field named ``file``, options in the other
-    fields), a raw CSV body (``Content-Type: text/csv``, options in the query string), or JSON with a
-    ``data_file_url`` (http or https) and the options. Answers 202 once the file is on disk (or the URL
-    taken); poll the import's URL."""
+    fields), a raw CSV body (``Content-Type: text/csv``, options in the query string), or JSON with the
+    options and either a ``data_file_url`` (http or https) or the ``upload_id`` of a staged upload (``POST
+    /v1/uploads``: it stays, for the next import of it; an unknown or expired one is 404 ``not_found``).
+    Answers 202 once the file is on disk (or the URL taken); poll the import's URL."""
     settings, producers = svc.settings, svc.producers
     content_type, kind = media(request)
     check_length(request, JSON_LIMIT if kind == "application/json" else settings.api_max_upload_bytes + FORM_SLACK)
@@ -53,15 +54,25 @@ async def create_import(request: Request, svc: ServiceDep) -> JSONResponse:
                 data = orjson.loads(await read_small(request.stream(), JSON_LIMIT, "a JSON request"))
             except orjson.JSONDecodeError as exc:
                 raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
-            job = validated(UrlImport, data)
-            options = ImportOptions.model_validate(job.model_dump(exclude={"data_file_url"}))
+            job = validated(JsonImport, data)
+            if (job.data_file_url is None) == (job.upload_id is None):
+                raise ApiError(422, "invalid_option", "give exactly one of data_file_url (a file to download) and "
+                               "upload_id (a file uploaded to POST /v1/uploads)")
+            options = ImportOptions.model_validate(job.model_dump(exclude={"data_file_url", "upload_id"}))
+            url = job.data_file_url
+            if url is None:  # the staged file stays for the next use: the import reads a link of its own
+                name = producers.staged.link(job.upload_id or "", path)["name"]
+                check_import(options, name)
+                check_file(options, path)
+                producers.start_file(import_id, path, name, options.producer_args())
+                return accepted(import_id)
             try:
-                parts = check_url(job.data_file_url)
+                parts = check_url(url)
             except FileProblem as exc:  # the URL is refused now
                 raise ApiError(422, exc.code, str(exc)) from None
-            check_import(options, redact(job.data_file_url))
+            check_import(options, redact(url))
             check_file(options, parts.path, content=False)
-            producers.start_url(import_id, path, job.data_file_url, options.producer_args())
+            producers.start_url(import_id, path, url, options.producer_args())
         elif kind == "multipart/form-data":
             form = await read_form(request.stream(), content_type, path, settings.api_max_upload_bytes)
             options = validated(ImportOptions, form_options(form.fields))

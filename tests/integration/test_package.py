@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_wheel_ships_the_lua_scripts_and_the_demo_examples(tmp_path):
+def test_the_wheel_ships_the_lua_scripts_the_demo_examples_and_the_console_files(tmp_path):
     import shutil
 
     source = tmp_path / "src"  # a copy: building writes build/ and *.egg-info beside the sources
@@ -24,4 +24,7 @@ def test_the_wheel_ships_the_lua_scripts_and_the_demo_examples(tmp_path):
     scripts = {p.name for p in (ROOT / "worker" / "store" / "scripts").glob("*.lua")}
     assert {f"producers/examples/{n}" for n in examples} <= names, sorted(names)
     assert {f"worker/store/scripts/{n}" for n in scripts} <= names
+    console = ROOT / "producers" / "console"
+    pages = {f"producers/console/{p.relative_to(console)}" for p in console.glob("*/*") if p.suffix in (".html", ".js", ".css")}
+    assert pages and pages <= names, sorted(pages - names)  # the templates, the script and the stylesheet
     assert not any(n.startswith(("tests/", "bench/")) for n in names)

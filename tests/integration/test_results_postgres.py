@@ -19,6 +19,7 @@ from ..unit.test_results_sqlite import (
     check_a_damaged_schema_is_named_and_made_again,
     check_a_person_answers_to_every_identifier_they_had,
     check_an_older_database_upgrades,
+    check_import_figures,
     check_late_duplicates,
     check_people_deliveries_and_imports,
 )
@@ -41,6 +42,10 @@ def test_migrations_batches_and_questions(postgres):
 
 def test_people_deliveries_and_imports_settle_whatever_the_order(postgres):
     check_people_deliveries_and_imports(postgres)
+
+
+def test_an_imports_figures_are_counted_by_the_database(postgres):
+    check_import_figures(postgres)
 
 
 def test_a_dedupe_key_is_stored_once_whatever_redis_forgot(postgres):

@@ -119,6 +119,23 @@ def test_a_new_database_refuses_until_upgraded_and_a_newer_one_is_refused(tmp_pa
         results.check()
 
 
+def check_import_figures(results) -> None:
+    """An import's events counted by name, their times as a histogram, its trigger decisions by campaign and
+    state: what the web console pictures, counted by the database. Shared by both backends' tests."""
+    check_people_deliveries_and_imports(results)
+    assert results.event_names("i1") == [("Ordered", 2), ("Viewed", 1)] and results.event_names("i1", 1) == [("Ordered", 2)]
+    # 1700000000000, 1700000100500 and 1700000200000 in 4 equal spans of the 200,001 ms from the first to the last
+    assert results.event_times("i1", 4) == (1700000000000, 1700000200000, [1, 0, 1, 1])
+    assert results.decisions("i1") == [("Late", "discarded", 1), ("Welcome", "outside_window", 1), ("Welcome", "sent", 1)]
+    assert (results.event_names("nope"), results.event_times("nope"), results.decisions("nope")) == ([], None, [])
+
+
+def test_an_imports_figures_are_counted_by_the_database(tmp_path):
+    results = SQLiteResults(tmp_path / "r.db")
+    results.upgrade()
+    check_import_figures(results)
+
+
 def test_batches_are_idempotent_and_questions_narrow(tmp_path):
     results = SQLiteResults(tmp_path / "r.db")
     results.upgrade()

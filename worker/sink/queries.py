@@ -243,6 +243,33 @@ class Queries:
                             f"WHERE import_id = {self.MARK} ORDER BY row, campaign", (import_id,))
         return [dict(zip(rows.DELIVERY_COLUMNS, row)) for row in found]
 
+    def event_names(self, import_id: str, limit: int = 20) -> list[tuple[str, int]]:
+        """An import's stored events counted by name, the most frequent first (at most ``limit`` names)."""
+        return [(name, int(n)) for name, n in self._fetch(
+            f"SELECT name, count(*) FROM events WHERE import_id = {self.MARK} GROUP BY name "
+            f"ORDER BY count(*) DESC, name LIMIT {int(limit)}", (import_id,))]
+
+    def event_times(self, import_id: str, buckets: int = 40) -> tuple[int, int, list[int]] | None:
+        """An import's stored events' times as a histogram: (earliest ms, latest ms, ``buckets`` counts of
+        equal spans between them); None when none is stored. Two queries whatever the import's size."""
+        (low, high), = self._fetch(f"SELECT min(ts_ms), max(ts_ms) FROM events WHERE import_id = {self.MARK}",
+                                   (import_id,))
+        if low is None:
+            return None
+        low, high = int(low), int(high)
+        counts = [0] * buckets
+        span = high - low + 1
+        for bucket, n in self._fetch(f"SELECT (ts_ms - {low}) * {int(buckets)} / {span}, count(*) FROM events "
+                                     f"WHERE import_id = {self.MARK} GROUP BY 1", (import_id,)):
+            counts[min(int(bucket), buckets - 1)] += int(n)
+        return low, high, counts
+
+    def decisions(self, import_id: str) -> list[tuple[str, str, int]]:
+        """An import's trigger decisions counted by campaign and state (sent, scheduled, discarded...)."""
+        return [(campaign, state, int(n)) for campaign, state, n in self._fetch(
+            f"SELECT campaign, state, count(*) FROM deliveries WHERE import_id = {self.MARK} GROUP BY campaign, state "
+            "ORDER BY campaign, state", (import_id,))]
+
     def import_record(self, import_id: str) -> dict | None:
         """The stored record of a finished import, or None."""
         found = self._fetch(f"SELECT {', '.join(rows.IMPORT_COLUMNS)} FROM imports WHERE import_id = {self.MARK}",

@@ -90,6 +90,12 @@ class ApiKeys:
             return None
         return self._record(data)
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The record of the key named ``key_id`` (revoked or not), or None when there is none: what a
+        console sign-in, which keeps only the key's id, checks on every request."""
+        raw = self.r.hget(keys.API_KEYS, key_id)
+        return None if raw is None else self._record(orjson.loads(raw))
+
     @staticmethod
     def _record(data: dict[str, Any]) -> ApiKey:
         return ApiKey(data["id"], data["name"], data["scope"], data["created_ms"], data.get("revoked_ms"))

@@ -1,0 +1,165 @@
+"""The console's pages: sign in and out, the imports, an import's report and pictures, its error rows by
+code, the new import wizard. Server-rendered (Jinja2 templates in this package); what changes while
+the page is open (progress, the list) and every action (import, cancel, retry, undo) goes through the
+``/v1`` API from the page's own script, with the sign-in's cookie and CSRF header (the API's rules
+and functions, not a copy of them).
+"""
+from __future__ import annotations
+
+import hmac
+import itertools
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from producers.api import ImportHandle
+from producers.cli.render import report_lines
+from producers.console import sessions
+from producers.console.figures import figures
+from producers.web.deps import ServiceDep
+from producers.web.models import summary
+from producers.web.uploads import read_small
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+#: Error rows a page of one code shows.
+CODE_ROWS = 200
+#: The sign-in form's largest body.
+FORM_LIMIT = 16 * 1024
+#: The final statuses (as the API says them).
+FINAL = ("completed", "completed_with_errors", "failed", "cancelled", "interrupted", "partially_failed")
+
+#: Every page's headers: its script and style from this site only (no inline script: an injected one would
+#: not run), no framing (a confirmation cannot be clicked through another site's page), a Referer only
+#: to this site, and not kept in a cache (a page shows what a key may see).
+HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                      "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+           "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+           "Cache-Control": "no-store"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, name: str, sign_in: sessions.SignIn | None, status: int = 200,
+          **values: Any) -> HTMLResponse:
+    writes = sign_in is not None and sign_in.key.allows("import")
+    return templates.TemplateResponse(request, name, {"sign_in": sign_in, "writes": writes, "final": FINAL,
+                                                      **values}, status_code=status, headers=HEADERS)
+
+
+def _signed_in(request: Request, svc: ServiceDep) -> sessions.SignIn | None:
+    return sessions.signed_in(request, svc.sign_ins)
+
+
+def _to_sign_in() -> RedirectResponse:
+    return RedirectResponse("/signin", 303)
+
+
+@router.get("/signin")
+def sign_in_page(request: Request, svc: ServiceDep) -> Response:
+    """The sign-in form (a signed-in browser goes to the imports)."""
+    if _signed_in(request, svc):
+        return RedirectResponse("/", 303)
+    return _page(request, "signin.html", None)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    from urllib.parse import parse_qs
+
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    body = await read_small(request.stream(), FORM_LIMIT, "a form")
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+@router.post("/signin")
+async def sign_in(request: Request, svc: ServiceDep) -> Response:
+    """Check the key sent once, start a sign-in, set its cookie (the token only)."""
+    if not sessions.same_origin(request):
+        return _page(request, "signin.html", None, 403, error="This form must be sent from the console's own page.")
+    key_text = (await _form(request)).get("key", "").strip()
+    key = svc.store.apikeys.check(key_text) if key_text else None
+    if key is None or key.revoked_ms is not None:
+        message = "That key was revoked." if key else "Unknown API key: paste a key from `backfill keys create`."
+        return _page(request, "signin.html", None, 401, error=message)
+    if not (key.allows("read") or key.allows("import")):
+        return _page(request, "signin.html", None, 403, error=f"Key {key.id} is a {key.scope} key: the console "
+                     "needs a read or import key.")
+    started = svc.sign_ins.start(key)
+    response = RedirectResponse("/", 303)
+    sessions.set_cookie(response, request, started, svc.settings.console_session_s)
+    return response
+
+
+@router.post("/signout")
+async def sign_out(request: Request, svc: ServiceDep) -> Response:
+    """End the sign-in (its CSRF token and this site's Origin required), remove the cookie."""
+    current = _signed_in(request, svc)
+    if current is None:
+        return _to_sign_in()
+    token = (await _form(request)).get(sessions.CSRF_FIELD, "")
+    if not sessions.same_origin(request) or not hmac.compare_digest(token.encode(), current.csrf.encode()):
+        return _page(request, "message.html", current, 403, title="Not signed out",
+                     message="The sign-out form must be sent from the console's own page.")
+    svc.sign_ins.end(current.token)
+    response = _to_sign_in()
+    sessions.clear_cookie(response, request)
+    return response
+
+
+@router.get("/")
+def imports_page(request: Request, svc: ServiceDep) -> Response:
+    """The imports, newest first, kept up to date by the page's script."""
+    current = _signed_in(request, svc)
+    return _page(request, "imports.html", current) if current else _to_sign_in()
+
+
+@router.get("/new")
+def new_import_page(request: Request, svc: ServiceDep) -> Response:
+    """The new import wizard (an import key's)."""
+    current = _signed_in(request, svc)
+    if current is None:
+        return _to_sign_in()
+    if not current.key.allows("import"):
+        return _page(request, "message.html", current, 403, title="Read-only key",
+                     message=f"Key {current.key.id} may read, not import: sign in with an import key.")
+    return _page(request, "new.html", current)
+
+
+def _import_of(request: Request, svc: ServiceDep,
+               import_id: str) -> tuple[sessions.SignIn | None, dict[str, str], Response | None]:
+    """The sign-in and the import's state, or the answer instead of the page (sign in; no such import)."""
+    current = _signed_in(request, svc)
+    if current is None:
+        return None, {}, _to_sign_in()
+    state = svc.store.imports.state(import_id)
+    if not state:
+        return current, {}, _page(request, "message.html", current, 404, title="No such import",
+                                  message=str(svc.store.guard.unknown(import_id, svc.settings.retention_s)))
+    return current, state, None
+
+
+@router.get("/imports/{import_id}")
+def import_page(import_id: str, request: Request, svc: ServiceDep) -> Response:
+    """An import: its progress while it runs; then its report as the terminal prints it, and its pictures."""
+    current, state, refused = _import_of(request, svc, import_id)
+    if refused is not None or current is None:
+        return refused or _to_sign_in()
+    report = ImportHandle(import_id, svc.context).report() if state.get("report") else None
+    return _page(request, "import.html", current, import_id=import_id, summary=summary(import_id, state),
+                 report=report, lines=report_lines(report) if report else [],
+                 figures=figures(svc.context, import_id, report) if report else [])
+
+
+@router.get("/imports/{import_id}/errors")
+def error_rows_page(import_id: str, request: Request, svc: ServiceDep, code: str = "") -> Response:
+    """An import's error rows of one problem code (the first :data:`CODE_ROWS`)."""
+    current, state, refused = _import_of(request, svc, import_id)
+    if refused is not None or current is None:
+        return refused or _to_sign_in()
+    found = (p for p in svc.store.imports.problems(import_id, "errors") if not code or code in (p.get("codes") or []))
+    rows = sorted(itertools.islice(found, CODE_ROWS), key=lambda p: p["row"])
+    return _page(request, "errors.html", current, import_id=import_id, code=code, rows=rows, most=CODE_ROWS)
