@@ -18,6 +18,7 @@ from ..unit.test_results_sqlite import (
     _entry,
     check_a_damaged_schema_is_named_and_made_again,
     check_a_person_answers_to_every_identifier_they_had,
+    check_a_version_5_database_upgrades,
     check_an_older_database_upgrades,
     check_late_duplicates,
     check_people_deliveries_and_imports,
@@ -54,6 +55,11 @@ def test_a_person_answers_to_every_identifier_they_had(postgres):
 def test_an_older_database_upgrades(postgres, postgres_url):
     postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, event_keys, schema_version")
     check_an_older_database_upgrades(PostgresResults(postgres_url))
+
+
+def test_a_version_5_database_upgrades(postgres, postgres_url):
+    postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, event_keys, schema_version")
+    check_a_version_5_database_upgrades(PostgresResults(postgres_url))
 
 
 def test_a_damaged_schema_is_named_and_made_again(postgres):

@@ -269,6 +269,55 @@ def test_an_older_database_upgrades(tmp_path):
     check_an_older_database_upgrades(SQLiteResults(tmp_path / "r.db"))
 
 
+def check_a_version_5_database_upgrades(results) -> None:
+    """A database at schema version 5 (a full index of events by person) upgrades to version 6 (an index of
+    only the events stored without a cio_id): what it holds answers as before, by cio_id or by identifier;
+    an undo asks whether another import's events are a person's by cio_id, or name them without one.
+    Shared by both backends' tests (``results`` is empty)."""
+    from worker.sink.schema import MIGRATIONS
+
+    for version in range(1, 6):
+        results.apply([*MIGRATIONS[version], f"INSERT INTO schema_version VALUES ({version})"])
+    assert "events_by_person" in results.shape().indexes
+    mark = results.MARK
+    for row in (("o1", 2, "email", "ann@example.com", "Viewed", 1000, None, "{}", "c1"),
+                ("o1", 3, "id", "u1", "Viewed", 2000, None, "{}", None),  # (stored before version 4)
+                ("o2", 2, "id", "u1", "Bought", 3000, None, "{}", "c1"),
+                ("o2", 3, "email", "bob@example.com", "Viewed", 4000, None, "{}", "c2")):
+        results._execute(f"INSERT INTO events VALUES ({', '.join([mark] * 9)})", row)
+    results._execute(f"INSERT INTO people (cio_id, id, email, attributes, topics, version) VALUES "
+                     f"({mark}, {mark}, {mark}, '{{}}', '{{}}', 1)", ("c1", "u1", "ann@example.com"))
+    with pytest.raises(ConfigError, match="backfill db upgrade"):
+        results.check()
+    assert results.upgrade() == [6] == list(range(6, LATEST + 1))
+    results.check()
+    indexes = results.shape().indexes
+    assert "events_by_person" not in indexes and indexes["events_by_person_no_cio"] == "events"
+    for who in ("ann@example.com", "u1", "c1"):
+        assert [(e.import_id, e.row) for e in results.events(EventQuery(person=who))] == \
+            [("o1", 2), ("o1", 3), ("o2", 2)], who
+    # no stored person: its cio_id, or its identifier among the events stored without one
+    assert [e.row for e in results.events(EventQuery(person="c2"))] == [3]
+    assert [e.row for e in results.events(EventQuery(person="nobody@example.com"))] == []
+    assert results.named_elsewhere("o1", "c1", "ann@example.com")  # o2's row 2 is c1's
+    assert results.named_elsewhere("o2", "c9", "u1")  # o1's row 3 names u1 without a cio_id
+    assert not results.named_elsewhere("o1", "c9", "bob@example.com")  # o2's row 3 is c2's
+    assert not results.named_elsewhere("o2", "c2", "bob@example.com")
+
+
+def test_a_version_5_database_upgrades_and_its_person_queries_use_the_indexes(tmp_path):
+    results = SQLiteResults(tmp_path / "r.db")
+    check_a_version_5_database_upgrades(results)
+    query = EventQuery(cio_ids=("c1",), persons=("ann@example.com", "c1", "u1"))
+    where, args = query.where()
+    plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT * FROM events {where}", tuple(args)))
+    assert "events_by_cio" in plan and "events_by_person_no_cio" in plan and "SCAN" not in plan, plan
+    for sql, args in (("cio_id = ? AND import_id <> ?", ("c1", "o1")),
+                      ("cio_id IS NULL AND person = ? AND import_id <> ?", ("u1", "o2"))):
+        plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT 1 FROM events WHERE {sql}", args))
+        assert "USING INDEX" in plan and "SCAN" not in plan, plan
+
+
 def check_a_damaged_schema_is_named_and_made_again(results) -> None:
     """A database at the latest version with a table, a column and an index dropped by hand: the check
     names them (the version alone says nothing), indexes are made again by themselves, tables and

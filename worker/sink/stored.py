@@ -52,14 +52,15 @@ class EventQuery:
             if value is not None:
                 clauses.append(f"{column} = {mark}")
                 args.append(value)
-        persons = f"person IN ({', '.join([mark] * len(self.persons))})"
-        if self.cio_ids:
-            clauses.append(f"(cio_id IN ({', '.join([mark] * len(self.cio_ids))})"
-                           + (f" OR (cio_id IS NULL AND {persons}))" if self.persons else ")"))
-            args.extend((*self.cio_ids, *self.persons))
-        elif self.persons:
-            clauses.append(persons)
-            args.extend(self.persons)
+        if self.cio_ids or self.persons:
+            # By cio_id; by identifier only the events stored without one (the only ones the person index
+            # holds: schema version 6). Identifiers no stored person has or had are tried as cio_ids too.
+            cios = self.cio_ids or self.persons
+            clause = f"cio_id IN ({', '.join([mark] * len(cios))})"
+            if self.persons:
+                clause = f"({clause} OR (cio_id IS NULL AND person IN ({', '.join([mark] * len(self.persons))})))"
+            clauses.append(clause)
+            args.extend((*cios, *self.persons))
         if self.since_ms is not None:
             clauses.append(f"ts_ms >= {mark}")
             args.append(self.since_ms)
