@@ -362,3 +362,24 @@ def test_the_expected_schema_is_what_the_migrations_make(tmp_path):
     want = expected_shape()
     assert found.tables == want.tables
     assert {name: table for name, table in found.indexes.items() if not name.startswith("sqlite_")} == want.indexes
+
+
+def test_a_new_file_has_8_kib_pages_and_checkpoints_as_often_as_before(tmp_path):
+    """A file made now has 8 KiB pages; one made before keeps its 4 KiB. Either way the WAL is checkpointed
+    (made durable, with synchronous=NORMAL) every ~4 MB of it, as with 4 KiB pages before."""
+    import sqlite3
+
+    def pragmas(results: SQLiteResults) -> tuple[int, int, str, int]:
+        return tuple(results.db.execute(f"PRAGMA {name}").fetchone()[0]
+                     for name in ("page_size", "wal_autocheckpoint", "journal_mode", "synchronous"))
+
+    results = SQLiteResults(tmp_path / "new.db")
+    results.upgrade()
+    assert pragmas(results) == (8192, 500, "wal", 1)  # (1: NORMAL)
+    results.close()
+    assert pragmas(SQLiteResults(tmp_path / "new.db")) == (8192, 500, "wal", 1)
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("PRAGMA page_size=4096")
+    old.execute("CREATE TABLE t (x)")
+    old.close()
+    assert pragmas(SQLiteResults(tmp_path / "old.db")) == (4096, 1000, "wal", 1)
