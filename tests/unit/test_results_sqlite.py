@@ -340,6 +340,12 @@ def check_a_damaged_schema_is_named_and_made_again(results) -> None:
     assert results.verify(repair=True) == "tables deliveries; columns people.tags"
     results.check()
     assert results.version() == LATEST and results.store_id() == store_id
+    # a table made again gets its indexes as the last migration made them (version 6 dropped and remade two)
+    results.apply(["DROP TABLE events"])
+    assert results.verify(repair=True) == "tables events"
+    indexes = {name for name, table in results.shape().indexes.items() if table == "events"}
+    assert {"events_by_name", "events_by_cio", "events_by_person_no_cio"} <= indexes and "events_by_person" not in indexes
+    results.check()
     results.apply(["ALTER TABLE imports DROP COLUMN report"])  # made with its table, NOT NULL: no way back
     with pytest.raises(ConfigError, match="imports.report cannot be added back: restore the database"):
         results.verify(repair=True)
