@@ -312,6 +312,13 @@ def test_a_version_5_database_upgrades_and_its_person_queries_use_the_indexes(tm
     where, args = query.where()
     plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT * FROM events {where}", tuple(args)))
     assert "events_by_cio" in plan and "events_by_person_no_cio" in plan and "SCAN" not in plan, plan
+    # a person and a name (or an import): the person's indexes, not a scan of every event of that name
+    query = EventQuery(cio_ids=("c1",), persons=("ann@example.com",), name="Viewed", import_id="o1")
+    where, args = query.where()
+    plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT * FROM events {where}", tuple(args)))
+    assert "events_by_cio" in plan and "events_by_person_no_cio" in plan and "events_by_name" not in plan, plan
+    assert [e.row for e in results.events(EventQuery(person="u1", name="Viewed"))] == [2, 3]
+    assert [e.row for e in results.events(EventQuery(person="u1", import_id="o2"))] == [2]
     for sql, args in (("cio_id = ? AND import_id <> ?", ("c1", "o1")),
                       ("cio_id IS NULL AND person = ? AND import_id <> ?", ("u1", "o2"))):
         plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT 1 FROM events WHERE {sql}", args))

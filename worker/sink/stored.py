@@ -48,9 +48,13 @@ class EventQuery:
         clauses: list[str] = []
         args: list[object] = []
         # (``person`` is resolved by the backend into ``persons``: every identifier of that person)
+        person = bool(self.cio_ids or self.persons)
         for column, value in (("import_id", self.import_id), ("name", self.name)):
             if value is not None:
-                clauses.append(f"{column} = {mark}")
+                # With a person, their few events are found by the person's indexes and the import or name
+                # checked on each: `column || ''` keeps a planner without statistics (SQLite's) from
+                # scanning every event of that name or import by its index instead (130 ms on 1M events).
+                clauses.append(f"{column} || '' = {mark}" if person else f"{column} = {mark}")
                 args.append(value)
         if self.cio_ids or self.persons:
             # By cio_id; by identifier only the events stored without one (the only ones the person index
