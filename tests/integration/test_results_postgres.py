@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from worker.errors import ConfigError, TransientError
+from worker.errors import ConfigError, ResultsRefused, TransientError
 from worker.sink.batch import batch_of
 from worker.sink.drain import drain_once
 from worker.sink.postgres import PostgresResults
@@ -18,6 +18,7 @@ from ..unit.test_results_sqlite import (
     _entry,
     check_a_damaged_schema_is_named_and_made_again,
     check_a_person_answers_to_every_identifier_they_had,
+    check_a_version_5_database_upgrades,
     check_an_older_database_upgrades,
     check_import_figures,
     check_late_duplicates,
@@ -40,6 +41,28 @@ def test_migrations_batches_and_questions(postgres):
     assert [e.row for e in postgres.events(EventQuery(name="Ordered", since_ms=1700000100000))] == [4]
 
 
+def test_values_the_binary_copy_cannot_carry_are_stored_or_refused_as_before(postgres):
+    """Events are copied in COPY's binary format, which takes each value as its column's type: a number
+    where a text goes is stored as its text, a row number over 32 bits is refused (not cut to 32 bits),
+    a NUL refused with psycopg's message, as when they were copied as text."""
+    def event(row: object, **fields: object) -> dict:
+        return {"import": "b1", "row": row, "name": "Viewed", "person": {"id": "u1"}, "timestamp": 1700000000,
+                "data": {}, **fields}
+
+    assert postgres.write(batch_of([(b"1-0", _entry("b1", [event(2, id=123, person={"id": 42})]))])) == 1
+    [stored] = postgres.events(EventQuery(import_id="b1"))
+    assert (stored.event_id, stored.person) == ("123", "42")
+    for bad, said in ((event(2**31), 'value "2147483648" is out of range for type integer'),
+                      (event(-2**31 - 1), "out of range for type integer"),
+                      (event(3, timestamp=10**16), "out of range for type bigint"),
+                      (event(3, name="Or\x00dered"), r"PostgreSQL text fields cannot contain NUL \(0x00\) bytes")):
+        with pytest.raises(ResultsRefused, match=said):
+            postgres.write(batch_of([(b"2-0", _entry("b1", [bad]))]))
+    assert [e.row for e in postgres.events(EventQuery(import_id="b1"))] == [2]
+    keys = b"".join(bytes([n]) * 10 for n in (1, 2))  # (the claims are copied the same way)
+    assert postgres.write(batch_of([(b"3-0", _entry("b1", [event(5), event(6)], keys=keys, hours=b"1:2"))])) == 2
+
+
 def test_people_deliveries_and_imports_settle_whatever_the_order(postgres):
     check_people_deliveries_and_imports(postgres)
 
@@ -59,6 +82,11 @@ def test_a_person_answers_to_every_identifier_they_had(postgres):
 def test_an_older_database_upgrades(postgres, postgres_url):
     postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, event_keys, schema_version")
     check_an_older_database_upgrades(PostgresResults(postgres_url))
+
+
+def test_a_version_5_database_upgrades(postgres, postgres_url):
+    postgres.db.execute("DROP TABLE events, people, deliveries, imports, identifiers, event_keys, schema_version")
+    check_a_version_5_database_upgrades(PostgresResults(postgres_url))
 
 
 def test_a_damaged_schema_is_named_and_made_again(postgres):

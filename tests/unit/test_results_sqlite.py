@@ -286,6 +286,62 @@ def test_an_older_database_upgrades(tmp_path):
     check_an_older_database_upgrades(SQLiteResults(tmp_path / "r.db"))
 
 
+def check_a_version_5_database_upgrades(results) -> None:
+    """A database at schema version 5 (a full index of events by person) upgrades to version 6 (an index of
+    only the events stored without a cio_id): what it holds answers as before, by cio_id or by identifier;
+    an undo asks whether another import's events are a person's by cio_id, or name them without one.
+    Shared by both backends' tests (``results`` is empty)."""
+    from worker.sink.schema import MIGRATIONS
+
+    for version in range(1, 6):
+        results.apply([*MIGRATIONS[version], f"INSERT INTO schema_version VALUES ({version})"])
+    assert "events_by_person" in results.shape().indexes
+    mark = results.MARK
+    for row in (("o1", 2, "email", "ann@example.com", "Viewed", 1000, None, "{}", "c1"),
+                ("o1", 3, "id", "u1", "Viewed", 2000, None, "{}", None),  # (stored before version 4)
+                ("o2", 2, "id", "u1", "Bought", 3000, None, "{}", "c1"),
+                ("o2", 3, "email", "bob@example.com", "Viewed", 4000, None, "{}", "c2")):
+        results._execute(f"INSERT INTO events VALUES ({', '.join([mark] * 9)})", row)
+    results._execute(f"INSERT INTO people (cio_id, id, email, attributes, topics, version) VALUES "
+                     f"({mark}, {mark}, {mark}, '{{}}', '{{}}', 1)", ("c1", "u1", "ann@example.com"))
+    with pytest.raises(ConfigError, match="backfill db upgrade"):
+        results.check()
+    assert results.upgrade() == [6] == list(range(6, LATEST + 1))
+    results.check()
+    indexes = results.shape().indexes
+    assert "events_by_person" not in indexes and indexes["events_by_person_no_cio"] == "events"
+    for who in ("ann@example.com", "u1", "c1"):
+        assert [(e.import_id, e.row) for e in results.events(EventQuery(person=who))] == \
+            [("o1", 2), ("o1", 3), ("o2", 2)], who
+    # no stored person: its cio_id, or its identifier among the events stored without one
+    assert [e.row for e in results.events(EventQuery(person="c2"))] == [3]
+    assert [e.row for e in results.events(EventQuery(person="nobody@example.com"))] == []
+    assert results.named_elsewhere("o1", "c1", "ann@example.com")  # o2's row 2 is c1's
+    assert results.named_elsewhere("o2", "c9", "u1")  # o1's row 3 names u1 without a cio_id
+    assert not results.named_elsewhere("o1", "c9", "bob@example.com")  # o2's row 3 is c2's
+    assert not results.named_elsewhere("o2", "c2", "bob@example.com")
+
+
+def test_a_version_5_database_upgrades_and_its_person_queries_use_the_indexes(tmp_path):
+    results = SQLiteResults(tmp_path / "r.db")
+    check_a_version_5_database_upgrades(results)
+    query = EventQuery(cio_ids=("c1",), persons=("ann@example.com", "c1", "u1"))
+    where, args = query.where()
+    plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT * FROM events {where}", tuple(args)))
+    assert "events_by_cio" in plan and "events_by_person_no_cio" in plan and "SCAN" not in plan, plan
+    # a person and a name (or an import): the person's indexes, not a scan of every event of that name
+    query = EventQuery(cio_ids=("c1",), persons=("ann@example.com",), name="Viewed", import_id="o1")
+    where, args = query.where()
+    plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT * FROM events {where}", tuple(args)))
+    assert "events_by_cio" in plan and "events_by_person_no_cio" in plan and "events_by_name" not in plan, plan
+    assert [e.row for e in results.events(EventQuery(person="u1", name="Viewed"))] == [2, 3]
+    assert [e.row for e in results.events(EventQuery(person="u1", import_id="o2"))] == [2]
+    for sql, args in (("cio_id = ? AND import_id <> ?", ("c1", "o1")),
+                      ("cio_id IS NULL AND person = ? AND import_id <> ?", ("u1", "o2"))):
+        plan = " ".join(step[-1] for step in results._fetch(f"EXPLAIN QUERY PLAN SELECT 1 FROM events WHERE {sql}", args))
+        assert "USING INDEX" in plan and "SCAN" not in plan, plan
+
+
 def check_a_damaged_schema_is_named_and_made_again(results) -> None:
     """A database at the latest version with a table, a column and an index dropped by hand: the check
     names them (the version alone says nothing), indexes are made again by themselves, tables and
@@ -308,6 +364,12 @@ def check_a_damaged_schema_is_named_and_made_again(results) -> None:
     assert results.verify(repair=True) == "tables deliveries; columns people.tags"
     results.check()
     assert results.version() == LATEST and results.store_id() == store_id
+    # a table made again gets its indexes as the last migration made them (version 6 dropped and remade two)
+    results.apply(["DROP TABLE events"])
+    assert results.verify(repair=True) == "tables events"
+    indexes = {name for name, table in results.shape().indexes.items() if table == "events"}
+    assert {"events_by_name", "events_by_cio", "events_by_person_no_cio"} <= indexes and "events_by_person" not in indexes
+    results.check()
     results.apply(["ALTER TABLE imports DROP COLUMN report"])  # made with its table, NOT NULL: no way back
     with pytest.raises(ConfigError, match="imports.report cannot be added back: restore the database"):
         results.verify(repair=True)
@@ -330,3 +392,24 @@ def test_the_expected_schema_is_what_the_migrations_make(tmp_path):
     want = expected_shape()
     assert found.tables == want.tables
     assert {name: table for name, table in found.indexes.items() if not name.startswith("sqlite_")} == want.indexes
+
+
+def test_a_new_file_has_8_kib_pages_and_checkpoints_as_often_as_before(tmp_path):
+    """A file made now has 8 KiB pages; one made before keeps its 4 KiB. Either way the WAL is checkpointed
+    (made durable, with synchronous=NORMAL) every ~4 MB of it, as with 4 KiB pages before."""
+    import sqlite3
+
+    def pragmas(results: SQLiteResults) -> tuple[int, int, str, int]:
+        return tuple(results.db.execute(f"PRAGMA {name}").fetchone()[0]
+                     for name in ("page_size", "wal_autocheckpoint", "journal_mode", "synchronous"))
+
+    results = SQLiteResults(tmp_path / "new.db")
+    results.upgrade()
+    assert pragmas(results) == (8192, 500, "wal", 1)  # (1: NORMAL)
+    results.close()
+    assert pragmas(SQLiteResults(tmp_path / "new.db")) == (8192, 500, "wal", 1)
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("PRAGMA page_size=4096")
+    old.execute("CREATE TABLE t (x)")
+    old.close()
+    assert pragmas(SQLiteResults(tmp_path / "old.db")) == (4096, 1000, "wal", 1)

@@ -161,7 +161,7 @@ def _drop_people(st, results, import_id: str, created: dict[str, tuple[str, str]
     if next(iter(st.events.entries()), None) is not None:
         # another import's entries may name them; this import's would write them back (their people rows)
         return [], "the outbox is not all in the results database yet (is a sink running?)"
-    alone = {cio: who for cio, who in created.items() if not results.named_elsewhere(import_id, who[1])}
+    alone = {cio: who for cio, who in created.items() if not results.named_elsewhere(import_id, cio, who[1])}
     gone = st.events.forget_people(alone)  # (only those still at version 1 in the directory)
     results.forget_people(gone)
     kept = len(created) - len(gone)

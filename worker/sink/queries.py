@@ -193,10 +193,14 @@ class Queries:
                             (import_id,))
         return {cio: ("id", pid) if pid else ("email", (email or "").lower()) for cio, pid, email in found}
 
-    def named_elsewhere(self, import_id: str, person: str) -> bool:
-        """True when an event of another import names ``person`` (an id, or an e-mail lowercased)."""
-        return bool(self._fetch(f"SELECT 1 FROM events WHERE person = {self.MARK} AND import_id <> {self.MARK} "
-                                f"LIMIT 1", (person, import_id)))
+    def named_elsewhere(self, import_id: str, cio_id: str, person: str) -> bool:
+        """True when an event of another import is the person ``cio_id``'s, or names ``person`` (their id, or
+        e-mail lowercased) and was stored without a cio_id (before version 4, or before they existed)."""
+        mark = self.MARK
+        return bool(self._fetch(f"SELECT 1 FROM events WHERE cio_id = {mark} AND import_id <> {mark} LIMIT 1",
+                                (cio_id, import_id))
+                    or self._fetch(f"SELECT 1 FROM events WHERE cio_id IS NULL AND person = {mark} "
+                                   f"AND import_id <> {mark} LIMIT 1", (person, import_id)))
 
     def forget_people(self, cio_ids: list[str]) -> None:
         """Delete these people's rows and identifiers (an undone import's people, nothing else naming them)."""

@@ -41,8 +41,17 @@ class SQLiteResults(Queries):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            if new:  # (fixed once the first table is made; a file made before keeps its 4 KiB pages)
+                # fewer, larger pages: shallower indexes, fewer pages to write a batch: ~0.7 us a stored
+                # event on a million (bench/README.md, "A leaner sink")
+                self.db.execute("PRAGMA page_size=8192")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed batch's order
+            # With NORMAL the WAL is made durable at each checkpoint: one every ~4 MB of it whatever the page
+            # size (SQLite's default, 1,000 pages, was 4 MB of 4 KiB pages), so a host that loses power
+            # risks no more of what was committed than with 4 KiB pages.
+            page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+            self.db.execute(f"PRAGMA wal_autocheckpoint={4_096_000 // page_size}")
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes of a big import stay in memory
             for sql in BOOKKEEPING:
                 self.db.execute(sql)

@@ -48,18 +48,23 @@ class EventQuery:
         clauses: list[str] = []
         args: list[object] = []
         # (``person`` is resolved by the backend into ``persons``: every identifier of that person)
+        person = bool(self.cio_ids or self.persons)
         for column, value in (("import_id", self.import_id), ("name", self.name)):
             if value is not None:
-                clauses.append(f"{column} = {mark}")
+                # With a person, their few events are found by the person's indexes and the import or name
+                # checked on each: `column || ''` keeps a planner without statistics (SQLite's) from
+                # scanning every event of that name or import by its index instead (130 ms on 1M events).
+                clauses.append(f"{column} || '' = {mark}" if person else f"{column} = {mark}")
                 args.append(value)
-        persons = f"person IN ({', '.join([mark] * len(self.persons))})"
-        if self.cio_ids:
-            clauses.append(f"(cio_id IN ({', '.join([mark] * len(self.cio_ids))})"
-                           + (f" OR (cio_id IS NULL AND {persons}))" if self.persons else ")"))
-            args.extend((*self.cio_ids, *self.persons))
-        elif self.persons:
-            clauses.append(persons)
-            args.extend(self.persons)
+        if self.cio_ids or self.persons:
+            # By cio_id; by identifier only the events stored without one (the only ones the person index
+            # holds: schema version 6). Identifiers no stored person has or had are tried as cio_ids too.
+            cios = self.cio_ids or self.persons
+            clause = f"cio_id IN ({', '.join([mark] * len(cios))})"
+            if self.persons:
+                clause = f"({clause} OR (cio_id IS NULL AND person IN ({', '.join([mark] * len(self.persons))})))"
+            clauses.append(clause)
+            args.extend((*cios, *self.persons))
         if self.since_ms is not None:
             clauses.append(f"ts_ms >= {mark}")
             args.append(self.since_ms)
