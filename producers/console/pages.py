@@ -43,6 +43,12 @@ HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; st
 router = APIRouter(include_in_schema=False)
 
 
+def page(path: str):
+    """A page's route: GET, and HEAD as HTTP asks of every GET (a link checker or a monitor asks HEAD:
+    the same status and headers, no body)."""
+    return router.api_route(path, methods=["GET", "HEAD"])
+
+
 def _page(request: Request, name: str, sign_in: sessions.SignIn | None, status: int = 200,
           **values: Any) -> HTMLResponse:
     writes = sign_in is not None and sign_in.key.allows("import")
@@ -58,7 +64,7 @@ def _to_sign_in() -> RedirectResponse:
     return RedirectResponse("/signin", 303)
 
 
-@router.get("/signin")
+@page("/signin")
 def sign_in_page(request: Request, svc: ServiceDep) -> Response:
     """The sign-in form (a signed-in browser goes to the imports)."""
     if _signed_in(request, svc):
@@ -110,14 +116,14 @@ async def sign_out(request: Request, svc: ServiceDep) -> Response:
     return response
 
 
-@router.get("/")
+@page("/")
 def imports_page(request: Request, svc: ServiceDep) -> Response:
     """The imports, newest first, kept up to date by the page's script."""
     current = _signed_in(request, svc)
     return _page(request, "imports.html", current) if current else _to_sign_in()
 
 
-@router.get("/new")
+@page("/new")
 def new_import_page(request: Request, svc: ServiceDep) -> Response:
     """The new import wizard (an import key's)."""
     current = _signed_in(request, svc)
@@ -142,7 +148,7 @@ def _import_of(request: Request, svc: ServiceDep,
     return current, state, None
 
 
-@router.get("/imports/{import_id}")
+@page("/imports/{import_id}")
 def import_page(import_id: str, request: Request, svc: ServiceDep) -> Response:
     """An import: its progress while it runs; then its report as the terminal prints it, and its pictures."""
     current, state, refused = _import_of(request, svc, import_id)
@@ -154,7 +160,7 @@ def import_page(import_id: str, request: Request, svc: ServiceDep) -> Response:
                  figures=figures(svc.context, import_id, report) if report else [])
 
 
-@router.get("/imports/{import_id}/errors")
+@page("/imports/{import_id}/errors")
 def error_rows_page(import_id: str, request: Request, svc: ServiceDep, code: str = "") -> Response:
     """An import's error rows of one problem code (the first :data:`CODE_ROWS`)."""
     current, state, refused = _import_of(request, svc, import_id)

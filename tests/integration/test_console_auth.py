@@ -143,3 +143,22 @@ def test_over_tls_the_cookie_is_secure(redis_url, store, tmp_path):
 def test_console_pages_are_not_in_the_openapi_document(console):
     paths = httpx.get(console.url + "/openapi.json").json()["paths"]
     assert not [p for p in paths if not p.startswith(("/v1/", "/api/", "/healthz", "/readyz"))]
+
+
+def test_every_page_answers_head_as_its_get_and_names_an_icon_it_serves(console, store):
+    """A monitor or a link checker asks HEAD; a browser asks /favicon.ico unless the page names an icon
+    (a 404 there is an error in the browser's console on every page)."""
+    _, key = store.apikeys.create("browser", "import")
+    client, _, _ = sign_in(console, key)
+    import_id = "nosuch"
+    for path in ("/", "/new", "/signin", f"/imports/{import_id}", f"/imports/{import_id}/errors"):
+        for who in (client, httpx.Client(base_url=console.url)):
+            got, head = who.get(path), who.head(path)
+            assert (head.status_code, head.headers.get("location"), head.headers.get("content-type")) == \
+                (got.status_code, got.headers.get("location"), got.headers.get("content-type")), path
+            assert head.content == b""
+    page = client.get("/").text
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon, "the page names no icon: the browser asks /favicon.ico"
+    served = httpx.get(console.url + icon[1])
+    assert served.status_code == 200 and served.headers["content-type"].startswith("image/")
