@@ -44,6 +44,7 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
     check_text("file name", source or "")
     check_texts("--map", mapping or {})
     check_texts("--skip", skip)
+    _check_columns(mapping or {}, skip)
     check_texts("--date-format", date_formats)
     check_text("--timezone", timezone)
     if isinstance(trigger_window, str):
@@ -65,6 +66,18 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
     if encoding:
         check_encoding(encoding)
     return formats, window
+
+
+def _check_columns(mapping: dict[str, str], skip: tuple[str, ...] | list[str]) -> None:
+    """A column mapped to no name, or both mapped and skipped, is refused (one of the two would be dropped
+    without a word: the CLI's ``--map COLUMN=`` is refused, and the HTTP service's options must be too)."""
+    for column, name in mapping.items():
+        if not name.strip():
+            raise ConfigError(f"--map {column!r}: give the column's new name (COLUMN=NAME), or --skip it")
+    skipped = {s.strip().lower() for s in skip}
+    both = sorted(c for c in mapping if c.strip().lower() in skipped)
+    if both:
+        raise ConfigError(f"--map and --skip both name column {both[0]!r}: map it or skip it, not both")
 
 
 #: ASCII text that every encoding a CSV file may be read in gives back as it is: each byte below 0x80,

@@ -231,3 +231,22 @@ def test_one_upload_used_at_once_and_hostile_names(service, keys):
         assert late.status_code == 404 and late.json()["error"]["code"] == "not_found"
         assert not list((service.home / "uploads").glob("*.inspect"))
         assert not [p for p in (service.home / "uploads").iterdir() if upload_id in p.name]
+
+
+def test_a_column_mapped_to_no_name_or_both_mapped_and_skipped_is_refused(service, keys):
+    """The CLI refuses ``--map price=``; over HTTP (JSON ``mapping``, the form's ``map``, the wizard's
+    inspect) the same options are refused too, not read as a property named "" or silently skipped."""
+    body = b"email,event_name,price,cost\nann@example.com,Bought,1,2\n"
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("m.csv", body)}).json()["upload_id"]
+        for wrong in ({"mapping": {"price": ""}}, {"mapping": {"price": "  "}},
+                      {"mapping": {"price": "amount"}, "skip": ["Price"]}):
+            inspected = client.post(f"/v1/uploads/{staged}/inspect", json=wrong)
+            assert inspected.status_code == 422 and inspected.json()["error"]["code"] == "invalid_option", wrong
+            assert "price" in inspected.json()["error"]["message"].lower()
+            started = client.post("/v1/imports", json={"upload_id": staged, **wrong, "dry_run": True})
+            assert started.status_code == 422 and started.json()["error"]["code"] == "invalid_option", wrong
+        form = client.post("/v1/imports", files={"file": ("m.csv", body)}, data={"map": "price=", "dry_run": "true"})
+        assert form.status_code == 422 and form.json()["error"]["code"] == "invalid_option"
+        fine = client.post(f"/v1/uploads/{staged}/inspect", json={"mapping": {"price": "amount"}, "skip": ["cost"]})
+        assert fine.status_code == 200 and fine.json()["ok"] is True
