@@ -250,3 +250,23 @@ def test_a_column_mapped_to_no_name_or_both_mapped_and_skipped_is_refused(servic
         assert form.status_code == 422 and form.json()["error"]["code"] == "invalid_option"
         fine = client.post(f"/v1/uploads/{staged}/inspect", json={"mapping": {"price": "amount"}, "skip": ["cost"]})
         assert fine.status_code == 200 and fine.json()["ok"] is True
+
+
+def test_a_binary_file_named_csv_is_refused_as_what_it_is_not_as_utf16(service, keys):
+    """An image, a database or a program renamed .csv: refused as not text (or by its kind), never
+    sent to "save it as UTF-8" as if it were Excel's Unicode text; UTF-16 without a BOM still is."""
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478"
+                        "da63f8ffff3f0005fe02fea7d6a4c90000000049454e44ae426082")
+    files = {"photo.csv": (png, "PNG image"), "data.csv": (b"SQLite format 3\x00" + bytes(4000), "SQLite"),
+             "tool.csv": (Path("/bin/true").read_bytes()[:8000], "ELF"),
+             "zeros.csv": (bytes(range(256)) * 8 + bytes(600), "NUL")}
+    with service.client(keys["import"]) as client:
+        for name, (body, words) in files.items():
+            staged = client.post("/v1/uploads", files={"file": (name, body)}).json()["upload_id"]
+            refusal = client.post(f"/v1/uploads/{staged}/inspect", json={}).json()["refusal"]
+            assert refusal["code"] in ("not_csv", "binary_file") and words in refusal["message"], (name, refusal)
+            assert "UTF-16" not in refusal["message"], name
+        text = "email,event_name\nann@example.com,Signed up\n".encode("utf-16-le")
+        staged = client.post("/v1/uploads", files={"file": ("unicode.csv", text)}).json()["upload_id"]
+        refusal = client.post(f"/v1/uploads/{staged}/inspect", json={}).json()["refusal"]
+        assert refusal["code"] == "not_csv" and "UTF-16" in refusal["message"]
