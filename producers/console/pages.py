@@ -50,10 +50,10 @@ def page(path: str):
 
 
 def _page(request: Request, name: str, sign_in: sessions.SignIn | None, status: int = 200,
-          **values: Any) -> HTMLResponse:
+          headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
     writes = sign_in is not None and sign_in.key.allows("import")
     return templates.TemplateResponse(request, name, {"sign_in": sign_in, "writes": writes, "final": FINAL,
-                                                      **values}, status_code=status, headers=HEADERS)
+                                                      **values}, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
 def _signed_in(request: Request, svc: ServiceDep) -> sessions.SignIn | None:
@@ -86,12 +86,19 @@ async def sign_in(request: Request, svc: ServiceDep) -> Response:
     """Check the key sent once, start a sign-in, set its cookie (the token only)."""
     if not sessions.same_origin(request):
         return _page(request, "signin.html", None, 403, error="This form must be sent from the console's own page.")
+    address = request.client.host if request.client else "unknown"
+    wait_s = svc.sign_in_attempts.wait_s(address)
+    if wait_s:
+        return _page(request, "signin.html", None, 429, {"Retry-After": str(wait_s)},
+                     error=f"Too many refused sign-ins from this address: try again in {wait_s} s.")
     key_text = (await _form(request)).get("key", "").strip()
     key = svc.store.apikeys.check(key_text) if key_text else None
     if key is None or key.revoked_ms is not None:
+        svc.sign_in_attempts.refused(address)
         message = "That key was revoked." if key else "Unknown API key: paste a key from `backfill keys create`."
         return _page(request, "signin.html", None, 401, error=message)
     if not (key.allows("read") or key.allows("import")):
+        svc.sign_in_attempts.refused(address)
         return _page(request, "signin.html", None, 403, error=f"Key {key.id} is a {key.scope} key: the console "
                      "needs a read or import key.")
     started = svc.sign_ins.start(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import time
 
 import httpx
 import pytest
@@ -162,3 +163,25 @@ def test_every_page_answers_head_as_its_get_and_names_an_icon_it_serves(console,
     assert icon, "the page names no icon: the browser asks /favicon.ico"
     served = httpx.get(console.url + icon[1])
     assert served.status_code == 200 and served.headers["content-type"].startswith("image/")
+
+
+def test_refused_sign_ins_from_one_address_are_bounded(redis_url, store, tmp_path):
+    """A key guessed at the form's pace: past BACKFILL_CONSOLE_SIGNIN_FAILURES refusals in the window, even
+    the right key waits (429, Retry-After) until the window ends; then it signs in."""
+    running = Service(tmp_path, BACKFILL_CONSOLE_SIGNIN_FAILURES="5", BACKFILL_CONSOLE_SIGNIN_WINDOW_S="3")
+    counter = redis_keys.CONSOLE_SIGNIN_FAILURES_PREFIX + "127.0.0.1"
+    try:
+        _, key = store.apikeys.create("browser", "import")
+        with httpx.Client(base_url=running.url) as client:
+            origin = {"Origin": running.url}
+            codes = [client.post("/signin", data={"key": f"bfk_00000000_guess{n}"}, headers=origin).status_code
+                     for n in range(8)]
+            assert codes == [401] * 5 + [429] * 3
+            held = client.post("/signin", data={"key": key}, headers=origin)
+            assert held.status_code == 429 and "set-cookie" not in held.headers
+            assert 1 <= int(held.headers["retry-after"]) <= 3 and "Too many refused sign-ins" in held.text
+            time.sleep(int(held.headers["retry-after"]) + 0.5)
+            assert client.post("/signin", data={"key": key}, headers=origin).status_code == 303
+    finally:
+        store.r.delete(counter)  # (the other tests sign in from this address too)
+        running.stop()
