@@ -122,7 +122,8 @@ class InspectColumn(BaseModel):
 
 class Inspection(BaseModel):
     """``POST /v1/uploads/{id}/inspect``: ``ok`` true with what ``backfill inspect --json`` prints and the
-    sample, or ``ok`` false with the ``refusal`` (and nothing else)."""
+    sample, or ``ok`` false with the ``refusal`` (and the header's ``columns``, roles empty, when the file
+    has a header: a mapping may settle the refusal)."""
 
     model_config = ConfigDict(extra="forbid")
     ok: bool

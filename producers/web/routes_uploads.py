@@ -3,6 +3,7 @@ another (``inspect``: how the import would read it, and its first rows as the wo
 them), then imported from its ``upload_id`` (``POST /v1/imports``), a dry run first if need be."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from producers.api import check_file_options, check_options, inspect
 from producers.preview import describe, sample
+from producers.source import Source
+from producers.split import header_of
 from producers.text import check_text
 from producers.web.checks import check_import, check_length, media, validated
 from producers.web.deps import READ, WRITE, Service, ServiceDep
@@ -19,6 +22,7 @@ from producers.web.models import ApiError, Inspection, InspectRequest, Upload, a
 from producers.web.routes_imports import FORM_SLACK, JSON_LIMIT, RAW
 from producers.web.staged import public
 from producers.web.uploads import UploadError, read_body, read_form, read_small
+from worker.cells import column_letter
 from worker.errors import ConfigError, FileProblem
 
 #: The media types of a raw body (a gzipped file is read as the CLI reads a .gz).
@@ -104,7 +108,8 @@ async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> J
     "name" (the header), "message"}``. What only Redis can tell is left out of the sample: unknown
     people, duplicates, event ids used again, a people file's directory rules
     (:mod:`producers.preview`). ``ok`` false: the import would refuse the file (``refusal``: ``code``
-    and ``message``, which says what to do). Options wrong in themselves: 422 ``invalid_option``."""
+    and ``message``, which says what to do; and ``columns``, the header's names with no role, when the
+    file has a header to map). Options wrong in themselves: 422 ``invalid_option``."""
     if media(request)[1] not in ("application/json", ""):
         raise ApiError(415, "unsupported_media_type", "send the options as application/json")
     check_length(request, JSON_LIMIT)
@@ -134,9 +139,9 @@ def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str,
                                    mapping=options.mapping, skip=tuple(options.skip),
                                    data_to_process=options.data_to_process, settings=svc.settings)
         except FileProblem as problem:
-            return _refused(problem.code, str(problem).replace(str(path), name))
+            return _refused(problem.code, str(problem).replace(str(path), name), _header(path, svc))
         except ConfigError as exc:
-            return _refused("invalid_option", as_fields(str(exc)).replace(str(path), name))
+            return _refused("invalid_option", as_fields(str(exc)).replace(str(path), name), _header(path, svc))
         try:
             rows = sample(source, plan, options.sample, kind=options.type, timezone=options.timezone,
                           date_formats=formats, dst=options.dst, empty_cells=options.empty_cells,
@@ -148,5 +153,16 @@ def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str,
     return {"ok": True, **describe(name, plan), "sample": rows}
 
 
-def _refused(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "refusal": {"code": code, "message": message}}
+def _refused(code: str, message: str, header: list[str] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"ok": False, "refusal": {"code": code, "message": message}}
+    if header:
+        answer["columns"] = [{"column": column_letter(i), "name": name, "role": "", "first_values": []}
+                             for i, name in enumerate(header)]
+    return answer
+
+
+def _header(path: Path, svc: Service) -> list[str]:
+    """The header of a refused file, so that its columns can be mapped or skipped to settle the refusal
+    (a file without a person column, two columns of one role...)."""
+    with Source.open(path) as source:
+        return header_of(source, svc.settings.max_columns)

@@ -51,6 +51,7 @@ def browser(tmp_path_factory):
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # (the page's console, read by the tests)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
@@ -306,3 +307,41 @@ def test_readable_at_360_px(browser, site, user):
     with httpx.Client(base_url=service.url) as anonymous:  # no script or style from elsewhere
         page = anonymous.get("/signin").text
         assert "http://" not in page and "https://" not in page
+
+
+def test_the_wizard_settles_a_refused_header_and_offers_no_dry_run_of_segment_files(browser, site, user, tmp_path):
+    """A file whose header is refused (no person column) shows its columns to map, and mapping them reads
+    it again; a file of Segment messages offers no dry run (the API refuses one); and no page of the
+    console writes an error into the browser's console meanwhile."""
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get_log("browser")  # (what earlier tests left)
+    crm = tmp_path / "crm.csv"
+    crm.write_text("Mail,Action,time\nann@example.com,Order placed,2024-03-01T10:00:00Z\n")
+    driver.get(service.url + "/new")
+    css(driver, "#file").send_keys(str(crm))
+    until(lambda: "no_person_column" in css(driver, "#refusal").text, show=lambda: css(driver, "main").text)
+    assert css(driver, "#step-go").get_attribute("hidden") is not None
+    choose(css(column_row(driver, "Mail"), "select"), "email")
+    until(lambda: "no_event_name_column" in css(driver, "#refusal").text, show=lambda: css(driver, "main").text)
+    choose(css(column_row(driver, "Action"), "select"), "event_name")
+    until(lambda: css(driver, "#refusal").get_attribute("hidden") is not None and
+          len(all_css(driver, "#sample tbody tr")) == 1, show=lambda: css(driver, "main").text)
+    assert css(driver, "#dry-run").is_enabled()
+
+    segment = tmp_path / "segment.ndjson"
+    segment.write_text('{"type":"track","userId":"u1","event":"Signed Up","messageId":"m1",'
+                       '"timestamp":"2024-01-01T00:00:00Z"}\n')
+    driver.get(service.url + "/new")
+    css(driver, "#file").send_keys(str(segment))
+    until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
+    assert not css(driver, "#dry-run").is_enabled() and "Segment" in css(driver, "#go-note").text
+    assert css(driver, "#start-import").is_enabled()
+
+    for path in ("/", "/new", "/signin"):
+        driver.get(service.url + path)
+        until(lambda: css(driver, "h1"))
+        time.sleep(0.5)
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []

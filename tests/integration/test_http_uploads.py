@@ -270,3 +270,20 @@ def test_a_binary_file_named_csv_is_refused_as_what_it_is_not_as_utf16(service, 
         staged = client.post("/v1/uploads", files={"file": ("unicode.csv", text)}).json()["upload_id"]
         refusal = client.post(f"/v1/uploads/{staged}/inspect", json={}).json()["refusal"]
         assert refusal["code"] == "not_csv" and "UTF-16" in refusal["message"]
+
+
+def test_a_refused_header_comes_with_its_columns_so_a_mapping_can_settle_it(service, keys):
+    """A file with no person column (a header the import refuses) is answered with its columns, so the
+    wizard can offer "Map to" and read it again; a file with no header to show has none."""
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("crm.csv", b"Mail,Action\nann@example.com,Bought\n")})
+        upload_id = staged.json()["upload_id"]
+        refused = client.post(f"/v1/uploads/{upload_id}/inspect", json={}).json()
+        assert refused["ok"] is False and refused["refusal"]["code"] == "no_person_column"
+        assert Inspection.model_validate(refused).columns is not None
+        assert [(c["column"], c["name"]) for c in refused["columns"]] == [("A", "Mail"), ("B", "Action")]
+        mapped = client.post(f"/v1/uploads/{upload_id}/inspect",
+                             json={"mapping": {"Mail": "email", "Action": "event_name"}}).json()
+        assert mapped["ok"] is True and mapped["sample"][0]["outcome"] == "ok"
+        empty = client.post("/v1/uploads", files={"file": ("e.csv", b"")}).json()["upload_id"]
+        assert "columns" not in client.post(f"/v1/uploads/{empty}/inspect", json={}).json()

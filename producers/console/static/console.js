@@ -239,14 +239,25 @@
     function showRead(read) {
       const refusal = document.getElementById("refusal");
       const go = document.getElementById("step-go");
+      const facts = document.getElementById("read-facts");
       refusal.hidden = read.ok;
       go.hidden = !read.ok;
       if (!read.ok) {
+        // the header's columns, when it has one: a mapping below may settle the refusal
         refusal.replaceChildren(el("strong", {text: `The file is refused (${read.refusal.code}): `}),
-          read.refusal.message);
+          read.refusal.message, ...((read.columns || []).length ? [el("br"),
+            "Map or skip its columns below (Map to), or change the options: it is read again at each change."] : []));
+        facts.replaceChildren();
+        document.getElementById("read-warnings").replaceChildren();
+        columns(read.columns || []);
+        sample([], []);
         return;
       }
-      const facts = document.getElementById("read-facts");
+      // a file of Segment messages: no dry run yet (the API refuses it), no columns to map
+      const segment = read.dialect === "segment";
+      document.getElementById("dry-run").disabled = segment;
+      document.getElementById("go-note").textContent = segment ?
+        "A file of Segment messages has no dry run yet: import it into a test Redis first if in doubt." : "";
       facts.replaceChildren();
       for (const [label, value] of [["Encoding", read.encoding], ["Delimiter", JSON.stringify(read.delimiter)],
         ["Dialect", read.dialect], ["Identifier", read.identifier], ["Rows", n(read.rows)]]) {
@@ -346,12 +357,19 @@
         return;
       }
       let item;
-      do {
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        item = await api("GET", "/v1/imports/" + accepted.import_id);
-        status.textContent = `Dry run: ${n(item.rows)}/${n(item.rows_expected)} rows…`;
-      } while (!FINAL.includes(item.status));
-      const report = await api("GET", `/v1/imports/${accepted.import_id}/report`);
+      let report;
+      try {
+        do {
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          item = await api("GET", "/v1/imports/" + accepted.import_id);
+          status.textContent = `Dry run: ${n(item.rows)}/${n(item.rows_expected)} rows…`;
+        } while (!FINAL.includes(item.status));
+        report = await api("GET", `/v1/imports/${accepted.import_id}/report`);
+      } catch (e) {
+        status.replaceChildren(`Could not follow the dry run (${e.code}): ${e.message} `,
+          el("a", {href: "/imports/" + accepted.import_id, text: "Its page"}));
+        return;
+      }
       status.replaceChildren(`Dry run ${report.status}: nothing was written. `,
         el("a", {href: "/imports/" + accepted.import_id, text: "Its full report"}));
       const rows = [["Rows", report.rows], ["Would import", report.imported], ["Duplicates", report.duplicates],
