@@ -287,3 +287,18 @@ def test_a_refused_header_comes_with_its_columns_so_a_mapping_can_settle_it(serv
         assert mapped["ok"] is True and mapped["sample"][0]["outcome"] == "ok"
         empty = client.post("/v1/uploads", files={"file": ("e.csv", b"")}).json()["upload_id"]
         assert "columns" not in client.post(f"/v1/uploads/{empty}/inspect", json={}).json()
+
+
+def test_a_name_that_would_look_like_another_is_refused(service, keys):
+    """A file name with a bidirectional override (``report\\u202Evsc.exe`` shows as ``reportexe.csv`` in
+    the console's list) or a line separator is refused as control characters are, by its code point."""
+    with service.client(keys["import"]) as client:
+        for name, shown in (("report\u202evsc.exe", "U+202E"), ("a\u2066b.csv", "U+2066"), ("a\u2028b.csv", "U+2028")):
+            for answer in (client.post("/v1/uploads", files={"file": (name, b"email,event_name\n")}),
+                           client.post("/v1/uploads", params={"name": name}, content=b"email,event_name\n",
+                                       headers={"Content-Type": "text/csv"}),
+                           client.post("/v1/imports", files={"file": (name, b"email,event_name\n")})):
+                assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_option", name
+                assert shown in answer.json()["error"]["message"]
+        fine = client.post("/v1/uploads", files={"file": ("تقرير.csv", b"email,event_name\n")})  # (right to left)
+        assert fine.status_code == 201 and fine.json()["name"] == "تقرير.csv"
