@@ -345,3 +345,29 @@ def test_the_wizard_settles_a_refused_header_and_offers_no_dry_run_of_segment_fi
         time.sleep(0.5)
     errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_the_list_keeps_the_keyboard_place_while_it_refreshes(browser, site, user):
+    """The imports list is drawn again every second; a link reached with Tab stays focused through it, so
+    the next Tab goes on from there (it went back to the top of the page)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver, _ = browser
+    service, _ = site
+    with service.client(user["import"]) as api:
+        for name in ("first.csv", "second.csv"):
+            api.post("/v1/imports", files={"file": (name, b"email,event_name\nann@example.com,Order placed\n")},
+                     data={"create_people": "true"}).raise_for_status()
+    sign_in(driver, service.url, user["import"])
+    until(lambda: len(all_css(driver, "#imports tbody tr[data-import]")) >= 2)
+    for _ in range(40):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.execute_script("return document.activeElement.closest('#imports tbody') !== null"):
+            break
+    focused = driver.execute_script("return document.activeElement.getAttribute('href')")
+    assert focused and focused.startswith("/imports/")
+    time.sleep(2.5)  # (two refreshes)
+    assert driver.execute_script("return document.activeElement.getAttribute('href')") == focused
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    assert driver.execute_script("return document.activeElement.closest('#imports tbody') !== null")

@@ -94,7 +94,16 @@
 
     function draw() {
       const shown = last.filter(keep);
+      // the keyboard's place survives the redraw (a link focused in the list stays focused)
+      const active = document.activeElement;
+      const place = active && active !== body && body.contains(active) && active.closest("tr") ?
+        [active.closest("tr").dataset.import, active.getAttribute("href")] : null;
       body.replaceChildren(...(shown.length ? shown.map(row) : [el("tr", {}, el("td", {colspan: "9", text: "No imports."}))]));
+      if (place) {
+        const again = [...body.querySelectorAll("tr[data-import] a")].find(
+          (link) => link.closest("tr").dataset.import === place[0] && link.getAttribute("href") === place[1]);
+        if (again) again.focus({preventScroll: true});
+      }
     }
 
     async function poll() {
