@@ -21,7 +21,7 @@ from producers.console import sessions
 from producers.console.figures import figures
 from producers.web.deps import ServiceDep
 from producers.web.models import summary
-from producers.web.uploads import read_small
+from producers.web.uploads import UploadError, read_small
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -72,12 +72,18 @@ def sign_in_page(request: Request, svc: ServiceDep) -> Response:
     return _page(request, "signin.html", None)
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request) -> dict[str, str] | UploadError:
+    """The form's fields, or why it cannot be read (a page says so: never a 500, never "unknown key" for a
+    key sent in a body of another kind)."""
     from urllib.parse import parse_qs
 
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        return {}
-    body = await read_small(request.stream(), FORM_LIMIT, "a form")
+        return UploadError(415, "unsupported_media_type", "the form is sent as application/x-www-form-urlencoded "
+                           "(as the console's page sends it)")
+    try:
+        body = await read_small(request.stream(), FORM_LIMIT, "the form")
+    except UploadError as exc:
+        return exc
     return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
@@ -91,7 +97,10 @@ async def sign_in(request: Request, svc: ServiceDep) -> Response:
     if wait_s:
         return _page(request, "signin.html", None, 429, {"Retry-After": str(wait_s)},
                      error=f"Too many refused sign-ins from this address: try again in {wait_s} s.")
-    key_text = (await _form(request)).get("key", "").strip()
+    form = await _form(request)
+    if isinstance(form, UploadError):
+        return _page(request, "signin.html", None, form.status, error=f"Not signed in: {form}.")
+    key_text = form.get("key", "").strip()
     key = svc.store.apikeys.check(key_text) if key_text else None
     if key is None or key.revoked_ms is not None:
         svc.sign_in_attempts.refused(address)
@@ -113,7 +122,8 @@ async def sign_out(request: Request, svc: ServiceDep) -> Response:
     current = _signed_in(request, svc)
     if current is None:
         return _to_sign_in()
-    token = (await _form(request)).get(sessions.CSRF_FIELD, "")
+    form = await _form(request)
+    token = "" if isinstance(form, UploadError) else form.get(sessions.CSRF_FIELD, "")
     if not sessions.same_origin(request) or not hmac.compare_digest(token.encode(), current.csrf.encode()):
         return _page(request, "message.html", current, 403, title="Not signed out",
                      message="The sign-out form must be sent from the console's own page.")

@@ -185,3 +185,23 @@ def test_refused_sign_ins_from_one_address_are_bounded(redis_url, store, tmp_pat
     finally:
         store.r.delete(counter)  # (the other tests sign in from this address too)
         running.stop()
+
+
+def test_a_sign_in_form_too_large_or_of_another_kind_is_answered_with_a_page(console, store):
+    """A sign-in body over the form's limit was a 500; one sent as JSON or multipart (curl -F) was told
+    its key is unknown. Each is a page that says what is wrong, and the right key then signs in."""
+    _, key = store.apikeys.create("browser", "import")
+    with httpx.Client(base_url=console.url) as client:
+        origin = {"Origin": console.url}
+        large = client.post("/signin", data={"key": "x" * 20_000}, headers=origin)
+        assert large.status_code == 413 and large.headers["content-type"].startswith("text/html")
+        assert "at most 16,384 bytes" in large.text and "set-cookie" not in large.headers
+        for other in ({"json": {"key": key}}, {"files": {"key": (None, key)}}):
+            answer = client.post("/signin", headers=origin, **other)
+            assert answer.status_code == 415 and "application/x-www-form-urlencoded" in answer.text
+            assert "Unknown API key" not in answer.text and "set-cookie" not in answer.headers
+        assert client.post("/signin", data={"key": key}, headers=origin).status_code == 303
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text)[1]
+        out = client.post("/signout", content=b"csrf_token=" + csrf.encode() + b"&x=" + b"y" * 20_000,
+                          headers={**origin, "Content-Type": "application/x-www-form-urlencoded"})
+        assert out.status_code == 403 and out.headers["content-type"].startswith("text/html")
