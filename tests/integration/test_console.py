@@ -371,3 +371,32 @@ def test_the_list_keeps_the_keyboard_place_while_it_refreshes(browser, site, use
     assert driver.execute_script("return document.activeElement.getAttribute('href')") == focused
     ActionChains(driver).send_keys(Keys.TAB).perform()
     assert driver.execute_script("return document.activeElement.closest('#imports tbody') !== null")
+
+
+def test_the_wizard_shows_the_latest_reading_not_the_slowest(browser, site, user, tmp_path):
+    """Each change of the options reads the file again; when an earlier reading comes back after a later
+    one (a slow scan), the page shows the later one: the options as they are now."""
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    upload = tmp_path / "people_or_events.csv"
+    upload.write_text("email,event_name\nann@example.com,Order placed\n")
+    css(driver, "#file").send_keys(str(upload))
+    until(lambda: "vero" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
+    # the network makes the next reading (as events, Europe/Paris) slow: it comes back after the one that follows
+    driver.execute_script("""
+      const real = window.fetch;
+      window.fetch = (url, init) => {
+        const slow = String(url).endsWith('/inspect') && init && String(init.body).includes('Europe/Paris') &&
+          String(init.body).includes('"type":"events"');
+        return slow ? new Promise((done) => setTimeout(() => done(real(url, init)), 2500)) : real(url, init);
+      };""")
+    timezone = css(driver, "#opt-timezone")
+    timezone.clear()
+    timezone.send_keys("Europe/Paris")
+    time.sleep(0.6)  # (the slow reading is asked)
+    choose(css(driver, "#opt-type"), "people")
+    until(lambda: "people" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
+    time.sleep(3)  # (the slow one has come back)
+    assert "people" in css(driver, "#read-facts").text and "vero" not in css(driver, "#read-facts").text

@@ -234,15 +234,20 @@
       timer = setTimeout(inspect, 250);
     }
 
+    // each reading asked is numbered: only the latest one's answer is shown (an earlier one, slower to
+    // come back, would show the file as other options, or another file, read it)
+    let asked = 0;
+
     async function inspect() {
       if (!upload) return;
+      const mine = ++asked;
       let read;
       try {
         read = await api("POST", `/v1/uploads/${upload.upload_id}/inspect`, {...options(), sample: 20});
       } catch (e) {
         read = {ok: false, refusal: {code: e.code, message: e.message}};
       }
-      showRead(read);
+      if (mine === asked) showRead(read);
     }
 
     function showRead(read) {
