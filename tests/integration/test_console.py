@@ -400,3 +400,24 @@ def test_the_wizard_shows_the_latest_reading_not_the_slowest(browser, site, user
     until(lambda: "people" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
     time.sleep(3)  # (the slow one has come back)
     assert "people" in css(driver, "#read-facts").text and "vero" not in css(driver, "#read-facts").text
+
+
+def test_a_double_click_on_import_starts_one_import(browser, site, user, tmp_path):
+    """The wizard's Import (and Dry run) buttons take one click at a time: a double click sent two POST
+    /v1/imports, two imports of the same file."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    upload = tmp_path / "twice.csv"
+    upload.write_text("email,event_name\nann@example.com,Order placed\n")
+    css(driver, "#file").send_keys(str(upload))
+    until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
+    ActionChains(driver).double_click(css(driver, "#start-import")).perform()
+    until(lambda: "/imports/" in driver.current_url)
+    time.sleep(1)
+    with service.client(user["import"]) as api:
+        listed = api.get("/v1/imports", params={"limit": 100}).json()["imports"]
+    assert [item["source"] for item in listed].count("twice.csv") == 1

@@ -175,7 +175,9 @@
       retry.addEventListener("submit", async (event) => {
         event.preventDefault();
         const file = document.getElementById("retry-file").files[0];
-        if (!file || !window.confirm(retry.dataset.confirm)) return;
+        const submit = document.getElementById("retry");
+        if (!file || submit.disabled || !window.confirm(retry.dataset.confirm)) return;
+        submit.disabled = true;  // (one retry a submission: a double click would send two)
         const form = new FormData();
         form.append("file", file, file.name);
         try {
@@ -183,6 +185,7 @@
           window.location.assign("/imports/" + answer.import_id);
         } catch (e) {
           result.textContent = `Refused (${e.code}): ${e.message}`;
+          submit.disabled = false;
         }
       });
     }
@@ -356,7 +359,26 @@
       table.tBodies[0].replaceChildren(...out);
     }
 
+    // one start at a time: a double click (or Enter held) would otherwise start the import twice
+    let starting = false;
+
     async function start(dry) {
+      if (starting) return;
+      starting = true;
+      const buttons = [document.getElementById("dry-run"), document.getElementById("start-import")];
+      const enabled = buttons.map((button) => !button.disabled);
+      for (const button of buttons) button.disabled = true;
+      let leaving = false;
+      try {
+        leaving = await run(dry);
+      } finally {
+        starting = leaving;
+        if (!leaving) buttons.forEach((button, index) => { button.disabled = !enabled[index]; });
+      }
+    }
+
+    // a dry run followed to its end, or an import started (then its page: true)
+    async function run(dry) {
       const status = document.getElementById("go-status");
       status.textContent = dry ? "Dry run started…" : "Import starting…";
       let accepted;
@@ -364,11 +386,11 @@
         accepted = await api("POST", "/v1/imports", {upload_id: upload.upload_id, ...options(), dry_run: dry});
       } catch (e) {
         status.textContent = `Refused (${e.code}): ${e.message}`;
-        return;
+        return false;
       }
       if (!dry) {
         window.location.assign("/imports/" + accepted.import_id);
-        return;
+        return true;
       }
       let item;
       let report;
@@ -382,7 +404,7 @@
       } catch (e) {
         status.replaceChildren(`Could not follow the dry run (${e.code}): ${e.message} `,
           el("a", {href: "/imports/" + accepted.import_id, text: "Its page"}));
-        return;
+        return false;
       }
       status.replaceChildren(`Dry run ${report.status}: nothing was written. `,
         el("a", {href: "/imports/" + accepted.import_id, text: "Its full report"}));
@@ -396,6 +418,7 @@
           el("th", {scope: "row", text: TRIGGERS[kind] || kind}), el("td", {class: "num", text: n(count)})))
           : [el("tr", {}, el("td", {text: "No trigger decision."}))]));
       document.getElementById("preview").hidden = false;
+      return false;
     }
 
     input.addEventListener("change", () => { if (input.files[0]) send(input.files[0]); });
