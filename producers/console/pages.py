@@ -56,6 +56,18 @@ def _page(request: Request, name: str, sign_in: sessions.SignIn | None, status: 
                                                       **values}, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
+#: The titles of the console's error pages.
+ERROR_TITLES = {404: "Not found", 405: "Not allowed here", 503: "Unavailable"}
+
+
+def error_page(request: Request, status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
+    """An error answered to a browser outside the API (an unknown page, a method a page does not take,
+    Redis not answering): a page saying so, with the console's headers, not the API's JSON."""
+    return _page(request, "message.html", None, status, headers, title=ERROR_TITLES.get(status, "Refused"),
+                 message=f"{message} ({code}, {status}).")
+
+
 def _signed_in(request: Request, svc: ServiceDep) -> sessions.SignIn | None:
     return sessions.signed_in(request, svc.sign_ins)
 

@@ -206,3 +206,17 @@ def test_a_sign_in_form_too_large_or_of_another_kind_is_answered_with_a_page(con
         out = client.post("/signout", content=b"csrf_token=" + csrf.encode() + b"&x=" + b"y" * 20_000,
                           headers={**origin, "Content-Type": "application/x-www-form-urlencoded"})
         assert out.status_code == 403 and out.headers["content-type"].startswith("text/html")
+
+
+def test_a_browser_outside_the_api_is_answered_with_pages_not_json(console):
+    """A console address typed wrong (/imports with no id), or GET /signout, was the API's JSON in the
+    browser; it is a page now, under the console's headers. The API keeps its JSON for everybody."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with httpx.Client(base_url=console.url, headers=html) as browser:
+        for path, status in (("/imports", 404), ("/nope/<b>x</b>", 404), ("/signout", 405)):
+            page = browser.get(path)
+            assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+            assert "script-src 'self'" in page.headers["content-security-policy"] and "<b>x" not in page.text
+            assert 'href="/"' in page.text
+        assert browser.get("/v1/nope").headers["content-type"] == "application/json"
+    assert httpx.get(console.url + "/imports").headers["content-type"] == "application/json"
