@@ -421,3 +421,30 @@ def test_a_double_click_on_import_starts_one_import(browser, site, user, tmp_pat
     with service.client(user["import"]) as api:
         listed = api.get("/v1/imports", params={"limit": 100}).json()["imports"]
     assert [item["source"] for item in listed].count("twice.csv") == 1
+
+
+def test_the_wizard_deletes_the_uploads_it_no_longer_needs(browser, site, user, tmp_path):
+    """The service keeps BACKFILL_API_STAGED_MAX uploads for everybody: the wizard's upload of a file
+    replaced by another, or of a page left, is deleted (each stayed an hour: 100 files dropped filled the
+    service for every user); an import started from it goes on to its end."""
+    driver, _ = browser
+    service, home = site
+
+    def staged() -> int:
+        return len(list((home / "uploads").glob("*.staged.json")))
+
+    held = staged()
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    for name in ("first.csv", "second.csv"):
+        path = tmp_path / name
+        path.write_text("email,event_name\nann@example.com,Order placed\n")
+        css(driver, "#file").send_keys(str(path))
+        until(lambda name=name: f"{name}: " in css(driver, "#upload-status").text)
+        until(lambda: css(driver, "#step-go").get_attribute("hidden") is None)
+    until(lambda: staged() == held + 1, timeout=5, show=lambda: f"{staged()} staged, {held} before")
+    css(driver, "#start-import").click()
+    until(lambda: "/imports/" in driver.current_url)
+    until(lambda: staged() == held, timeout=5, show=lambda: f"{staged()} staged, {held} before")
+    until(lambda: css(driver, "#status").text in ("completed", "completed_with_errors"),
+          show=lambda: css(driver, "main").text)

@@ -217,16 +217,26 @@
       return chosen;
     }
 
+    // The service keeps BACKFILL_API_STAGED_MAX uploads for everybody, an hour each: the wizard deletes
+    // the one it no longer needs (another file chosen, the page left). Imports started from it go on.
+    function forget(old) {
+      if (!old) return;
+      fetch(`/v1/uploads/${old.upload_id}`, {method: "DELETE", headers: {"X-CSRF-Token": csrf},
+        credentials: "same-origin", keepalive: true}).catch(() => {});
+    }
+
     async function send(file) {
       say.textContent = `Uploading ${file.name}…`;
       const form = new FormData();
       form.append("file", file, file.name);
+      const before = upload;
       try {
-        upload = await api("POST", "/v1/uploads?name=" + encodeURIComponent(file.name), form);
+        upload = await api("POST", "/v1/uploads", form);
       } catch (e) {
         say.textContent = `Upload refused (${e.code}): ${e.message}`;
         return;
       }
+      forget(before);
       say.textContent = `${upload.name}: ${n(upload.bytes)} bytes uploaded.`;
       document.getElementById("step-read").hidden = false;
       inspect();
@@ -422,6 +432,7 @@
     }
 
     input.addEventListener("change", () => { if (input.files[0]) send(input.files[0]); });
+    window.addEventListener("pagehide", () => forget(upload));
     for (const kind of ["dragenter", "dragover"]) {
       drop.addEventListener(kind, (event) => { event.preventDefault(); drop.classList.add("over"); });
     }
