@@ -25,6 +25,8 @@ from producers.web.uploads import UploadError, read_body, read_form, read_small
 from worker.cells import column_letter
 from worker.errors import ConfigError, FileProblem
 
+#: The query parameters an upload takes: its name (``source`` as ``POST /v1/imports`` calls it).
+NAMES = frozenset({"name", "source"})
 #: The media types of a raw body (a gzipped file is read as the CLI reads a .gz).
 RAW_UPLOAD = (*RAW, "application/gzip")
 _FILE = {"type": "string", "format": "binary"}
@@ -43,7 +45,8 @@ router = APIRouter(tags=["uploads"])
 async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
     """Stage a file, to inspect and import it later without sending it again: a multipart form (the
     file in a field named ``file``, nothing else), or a raw body (``text/csv``, ``text/plain``,
-    ``application/octet-stream``, ``application/gzip``; its name in ``?name=``). Kept
+    ``application/octet-stream``, ``application/gzip``; its name in ``?name=`` or ``?source=``; any other
+    query parameter is refused, 422). Kept
     ``BACKFILL_API_STAGED_TTL_S`` (``expires_at``); 413 over ``BACKFILL_API_MAX_UPLOAD_BYTES``; 429
     ``too_many_uploads`` while the service keeps ``BACKFILL_API_STAGED_MAX`` of them."""
     content_type, kind = media(request)
@@ -52,6 +55,10 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
     if kind != "multipart/form-data" and kind not in RAW_UPLOAD:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (a file field) or the file as "
                        "text/csv, text/plain, application/octet-stream or application/gzip")
+    extra = sorted(set(request.query_params) - NAMES)
+    if extra:
+        raise ApiError(422, "invalid_option", "an upload takes only its name (?name=, or ?source= as POST "
+                       f"/v1/imports takes it); give the options to inspect and to the import (not {', '.join(extra)})")
     staged = svc.producers.staged
     upload_id, path = staged.reserve()
     try:
@@ -62,7 +69,7 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
                                f"and to the import (not {', '.join(sorted(form.fields))})")
             name, size = form.filename or "upload.csv", form.size
         else:
-            name = _name(request.query_params.get("name") or "upload.csv")
+            name = _name(request.query_params.get("name") or request.query_params.get("source") or "upload.csv")
             size = await read_body(request.stream(), path, limit)
         meta = staged.keep(upload_id, _name(name), size)
     except UploadError as exc:

@@ -302,3 +302,18 @@ def test_a_name_that_would_look_like_another_is_refused(service, keys):
                 assert shown in answer.json()["error"]["message"]
         fine = client.post("/v1/uploads", files={"file": ("تقرير.csv", b"email,event_name\n")})  # (right to left)
         assert fine.status_code == 201 and fine.json()["name"] == "تقرير.csv"
+
+
+def test_an_upload_takes_its_name_as_an_import_does_and_refuses_other_query_options(service, keys):
+    """``?source=`` names a raw import's file (POST /v1/imports): an upload takes it too (it was silently
+    named upload.csv); an option in the query (``trigger``) was silently dropped, and is refused."""
+    with service.client(keys["import"]) as client:
+        raw = {"content": b"email,event_name\n", "headers": {"Content-Type": "text/csv"}}
+        named = client.post("/v1/uploads", params={"source": "orders.csv"}, **raw)
+        assert named.status_code == 201 and named.json()["name"] == "orders.csv"
+        assert client.post("/v1/uploads", params={"name": "o.csv"}, **raw).json()["name"] == "o.csv"
+        for params in ({"name": "o.csv", "trigger": "true"}, {"create_people": "1"}):
+            refused = client.post("/v1/uploads", params=params, **raw)
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_option", params
+        form = client.post("/v1/uploads", params={"dry_run": "true"}, files={"file": ("f.csv", b"email\n")})
+        assert form.status_code == 422 and "dry_run" in form.json()["error"]["message"]
