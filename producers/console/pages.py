@@ -122,6 +122,9 @@ async def sign_in(request: Request, svc: ServiceDep) -> Response:
         svc.sign_in_attempts.refused(address)
         return _page(request, "signin.html", None, 403, error=f"Key {key.id} is a {key.scope} key: the console "
                      "needs a read or import key.")
+    earlier = request.cookies.get(sessions.COOKIE)
+    if earlier:  # (a sign-in replaces the browser's earlier one: its token ends here, not in 8 hours)
+        svc.sign_ins.end(earlier)
     started = svc.sign_ins.start(key)
     response = RedirectResponse("/", 303)
     sessions.set_cookie(response, request, started, svc.settings.console_session_s)

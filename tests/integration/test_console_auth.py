@@ -220,3 +220,17 @@ def test_a_browser_outside_the_api_is_answered_with_pages_not_json(console):
             assert 'href="/"' in page.text
         assert browser.get("/v1/nope").headers["content-type"] == "application/json"
     assert httpx.get(console.url + "/imports").headers["content-type"] == "application/json"
+
+
+def test_signing_in_again_ends_the_browsers_earlier_sign_in(console, store):
+    """A second sign-in from the same browser (another key, or the same one again) replaces the first:
+    the first token no longer opens anything, rather than living on for BACKFILL_CONSOLE_SESSION_S."""
+    _, reader = store.apikeys.create("viewer", "read")
+    _, writer = store.apikeys.create("browser", "import")
+    client, _, _ = sign_in(console, reader)
+    first = client.cookies["backfill_console"]
+    again = client.post("/signin", data={"key": writer}, headers={"Origin": console.url})
+    assert again.status_code == 303 and client.cookies["backfill_console"] != first
+    assert "New import" in client.get("/").text
+    with httpx.Client(base_url=console.url, cookies={"backfill_console": first}) as stolen:
+        assert stolen.get("/v1/imports").status_code == 401
