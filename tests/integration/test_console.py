@@ -448,3 +448,25 @@ def test_the_wizard_deletes_the_uploads_it_no_longer_needs(browser, site, user, 
     until(lambda: staged() == held, timeout=5, show=lambda: f"{staged()} staged, {held} before")
     until(lambda: css(driver, "#status").text in ("completed", "completed_with_errors"),
           show=lambda: css(driver, "main").text)
+
+
+def test_long_names_stay_within_360_px(browser, site, user):
+    """A file name or an event name with no space in it (a 300-character export name) wrapped nowhere: an
+    import's page was 2,700 px wide on a phone. Tables scroll in their own box; the page does not."""
+    driver, _ = browser
+    service, _ = site
+    name = "customer_export_" * 20 + ".csv"
+    with service.client(user["import"]) as api:
+        started = api.post("/v1/imports", data={"create_people": "true"}, files={"file": (
+            name, b"email,event_name\nann@example.com," + b"E" * 300 + b"\nbad,x\n")}).json()["import_id"]
+    sign_in(driver, service.url, user["import"])
+    driver.set_window_size(360, 800)
+    try:
+        for path in ("/", f"/imports/{started}", f"/imports/{started}/errors"):
+            driver.get(service.url + path)
+            until(lambda: css(driver, "h1"))
+            time.sleep(1.5)  # (the list is drawn by its script; the import ends meanwhile)
+            width = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+    finally:
+        driver.set_window_size(1280, 1000)
