@@ -169,8 +169,8 @@ def test_every_page_answers_head_as_its_get_and_names_an_icon_it_serves(console,
 def test_refused_sign_ins_from_one_address_are_bounded(redis_url, store, tmp_path):
     """A key guessed at the form's pace: past BACKFILL_CONSOLE_SIGNIN_FAILURES refusals in the window, even
     the right key waits (429, Retry-After) until the window ends; then it signs in."""
-    running = Service(tmp_path, BACKFILL_CONSOLE_SIGNIN_FAILURES="5", BACKFILL_CONSOLE_SIGNIN_WINDOW_S="3")
     counter = redis_keys.CONSOLE_SIGNIN_FAILURES_PREFIX + "127.0.0.1"
+    running = Service(tmp_path, BACKFILL_CONSOLE_SIGNIN_FAILURES="5", BACKFILL_CONSOLE_SIGNIN_WINDOW_S="3")
     try:
         _, key = store.apikeys.create("browser", "import")
         with httpx.Client(base_url=running.url) as client:
