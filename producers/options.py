@@ -37,7 +37,8 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
                   dst: str | None = None, trigger_window: str | int | None = "72h",
                   delimiter: str | None = None, encoding: str | None = None,
                   mapping: dict[str, str] | None = None, skip: tuple[str, ...] | list[str] = (),
-                  source: str | None = None) -> tuple[tuple[str, ...], int | None]:
+                  source: str | None = None, trigger: bool = False,
+                  create_people: bool = False) -> tuple[tuple[str, ...], int | None]:
     """Check an import's options before anything is read; (date formats, trigger window in seconds).
     Raises ConfigError naming the option that is wrong. The one check of both the CLI and the HTTP
     service: what it lets through is read the same way by the producer and the workers."""
@@ -56,6 +57,9 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
                           f"{', '.join(EMPTY_CELLS)}")
     if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
         raise ConfigError("data_to_process and empty_cells are options of people imports")
+    if kind == "people" and (trigger or create_people):
+        raise ConfigError("--trigger and --create-people are options of events imports: a people import creates "
+                          "the people it names and triggers no campaign")
     try:
         formats = check_formats(tuple(date_formats))
         check_zone(timezone, dst)

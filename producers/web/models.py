@@ -249,7 +249,8 @@ def first_problem(errors) -> str:
 #: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
 _FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
            "--timezone": "timezone", "--dst": "dst", "--encoding": "encoding", "--create-people": "create_people",
-           "--map": "mapping", "--skip": "skip", "--dry-run": "dry_run", "--type": "type"}
+           "--map": "mapping", "--skip": "skip", "--dry-run": "dry_run", "--type": "type",
+           "--trigger": "trigger"}  # (after --trigger-window: the longer name first)
 
 
 def as_fields(message: str) -> str:

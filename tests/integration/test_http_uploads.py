@@ -317,3 +317,24 @@ def test_an_upload_takes_its_name_as_an_import_does_and_refuses_other_query_opti
             assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_option", params
         form = client.post("/v1/uploads", params={"dry_run": "true"}, files={"file": ("f.csv", b"email\n")})
         assert form.status_code == 422 and "dry_run" in form.json()["error"]["message"]
+
+
+def test_events_options_on_a_people_import_are_refused_everywhere(service, keys, backfill, tmp_path):
+    """``trigger`` and ``create_people`` on a people import did nothing without a word (as
+    ``data_to_process`` on an events import is refused, so are they): inspect, the import over HTTP and
+    the CLI say the same."""
+    body = b"id,email\n7,ann@example.com\n"
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("people.csv", body)}).json()["upload_id"]
+        for wrong in ({"trigger": True}, {"create_people": True}):
+            for answer in (client.post(f"/v1/uploads/{staged}/inspect", json={"type": "people", **wrong}),
+                           client.post("/v1/imports", json={"upload_id": staged, "type": "people", **wrong})):
+                assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_option", wrong
+                assert "options of events imports" in answer.json()["error"]["message"]
+                assert "--" not in answer.json()["error"]["message"]
+        fine = client.post(f"/v1/uploads/{staged}/inspect", json={"type": "people"})
+        assert fine.status_code == 200 and fine.json()["ok"] is True
+    path = tmp_path / "people.csv"
+    path.write_bytes(body)
+    cli = backfill("import", str(path), "--type", "people", "--trigger", "--dry-run")
+    assert cli.returncode != 0 and b"options of events imports" in cli.stdout + cli.stderr
