@@ -396,10 +396,13 @@ def test_the_wizard_shows_the_latest_reading_not_the_slowest(browser, site, user
     timezone.clear()
     timezone.send_keys("Europe/Paris")
     time.sleep(0.6)  # (the slow reading is asked)
+    css(driver, "#opt-create-people").click()  # (an events option: a people file is read without it)
     choose(css(driver, "#opt-type"), "people")
     until(lambda: "people" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
     time.sleep(3)  # (the slow one has come back)
     assert "people" in css(driver, "#read-facts").text and "vero" not in css(driver, "#read-facts").text
+    assert css(driver, "#refusal").get_attribute("hidden") is not None
+    assert not css(driver, "#opt-create-people").is_enabled() and not css(driver, "#opt-trigger").is_enabled()
 
 
 def test_a_double_click_on_import_starts_one_import(browser, site, user, tmp_path):

@@ -205,10 +205,15 @@
 
     function options() {
       const get = (name) => optionsForm.elements[name];
+      // a people import takes no events options (the API refuses them): shown disabled, not sent
+      const people = get("type").value === "people";
+      for (const name of ["trigger", "create_people", "trigger_window"]) get(name).disabled = people;
       const chosen = {type: get("type").value, timezone: get("timezone").value.trim() || "UTC",
-        trigger: get("trigger").checked, create_people: get("create_people").checked,
-        trigger_window: get("trigger_window").value.trim() || "72h",
         mapping: {...mapping}, skip: [...skip]};
+      if (!people) {
+        Object.assign(chosen, {trigger: get("trigger").checked, create_people: get("create_people").checked,
+          trigger_window: get("trigger_window").value.trim() || "72h"});
+      }
       for (const name of ["identifier", "dialect", "encoding", "delimiter"]) {
         if (get(name).value) chosen[name] = get(name).value;
       }
