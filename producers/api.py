@@ -332,7 +332,8 @@ def enqueue_import(
     formats, window = check_options(kind=kind, data_to_process=data_to_process, empty_cells=empty_cells,
                                     date_formats=date_formats, timezone=timezone, dst=dst,
                                     trigger_window=trigger_window, delimiter=delimiter, encoding=encoding,
-                                    mapping=mapping, skip=skip, source=source or str(path))
+                                    mapping=mapping, skip=skip, source=source or str(path), trigger=trigger,
+                                    create_people=create_people)
     id_only = settings.workspace_identifiers == "id_only"
     st = context.store
     st.guard.check(force=True)  # RedisMisconfigured for a Redis that evicts keys: nothing is recorded

@@ -37,13 +37,15 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
                   dst: str | None = None, trigger_window: str | int | None = "72h",
                   delimiter: str | None = None, encoding: str | None = None,
                   mapping: dict[str, str] | None = None, skip: tuple[str, ...] | list[str] = (),
-                  source: str | None = None) -> tuple[tuple[str, ...], int | None]:
+                  source: str | None = None, trigger: bool = False,
+                  create_people: bool = False) -> tuple[tuple[str, ...], int | None]:
     """Check an import's options before anything is read; (date formats, trigger window in seconds).
     Raises ConfigError naming the option that is wrong. The one check of both the CLI and the HTTP
     service: what it lets through is read the same way by the producer and the workers."""
     check_text("file name", source or "")
     check_texts("--map", mapping or {})
     check_texts("--skip", skip)
+    _check_columns(mapping or {}, skip)
     check_texts("--date-format", date_formats)
     check_text("--timezone", timezone)
     if isinstance(trigger_window, str):
@@ -55,6 +57,9 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
                           f"{', '.join(EMPTY_CELLS)}")
     if kind == "events" and (data_to_process != "all" or empty_cells != "ignore"):
         raise ConfigError("data_to_process and empty_cells are options of people imports")
+    if kind == "people" and (trigger or create_people):
+        raise ConfigError("--trigger and --create-people are options of events imports: a people import creates "
+                          "the people it names and triggers no campaign")
     try:
         formats = check_formats(tuple(date_formats))
         check_zone(timezone, dst)
@@ -65,6 +70,18 @@ def check_options(*, kind: str = "events", data_to_process: str = "all", empty_c
     if encoding:
         check_encoding(encoding)
     return formats, window
+
+
+def _check_columns(mapping: dict[str, str], skip: tuple[str, ...] | list[str]) -> None:
+    """A column mapped to no name, or both mapped and skipped, is refused (one of the two would be dropped
+    without a word: the CLI's ``--map COLUMN=`` is refused, and the HTTP service's options must be too)."""
+    for column, name in mapping.items():
+        if not name.strip():
+            raise ConfigError(f"--map {column!r}: give the column's new name (COLUMN=NAME), or --skip it")
+    skipped = {s.strip().lower() for s in skip}
+    both = sorted(c for c in mapping if c.strip().lower() in skipped)
+    if both:
+        raise ConfigError(f"--map and --skip both name column {both[0]!r}: map it or skip it, not both")
 
 
 #: ASCII text that every encoding a CSV file may be read in gives back as it is: each byte below 0x80,

@@ -24,6 +24,11 @@ _SIGNATURES = (
     (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel workbook (.xls)"),
     (b"%PDF", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x7fELF", "a program (ELF)"),
     (b"\xff\xfe", "UTF-16 text (Excel's \"Unicode text\")"),
     (b"\xfe\xff", "UTF-16 text"),
 )
@@ -178,11 +183,22 @@ class Sniffed:
     quote_spaces: bool = False
 
 
+def _utf16_without_bom(sample: bytes) -> bool:
+    """True when the sample reads as UTF-16 text of the first 256 code points without its BOM: one byte
+    of each pair is 0 and the other is not. A file whose NUL bytes fall anywhere (an image, a database,
+    a program) is binary, not UTF-16."""
+    even, odd = sample[0:len(sample) - len(sample) % 2:2], sample[1::2]
+    if len(odd) < 2:
+        return False
+    return any(zeros.count(0) >= len(zeros) * 0.9 and text.count(0) <= len(text) * 0.1
+               for zeros, text in ((odd, even), (even, odd)))
+
+
 def _check_signature(sample: bytes, name: str) -> None:
     for magic, what in _SIGNATURES:
         if sample.startswith(magic):
             raise FileProblem("not_csv", f"{name} is {what}, not a CSV file: {_SAVE_AS_CSV}")
-    if sample.count(0) > len(sample) // 4:  # ASCII text in UTF-16 without a BOM: every other byte is 0
+    if _utf16_without_bom(sample):
         raise FileProblem("not_csv", f"{name} is UTF-16 text, not a CSV file: {_SAVE_AS_CSV} (UTF-8)")
     if b"\x00" in sample:
         raise FileProblem(

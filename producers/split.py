@@ -59,6 +59,17 @@ def _header(records: Iterator[tuple[int, list[str]]]) -> list[str] | None:
     return None
 
 
+def header_of(source: Source, max_columns: int) -> list[str]:
+    """The file's header as its sniffed encoding and delimiter read it, for a refusal to show the columns
+    that a mapping could settle; [] when the file has none to show (not text, empty, too wide)."""
+    try:
+        records = iter(Records(source, sniff(source)))
+        header = _header(records) or []
+    except (FileProblem, UnicodeError, ValueError):
+        return []
+    return [clean_cell(cell) for cell in header] if len(header) <= max_columns else []
+
+
 def scan(
     source: Source,
     *,

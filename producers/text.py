@@ -1,6 +1,7 @@
 """Names and options given to backfill, checked where they come in (the CLI's arguments, the HTTP
 service's fields and query): a text that will be stored (an import's source, an option, a
-campaign, a key's name) may hold no control character. Pure.
+campaign, a key's name) may hold no control character, no line or paragraph separator and no
+bidirectional control (which would make it look like another name). Pure.
 
 They are refused, not cleaned: a name with a NUL or an escape sequence in it is a mistake or an
 attack, and a name quietly changed would no longer be the one its sender looks for. Tab is a
@@ -14,13 +15,17 @@ from worker.errors import ConfigError
 
 #: Unicode's control characters (C0, DEL, C1) and the lone surrogates a name that is not UTF-8
 #: becomes on the command line: no database text column takes them whole (PostgreSQL refuses NUL).
-_REFUSED = {"Cc": "control character", "Cs": "byte that is not UTF-8"}
+_REFUSED = {"Cc": "control character", "Cs": "byte that is not UTF-8", "Zl": "line separator",
+            "Zp": "paragraph separator"}
+#: The bidirectional embeddings, overrides and isolates: shown, they reorder the text after them (a file
+#: ``invoice\u202Efdp.exe`` reads as ``invoiceexe.pdf``), so a name would not look like what it is.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def problem_in(text: str) -> str | None:
     """What is wrong with ``text`` ("control character U+0000 at position 5"), or None. Pure."""
     for position, char in enumerate(text):
-        kind = _REFUSED.get(unicodedata.category(char))
+        kind = "bidirectional control" if char in _BIDI else _REFUSED.get(unicodedata.category(char))
         if kind:
             return f"{kind} (U+{ord(char):04X}) at position {position + 1}"
     return None

@@ -64,6 +64,10 @@ API_KEYS = PREFIX + "apikeys"
 #: carries (so the keyspace never holds a usable token); orjson {key_id, csrf, created_ms}, with a TTL of
 #: BACKFILL_CONSOLE_SESSION_S. Signing out deletes it; a revoked key's sign-ins end at their next request.
 CONSOLE_SESSION_PREFIX = PREFIX + "console:session:"
+#: Prefix of the count of refused console sign-ins from one client address (+ the address), with a TTL
+#: of BACKFILL_CONSOLE_SIGNIN_WINDOW_S from the first: at BACKFILL_CONSOLE_SIGNIN_FAILURES the sign-in
+#: form answers 429 until it expires.
+CONSOLE_SIGNIN_FAILURES_PREFIX = PREFIX + "console:signin_failures:"
 
 #: People directory: identifier -> cio_id, and one hash per person.
 PEOPLE_BY_ID = PREFIX + "people:by_id"

@@ -148,6 +148,10 @@ class Settings:
     api_body_timeout_s: float = 30.0
     #: The web console (``backfill serve`` at ``/``): how long a sign-in lasts, in seconds, from its start.
     console_session_s: int = 8 * 3600
+    #: At most this many refused sign-ins (a wrong, revoked or unfit key) from one client address in this
+    #: many seconds from the first; more are answered 429 until the window ends.
+    console_signin_failures: int = 30
+    console_signin_window_s: int = 300
     #: Staged uploads (``POST /v1/uploads``: a file uploaded once, inspected, then imported, more than
     #: once if need be): kept this many seconds after their upload, and at most this many at once.
     api_staged_ttl_s: int = 3600
@@ -210,6 +214,8 @@ class Settings:
                               "BACKFILL_API_BODY_TIMEOUT_S must be positive")
         if self.console_session_s < 60:
             raise ConfigError("BACKFILL_CONSOLE_SESSION_S must be 60 (a minute) or more")
+        if self.console_signin_failures < 1 or self.console_signin_window_s < 1:
+            raise ConfigError("BACKFILL_CONSOLE_SIGNIN_FAILURES and BACKFILL_CONSOLE_SIGNIN_WINDOW_S must be positive")
         if self.api_staged_ttl_s < 1 or self.api_staged_max < 1:
             raise ConfigError("BACKFILL_API_STAGED_TTL_S and BACKFILL_API_STAGED_MAX must be positive")
         if self.log_format not in {"auto", "json", "console"}:

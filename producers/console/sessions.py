@@ -74,6 +74,30 @@ class SignIns:
         self.r.delete(_name(token))
 
 
+class Attempts:
+    """The refused sign-ins of each client address in Redis (``keys.CONSOLE_SIGNIN_FAILURES_PREFIX``): at
+    most ``most`` in ``window_s`` seconds from the first, so a key cannot be guessed at the form's pace."""
+
+    def __init__(self, client: redis.Redis, most: int, window_s: int) -> None:
+        self.r, self.most, self.window_s = client, most, window_s
+
+    def wait_s(self, address: str) -> int:
+        """0 when ``address`` may try to sign in; else the seconds until it may again."""
+        name = keys.CONSOLE_SIGNIN_FAILURES_PREFIX + address
+        count = self.r.get(name)
+        if count is None or int(count) < self.most:
+            return 0
+        return max(int(self.r.ttl(name)), 1)
+
+    def refused(self, address: str) -> None:
+        """Count one refused sign-in of ``address`` (the window starts at its first)."""
+        name = keys.CONSOLE_SIGNIN_FAILURES_PREFIX + address
+        with self.r.pipeline() as pipe:
+            pipe.set(name, 0, ex=self.window_s, nx=True)
+            pipe.incr(name)
+            pipe.execute()
+
+
 def signed_in(request: Request, sign_ins: SignIns) -> SignIn | None:
     """The request's sign-in (its cookie), or None."""
     token = request.cookies.get(COOKIE)

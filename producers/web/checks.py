@@ -55,7 +55,8 @@ def check_import(options: ImportOptions, source: str) -> None:
         check_options(kind=options.type, data_to_process=options.data_to_process, empty_cells=options.empty_cells,
                       date_formats=options.date_formats, timezone=options.timezone, dst=options.dst,
                       trigger_window=options.trigger_window, delimiter=options.delimiter, encoding=options.encoding,
-                      mapping=options.mapping, skip=options.skip, source=source)
+                      mapping=options.mapping, skip=options.skip, source=source, trigger=options.trigger,
+                      create_people=options.create_people)
     except ConfigError as exc:
         raise ApiError(422, "invalid_option", as_fields(str(exc))) from None
 

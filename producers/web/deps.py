@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from producers.console.sessions import COOKIE, SignIns, key_of
+from producers.console.sessions import COOKIE, Attempts, SignIns, key_of
 from producers.web.jobs import Producers
 from producers.web.models import ApiError
 from worker.context import Context
@@ -50,6 +50,11 @@ class Service:
     def sign_ins(self) -> SignIns:
         """The web console's sign-ins (:mod:`producers.console.sessions`)."""
         return SignIns(self.store.r, self.store.apikeys, self.settings.console_session_s)
+
+    @functools.cached_property
+    def sign_in_attempts(self) -> Attempts:
+        """The console's refused sign-ins by client address (:class:`producers.console.sessions.Attempts`)."""
+        return Attempts(self.store.r, self.settings.console_signin_failures, self.settings.console_signin_window_s)
 
 
 def service(request: Request) -> Service:

@@ -122,7 +122,8 @@ class InspectColumn(BaseModel):
 
 class Inspection(BaseModel):
     """``POST /v1/uploads/{id}/inspect``: ``ok`` true with what ``backfill inspect --json`` prints and the
-    sample, or ``ok`` false with the ``refusal`` (and nothing else)."""
+    sample, or ``ok`` false with the ``refusal`` (and the header's ``columns``, roles empty, when the file
+    has a header: a mapping may settle the refusal)."""
 
     model_config = ConfigDict(extra="forbid")
     ok: bool
@@ -248,7 +249,8 @@ def first_problem(errors) -> str:
 #: The CLI's option names in the producer's messages, and the fields the HTTP service takes for them.
 _FIELDS = {"--date-format": "date_formats", "--delimiter": "delimiter", "--trigger-window": "trigger_window",
            "--timezone": "timezone", "--dst": "dst", "--encoding": "encoding", "--create-people": "create_people",
-           "--map": "mapping", "--skip": "skip", "--dry-run": "dry_run", "--type": "type"}
+           "--map": "mapping", "--skip": "skip", "--dry-run": "dry_run", "--type": "type",
+           "--trigger": "trigger"}  # (after --trigger-window: the longer name first)
 
 
 def as_fields(message: str) -> str:

@@ -9,13 +9,17 @@ from producers.web.deps import ServiceDep
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz")
+#: A probe may ask HEAD (load balancers and uptime monitors do): the same answer without its body.
+PROBE = ["GET", "HEAD"]
+
+
+@router.api_route("/healthz", methods=PROBE)
 def healthz() -> dict:
     """The process is up."""
     return {"ok": True}
 
 
-@router.get("/readyz", responses={503: {"description": "Redis does not answer"}})
+@router.api_route("/readyz", methods=PROBE, responses={503: {"description": "Redis does not answer"}})
 def readyz(svc: ServiceDep) -> Response:
     """Ready to take imports: Redis answers."""
     try:

@@ -3,6 +3,7 @@ another (``inspect``: how the import would read it, and its first rows as the wo
 them), then imported from its ``upload_id`` (``POST /v1/imports``), a dry run first if need be."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from producers.api import check_file_options, check_options, inspect
 from producers.preview import describe, sample
+from producers.source import Source
+from producers.split import header_of
 from producers.text import check_text
 from producers.web.checks import check_import, check_length, media, validated
 from producers.web.deps import READ, WRITE, Service, ServiceDep
@@ -19,8 +22,11 @@ from producers.web.models import ApiError, Inspection, InspectRequest, Upload, a
 from producers.web.routes_imports import FORM_SLACK, JSON_LIMIT, RAW
 from producers.web.staged import public
 from producers.web.uploads import UploadError, read_body, read_form, read_small
+from worker.cells import column_letter
 from worker.errors import ConfigError, FileProblem
 
+#: The query parameters an upload takes: its name (``source`` as ``POST /v1/imports`` calls it).
+NAMES = frozenset({"name", "source"})
 #: The media types of a raw body (a gzipped file is read as the CLI reads a .gz).
 RAW_UPLOAD = (*RAW, "application/gzip")
 _FILE = {"type": "string", "format": "binary"}
@@ -39,7 +45,8 @@ router = APIRouter(tags=["uploads"])
 async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
     """Stage a file, to inspect and import it later without sending it again: a multipart form (the
     file in a field named ``file``, nothing else), or a raw body (``text/csv``, ``text/plain``,
-    ``application/octet-stream``, ``application/gzip``; its name in ``?name=``). Kept
+    ``application/octet-stream``, ``application/gzip``; its name in ``?name=`` or ``?source=``; any other
+    query parameter is refused, 422). Kept
     ``BACKFILL_API_STAGED_TTL_S`` (``expires_at``); 413 over ``BACKFILL_API_MAX_UPLOAD_BYTES``; 429
     ``too_many_uploads`` while the service keeps ``BACKFILL_API_STAGED_MAX`` of them."""
     content_type, kind = media(request)
@@ -48,6 +55,10 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
     if kind != "multipart/form-data" and kind not in RAW_UPLOAD:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (a file field) or the file as "
                        "text/csv, text/plain, application/octet-stream or application/gzip")
+    extra = sorted(set(request.query_params) - NAMES)
+    if extra:
+        raise ApiError(422, "invalid_option", "an upload takes only its name (?name=, or ?source= as POST "
+                       f"/v1/imports takes it); give the options to inspect and to the import (not {', '.join(extra)})")
     staged = svc.producers.staged
     upload_id, path = staged.reserve()
     try:
@@ -58,7 +69,7 @@ async def create_upload(request: Request, svc: ServiceDep) -> JSONResponse:
                                f"and to the import (not {', '.join(sorted(form.fields))})")
             name, size = form.filename or "upload.csv", form.size
         else:
-            name = _name(request.query_params.get("name") or "upload.csv")
+            name = _name(request.query_params.get("name") or request.query_params.get("source") or "upload.csv")
             size = await read_body(request.stream(), path, limit)
         meta = staged.keep(upload_id, _name(name), size)
     except UploadError as exc:
@@ -104,7 +115,8 @@ async def inspect_upload(upload_id: str, request: Request, svc: ServiceDep) -> J
     "name" (the header), "message"}``. What only Redis can tell is left out of the sample: unknown
     people, duplicates, event ids used again, a people file's directory rules
     (:mod:`producers.preview`). ``ok`` false: the import would refuse the file (``refusal``: ``code``
-    and ``message``, which says what to do). Options wrong in themselves: 422 ``invalid_option``."""
+    and ``message``, which says what to do; and ``columns``, the header's names with no role, when the
+    file has a header to map). Options wrong in themselves: 422 ``invalid_option``."""
     if media(request)[1] not in ("application/json", ""):
         raise ApiError(415, "unsupported_media_type", "send the options as application/json")
     check_length(request, JSON_LIMIT)
@@ -134,9 +146,9 @@ def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str,
                                    mapping=options.mapping, skip=tuple(options.skip),
                                    data_to_process=options.data_to_process, settings=svc.settings)
         except FileProblem as problem:
-            return _refused(problem.code, str(problem).replace(str(path), name))
+            return _refused(problem.code, str(problem).replace(str(path), name), _header(path, svc))
         except ConfigError as exc:
-            return _refused("invalid_option", as_fields(str(exc)).replace(str(path), name))
+            return _refused("invalid_option", as_fields(str(exc)).replace(str(path), name), _header(path, svc))
         try:
             rows = sample(source, plan, options.sample, kind=options.type, timezone=options.timezone,
                           date_formats=formats, dst=options.dst, empty_cells=options.empty_cells,
@@ -148,5 +160,16 @@ def _inspect(svc: Service, upload_id: str, options: InspectRequest) -> dict[str,
     return {"ok": True, **describe(name, plan), "sample": rows}
 
 
-def _refused(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "refusal": {"code": code, "message": message}}
+def _refused(code: str, message: str, header: list[str] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"ok": False, "refusal": {"code": code, "message": message}}
+    if header:
+        answer["columns"] = [{"column": column_letter(i), "name": name, "role": "", "first_values": []}
+                             for i, name in enumerate(header)]
+    return answer
+
+
+def _header(path: Path, svc: Service) -> list[str]:
+    """The header of a refused file, so that its columns can be mapped or skipped to settle the refusal
+    (a file without a person column, two columns of one role...)."""
+    with Source.open(path) as source:
+        return header_of(source, svc.settings.max_columns)

@@ -51,6 +51,7 @@ def browser(tmp_path_factory):
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # (the page's console, read by the tests)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
@@ -306,3 +307,169 @@ def test_readable_at_360_px(browser, site, user):
     with httpx.Client(base_url=service.url) as anonymous:  # no script or style from elsewhere
         page = anonymous.get("/signin").text
         assert "http://" not in page and "https://" not in page
+
+
+def test_the_wizard_settles_a_refused_header_and_offers_no_dry_run_of_segment_files(browser, site, user, tmp_path):
+    """A file whose header is refused (no person column) shows its columns to map, and mapping them reads
+    it again; a file of Segment messages offers no dry run (the API refuses one); and no page of the
+    console writes an error into the browser's console meanwhile."""
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get_log("browser")  # (what earlier tests left)
+    crm = tmp_path / "crm.csv"
+    crm.write_text("Mail,Action,time\nann@example.com,Order placed,2024-03-01T10:00:00Z\n")
+    driver.get(service.url + "/new")
+    css(driver, "#file").send_keys(str(crm))
+    until(lambda: "no_person_column" in css(driver, "#refusal").text, show=lambda: css(driver, "main").text)
+    assert css(driver, "#step-go").get_attribute("hidden") is not None
+    choose(css(column_row(driver, "Mail"), "select"), "email")
+    until(lambda: "no_event_name_column" in css(driver, "#refusal").text, show=lambda: css(driver, "main").text)
+    choose(css(column_row(driver, "Action"), "select"), "event_name")
+    until(lambda: css(driver, "#refusal").get_attribute("hidden") is not None and
+          len(all_css(driver, "#sample tbody tr")) == 1, show=lambda: css(driver, "main").text)
+    assert css(driver, "#dry-run").is_enabled()
+
+    segment = tmp_path / "segment.ndjson"
+    segment.write_text('{"type":"track","userId":"u1","event":"Signed Up","messageId":"m1",'
+                       '"timestamp":"2024-01-01T00:00:00Z"}\n')
+    driver.get(service.url + "/new")
+    css(driver, "#file").send_keys(str(segment))
+    until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
+    assert not css(driver, "#dry-run").is_enabled() and "Segment" in css(driver, "#go-note").text
+    assert css(driver, "#start-import").is_enabled()
+
+    for path in ("/", "/new", "/signin"):
+        driver.get(service.url + path)
+        until(lambda: css(driver, "h1"))
+        time.sleep(0.5)
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_the_list_keeps_the_keyboard_place_while_it_refreshes(browser, site, user):
+    """The imports list is drawn again every second; a link reached with Tab stays focused through it, so
+    the next Tab goes on from there (it went back to the top of the page)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver, _ = browser
+    service, _ = site
+    with service.client(user["import"]) as api:
+        for name in ("first.csv", "second.csv"):
+            api.post("/v1/imports", files={"file": (name, b"email,event_name\nann@example.com,Order placed\n")},
+                     data={"create_people": "true"}).raise_for_status()
+    sign_in(driver, service.url, user["import"])
+    until(lambda: len(all_css(driver, "#imports tbody tr[data-import]")) >= 2)
+    for _ in range(40):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.execute_script("return document.activeElement.closest('#imports tbody') !== null"):
+            break
+    focused = driver.execute_script("return document.activeElement.getAttribute('href')")
+    assert focused and focused.startswith("/imports/")
+    time.sleep(2.5)  # (two refreshes)
+    assert driver.execute_script("return document.activeElement.getAttribute('href')") == focused
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    assert driver.execute_script("return document.activeElement.closest('#imports tbody') !== null")
+
+
+def test_the_wizard_shows_the_latest_reading_not_the_slowest(browser, site, user, tmp_path):
+    """Each change of the options reads the file again; when an earlier reading comes back after a later
+    one (a slow scan), the page shows the later one: the options as they are now."""
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    upload = tmp_path / "people_or_events.csv"
+    upload.write_text("email,event_name\nann@example.com,Order placed\n")
+    css(driver, "#file").send_keys(str(upload))
+    until(lambda: "vero" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
+    # the network makes the next reading (as events, Europe/Paris) slow: it comes back after the one that follows
+    driver.execute_script("""
+      const real = window.fetch;
+      window.fetch = (url, init) => {
+        const slow = String(url).endsWith('/inspect') && init && String(init.body).includes('Europe/Paris') &&
+          String(init.body).includes('"type":"events"');
+        return slow ? new Promise((done) => setTimeout(() => done(real(url, init)), 2500)) : real(url, init);
+      };""")
+    timezone = css(driver, "#opt-timezone")
+    timezone.clear()
+    timezone.send_keys("Europe/Paris")
+    time.sleep(0.6)  # (the slow reading is asked)
+    css(driver, "#opt-create-people").click()  # (an events option: a people file is read without it)
+    choose(css(driver, "#opt-type"), "people")
+    until(lambda: "people" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
+    time.sleep(3)  # (the slow one has come back)
+    assert "people" in css(driver, "#read-facts").text and "vero" not in css(driver, "#read-facts").text
+    assert css(driver, "#refusal").get_attribute("hidden") is not None
+    assert not css(driver, "#opt-create-people").is_enabled() and not css(driver, "#opt-trigger").is_enabled()
+
+
+def test_a_double_click_on_import_starts_one_import(browser, site, user, tmp_path):
+    """The wizard's Import (and Dry run) buttons take one click at a time: a double click sent two POST
+    /v1/imports, two imports of the same file."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver, _ = browser
+    service, _ = site
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    upload = tmp_path / "twice.csv"
+    upload.write_text("email,event_name\nann@example.com,Order placed\n")
+    css(driver, "#file").send_keys(str(upload))
+    until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
+    ActionChains(driver).double_click(css(driver, "#start-import")).perform()
+    until(lambda: "/imports/" in driver.current_url)
+    time.sleep(1)
+    with service.client(user["import"]) as api:
+        listed = api.get("/v1/imports", params={"limit": 100}).json()["imports"]
+    assert [item["source"] for item in listed].count("twice.csv") == 1
+
+
+def test_the_wizard_deletes_the_uploads_it_no_longer_needs(browser, site, user, tmp_path):
+    """The service keeps BACKFILL_API_STAGED_MAX uploads for everybody: the wizard's upload of a file
+    replaced by another, or of a page left, is deleted (each stayed an hour: 100 files dropped filled the
+    service for every user); an import started from it goes on to its end."""
+    driver, _ = browser
+    service, home = site
+
+    def staged() -> int:
+        return len(list((home / "uploads").glob("*.staged.json")))
+
+    held = staged()
+    sign_in(driver, service.url, user["import"])
+    driver.get(service.url + "/new")
+    for name in ("first.csv", "second.csv"):
+        path = tmp_path / name
+        path.write_text("email,event_name\nann@example.com,Order placed\n")
+        css(driver, "#file").send_keys(str(path))
+        until(lambda name=name: f"{name}: " in css(driver, "#upload-status").text)
+        until(lambda: css(driver, "#step-go").get_attribute("hidden") is None)
+    until(lambda: staged() == held + 1, timeout=5, show=lambda: f"{staged()} staged, {held} before")
+    css(driver, "#start-import").click()
+    until(lambda: "/imports/" in driver.current_url)
+    until(lambda: staged() == held, timeout=5, show=lambda: f"{staged()} staged, {held} before")
+    until(lambda: css(driver, "#status").text in ("completed", "completed_with_errors"),
+          show=lambda: css(driver, "main").text)
+
+
+def test_long_names_stay_within_360_px(browser, site, user):
+    """A file name or an event name with no space in it (a 300-character export name) wrapped nowhere: an
+    import's page was 2,700 px wide on a phone. Tables scroll in their own box; the page does not."""
+    driver, _ = browser
+    service, _ = site
+    name = "customer_export_" * 20 + ".csv"
+    with service.client(user["import"]) as api:
+        started = api.post("/v1/imports", data={"create_people": "true"}, files={"file": (
+            name, b"email,event_name\nann@example.com," + b"E" * 300 + b"\nbad,x\n")}).json()["import_id"]
+    sign_in(driver, service.url, user["import"])
+    driver.set_window_size(360, 800)
+    try:
+        for path in ("/", f"/imports/{started}", f"/imports/{started}/errors"):
+            driver.get(service.url + path)
+            until(lambda: css(driver, "h1"))
+            time.sleep(1.5)  # (the list is drawn by its script; the import ends meanwhile)
+            width = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+    finally:
+        driver.set_window_size(1280, 1000)

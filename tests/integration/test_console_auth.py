@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import time
 
 import httpx
 import pytest
@@ -70,7 +71,8 @@ def test_changes_through_the_cookie_need_the_csrf_token_and_this_origin(console,
     url = "/v1/imports/nope/cancel"
     missing = client.post(url, headers={"Origin": console.url})
     assert missing.status_code == 403 and missing.json()["error"]["code"] == "csrf"
-    wrong = client.post(url, headers={"Origin": console.url, "X-CSRF-Token": csrf[:-1] + "A"})
+    forged = csrf[:-1] + ("B" if csrf.endswith("A") else "A")  # (a token's last character is "A" one time in 16)
+    wrong = client.post(url, headers={"Origin": console.url, "X-CSRF-Token": forged})
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "csrf"
     other_site = client.post(url, headers={"Origin": "http://evil.example", "X-CSRF-Token": csrf})
     assert other_site.status_code == 403 and other_site.json()["error"]["code"] == "csrf"
@@ -143,3 +145,92 @@ def test_over_tls_the_cookie_is_secure(redis_url, store, tmp_path):
 def test_console_pages_are_not_in_the_openapi_document(console):
     paths = httpx.get(console.url + "/openapi.json").json()["paths"]
     assert not [p for p in paths if not p.startswith(("/v1/", "/api/", "/healthz", "/readyz"))]
+
+
+def test_every_page_answers_head_as_its_get_and_names_an_icon_it_serves(console, store):
+    """A monitor or a link checker asks HEAD; a browser asks /favicon.ico unless the page names an icon
+    (a 404 there is an error in the browser's console on every page)."""
+    _, key = store.apikeys.create("browser", "import")
+    client, _, _ = sign_in(console, key)
+    import_id = "nosuch"
+    for path in ("/", "/new", "/signin", f"/imports/{import_id}", f"/imports/{import_id}/errors"):
+        for who in (client, httpx.Client(base_url=console.url)):
+            got, head = who.get(path), who.head(path)
+            assert (head.status_code, head.headers.get("location"), head.headers.get("content-type")) == \
+                (got.status_code, got.headers.get("location"), got.headers.get("content-type")), path
+            assert head.content == b""
+    page = client.get("/").text
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon, "the page names no icon: the browser asks /favicon.ico"
+    served = httpx.get(console.url + icon[1])
+    assert served.status_code == 200 and served.headers["content-type"].startswith("image/")
+
+
+def test_refused_sign_ins_from_one_address_are_bounded(redis_url, store, tmp_path):
+    """A key guessed at the form's pace: past BACKFILL_CONSOLE_SIGNIN_FAILURES refusals in the window, even
+    the right key waits (429, Retry-After) until the window ends; then it signs in."""
+    counter = redis_keys.CONSOLE_SIGNIN_FAILURES_PREFIX + "127.0.0.1"
+    running = Service(tmp_path, BACKFILL_CONSOLE_SIGNIN_FAILURES="5", BACKFILL_CONSOLE_SIGNIN_WINDOW_S="3")
+    try:
+        _, key = store.apikeys.create("browser", "import")
+        with httpx.Client(base_url=running.url) as client:
+            origin = {"Origin": running.url}
+            codes = [client.post("/signin", data={"key": f"bfk_00000000_guess{n}"}, headers=origin).status_code
+                     for n in range(8)]
+            assert codes == [401] * 5 + [429] * 3
+            held = client.post("/signin", data={"key": key}, headers=origin)
+            assert held.status_code == 429 and "set-cookie" not in held.headers
+            assert 1 <= int(held.headers["retry-after"]) <= 3 and "Too many refused sign-ins" in held.text
+            time.sleep(int(held.headers["retry-after"]) + 0.5)
+            assert client.post("/signin", data={"key": key}, headers=origin).status_code == 303
+    finally:
+        store.r.delete(counter)  # (the other tests sign in from this address too)
+        running.stop()
+
+
+def test_a_sign_in_form_too_large_or_of_another_kind_is_answered_with_a_page(console, store):
+    """A sign-in body over the form's limit was a 500; one sent as JSON or multipart (curl -F) was told
+    its key is unknown. Each is a page that says what is wrong, and the right key then signs in."""
+    _, key = store.apikeys.create("browser", "import")
+    with httpx.Client(base_url=console.url) as client:
+        origin = {"Origin": console.url}
+        large = client.post("/signin", data={"key": "x" * 20_000}, headers=origin)
+        assert large.status_code == 413 and large.headers["content-type"].startswith("text/html")
+        assert "at most 16,384 bytes" in large.text and "set-cookie" not in large.headers
+        for other in ({"json": {"key": key}}, {"files": {"key": (None, key)}}):
+            answer = client.post("/signin", headers=origin, **other)
+            assert answer.status_code == 415 and "application/x-www-form-urlencoded" in answer.text
+            assert "Unknown API key" not in answer.text and "set-cookie" not in answer.headers
+        assert client.post("/signin", data={"key": key}, headers=origin).status_code == 303
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text)[1]
+        out = client.post("/signout", content=b"csrf_token=" + csrf.encode() + b"&x=" + b"y" * 20_000,
+                          headers={**origin, "Content-Type": "application/x-www-form-urlencoded"})
+        assert out.status_code == 403 and out.headers["content-type"].startswith("text/html")
+
+
+def test_a_browser_outside_the_api_is_answered_with_pages_not_json(console):
+    """A console address typed wrong (/imports with no id), or GET /signout, was the API's JSON in the
+    browser; it is a page now, under the console's headers. The API keeps its JSON for everybody."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with httpx.Client(base_url=console.url, headers=html) as browser:
+        for path, status in (("/imports", 404), ("/nope/<b>x</b>", 404), ("/signout", 405)):
+            page = browser.get(path)
+            assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+            assert "script-src 'self'" in page.headers["content-security-policy"] and "<b>x" not in page.text
+            assert 'href="/"' in page.text
+        assert browser.get("/v1/nope").headers["content-type"] == "application/json"
+    assert httpx.get(console.url + "/imports").headers["content-type"] == "application/json"
+
+
+def test_signing_in_again_ends_the_browsers_earlier_sign_in(console, store):
+    """A second sign-in from the same browser (another key, or the same one again) replaces the first:
+    the first token no longer opens anything, rather than living on for BACKFILL_CONSOLE_SESSION_S."""
+    _, reader = store.apikeys.create("viewer", "read")
+    _, writer = store.apikeys.create("browser", "import")
+    client, _, _ = sign_in(console, reader)
+    first = client.cookies["backfill_console"]
+    again = client.post("/signin", data={"key": writer}, headers={"Origin": console.url})
+    assert again.status_code == 303 and client.cookies["backfill_console"] != first
+    assert "New import" in client.get("/").text
+    with httpx.Client(base_url=console.url, cookies={"backfill_console": first}) as stolen:
+        assert stolen.get("/v1/imports").status_code == 401

@@ -534,3 +534,11 @@ def test_no_import_stays_accepted_after_a_cancel_or_a_killed_service(redis_url, 
         assert not list((home / "uploads").glob("*.upload"))
     finally:
         again.stop()
+
+
+def test_the_probes_answer_head(service):
+    """A load balancer or an uptime monitor asks HEAD /healthz: 405 read as "down"."""
+    for path in ("/healthz", "/readyz"):
+        got, head = httpx.get(service.url + path), httpx.head(service.url + path)
+        assert head.status_code == got.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"]

@@ -231,3 +231,110 @@ def test_one_upload_used_at_once_and_hostile_names(service, keys):
         assert late.status_code == 404 and late.json()["error"]["code"] == "not_found"
         assert not list((service.home / "uploads").glob("*.inspect"))
         assert not [p for p in (service.home / "uploads").iterdir() if upload_id in p.name]
+
+
+def test_a_column_mapped_to_no_name_or_both_mapped_and_skipped_is_refused(service, keys):
+    """The CLI refuses ``--map price=``; over HTTP (JSON ``mapping``, the form's ``map``, the wizard's
+    inspect) the same options are refused too, not read as a property named "" or silently skipped."""
+    body = b"email,event_name,price,cost\nann@example.com,Bought,1,2\n"
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("m.csv", body)}).json()["upload_id"]
+        for wrong in ({"mapping": {"price": ""}}, {"mapping": {"price": "  "}},
+                      {"mapping": {"price": "amount"}, "skip": ["Price"]}):
+            inspected = client.post(f"/v1/uploads/{staged}/inspect", json=wrong)
+            assert inspected.status_code == 422 and inspected.json()["error"]["code"] == "invalid_option", wrong
+            assert "price" in inspected.json()["error"]["message"].lower()
+            started = client.post("/v1/imports", json={"upload_id": staged, **wrong, "dry_run": True})
+            assert started.status_code == 422 and started.json()["error"]["code"] == "invalid_option", wrong
+        form = client.post("/v1/imports", files={"file": ("m.csv", body)}, data={"map": "price=", "dry_run": "true"})
+        assert form.status_code == 422 and form.json()["error"]["code"] == "invalid_option"
+        fine = client.post(f"/v1/uploads/{staged}/inspect", json={"mapping": {"price": "amount"}, "skip": ["cost"]})
+        assert fine.status_code == 200 and fine.json()["ok"] is True
+
+
+def test_a_binary_file_named_csv_is_refused_as_what_it_is_not_as_utf16(service, keys):
+    """An image, a database or a program renamed .csv: refused as not text (or by its kind), never
+    sent to "save it as UTF-8" as if it were Excel's Unicode text; UTF-16 without a BOM still is."""
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478"
+                        "da63f8ffff3f0005fe02fea7d6a4c90000000049454e44ae426082")
+    files = {"photo.csv": (png, "PNG image"), "data.csv": (b"SQLite format 3\x00" + bytes(4000), "SQLite"),
+             "tool.csv": (Path("/bin/true").read_bytes()[:8000], "ELF"),
+             "zeros.csv": (bytes(range(256)) * 8 + bytes(600), "NUL")}
+    with service.client(keys["import"]) as client:
+        for name, (body, words) in files.items():
+            staged = client.post("/v1/uploads", files={"file": (name, body)}).json()["upload_id"]
+            refusal = client.post(f"/v1/uploads/{staged}/inspect", json={}).json()["refusal"]
+            assert refusal["code"] in ("not_csv", "binary_file") and words in refusal["message"], (name, refusal)
+            assert "UTF-16" not in refusal["message"], name
+        text = "email,event_name\nann@example.com,Signed up\n".encode("utf-16-le")
+        staged = client.post("/v1/uploads", files={"file": ("unicode.csv", text)}).json()["upload_id"]
+        refusal = client.post(f"/v1/uploads/{staged}/inspect", json={}).json()["refusal"]
+        assert refusal["code"] == "not_csv" and "UTF-16" in refusal["message"]
+
+
+def test_a_refused_header_comes_with_its_columns_so_a_mapping_can_settle_it(service, keys):
+    """A file with no person column (a header the import refuses) is answered with its columns, so the
+    wizard can offer "Map to" and read it again; a file with no header to show has none."""
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("crm.csv", b"Mail,Action\nann@example.com,Bought\n")})
+        upload_id = staged.json()["upload_id"]
+        refused = client.post(f"/v1/uploads/{upload_id}/inspect", json={}).json()
+        assert refused["ok"] is False and refused["refusal"]["code"] == "no_person_column"
+        assert Inspection.model_validate(refused).columns is not None
+        assert [(c["column"], c["name"]) for c in refused["columns"]] == [("A", "Mail"), ("B", "Action")]
+        mapped = client.post(f"/v1/uploads/{upload_id}/inspect",
+                             json={"mapping": {"Mail": "email", "Action": "event_name"}}).json()
+        assert mapped["ok"] is True and mapped["sample"][0]["outcome"] == "ok"
+        empty = client.post("/v1/uploads", files={"file": ("e.csv", b"")}).json()["upload_id"]
+        assert "columns" not in client.post(f"/v1/uploads/{empty}/inspect", json={}).json()
+
+
+def test_a_name_that_would_look_like_another_is_refused(service, keys):
+    """A file name with a bidirectional override (``report\\u202Evsc.exe`` shows as ``reportexe.csv`` in
+    the console's list) or a line separator is refused as control characters are, by its code point."""
+    with service.client(keys["import"]) as client:
+        for name, shown in (("report\u202evsc.exe", "U+202E"), ("a\u2066b.csv", "U+2066"), ("a\u2028b.csv", "U+2028")):
+            for answer in (client.post("/v1/uploads", files={"file": (name, b"email,event_name\n")}),
+                           client.post("/v1/uploads", params={"name": name}, content=b"email,event_name\n",
+                                       headers={"Content-Type": "text/csv"}),
+                           client.post("/v1/imports", files={"file": (name, b"email,event_name\n")})):
+                assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_option", name
+                assert shown in answer.json()["error"]["message"]
+        fine = client.post("/v1/uploads", files={"file": ("تقرير.csv", b"email,event_name\n")})  # (right to left)
+        assert fine.status_code == 201 and fine.json()["name"] == "تقرير.csv"
+
+
+def test_an_upload_takes_its_name_as_an_import_does_and_refuses_other_query_options(service, keys):
+    """``?source=`` names a raw import's file (POST /v1/imports): an upload takes it too (it was silently
+    named upload.csv); an option in the query (``trigger``) was silently dropped, and is refused."""
+    with service.client(keys["import"]) as client:
+        raw = {"content": b"email,event_name\n", "headers": {"Content-Type": "text/csv"}}
+        named = client.post("/v1/uploads", params={"source": "orders.csv"}, **raw)
+        assert named.status_code == 201 and named.json()["name"] == "orders.csv"
+        assert client.post("/v1/uploads", params={"name": "o.csv"}, **raw).json()["name"] == "o.csv"
+        for params in ({"name": "o.csv", "trigger": "true"}, {"create_people": "1"}):
+            refused = client.post("/v1/uploads", params=params, **raw)
+            assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_option", params
+        form = client.post("/v1/uploads", params={"dry_run": "true"}, files={"file": ("f.csv", b"email\n")})
+        assert form.status_code == 422 and "dry_run" in form.json()["error"]["message"]
+
+
+def test_events_options_on_a_people_import_are_refused_everywhere(service, keys, backfill, tmp_path):
+    """``trigger`` and ``create_people`` on a people import did nothing without a word (as
+    ``data_to_process`` on an events import is refused, so are they): inspect, the import over HTTP and
+    the CLI say the same."""
+    body = b"id,email\n7,ann@example.com\n"
+    with service.client(keys["import"]) as client:
+        staged = client.post("/v1/uploads", files={"file": ("people.csv", body)}).json()["upload_id"]
+        for wrong in ({"trigger": True}, {"create_people": True}):
+            for answer in (client.post(f"/v1/uploads/{staged}/inspect", json={"type": "people", **wrong}),
+                           client.post("/v1/imports", json={"upload_id": staged, "type": "people", **wrong})):
+                assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_option", wrong
+                assert "options of events imports" in answer.json()["error"]["message"]
+                assert "--" not in answer.json()["error"]["message"]
+        fine = client.post(f"/v1/uploads/{staged}/inspect", json={"type": "people"})
+        assert fine.status_code == 200 and fine.json()["ok"] is True
+    path = tmp_path / "people.csv"
+    path.write_bytes(body)
+    cli = backfill("import", str(path), "--type", "people", "--trigger", "--dry-run")
+    assert cli.returncode != 0 and b"options of events imports" in cli.stdout + cli.stderr

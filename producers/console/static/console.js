@@ -94,7 +94,16 @@
 
     function draw() {
       const shown = last.filter(keep);
+      // the keyboard's place survives the redraw (a link focused in the list stays focused)
+      const active = document.activeElement;
+      const place = active && active !== body && body.contains(active) && active.closest("tr") ?
+        [active.closest("tr").dataset.import, active.getAttribute("href")] : null;
       body.replaceChildren(...(shown.length ? shown.map(row) : [el("tr", {}, el("td", {colspan: "9", text: "No imports."}))]));
+      if (place) {
+        const again = [...body.querySelectorAll("tr[data-import] a")].find(
+          (link) => link.closest("tr").dataset.import === place[0] && link.getAttribute("href") === place[1]);
+        if (again) again.focus({preventScroll: true});
+      }
     }
 
     async function poll() {
@@ -166,7 +175,9 @@
       retry.addEventListener("submit", async (event) => {
         event.preventDefault();
         const file = document.getElementById("retry-file").files[0];
-        if (!file || !window.confirm(retry.dataset.confirm)) return;
+        const submit = document.getElementById("retry");
+        if (!file || submit.disabled || !window.confirm(retry.dataset.confirm)) return;
+        submit.disabled = true;  // (one retry a submission: a double click would send two)
         const form = new FormData();
         form.append("file", file, file.name);
         try {
@@ -174,6 +185,7 @@
           window.location.assign("/imports/" + answer.import_id);
         } catch (e) {
           result.textContent = `Refused (${e.code}): ${e.message}`;
+          submit.disabled = false;
         }
       });
     }
@@ -193,10 +205,15 @@
 
     function options() {
       const get = (name) => optionsForm.elements[name];
+      // a people import takes no events options (the API refuses them): shown disabled, not sent
+      const people = get("type").value === "people";
+      for (const name of ["trigger", "create_people", "trigger_window"]) get(name).disabled = people;
       const chosen = {type: get("type").value, timezone: get("timezone").value.trim() || "UTC",
-        trigger: get("trigger").checked, create_people: get("create_people").checked,
-        trigger_window: get("trigger_window").value.trim() || "72h",
         mapping: {...mapping}, skip: [...skip]};
+      if (!people) {
+        Object.assign(chosen, {trigger: get("trigger").checked, create_people: get("create_people").checked,
+          trigger_window: get("trigger_window").value.trim() || "72h"});
+      }
       for (const name of ["identifier", "dialect", "encoding", "delimiter"]) {
         if (get(name).value) chosen[name] = get(name).value;
       }
@@ -205,16 +222,26 @@
       return chosen;
     }
 
+    // The service keeps BACKFILL_API_STAGED_MAX uploads for everybody, an hour each: the wizard deletes
+    // the one it no longer needs (another file chosen, the page left). Imports started from it go on.
+    function forget(old) {
+      if (!old) return;
+      fetch(`/v1/uploads/${old.upload_id}`, {method: "DELETE", headers: {"X-CSRF-Token": csrf},
+        credentials: "same-origin", keepalive: true}).catch(() => {});
+    }
+
     async function send(file) {
       say.textContent = `Uploading ${file.name}…`;
       const form = new FormData();
       form.append("file", file, file.name);
+      const before = upload;
       try {
-        upload = await api("POST", "/v1/uploads?name=" + encodeURIComponent(file.name), form);
+        upload = await api("POST", "/v1/uploads", form);
       } catch (e) {
         say.textContent = `Upload refused (${e.code}): ${e.message}`;
         return;
       }
+      forget(before);
       say.textContent = `${upload.name}: ${n(upload.bytes)} bytes uploaded.`;
       document.getElementById("step-read").hidden = false;
       inspect();
@@ -225,28 +252,44 @@
       timer = setTimeout(inspect, 250);
     }
 
+    // each reading asked is numbered: only the latest one's answer is shown (an earlier one, slower to
+    // come back, would show the file as other options, or another file, read it)
+    let asked = 0;
+
     async function inspect() {
       if (!upload) return;
+      const mine = ++asked;
       let read;
       try {
         read = await api("POST", `/v1/uploads/${upload.upload_id}/inspect`, {...options(), sample: 20});
       } catch (e) {
         read = {ok: false, refusal: {code: e.code, message: e.message}};
       }
-      showRead(read);
+      if (mine === asked) showRead(read);
     }
 
     function showRead(read) {
       const refusal = document.getElementById("refusal");
       const go = document.getElementById("step-go");
+      const facts = document.getElementById("read-facts");
       refusal.hidden = read.ok;
       go.hidden = !read.ok;
       if (!read.ok) {
+        // the header's columns, when it has one: a mapping below may settle the refusal
         refusal.replaceChildren(el("strong", {text: `The file is refused (${read.refusal.code}): `}),
-          read.refusal.message);
+          read.refusal.message, ...((read.columns || []).length ? [el("br"),
+            "Map or skip its columns below (Map to), or change the options: it is read again at each change."] : []));
+        facts.replaceChildren();
+        document.getElementById("read-warnings").replaceChildren();
+        columns(read.columns || []);
+        sample([], []);
         return;
       }
-      const facts = document.getElementById("read-facts");
+      // a file of Segment messages: no dry run yet (the API refuses it), no columns to map
+      const segment = read.dialect === "segment";
+      document.getElementById("dry-run").disabled = segment;
+      document.getElementById("go-note").textContent = segment ?
+        "A file of Segment messages has no dry run yet: import it into a test Redis first if in doubt." : "";
       facts.replaceChildren();
       for (const [label, value] of [["Encoding", read.encoding], ["Delimiter", JSON.stringify(read.delimiter)],
         ["Dialect", read.dialect], ["Identifier", read.identifier], ["Rows", n(read.rows)]]) {
@@ -331,7 +374,26 @@
       table.tBodies[0].replaceChildren(...out);
     }
 
+    // one start at a time: a double click (or Enter held) would otherwise start the import twice
+    let starting = false;
+
     async function start(dry) {
+      if (starting) return;
+      starting = true;
+      const buttons = [document.getElementById("dry-run"), document.getElementById("start-import")];
+      const enabled = buttons.map((button) => !button.disabled);
+      for (const button of buttons) button.disabled = true;
+      let leaving = false;
+      try {
+        leaving = await run(dry);
+      } finally {
+        starting = leaving;
+        if (!leaving) buttons.forEach((button, index) => { button.disabled = !enabled[index]; });
+      }
+    }
+
+    // a dry run followed to its end, or an import started (then its page: true)
+    async function run(dry) {
       const status = document.getElementById("go-status");
       status.textContent = dry ? "Dry run started…" : "Import starting…";
       let accepted;
@@ -339,19 +401,26 @@
         accepted = await api("POST", "/v1/imports", {upload_id: upload.upload_id, ...options(), dry_run: dry});
       } catch (e) {
         status.textContent = `Refused (${e.code}): ${e.message}`;
-        return;
+        return false;
       }
       if (!dry) {
         window.location.assign("/imports/" + accepted.import_id);
-        return;
+        return true;
       }
       let item;
-      do {
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        item = await api("GET", "/v1/imports/" + accepted.import_id);
-        status.textContent = `Dry run: ${n(item.rows)}/${n(item.rows_expected)} rows…`;
-      } while (!FINAL.includes(item.status));
-      const report = await api("GET", `/v1/imports/${accepted.import_id}/report`);
+      let report;
+      try {
+        do {
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          item = await api("GET", "/v1/imports/" + accepted.import_id);
+          status.textContent = `Dry run: ${n(item.rows)}/${n(item.rows_expected)} rows…`;
+        } while (!FINAL.includes(item.status));
+        report = await api("GET", `/v1/imports/${accepted.import_id}/report`);
+      } catch (e) {
+        status.replaceChildren(`Could not follow the dry run (${e.code}): ${e.message} `,
+          el("a", {href: "/imports/" + accepted.import_id, text: "Its page"}));
+        return false;
+      }
       status.replaceChildren(`Dry run ${report.status}: nothing was written. `,
         el("a", {href: "/imports/" + accepted.import_id, text: "Its full report"}));
       const rows = [["Rows", report.rows], ["Would import", report.imported], ["Duplicates", report.duplicates],
@@ -364,9 +433,11 @@
           el("th", {scope: "row", text: TRIGGERS[kind] || kind}), el("td", {class: "num", text: n(count)})))
           : [el("tr", {}, el("td", {text: "No trigger decision."}))]));
       document.getElementById("preview").hidden = false;
+      return false;
     }
 
     input.addEventListener("change", () => { if (input.files[0]) send(input.files[0]); });
+    window.addEventListener("pagehide", () => forget(upload));
     for (const kind of ["dragenter", "dragover"]) {
       drop.addEventListener(kind, (event) => { event.preventDefault(); drop.classList.add("over"); });
     }
