@@ -6,7 +6,7 @@
 -- (each person's version _v, each index entry's value). Otherwise nothing is
 -- written and the caller reads a new snapshot and decides again.
 --
--- Person hashes and the dry run's shadow keys are derived from prefixes:
+-- Person records and the dry run's shadow keys are derived from prefixes:
 -- backfill runs on one Redis instance, not a cluster.
 --
 -- KEYS (names in KEY_NAMES, laid out by worker/store/people_args.py)
