@@ -81,22 +81,25 @@ class PeopleCommitArgs:
     warnings: list[bytes]
     attach: Attach = dataclasses.field(default_factory=Attach)
 
-    def sections(self) -> dict[str, list[bytes | str]]:
-        """The packed sections' items, by name, in ``items`` order."""
+    def sections(self) -> dict[str, list[bytes]]:
+        """The packed sections' items, by name, in ``items`` order (encoded here, each as its type asks:
+        one pass, no type check an item)."""
         changes, attach = self.changes, self.attach
-        seen: list[bytes | str] = [x for pair in changes.seen.items() for x in pair]
-        index: list[bytes | str] = [x for (kind, key), (read, new) in changes.index.items() for x in (kind, key, read, new)]
-        people: list[bytes | str] = [x for cio, (read, state) in changes.people.items()
-                                     for x in (cio, read, orjson.dumps(state))]
-        ties: list[bytes | str] = [x for anon, count, last, user in attach.ties for x in (anon, str(count), last, user)]
-        moved: list[bytes | str] = [x for pair in zip(attach.bodies, attach.outcomes) for x in pair]
+        seen = [x for field, value in changes.seen.items() for x in (field, value.encode())]
+        index = [x.encode() for (kind, key), (read, new) in changes.index.items() for x in (kind, key, read, new)]
+        people = [x for cio, (read, state) in changes.people.items()
+                  for x in (cio.encode(), read.encode(), orjson.dumps(state))]
+        ties = [x for anon, count, last, user in attach.ties for x in (anon.encode(), str(count).encode(), last,
+                                                                        user.encode())]
+        moved = [x for body, outcome in zip(attach.bodies, attach.outcomes)
+                 for x in (body, outcome if isinstance(outcome, bytes) else outcome.encode())]
         return {"seen": seen, "index": index, "people": people, "ties": ties, "moved": moved}
 
     def fixed(self) -> dict[str, object]:
         """The fixed arguments by name, in ARGV order (people_commit.lua's ARGV_NAMES)."""
         changes, attach = self.changes, self.attach
         sections = self.sections()
-        items = [x if isinstance(x, bytes) else x.encode() for name, _ in PACKED for x in sections[name]]
+        items = list(itertools.chain.from_iterable(sections[name] for name, _ in PACKED))
         given = given_identifiers(changes)
         given += [["anonymous", anon, attach.owners[user]] for anon, _, _, user in attach.ties if user in attach.owners]
         return {
