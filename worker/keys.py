@@ -69,7 +69,7 @@ CONSOLE_SESSION_PREFIX = PREFIX + "console:session:"
 #: form answers 429 until it expires.
 CONSOLE_SIGNIN_FAILURES_PREFIX = PREFIX + "console:signin_failures:"
 
-#: People directory: identifier -> cio_id, and one hash per person.
+#: People directory: identifier -> cio_id, and one record per person (a string: their state as JSON).
 PEOPLE_BY_ID = PREFIX + "people:by_id"
 PEOPLE_BY_EMAIL = PREFIX + "people:by_email"
 PEOPLE_SEQ = PREFIX + "people:seq"
@@ -110,7 +110,7 @@ DEDUPE_PREFIX = PREFIX + "dd:"
 
 
 def person(cio_id: str) -> str:
-    """Hash of one person's identifiers and attributes."""
+    """One person's record: their identifiers and attributes, one JSON object (a hash of fields before)."""
     return f"{PREFIX}person:{cio_id}"
 
 
@@ -180,7 +180,7 @@ def import_duplicates(import_id: str) -> str:
 
 
 #: The keys under a dry run's shadow prefix that finalize deletes (dedupe marks, people created by
-#: events, the shadow directory's indexes and sequence); shadow person hashes expire by themselves.
+#: events, the shadow directory's indexes and sequence); shadow person records expire by themselves.
 SHADOW_PARTS = ("dd", "people", "by_id", "by_email", "seq")
 
 

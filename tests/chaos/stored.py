@@ -75,6 +75,7 @@ class Sinks:
         from worker.sink.batch import person_row
         from worker.sink.results import open_results
         from worker.sink.stored import EventQuery
+        from worker.store.people import read_people
 
         self.wait_stored(import_id)
         results = open_results(Settings(database_url=self.database_url))
@@ -83,9 +84,10 @@ class Sinks:
                                                                                         limit=10**9)))
             people = {}
             client = self.cluster.client()
-            for key in client.scan_iter(match=keys.person("*"), count=1000):
-                state = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-                people[state["cio_id"]] = person_row(state, "")
+            names = [k.decode() for k in client.scan_iter(match=keys.person("*"), count=1000)]
+            for state in read_people(client, names):
+                if state:
+                    people[state["cio_id"]] = person_row(state, "")
             in_db = {p["cio_id"]: p for cio in people for p in results.people("cio_id", cio)}
             record = results.import_record(import_id)
         finally:

@@ -12,7 +12,7 @@ from producers.split import chunks, scan
 from worker import keys
 from worker.settings import get_settings
 from worker.spec import ImportSpec, new_import_id
-from worker.store.people import CONFLICT, NOT_ITS_TURN
+from worker.store.people import CONFLICT, NOT_ITS_TURN, read_people
 
 from .helpers import EXAMPLES, clear_keys, counted_once, run_import, write
 
@@ -108,11 +108,46 @@ def test_a_commit_out_of_turn_or_against_a_changed_directory_writes_nothing(stor
     # chunk 0 decided against a snapshot, then person 1 changes under it: refused, nothing written
     apply_chunk(store, spec, 0, get_settings())
     changes = _changes_of(store, spec, 1)
-    store.r.hincrby("bf:person:" + store.people.find("1", "id")["cio_id"], "_v", 1)
+    person = store.people.find("1", "id")
+    store.r.set(keys.person(person["cio_id"]), orjson.dumps({**person, "_v": str(int(person["_v"]) + 1)}))
     refused = store.people.commit(spec, 1, changes, [], [], at_ms=0, retention_s=60)
     assert refused.status == CONFLICT and store.imports.state(spec.import_id)["chunks_done"] == "1"
     assert apply_chunk(store, spec, 1, get_settings()).status == 1  # a fresh snapshot commits
     assert store.imports.state(spec.import_id)["next_chunk"] == "2"
+
+
+def test_people_stored_as_hashes_before_records_became_one_string_are_read_checked_and_rewritten(store, tmp_path):
+    """An upgrade in the middle of an import: the people its first chunks wrote are hashes of fields (as
+    stored before). The next chunks read them, check their versions against them (a hash changed since
+    the snapshot refuses the commit) and write them as one string; people no chunk touches again stay
+    hashes and are still found."""
+    from worker.people.pipeline import apply_chunk
+
+    spec, stored = _stage(store, _plan_order_file(tmp_path))
+    store.work.set_total(spec.import_id, len(stored))
+    for number, payload in stored:
+        store.work.put_chunk(spec.import_id, number, *payload, 3600)
+    for number in (0, 1):
+        assert apply_chunk(store, spec, number, get_settings()).status == 1
+    for name in [k.decode() for k in store.r.scan_iter(keys.person("*"))]:  # as stored before this version
+        state = orjson.loads(store.r.get(name))
+        store.r.delete(name)
+        store.r.hset(name, mapping=state)
+    one = store.people.find("1", "id")
+    assert store.r.type(keys.person(one["cio_id"])) == b"hash" and one["_v"] == "2"
+    changes = _changes_of(store, spec, 2)
+    store.r.hincrby(keys.person(one["cio_id"]), "_v", 1)
+    refused = store.people.commit(spec, 2, changes, [], [], at_ms=0, retention_s=60)
+    assert refused.status == CONFLICT and store.imports.state(spec.import_id)["next_chunk"] == "2"
+    store.r.hincrby(keys.person(one["cio_id"]), "_v", -1)
+    for number in range(2, len(stored)):
+        assert apply_chunk(store, spec, number, get_settings()).status == 1
+    assert store.r.type(keys.person(one["cio_id"])) == b"string"
+    one = store.people.find("1", "id")
+    assert one["a:plan"] == _expected_last_plan(tmp_path / "order.csv") and one["_v"] == "5"
+    assert one["email"] == "one@example.com" and store.people.find("one@example.com", "email") == one
+    early = store.people.find("1001", "id")  # row 3, chunk 0: never written again
+    assert store.r.type(keys.person(early["cio_id"])) == b"hash" and early["a:plan"] == "p3"
 
 
 def test_a_commit_checks_and_writes_every_index_entry_of_a_big_chunk(store, tmp_path):
@@ -314,10 +349,16 @@ def _people_in_outbox(store) -> dict[str, dict]:
     return latest
 
 
-def test_a_person_hash_is_exactly_its_latest_state_through_updates_clears_and_a_dry_run(workers, store, tmp_path):
-    """Every person's hash equals the whole state the outbox carries for them (the database's copy),
+def _directory_people(store) -> dict[bytes, dict[str, str] | None]:
+    """Every person record in the directory, read as the store reads them."""
+    names = list(store.r.scan_iter(keys.person("*")))
+    return dict(zip(names, read_people(store.r, [n.decode() for n in names])))
+
+
+def test_a_person_record_is_exactly_its_latest_state_through_updates_clears_and_a_dry_run(workers, store, tmp_path):
+    """Every person's record equals the whole state the outbox carries for them (the database's copy),
     through updates across chunks, attributes cleared and added, e-mails changed by cio_id, and a dry
-    run that must leave the hashes alone: whatever way the commit writes a person, nothing stale stays."""
+    run that must leave the records alone: whatever way the commit writes a person, nothing stale stays."""
     rows = [f"{i % 60},p{i % 60}@example.com,plan{i % 4},{'' if i % 5 == 0 else f'c{i}'},{i}" for i in range(180)]
     first = people_file(tmp_path, "first.csv", "id,email,plan,color,score", rows)  # 50-row chunks: 4
     report = run_import(first, kind="people")
@@ -325,9 +366,9 @@ def test_a_person_hash_is_exactly_its_latest_state_through_updates_clears_and_a_
     # Cleared cells remove attributes (plan, score; color on odd ids), a new attribute arrives.
     later = [f"{n},,{'' if n % 2 else 'blue'},,{n * 7}" for n in range(0, 60, 2)]
     second = people_file(tmp_path, "second.csv", "id,plan,color,score,size", later)
-    before_dry = {k: store.r.hgetall(k) for k in store.r.scan_iter(keys.person("*"))}
+    before_dry = _directory_people(store)
     assert counted_once(run_import(second, kind="people", empty_cells="clear", dry_run=True))
-    assert {k: store.r.hgetall(k) for k in store.r.scan_iter(keys.person("*"))} == before_dry
+    assert _directory_people(store) == before_dry
     report = run_import(second, kind="people", empty_cells="clear")
     assert counted_once(report) and report["errors"] == 0
     # New e-mails for a third of them, by cio_id.
@@ -337,7 +378,7 @@ def test_a_person_hash_is_exactly_its_latest_state_through_updates_clears_and_a_
     states = _people_in_outbox(store)
     assert len(states) == 60
     for cio, state in states.items():
-        stored = {k.decode(): v.decode() for k, v in store.r.hgetall(keys.person(cio)).items()}
+        stored = store.people.find(cio, "cio_id")
         assert stored == {k: str(v) for k, v in state.items()}, cio
     zero = store.people.find("0", "id")
     assert zero["email"] == "q0@example.com" and zero["a:color"] == "blue" and zero["a:size"] == "0"

@@ -121,8 +121,10 @@ def _directory(store) -> dict[str, tuple]:
     from worker.sink.batch import person_row
 
     found = {}
-    for key in store.r.scan_iter(match=keys.person("*")):
-        state = {k.decode(): v.decode() for k, v in store.r.hgetall(key).items()}
+    from worker.store.people import read_people
+
+    for state in read_people(store.r, [k.decode() for k in store.r.scan_iter(match=keys.person("*"))]):
+        assert state is not None
         found[state["cio_id"]] = person_row(state, "")[:8]
     return found
 

@@ -28,7 +28,7 @@ RESERVED_FIELDS = ("created_at", "unsubscribed")
 
 
 def field(attribute: str) -> str:
-    """The person-hash field of an attribute."""
+    """The field of an attribute in a person's record."""
     return attribute if attribute in RESERVED_FIELDS else "a:" + attribute
 
 

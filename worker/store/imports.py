@@ -176,7 +176,7 @@ class Imports:
             return None
         if wrote:
             # Done with: the import's memories of its rows (people: identifiers; events: event ids), and a
-            # dry run's shadow dedupe marks and directory (shadow person hashes expire within a day).
+            # dry run's shadow dedupe marks and directory (shadow person records expire within a day).
             shadow = keys.import_shadow(import_id)
             self.r.delete(keys.import_seen(import_id), keys.import_event_ids(import_id),
                           *(shadow + name for name in keys.SHADOW_PARTS))

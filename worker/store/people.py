@@ -2,9 +2,12 @@
 
 Layout (names in :mod:`worker.keys`): ``people:by_id`` and ``people:by_email``
 map identifiers to cio_ids; ``person:<cio_id>`` holds a person (see
-:mod:`worker.people.directory`). A dry run writes the same shapes under its shadow
-prefix and reads them before the real ones, so its later chunks see what its
-earlier chunks would have done.
+:mod:`worker.people.directory`) as one string, their whole state as a JSON object. A
+person stored before that, as a hash of fields, is read as it is (:func:`read_people`,
+lib.lua's ``person_version``) and written as one string by the next commit that
+changes them: no migration, and an import that was running keeps its people. A dry
+run writes the same shapes under its shadow prefix and reads them before the real
+ones, so its later chunks see what its earlier chunks would have done.
 """
 from __future__ import annotations
 
@@ -17,13 +20,14 @@ import redis
 from worker import keys
 from worker.cells import is_email
 from worker.events.rows import person_key
-from worker.people.directory import Changes, Snapshot, digest, given_identifiers
+from worker.people.directory import Changes, Snapshot, digest
 from worker.people.rows import PersonRow
 from worker.segment.anonymous import Attach
 from worker.spec import ImportSpec
 from worker.store import clock
 from worker.store.ids import PeopleSeq
 from worker.store.lua import script
+from worker.store.people_args import PeopleCommitArgs, PeopleCommitKeys
 from worker.store.work import SCRATCH_TTL_S, chunk_state, unknown_import
 
 #: commit outcomes
@@ -40,6 +44,24 @@ class PeopleCommit:
 
 def _decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
+
+
+def read_people(client: redis.Redis, names: list[str]) -> list[dict[str, str] | None]:
+    """The people stored at these keys (None where nobody is), in two round trips at most: one MGET,
+    then a HGETALL of each key it found no string at (a person stored as a hash before records became
+    one string; MGET answers nil for a hash)."""
+    if not names:
+        return []
+    found: list[dict[str, str] | None] = [None if v is None else orjson.loads(v) for v in client.mget(names)]
+    older = [n for n, state in enumerate(found) if state is None]
+    if older:
+        pipe = client.pipeline(transaction=False)
+        for n in older:
+            pipe.hgetall(names[n])
+        for n, raw in zip(older, pipe.execute()):
+            if raw:
+                found[n] = {k.decode(): v.decode() for k, v in raw.items()}
+    return found
 
 
 class People:
@@ -112,18 +134,12 @@ class People:
         snap.by_email.update({k: v for k, v in found_email.items() if v})
 
     def _read_people(self, layers: list[tuple[str, str, str]], cios: list[str]) -> dict[str, dict[str, str]]:
-        if not cios:
-            return {}
-        pipe = self.r.pipeline(transaction=False)
-        for _, _, prefix in layers:
-            for cio in cios:
-                pipe.hgetall(prefix + cio)
-        answers = pipe.execute()
+        found = read_people(self.r, [prefix + cio for _, _, prefix in layers for cio in cios])
         people: dict[str, dict[str, str]] = {}
-        for layer in range(len(layers)):
-            for cio, raw in zip(cios, answers[layer * len(cios):(layer + 1) * len(cios)]):
-                if cio not in people and raw:
-                    people[cio] = {k.decode(): v.decode() for k, v in raw.items()}
+        for n, state in enumerate(found):
+            cio = cios[n % len(cios)]
+            if state and cio not in people:
+                people[cio] = state
         return people
 
     def _new_ids(self, spec: ImportSpec, count: int) -> list[str]:
@@ -142,33 +158,11 @@ class People:
         chunk whose rows were gone."""
         iid = spec.import_id
         by_id, by_email, prefix = self._layers(spec)[0]
-        args: list[object] = [chunk, "1" if spec.dry_run else "0", at_ms, prefix, retention_s,
-                              changes.imported, changes.created, changes.skipped, SCRATCH_TTL_S, iid, chunk_state(failed, cancelled, lost),
-                              max_problem_rows, len(errors), *errors, len(warnings), *warnings, len(changes.seen)]
-        for name, value in changes.seen.items():
-            args += [name, value]
-        args.append(len(changes.index))
-        for (kind, key), (read, new) in changes.index.items():
-            args += [kind, key, read, new]
-        args.append(len(changes.people))
-        for cio, (read, state) in changes.people.items():
-            args += [cio, read, orjson.dumps(state)]
-        attach = attach or Attach()
-        args += [keys.ANONYMOUS_PREFIX, len(attach.ties)]
-        for tie in attach.ties:
-            args += tie
-        args.append(len(attach.bodies))
-        for body, outcome in zip(attach.bodies, attach.outcomes):
-            args += [body, outcome]
-        given = given_identifiers(changes)
-        given += [["anonymous", anon, attach.owners[user]] for anon, _, _, user in attach.ties if user in attach.owners]
-        args += [orjson.dumps(given) if given else "", orjson.dumps(attach.owners)]
-        status, extra = self._commit(keys=[
-            keys.import_hash(iid), keys.import_done(iid), keys.import_chunk(iid, chunk), keys.import_errors(iid),
-            keys.import_warnings(iid), keys.import_seen(iid), by_id, by_email, keys.PENDING, keys.METRICS,
-            keys.import_problem_runs(iid), keys.OUTBOX, keys.ANONYMOUS_LINKS, keys.TRIGGERS_ZSET,
-            keys.DELIVERIES_STREAM,
-        ], args=args)
+        args = PeopleCommitArgs(chunk, spec.dry_run, at_ms, prefix, retention_s, SCRATCH_TTL_S, iid,
+                                chunk_state(failed, cancelled, lost), max_problem_rows, changes, errors, warnings,
+                                attach or Attach())
+        status, extra = self._commit(keys=PeopleCommitKeys.of(iid, chunk, by_id, by_email).layout(),
+                                     args=args.layout())
         if int(status) == -3:
             raise unknown_import(iid)
         return PeopleCommit(int(status), bool(extra) if int(status) == COMMITTED else False)
@@ -221,8 +215,8 @@ class People:
         [cio] = self._seq.new(keys.PEOPLE_SEQ, 1, clock.now_ms(self.r))
         if not self.r.hsetnx(index, key, cio):
             return str(self.r.hget(index, key).decode())
-        self.r.hset(keys.person(cio), mapping={"cio_id": cio, identifier: value,
-                                               "created_at": clock.now_ms(self.r) // 1000, "_v": 1})
+        self.r.set(keys.person(cio), orjson.dumps({"cio_id": cio, identifier: value,
+                                                   "created_at": str(clock.now_ms(self.r) // 1000), "_v": "1"}))
         return cio
 
     def find(self, value: str, by: str | None = None) -> dict[str, str] | None:
@@ -235,8 +229,7 @@ class People:
                 index = keys.PEOPLE_BY_EMAIL if kind == "email" else keys.PEOPLE_BY_ID
                 found = _decode(self.r.hget(index, value.lower() if kind == "email" else value))
                 cios = found.split(",") if found else []
-            for cio in cios:
-                raw = self.r.hgetall(keys.person(cio))
-                if raw:
-                    return {k.decode(): v.decode() for k, v in raw.items()}
+            for state in read_people(self.r, [keys.person(cio) for cio in cios]):
+                if state:
+                    return state
         return None

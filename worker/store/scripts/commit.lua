@@ -55,7 +55,7 @@
 --                    dedupe_slot); shards have no TTL: prune.lua removes expired marks (beat runs it), as
 --                    EXPIRE on every touched shard cost a quarter of this script
 --   shard_bits       dedupe shard bits (16 to 24): how many of a key's first bits name its shard (lib.lua)
---   person_prefix    person hash prefix
+--   person_prefix    person record prefix (a person is one string, their state as a JSON object)
 --   identifier       identifier kind: "email" or "id"
 --   import_id        import id (pending members are "<import id>/<chunk>" and "<import id>/report")
 --   id_tag           the import's tag (4 bytes, worker/events/chunk.py's import_tag): in the marks it writes
@@ -306,9 +306,9 @@ else
       local key, value = ARGV[at], ARGV[at + 1]
       local cio = cio_of(last - created + n)
       call('HSET', K.people_index, key, cio)
-      call('HSET', A.person_prefix .. cio, 'cio_id', cio, kind, value, 'created_at', created_at, '_v', 1)
       new_people[n] = '{"cio_id":"' .. cio .. '","' .. kind .. '":' .. ARGV[at + 2] .. ',"created_at":"' ..
                       created_at .. '","_v":"1"}'
+      call('SET', A.person_prefix .. cio, new_people[n])  -- a person is one string: their state's JSON
       known[#known + 1] = cjson.encode(key) .. ':"' .. cio .. '"'
     end
   end

@@ -147,3 +147,14 @@ local function outbox_add(outbox, imp, ...)
   redis.call('XADD', outbox, '*', ...)
   if imp then redis.call('HINCRBY', imp, 'outbox_entries', 1) end
 end
+
+-- The version (its "_v") of the person at key, "" for nobody. A person is one string, their state as a JSON
+-- object; one stored before that (a hash of fields) is read as it is, until a commit writes them anew.
+-- ("_v" is matched in the JSON text: every other key of a state is a field name that cannot be "_v",
+-- and a quote inside a value is escaped.)
+local function person_version(key)
+  local stored = redis.pcall('GET', key)
+  if type(stored) == 'table' then return redis.call('HGET', key, '_v') or '' end
+  if not stored then return '' end
+  return string.match(stored, '"_v":"(%d+)"') or ''
+end
