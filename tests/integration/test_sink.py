@@ -167,6 +167,41 @@ def test_people_decisions_and_import_records_land_as_redis_holds_them(store, wor
     assert store.r.xlen(keys.OUTBOX) == 0
 
 
+def test_decisions_left_in_the_outbox_by_the_previous_version_are_stored_as_todays(store, workers, tmp_path):
+    """An entry's decisions hold each message as an object; the version before held it as a JSON string
+    inside the array, and its entries may still wait in Redis after an upgrade: a sink stores both alike."""
+    import time
+
+    from worker.events.rules import Campaign
+
+    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
+    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
+    now = int(time.time())
+    report = run_import(write(tmp_path, "signups.csv", "email,event_name,time\n"
+                              f"a@x.co,Signed up,{now - 60}\nb@x.co,Signed up,{now - 5 * 86_400}\nc@x.co,Viewed,{now}\n"),
+                        trigger=True, create_people=True)
+    [(entry_id, fields)] = [e for e in store.r.xrange(keys.OUTBOX) if b"decisions" in e[1]]
+    decisions = orjson.loads(fields[b"decisions"])
+    assert [sorted((kind, type(message)) for kind, _, message in actions) for actions in decisions] == [
+        [("scheduled", dict), ("sent_now", dict)], [("outside_window", dict), ("outside_window", dict)]]
+    # The same entry as the version before wrote it, in the outbox in place of today's.
+    before = {**fields, b"decisions": orjson.dumps([[[kind, due, orjson.dumps(message).decode()]
+                                                     for kind, due, message in actions] for actions in decisions])}
+    assert batch_of([(entry_id, before)]).deliveries == batch_of([(entry_id, fields)]).deliveries
+    store.r.xdel(keys.OUTBOX, entry_id)
+    store.r.xadd(keys.OUTBOX, before)
+    results, outbox = _results(tmp_path), Outbox(store.r, "sink-u")
+    outbox.ensure_group()
+    assert drain_all(outbox, results) == 3
+    stored = {(d["row"], d["campaign"]): (d["state"], d["person"], d["event"]) for d in
+              results.deliveries(report["import_id"])}
+    assert stored == {(2, "welcome"): ("sent", "a@x.co", "Signed up"), (2, "nudge"): ("scheduled", "a@x.co", "Signed up"),
+                      (3, "welcome"): ("outside_window", "b@x.co", "Signed up"),
+                      (3, "nudge"): ("outside_window", "b@x.co", "Signed up")}
+    state = store.imports.state(report["import_id"])
+    assert state["outbox_stored"] == state["outbox_entries"] and store.r.xlen(keys.OUTBOX) == 0
+
+
 def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_up(store, workers, tmp_path,
                                                                                    monkeypatch):
     import time
