@@ -127,21 +127,30 @@ def _directory(store) -> dict[str, tuple]:
     return found
 
 
-def test_people_decisions_and_import_records_land_as_redis_holds_them(store, workers, tmp_path):
+def _signups(store, tmp_path, people: tuple[str, str, str]) -> dict:
+    """A triggering import's report: two campaigns on "Signed up" (one sent at once, one an hour later), and
+    ``people`` signed up a minute ago, signed up five days ago (outside the window), viewed something now."""
     import time
 
     from worker.events.rules import Campaign
+
+    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
+    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
+    now = int(time.time())
+    column = "email" if "@" in people[0] else "id"
+    return run_import(write(tmp_path, "signups.csv", f"{column},event_name,time\n{people[0]},Signed up,{now - 60}\n"
+                            f"{people[1]},Signed up,{now - 5 * 86_400}\n{people[2]},Viewed,{now}\n"),
+                      trigger=True, create_people=True)
+
+
+def test_people_decisions_and_import_records_land_as_redis_holds_them(store, workers, tmp_path):
+    import time
 
     lines = [f"{n % 90},p{n % 90}@example.com,plan{n},{'true' if n % 3 else 'false'}" for n in range(600)]
     people = run_import(write(tmp_path, "people.csv", "id,email,plan,unsubscribed\n" + "\n".join(lines) + "\n"),
                         kind="people")
     assert people["chunks"] > 3 and people["imported"] == 600
-    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
-    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
-    now = int(time.time())
-    events = run_import(write(tmp_path, "signups.csv", "id,event_name,time\n"
-                              f"1,Signed up,{now - 60}\n2,Signed up,{now - 5 * 86_400}\n3,Viewed,{now}\n"),
-                        trigger=True, create_people=True)
+    events = _signups(store, tmp_path, ("1", "2", "3"))
     assert events["triggers"]["sent_now"] == 1 and events["triggers"]["scheduled"] == 1
     assert events["triggers"]["outside_window"] == 1
     assert store.triggers.move_due(int(time.time() * 1000) + 7200_000) == 1  # the nudge is sent
@@ -170,16 +179,7 @@ def test_people_decisions_and_import_records_land_as_redis_holds_them(store, wor
 def test_decisions_left_in_the_outbox_by_the_previous_version_are_stored_as_todays(store, workers, tmp_path):
     """An entry's decisions hold each message as an object; the version before held it as a JSON string
     inside the array, and its entries may still wait in Redis after an upgrade: a sink stores both alike."""
-    import time
-
-    from worker.events.rules import Campaign
-
-    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
-    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
-    now = int(time.time())
-    report = run_import(write(tmp_path, "signups.csv", "email,event_name,time\n"
-                              f"a@x.co,Signed up,{now - 60}\nb@x.co,Signed up,{now - 5 * 86_400}\nc@x.co,Viewed,{now}\n"),
-                        trigger=True, create_people=True)
+    report = _signups(store, tmp_path, ("a@x.co", "b@x.co", "c@x.co"))
     [(entry_id, fields)] = [e for e in store.r.xrange(keys.OUTBOX) if b"decisions" in e[1]]
     decisions = orjson.loads(fields[b"decisions"])
     assert [sorted((kind, type(message)) for kind, _, message in actions) for actions in decisions] == [
