@@ -6,6 +6,7 @@ Two steps around the one read the worker makes (which people exist):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import struct
 from datetime import UTC
@@ -310,8 +311,13 @@ def trigger_outcome(spec: ImportSpec, event: Event, campaigns: rules.CampaignInd
         # consumers of the deliveries stream dedupe on it.
         "delivery_id": f"{import_id}:{row}:{a.campaign}", "campaign": a.campaign,
         "event": event.name, "person": person, "import": import_id,
-        "row": row, "event_time": event_time, "due": iso(a.at) if a.at is not None else None,
+        "row": row, "event_time": event_time,
+        "due": None if a.at is None else _iso_of_now(now) if a.at == now else iso(a.at),
     }]) for a in actions]) + b"]", loosely
+
+
+#: The ISO time of the rules' "now" (a message sent now is due then): the same for every event of a chunk.
+_iso_of_now = functools.lru_cache(maxsize=2)(iso)
 
 
 def failed(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:
