@@ -52,8 +52,8 @@ class Campaign:
 
 
 class Action(NamedTuple):
-    """What happens for one campaign (a named tuple: made for every event that triggers, a frozen dataclass
-    cost ~0.5 us more each)."""
+    """What happens for one campaign (a named tuple: made for every event that triggers, where a frozen
+    dataclass cost ~0.15 us more each)."""
 
     campaign: str
     kind: Literal["sent_now", "scheduled", "discarded", "outside_window", "future"]
