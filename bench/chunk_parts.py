@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from generate import generate, generate_people
+from generate import campaigns, generate, generate_people
 
 
 def main() -> None:
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events")
+    parser.add_argument("--campaigns", type=int, choices=[0, 1, 2, 3], default=0,
+                        help="a triggering import (no window) with the first N of generate.py's campaigns (0: passive)")
     args = parser.parse_args()
 
     from producers.api import inspect
@@ -56,7 +58,9 @@ def main() -> None:
             _print(st, args, totals, chunks_run)
             return
         source, plan = inspect(path, settings=Settings())
-        spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, create_people=True)
+        spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, create_people=True,
+                          trigger=args.campaigns > 0, trigger_window_s=None if args.campaigns else 72 * 3600)
+        index = rules.by_event(campaigns(args.campaigns))
         st.imports.create(spec, {}, 3600)
         with source:
             loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
@@ -74,7 +78,7 @@ def main() -> None:
             existing = st.events.existing_people(spec.identifier, list({e.person_key for e in validated.events}))
             seen_ids: dict[bytes, bytes] = {}
             t2 = time.perf_counter()
-            outcome = core.assemble(spec, validated, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen_ids)
+            outcome = core.assemble(spec, validated, rows, numbers, existing, index, at, 300, seen_ids)
             t3 = time.perf_counter()
             st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
             t4 = time.perf_counter()

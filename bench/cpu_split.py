@@ -48,9 +48,11 @@ def main() -> None:
     parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events")
     parser.add_argument("--file", help="import this file instead of a generated one")
     parser.add_argument("--out", help="also write the figures to this JSON file")
+    parser.add_argument("--campaigns", type=int, choices=[0, 1, 2, 3], default=0,
+                        help="a triggering import (no window) with the first N of generate.py's campaigns (0: passive)")
     args = parser.parse_args()
 
-    from generate import generate, generate_people
+    from generate import campaigns, generate, generate_people
 
     work = Path(tempfile.mkdtemp(prefix="backfill-cpu-"))
     data = Path(args.file) if args.file else work / f"{args.kind}.csv"
@@ -98,7 +100,11 @@ def main() -> None:
         default_context().store.r.config_resetstat()
         watcher.start()
         started = time.perf_counter()
-        options = {"kind": "people"} if args.kind == "people" else {"create_people": True}
+        options: dict = {"kind": "people"} if args.kind == "people" else {"create_people": True}
+        if args.campaigns:
+            for campaign in campaigns(args.campaigns):
+                default_context().store.triggers.add_campaign(campaign)
+            options.update(trigger=True, trigger_window=None)
         handle = enqueue_import(data, **options)
         queued = time.process_time()
         # (enqueue_import returns once the file is scanned: its chunks are queued by a thread from then on)
@@ -121,7 +127,7 @@ def main() -> None:
         redis_process.kill()
 
     rows = report["rows"]
-    print(f"\n{args.kind} import, {rows:,} rows, {args.workers} workers: {elapsed:.2f} s, {rows / elapsed:,.0f} rows/s "
+    print(f"\n{args.kind} import{f' --trigger, {args.campaigns} campaigns' if args.campaigns else ''}, {rows:,} rows, {args.workers} workers: {elapsed:.2f} s, {rows / elapsed:,.0f} rows/s "
           f"(the file scanned in the first {scanned_s:.2f} s, before any chunk is queued)")
     print(f"{'process':<28}{'CPU s':>8}{'us a row':>10}")
     for name, seconds in spent.items():

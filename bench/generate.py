@@ -65,6 +65,16 @@ def generate(out, rows: int, *, seed: int = 7, dialect: str = "vero", people: in
             recent[rng.randrange(1000)] = row
 
 
+def campaigns(count: int = 3) -> list:
+    """The first ``count`` of the benchmark's three campaigns on the file's event names (its times are all in
+    the past, so with no trigger window): one sent at once, one scheduled (three years on), one discarded (its
+    hour is over)."""
+    from worker.events.rules import Campaign
+
+    return [Campaign("thanks", "Completes checkout", 0), Campaign("later", "Added to cart", 3 * 365 * 86_400),
+            Campaign("nudge", "Viewed product", 3600)][:count]
+
+
 PLANS = ["free", "trial", "pro", "enterprise"]
 
 

@@ -53,11 +53,10 @@ def main() -> None:
     result: dict = {"mode": args.mode}
     if args.mode == "import":
         if args.trigger:
-            from worker.events.rules import Campaign
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from generate import campaigns
 
-            campaigns = (Campaign("thanks", "Completes checkout", 0), Campaign("later", "Added to cart", 3 * 365 * 86_400),
-                         Campaign("nudge", "Viewed product", 3600))
-            for campaign in campaigns[:args.campaigns]:
+            for campaign in campaigns(args.campaigns):
                 st.triggers.add_campaign(campaign)
         handle = api.enqueue_import(args.file, create_people=True, trigger=args.trigger,
                                     trigger_window=None if args.trigger else "72h")

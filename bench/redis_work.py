@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from generate import generate
+from generate import campaigns, generate
 
 
 def main() -> None:
@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--chunk-rows", type=int, default=2000)
     parser.add_argument("--top", type=int, default=0)
+    parser.add_argument("--campaigns", type=int, choices=[0, 1, 2, 3], default=0,
+                        help="a triggering import (no window) with the first N of generate.py's campaigns (0: passive)")
     args = parser.parse_args()
 
     import redis
@@ -56,7 +58,9 @@ def main() -> None:
         _wait(redis.Redis.from_url(url))
         st = Store(connect(url))
         source, plan = inspect(path, settings=Settings())
-        spec = ImportSpec(import_id="work", columns=plan.columns, identifier=plan.identifier, create_people=True)
+        spec = ImportSpec(import_id="work", columns=plan.columns, identifier=plan.identifier, create_people=True,
+                          trigger=args.campaigns > 0, trigger_window_s=None if args.campaigns else 72 * 3600)
+        index = rules.by_event(campaigns(args.campaigns))
         st.imports.create(spec, {}, 3600)
         with source:
             loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
@@ -69,7 +73,7 @@ def main() -> None:
             seen: dict[bytes, bytes] = {}
             while True:
                 existing = st.events.existing_people(spec.identifier, list({e.person_key for e in valid.events}))
-                outcome = core.assemble(spec, valid, rows, numbers, existing, rules.NO_CAMPAIGNS, at, 300, seen)
+                outcome = core.assemble(spec, valid, rows, numbers, existing, index, at, 300, seen)
                 result = st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
                 if not result.conflict:
                     break

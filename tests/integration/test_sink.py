@@ -129,21 +129,30 @@ def _directory(store) -> dict[str, tuple]:
     return found
 
 
-def test_people_decisions_and_import_records_land_as_redis_holds_them(store, workers, tmp_path):
+def _signups(store, tmp_path, people: tuple[str, str, str]) -> dict:
+    """A triggering import's report: two campaigns on "Signed up" (one sent at once, one an hour later), and
+    ``people`` signed up a minute ago, signed up five days ago (outside the window), viewed something now."""
     import time
 
     from worker.events.rules import Campaign
+
+    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
+    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
+    now = int(time.time())
+    column = "email" if "@" in people[0] else "id"
+    return run_import(write(tmp_path, "signups.csv", f"{column},event_name,time\n{people[0]},Signed up,{now - 60}\n"
+                            f"{people[1]},Signed up,{now - 5 * 86_400}\n{people[2]},Viewed,{now}\n"),
+                      trigger=True, create_people=True)
+
+
+def test_people_decisions_and_import_records_land_as_redis_holds_them(store, workers, tmp_path):
+    import time
 
     lines = [f"{n % 90},p{n % 90}@example.com,plan{n},{'true' if n % 3 else 'false'}" for n in range(600)]
     people = run_import(write(tmp_path, "people.csv", "id,email,plan,unsubscribed\n" + "\n".join(lines) + "\n"),
                         kind="people")
     assert people["chunks"] > 3 and people["imported"] == 600
-    store.triggers.add_campaign(Campaign("welcome", "Signed up", 0))
-    store.triggers.add_campaign(Campaign("nudge", "Signed up", 3600))
-    now = int(time.time())
-    events = run_import(write(tmp_path, "signups.csv", "id,event_name,time\n"
-                              f"1,Signed up,{now - 60}\n2,Signed up,{now - 5 * 86_400}\n3,Viewed,{now}\n"),
-                        trigger=True, create_people=True)
+    events = _signups(store, tmp_path, ("1", "2", "3"))
     assert events["triggers"]["sent_now"] == 1 and events["triggers"]["scheduled"] == 1
     assert events["triggers"]["outside_window"] == 1
     assert store.triggers.move_due(int(time.time() * 1000) + 7200_000) == 1  # the nudge is sent
@@ -167,6 +176,32 @@ def test_people_decisions_and_import_records_land_as_redis_holds_them(store, wor
         assert state["outbox_stored"] == state["outbox_entries"]
     assert store.imports.state(events["import_id"])["events_stored"] == "3"
     assert store.r.xlen(keys.OUTBOX) == 0
+
+
+def test_decisions_left_in_the_outbox_by_the_previous_version_are_stored_as_todays(store, workers, tmp_path):
+    """An entry's decisions hold each message as an object; the version before held it as a JSON string
+    inside the array, and its entries may still wait in Redis after an upgrade: a sink stores both alike."""
+    report = _signups(store, tmp_path, ("a@x.co", "b@x.co", "c@x.co"))
+    [(entry_id, fields)] = [e for e in store.r.xrange(keys.OUTBOX) if b"decisions" in e[1]]
+    decisions = orjson.loads(fields[b"decisions"])
+    assert [sorted((kind, type(message)) for kind, _, message in actions) for actions in decisions] == [
+        [("scheduled", dict), ("sent_now", dict)], [("outside_window", dict), ("outside_window", dict)]]
+    # The same entry as the version before wrote it, in the outbox in place of today's.
+    before = {**fields, b"decisions": orjson.dumps([[[kind, due, orjson.dumps(message).decode()]
+                                                     for kind, due, message in actions] for actions in decisions])}
+    assert batch_of([(entry_id, before)]).deliveries == batch_of([(entry_id, fields)]).deliveries
+    store.r.xdel(keys.OUTBOX, entry_id)
+    store.r.xadd(keys.OUTBOX, before)
+    results, outbox = _results(tmp_path), Outbox(store.r, "sink-u")
+    outbox.ensure_group()
+    assert drain_all(outbox, results) == 3
+    stored = {(d["row"], d["campaign"]): (d["state"], d["person"], d["event"]) for d in
+              results.deliveries(report["import_id"])}
+    assert stored == {(2, "welcome"): ("sent", "a@x.co", "Signed up"), (2, "nudge"): ("scheduled", "a@x.co", "Signed up"),
+                      (3, "welcome"): ("outside_window", "b@x.co", "Signed up"),
+                      (3, "nudge"): ("outside_window", "b@x.co", "Signed up")}
+    state = store.imports.state(report["import_id"])
+    assert state["outbox_stored"] == state["outbox_entries"] and store.r.xlen(keys.OUTBOX) == 0
 
 
 def test_producers_pause_while_the_outbox_is_full_and_go_on_when_a_sink_catches_up(store, workers, tmp_path,

@@ -303,16 +303,17 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
         # what the event would have triggered, kept as decisions in the database (counted once)
         actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)
     if actions:
-        outcome: bytes | str = orjson.dumps([
-            [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({
+        # one action a line: the commit script cuts each message out where it lies
+        outcome: bytes | str = b"[" + b",\n".join(
+            orjson.dumps([a.kind, round(a.at * 1000) if a.at is not None else 0, {
                 # Stable whatever happens to the commit (a chunk committed again after a Redis crash):
                 # consumers of the deliveries stream dedupe on it.
                 "delivery_id": f"{spec.import_id}:{event.row}:{a.campaign}", "campaign": a.campaign,
                 "event": event.name, "person": person, "import": spec.import_id,
                 "row": event.row, "event_time": iso(ts), "due": iso(a.at) if a.at is not None else None,
-            }).decode()]
+            }])
             for a in actions
-        ])
+        ) + b"]"
     else:
         outcome = decision.outcome
     return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome, loosely

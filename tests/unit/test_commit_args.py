@@ -7,8 +7,9 @@ import struct
 from pathlib import Path
 
 from worker import keys
+from worker.events import rules
 from worker.events.chunk import ID_RECORD, NO_KEY, NO_MEMORY, ChunkOutcome
-from worker.store.commit_args import SECTIONS, CommitArgs, CommitKeys, mark_records
+from worker.store.commit_args import OUTCOME_CODES, SECTIONS, CommitArgs, CommitKeys, mark_records
 from worker.store.events import _slot
 
 LUA = (Path(__file__).resolve().parents[2] / "worker" / "store" / "scripts" / "commit.lua").read_text()
@@ -74,11 +75,18 @@ def test_each_section_starts_where_its_argument_says_with_its_count():
     assert argv[at["anonymous"] - 1:] == [1, keys.ANONYMOUS_PREFIX, 0, bytes(range(1, 11)), "anon-1", b"{}"]
 
 
-def test_a_chunk_with_its_own_outcome_per_event_sends_them_after_an_empty_shared_one():
+def test_a_chunk_with_its_own_outcome_per_event_sends_a_code_each_then_only_the_decisions():
     out = _outcome()
-    out.outcomes[1] = b'[["sent_now",0,"{}"]]'
+    out.outcomes[1:] = [b'[["sent_now",0,{}]]', "no_campaign", b'[["scheduled",5,{}]]']
+    out.keys += NO_KEY * 2
     argv = _args(out).layout()
-    assert argv[-9] == "" and argv[-8:-6] == ["passive", b'[["sent_now",0,"{}"]]']  # (then the anonymous section)
+    # (then the anonymous section)
+    assert argv[-10:-6] == ["", bytes([1, 0, 4, 0]), b'[["sent_now",0,{}]]', b'[["scheduled",5,{}]]']
+
+
+def test_the_scripts_outcome_codes_are_the_rules_outcomes_in_order():
+    assert _lua_names("OUTCOME_NAMES") == list(rules.OUTCOMES)
+    assert OUTCOME_CODES == {name: n for n, name in enumerate(_lua_names("OUTCOME_NAMES"), 1)}
 
 
 def test_a_mark_record_is_the_prefix_then_the_key_so_it_holds_the_shard_and_then_the_field():

@@ -183,3 +183,11 @@ def test_other_long_numbers_are_still_refused(text):
     code, message = time_problem(text)
     assert code == "invalid_time"
     assert "10 digits (seconds), 13 (milliseconds) or 16 (microseconds)" in message
+
+
+def test_iso_writes_what_isoformat_with_milliseconds_wrote():
+    rng = random.Random(5)
+    values = [rng.uniform(-2e9, 2.5e11) for _ in range(20_000)] + [n / 1000 + 0.0005 for n in range(-3000, 3000)] \
+        + [1709287200.9995, 1709287200.999999, 0.0, -0.0005, 253402300799.999]
+    for ts in values:
+        assert iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

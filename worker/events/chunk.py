@@ -6,6 +6,7 @@ Two steps around the one read the worker makes (which people exist):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import struct
 from datetime import UTC
@@ -220,18 +221,19 @@ def assemble(
                                         f"event id {event_id!r} was first used on row {id_row(first)} for a "
                                         "different event (person, name, time or properties): this row is a "
                                         "duplicate of it and is not imported; give each event its own id"))
+        # encode_event's event, inline
+        at = ts if ts is not None else now
+        body: dict[str, Any] = {"import": import_id, "row": event.row, "name": event.name,
+                                "person": {kind: event.person}, "timestamp": int(at) if at == int(at) else at,
+                                "data": event.data}
+        if event_id is not None:
+            body["id"] = event_id
+        key = key_of(event.dedupe_as or key_of_person, event.name, ts_ms, event.data, event_id) or NO_KEY
+        encoded = dumps(body)
         if passive:
-            # encode_event's passive case, inline
-            at = ts if ts is not None else now
-            body: dict[str, Any] = {"import": import_id, "row": event.row, "name": event.name,
-                          "person": {kind: event.person}, "timestamp": int(at) if at == int(at) else at,
-                          "data": event.data}
-            if event_id is not None:
-                body["id"] = event_id
-            key = key_of(event.dedupe_as or key_of_person, event.name, ts_ms, event.data, event_id) or NO_KEY
-            encoded, outcome = dumps(body), passive_outcome
+            outcome = passive_outcome
         else:
-            key, encoded, outcome, loosely = encode_event(spec, event, campaigns, now, clock_skew_s)
+            outcome, loosely = trigger_outcome(spec, event, campaigns, now, clock_skew_s)
             if loosely and spec.dry_run:
                 warn(event.row, Problem(event.row, header[columns.name], "loose_match",
                                         f"{event.name!r} triggers " + ", ".join(f"{c.name!r} (on {c.event!r})"
@@ -267,13 +269,28 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
                  now: float, clock_skew_s: float) -> tuple[bytes, bytes, bytes | str, list[rules.Campaign]]:
     """(dedupe key or NO_KEY, event JSON, trigger outcome, campaigns matched loosely) of one valid event."""
     ts = event.ts if event.ts is not None else now
-    person = {spec.identifier: event.person}
-    body: dict[str, Any] = {"import": spec.import_id, "row": event.row, "name": event.name, "person": person,
-                  "timestamp": int(ts) if ts == int(ts) else ts, "data": event.data}
+    body: dict[str, Any] = {"import": spec.import_id, "row": event.row, "name": event.name,
+                            "person": {spec.identifier: event.person},
+                            "timestamp": int(ts) if ts == int(ts) else ts, "data": event.data}
     if event.event_id is not None:
         body["id"] = event.event_id
     if not spec.trigger:  # the usual import: skip the rules' call for every row
         return dedupe_key(event) or NO_KEY, orjson.dumps(body), rules.PASSIVE, []
+    outcome, loosely = trigger_outcome(spec, event, campaigns, now, clock_skew_s)
+    return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome, loosely
+
+
+def trigger_outcome(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex, now: float,
+                    clock_skew_s: float) -> tuple[bytes | str, list[rules.Campaign]]:
+    """(trigger outcome, campaigns matched loosely) of one valid event of a triggering import.
+
+    The outcome is a counter name (``rules.OUTCOMES``), or the event's decisions: a JSON array of
+    ``[kind, due_ms, message]`` actions (``due_ms`` 0 for none), the message an object, the actions
+    separated by ",\n" (JSON's whitespace; no JSON text orjson writes holds a raw newline), so the commit
+    script cuts each message out where it lies (lib.lua's take_outcome) instead of decoding JSON, and the
+    database's sink reads them from the outbox with the one parse of its ``decisions`` field (entries
+    written before this form held each message as a JSON string inside the array: the sink reads both).
+    """
     matched, loosely = campaigns.match(event.name)
     decision = rules.decide(
         trigger=spec.trigger, event_time=event.ts, now=now,
@@ -284,20 +301,23 @@ def encode_event(spec: ImportSpec, event: Event, campaigns: rules.CampaignIndex,
     if not actions and matched and decision.outcome in (rules.OUTSIDE_WINDOW, rules.FUTURE):
         # what the event would have triggered, kept as decisions in the database (counted once)
         actions = tuple(rules.Action(c.name, decision.outcome, None) for c in matched)  # type: ignore[arg-type]  # a Decision's outcome is a campaign action when it has campaigns
-    if actions:
-        outcome: bytes | str = orjson.dumps([
-            [a.kind, round(a.at * 1000) if a.at is not None else 0, orjson.dumps({
-                # Stable whatever happens to the commit (a chunk committed again after a Redis crash):
-                # consumers of the deliveries stream dedupe on it.
-                "delivery_id": f"{spec.import_id}:{event.row}:{a.campaign}", "campaign": a.campaign,
-                "event": event.name, "person": person, "import": spec.import_id,
-                "row": event.row, "event_time": iso(ts), "due": iso(a.at) if a.at is not None else None,
-            }).decode()]
-            for a in actions
-        ])
-    else:
-        outcome = decision.outcome
-    return dedupe_key(event) or NO_KEY, orjson.dumps(body), outcome, loosely
+    if not actions:
+        return decision.outcome, loosely
+    dumps, import_id, row = orjson.dumps, spec.import_id, event.row
+    person = {spec.identifier: event.person}
+    event_time = iso(event.ts if event.ts is not None else now)
+    return b"[" + b",\n".join([dumps([a.kind, round(a.at * 1000) if a.at is not None else 0, {
+        # Stable whatever happens to the commit (a chunk committed again after a Redis crash):
+        # consumers of the deliveries stream dedupe on it.
+        "delivery_id": f"{import_id}:{row}:{a.campaign}", "campaign": a.campaign,
+        "event": event.name, "person": person, "import": import_id,
+        "row": row, "event_time": event_time,
+        "due": None if a.at is None else _iso_of_now(now) if a.at == now else iso(a.at),
+    }]) for a in actions]) + b"]", loosely
+
+
+#: The ISO time of the rules' "now" (a message sent now is due then): the same for every event of a chunk.
+_iso_of_now = functools.lru_cache(maxsize=2)(iso)
 
 
 def failed(rows: list[list[str]], numbers: list[int], reason: str, code: str = CHUNK_FAILED) -> ChunkOutcome:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from worker.cells import nfc
 
@@ -51,9 +51,9 @@ class Campaign:
         object.__setattr__(self, "event", nfc(self.event))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Action:
-    """What happens for one campaign."""
+class Action(NamedTuple):
+    """What happens for one campaign (a named tuple: made for every event that triggers, where a frozen
+    dataclass cost ~0.15 us more each)."""
 
     campaign: str
     kind: Literal["sent_now", "scheduled", "discarded", "outside_window", "future"]
@@ -61,8 +61,7 @@ class Action:
     at: float | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The rules' verdict for one event."""
 
     outcome: str

@@ -187,10 +187,14 @@ def import_row(record: dict) -> tuple:
 
 
 def _decisions(per_event: list[list]) -> list[tuple]:
+    """The deliveries rows of an entry's ``decisions``: per event, its [kind, due_ms, message] actions. The
+    message is an object, or, in an entry written before it was, the same object as a JSON string."""
     rows = []
+    loads = orjson.loads
     for actions in per_event:
         for kind, due_ms, message in actions:
-            message = orjson.loads(message)
+            if type(message) is str:
+                message = loads(message)
             state = STATE[kind]
             rows.append(delivery_row(message, state, due_ms or None, due_ms if state == "sent" else None))
     return rows

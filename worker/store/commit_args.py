@@ -15,8 +15,12 @@ import struct
 import orjson
 
 from worker import keys
+from worker.events import rules
 from worker.events.chunk import ID_RECORD, ChunkOutcome, import_tag
 
+#: A counter outcome's code in a chunk's packed outcomes (:func:`_pack_events`): its place in
+#: ``rules.OUTCOMES``, from 1 (commit.lua's OUTCOME_NAMES, in the same order); 0 is an event with decisions.
+OUTCOME_CODES = {name: code for code, name in enumerate(rules.OUTCOMES, 1)}
 #: Where the sections start in ARGV: after the fixed arguments (:meth:`CommitArgs.fixed`).
 SECTIONS = ("errors", "warnings", "ids", "create", "events", "anonymous")
 
@@ -140,7 +144,8 @@ def mark_records(packed_keys: bytes | bytearray) -> bytes:
 
 def _pack_events(outcome: ChunkOutcome) -> list[object]:
     """The events packed (one argument per event would cost more to send than to commit): count, mark
-    records, dedupe keys, JSONs, where each JSON ends, then the shared outcome, or "" and one each."""
+    records, dedupe keys, JSONs, where each JSON ends, then the shared outcome; or "", one byte an event (its
+    counter outcome's :data:`OUTCOME_CODES`, or 0 for an event with decisions) and each event's decisions."""
     outcomes = outcome.outcomes
     packed: list[object] = [len(outcomes), mark_records(outcome.keys), bytes(outcome.keys), bytes(outcome.bodies),
                             struct.pack(f"<{len(outcome.ends)}I", *outcome.ends)]
@@ -148,5 +153,9 @@ def _pack_events(outcome: ChunkOutcome) -> list[object]:
     if isinstance(first, str) and outcomes.count(first) == len(outcomes):
         packed.append(first)  # the usual case: every event has the same counter outcome
     else:
-        packed += ["", *outcomes]
+        # A triggering import: most events trigger nothing (a counter outcome), and an argument each cost
+        # more to send and to take in than the script's work on them (bench/README.md).
+        codes = OUTCOME_CODES
+        packed += ["", bytes([codes[o] if isinstance(o, str) else 0 for o in outcomes]),
+                   *[o for o in outcomes if not isinstance(o, str)]]
     return packed

@@ -99,9 +99,13 @@
 --                      where each JSON ends in that text: n x 4 bytes, little-endian (read only around the
 --                        duplicates: the events kept are the text between them, cut once per duplicate, not
 --                        once per event)
---                      the trigger outcome shared by every event, or "" and then n outcomes, one per event
+--                      the trigger outcome shared by every event; or "", then n bytes, one an event: its
+--                        counter outcome's code (its place in OUTCOME_NAMES below) or 0 for an event with
+--                        decisions, then the decisions of each event coded 0, in order (one argument each
+--                        only for them: worker/store/commit_args.py's _pack_events)
 --                    A trigger outcome is a counter name ("passive", "outside_window", ...) or a
---                    JSON array of [kind, due_ms, message] actions for the event's campaigns; an event
+--                    JSON array of [kind, due_ms, message object] actions for the event's campaigns, one a
+--                    line (lib.lua's take_outcome cuts the messages out); an event
 --                    "outside_window" or "future" has one such action per campaign it would have
 --                    triggered (the decisions the database keeps), counted once for the event.
 --   anonymous        n, the prefix of the held-events lists, their TTL (seconds), then n triples (dedupe key
@@ -121,6 +125,8 @@ local ARGV_NAMES = {'member', 'dry_run', 'now_ms', 'now_h', 'expiry_h', 'dedupe_
                     'problem_ttl_s', 'shadow_prefix', 'state',
                     'ids_ttl_s', 'known', 'max_problem_rows', 'errors_at', 'warnings_at', 'ids_at', 'create_at',
                     'events_at', 'anonymous_at'}
+-- A counter outcome by its code in the packed outcomes (worker/events/rules.py's OUTCOMES, in order).
+local OUTCOME_NAMES = {'passive', 'future', 'outside_window', 'no_campaign', 'sent_now', 'scheduled', 'discarded'}
 local K, A = {}, {}
 for n, name in ipairs(KEY_NAMES) do K[name] = KEYS[n] end
 for n, name in ipairs(ARGV_NAMES) do A[name] = ARGV[n] end
@@ -261,9 +267,23 @@ if #conflicts > 0 then
 end
 if has_memory then call('EXPIRE', memory, A.ids_ttl_s) end
 if shared_outcome == '' then
-  local d = 1
+  -- the counter outcomes tallied by code; the decisions taken, a duplicate's passed over
+  local codes, tally, at, d = ARGV[ev_at + 6], {}, ev_at + 7, 1
   for k = 1, n_ev do
-    if dups[d] == k then d = d + 1 else take_outcome(ARGV[ev_at + 5 + k], counts, decisions, K.triggers, K.deliveries, dry) end
+    local code = byte(codes, k)
+    if dups[d] == k then
+      d = d + 1
+      if code == 0 then at = at + 1 end
+    elseif code == 0 then
+      take_outcome(ARGV[at], counts, decisions, K.triggers, K.deliveries, dry)
+      at = at + 1
+    else
+      tally[code] = (tally[code] or 0) + 1
+    end
+  end
+  for code, count in pairs(tally) do
+    local name = OUTCOME_NAMES[code]
+    counts[name] = (counts[name] or 0) + count
   end
 end
 

@@ -77,24 +77,34 @@ end
 -- One event's trigger outcome (commit.lua describes them): counted in counts (an event
 -- "outside_window" or "future" once, whatever its campaigns), its decisions kept in decisions for
 -- the outbox, its messages scheduled (triggers zset) or sent (deliveries stream) unless dry.
+-- The decisions are a JSON array of [kind, due_ms, message object] actions, one a line (",\n" between
+-- them: worker/events/chunk.py's trigger_outcome): each action's kind and due time are read at its
+-- line's start and its message cut out whole, so no JSON is decoded here. Outcomes come from the worker
+-- that sends this script, of the same version: no other form reaches it.
 local function take_outcome(outcome, counts, decisions, triggers, deliveries, dry)
-  if string.sub(outcome, 1, 1) ~= '[' then
+  if string.byte(outcome, 1) ~= 91 then  -- ('[') a counter name
     counts[outcome] = (counts[outcome] or 0) + 1
     return
   end
   decisions[#decisions + 1] = outcome
-  for n, action in ipairs(cjson.decode(outcome)) do
-    local what = action[1]
+  local at, n = 2, 1
+  while true do
+    local stop = string.find(outcome, '\n', at, true)
+    -- this action is outcome[at .. last]: '["kind",due,{...}]'
+    local last = stop and stop - 2 or #outcome - 1
+    local what, due, from = string.match(outcome, '^%["([%a_]+)",(%-?%d+),()', at)
     if n == 1 or (what ~= 'outside_window' and what ~= 'future') then
       counts[what] = (counts[what] or 0) + 1
     end
     if not dry then
       if what == 'scheduled' then
-        redis.call('ZADD', triggers, action[2], action[3])
+        redis.call('ZADD', triggers, due, string.sub(outcome, from, last - 1))
       elseif what == 'sent_now' then
-        redis.call('XADD', deliveries, '*', 'message', action[3])
+        redis.call('XADD', deliveries, '*', 'message', string.sub(outcome, from, last - 1))
       end
     end
+    if not stop then return end
+    at, n = stop + 1, n + 1
   end
 end
 
