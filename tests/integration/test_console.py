@@ -63,11 +63,14 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def site(redis_url, workers, tmp_path_factory):
     """`backfill serve` and a sink (the import page's event figures read the results database)."""
-    home = Path(os.environ["BACKFILL_HOME"])
+    # A home of their own, shared by the two: the sink's SQLite results database is the one the service
+    # reads, and no later test finds this module's people in it (`backfill people show` reads it first).
+    home = tmp_path_factory.mktemp("console-home")
     exe = shutil.which("backfill", path=str(Path(sys.executable).parent)) or "backfill"
     log = (home / "console-sink.log").open("wb")
-    sink = subprocess.Popen([exe, "sink"], env={**os.environ}, stdout=log, stderr=subprocess.STDOUT)
-    running = Service(home)  # (the same home: the sink's SQLite results database is the one it reads)
+    sink = subprocess.Popen([exe, "sink"], env={**os.environ, "BACKFILL_HOME": str(home)}, stdout=log,
+                            stderr=subprocess.STDOUT)
+    running = Service(home)
     yield running, home
     running.stop()
     sink.terminate()
