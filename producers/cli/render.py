@@ -66,6 +66,9 @@ def report_lines(report: dict) -> list[str]:
         lines.append("  triggers")
         for name, count in triggers.items():
             lines.append(f"    {TRIGGER_LABELS.get(name, name):<34}{count}")
+        for campaign, kinds in report.get("triggers_by_campaign", {}).items():
+            counts = ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in kinds.items())
+            lines.append(f"    {campaign}: {counts}")
     if "events_stored" in report:
         held = "all of it" if report["stored"] else "not all yet: a sink is still writing it (or none runs)"
         if report.get("dead_letters"):

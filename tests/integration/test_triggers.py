@@ -1,11 +1,14 @@
 """The trigger rules end to end: campaigns in Redis, scheduled set, deliveries stream."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
+from worker import keys
 from worker.events.rules import Campaign
+from worker.settings import get_settings
 
 from .helpers import run_import, write
 
@@ -73,3 +76,49 @@ def test_due_triggers_move_to_deliveries(store, workers, people, tmp_path):
     assert delivery["campaign"] == "nudge" and delivery["person"] == {"id": "p5"}
     assert delivery["delivery_id"] == f"{report['import_id']}:{delivery['row']}:nudge"  # stable: consumers dedupe
     assert not store.triggers.scheduled()
+
+
+def test_the_report_counts_decisions_per_campaign_once_dry_or_real(store, workers, people, tmp_path):
+    from producers.cli.render import report_lines
+    from worker.tasks import process_chunk
+
+    store.triggers.add_campaign(Campaign("order follow-up", "Placed order", 2 * DAY))
+    store.triggers.add_campaign(Campaign("late nudge", "Placed order", HOUR))  # passed for an order 3 h old
+    welcome = 'welcome "new", café'  # a name its JSON escapes: counted, taken back and read back as written
+    store.triggers.add_campaign(Campaign(welcome, "signed_up", 0))
+    now = time.time()
+    path = write(tmp_path, "orders.csv", "email,event_name,time\n"
+                 f"a@example.com,Placed order,{int(now - 3 * HOUR)}\n"
+                 f"b@example.com,Placed order,{int(now - 600)}\n"
+                 f"c@example.com,signed_up,{int(now - 60)}\n"
+                 f"a@example.com,signed_up,{int(now - 120)}\n"
+                 f"b@example.com,browsed,{int(now)}\n"
+                 f"c@example.com,Placed order,{int(now + 2 * DAY)}\n")
+    small = dataclasses.replace(get_settings(), chunk_rows=2)  # three chunks, each counted on its own
+    expected = {"late nudge": {"scheduled": 1, "discarded": 1, "future": 1},
+                "order follow-up": {"scheduled": 2, "future": 1}, welcome: {"sent_now": 2}}
+    for dry in (True, False):
+        report = run_import(path, trigger=True, trigger_window="none", dry_run=dry, settings=small)
+        assert report["triggers_by_campaign"] == expected
+        triggers = report["triggers"]
+        assert (triggers["sent_now"], triggers["scheduled"], triggers["discarded"], triggers["future"],
+                triggers["no_campaign"]) == (2, 3, 1, 1, 1)
+        for kind in ("sent_now", "scheduled", "discarded"):  # an action per campaign; future counts once an event
+            assert sum(c.get(kind, 0) for c in report["triggers_by_campaign"].values()) == triggers[kind]
+    lines = report_lines(report)
+    at = lines.index("  triggers")
+    assert "    late nudge: scheduled 1, discarded 1, future 1" in lines[at:]
+    assert f"    {welcome}: sent now 2" in lines[at:]
+
+    iid = report["import_id"]
+    state = store.imports.state(iid)
+    for chunk in range(report["chunks"]):  # every chunk delivered again: counted once
+        process_chunk.apply_async((iid, chunk))
+    deadline = time.monotonic() + 20
+    while (store.r.llen(keys.QUEUE_IMPORTS) or store.r.hlen("unacked")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert {k: v for k, v in store.imports.state(iid).items() if k.startswith("tc:")} == \
+        {k: v for k, v in state.items() if k.startswith("tc:")}
+    again = run_import(path, trigger=True, trigger_window="none", settings=small)  # all duplicates: nothing decided
+    assert again["duplicates"] == 6 and again["triggers_by_campaign"] == {}

@@ -6,10 +6,14 @@ import re
 import struct
 from pathlib import Path
 
+import orjson
+
 from worker import keys
 from worker.events import rules
-from worker.events.chunk import ID_RECORD, NO_KEY, NO_MEMORY, ChunkOutcome
-from worker.store.commit_args import OUTCOME_CODES, SECTIONS, CommitArgs, CommitKeys, mark_records
+from worker.events.chunk import ID_RECORD, NO_KEY, NO_MEMORY, ChunkOutcome, trigger_outcome
+from worker.events.rows import Event
+from worker.spec import ImportSpec
+from worker.store.commit_args import OUTCOME_CODES, SECTIONS, CommitArgs, CommitKeys, by_campaign, mark_records
 from worker.store.events import _slot
 
 LUA = (Path(__file__).resolve().parents[2] / "worker" / "store" / "scripts" / "commit.lua").read_text()
@@ -72,7 +76,9 @@ def test_each_section_starts_where_its_argument_says_with_its_count():
     prefix = keys.DEDUPE_PREFIX.encode()
     assert events[1] == prefix + bytes(range(1, 11)) + prefix + NO_KEY and events[2] == bytes(range(1, 11)) + NO_KEY
     assert struct.unpack("<2I", events[4]) == (26, 53)
-    assert argv[at["anonymous"] - 1:] == [1, keys.ANONYMOUS_PREFIX, 0, bytes(range(1, 11)), "anon-1", b"{}"]
+    assert argv[at["anonymous"] - 1:at["campaigns"] - 1] == [1, keys.ANONYMOUS_PREFIX, 0, bytes(range(1, 11)),
+                                                           "anon-1", b"{}"]
+    assert argv[at["campaigns"] - 1:] == [0]  # no decisions: no campaign counted
 
 
 def test_a_chunk_with_its_own_outcome_per_event_sends_a_code_each_then_only_the_decisions():
@@ -80,8 +86,8 @@ def test_a_chunk_with_its_own_outcome_per_event_sends_a_code_each_then_only_the_
     out.outcomes[1:] = [b'[["sent_now",0,{}]]', "no_campaign", b'[["scheduled",5,{}]]']
     out.keys += NO_KEY * 2
     argv = _args(out).layout()
-    # (then the anonymous section)
-    assert argv[-10:-6] == ["", bytes([1, 0, 4, 0]), b'[["sent_now",0,{}]]', b'[["scheduled",5,{}]]']
+    # (then the anonymous and campaigns sections)
+    assert argv[-11:-7] == ["", bytes([1, 0, 4, 0]), b'[["sent_now",0,{}]]', b'[["scheduled",5,{}]]']
 
 
 def test_the_scripts_outcome_codes_are_the_rules_outcomes_in_order():
@@ -98,3 +104,36 @@ def test_a_mark_record_is_the_prefix_then_the_key_so_it_holds_the_shard_and_then
         record, key = records[n * size:(n + 1) * size], packed[n * 10:(n + 1) * 10]
         shard, field = _slot(key, 16)
         assert record[:size - 8] == shard and record[size - 8:] == field
+
+
+def _decisions(name: str, ago_s: float, campaigns: list[rules.Campaign], now: float = 1_700_000_000.0) -> bytes | str:
+    """An event's trigger outcome as the worker makes it (no window)."""
+    spec = ImportSpec(import_id="imp1", columns=None, identifier="email", trigger=True,  # type: ignore[arg-type]
+                      trigger_window_s=None)
+    event = Event(7, "a@x.co", "a@x.co", name, now - ago_s, None, {})
+    return trigger_outcome(spec, event, rules.by_event(campaigns), now, 60)[0]
+
+
+def test_the_campaigns_section_counts_the_chunks_decisions_by_kind_and_campaign_as_their_json_names_it():
+    odd = 'say "hi", \\ "event": café'  # quotes, a backslash and the next key's name: cut by the JSON's own quotes
+    campaigns = [rules.Campaign("follow-up", "order", 3600), rules.Campaign(odd, "order", 0),
+                 rules.Campaign("welcome", "signup", 0)]
+    outcomes = [_decisions("order", 60, campaigns), _decisions("order", 7200, campaigns),
+                _decisions("signup", 0, campaigns), _decisions("other", 0, campaigns),
+                _decisions("order", -86_400, campaigns), "passive"]
+    assert outcomes[3] == "no_campaign" and outcomes[5] == "passive"
+    section = by_campaign(outcomes)
+    escaped = orjson.dumps(odd)[1:-1]
+    assert dict(zip(section[1::2], section[2::2])) == {
+        b"scheduled:follow-up": 1, b"discarded:follow-up": 1, b"sent_now:" + escaped: 2,
+        b"future:follow-up": 1, b"future:" + escaped: 1, b"sent_now:welcome": 1}
+    assert section[0] == 6 and len(section) == 13  # n, then n pairs: a handful a chunk, whatever its size
+
+
+def test_the_report_reads_the_campaign_counters_back_to_their_names():
+    from worker.ops.report import by_campaign as report_by_campaign
+
+    odd = 'say "hi", café'
+    state = {"tc:scheduled:follow-up": "3", "tc:sent_now:" + orjson.dumps(odd)[1:-1].decode(): "2",
+             "tc:discarded:follow-up": "1", "tc:future:follow-up": "0", "trig_scheduled": "3"}
+    assert report_by_campaign(state) == {odd: {"sent_now": 2}, "follow-up": {"scheduled": 3, "discarded": 1}}

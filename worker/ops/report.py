@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ _COUNTERS = ("rows", "imported", "duplicates", "errors", "warnings", "people_cre
 #: The import hash's field ``kept_from:<id>``: events this import counted as duplicates of import <id>'s,
 #: kept as its own when <id> was undone (see worker/ops/undo.py).
 KEPT_FROM = "kept_from:"
+#: A campaign's counts in the report, in this order (what happens soonest first).
+_ACTION_ORDER = ("sent_now", "scheduled", "discarded", "outside_window", "future")
 
 
 def build_report(state: dict[str, str], spec_info: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +58,7 @@ def build_report(state: dict[str, str], spec_info: dict[str, Any]) -> dict[str, 
         "blank_rows_skipped": int(state.get("blank_rows", 0) or 0),
         "encoding_reason": state.get("encoding_reason", ""),
         "triggers": triggers,
+        "triggers_by_campaign": by_campaign(state),
         "chunks": int(state.get("chunks_done", 0) or 0),
         "chunks_failed": chunks_failed,
         "seconds": round(seconds, 3),
@@ -87,6 +91,7 @@ def build_report(state: dict[str, str], spec_info: dict[str, Any]) -> dict[str, 
         report["people_updated"] = counts["imported"] - counts["people_created"]
         report["people_skipped"] = int(state.get("people_skipped", 0) or 0)
         report.pop("triggers")
+        report.pop("triggers_by_campaign")
     kept = {name[len(KEPT_FROM):]: int(n) for name, n in state.items() if name.startswith(KEPT_FROM)}
     if kept:  # events counted duplicates of an import undone since, kept as this import's (counted imported)
         report["kept_from_undone"] = kept
@@ -97,6 +102,19 @@ def build_report(state: dict[str, str], spec_info: dict[str, Any]) -> dict[str, 
         report["failure"] = state["failure"]
         report["failure_code"] = state.get("failure_code", "")
     return report
+
+
+def by_campaign(state: dict[str, str]) -> dict[str, dict[str, int]]:
+    """The import's trigger decisions by campaign then kind (its ``tc:<kind>:<name>`` counters, commit.lua's;
+    the name as the decisions' JSON holds it), non-zero counts only, campaigns by name."""
+    out: dict[str, dict[str, int]] = {}
+    for field, value in state.items():
+        if field.startswith("tc:") and int(value or 0) > 0:
+            kind, _, name = field[3:].partition(":")
+            out.setdefault(json.loads(f'"{name}"'), {})[kind] = int(value)
+    return {name: dict(sorted(kinds.items(), key=lambda kv: _ACTION_ORDER.index(kv[0]) if kv[0] in _ACTION_ORDER
+                              else len(_ACTION_ORDER)))
+            for name, kinds in sorted(out.items())}
 
 
 def combine(original: dict[str, Any], retry: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ instead of counting its way there. Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
+from collections import Counter
 
 import orjson
 
@@ -22,7 +24,11 @@ from worker.events.chunk import ID_RECORD, ChunkOutcome, import_tag
 #: ``rules.OUTCOMES``, from 1 (commit.lua's OUTCOME_NAMES, in the same order); 0 is an event with decisions.
 OUTCOME_CODES = {name: code for code, name in enumerate(rules.OUTCOMES, 1)}
 #: Where the sections start in ARGV: after the fixed arguments (:meth:`CommitArgs.fixed`).
-SECTIONS = ("errors", "warnings", "ids", "create", "events", "anonymous")
+SECTIONS = ("errors", "warnings", "ids", "create", "events", "anonymous", "campaigns")
+#: One action of an event's decisions (worker/events/chunk.py's trigger_outcome): its kind and its campaign's
+#: name as the JSON holds it (escaped). No unescaped '","' lies inside a JSON string, so the lazy matches stop
+#: at the keys that follow (commit.lua cuts a duplicate's the same way).
+_ACTION = re.compile(rb'\["([a-z_]+)",-?\d+,\{"delivery_id":".*?","campaign":"(.*?)","event":')
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,7 +110,7 @@ class CommitArgs:
             anonymous += held
         return {"errors": [len(out.errors), *out.errors], "warnings": [len(out.warnings), *out.warnings],
                 "ids": [len(out.ids) // ID_RECORD.size, bytes(out.ids)], "create": create,
-                "events": _pack_events(out), "anonymous": anonymous}
+                "events": _pack_events(out), "anonymous": anonymous, "campaigns": by_campaign(out.outcomes)}
 
     def fixed(self, starts: list[int]) -> dict[str, object]:
         """The fixed arguments by name, in ARGV order (commit.lua's ARGV_NAMES); ``starts``: where each
@@ -127,6 +133,18 @@ class CommitArgs:
             starts.append(at)
             at += len(sections[name])
         return [*self.fixed(starts).values(), *(arg for name in SECTIONS for arg in sections[name])]
+
+
+def by_campaign(outcomes: list[bytes | str]) -> list[object]:
+    """The chunk's trigger decisions counted by campaign and kind: n, then n pairs (``<kind>:<campaign name as
+    its JSON holds it>``, count), a handful a chunk. commit.lua takes back a duplicate's and adds the rest to
+    the import's ``tc:`` counters (the report's ``triggers_by_campaign``), in the commit that counts the
+    by-outcome ones. Counter outcomes (an event with no decisions) name no campaign: not counted here."""
+    counts: Counter[bytes] = Counter()
+    for outcome in outcomes:
+        if not isinstance(outcome, str):
+            counts.update(kind + b":" + name for kind, name in _ACTION.findall(outcome))
+    return [len(counts), *(arg for pair in sorted(counts.items()) for arg in pair)]
 
 
 def mark_records(packed_keys: bytes | bytearray) -> bytes:

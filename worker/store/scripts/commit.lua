@@ -74,7 +74,7 @@
 --                    adds the people it creates and those another chunk created since the lookup
 --   max_problem_rows the most error (and warning) rows the import keeps (0: all); past it they are counted in
 --                    errors_not_kept / warnings_not_kept (lib.lua's push_all)
---   errors_at .. anonymous_at: where each section below starts in ARGV
+--   errors_at .. campaigns_at: where each section below starts in ARGV
 --
 -- ARGV, sections (each starts with its count n)
 --   errors           n, n error rows
@@ -113,6 +113,10 @@
 --                    id (worker/segment/anonymous.py), deduped like the others, counted as imported and
 --                    in anonymous_stored; if one of these ids was tied to a person since the chunk read the
 --                    ties, nothing is written and {-2, 0, 0, 0} asks the caller to read them again
+--   campaigns        n, then n pairs ("<kind>:<campaign name as its JSON holds it>", count): the chunk's trigger
+--                    decisions counted by campaign and kind (commit_args.by_campaign); a duplicate's are taken
+--                    back here and the rest added to the import's "tc:<kind>:<name>" counters (the report's
+--                    triggers_by_campaign). An event outside_window or future counts for each of its campaigns.
 -- Returns  {committed 1/0/-1/-2/-3, imported, duplicates, finalize 0/1} (-1: and what the import remembers
 --          of the ids in question, above); {-4, 0, 0, 0} when Redis does
 --          not know the import (it lost its data since the chunk began): nothing written
@@ -124,7 +128,7 @@ local ARGV_NAMES = {'member', 'dry_run', 'now_ms', 'now_h', 'expiry_h', 'dedupe_
                     'person_prefix', 'identifier', 'import_id', 'id_tag',
                     'problem_ttl_s', 'shadow_prefix', 'state',
                     'ids_ttl_s', 'known', 'max_problem_rows', 'errors_at', 'warnings_at', 'ids_at', 'create_at',
-                    'events_at', 'anonymous_at'}
+                    'events_at', 'anonymous_at', 'campaigns_at'}
 -- A counter outcome by its code in the packed outcomes (worker/events/rules.py's OUTCOMES, in order).
 local OUTCOME_NAMES = {'passive', 'future', 'outside_window', 'no_campaign', 'sent_now', 'scheduled', 'discarded'}
 local K, A = {}, {}
@@ -142,6 +146,7 @@ if call('EXISTS', K.undo_marks) == 1 then return {-3, 0, 0, 0} end
 -- Each section where the builder says it starts, and its count.
 local err_at, warn_at, ids_at = tonumber(A.errors_at), tonumber(A.warnings_at), tonumber(A.ids_at)
 local create_at, ev_at, anon_at = tonumber(A.create_at), tonumber(A.events_at), tonumber(A.anonymous_at)
+local camp_at = tonumber(A.campaigns_at)
 local n_err, n_warn, n_ids = tonumber(ARGV[err_at]), tonumber(ARGV[warn_at]), tonumber(ARGV[ids_at])
 local n_anon = tonumber(ARGV[anon_at])
 -- Nothing is written before these checks: each may refuse the whole commit.
@@ -266,6 +271,19 @@ if #conflicts > 0 then
   return {-1, 0, 0, 0, table.concat(conflicts)}
 end
 if has_memory then call('EXPIRE', memory, A.ids_ttl_s) end
+-- The decisions by campaign and kind, as the worker counted them; a duplicate's are taken back below.
+local by_campaign = {}
+for n = 1, tonumber(ARGV[camp_at]) do
+  local j = camp_at + n * 2 - 1
+  by_campaign[ARGV[j]] = tonumber(ARGV[j + 1])
+end
+-- A duplicate event's decisions, taken back from by_campaign (cut as commit_args.by_campaign cuts them).
+local function untally(outcome, tally)
+  for what, name in string.gmatch(outcome, '%["([%a_]+)",%-?%d+,{"delivery_id":".-","campaign":"(.-)","event":') do
+    local field = what .. ':' .. name
+    tally[field] = (tally[field] or 0) - 1
+  end
+end
 if shared_outcome == '' then
   -- the counter outcomes tallied by code; the decisions taken, a duplicate's passed over
   local codes, tally, at, d = ARGV[ev_at + 6], {}, ev_at + 7, 1
@@ -273,7 +291,10 @@ if shared_outcome == '' then
     local code = byte(codes, k)
     if dups[d] == k then
       d = d + 1
-      if code == 0 then at = at + 1 end
+      if code == 0 then
+        untally(ARGV[at], by_campaign)
+        at = at + 1
+      end
     elseif code == 0 then
       take_outcome(ARGV[at], counts, decisions, K.triggers, K.deliveries, dry)
       at = at + 1
@@ -409,6 +430,9 @@ end
 if A.state ~= 'p' then call('DEL', K.chunk_rows) end  -- a first step leaves the rows to the second
 if created > 0 then call('HINCRBY', imp, 'people_created', created) end
 for name, count in pairs(counts) do call('HINCRBY', imp, 'trig_' .. name, count) end
+for field, count in pairs(by_campaign) do
+  if count > 0 then call('HINCRBY', imp, 'tc:' .. field, count) end
+end
 local finalize = count_chunk(imp, K.metrics, K.pending, import_id, now_ms, dry, A.state,
                              imported, duplicates, n_err, n_warn)
 return {1, imported, duplicates, finalize}
