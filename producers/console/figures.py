@@ -3,6 +3,7 @@
 - rows by outcome, triggers by outcome: the report (its counters are exact);
 - errors by code: the import's stored error rows in Redis (the report counts errors, not their codes),
   the first :data:`PROBLEM_SCAN` of them (the figure says when it saw fewer than all);
+- trigger decisions by campaign: the report when it counts them (reports written before it did: the database);
 - events by name, events over time, trigger decisions by campaign: the results database, the import's
   own rows there counted by the database (GROUP BY: bounded answers whatever the import's size). The
   report keeps neither names nor times, and Redis keeps an import's events only until a sink stores
@@ -71,8 +72,20 @@ def triggers_by_outcome(report: dict[str, Any]) -> Figure | None:
     return Figure("Trigger decisions", charts.bars("Trigger decisions", items), "from the report")
 
 
-def stored(context: Context, import_id: str) -> list[Figure]:
-    """The figures the results database answers: events by name, over time, decisions by campaign."""
+def triggers_by_campaign(report: dict[str, Any]) -> Figure | None:
+    """The report's trigger decisions by campaign then kind (counted in the commits: dry runs and imports
+    with no results database have them too)."""
+    items = [(f"{campaign}: {TRIGGER_LABELS.get(kind, kind)}", n, None)
+             for campaign, kinds in (report.get("triggers_by_campaign") or {}).items() for kind, n in kinds.items()]
+    if not items:
+        return None
+    return Figure("Trigger decisions by campaign", charts.bars("Trigger decisions by campaign", items),
+                  "from the report")
+
+
+def stored(context: Context, import_id: str, decisions_known: bool = False) -> list[Figure]:
+    """The figures the results database answers: events by name, over time, decisions by campaign (unless
+    ``decisions_known``: the report holds them)."""
     from worker.sink.results import open_results
 
     try:
@@ -83,7 +96,7 @@ def stored(context: Context, import_id: str) -> list[Figure]:
     try:
         names = results.event_names(import_id, NAMES)
         times = results.event_times(import_id)
-        decisions = results.decisions(import_id)
+        decisions = [] if decisions_known else results.decisions(import_id)
     except Exception as exc:
         log.warning("results database query failed", error=f"{type(exc).__name__}: {exc}")
         return [Figure("Events", Markup(""), f"the results database did not answer: {exc}")]
@@ -108,7 +121,9 @@ def stored(context: Context, import_id: str) -> list[Figure]:
 def figures(context: Context, import_id: str, report: dict[str, Any]) -> list[Figure]:
     """Every figure of a finished import's page."""
     found = [rows_by_outcome(report)]
-    found += [f for f in (errors_by_code(context, import_id), triggers_by_outcome(report)) if f]
+    found += [f for f in (errors_by_code(context, import_id), triggers_by_outcome(report),
+                          triggers_by_campaign(report)) if f]
     if report.get("kind", "events") != "people" and not report.get("dry_run"):
-        found += stored(context, import_id)
+        # (a report written before it counted decisions by campaign leaves them to the database)
+        found += stored(context, import_id, decisions_known="triggers_by_campaign" in report)
     return found

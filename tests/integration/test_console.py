@@ -196,6 +196,10 @@ def test_an_import_from_the_browser_end_to_end(browser, site, user, tmp_path):
     until(lambda: css(driver, "#preview").is_displayed())
     preview = {row.get_attribute("data-kind"): row.text for row in all_css(driver, "#preview-triggers tr")}
     assert set(preview) & {"sent_now", "discarded", "scheduled"}, preview
+    [campaign] = all_css(driver, "#preview-campaigns tbody tr")  # the same decisions, per campaign
+    assert campaign.get_attribute("data-campaign") == "order follow-up"
+    assert {cell.get_attribute("data-kind") for cell in all_css(campaign, "td")} == \
+        set(preview) & {"sent_now", "scheduled", "discarded"}
     assert "nothing was written" in css(driver, "#go-status").text
 
     # the import: its page, the progress bar to the end, then the report
@@ -210,7 +214,8 @@ def test_an_import_from_the_browser_end_to_end(browser, site, user, tmp_path):
     assert f"import {import_id}: completed_with_errors" in report and "rows              3000" in report
     assert "errors            4" in report
     headings = [h.text for h in all_css(driver, "figcaption h3")]
-    assert {"Rows by outcome", "Errors by code", "Trigger decisions"} <= set(headings)
+    # (decisions by campaign from the report: there before a sink stores a single event)
+    assert {"Rows by outcome", "Errors by code", "Trigger decisions", "Trigger decisions by campaign"} <= set(headings)
     until(lambda: (driver.refresh() or "Events over time" in css(driver, ".figures").text), every=0.5,
           show=lambda: css(driver, ".figures").text + (site[1] / "console-sink.log").read_text()[-2000:])
     screenshot(driver, "import.png")

@@ -7,6 +7,8 @@
   const TRIGGERS = {passive: "passive (trigger off)", sent_now: "sent now", scheduled: "scheduled",
     discarded: "discarded (delay already passed)", outside_window: "outside the trigger window",
     future: "future-dated (never triggers)", no_campaign: "no campaign on that event"};
+  // A campaign's columns in the dry run's preview, in the report's order (worker/ops/report.py).
+  const CAMPAIGN_KINDS = ["sent_now", "scheduled", "discarded", "outside_window", "future"];
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
 
@@ -432,6 +434,18 @@
         ...(triggers.length ? triggers.map(([kind, count]) => el("tr", {"data-kind": kind},
           el("th", {scope: "row", text: TRIGGERS[kind] || kind}), el("td", {class: "num", text: n(count)})))
           : [el("tr", {}, el("td", {text: "No trigger decision."}))]));
+      // Per campaign: what its events would do (an event outside the window or in the future counts for
+      // each campaign on its name).
+      const campaigns = Object.entries(report.triggers_by_campaign || {});
+      const kinds = CAMPAIGN_KINDS.filter((kind) => campaigns.some(([, counts]) => counts[kind]));
+      document.querySelector("#preview-campaigns thead").replaceChildren(...(campaigns.length ? [el("tr", {},
+        el("th", {scope: "col", text: "Campaign"}),
+        ...kinds.map((kind) => el("th", {scope: "col", class: "num", text: TRIGGERS[kind] || kind})))] : []));
+      document.querySelector("#preview-campaigns tbody").replaceChildren(
+        ...(campaigns.length ? campaigns.map(([name, counts]) => el("tr", {"data-campaign": name},
+          el("th", {scope: "row", text: name}),
+          ...kinds.map((kind) => el("td", {class: "num", "data-kind": kind, text: n(counts[kind] || 0)}))))
+          : [el("tr", {}, el("td", {text: "No campaign decision."}))]));
       document.getElementById("preview").hidden = false;
       return false;
     }
