@@ -225,6 +225,7 @@ def test_anonymous_events_wait_for_an_identify_in_a_later_import_then_trigger_by
     [(message, due_ms)] = store.triggers.scheduled()
     assert message["campaign"] == "nudge" and abs(due_ms / 1000 - (now - 36000 + 48 * 3600)) < 2
     assert login["triggers"]["sent_now"] == 1 and login["triggers"]["scheduled"] == 1
+    assert login["triggers_by_campaign"] == {"nudge": {"scheduled": 1}, "welcome": {"sent_now": 1}}
     assert store.r.llen(keys.ANONYMOUS_PREFIX + "v1") == 0 and store.r.llen(keys.ANONYMOUS_PREFIX + "v2") == 1
     # the results database gets them as the person's events, with the rows they came from
     results = SQLiteResults(tmp_path / "results.db")

@@ -52,7 +52,7 @@ def test_the_script_binds_every_key_and_fixed_argument_by_the_builders_names_in_
 def test_the_sections_are_packed_in_order_and_cut_back_whole_whatever_their_bytes():
     args = _args()
     fixed = args.fixed()
-    assert [fixed[f"n_{name}"] for name, _ in PACKED] == [1, 2, 1, 1, 1]
+    assert [fixed[f"n_{name}"] for name, _ in PACKED] == [1, 2, 1, 1, 1, 0]  # (a passive event: no campaign)
     assert _cut(fixed) == [
         b"e\x00\xff" + bytes(6), b"2",
         b"email", "zoë@example.com".encode(), b"", b"a1", b"id", b"7", b"a0", b"",
@@ -64,6 +64,17 @@ def test_the_sections_are_packed_in_order_and_cut_back_whole_whatever_their_byte
     argv = args.layout()
     assert argv[len(fixed):] == [b'{"row":2}', b'{"row":3}', b'{"row":4}']
     assert (fixed["n_errors"], fixed["n_warnings"]) == (1, 2)
+
+
+def test_the_moved_events_decisions_are_counted_by_kind_and_campaign_after_them():
+    args = _args()
+    decided = b'[["scheduled",5,{"delivery_id":"imp0:2:nudge","campaign":"nudge","event":"Viewed"}],\n' \
+              b'["sent_now",0,{"delivery_id":"imp0:2:welcome","campaign":"welcome","event":"Viewed"}]]'
+    args.attach.bodies.append(b'{"e":3}')
+    args.attach.outcomes.append(decided)
+    fixed = args.fixed()
+    assert (fixed["n_moved"], fixed["n_campaigns"]) == (2, 2)
+    assert _cut(fixed)[-4:] == [b"scheduled:nudge", b"1", b"sent_now:welcome", b"1"]
 
 
 def test_an_empty_chunk_packs_nothing():

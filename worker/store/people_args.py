@@ -20,9 +20,10 @@ import orjson
 from worker import keys
 from worker.people.directory import Changes, given_identifiers
 from worker.segment.anonymous import Attach
+from worker.store.commit_args import by_campaign
 
 #: The packed sections, in ``items`` order, and how many items each entry of theirs has.
-PACKED = (("seen", 2), ("index", 4), ("people", 3), ("ties", 4), ("moved", 2))
+PACKED = (("seen", 2), ("index", 4), ("people", 3), ("ties", 4), ("moved", 2), ("campaigns", 2))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,7 +94,10 @@ class PeopleCommitArgs:
                                                                         user.encode())]
         moved = [x for body, outcome in zip(attach.bodies, attach.outcomes)
                  for x in (body, outcome if isinstance(outcome, bytes) else outcome.encode())]
-        return {"seen": seen, "index": index, "people": people, "ties": ties, "moved": moved}
+        # the moved events' decisions by kind and campaign, as commit.lua takes a chunk's
+        counted = by_campaign(attach.outcomes)[1:]
+        campaigns = [x if isinstance(x, bytes) else str(x).encode() for x in counted]
+        return {"seen": seen, "index": index, "people": people, "ties": ties, "moved": moved, "campaigns": campaigns}
 
     def fixed(self) -> dict[str, object]:
         """The fixed arguments by name, in ARGV order (people_commit.lua's ARGV_NAMES)."""

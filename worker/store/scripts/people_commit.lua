@@ -52,7 +52,7 @@
 --                    ("id", "email", "anonymous"), or "" for none: the outbox's "ids" (the database keeps
 --                    every identifier a person has had, so an old one still finds them)
 --   moved_cio        the cio_id of each person the moved events name, a JSON object (user id -> cio_id)
---   n_seen .. n_moved  how many entries each packed section has (below)
+--   n_seen .. n_campaigns  how many entries each packed section has (below)
 --   items, ends      the packed sections: every item back to back, and where each ends (a little-endian
 --                    uint32 an item, counted from the start of items); in this order:
 --     seen           pairs (memory field, value)
@@ -64,6 +64,8 @@
 --                    that expired and was held anew differs), then tied, their lists deleted
 --     moved          pairs (event JSON as the person's, trigger outcome as commit.lua takes them): the held
 --                    events moved, appended to the outbox and counted in anonymous_merged
+--     campaigns      pairs ("<kind>:<campaign name as its JSON holds it>", count): the moved events' decisions
+--                    by kind and campaign (commit_args.by_campaign), added to the import's "tc:" counters
 --   n_errors, n_warnings  how many error and warning rows follow the fixed arguments (errors first)
 -- Returns  {1, finalize 0/1} committed; {0, 0} already committed; {-1, 0} the directory changed
 --          since the snapshot; {-2, next_chunk} not this chunk's turn; {-3, 0} Redis does not know the
@@ -73,7 +75,7 @@ local KEY_NAMES = {'import_hash', 'done', 'chunk_rows', 'errors', 'warnings', 's
                    'pending', 'metrics', 'problem_runs', 'outbox', 'anonymous_links', 'triggers', 'deliveries'}
 local ARGV_NAMES = {'chunk', 'dry_run', 'now_ms', 'person_prefix', 'problem_ttl_s', 'imported', 'created',
                     'skipped', 'scratch_ttl_s', 'import_id', 'state', 'max_problem_rows', 'held_prefix',
-                    'given_ids', 'moved_cio', 'n_seen', 'n_index', 'n_people', 'n_ties', 'n_moved', 'items',
+                    'given_ids', 'moved_cio', 'n_seen', 'n_index', 'n_people', 'n_ties', 'n_moved', 'n_campaigns', 'items',
                     'ends', 'n_errors', 'n_warnings'}
 local K, A = {}, {}
 for n, name in ipairs(KEY_NAMES) do K[name] = KEYS[n] end
@@ -109,6 +111,7 @@ local idx_at, n_idx = section(A.n_index, 4)
 local per_at, n_per = section(A.n_people, 3)
 local tie_at, n_tie = section(A.n_ties, 4)
 local moved_at, n_moved = section(A.n_moved, 2)
+local camp_at, n_camp = section(A.n_campaigns, 2)
 local n_err, n_warn = tonumber(A.n_errors), tonumber(A.n_warnings)
 local err_at = #ARGV_NAMES + 1
 local warn_at = err_at + n_err
@@ -215,6 +218,9 @@ if not dry and n_tie > 0 then
     end
     outbox_add(K.outbox, imp, unpack(fields))
     for name, count in pairs(counts) do redis.call('HINCRBY', imp, 'trig_' .. name, count) end
+    for k = 0, n_camp - 1 do
+      redis.call('HINCRBY', imp, 'tc:' .. item[camp_at + k * 2], tonumber(item[camp_at + k * 2 + 1]))
+    end
     redis.call('HINCRBY', imp, 'anonymous_merged', n_moved)
   end
 end
