@@ -26,9 +26,10 @@ OUTCOME_CODES = {name: code for code, name in enumerate(rules.OUTCOMES, 1)}
 #: Where the sections start in ARGV: after the fixed arguments (:meth:`CommitArgs.fixed`).
 SECTIONS = ("errors", "warnings", "ids", "create", "events", "anonymous", "campaigns")
 #: One action of an event's decisions (worker/events/chunk.py's trigger_outcome): its kind and its campaign's
-#: name as the JSON holds it (escaped). No unescaped '","' lies inside a JSON string, so the lazy matches stop
-#: at the keys that follow (commit.lua cuts a duplicate's the same way).
-_ACTION = re.compile(rb'\["([a-z_]+)",-?\d+,\{"delivery_id":".*?","campaign":"(.*?)","event":')
+#: name as the JSON holds it (escaped: a JSON string is its quote, then runs of anything but a quote or a
+#: backslash and escapes, then its quote), found in the text of all the chunk's decisions at once.
+_STRING = rb'[^"\\]*(?:\\.[^"\\]*)*'
+_ACTION = re.compile(rb'\["([a-z_]+)",-?\d+,\{"delivery_id":"' + _STRING + rb'","campaign":"(' + _STRING + rb')"')
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,11 +141,9 @@ def by_campaign(outcomes: list[bytes | str]) -> list[object]:
     its JSON holds it>``, count), a handful a chunk. commit.lua takes back a duplicate's and adds the rest to
     the import's ``tc:`` counters (the report's ``triggers_by_campaign``), in the commit that counts the
     by-outcome ones. Counter outcomes (an event with no decisions) name no campaign: not counted here."""
-    counts: Counter[bytes] = Counter()
-    for outcome in outcomes:
-        if not isinstance(outcome, str):
-            counts.update(kind + b":" + name for kind, name in _ACTION.findall(outcome))
-    return [len(counts), *(arg for pair in sorted(counts.items()) for arg in pair)]
+    # (one search over the decisions joined: ~0.6 us a decision, half of one search an event)
+    counts = Counter(_ACTION.findall(b"\n".join([o for o in outcomes if not isinstance(o, str)])))
+    return [len(counts), *(arg for (kind, name), n in sorted(counts.items()) for arg in (kind + b":" + name, n))]
 
 
 def mark_records(packed_keys: bytes | bytearray) -> bytes:
