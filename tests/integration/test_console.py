@@ -123,6 +123,14 @@ def sign_in(driver, url: str, key: str) -> None:
     until(lambda: css(driver, "h1").text == "Imports", show=lambda: driver.current_url + driver.page_source[-1500:])
 
 
+def open_in_wizard(driver, url: str, path: Path, text: str | None = None) -> None:
+    """The wizard at /new with ``path`` chosen as its file (written first when ``text`` is given)."""
+    if text is not None:
+        path.write_text(text)
+    driver.get(url + "/new")
+    css(driver, "#file").send_keys(str(path))
+
+
 def wizard_file(path: Path, rows: int) -> Path:
     """Events whose ``time`` column is wrong in its first rows and whose ``purchased_at`` is right; a few
     e-mails wrong further on (errors to download)."""
@@ -325,10 +333,8 @@ def test_the_wizard_settles_a_refused_header_and_offers_no_dry_run_of_segment_fi
     service, _ = site
     sign_in(driver, service.url, user["import"])
     driver.get_log("browser")  # (what earlier tests left)
-    crm = tmp_path / "crm.csv"
-    crm.write_text("Mail,Action,time\nann@example.com,Order placed,2024-03-01T10:00:00Z\n")
-    driver.get(service.url + "/new")
-    css(driver, "#file").send_keys(str(crm))
+    open_in_wizard(driver, service.url, tmp_path / "crm.csv",
+                   "Mail,Action,time\nann@example.com,Order placed,2024-03-01T10:00:00Z\n")
     until(lambda: "no_person_column" in css(driver, "#refusal").text, show=lambda: css(driver, "main").text)
     assert css(driver, "#step-go").get_attribute("hidden") is not None
     choose(css(column_row(driver, "Mail"), "select"), "email")
@@ -338,11 +344,9 @@ def test_the_wizard_settles_a_refused_header_and_offers_no_dry_run_of_segment_fi
           len(all_css(driver, "#sample tbody tr")) == 1, show=lambda: css(driver, "main").text)
     assert css(driver, "#dry-run").is_enabled()
 
-    segment = tmp_path / "segment.ndjson"
-    segment.write_text('{"type":"track","userId":"u1","event":"Signed Up","messageId":"m1",'
-                       '"timestamp":"2024-01-01T00:00:00Z"}\n')
-    driver.get(service.url + "/new")
-    css(driver, "#file").send_keys(str(segment))
+    open_in_wizard(driver, service.url, tmp_path / "segment.ndjson",
+                   '{"type":"track","userId":"u1","event":"Signed Up","messageId":"m1",'
+                   '"timestamp":"2024-01-01T00:00:00Z"}\n')
     until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
     assert not css(driver, "#dry-run").is_enabled() and "Segment" in css(driver, "#go-note").text
     assert css(driver, "#start-import").is_enabled()
@@ -387,10 +391,8 @@ def test_the_wizard_shows_the_latest_reading_not_the_slowest(browser, site, user
     driver, _ = browser
     service, _ = site
     sign_in(driver, service.url, user["import"])
-    driver.get(service.url + "/new")
-    upload = tmp_path / "people_or_events.csv"
-    upload.write_text("email,event_name\nann@example.com,Order placed\n")
-    css(driver, "#file").send_keys(str(upload))
+    open_in_wizard(driver, service.url, tmp_path / "people_or_events.csv",
+                   "email,event_name\nann@example.com,Order placed\n")
     until(lambda: "vero" in css(driver, "#read-facts").text, show=lambda: css(driver, "main").text)
     # the network makes the next reading (as events, Europe/Paris) slow: it comes back after the one that follows
     driver.execute_script("""
@@ -421,10 +423,7 @@ def test_a_double_click_on_import_starts_one_import(browser, site, user, tmp_pat
     driver, _ = browser
     service, _ = site
     sign_in(driver, service.url, user["import"])
-    driver.get(service.url + "/new")
-    upload = tmp_path / "twice.csv"
-    upload.write_text("email,event_name\nann@example.com,Order placed\n")
-    css(driver, "#file").send_keys(str(upload))
+    open_in_wizard(driver, service.url, tmp_path / "twice.csv", "email,event_name\nann@example.com,Order placed\n")
     until(lambda: css(driver, "#step-go").get_attribute("hidden") is None, show=lambda: css(driver, "main").text)
     ActionChains(driver).double_click(css(driver, "#start-import")).perform()
     until(lambda: "/imports/" in driver.current_url)
