@@ -104,7 +104,7 @@ class ImportHandle:
         """The final report, or None while the import runs; with what of it the results database holds
         so far (``events_stored``; ``stored``: True once everything it wrote is there; ``late_duplicates``:
         its events the database did not store because another event held their dedupe key)."""
-        return _report_of(self.state())
+        return report_of(self.state())
 
     def events(self, **query) -> Iterator:
         """The import's events in the results database (:class:`worker.sink.stored.StoredEvent`), by time;
@@ -148,7 +148,7 @@ class ImportHandle:
                 log.info("Redis answers again")
                 retry_s = 0.0
             if state.get("report") and (not stored or settled(state) or not self._sinks()):
-                return _report_of(state)
+                return report_of(state)
             if on_progress:
                 on_progress(state)
             if deadline is not None and time.monotonic() >= deadline:
@@ -191,7 +191,8 @@ class ImportHandle:
                             not_kept=int(state.get(f"{kind}_not_kept", 0) or 0))
 
 
-def _report_of(state: dict[str, str]) -> dict | None:
+def report_of(state: dict[str, str]) -> dict | None:
+    """The finished report held in an import's state (as read from its hash), or None while it runs."""
     raw = state.get("report")
     if not raw:
         return None

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from producers.api import _report_of
+from producers.api import report_of
 from producers.cli.render import report_lines
 from producers.console import sessions
 from producers.console.figures import figures
@@ -186,7 +186,7 @@ def import_page(import_id: str, request: Request, svc: ServiceDep) -> Response:
     current, state, refused = _import_of(request, svc, import_id)
     if refused is not None or current is None:
         return refused or _to_sign_in()
-    report = _report_of(state)  # (from the state just read: no second read of the import)
+    report = report_of(state)  # (from the state just read: no second read of the import)
     return _page(request, "import.html", current, import_id=import_id, summary=summary(import_id, state),
                  report=report, lines=report_lines(report) if report else [],
                  figures=figures(svc.context, import_id, report) if report else [])

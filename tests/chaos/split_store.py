@@ -82,9 +82,9 @@ def split_store(base: Path, rows: int = 20_000) -> dict:
             if entries and entries == stored:
                 break
             time.sleep(0.2)
-        from producers.api import _report_of
+        from producers.api import report_of
 
-        claim = _report_of({k.decode(): v.decode() for k, v in client.hgetall(keys.import_hash(import_id)).items()})
+        claim = report_of({k.decode(): v.decode() for k, v in client.hgetall(keys.import_hash(import_id)).items()})
         in_a = open_results(Settings(database_url=f"sqlite:///{a_db}"))
         try:
             ids = collections.Counter(e.event_id for e in in_a.events(EventQuery(import_id=import_id, limit=10**9)))
