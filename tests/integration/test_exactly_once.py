@@ -186,7 +186,6 @@ def test_a_chunk_whose_event_ids_another_chunk_recorded_meanwhile_writes_nothing
     numbers = list(range(2, 1202))
     at = clock.time()
     validated = core.validate(spec, rows, numbers, at, 300)
-    core.id_fields(validated)
     stale = core.assemble(spec, validated, rows, numbers, {}, rules.NO_CAMPAIGNS, at, 300, {})  # read: nothing seen
     # meanwhile another chunk records E1100 for a different event
     other = commit_rows(store, spec, 1, [["q@x.co", "y", "E1100"]], [5000], settings, at)

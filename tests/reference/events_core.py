@@ -8,8 +8,8 @@ worth is that it stays the simple version.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import math
 from datetime import tzinfo
 
 import orjson
@@ -28,7 +28,7 @@ from worker.cells import (
     visible,
 )
 from worker.events import rules
-from worker.events.chunk import NO_KEY, ChunkOutcome
+from worker.events.chunk import ID_RECORD, NAMED, NO_KEY, NO_MEMORY, TOLD, ChunkOutcome
 from worker.events.dialects import Columns
 from worker.events.rows import RESERVED_EMAIL_DATA, Event, RowOutcome
 from worker.problems import Problem, problem_row
@@ -148,14 +148,6 @@ def key_of(person_key: str, name: str, ts_ms: int | None, data: dict[str, str], 
     return hashlib.blake2b(material, digest_size=10).digest()
 
 
-@dataclasses.dataclass(slots=True)
-class ReferenceOutcome(ChunkOutcome):
-    """The worker's outcome, with the ids the chunk uses first as a plain list (the worker packs them into
-    records for its commit: :attr:`ChunkOutcome.remember` reads them back)."""
-
-    remember: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)  # type: ignore[assignment]
-
-
 def id_field(event_id: str) -> bytes:
     """8-byte name of an event id in the import's memory of the ids it has seen."""
     return hashlib.blake2b(b"id\0" + event_id.encode(), digest_size=8).digest()
@@ -178,11 +170,6 @@ def content_digest(event: Event) -> bytes:
     return hashlib.blake2b(material, digest_size=8).digest()
 
 
-def id_fields(validated: RowOutcome) -> list[bytes]:
-    """The memory fields of the chunk's event ids (to read before :func:`assemble`)."""
-    return list({id_field(e.event_id) for e in validated.events if e.event_id is not None})
-
-
 def assemble(
     spec: ImportSpec,
     validated: RowOutcome,
@@ -194,7 +181,7 @@ def assemble(
     clock_skew_s: float,
     seen_ids: dict[bytes, bytes] | None = None,
     id_owners: dict[str, str] | None = None,
-) -> ReferenceOutcome:
+) -> ChunkOutcome:
     """Apply people lookup (``existing``: person key -> cio_id) and trigger rules; encode it all for the commit.
 
     ``id_owners``: id -> cio_id of the people the directory knows by the values of a Vero file's ``id``
@@ -203,12 +190,13 @@ def assemble(
     ``seen_ids``: the import's memory of event ids committed by earlier chunks (id field -> content
     digest + row). An event id used again with different content gets an ``event_id_reused``
     warning naming the row where it was first seen (the event is a duplicate by its id); the ids
-    this chunk uses first go to :attr:`ChunkOutcome.remember`, for the commit to record.
+    this chunk uses first get a record each in :attr:`ChunkOutcome.ids` (:data:`ID_RECORD`), for the commit
+    to record and check.
     """
     errors = [problem_row(r, c, p) for r, c, p in validated.errors]
     warned: dict[int, tuple[list[str], list[Problem]]] = {r: (c, list(p)) for r, c, p in validated.warnings}
     create: list[tuple[str, str]] = []
-    out = ReferenceOutcome(errors, [], create)
+    out = ChunkOutcome(errors, [], create)
     packed_keys, bodies, outcomes, ends = out.keys, out.bodies, out.outcomes, out.ends
     kind = spec.identifier
     header = spec.columns.header
@@ -217,6 +205,9 @@ def assemble(
     cells_of: dict[int, list[str]] | None = None  # built only when a row needs its original cells
     seen = dict(seen_ids or {})
     creating: set[str] = set()
+    #: id field -> [place among the chunk's events (1-based), id_value, what the chunk was told, used again for
+    #: another event]: the chunk's first use of each id, in order
+    firsts: dict[bytes, list] = {}
 
     def cells(row: int) -> list[str]:
         nonlocal cells_of
@@ -257,9 +248,12 @@ def assemble(
         if event.event_id is not None:
             field, content = id_field(event.event_id), content_digest(event)
             first = seen.get(field)
+            if field not in firsts:
+                firsts[field] = [len(outcomes) + 1, id_value(content, event.row), first, False]
+            elif firsts[field][1][:8] != content:
+                firsts[field][3] = True
             if first is None:
                 seen[field] = id_value(content, event.row)
-                out.remember.append((field, seen[field]))
             elif first[:8] != content:
                 warn(event.row, Problem(event.row, id_label, "event_id_reused",
                                         f"event id {event.event_id!r} was first used on row {id_row(first)} for a "
@@ -278,6 +272,12 @@ def assemble(
         ends.append(len(bodies))
         outcomes.append(outcome)
     out.warnings = [problem_row(r, c, p) for r, (c, p) in sorted(warned.items())]
+    # the value of the ids' dedupe marks begins with their expiry hour (the window rounded up) and the import's tag
+    hour = round(now * 1000) // 3_600_000 + math.ceil(spec.dedupe_window_s / 3600)
+    head = b"%07d" % hour + hashlib.blake2b(spec.import_id.encode(), digest_size=4).digest()
+    for field, (place, value, told, named) in firsts.items():
+        mode = (TOLD if told is not None else 0) | (NAMED if named else 0)
+        out.ids += ID_RECORD.pack(place | mode << 24, head, value, field, told or NO_MEMORY)
     return out
 
 

@@ -109,15 +109,6 @@ def told(seen_ids: dict[bytes, bytes], memory: dict[bytes, bytes]) -> dict[bytes
     return out
 
 
-def id_fields(validated: RowOutcome) -> list[bytes]:
-    """The memory fields of the chunk's event ids (to read before :func:`assemble`, which reuses them)."""
-    digests = validated.id_digests
-    for event in validated.events:
-        if event.event_id is not None and event.event_id not in digests:
-            digests[event.event_id] = id_field(event.event_id)
-    return list(set(digests.values()))
-
-
 def assemble(
     spec: ImportSpec,
     validated: RowOutcome,
@@ -164,7 +155,6 @@ def assemble(
     head, record = b"%07d" % expiry_hour(round(now * 1000), spec.dedupe_window_s) + import_tag(spec.import_id), \
         ID_RECORD.pack
     creating: set[str] = set()
-    digests = validated.id_digests
     passive, create_people, import_id = not spec.trigger, spec.create_people, spec.import_id
     dumps = orjson.dumps
     passive_outcome: bytes | str = rules.PASSIVE
@@ -204,7 +194,7 @@ def assemble(
         event_id, ts = event.event_id, event.ts
         ts_ms = None if ts is None else round(ts * 1000)
         if event_id is not None:
-            field = digests.get(event_id) or id_field(event_id)
+            field = id_field(event_id)
             content = content_digest(key_of_person, event.name, ts_ms, event.data)
             first = seen.get(field)
             rec_at = firsts.get(field)

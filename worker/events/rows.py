@@ -58,8 +58,6 @@ class RowOutcome:
     errors: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
     #: (row, original cells, problems): rows imported with a warning
     warnings: list[tuple[int, list[str], list[Problem]]] = dataclasses.field(default_factory=list)
-    #: event id -> its field in the import's memory (:func:`worker.events.chunk.id_fields` fills it)
-    id_digests: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 def person_key(value: str, identifier: str) -> str:
