@@ -1,10 +1,11 @@
 """Where a chunk task's time goes: validate, people lookup, assemble (rules + encoding), commit.
 
-    python bench/chunk_parts.py [--rows 100000] [--chunk-rows 2000] [--type people]
+    python bench/chunk_parts.py [--rows 100000] [--chunk-rows 2000] [--type people [--dry-run]]
 
 With ``--type people``, a people file's steps instead, chunk after chunk in file order:
 validate, snapshot (the directory entries and people the rows touch), decide
-(the rules in file order), commit (people_commit.lua).
+(the rules in file order), commit (people_commit.lua); ``--dry-run``: as a dry run's
+(its snapshot reads its shadow directory, then the real one).
 
 Generates a seeded events file, then runs the chunk task's four steps in this
 process against a private redis-server, chunk after chunk, and prints the
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--type", dest="kind", choices=["events", "people"], default="events")
     parser.add_argument("--campaigns", type=int, choices=[0, 1, 2, 3], default=0,
                         help="a triggering import (no window) with the first N of generate.py's campaigns (0: passive)")
+    parser.add_argument("--dry-run", action="store_true", help="with --type people: the import is a dry run")
     args = parser.parse_args()
 
     from producers.api import inspect
@@ -54,7 +56,7 @@ def main() -> None:
     try:
         st = Store(connect(url))
         if args.kind == "people":
-            totals, chunks_run = _people(st, path, args.chunk_rows)
+            totals, chunks_run = _people(st, path, args.chunk_rows, args.dry_run)
             _print(st, args, totals, chunks_run)
             return
         source, plan = inspect(path, settings=Settings())
@@ -98,7 +100,7 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _people(st, path: Path, chunk_rows: int) -> tuple[dict[str, float], int]:
+def _people(st, path: Path, chunk_rows: int, dry_run: bool) -> tuple[dict[str, float], int]:
     """A people import's steps, chunk after chunk in file order: seconds spent in each (the steps of
     worker/people/pipeline.py's apply_chunk, less its problem rows: about 1 % of this file's rows)."""
     from producers.api import inspect
@@ -109,7 +111,8 @@ def _people(st, path: Path, chunk_rows: int) -> tuple[dict[str, float], int]:
     from worker.spec import ImportSpec
 
     source, plan = inspect(path, kind="people", settings=Settings())
-    spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, kind="people")
+    spec = ImportSpec(import_id="parts", columns=plan.columns, identifier=plan.identifier, kind="people",
+                      dry_run=dry_run)
     st.imports.create(spec, {}, 3600)
     with source:
         loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, chunk_rows)]
@@ -136,7 +139,7 @@ def _people(st, path: Path, chunk_rows: int) -> tuple[dict[str, float], int]:
 
 def _print(st, args, totals: dict[str, float], chunks_run: int) -> None:
     per_chunk = {name: round(spent * 1000 / chunks_run, 2) for name, spent in totals.items()}
-    print(f"{args.rows:,} {args.kind} rows, {chunks_run} chunks of {args.chunk_rows:,}: ms per chunk")
+    print(f"{args.rows:,} {args.kind} rows{' (a dry run)' if args.dry_run else ''}, {chunks_run} chunks of {args.chunk_rows:,}: ms per chunk")
     for name, ms in per_chunk.items():
         print(f"  {name:<9}{ms:>8}")
     print(f"  {'total':<9}{round(sum(per_chunk.values()), 2):>8}")

@@ -150,6 +150,44 @@ def test_people_stored_as_hashes_before_records_became_one_string_are_read_check
     assert store.r.type(keys.person(early["cio_id"])) == b"hash" and early["a:plan"] == "p3"
 
 
+def test_people_are_read_in_one_round_trip_and_people_still_hashes_in_two(redis_url, store):
+    """read_people answers 9,000 keys of people stored as one string and of nobody (a dry run's shadow
+    layer is mostly nobody) in one round trip to Redis; with people stored as a hash of fields as before
+    among them, in two, every answer the same."""
+    import redis
+
+    class Counting(redis.Connection):
+        round_trips = 0
+
+        def send_packed_command(self, command, check_health=True):
+            Counting.round_trips += 1
+            super().send_packed_command(command, check_health)
+
+    client = redis.Redis(connection_pool=redis.ConnectionPool.from_url(redis_url, connection_class=Counting))
+    client.ping()
+    names, want = [], []
+    writes = store.r.pipeline(transaction=False)
+    for n in range(9000):
+        name, state = keys.person(f"rt{n}"), {"cio_id": f"rt{n}", "email": f"p{n}@x.co", "_v": str(n % 7 + 1)}
+        if n % 4 == 3:
+            state = None
+        else:
+            writes.set(name, orjson.dumps(state))
+        names.append(name)
+        want.append(state)
+    writes.execute()
+    Counting.round_trips = 0
+    assert read_people(client, names) == want and Counting.round_trips == 1
+    assert read_people(client, [keys.person("nobody")]) == [None] and read_people(client, []) == []
+    assert Counting.round_trips == 2
+    for n in range(1, 9000, 4):  # as stored before this version
+        store.r.delete(names[n])
+        store.r.hset(names[n], mapping=want[n])
+    assert read_people(client, names[:4]) == want[:4]  # (the first call may load its script)
+    Counting.round_trips = 0
+    assert read_people(client, names) == want and Counting.round_trips == 2
+
+
 def test_a_commit_checks_and_writes_every_index_entry_of_a_big_chunk(store, tmp_path):
     # 1,200 new people in one chunk: 2,400 index entries, checked and written 500 at a time an index
     lines = [f"{i},p{i}@example.com,x" for i in range(1200)]

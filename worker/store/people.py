@@ -16,6 +16,7 @@ import secrets
 
 import orjson
 import redis
+from redis.commands.core import Script
 
 from worker import keys
 from worker.cells import is_email
@@ -47,21 +48,30 @@ def _decode(value: bytes | None) -> str | None:
 
 
 def read_people(client: redis.Redis, names: list[str]) -> list[dict[str, str] | None]:
-    """The people stored at these keys (None where nobody is), in two round trips at most: one MGET,
-    then a HGETALL of each key it found no string at (a person stored as a hash before records became
-    one string; MGET answers nil for a hash)."""
+    """The people stored at these keys (None where nobody is), in one round trip: MGET, and EXISTS to tell
+    whether a key MGET found no string at holds a person stored as a hash before records became one string
+    (one transaction, so both answer of one moment). Only then is everything read again, by
+    :func:`read_all` (a second round trip)."""
     if not names:
         return []
-    found: list[dict[str, str] | None] = [None if v is None else orjson.loads(v) for v in client.mget(names)]
-    older = [n for n, state in enumerate(found) if state is None]
-    if older:
-        pipe = client.pipeline(transaction=False)
-        for n in older:
-            pipe.hgetall(names[n])
-        for n, raw in zip(older, pipe.execute()):
-            if raw:
-                found[n] = {k.decode(): v.decode() for k, v in raw.items()}
-    return found
+    pipe = client.pipeline()
+    pipe.mget(names)
+    pipe.exists(*names)
+    values, existing = pipe.execute()
+    if existing > len(names) - values.count(None):
+        return read_all(client, names)
+    return [None if value is None else orjson.loads(value) for value in values]
+
+
+def read_all(client: redis.Redis, names: list[str]) -> list[dict[str, str] | None]:
+    """:func:`read_people`'s answer in one script (read_people.lua), whatever the keys hold: strings, hashes."""
+    return [None if raw is None else orjson.loads(raw) if isinstance(raw, bytes)
+            else {raw[n].decode(): raw[n + 1].decode() for n in range(0, len(raw), 2)}
+            for raw in _read(keys=names, client=client)]
+
+
+#: read_people.lua, run on the client each call gives (its source as bytes: no client needed to encode it)
+_read = Script(None, script("read_people.lua").encode())
 
 
 class People:
