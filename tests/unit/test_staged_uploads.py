@@ -3,13 +3,15 @@ sample of a file's first rows judged by the workers' row core (producers.preview
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from producers.api import inspect
 from producers.preview import describe, sample
+from producers.web import staged
 from producers.web.models import ApiError
-from producers.web.staged import Staged, iso_utc, public
+from producers.web.staged import Staged, public
 
 
 def staged_file(store: Staged, name: str = "e.csv", body: bytes = b"email,event_name\na@b.co,x\n") -> str:
@@ -19,12 +21,14 @@ def staged_file(store: Staged, name: str = "e.csv", body: bytes = b"email,event_
     return upload_id
 
 
-def test_an_upload_is_kept_read_linked_and_deleted(tmp_path):
+def test_an_upload_is_kept_read_linked_and_deleted(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged, "time", SimpleNamespace(time=lambda: 1_796_478_000.75))  # 2026-12-05T13:40:00.750Z
     store = Staged(tmp_path, ttl_s=60, max_count=5)
     upload_id = staged_file(store)
     assert oct((tmp_path / f"{upload_id}.staged").stat().st_mode & 0o777) == "0o600"
     meta = store.get(upload_id)
-    assert public(meta) == {"upload_id": upload_id, "name": "e.csv", "bytes": 26, "expires_at": iso_utc(meta["expires_ms"])}
+    assert meta["expires_ms"] == 1_796_478_060_750
+    assert public(meta) == {"upload_id": upload_id, "name": "e.csv", "bytes": 26, "expires_at": "2026-12-05T13:41:00Z"}
     dest = tmp_path / "x.upload"
     dest.touch()  # (reserved by the import: replaced by the link)
     assert store.link(upload_id, dest)["name"] == "e.csv"
