@@ -46,6 +46,7 @@ def not_found(upload_id: str) -> ApiError:
 
 def iso_utc(ms: int) -> str:
     """ISO 8601 in UTC, to the second: ``2026-12-05T13:40:00Z``. Pure."""
+    # Not worker.timestamps.iso (".750Z"): expires_at stays whole seconds as published, cut down: never past the expiry.
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

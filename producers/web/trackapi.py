@@ -12,7 +12,6 @@ same chunks, dedupe, rules and commits apply. ``DELETE /api/v1/customers/{id}`` 
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -22,6 +21,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from producers.web.deps import Service, ServiceDep
 from producers.web.tracking import TrackingError, bounded_body, tracking_key
 from worker.store.apikeys import ApiKey
+from worker.timestamps import iso
 
 _basic = HTTPBasic(auto_error=False, description="A backfill key as the site id (or as the API key).")
 
@@ -32,8 +32,7 @@ def _iso(value: object) -> str | None:
         return None
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds").replace("+00:00",
-                                                                                                         "Z")
+            return iso(value)
         except (ValueError, OverflowError, OSError):  # milliseconds, or nonsense: the worker says invalid_time
             return str(value)
     return str(value)
