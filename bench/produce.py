@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,14 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+def peak_rss_mb() -> float | None:
+    """This process's own peak resident memory: VmHWM of its address space. Not getrusage's ru_maxrss, which
+    Linux carries over from the parent through fork and exec: run by bench/suite.py, it said the suite's own
+    peak (about 179 MB once the suite had filled an outbox for its sink-alone runs) instead of the producer's
+    (55 MB)."""
+    from bench.suite import vm_hwm_mb
+
+    return vm_hwm_mb("self")
 
 
 def _wait_done(st, import_id: str, total: int) -> None:
@@ -95,7 +100,7 @@ def main() -> None:
         result.update(rows=rows, tasks=total, import_id=import_id)
     elapsed = time.perf_counter() - started
     result.update(seconds=round(elapsed, 2), rows_per_second=round(result["rows"] / elapsed),
-                  peak_rss_mb=_peak_rss_mb())
+                  peak_rss_mb=peak_rss_mb())
     print(orjson.dumps(result).decode())
 
 

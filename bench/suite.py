@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 
-def _vm_hwm_mb(pid: int) -> float | None:
-    """Peak resident memory of a live process (Linux /proc)."""
+def vm_hwm_mb(pid: int | str) -> float | None:
+    """Peak resident memory of a live process (Linux /proc; ``"self"``: this one), its own alone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -105,7 +105,7 @@ def run(mode: str, data: Path, workers: int, work: Path, chunk_rows: int, extra:
             raise SystemExit(f"{mode} producer failed:\n{produced.stderr.decode()[-3000:]}")
         result = orjson.loads(produced.stdout.splitlines()[-1])
         result["workers"] = workers
-        result["worker_peak_rss_mb"] = [_vm_hwm_mb(p.pid) for p in processes]
+        result["worker_peak_rss_mb"] = [vm_hwm_mb(p.pid) for p in processes]
         import redis
 
         client = redis.Redis.from_url(url)
