@@ -9,7 +9,8 @@ an event without an id (keyed by its content), the hour alone.
 
 Marks are written straight into a private redis-server by a Lua script that names shards and
 fields exactly as commit.lua does (lib.lua's dedupe_slot), in batches, from random 10-byte keys:
-the same shapes, without the millions of events around them. Prints bytes per mark for each
+the same shapes, without the millions of events around them (``--bits 8`` or ``12``: the grouped
+shape bench/redis_floor.py measures, not the product's). Prints bytes per mark for each
 run: the sizing rule in the README comes from these figures.
 """
 from __future__ import annotations
@@ -32,7 +33,13 @@ local bits, n, ids = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6] == '1'
 local bytes, more = {}, {}
 for _ = 1, n do
   for b = 1, 10 do bytes[b] = math.random(0, 255) end
-  local shard, field = dedupe_slot(ARGV[1], string.char(unpack(bytes)), bits)
+  local dk, shard, field = string.char(unpack(bytes))
+  if bits < 16 then  -- the grouped shape (bench/redis_floor.py's e8, e12): a shard by 8 or 12 bits, 9-byte fields
+    shard = ARGV[1] .. string.sub(dk, 1, 1) .. (bits == 12 and string.char(math.floor(string.byte(dk, 2) / 16)) or '')
+    field = string.sub(dk, 2)
+  else
+    shard, field = dedupe_slot(ARGV[1], dk, bits)
+  end
   local value = ARGV[5]
   if ids then
     for b = 1, 16 do more[b] = math.random(0, 255) end
@@ -54,7 +61,7 @@ def measure(marks: int, bits: int, kind: str = "key", batch: int = 200_000) -> d
     work = Path(tempfile.mkdtemp(prefix="backfill-dedupe-"))
     server, url = start_private(work / "redis")
     try:
-        client = redis.Redis.from_url(url)
+        client = redis.Redis.from_url(url, socket_timeout=600)  # (a batch can outlast the default)
         fill = client.register_script(with_lib(FILL))
         before = client.info("memory")["used_memory"]
         started = time.perf_counter()
@@ -63,8 +70,9 @@ def measure(marks: int, bits: int, kind: str = "key", batch: int = 200_000) -> d
         seconds = time.perf_counter() - started
         used = client.info("memory")["used_memory"] - before
         shards = client.dbsize()
+        encoding = client.object("encoding", client.randomkey()).decode()
         return {"marks": marks, "bits": bits, "kind": kind, "shards": shards, "marks_per_shard": round(marks / shards),
-                "bytes_per_mark": round(used / marks, 1), "seconds": round(seconds, 1)}
+                "bytes_per_mark": round(used / marks, 1), "seconds": round(seconds, 1), "encoding": encoding}
     finally:
         server.kill()
         server.wait()
@@ -73,17 +81,19 @@ def measure(marks: int, bits: int, kind: str = "key", batch: int = 200_000) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--marks", type=int, action="append", help="live marks (repeatable; default 1M and 50M)")
-    parser.add_argument("--bits", type=int, action="append", help="shard bits (repeatable; default 16 and 17)")
+    parser.add_argument("--bits", type=int, action="append",
+                        help="shard bits (repeatable; default 16 and 17); 8 or 12: the grouped shape of "
+                             "bench/redis_floor.py (a shard by a key's first 8 or 12 bits, the other 9 bytes its field)")
     parser.add_argument("--kind", choices=["key", "id"], action="append",
                         help="marks of events keyed by content, or of event ids (repeatable; default both)")
     args = parser.parse_args()
-    print(f"{'marks':>12} {'bits':>4} {'kind':>4} {'shards':>8} {'marks/shard':>11} {'bytes/mark':>10} {'seconds':>8}")
+    print(f"{'marks':>12} {'bits':>4} {'kind':>4} {'shards':>8} {'marks/shard':>11} {'bytes/mark':>10} {'seconds':>8} encoding")
     for marks in args.marks or [1_000_000, 50_000_000]:
         for bits in args.bits or [16, 17]:
             for kind in args.kind or ["key", "id"]:
                 r = measure(marks, bits, kind)
                 print(f"{r['marks']:>12,} {r['bits']:>4} {r['kind']:>4} {r['shards']:>8,} "
-                      f"{r['marks_per_shard']:>11,} {r['bytes_per_mark']:>10} {r['seconds']:>8}", flush=True)
+                      f"{r['marks_per_shard']:>11,} {r['bytes_per_mark']:>10} {r['seconds']:>8} {r['encoding']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,19 +43,14 @@ def main() -> None:
     from worker.settings import Settings
     from worker.spec import ImportSpec
     from worker.store import Store, connect
-    from worker.store.embedded import free_port, server_binary
 
     work = Path(tempfile.mkdtemp(prefix="backfill-work-"))
     path = work / "events.csv"
     with path.open("w", newline="") as out:
         generate(out, args.rows)
-    port, counted = free_port(), work / "callgrind.out"
-    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", server_binary(),
-                               "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    server, url, counted = start_counted(work)
     try:
-        _wait(redis.Redis.from_url(url))
+        wait_up(redis.Redis.from_url(url))
         st = Store(connect(url))
         source, plan = inspect(path, settings=Settings())
         spec = ImportSpec(import_id="work", columns=plan.columns, identifier=plan.identifier, create_people=True,
@@ -80,12 +75,7 @@ def main() -> None:
                 seen = core.told(seen, result.memory)
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
         dump = Path(f"{counted}.1")
-        for _ in range(100):
-            if dump.exists() and "totals:" in dump.read_text(errors="replace"):
-                break
-            time.sleep(0.1)
-        total = next(int(line.split()[1]) for line in dump.read_text(errors="replace").splitlines()
-                     if line.startswith("totals:"))
+        total = dump_total(dump)
         print(f"{args.rows:,} events rows, {len(loaded)} chunks: redis-server ran {total / args.rows:,.0f} "
               f"instructions a row (lookup + commit)")
         if args.top:
@@ -99,7 +89,29 @@ def main() -> None:
         server.wait()
 
 
-def _wait(client) -> None:
+def start_counted(work: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """A private redis-server (no persistence) under callgrind: the process, its URL, and the path its dumps
+    take (``callgrind_control -d`` writes ``<path>.1``, ``.2``, ...)."""
+    from worker.store.embedded import free_port, server_binary
+
+    port, counted = free_port(), work / "callgrind.out"
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", server_binary(),
+                               "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, f"redis://127.0.0.1:{port}/0", counted
+
+
+def dump_total(dump: Path) -> int:
+    """The instructions a callgrind dump counts, once it is written whole."""
+    for _ in range(300):
+        if dump.exists() and "totals:" in dump.read_text(errors="replace"):
+            break
+        time.sleep(0.1)
+    return next(int(line.split()[1]) for line in dump.read_text(errors="replace").splitlines()
+                if line.startswith("totals:"))
+
+
+def wait_up(client) -> None:
     """Until the server under valgrind answers (it starts in seconds, not milliseconds)."""
     for _ in range(600):
         try:
