@@ -92,10 +92,12 @@ def main() -> None:
 def start_counted(work: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     """A private redis-server (no persistence) under callgrind: the process, its URL, and the path its dumps
     take (``callgrind_control -d`` writes ``<path>.1``, ``.2``, ...)."""
+    from worker.settings import Settings
     from worker.store.embedded import free_port, server_binary
 
     port, counted = free_port(), work / "callgrind.out"
-    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", server_binary(),
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}",
+                               server_binary(Settings.from_env().redis_server),
                                "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return server, f"redis://127.0.0.1:{port}/0", counted

