@@ -129,13 +129,13 @@ def record(path: Path, chunk_rows: int, url: str) -> tuple[list[tuple[list, list
     from producers.api import inspect
     from producers.split import chunks
     from worker.events import chunk as core
-    from worker.events import rules
+    from worker.events.pipeline import commit_validated
     from worker.settings import Settings
     from worker.spec import ImportSpec
     from worker.store import Store, connect
 
-    st = Store(connect(url))
-    source, plan = inspect(path, settings=Settings())
+    st, settings = Store(connect(url)), Settings()
+    source, plan = inspect(path, settings=settings)
     spec = ImportSpec(import_id="floor", columns=plan.columns, identifier=plan.identifier, create_people=True,
                       trigger=False, trigger_window_s=72 * 3600)
     st.imports.create(spec, {}, 3600)
@@ -151,15 +151,8 @@ def record(path: Path, chunk_rows: int, url: str) -> tuple[list[tuple[list, list
     out: list[tuple[list, list]] = []
     with source:
         for number, c in enumerate(chunks(source, plan, chunk_rows)):
-            valid = core.validate(spec, c.rows, c.row_numbers, at, 300)
-            seen: dict[bytes, bytes] = {}
-            while True:
-                existing = st.events.existing_people(spec.identifier, list({e.person_key for e in valid.events}))
-                outcome = core.assemble(spec, valid, c.rows, c.row_numbers, existing, rules.by_event([]), at, 300, seen)
-                result = st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
-                if not result.conflict:
-                    break
-                seen = core.told(seen, result.memory)
+            valid = core.validate(spec, c.rows, c.row_numbers, at, settings.clock_skew_s)
+            commit_validated(st, spec, number, valid, c.rows, c.row_numbers, settings, at)
             out.append(sent[-1])
     return out, spec
 

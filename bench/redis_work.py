@@ -39,7 +39,7 @@ def main() -> None:
     from producers.api import inspect
     from producers.split import chunks
     from worker.events import chunk as core
-    from worker.events import rules
+    from worker.events.pipeline import commit_validated
     from worker.settings import Settings
     from worker.spec import ImportSpec
     from worker.store import Store, connect
@@ -52,27 +52,22 @@ def main() -> None:
     try:
         wait_up(redis.Redis.from_url(url))
         st = Store(connect(url))
-        source, plan = inspect(path, settings=Settings())
+        settings = Settings()
+        source, plan = inspect(path, settings=settings)
         spec = ImportSpec(import_id="work", columns=plan.columns, identifier=plan.identifier, create_people=True,
                           trigger=args.campaigns > 0, trigger_window_s=None if args.campaigns else 72 * 3600)
-        index = rules.by_event(campaigns(args.campaigns))
+        for campaign in campaigns(args.campaigns):
+            st.triggers.add_campaign(campaign)  # (the pipeline reads them a chunk, as a worker does)
         st.imports.create(spec, {}, 3600)
         with source:
             loaded = [(c.rows, c.row_numbers) for c in chunks(source, plan, args.chunk_rows)]
         at = time.time()
-        validated = [core.validate(spec, rows, numbers, at, 300) for rows, numbers in loaded]
+        validated = [core.validate(spec, rows, numbers, at, settings.clock_skew_s) for rows, numbers in loaded]
         st.r.ping()  # (the script is loaded by its first commit, inside the count, as in a worker)
         subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
         for number, ((rows, numbers), valid) in enumerate(zip(loaded, validated)):
-            # the pipeline's read (the chunk's people), then its commit, again when told of the import's ids
-            seen: dict[bytes, bytes] = {}
-            while True:
-                existing = st.events.existing_people(spec.identifier, list({e.person_key for e in valid.events}))
-                outcome = core.assemble(spec, valid, rows, numbers, existing, index, at, 300, seen)
-                result = st.events.commit(spec, number, outcome, at_ms=round(at * 1000), retention_s=3600)
-                if not result.conflict:
-                    break
-                seen = core.told(seen, result.memory)
+            # the worker's own reads (the chunk's people) and commit, again when told of the import's ids
+            commit_validated(st, spec, number, valid, rows, numbers, settings, at)
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
         dump = Path(f"{counted}.1")
         total = dump_total(dump)
